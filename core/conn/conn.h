@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: Apache-2.0
+// A connection entry and its flags; the analogue of struct ip_vs_conn (include/net/ip_vs.h).
+#ifndef LBD_CORE_CONN_CONN_H_
+#define LBD_CORE_CONN_CONN_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include "core/base/addr.h"
+#include "core/base/ids.h"
+#include "core/base/time.h"
+#include "core/service/config.h"
+
+namespace lb {
+
+// IP_VS_CONN_F_* (include/uapi/linux/ip_vs.h). The low 3 bits hold FwdMethod for the kernel's
+// methods; full NAT is flagged separately since it has no kernel value.
+inline constexpr uint32_t kConnFFwdMask = 0x0007;
+inline constexpr uint32_t kConnFHashed = 0x0040;
+inline constexpr uint32_t kConnFNoOutput = 0x0080;
+inline constexpr uint32_t kConnFInactive = 0x0100;
+inline constexpr uint32_t kConnFNoCport = 0x0800;
+inline constexpr uint32_t kConnFTemplate = 0x1000;
+inline constexpr uint32_t kConnFOnePacket = 0x2000;
+inline constexpr uint32_t kConnFFullNat = 0x00800000;  // lbd: src rewritten to laddr:lport
+inline constexpr uint32_t kConnFSync = 0x0020;
+
+// Template states (IP_VS_CTPL_S_*): shown as NONE / ASSURED by -Lnc.
+inline constexpr uint8_t kTemplateNone = 0;
+inline constexpr uint8_t kTemplateAssured = 1;
+
+// Direction of a packet relative to the conn (ip_vs_proto_tcp.c state table rows).
+enum class ConnDir : uint8_t { kInput = 0, kOutput = 1, kInputOnly = 2 };
+
+// A packet's tuple as seen on the wire, host-order ports.
+struct ConnTuple {
+  Af af = Af::kInet;
+  L4Proto proto = L4Proto::kTcp;
+  IpAddr saddr, daddr;
+  uint16_t sport = 0, dport = 0;
+};
+
+// Everything needed to create a conn (ip_vs_conn_new's parameters).
+struct ConnParams {
+  Af af = Af::kInet;        // client side family
+  Af daf = Af::kInet;       // real-server side family (differs only for tunnels)
+  L4Proto proto = L4Proto::kTcp;  // kNone (IPPROTO_IP) for fwmark templates
+  IpAddr caddr, vaddr, daddr;
+  uint16_t cport = 0, vport = 0, dport = 0;
+  IpAddr laddr;             // full NAT: the local address the real server sees
+  uint16_t lport = 0;
+  uint32_t fwmark = 0;
+  uint32_t flags = 0;       // kConnF*, the forwarding method in kConnFFwdMask
+  ServiceId svc = kNoService;
+  DestId dest = kNoDest;
+  Duration timeout = seconds(3);  // a new conn lives 3 s until its first state transition
+};
+
+// One entry of the connection table. Identity fields never change after creation except where
+// the kernel changes them (template invalidation sets ports to 0xffff). Mutable fields are
+// touched only with the conn's shard lock held (ConnGuard).
+struct Conn : ConnParams {
+  uint8_t state = 0;             // protocol state (core/proto), or kTemplate*
+  uint8_t old_state = 0;
+  uint32_t in_pkts = 0;
+  MonoTime expires;              // when the timer fires
+  // The controlling template (cp->control), or kNoConn. Set once at creation.
+  uint32_t control = 0xffffffffu;
+  std::atomic<int32_t> n_control{0};  // conns controlled by this template
+  uint32_t generation = 0;       // bumped on free: stale handles never match
+};
+
+inline constexpr uint32_t kNoConn = 0xffffffffu;
+
+inline FwdMethod connFwd(const Conn& c) {
+  if ((c.flags & kConnFFullNat) != 0) return FwdMethod::kFullNat;
+  return static_cast<FwdMethod>(c.flags & kConnFFwdMask);
+}
+
+}  // namespace lb
+
+#endif  // LBD_CORE_CONN_CONN_H_

@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: Apache-2.0
+// Per-service and per-dest traffic counters and the kernel's rate estimator; the analogue of
+// struct ip_vs_stats and ip_vs_est.c.
+#ifndef LBD_CORE_STATS_STATS_H_
+#define LBD_CORE_STATS_STATS_H_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/base/counters.h"
+#include "core/base/ids.h"
+#include "core/base/time.h"
+
+namespace lb {
+
+// One set of counters, summed or baselined (ip_vs_kstats).
+struct StatsValues {
+  uint64_t conns = 0, inpkts = 0, outpkts = 0, inbytes = 0, outbytes = 0;
+  friend bool operator==(const StatsValues&, const StatsValues&) = default;
+};
+
+// Rates as ipvsadm --rate shows them (ip_vs_stats_user's cps, inpps, outpps, inbps, outbps).
+struct RateValues {
+  uint64_t cps = 0, inpps = 0, outpps = 0, inbps = 0, outbps = 0;
+};
+
+// Single-writer counters for one worker: slot 0 of the service array is the global total.
+// Hot path for the add* methods (relaxed load+store, no RMW).
+class WorkerStats {
+ public:
+  WorkerStats(size_t max_services, size_t max_dests);  // May allocate (only here).
+  void addConn(ServiceId svc, DestId dest) noexcept;
+  void addIn(ServiceId svc, DestId dest, uint64_t bytes) noexcept;
+  void addOut(ServiceId svc, DestId dest, uint64_t bytes) noexcept;
+  // Any thread: current values for a service (kNoService => total) or a dest.
+  StatsValues service(ServiceId svc) const noexcept;
+  StatsValues dest(DestId dest) const noexcept;
+
+ private:
+  struct Slot {
+    Counter conns, inpkts, outpkts, inbytes, outbytes;
+  };
+  std::unique_ptr<Slot[]> svc_;
+  std::unique_ptr<Slot[]> dest_;
+  size_t max_services_, max_dests_;
+};
+
+// The kernel's estimator for one stats object (ip_vs_est.c): every 2 s,
+//   rate = delta << 9 (conns, pkts) or << 4 (bytes); avg += (rate - avg) >> 2;
+//   reported = (avg + 0x1FF) >> 10 (cps, pps) or (avg + 0xF) >> 5 (bps).
+class RateEstimator {
+ public:
+  // Control thread. Feed the current totals every 2 s.
+  void tick(const StatsValues& now) noexcept;
+  // Resets averages and takes `now` as the baseline (ip_vs_zero_estimator).
+  void zero(const StatsValues& now) noexcept;
+  RateValues rates() const noexcept;
+
+ private:
+  StatsValues last_{};
+  int64_t cps_ = 0, inpps_ = 0, outpps_ = 0, inbps_ = 0, outbps_ = 0;
+};
+
+inline constexpr Duration kEstimatorPeriod = seconds(2);
+
+}  // namespace lb
+
+#endif  // LBD_CORE_STATS_STATS_H_

@@ -1,0 +1,22 @@
+// SPDX-License-Identifier: Apache-2.0
+// A clock for tests: time moves only when the test says so.
+#ifndef LBD_TESTS_TESTLIB_FAKE_CLOCK_H_
+#define LBD_TESTS_TESTLIB_FAKE_CLOCK_H_
+
+#include "core/base/time.h"
+
+namespace lb::testing {
+
+class FakeClock {
+ public:
+  explicit FakeClock(MonoTime start = MonoTime::fromSeconds(1000)) : now_(start) {}
+  MonoTime now() const { return now_; }
+  void advance(Duration d) { now_ = now_ + d; }
+
+ private:
+  MonoTime now_;
+};
+
+}  // namespace lb::testing
+
+#endif  // LBD_TESTS_TESTLIB_FAKE_CLOCK_H_
