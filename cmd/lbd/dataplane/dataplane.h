@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: Apache-2.0
+// lbd's packet side: TUN queues, worker threads running core::Pipeline, raw and AF_PACKET
+// sockets, netlink state (routes, rules, addresses, proxy ARP/NDP, sysctls), decap mode.
+#ifndef LBD_CMD_LBD_DATAPLANE_DATAPLANE_H_
+#define LBD_CMD_LBD_DATAPLANE_DATAPLANE_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "cmd/lbd/control/control_plane.h"
+#include "core/service/service_table.h"
+
+namespace lb::lbd {
+
+enum class Mode { kGateway, kSidecar, kDecap };
+
+struct DataplaneOptions {
+  std::string tun = "lbd0";
+  Mode mode = Mode::kGateway;
+  int workers = 0;                 // 0 = one per CPU
+  size_t conn_capacity = 1 << 20;  // connection table entries
+};
+
+class Dataplane : public DataplaneHooks {
+ public:
+  // Creates the TUN device and sockets and installs base kernel state. Errors name the step.
+  static absl::StatusOr<std::unique_ptr<Dataplane>> create(const DataplaneOptions& options,
+                                                           ServiceTable& table);
+  // Starts the workers and the housekeeping (expiry, estimator) thread.
+  virtual absl::Status start() = 0;
+  // Stops workers and removes every route, rule, address and sysctl change it made.
+  virtual void stop() = 0;
+};
+
+}  // namespace lb::lbd
+
+#endif  // LBD_CMD_LBD_DATAPLANE_DATAPLANE_H_

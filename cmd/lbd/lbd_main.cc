@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "cmd/lbd/lbd_main.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <ctime>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "cmd/lbd/control/control_plane.h"
+#include "cmd/lbd/dataplane/dataplane.h"
+#include "core/base/log.h"
+#include "core/service/service_table.h"
+
+ABSL_FLAG(std::string, tun, "lbd0", "TUN device name");
+ABSL_FLAG(std::string, mode, "gateway", "gateway | sidecar | decap");
+ABSL_FLAG(int, workers, 0, "worker threads, one per TUN queue (0 = one per CPU)");
+ABSL_FLAG(std::string, listen, "unix:///run/lbd/lbd.sock",
+          "gRPC listen address: unix:///path or tcp://host:port");
+ABSL_FLAG(std::string, state_file, "", "state file, written atomically on every change");
+ABSL_FLAG(std::string, config, "", "configuration file loaded at start");
+ABSL_FLAG(std::string, log_format, "text", "text | json");
+ABSL_FLAG(std::string, log_level, "info", "debug | info | warn | error");
+ABSL_FLAG(std::string, tls_cert, "", "server certificate (PEM) for TCP listeners");
+ABSL_FLAG(std::string, tls_key, "", "server private key (PEM)");
+ABSL_FLAG(std::string, tls_ca, "", "client CA (PEM); when set, clients must present a cert");
+ABSL_FLAG(std::string, metrics, "", "host:port for the Prometheus /metrics endpoint");
+ABSL_FLAG(int64_t, conn_capacity, 1 << 20, "connection table capacity (entries)");
+
+namespace lb::lbd {
+namespace {
+
+std::mutex g_log_mu;
+bool g_json = false;
+FILE* g_log_file = stderr;
+
+std::string jsonEscape(absl::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += absl::StrFormat("\\u%04x", c);
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+void logSink(LogLevel level, absl::string_view module, absl::string_view msg) {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  tm t{};
+  gmtime_r(&ts.tv_sec, &t);
+  char when[40];
+  std::strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &t);
+  std::string line;
+  if (g_json) {
+    line = absl::StrFormat(R"({"ts":"%s.%03dZ","level":"%s","module":"%s","msg":"%s"})", when,
+                           ts.tv_nsec / 1000000, logLevelName(level), jsonEscape(module),
+                           jsonEscape(msg));
+  } else {
+    line = absl::StrFormat("%s.%03dZ %s %s %s", when, ts.tv_nsec / 1000000, logLevelName(level),
+                           module, msg);
+  }
+  std::lock_guard<std::mutex> lock(g_log_mu);
+  std::fprintf(g_log_file, "%s\n", line.c_str());
+  std::fflush(g_log_file);
+}
+
+absl::StatusOr<Mode> parseMode(const std::string& m) {
+  if (m == "gateway") return Mode::kGateway;
+  if (m == "sidecar") return Mode::kSidecar;
+  if (m == "decap") return Mode::kDecap;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--mode=", m, ": expected gateway, sidecar or decap"));
+}
+
+absl::StatusOr<LogLevel> parseLevel(const std::string& l) {
+  if (l == "debug") return LogLevel::kDebug;
+  if (l == "info") return LogLevel::kInfo;
+  if (l == "warn") return LogLevel::kWarn;
+  if (l == "error") return LogLevel::kError;
+  return absl::InvalidArgumentError(absl::StrCat("--log-level=", l, ": unknown level"));
+}
+
+int fail(const absl::Status& s) {
+  LB_LOG(kError, "%s", s.ToString());
+  return 1;
+}
+
+}  // namespace
+
+int lbdMain(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "lbd --tun=NAME --mode=gateway|sidecar|decap --workers=N --listen=ADDR "
+      "[--state-file=PATH] [--config=PATH] [--log-format=text|json]");
+  absl::ParseCommandLine(argc, argv);
+
+  const std::string format = absl::GetFlag(FLAGS_log_format);
+  if (format != "text" && format != "json") {
+    std::fprintf(stderr, "lbd: --log-format=%s: expected text or json\n", format.c_str());
+    return 2;
+  }
+  g_json = format == "json";
+  setLogSink(&logSink);
+  auto level = parseLevel(absl::GetFlag(FLAGS_log_level));
+  if (!level.ok()) return fail(level.status());
+  setMinLogLevel(*level);
+  auto mode = parseMode(absl::GetFlag(FLAGS_mode));
+  if (!mode.ok()) return fail(mode.status());
+
+  // Signals are taken synchronously by this thread; every other thread inherits the mask.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  ServiceTable table;
+  DataplaneOptions dopts;
+  dopts.tun = absl::GetFlag(FLAGS_tun);
+  dopts.mode = *mode;
+  dopts.workers = absl::GetFlag(FLAGS_workers);
+  dopts.conn_capacity = static_cast<size_t>(absl::GetFlag(FLAGS_conn_capacity));
+  auto dataplane = Dataplane::create(dopts, table);
+  if (!dataplane.ok()) return fail(dataplane.status());
+
+  ControlOptions copts;
+  copts.listen = absl::GetFlag(FLAGS_listen);
+  copts.state_file = absl::GetFlag(FLAGS_state_file);
+  copts.config_file = absl::GetFlag(FLAGS_config);
+  copts.tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  copts.tls_key = absl::GetFlag(FLAGS_tls_key);
+  copts.tls_ca = absl::GetFlag(FLAGS_tls_ca);
+  copts.metrics_listen = absl::GetFlag(FLAGS_metrics);
+  ControlPlane control(table, dataplane->get(), copts);
+  if (absl::Status s = control.loadInitialConfig(); !s.ok()) {
+    (*dataplane)->stop();
+    return fail(s);
+  }
+  if (absl::Status s = (*dataplane)->start(); !s.ok()) {
+    (*dataplane)->stop();
+    return fail(s);
+  }
+  if (absl::Status s = control.start(); !s.ok()) {
+    (*dataplane)->stop();
+    return fail(s);
+  }
+  LB_LOG(kInfo, "lbd started: tun=%s mode=%s listen=%s", dopts.tun, absl::GetFlag(FLAGS_mode),
+         copts.listen);
+
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&sigs, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      // Logs go to stderr; a supervisor that rotates them reopens the stream itself.
+      LB_LOG(kInfo, "SIGHUP: logs reopened");
+      continue;
+    }
+    LB_LOG(kInfo, "signal %d: stopping", sig);
+    break;
+  }
+  control.shutdown();
+  (*dataplane)->stop();
+  LB_LOG(kInfo, "lbd stopped");
+  return 0;
+}
+
+}  // namespace lb::lbd

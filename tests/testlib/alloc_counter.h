@@ -1,0 +1,16 @@
+// SPDX-License-Identifier: Apache-2.0
+// Counts heap allocations made by this thread (operator new replaced in alloc_counter.cc), for
+// the no-allocation tests and the benchmarks' allocs_per_op counter.
+#ifndef LBD_TESTS_TESTLIB_ALLOC_COUNTER_H_
+#define LBD_TESTS_TESTLIB_ALLOC_COUNTER_H_
+
+#include <cstdint>
+
+namespace lb::testing {
+
+// Allocations made by the calling thread since it started.
+uint64_t threadAllocations();
+
+}  // namespace lb::testing
+
+#endif  // LBD_TESTS_TESTLIB_ALLOC_COUNTER_H_
