@@ -1,0 +1,30 @@
+# SPDX-License-Identifier: Apache-2.0
+# Sourced by scripts/*.sh: installs missing Debian bookworm packages (as root, from Debian's
+# archive only). install_deps <group>...  groups: build test demo e2e bench
+LB_DEPS_build="cmake g++ make pkg-config libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
+  protobuf-compiler libabsl-dev libboost-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libnl-route-3-dev libmnl-dev libspdlog-dev nlohmann-json3-dev"
+LB_DEPS_test="clang libclang-rt-14-dev iproute2 socat iperf3 curl python3 nftables procps kmod
+  ethtool"
+LB_DEPS_demo="iproute2 curl python3 socat procps"
+LB_DEPS_e2e="docker.io debootstrap"
+LB_DEPS_bench="iperf3 wrk nginx-light haproxy nftables linux-perf"
+
+install_deps() {
+  local want="" g p missing=()
+  for g in "$@"; do
+    local var="LB_DEPS_$g"
+    want="$want ${!var}"
+  done
+  for p in $want; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing packages: ${missing[*]} (run as root to install them)" >&2
+    return 1
+  fi
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The README's second command: installs what is missing (Debian bookworm, as root), builds, and
+# runs every test layer that can run on this machine:
+#   unit (+ bench smoke, lint)  fuzz corpus replay  unit under ASan+UBSan (core)
+#   libFuzzer for a bounded time (clang, core)   integration (root)   e2e (docker engine)
+# Ends with one "N passed, N failed" line; exit status 0 only when nothing failed.
+# Environment: JOBS (default nproc), FUZZ_SECONDS (default 20 per target), SKIP_ASAN=1,
+# SKIP_FUZZ=1, SKIP_E2E=1, CI=true (missing capabilities become failures, not skips).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+JOBS=${JOBS:-$(nproc)}
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+passed=0
+failed=0
+failures=()
+
+log() { printf '\n==> %s\n' "$*"; }
+
+# --- 1. dependencies -------------------------------------------------------------------------
+source "$ROOT/scripts/deps.sh"
+install_deps build test || { echo "dependency installation failed"; exit 1; }
+
+# --- helpers ---------------------------------------------------------------------------------
+# run_ctest <builddir> <label> <name>: runs one label, adds its counts to the totals.
+run_ctest() {
+  local dir=$1 label=$2 name=$3 out
+  log "ctest -L $label ($name)"
+  out=$(mktemp)
+  local par=$JOBS
+  [ "$label" = integration ] || [ "$label" = e2e ] && par=1
+  ctest --test-dir "$dir" -L "^${label}\$" -j "$par" --output-on-failure --timeout 900 2>&1 | tee "$out"
+  local line p f
+  line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$out" | tail -1)
+  if [ -n "$line" ]; then
+    local total
+    f=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
+    total=$(sed -E 's/.* failed out of ([0-9]+).*/\1/' <<<"$line")
+    p=$((total - f))
+    passed=$((passed + p))
+    failed=$((failed + f))
+    [ "$f" -gt 0 ] && failures+=("$name: $f failed")
+  elif grep -q 'No tests were found' "$out"; then
+    echo "(no $label tests in $dir)"
+  else
+    failed=$((failed + 1))
+    failures+=("$name: ctest did not run")
+  fi
+  rm -f "$out"
+}
+
+step() {  # step <name> <command...>: a pass/fail step outside ctest
+  local name=$1
+  shift
+  log "$name"
+  if "$@"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    failures+=("$name")
+  fi
+}
+
+# --- 2. main build: unit, fuzz replay, lint --------------------------------------------------
+log "build (RelWithDebInfo)"
+if cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
+   cmake --build build -j "$JOBS"; then
+  run_ctest build unit "unit"
+  run_ctest build fuzz "fuzz corpus replay"
+else
+  failed=$((failed + 1)); failures+=("build")
+fi
+
+# --- 3. ASan + UBSan over core/'s unit tests ---------------------------------------------------
+if [ "${SKIP_ASAN:-0}" != 1 ]; then
+  log "build (ASan+UBSan, core)"
+  if cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLB_SANITIZE=address -DLB_CORE_ONLY=ON \
+       >/dev/null && cmake --build build-asan -j "$JOBS"; then
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      run_ctest build-asan unit "unit (asan+ubsan)"
+  else
+    failed=$((failed + 1)); failures+=("asan build")
+  fi
+fi
+
+# --- 4. libFuzzer, bounded time --------------------------------------------------------------
+run_fuzzers() {
+  local ok=0 f name corpus
+  for f in build-fuzz/bin/*_fuzz; do
+    [ -x "$f" ] || continue
+    name=$(basename "$f" _fuzz)
+    corpus=$(mktemp -d)
+    cp -r "tests/fuzz/corpus/$name/." "$corpus/" 2>/dev/null || true
+    echo "fuzzing $name for ${FUZZ_SECONDS}s"
+    if ! "$f" -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 -artifact_prefix="build-fuzz/$name-" \
+         "$corpus" >"build-fuzz/$name.log" 2>&1; then
+      echo "FAIL $name (see build-fuzz/$name.log):"; tail -30 "build-fuzz/$name.log"; ok=1
+    else
+      grep -E 'stat::number_of_executed_units' "build-fuzz/$name.log" || true
+    fi
+    rm -rf "$corpus"
+  done
+  return $ok
+}
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+  log "build (libFuzzer, clang, core)"
+  if cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+       -DCMAKE_CXX_COMPILER=clang++ -DLB_FUZZ=ON -DLB_CORE_ONLY=ON >/dev/null &&
+     cmake --build build-fuzz -j "$JOBS" --target $(cd tests/fuzz && ls *_fuzz.cc | sed 's/\.cc$//'); then
+    step "libFuzzer (${FUZZ_SECONDS}s per target)" run_fuzzers
+  else
+    failed=$((failed + 1)); failures+=("fuzz build")
+  fi
+fi
+
+# --- 5. integration (root, namespaces, TUN) ---------------------------------------------------
+if [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ]; then
+  run_ctest build integration "integration"
+elif [ "${CI:-}" = true ]; then
+  failed=$((failed + 1)); failures+=("integration: needs root and /dev/net/tun under CI")
+else
+  log "integration: skipped (needs root and /dev/net/tun)"
+fi
+
+# --- 6. e2e (docker engine) --------------------------------------------------------------------
+if [ "${SKIP_E2E:-0}" != 1 ]; then
+  if command -v docker >/dev/null 2>&1 || command -v dockerd >/dev/null 2>&1; then
+    run_ctest build e2e "e2e"
+  elif [ "${CI:-}" = true ]; then
+    failed=$((failed + 1)); failures+=("e2e: no docker engine under CI")
+  else
+    log "e2e: skipped (no docker engine)"
+  fi
+fi
+
+echo
+for f in "${failures[@]}"; do echo "FAILED: $f"; done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
