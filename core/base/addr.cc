@@ -178,6 +178,7 @@ std::string IpAddr::toString() const {
       continue;
     }
     if (mapped && i == 6) {
+      out += ':';
       absl::StrAppend(&out, bytes_[12], ".", bytes_[13], ".", bytes_[14], ".", bytes_[15]);
       break;
     }
