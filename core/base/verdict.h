@@ -30,12 +30,17 @@ namespace lb {
   X(kNoRoom, "no_room")                  /* buffer headroom/tailroom too small */ \
   X(kOnePacket, "one_packet")
 
+// GCC 12's -Wshadow flags scoped enumerators that share a name with a namespace-scope
+// constant (DropReason::kNoDest vs lb::kNoDest in ids.h) although they cannot collide.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wshadow"
 enum class DropReason : uint8_t {
 #define LB_DROP_ENUM(name, str) name,
   LB_DROP_REASONS(LB_DROP_ENUM)
 #undef LB_DROP_ENUM
       kCount
 };
+#pragma GCC diagnostic pop
 
 inline constexpr int kDropReasonCount = static_cast<int>(DropReason::kCount);
 

@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "io/tun/tun_device.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+#include "io/tun/vnet_hdr.h"
+
+namespace lb::io {
+namespace {
+
+absl::Status errnoStatus(absl::string_view what, int err) {
+  std::string msg = absl::StrCat(what, ": ", strerror(err));
+  if (err == EPERM || err == EACCES)
+    return absl::PermissionDeniedError(msg);
+  if (err == ENOENT || err == ENODEV)
+    return absl::NotFoundError(msg);
+  return absl::InternalError(msg);
+}
+
+// Brings the link up and sets txqueuelen through the classic ioctls (the device exists only
+// while lbd holds it, so there is nothing to undo on stop).
+absl::Status linkSetup(const std::string& name, uint32_t txqueuelen) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0)
+    return errnoStatus("socket for link ioctls", errno);
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  ifr.ifr_qlen = static_cast<int>(txqueuelen);
+  if (ioctl(s, SIOCSIFTXQLEN, &ifr) != 0) {
+    int e = errno;
+    close(s);
+    return errnoStatus(absl::StrCat("SIOCSIFTXQLEN ", name), e);
+  }
+  std::memset(&ifr, 0, sizeof(ifr));
+  std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) != 0 ||
+      (ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP), ioctl(s, SIOCSIFFLAGS, &ifr)) !=
+          0) {
+    int e = errno;
+    close(s);
+    return errnoStatus(absl::StrCat("set ", name, " up"), e);
+  }
+  close(s);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<TunDevice>> TunDevice::create(const TunOptions& options) {
+  if (options.name.empty() || options.name.size() >= IFNAMSIZ) {
+    return absl::InvalidArgumentError(absl::StrCat("--tun=", options.name, ": bad device name"));
+  }
+  if (options.queues == 0 || options.queues > 256) {
+    return absl::InvalidArgumentError(absl::StrCat("TUN queues ", options.queues, ": 1..256"));
+  }
+  std::unique_ptr<TunDevice> dev(new TunDevice());
+  for (size_t q = 0; q < options.queues; ++q) {
+    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+      return errnoStatus("open /dev/net/tun", errno);
+    dev->fds_.push_back(fd);
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, options.name.c_str(), IFNAMSIZ - 1);
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE;
+    if (ioctl(fd, TUNSETIFF, &ifr) != 0) {
+      return errnoStatus(absl::StrCat("TUNSETIFF ", options.name, " queue ", q), errno);
+    }
+    if (q == 0)
+      dev->name_ = ifr.ifr_name;
+  }
+  int hdr_len = static_cast<int>(kVnetHdrLen);
+  if (ioctl(dev->fds_[0], TUNSETVNETHDRSZ, &hdr_len) != 0) {
+    return errnoStatus("TUNSETVNETHDRSZ 12", errno);
+  }
+  // Probe: TSO first (needs CSUM), then USO on top; unknown bits fail with EINVAL.
+  if (options.offloads) {
+    uint32_t base = kTunFCsum | kTunFTso4 | kTunFTso6;
+    if (ioctl(dev->fds_[0], TUNSETOFFLOAD, static_cast<unsigned long>(base)) != 0) {
+      return errnoStatus("TUNSETOFFLOAD csum|tso4|tso6", errno);
+    }
+    dev->offloads_ = base;
+    uint32_t with_uso = base | kTunFUso4 | kTunFUso6;
+    if (ioctl(dev->fds_[0], TUNSETOFFLOAD, static_cast<unsigned long>(with_uso)) == 0) {
+      dev->offloads_ = with_uso;
+    }
+  } else if (ioctl(dev->fds_[0], TUNSETOFFLOAD, 0UL) != 0) {
+    return errnoStatus("TUNSETOFFLOAD 0", errno);
+  }
+  dev->full_offloads_ = dev->offloads_;
+  dev->ifindex_ = static_cast<int>(if_nametoindex(dev->name_.c_str()));
+  if (dev->ifindex_ == 0)
+    return errnoStatus(absl::StrCat("if_nametoindex ", dev->name_), errno);
+  if (absl::Status s = linkSetup(dev->name_, options.txqueuelen); !s.ok())
+    return s;
+  return dev;
+}
+
+TunDevice::~TunDevice() {
+  for (int fd : fds_)
+    close(fd);
+}
+
+absl::Status TunDevice::setOffloads(uint32_t flags) {
+  if (flags == offloads_)
+    return absl::OkStatus();
+  if (ioctl(fds_[0], TUNSETOFFLOAD, static_cast<unsigned long>(flags)) != 0) {
+    return errnoStatus(absl::StrCat("TUNSETOFFLOAD ", flags), errno);
+  }
+  offloads_ = flags;
+  return absl::OkStatus();
+}
+
+ssize_t TunDevice::readPacket(size_t queue, PacketBuffer& buf) noexcept {
+  buf.reset();
+  // Read the header into the headroom just before data(), so the packet needs no move.
+  uint8_t* pkt = buf.data();
+  iovec iov[2];
+  uint8_t hdr[kVnetHdrLen];
+  iov[0] = {hdr, sizeof(hdr)};
+  iov[1] = {pkt, buf.tailroom()};
+  ssize_t n = readv(fds_[queue], iov, 2);
+  if (n < 0)
+    return -1;
+  if (static_cast<size_t>(n) < kVnetHdrLen)
+    return 0;
+  size_t len = static_cast<size_t>(n) - kVnetHdrLen;
+  buf.setSize(len);
+  if (!decodeVnetHdr(hdr, buf.offload))
+    return 0;
+  return static_cast<ssize_t>(len);
+}
+
+ssize_t TunDevice::writePacket(size_t queue, const PacketBuffer& buf) noexcept {
+  uint8_t hdr[kVnetHdrLen] = {};
+  encodeVnetHdr(buf.offload, buf.data(), buf.size(), hdr);
+  iovec iov[2];
+  iov[0] = {hdr, sizeof(hdr)};
+  iov[1] = {const_cast<uint8_t*>(buf.data()), buf.size()};
+  return writev(fds_[queue], iov, 2);
+}
+
+}  // namespace lb::io
