@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+
 #include "core/base/addr.h"
 #include "core/base/ids.h"
 #include "core/base/time.h"
@@ -45,9 +46,13 @@ struct DestCounters {
 class DestLoad {
  public:
   explicit DestLoad(absl::Span<const DestCounters> c) : c_(c) {}
+
   int32_t active(DestId d) const { return c_[d].active_conns.load(std::memory_order_relaxed); }
+
   int32_t inactive(DestId d) const { return c_[d].inact_conns.load(std::memory_order_relaxed); }
+
   bool overloaded(DestId d) const { return c_[d].overloaded.load(std::memory_order_relaxed); }
+
   // ip_vs_dest_conn_overhead(): activeconns * 256 + inactconns.
   int64_t overhead(DestId d) const { return (int64_t{active(d)} << 8) + inactive(d); }
 
@@ -67,7 +72,7 @@ struct PickContext {
 };
 
 struct SchedulerOptions {
-  uint32_t flags = 0;                 // kSchedFlag*
+  uint32_t flags = 0;                                // kSchedFlag*
   Duration lblc_expiration = seconds(24 * 60 * 60);  // sysctl lblc_expiration / lblcr_expiration
 };
 

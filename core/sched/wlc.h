@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: Apache-2.0
+// Weighted least-connection scheduler (ipvsadm's default); the analogue of ip_vs_wlc.c.
+#ifndef LBD_CORE_SCHED_WLC_H_
+#define LBD_CORE_SCHED_WLC_H_
+
+#include "core/sched/scheduler.h"
+
+namespace lb::sched {
+
+// "wlc": minimises overhead / weight. The first usable dest is the initial least; a later
+// non-overloaded dest replaces it only if loh * w(dest) > doh * w(least), so list order wins ties.
+// Any thread.
+const SchedulerFactory& wlcFactory();
+
+}  // namespace lb::sched
+
+#endif  // LBD_CORE_SCHED_WLC_H_
