@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# e2e: lbd's image as a Docker sidecar. Starts dockerd if none answers, makes the base image
+# offline if missing, builds lbd's image, puts two backends and an app on an --internal network
+# (198.18.0.0/15), attaches lbd to the app's network namespace, configures a VIP with lbctl
+# (docker exec, and from the host through the mounted socket), proves 10 sequential connections
+# from the app split 5/5, then kills lbd, starts a new one on the same state directory and proves
+# the configuration came back and still balances. Removes everything it made.
+# Exit 77 = skipped (not root / no docker), except under CI=true where that is a failure.
+set -euo pipefail
+src=${LBD_SRC:-$(cd "$(dirname "$0")/../../.." && pwd)}
+lbctl_host=${LBCTL_BIN:-$src/build/bin/lbctl}
+skip() { if [ "${CI:-}" = true ]; then echo "FAIL: $*"; exit 1; fi; echo "SKIP: $*"; exit 77; }
+[ "$(id -u)" = 0 ] || skip "needs root"
+command -v dockerd >/dev/null || skip "no docker engine (apt-get install docker.io)"
+[ -c /dev/net/tun ] || skip "no /dev/net/tun"
+
+id=$$
+net=lbd-e2e-net-$id
+img=lbd:e2e-$id
+tools=lbd-e2e-tools:$id
+tmp=$(mktemp -d /tmp/lbd-e2e.XXXXXX)
+state=$tmp/state
+sock=$tmp/run
+mkdir -p "$state" "$sock"
+containers=()
+cleanup() {
+  set +e
+  for c in "${containers[@]}"; do docker rm -f "$c" >/dev/null 2>&1; done
+  docker network rm "$net" >/dev/null 2>&1
+  docker rmi "$img" "$tools" >/dev/null 2>&1
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+bash "$src/scripts/start-dockerd.sh"
+bash "$src/scripts/make-base-image.sh"
+
+echo "== building $img"
+t0=$(date +%s)
+docker build --network host -q -t "$img" "$src" >/dev/null
+echo "image built in $(( $(date +%s) - t0 )) s"
+size=$(docker image inspect -f '{{.Size}}' "$img")
+echo "image size: $((size / 1000 / 1000)) MB"
+if [ "$size" -ge 150000000 ]; then echo "FAIL: runtime image is $size bytes (limit 150 MB)"; exit 1; fi
+if docker run --rm --entrypoint sh "$img" -c 'command -v g++ || command -v cc || test -d /src'; then
+  echo "FAIL: runtime image holds a compiler or the build tree"; exit 1
+fi
+
+# A small tools image for the backends and the app (socat, curl).
+docker build --network host -q -t "$tools" - >/dev/null <<'DOCKERFILE'
+FROM debian:bookworm-slim
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends socat curl >/dev/null \
+ && rm -rf /var/lib/apt/lists/*
+DOCKERFILE
+
+docker network create --internal --subnet 198.18.40.0/24 "$net" >/dev/null
+vip=198.19.40.1
+backend() {  # backend <name> <ip>: answers every HTTP request with its own name
+  local name=$1 addr=$2
+  containers+=("$name")
+  docker run -d --name "$name" --network "$net" --ip "$addr" "$tools" \
+    socat TCP-LISTEN:8080,fork,reuseaddr \
+    SYSTEM:"printf 'HTTP/1.0 200 OK\\r\\nContent-Type: text/plain\\r\\n\\r\\n$name\\n'" >/dev/null
+}
+backend b1-$id 198.18.40.11
+backend b2-$id 198.18.40.12
+app=app-$id
+containers+=("$app")
+docker run -d --name "$app" --network "$net" --ip 198.18.40.20 "$tools" sleep infinity >/dev/null
+
+start_lbd() {  # start_lbd <name>
+  containers+=("$1")
+  docker run -d --name "$1" --network "container:$app" --cap-add NET_ADMIN --device /dev/net/tun \
+    -v "$state:/var/lib/lbd" -v "$sock:/run/lbd" "$img" --mode=sidecar --workers=1 >/dev/null
+  local t0 i
+  t0=$(date +%s%N)
+  for i in $(seq 1 100); do
+    if docker exec "$1" lbctl -Ln >/dev/null 2>&1; then
+      echo "lbd $1 answering after $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "FAIL: lbd $1 did not answer within 10 s"; docker logs "$1" 2>&1 | tail -20; return 1
+}
+
+spread() {  # 10 sequential connections from the app to the VIP; prints "b1 b2" counts
+  docker exec "$app" sh -c "for i in 1 2 3 4 5 6 7 8 9 10; do curl -s -m 3 http://$vip/; done" \
+    | sort | uniq -c | awk '{printf "%s=%s ", $2, $1} END {print ""}'
+}
+
+lbd1=lbd1-$id
+start_lbd "$lbd1"
+docker exec "$lbd1" lbctl -A -t $vip:80 -s rr
+docker exec "$lbd1" lbctl -a -t $vip:80 -r 198.18.40.11:8080 -m
+# And from the host, through the mounted socket directory.
+"$lbctl_host" --server="unix://$sock/lbd.sock" -a -t $vip:80 -r 198.18.40.12:8080 -m
+docker exec "$lbd1" lbctl -Ln
+got=$(spread)
+echo "spread: $got"
+want="b1-$id=5 b2-$id=5 "
+[ "$got" = "$want" ] || { echo "FAIL: expected '$want'"; docker logs "$lbd1" 2>&1 | tail -20; exit 1; }
+before=$(docker exec "$lbd1" lbctl -S -n)
+
+echo "== killing $lbd1, starting a new lbd on the same state directory"
+docker kill "$lbd1" >/dev/null
+docker rm -f "$lbd1" >/dev/null
+lbd2=lbd2-$id
+start_lbd "$lbd2"
+after=$(docker exec "$lbd2" lbctl -S -n)
+if [ "$before" != "$after" ]; then
+  echo "FAIL: configuration differs after restart"; diff <(echo "$before") <(echo "$after"); exit 1
+fi
+echo "configuration restored:"; echo "$after"
+got=$(spread)
+echo "spread after restart: $got"
+[ "$got" = "$want" ] || { echo "FAIL: expected '$want'"; exit 1; }
+echo "PASS docker sidecar e2e"
