@@ -34,14 +34,35 @@ struct XmitResult {
 };
 
 // Stateless; one instance per method. Worker thread. Hot path: no alloc, lock, log, throw.
+//
+// Contract shared by every method (ip_vs_xmit.c's __ip_vs_get_out_rt / ensure_mtu_is_adequate):
+//  - TTL / hop limit <= 1 => kDrop + kTtlExceeded; otherwise it is decremented once.
+//  - IPv4 with DF, or IPv6, longer than the MTU (for tunnels: ctx.mtu minus the tunnel
+//    overhead) => kDrop + kFragNeeded with XmitResult::mtu. Packets carried in an ICMP error
+//    and GSO super-packets are exempt. On any kDrop the packet bytes are left unchanged, so the
+//    pipeline can quote them in its ICMP error.
+//  - NAT and full NAT translate ICMP errors related to the conn (pp.is_icmp_error) as
+//    ip_vs_nat_icmp does; DR and tunnels forward them unchanged / encapsulated.
+//  - DR and tunnel conns see no replies: Direction::kToClient => kDrop + kUnsupported.
+//  - GSO: a GSO super-packet (pkt.offload.gso != kNone) is never split here. NAT, full NAT and
+//    DR forward it as is (the offload request stays valid: addresses and ports change, the
+//    pseudo-header-only checksum is adjusted). The tunnel forwarder refuses it with
+//    kDrop + kUnsupported, because the kernel drops IPIP/GUE/GRE-wrapped GSO writes from a TUN
+//    device: io/ must segment GSO packets of tunnel services before the pipeline sees them
+//    (or not negotiate TSO/USO on queues serving tunnel dests).
+//  - CHECKSUM_PARTIAL packets are completed in software before encapsulation (tunnels send
+//    no GUE remote-checksum option); NAT keeps them partial.
 class Forwarder {
  public:
   virtual ~Forwarder() = default;
   virtual FwdMethod method() const = 0;
   // Rewrites pkt in place using its headroom. `pp` describes pkt as parsed; forwarders keep it
   // in step with their rewrites.
-  virtual XmitResult forward(PacketBuffer& pkt, ParsedPacket& pp, const Conn& conn,
-                             Direction dir, const XmitContext& ctx) noexcept = 0;
+  virtual XmitResult forward(PacketBuffer& pkt,
+                             ParsedPacket& pp,
+                             const Conn& conn,
+                             Direction dir,
+                             const XmitContext& ctx) noexcept = 0;
 };
 
 // nullptr for a method with no forwarder. Any thread.
