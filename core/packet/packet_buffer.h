@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "absl/types/span.h"
+
 #include "core/base/addr.h"
 #include "core/base/verdict.h"
 
@@ -23,10 +24,10 @@ struct OffloadInfo {
   enum class Gso : uint8_t { kNone, kTcpV4, kTcpV6, kUdpL4 };
   Csum csum = Csum::kNone;
   Gso gso = Gso::kNone;
-  uint16_t gso_size = 0;   // MSS for TCP, payload size for USO
-  uint16_t hdr_len = 0;    // virtio hdr_len hint
-  uint16_t csum_start = 0; // offset of the L4 header from the start of data()
-  uint16_t csum_offset = 0;// offset of the checksum field from csum_start
+  uint16_t gso_size = 0;     // MSS for TCP, payload size for USO
+  uint16_t hdr_len = 0;      // virtio hdr_len hint
+  uint16_t csum_start = 0;   // offset of the L4 header from the start of data()
+  uint16_t csum_offset = 0;  // offset of the checksum field from csum_start
 };
 
 // Where the pipeline wants an output packet sent.
@@ -57,52 +58,69 @@ class PacketBuffer {
   }
 
   uint8_t* data() noexcept { return storage_ + head_; }
+
   const uint8_t* data() const noexcept { return storage_ + head_; }
+
   size_t size() const noexcept { return len_; }
+
   size_t headroom() const noexcept { return head_; }
+
   size_t tailroom() const noexcept { return kCapacity - head_ - len_; }
+
   absl::Span<uint8_t> span() noexcept { return {data(), len_}; }
+
   absl::Span<const uint8_t> span() const noexcept { return {data(), len_}; }
 
   // Sets the length of valid data (after io/ read into data()). False if it exceeds capacity.
   bool setSize(size_t n) noexcept {
-    if (n > kCapacity - head_) return false;
+    if (n > kCapacity - head_)
+      return false;
     len_ = n;
     return true;
   }
+
   // Copies `bytes` in at the default headroom. False if too large.
   bool assign(absl::Span<const uint8_t> bytes) noexcept {
     reset();
-    if (!setSize(bytes.size())) return false;
+    if (!setSize(bytes.size()))
+      return false;
     std::memcpy(data(), bytes.data(), bytes.size());
     return true;
   }
+
   // Grows the front by n bytes (returns the new start) or nullptr if headroom is short.
   uint8_t* push(size_t n) noexcept {
-    if (n > head_) return nullptr;
+    if (n > head_)
+      return nullptr;
     head_ -= n;
     len_ += n;
-    if (offload.csum == OffloadInfo::Csum::kPartial) offload.csum_start = static_cast<uint16_t>(offload.csum_start + n);
+    if (offload.csum == OffloadInfo::Csum::kPartial)
+      offload.csum_start = static_cast<uint16_t>(offload.csum_start + n);
     return data();
   }
+
   // Removes n bytes from the front. False if shorter.
   bool pull(size_t n) noexcept {
-    if (n > len_) return false;
+    if (n > len_)
+      return false;
     head_ += n;
     len_ -= n;
-    if (offload.csum == OffloadInfo::Csum::kPartial) offload.csum_start = static_cast<uint16_t>(offload.csum_start - n);
+    if (offload.csum == OffloadInfo::Csum::kPartial)
+      offload.csum_start = static_cast<uint16_t>(offload.csum_start - n);
     return true;
   }
+
   // Removes bytes from the end.
   void trim(size_t new_len) noexcept {
-    if (new_len < len_) len_ = new_len;
+    if (new_len < len_)
+      len_ = new_len;
   }
 
   OffloadInfo offload;
   Verdict verdict = Verdict::kDrop;
   DropReason drop_reason = DropReason::kNone;
   TxPath tx = TxPath::kTun;
-  IpAddr next_hop;        // for TxPath::kL2: the real server's address (neighbour lookup key)
+  IpAddr next_hop;  // for TxPath::kL2: the real server's address (neighbour lookup key)
   uint32_t out_ifindex = 0;
 
  private:

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "absl/types/span.h"
+
 #include "core/base/addr.h"
 #include "core/base/verdict.h"
 
@@ -26,23 +27,27 @@ struct L3L4 {
   Af af = Af::kUnspec;
   L4Proto proto = L4Proto::kNone;  // upper-layer protocol after the extension-header chain
   IpAddr src, dst;
-  uint16_t l3_off = 0;      // start of the IP header
-  uint16_t l3_len = 0;      // IPv4 IHL*4, or IPv6 40 + extension headers
-  uint16_t l4_off = 0;      // start of the L4 header (== l3_off + l3_len)
-  uint16_t tot_len = 0;     // IP total length as the header states it (bytes from l3_off)
-  uint8_t ttl = 0;          // TTL / hop limit
-  bool is_fragment = false; // any fragment (MF set or offset != 0; IPv6 fragment header)
+  uint16_t l3_off = 0;  // start of the IP header
+  uint16_t l3_len = 0;  // IPv4 IHL*4, or IPv6 40 + extension headers
+  uint16_t l4_off = 0;  // start of the L4 header (== l3_off + l3_len)
+  // IP total length (bytes from l3_off; IPv6: 40 + payload length). For an outer packet this is
+  // where the datagram ends in the buffer (trailing bytes beyond it are link padding); a GSO
+  // super-packet over 64 KB stating 0 gets the buffer's length. For a quoted packet it is what
+  // its header states, which may exceed the bytes quoted.
+  uint32_t tot_len = 0;
+  uint8_t ttl = 0;             // TTL / hop limit
+  bool is_fragment = false;    // any fragment (MF set or offset != 0; IPv6 fragment header)
   bool first_fragment = true;  // offset 0: L4 header present
-  bool df = false;          // IPv4 DF bit
+  bool df = false;             // IPv4 DF bit
   uint16_t frag_hdr_off = 0;   // IPv6: offset of the fragment header, 0 if none
   // L4 (valid when has_l4).
   bool has_l4 = false;
-  uint16_t sport = 0, dport = 0;   // TCP/UDP/SCTP ports; ICMP: echo id in both
+  uint16_t sport = 0, dport = 0;  // TCP/UDP/SCTP ports; ICMP: echo id in both
   uint8_t tcp_flags = 0;
   uint8_t icmp_type = 0, icmp_code = 0;
-  uint8_t sctp_chunk = 0;          // type of the first SCTP chunk
-  uint8_t sctp_second_chunk = 0xff;// type of the second chunk, 0xff if none (ABORT-after-COOKIE)
-  uint16_t l4_csum_off = 0;        // offset of the L4 checksum (SCTP: CRC32c field), 0 if none
+  uint8_t sctp_chunk = 0;            // type of the first SCTP chunk
+  uint8_t sctp_second_chunk = 0xff;  // type of the second chunk, 0xff if none (ABORT-after-COOKIE)
+  uint16_t l4_csum_off = 0;          // offset of the L4 checksum (SCTP: CRC32c field), 0 if none
 };
 
 // A parsed packet: the outer headers and, for an ICMP/ICMPv6 error, the quoted inner packet

@@ -29,16 +29,25 @@ bool decrementTtl(PacketBuffer& pkt, const L3L4& p) noexcept;
 // ICMP checksum from scratch, as ip_vs_nat_icmp / ip_vs_nat_icmp_v6 do.
 //   inner_src == true:  inner src := addr:port, outer dst := outer_addr (toward a real server)
 //   inner_src == false: inner dst := addr:port, outer src := outer_addr (toward the client)
-DropReason rewriteIcmpError(PacketBuffer& pkt, ParsedPacket& pp, bool inner_src,
-                            const IpAddr& addr, uint16_t port, const IpAddr& outer_addr) noexcept;
+DropReason rewriteIcmpError(PacketBuffer& pkt,
+                            ParsedPacket& pp,
+                            bool inner_src,
+                            const IpAddr& addr,
+                            uint16_t port,
+                            const IpAddr& outer_addr) noexcept;
 
 // Writes into `out` an ICMP (v4) or ICMPv6 error about `orig` (the offending packet as
 // received): type/code/info (MTU for frag-needed / packet-too-big), from `src` to the
 // original sender, quoting as much of the original as fits in 576 (v4) / 1280 (v6) bytes.
 // Returns false when `orig` must not be answered (it is itself an ICMP error, a non-first
 // fragment, or multicast/broadcast). Hot path.
-bool buildIcmpError(PacketBuffer& out, const PacketBuffer& orig, const L3L4& p, uint8_t type,
-                    uint8_t code, uint32_t info, const IpAddr& src) noexcept;
+bool buildIcmpError(PacketBuffer& out,
+                    const PacketBuffer& orig,
+                    const L3L4& p,
+                    uint8_t type,
+                    uint8_t code,
+                    uint32_t info,
+                    const IpAddr& src) noexcept;
 
 // ICMP types and codes used by the pipeline.
 inline constexpr uint8_t kIcmpEchoReply = 0;
@@ -46,8 +55,8 @@ inline constexpr uint8_t kIcmpDestUnreach = 3;
 inline constexpr uint8_t kIcmpSourceQuench = 4;
 inline constexpr uint8_t kIcmpEcho = 8;
 inline constexpr uint8_t kIcmpTimeExceeded = 11;
-inline constexpr uint8_t kIcmpPortUnreach = 3;   // code
-inline constexpr uint8_t kIcmpFragNeeded = 4;    // code
+inline constexpr uint8_t kIcmpPortUnreach = 3;  // code
+inline constexpr uint8_t kIcmpFragNeeded = 4;   // code
 inline constexpr uint8_t kIcmp6DestUnreach = 1;
 inline constexpr uint8_t kIcmp6PacketTooBig = 2;
 inline constexpr uint8_t kIcmp6TimeExceeded = 3;
