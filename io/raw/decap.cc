@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "io/raw/decap.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace lb::io {
+namespace {
+
+constexpr int kRawV4 = 0;
+constexpr int kRawV6 = 1;
+constexpr int kGue = 2;
+
+absl::Status errnoStatus(absl::string_view what, int err) {
+  return absl::InternalError(absl::StrCat(what, ": ", strerror(err)));
+}
+
+bool innerIsIp(const PacketBuffer& pkt) {
+  if (pkt.size() < 20)
+    return false;
+  uint8_t v = pkt.data()[0] >> 4;
+  return v == 4 || (v == 6 && pkt.size() >= 40);
+}
+
+}  // namespace
+
+bool stripGue(PacketBuffer& pkt) noexcept {
+  if (pkt.size() < 4)
+    return false;
+  const uint8_t* p = pkt.data();
+  const uint8_t version = p[0] >> 6;
+  if (version == 1)
+    return innerIsIp(pkt);  // direct IP encapsulation
+  if (version != 0)
+    return false;
+  const bool control = (p[0] & 0x20) != 0;
+  const size_t hlen = static_cast<size_t>(p[0] & 0x1f) * 4;
+  const uint8_t proto = p[1];
+  if (control || (proto != IPPROTO_IPIP && proto != IPPROTO_IPV6))
+    return false;
+  if (!pkt.pull(4 + hlen))
+    return false;
+  return innerIsIp(pkt);
+}
+
+absl::StatusOr<std::unique_ptr<DecapReceiver>> DecapReceiver::create(uint16_t gue_port) {
+  std::unique_ptr<DecapReceiver> d(new DecapReceiver());
+
+  const struct {
+    int af, proto, kind;
+  } raws[] = {{AF_INET, IPPROTO_IPIP, kRawV4},
+              {AF_INET, IPPROTO_IPV6, kRawV4},
+              {AF_INET6, IPPROTO_IPIP, kRawV6},
+              {AF_INET6, IPPROTO_IPV6, kRawV6}};
+
+  for (const auto& r : raws) {
+    int fd = socket(r.af, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, r.proto);
+    if (fd < 0)
+      return errnoStatus(absl::StrCat("raw socket af ", r.af, " proto ", r.proto), errno);
+    d->fds_.push_back(fd);
+    d->kinds_.push_back(r.kind);
+  }
+  int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    return errnoStatus("GUE socket", errno);
+  d->fds_.push_back(fd);
+  d->kinds_.push_back(kGue);
+  int zero = 0;
+  setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+  sockaddr_in6 sa{};
+  sa.sin6_family = AF_INET6;
+  sa.sin6_port = htons(gue_port);
+  sa.sin6_addr = in6addr_any;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
+    return errnoStatus(absl::StrCat("bind GUE port ", gue_port), errno);
+  }
+  return d;
+}
+
+DecapReceiver::~DecapReceiver() {
+  for (int fd : fds_)
+    close(fd);
+}
+
+int DecapReceiver::readOne(int fd, int kind, PacketBuffer& pkt) noexcept {
+  pkt.reset();
+  ssize_t n = recv(fd, pkt.data(), pkt.tailroom(), MSG_DONTWAIT);
+  if (n <= 0)
+    return 0;
+  pkt.setSize(static_cast<size_t>(n));
+  bool ok = false;
+  if (kind == kRawV4) {
+    // IPv4 raw sockets deliver the outer header too.
+    size_t ihl = static_cast<size_t>(pkt.data()[0] & 0x0f) * 4;
+    ok = ihl >= 20 && pkt.pull(ihl) && innerIsIp(pkt);
+  } else if (kind == kRawV6) {
+    ok = innerIsIp(pkt);
+  } else {
+    ok = stripGue(pkt);
+  }
+  if (!ok) {
+    ++dropped_;
+    return 0;
+  }
+  ++received_;
+  return 1;
+}
+
+int DecapReceiver::receive(PacketBuffer& pkt, int timeout_ms) noexcept {
+  pollfd pfds[8];
+  size_t n = fds_.size() < 8 ? fds_.size() : 8;
+  for (size_t i = 0; i < n; ++i)
+    pfds[i] = {fds_[i], POLLIN, 0};
+  if (poll(pfds, n, timeout_ms) <= 0)
+    return 0;
+  for (size_t i = 0; i < n; ++i) {
+    if ((pfds[i].revents & POLLIN) != 0 && readOne(fds_[i], kinds_[i], pkt) == 1)
+      return 1;
+  }
+  return 0;
+}
+
+}  // namespace lb::io
