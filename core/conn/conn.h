@@ -29,6 +29,9 @@ inline constexpr uint32_t kConnFSync = 0x0020;
 inline constexpr uint8_t kTemplateNone = 0;
 inline constexpr uint8_t kTemplateAssured = 1;
 
+// No conn: an empty Conn::control, a missing slab index.
+inline constexpr uint32_t kNoConn = 0xffffffffu;
+
 // Direction of a packet relative to the conn (ip_vs_proto_tcp.c state table rows).
 enum class ConnDir : uint8_t { kInput = 0, kOutput = 1, kInputOnly = 2 };
 
@@ -42,38 +45,64 @@ struct ConnTuple {
 
 // Everything needed to create a conn (ip_vs_conn_new's parameters).
 struct ConnParams {
-  Af af = Af::kInet;        // client side family
-  Af daf = Af::kInet;       // real-server side family (differs only for tunnels)
+  Af af = Af::kInet;              // client side family
+  Af daf = Af::kInet;             // real-server side family (differs only for tunnels)
   L4Proto proto = L4Proto::kTcp;  // kNone (IPPROTO_IP) for fwmark templates
   IpAddr caddr, vaddr, daddr;
   uint16_t cport = 0, vport = 0, dport = 0;
-  IpAddr laddr;             // full NAT: the local address the real server sees
+  IpAddr laddr;  // full NAT: the local address the real server sees
   uint16_t lport = 0;
   uint32_t fwmark = 0;
-  uint32_t flags = 0;       // kConnF*, the forwarding method in kConnFFwdMask
+  uint32_t flags = 0;  // kConnF*, the forwarding method in kConnFFwdMask
   ServiceId svc = kNoService;
   DestId dest = kNoDest;
   Duration timeout = seconds(3);  // a new conn lives 3 s until its first state transition
+  // The controlling template (cp->control) as a slab index (ConnGuard::index()), or kNoConn.
+  uint32_t control = kNoConn;
 };
 
 // One entry of the connection table. Identity fields never change after creation except where
 // the kernel changes them (template invalidation sets ports to 0xffff). Mutable fields are
 // touched only with the conn's shard lock held (ConnGuard).
+//
+// Reading a conn's fields needs its ConnGuard, with one exception: n_control is atomic and may
+// be touched through ConnTable::nControl(index) without a guard (slab entries are never returned
+// to the OS, and a template with n_control > 0 is never freed; see ConnTable::nControl).
 struct Conn : ConnParams {
-  uint8_t state = 0;             // protocol state (core/proto), or kTemplate*
+  Conn() = default;
+
+  // Copies are snapshots (forEach, tests); n_control is read once.
+  Conn(const Conn& o) : ConnParams(o) { copyMutable(o); }
+
+  Conn& operator=(const Conn& o) {
+    if (this != &o) {
+      static_cast<ConnParams&>(*this) = o;
+      copyMutable(o);
+    }
+    return *this;
+  }
+
+  uint8_t state = 0;  // protocol state (core/proto), or kTemplate*
   uint8_t old_state = 0;
   uint32_t in_pkts = 0;
-  MonoTime expires;              // when the timer fires
-  // The controlling template (cp->control), or kNoConn. Set once at creation.
-  uint32_t control = 0xffffffffu;
+  MonoTime expires;  // when the timer fires; set only through ConnGuard::setTimeout
   std::atomic<int32_t> n_control{0};  // conns controlled by this template
-  uint32_t generation = 0;       // bumped on free: stale handles never match
+  uint32_t generation = 0;            // bumped on free: stale handles never match
+
+ private:
+  void copyMutable(const Conn& o) {
+    state = o.state;
+    old_state = o.old_state;
+    in_pkts = o.in_pkts;
+    expires = o.expires;
+    n_control.store(o.n_control.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    generation = o.generation;
+  }
 };
 
-inline constexpr uint32_t kNoConn = 0xffffffffu;
-
 inline FwdMethod connFwd(const Conn& c) {
-  if ((c.flags & kConnFFullNat) != 0) return FwdMethod::kFullNat;
+  if ((c.flags & kConnFFullNat) != 0)
+    return FwdMethod::kFullNat;
   return static_cast<FwdMethod>(c.flags & kConnFFwdMask);
 }
 

@@ -1,6 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
 // The connection table: bounded, sharded, slab-backed, with timer wheels driven by the passed-in
 // clock. The analogue of ip_vs_conn.c (hash, lookups, timers) and the defence of ip_vs_ctl.c.
+//
+// Design (see conn_table.cc for details):
+// - Every entry comes from a slab preallocated at construction; nothing allocates afterwards.
+// - A conn lives in its "home" shard, chosen like the kernel's conn_tab bucket by hashing the
+//   client side (af, proto, caddr, cport). The home shard's spinlock guards the entry's mutable
+//   fields, its in-chain link and its timer. Because a NAT or DR reply is addressed to
+//   caddr:cport, findOut hashes the reply's destination and lands in the same shard: one lock.
+// - Full-NAT conns (replies go to laddr:lport) also get an out-index node in the shard of
+//   hash(laddr, lport). findOut locks that shard, finds the node, unlocks it, then locks the home
+//   shard and re-checks the entry's generation. No code path holds two shard locks at once.
+// - Each shard has a 1024-slot, 1-second timer wheel; an entry further out than 1024 s stays in
+//   its slot for several rounds (ip_vs_conn.c uses one kernel timer per conn; any timeout up to
+//   31 days works). Timers fire at the first expire(now) with now >= expires.
 #ifndef LBD_CORE_CONN_CONN_TABLE_H_
 #define LBD_CORE_CONN_CONN_TABLE_H_
 
@@ -17,9 +30,10 @@ namespace lb {
 
 class ConnTable;
 
-// Told about every conn the table frees (expiry, expireNow, flush), with the shard lock held,
-// so the owner can unbind it: dest counters, full-NAT port release, the template's n_control.
-// Must not call back into the table for the same shard. Hot path.
+// Told about every conn the table frees (expiry, expireNow, flush, dropEntries), with the conn's
+// shard lock held, so the owner can unbind it: dest counters, full-NAT port release, the
+// template's n_control. It must not call any ConnTable method except nControl(): to release the
+// controlling template use `table.nControl(conn.control).fetch_sub(1)`. Hot path.
 class ConnEvents {
  public:
   virtual ~ConnEvents() = default;
@@ -27,7 +41,8 @@ class ConnEvents {
 };
 
 // A conn with its shard lock held; movable, not copyable. Empty when a lookup missed.
-// Worker thread; hold it briefly and never two at once (except as create() documents).
+// Worker thread; hold it briefly and never two at once: release a template's guard before
+// creating the conn it controls (see create()).
 class ConnGuard {
  public:
   ConnGuard() = default;
@@ -35,13 +50,18 @@ class ConnGuard {
   ConnGuard& operator=(ConnGuard&& o) noexcept;
   ConnGuard(const ConnGuard&) = delete;
   ConnGuard& operator=(const ConnGuard&) = delete;
+
   ~ConnGuard() { release(); }
 
   explicit operator bool() const { return conn_ != nullptr; }
+
   Conn* operator->() const { return conn_; }
+
   Conn& operator*() const { return *conn_; }
+
   // A stable handle for cp->control links (index into the slab).
   uint32_t index() const { return index_; }
+
   // Re-arms the conn's timer to fire at now + timeout and records the timeout. Hot path.
   void setTimeout(Duration timeout, MonoTime now) noexcept;
   // Releases the lock early.
@@ -66,8 +86,9 @@ struct ConnTableStats {
 class ConnTable {
  public:
   struct Options {
-    size_t capacity = 1 << 20;  // max entries, templates included; preallocated
-    size_t shards = 64;         // power of two
+    size_t capacity = 1 << 20;              // max entries, templates included; preallocated
+    size_t shards = 64;                     // power of two, <= 65536
+    uint64_t seed = 0x9e3779b97f4a7c15ull;  // hash key; lbd passes a random one
   };
 
   // Preallocates every entry and bucket. May allocate (only here). Control thread.
@@ -89,9 +110,15 @@ class ConnTable {
   ConnGuard get(uint32_t index, uint32_t generation) noexcept;
 
   // Worker thread. Hot path. Creates and hashes a conn (ONE_PACKET conns are created unhashed
-  // and must be freed with expireNow). Empty guard when the table is full.
+  // and must be freed with expireNow; their timer still runs as a safety net). The timer is
+  // armed for p.timeout. Empty guard when the table is full (counted in stats().table_full).
+  // Must not be called while holding another guard. A controlled conn is created like this:
+  // under the template's guard do `t->n_control.fetch_add(1)`, note t.index(), release the
+  // guard, then create with control = that index; if create fails, undo through nControl().
   ConnGuard create(const ConnParams& p, MonoTime now) noexcept;
-  // Expires the conn now: frees it (reporting onConnFreed) and empties the guard.
+  // Expires the conn now: frees it (reporting onConnFreed) and empties the guard. A template
+  // with n_control > 0 is not freed (the kernel's expire_now would end in expire_later): its
+  // timer keeps running and expire() re-arms it for 60 s while it still controls conns.
   void expireNow(ConnGuard& g) noexcept;
   // Invalidates a template in place (ip_vs_check_template): vport = dport = 0xffff, cport = 0,
   // rehashed, so it shows as :65535 and no longer matches.
@@ -102,15 +129,39 @@ class ConnTable {
   // everything else is freed. Returns how many fired.
   size_t expire(MonoTime now, size_t budget = SIZE_MAX) noexcept;
 
-  // Control thread. Calls fn on a copy of every entry (templates included), shard by shard.
-  // May allocate.
+  // Control thread. Calls fn on a copy of every entry (templates included), shard by shard,
+  // without any lock held. May allocate.
   void forEach(const std::function<void(const Conn&)>& fn) const;
-  // Control thread. Frees every conn matching pred (flush on service delete with
-  // expire_nodest_conn, tests).
+  // Control thread. Frees every conn matching pred (called with the shard lock held; it must
+  // not call the table), non-templates first, then templates whose n_control dropped to 0
+  // (matching templates still controlling conns are left alone). Returns how many were freed.
+  // May allocate.
   size_t expireIf(const std::function<bool(const Conn&)>& pred);
+
+  // Any thread. The drop_entry defence (ip_vs_ctl.c ip_vs_random_dropentry), meant to run once
+  // a second while the defence is on: scans `buckets` in-hash buckets starting at a position
+  // derived from `rand` (the caller's RNG; the kernel scans size/32 random buckets) and frees
+  // conns the kernel would drop. Returns how many were freed. Hot path.
+  size_t dropEntries(MonoTime now, uint64_t rand, size_t buckets) noexcept;
+
+  // Any thread, no lock. The n_control counter of the slab entry `index` (a template's
+  // Conn::control handle). Safe without a guard because the slab is never freed and a template
+  // with n_control > 0 is never freed or reused: only its children touch it, each exactly once
+  // up (creation) and once down (onConnFreed). Hot path.
+  std::atomic<int32_t>& nControl(uint32_t index) noexcept;
+
+  // Any thread, no lock: marks the template at slab index `control` ASSURED
+  // (ip_vs_control_assure_ct) when StateChange::assure_control says so. Call it while holding
+  // the guard of a conn that template controls (that keeps the template alive). The bit is
+  // folded into the template's `state` under its own lock: the next guard, forEach or
+  // dropEntries sees it. Hot path.
+  void assureTemplate(uint32_t control) noexcept;
 
   ConnTableStats stats() const;
   size_t capacity() const;
+  // Bytes of table memory per entry: slab entry plus its share of both hash-bucket arrays
+  // (timer links and index nodes are inside the slab entry).
+  size_t bytesPerEntry() const;
 
  private:
   friend class ConnGuard;

@@ -1,0 +1,794 @@
+// SPDX-License-Identifier: Apache-2.0
+// The connection table; the analogue of ip_vs_conn.c (hash, lookups, timers, expiry) and of
+// ip_vs_random_dropentry in ip_vs_ctl.c.
+//
+// Locking rules (every one of them matters for correctness):
+// 1. An entry's identity fields (af, proto, addresses, ports, flags' index-relevant bits) are
+//    written only while the entry is unreachable: before it is linked, or (invalidateTemplate)
+//    after it was unlinked from the in-chain under its home lock. Templates have no out node.
+// 2. `tag` is the entry's generation while it is alive and kDeadTag otherwise. It is written
+//    under the home lock and read (acquire) by findOut under the out shard's lock.
+// 3. A full-NAT out node is linked and unlinked under the out shard's lock only, never while
+//    the home lock is held; a freed entry goes back to the slab only after its out node is
+//    unlinked, so a findOut walking an out chain only ever reads identity fields of entries
+//    that are not being reused.
+// 4. Nobody holds two shard locks at once.
+#include "core/conn/conn_table.h"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstring>
+#include <limits>
+#include <utility>
+#include <vector>
+
+#include "core/base/check.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+namespace lb {
+namespace {
+
+constexpr uint32_t kNil = 0xffffffffu;
+constexpr uint32_t kDeadTag = 0xffffffffu;
+constexpr size_t kWheelSlots = 1024;  // power of two; 1-second slots
+constexpr int64_t kNsPerSec = 1'000'000'000;
+constexpr int64_t kCursorUnset = std::numeric_limits<int64_t>::min() / 2;
+constexpr Duration kExpireLater = seconds(60);  // ip_vs_conn.c expire_later
+
+// Internal entry bits (Entry::bits).
+constexpr uint8_t kInLinked = 0x1;
+constexpr uint8_t kOutLinked = 0x2;
+constexpr uint8_t kTimerLinked = 0x4;
+
+inline void cpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#endif
+}
+
+inline uint64_t mix64(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ull;
+  x ^= x >> 33;
+  return x;
+}
+
+// Keyed hash of one side of a tuple, as the kernel's ip_vs_conn_hashkey (proto, addr, port).
+inline uint64_t hashSide(uint64_t seed, Af af, L4Proto proto, const IpAddr& addr, uint16_t port) {
+  uint64_t w[2];
+  std::memcpy(w, addr.data(), sizeof(w));
+  uint64_t h = seed ^ ((static_cast<uint64_t>(af) << 24) | (static_cast<uint64_t>(proto) << 16) |
+                       static_cast<uint64_t>(port));
+  h = mix64(h ^ w[0]);
+  h = mix64(h ^ w[1] ^ seed);
+  return h;
+}
+
+inline int64_t floorSec(MonoTime t) {
+  int64_t s = t.ns / kNsPerSec;
+  if (t.ns % kNsPerSec < 0)
+    --s;
+  return s;
+}
+
+class SpinLock {
+ public:
+  void lock() noexcept {
+    while (flag_.exchange(true, std::memory_order_acquire)) {
+      while (flag_.load(std::memory_order_relaxed))
+        cpuRelax();
+    }
+  }
+
+  void unlock() noexcept { flag_.store(false, std::memory_order_release); }
+
+ private:
+  std::atomic<bool> flag_{false};
+};
+
+}  // namespace
+
+namespace conn_internal {
+
+// One slab slot: the public Conn plus the table's links.
+struct ConnEntry {
+  Conn conn;
+  uint32_t in_next = kNil;     // in-chain (home shard), also the deferred-free list
+  uint32_t out_next = kNil;    // full-NAT out chain (out shard)
+  uint32_t timer_prev = kNil;  // timer wheel slot list (home shard)
+  uint32_t timer_next = kNil;
+  std::atomic<uint32_t> tag{kDeadTag};
+  std::atomic<uint32_t> free_next{kNil};
+  std::atomic<uint16_t> home{0};
+  std::atomic<bool> assure{false};  // assureTemplate() requests, folded into conn.state
+  uint16_t wheel_slot = 0;
+  uint16_t out_shard = 0;
+  uint8_t bits = 0;
+  uint32_t out_bucket = 0;
+};
+
+struct alignas(64) ConnShard {
+  SpinLock lock;
+  int64_t cursor = kCursorUnset;  // every wheel second <= cursor has been processed
+  std::vector<uint32_t> in_heads;
+  std::vector<uint32_t> out_heads;
+  std::array<uint32_t, kWheelSlots> wheel{};
+};
+
+}  // namespace conn_internal
+
+using conn_internal::ConnEntry;
+using conn_internal::ConnShard;
+
+struct ConnTable::Impl {
+  Impl(const Options& o, ConnEvents* ev)
+      : events(ev),
+        seed(o.seed),
+        capacity(o.capacity),
+        shard_count(o.shards),
+        shard_mask(o.shards - 1),
+        entries(o.capacity),
+        shards(o.shards) {
+    LB_CHECK(o.shards > 0 && (o.shards & (o.shards - 1)) == 0 && o.shards <= 65536);
+    LB_CHECK(o.capacity > 0 && o.capacity < kNil);
+    size_t per = 1;
+    while (per * o.shards < o.capacity)
+      per <<= 1;
+    buckets_per_shard = per;
+    bucket_mask = per - 1;
+    for (ConnShard& s : shards) {
+      s.in_heads.assign(per, kNil);
+      s.out_heads.assign(per, kNil);
+      s.wheel.fill(kNil);
+    }
+    // Free list in index order: entry 0 on top.
+    for (size_t i = capacity; i-- > 0;) {
+      entries[i].free_next.store(static_cast<uint32_t>(freeTop()), std::memory_order_relaxed);
+      free_head.store((static_cast<uint64_t>(0) << 32) | i, std::memory_order_relaxed);
+    }
+  }
+
+  size_t freeTop() const {
+    return static_cast<size_t>(free_head.load(std::memory_order_relaxed) & 0xffffffffu);
+  }
+
+  // --- slab (a tagged Treiber stack: the tag defeats ABA) ---
+  uint32_t popFree() noexcept {
+    uint64_t head = free_head.load(std::memory_order_acquire);
+    for (;;) {
+      uint32_t idx = static_cast<uint32_t>(head & 0xffffffffu);
+      if (idx == kNil)
+        return kNil;
+      uint32_t next = entries[idx].free_next.load(std::memory_order_relaxed);
+      uint64_t tagged = (((head >> 32) + 1) << 32) | next;
+      if (free_head.compare_exchange_weak(head, tagged, std::memory_order_acquire,
+                                          std::memory_order_acquire)) {
+        return idx;
+      }
+    }
+  }
+
+  void pushFree(uint32_t idx) noexcept {
+    uint64_t head = free_head.load(std::memory_order_relaxed);
+    for (;;) {
+      entries[idx].free_next.store(static_cast<uint32_t>(head & 0xffffffffu),
+                                   std::memory_order_relaxed);
+      uint64_t tagged = (((head >> 32) + 1) << 32) | idx;
+      if (free_head.compare_exchange_weak(head, tagged, std::memory_order_release,
+                                          std::memory_order_relaxed)) {
+        return;
+      }
+    }
+  }
+
+  // --- hashing ---
+  size_t shardOf(uint64_t h) const { return static_cast<size_t>(h >> 40) & shard_mask; }
+
+  uint32_t bucketOf(uint64_t h) const { return static_cast<uint32_t>(h & bucket_mask); }
+
+  uint64_t inHash(const Conn& c) const { return hashSide(seed, c.af, c.proto, c.caddr, c.cport); }
+
+  uint64_t outHash(const Conn& c) const { return hashSide(seed, c.daf, c.proto, c.laddr, c.lport); }
+
+  // --- matching (ip_vs_conn.c __ip_vs_conn_in_get, ip_vs_ct_in_get, ip_vs_conn_out_get) ---
+  static bool inMatch(const Conn& c, const ConnTuple& t) {
+    if ((c.flags & kConnFTemplate) != 0)
+      return false;
+    // (!p->cport) ^ (!(cp->flags & NO_CPORT)): a zero-cport lookup finds only NO_CPORT entries.
+    if ((t.sport == 0) != ((c.flags & kConnFNoCport) != 0))
+      return false;
+    return c.cport == t.sport && c.vport == t.dport && c.af == t.af && c.proto == t.proto &&
+           c.caddr == t.saddr && c.vaddr == t.daddr;
+  }
+
+  static bool templateMatch(const Conn& c, const ConnTuple& t) {
+    return (c.flags & kConnFTemplate) != 0 && c.cport == t.sport && c.vport == t.dport &&
+           c.af == t.af && c.proto == t.proto && c.caddr == t.saddr && c.vaddr == t.daddr;
+  }
+
+  // A reply to a NAT or non-NAT conn, found through the in-chain (dst is caddr:cport).
+  static bool outMatchHome(const Conn& c, const ConnTuple& t) {
+    if ((c.flags & (kConnFTemplate | kConnFFullNat)) != 0)
+      return false;
+    if (c.cport != t.dport || c.af != t.af || c.proto != t.proto || c.caddr != t.daddr) {
+      return false;
+    }
+    if ((c.flags & kConnFFwdMask) == static_cast<uint32_t>(FwdMethod::kMasq)) {
+      return c.dport == t.sport && c.daddr == t.saddr;
+    }
+    return c.vport == t.sport && c.vaddr == t.saddr;
+  }
+
+  // A reply to a full-NAT conn: src daddr:dport, dst laddr:lport.
+  static bool outMatchFullNat(const Conn& c, const ConnTuple& t) {
+    return c.lport == t.dport && c.dport == t.sport && c.daf == t.af && c.proto == t.proto &&
+           c.laddr == t.daddr && c.daddr == t.saddr;
+  }
+
+  // --- timer wheel (home lock held) ---
+  void timerLink(ConnShard& s, uint32_t idx) noexcept {
+    ConnEntry& e = entries[idx];
+    int64_t sec = floorSec(e.conn.expires);
+    if (sec <= s.cursor)
+      sec = s.cursor + 1;
+    auto slot = static_cast<uint16_t>(static_cast<uint64_t>(sec) & (kWheelSlots - 1));
+    e.wheel_slot = slot;
+    e.timer_prev = kNil;
+    e.timer_next = s.wheel[slot];
+    if (e.timer_next != kNil)
+      entries[e.timer_next].timer_prev = idx;
+    s.wheel[slot] = idx;
+    e.bits |= kTimerLinked;
+  }
+
+  void timerUnlink(ConnShard& s, uint32_t idx) noexcept {
+    ConnEntry& e = entries[idx];
+    if ((e.bits & kTimerLinked) == 0)
+      return;
+    if (e.timer_prev != kNil) {
+      entries[e.timer_prev].timer_next = e.timer_next;
+    } else {
+      s.wheel[e.wheel_slot] = e.timer_next;
+    }
+    if (e.timer_next != kNil)
+      entries[e.timer_next].timer_prev = e.timer_prev;
+    e.timer_prev = e.timer_next = kNil;
+    e.bits &= static_cast<uint8_t>(~kTimerLinked);
+  }
+
+  void rearm(ConnShard& s, uint32_t idx, MonoTime expires) noexcept {
+    timerUnlink(s, idx);
+    entries[idx].conn.expires = expires;
+    timerLink(s, idx);
+  }
+
+  // --- in-chain (home lock held) ---
+  void inUnlink(ConnShard& s, uint32_t idx) noexcept {
+    ConnEntry& e = entries[idx];
+    if ((e.bits & kInLinked) == 0)
+      return;
+    uint32_t* link = &s.in_heads[bucketOf(inHash(e.conn))];
+    while (*link != kNil && *link != idx)
+      link = &entries[*link].in_next;
+    LB_DCHECK(*link == idx);
+    if (*link == idx)
+      *link = e.in_next;
+    e.in_next = kNil;
+    e.bits &= static_cast<uint8_t>(~kInLinked);
+  }
+
+  // Unlinks the entry everywhere it is reachable from its home shard, reports it and bumps its
+  // generation. Returns true when the slot can go back to the slab now; false when its
+  // full-NAT out node must first be unlinked by finishDeferred() (pushed on *deferred).
+  bool freeLocked(ConnShard& s, uint32_t idx, uint32_t* deferred) noexcept {
+    ConnEntry& e = entries[idx];
+    e.tag.store(kDeadTag, std::memory_order_release);
+    inUnlink(s, idx);
+    timerUnlink(s, idx);
+    if (events != nullptr)
+      events->onConnFreed(e.conn);
+    e.conn.generation = (e.conn.generation + 1) & 0x7fffffffu;
+    if ((e.conn.flags & kConnFTemplate) != 0)
+      templates.fetch_sub(1, std::memory_order_relaxed);
+    if ((e.conn.flags & kConnFNoCport) != 0)
+      no_cport.fetch_sub(1, std::memory_order_relaxed);
+    count.fetch_sub(1, std::memory_order_relaxed);
+    if ((e.bits & kOutLinked) != 0) {
+      e.in_next = *deferred;
+      *deferred = idx;
+      return false;
+    }
+    pushFree(idx);
+    return true;
+  }
+
+  // Unlinks the out nodes of entries freed under a home lock, then returns them to the slab.
+  // No lock may be held by the caller.
+  void finishDeferred(uint32_t list) noexcept {
+    while (list != kNil) {
+      ConnEntry& e = entries[list];
+      uint32_t next = e.in_next;
+      ConnShard& os = shards[e.out_shard];
+      os.lock.lock();
+      uint32_t* link = &os.out_heads[e.out_bucket];
+      while (*link != kNil && *link != list)
+        link = &entries[*link].out_next;
+      LB_DCHECK(*link == list);
+      if (*link == list)
+        *link = e.out_next;
+      e.out_next = kNil;
+      e.bits &= static_cast<uint8_t>(~kOutLinked);
+      os.lock.unlock();
+      e.in_next = kNil;
+      pushFree(list);
+      list = next;
+    }
+  }
+
+  // Fires one due timer (home lock held): expire_later for a template still controlling
+  // conns, otherwise free.
+  void fire(ConnShard& s, uint32_t idx, MonoTime now, uint32_t* deferred) noexcept {
+    Conn& c = entries[idx].conn;
+    if ((c.flags & kConnFTemplate) != 0 && c.n_control.load(std::memory_order_relaxed) > 0) {
+      c.timeout = kExpireLater;
+      rearm(s, idx, now + kExpireLater);
+      return;
+    }
+    freeLocked(s, idx, deferred);
+  }
+
+  // Home lock held: applies a pending assureTemplate().
+  void foldAssured(uint32_t idx) noexcept {
+    ConnEntry& e = entries[idx];
+    if ((e.conn.flags & kConnFTemplate) != 0 && e.assure.load(std::memory_order_relaxed)) {
+      e.conn.state |= kTemplateAssured;
+    }
+  }
+
+  size_t expireShard(ConnShard& s, MonoTime now, size_t budget) noexcept;
+  bool dropCandidate(const Conn& c, MonoTime now) noexcept;
+  bool todropEntry(const Conn& c, MonoTime now) noexcept;
+  ConnGuard guardFor(ConnTable* table, size_t shard, uint32_t idx) noexcept;
+  template <typename Fn>
+  void forEachLocked(ConnShard& s, Fn&& fn);
+
+  ConnEvents* events;
+  uint64_t seed;
+  size_t capacity;
+  size_t shard_count;
+  size_t shard_mask;
+  size_t buckets_per_shard = 1;
+  size_t bucket_mask = 0;
+  std::vector<ConnEntry> entries;
+  std::vector<ConnShard> shards;
+  std::atomic<uint64_t> free_head{kNil};
+  std::atomic<size_t> count{0};
+  std::atomic<size_t> templates{0};
+  std::atomic<size_t> no_cport{0};
+  std::atomic<uint64_t> table_full{0};
+  std::atomic<size_t> expire_rotor{0};
+  std::array<std::atomic<int8_t>, 9> todrop_counter{};
+};
+
+ConnGuard ConnTable::Impl::guardFor(ConnTable* table, size_t shard, uint32_t idx) noexcept {
+  foldAssured(idx);
+  ConnGuard g;
+  g.table_ = table;
+  g.conn_ = &entries[idx].conn;
+  g.index_ = idx;
+  g.shard_ = static_cast<uint32_t>(shard);
+  return g;
+}
+
+size_t ConnTable::Impl::expireShard(ConnShard& s, MonoTime now, size_t budget) noexcept {
+  size_t fired = 0;
+  uint32_t deferred = kNil;
+  s.lock.lock();
+  const int64_t now_sec = floorSec(now);
+  int64_t from = std::max(s.cursor + 1, now_sec - static_cast<int64_t>(kWheelSlots) + 1);
+  bool done = true;
+  for (int64_t sec = from; sec <= now_sec && done; ++sec) {
+    uint32_t idx = s.wheel[static_cast<uint64_t>(sec) & (kWheelSlots - 1)];
+    while (idx != kNil) {
+      uint32_t next = entries[idx].timer_next;
+      if (entries[idx].conn.expires <= now) {
+        if (fired == budget) {
+          done = false;
+          break;
+        }
+        fire(s, idx, now, &deferred);
+        ++fired;
+      }
+      idx = next;
+    }
+    // Second now_sec stays open: later calls in the same second rescan it.
+    if (done)
+      s.cursor = std::min(sec, now_sec - 1);
+  }
+  s.lock.unlock();
+  finishDeferred(deferred);
+  return fired;
+}
+
+template <typename Fn>
+void ConnTable::Impl::forEachLocked(ConnShard& s, Fn&& fn) {
+  for (uint32_t head : s.wheel) {
+    for (uint32_t idx = head; idx != kNil;) {
+      uint32_t next = entries[idx].timer_next;
+      fn(idx);
+      idx = next;
+    }
+  }
+}
+
+// ip_vs_ctl.c todrop_entry: keep conns refreshed within the last 60 s and conns with more
+// than 8 (or no) incoming packets; drop every n-th conn with n = in_pkts.
+bool ConnTable::Impl::todropEntry(const Conn& c, MonoTime now) noexcept {
+  if (now + c.timeout < c.expires + seconds(60))
+    return false;
+  if (c.in_pkts > 8 || c.in_pkts == 0)
+    return false;
+  std::atomic<int8_t>& counter = todrop_counter[c.in_pkts];
+  int8_t left = static_cast<int8_t>(counter.fetch_sub(1, std::memory_order_relaxed) - 1);
+  if (left > 0)
+    return false;
+  counter.store(static_cast<int8_t>(c.in_pkts), std::memory_order_relaxed);
+  return true;
+}
+
+// ip_vs_ctl.c ip_vs_random_dropentry's choice for one entry (state values of
+// ip_vs_proto_tcp.c / ip_vs_proto_sctp.c: TCP SYN_RECV 3, SYNACK 10, ESTABLISHED 1; SCTP
+// INIT1 1, INIT 2, ESTABLISHED 8).
+bool ConnTable::Impl::dropCandidate(const Conn& c, MonoTime now) noexcept {
+  if (c.n_control.load(std::memory_order_relaxed) != 0)
+    return false;
+  if ((c.flags & kConnFTemplate) != 0) {
+    // A template of a one-packet service (lbd marks those kConnFOnePacket) goes by todrop.
+    if ((c.flags & kConnFOnePacket) != 0)
+      return todropEntry(c, now);
+    return (c.state & kTemplateAssured) == 0;
+  }
+  if (c.proto == L4Proto::kTcp) {
+    if (c.state == 3 || c.state == 10)
+      return true;
+    return c.state == 1 && todropEntry(c, now);
+  }
+  if (c.proto == L4Proto::kSctp) {
+    if (c.state == 1 || c.state == 2)
+      return true;
+    return c.state == 8 && todropEntry(c, now);
+  }
+  return todropEntry(c, now);
+}
+
+// --- ConnGuard ---
+
+ConnGuard::ConnGuard(ConnGuard&& o) noexcept
+    : table_(o.table_), conn_(o.conn_), index_(o.index_), shard_(o.shard_) {
+  o.table_ = nullptr;
+  o.conn_ = nullptr;
+  o.index_ = kNoConn;
+}
+
+ConnGuard& ConnGuard::operator=(ConnGuard&& o) noexcept {
+  if (this != &o) {
+    release();
+    table_ = o.table_;
+    conn_ = o.conn_;
+    index_ = o.index_;
+    shard_ = o.shard_;
+    o.table_ = nullptr;
+    o.conn_ = nullptr;
+    o.index_ = kNoConn;
+  }
+  return *this;
+}
+
+void ConnGuard::setTimeout(Duration timeout, MonoTime now) noexcept {
+  if (conn_ == nullptr)
+    return;
+  conn_->timeout = timeout;
+  ConnTable::Impl& impl = *table_->impl_;
+  impl.rearm(impl.shards[shard_], index_, now + timeout);
+}
+
+void ConnGuard::release() noexcept {
+  if (conn_ != nullptr) {
+    table_->impl_->shards[shard_].lock.unlock();
+    conn_ = nullptr;
+    table_ = nullptr;
+    index_ = kNoConn;
+  }
+}
+
+// --- ConnTable ---
+
+ConnTable::ConnTable(const Options& options, ConnEvents* events)
+    : impl_(std::make_unique<Impl>(options, events)) {}
+
+ConnTable::~ConnTable() = default;
+
+ConnGuard ConnTable::findIn(const ConnTuple& t) noexcept {
+  Impl& m = *impl_;
+  uint64_t h = hashSide(m.seed, t.af, t.proto, t.saddr, t.sport);
+  size_t sh = m.shardOf(h);
+  ConnShard& s = m.shards[sh];
+  s.lock.lock();
+  for (uint32_t i = s.in_heads[m.bucketOf(h)]; i != kNil; i = m.entries[i].in_next) {
+    if (Impl::inMatch(m.entries[i].conn, t))
+      return m.guardFor(this, sh, i);
+  }
+  s.lock.unlock();
+  // ip_vs_conn_in_get: retry with cport 0 for NO_CPORT entries, if there are any.
+  if (t.sport == 0 || m.no_cport.load(std::memory_order_relaxed) == 0)
+    return {};
+  ConnTuple z = t;
+  z.sport = 0;
+  return findIn(z);
+}
+
+ConnGuard ConnTable::findTemplate(const ConnTuple& t) noexcept {
+  Impl& m = *impl_;
+  uint64_t h = hashSide(m.seed, t.af, t.proto, t.saddr, t.sport);
+  size_t sh = m.shardOf(h);
+  ConnShard& s = m.shards[sh];
+  s.lock.lock();
+  for (uint32_t i = s.in_heads[m.bucketOf(h)]; i != kNil; i = m.entries[i].in_next) {
+    if (Impl::templateMatch(m.entries[i].conn, t))
+      return m.guardFor(this, sh, i);
+  }
+  s.lock.unlock();
+  return {};
+}
+
+ConnGuard ConnTable::findOut(const ConnTuple& t) noexcept {
+  Impl& m = *impl_;
+  // The reply's destination is the conn's client side (or laddr:lport for full NAT).
+  uint64_t h = hashSide(m.seed, t.af, t.proto, t.daddr, t.dport);
+  size_t sh = m.shardOf(h);
+  uint32_t b = m.bucketOf(h);
+  ConnShard& s = m.shards[sh];
+  s.lock.lock();
+  for (uint32_t i = s.in_heads[b]; i != kNil; i = m.entries[i].in_next) {
+    if (Impl::outMatchHome(m.entries[i].conn, t))
+      return m.guardFor(this, sh, i);
+  }
+  uint32_t found = kNil;
+  uint32_t gen = kDeadTag;
+  for (uint32_t i = s.out_heads[b]; i != kNil; i = m.entries[i].out_next) {
+    const ConnEntry& e = m.entries[i];
+    uint32_t tag = e.tag.load(std::memory_order_acquire);
+    if (tag != kDeadTag && Impl::outMatchFullNat(e.conn, t)) {
+      found = i;
+      gen = tag;
+      break;
+    }
+  }
+  s.lock.unlock();
+  if (found == kNil)
+    return {};
+  return get(found, gen);
+}
+
+ConnGuard ConnTable::get(uint32_t index, uint32_t generation) noexcept {
+  Impl& m = *impl_;
+  if (index >= m.capacity)
+    return {};
+  ConnEntry& e = m.entries[index];
+  size_t sh = e.home.load(std::memory_order_acquire);
+  ConnShard& s = m.shards[sh];
+  s.lock.lock();
+  if (e.tag.load(std::memory_order_relaxed) == generation &&
+      e.home.load(std::memory_order_relaxed) == sh) {
+    return m.guardFor(this, sh, index);
+  }
+  s.lock.unlock();
+  return {};
+}
+
+ConnGuard ConnTable::create(const ConnParams& p, MonoTime now) noexcept {
+  Impl& m = *impl_;
+  uint32_t idx = m.popFree();
+  if (idx == kNil) {
+    m.table_full.fetch_add(1, std::memory_order_relaxed);
+    return {};
+  }
+  ConnEntry& e = m.entries[idx];
+  Conn& c = e.conn;
+  static_cast<ConnParams&>(c) = p;
+  if ((c.flags & kConnFNoCport) != 0)
+    c.cport = 0;
+  c.flags &= ~kConnFHashed;
+  c.state = 0;
+  c.old_state = 0;
+  c.in_pkts = 0;
+  c.n_control.store(0, std::memory_order_relaxed);
+  e.assure.store(false, std::memory_order_relaxed);
+  c.expires = now + p.timeout;
+  const bool hashed = (c.flags & kConnFOnePacket) == 0;
+  const bool full_nat = hashed && (c.flags & (kConnFFullNat | kConnFTemplate)) == kConnFFullNat;
+  uint64_t h = m.inHash(c);
+  size_t sh = m.shardOf(h);
+  e.home.store(static_cast<uint16_t>(sh), std::memory_order_release);
+  e.bits = 0;
+  if (full_nat) {
+    // Rule 3: link the out node first, without the home lock; tag is still dead.
+    uint64_t oh = m.outHash(c);
+    e.out_shard = static_cast<uint16_t>(m.shardOf(oh));
+    e.out_bucket = m.bucketOf(oh);
+    ConnShard& os = m.shards[e.out_shard];
+    os.lock.lock();
+    e.out_next = os.out_heads[e.out_bucket];
+    os.out_heads[e.out_bucket] = idx;
+    e.bits |= kOutLinked;
+    os.lock.unlock();
+  }
+  ConnShard& s = m.shards[sh];
+  s.lock.lock();
+  if (hashed) {
+    c.flags |= kConnFHashed;
+    uint32_t& head = s.in_heads[m.bucketOf(h)];
+    e.in_next = head;
+    head = idx;
+    e.bits |= kInLinked;
+  }
+  m.timerLink(s, idx);
+  e.tag.store(c.generation, std::memory_order_release);
+  m.count.fetch_add(1, std::memory_order_relaxed);
+  if ((c.flags & kConnFTemplate) != 0)
+    m.templates.fetch_add(1, std::memory_order_relaxed);
+  if ((c.flags & kConnFNoCport) != 0)
+    m.no_cport.fetch_add(1, std::memory_order_relaxed);
+  return m.guardFor(this, sh, idx);
+}
+
+void ConnTable::expireNow(ConnGuard& g) noexcept {
+  if (!g)
+    return;
+  Impl& m = *impl_;
+  ConnShard& s = m.shards[g.shard_];
+  Conn& c = *g.conn_;
+  if ((c.flags & kConnFTemplate) != 0 && c.n_control.load(std::memory_order_relaxed) > 0) {
+    g.release();  // its timer keeps running; expire() re-arms it while n_control > 0
+    return;
+  }
+  uint32_t deferred = kNil;
+  m.freeLocked(s, g.index_, &deferred);
+  g.release();
+  m.finishDeferred(deferred);
+}
+
+void ConnTable::invalidateTemplate(ConnGuard& g) noexcept {
+  if (!g)
+    return;
+  Impl& m = *impl_;
+  Conn& c = *g.conn_;
+  if ((c.flags & kConnFTemplate) == 0 || c.vport == 0xffff)
+    return;
+  // ip_vs_check_template: unhash, ports := 0xffff, cport := 0, rehash. The rehashed key
+  // (cport 0, vport 65535) lands in another shard, so the entry simply leaves its in-chain:
+  // no real lookup could match it. It stays on its timer and in forEach.
+  m.inUnlink(m.shards[g.shard_], g.index_);
+  c.dport = 0xffff;
+  c.vport = 0xffff;
+  c.cport = 0;
+}
+
+size_t ConnTable::expire(MonoTime now, size_t budget) noexcept {
+  Impl& m = *impl_;
+  size_t fired = 0;
+  size_t start = m.expire_rotor.fetch_add(1, std::memory_order_relaxed);
+  for (size_t k = 0; k < m.shard_count && fired < budget; ++k) {
+    ConnShard& s = m.shards[(start + k) & m.shard_mask];
+    fired += m.expireShard(s, now, budget - fired);
+  }
+  return fired;
+}
+
+void ConnTable::forEach(const std::function<void(const Conn&)>& fn) const {
+  Impl& m = *impl_;
+  std::vector<Conn> copies;
+  for (ConnShard& s : m.shards) {
+    copies.clear();
+    s.lock.lock();
+    m.forEachLocked(s, [&](uint32_t idx) {
+      m.foldAssured(idx);
+      copies.push_back(m.entries[idx].conn);
+    });
+    s.lock.unlock();
+    for (const Conn& c : copies)
+      fn(c);
+  }
+}
+
+size_t ConnTable::expireIf(const std::function<bool(const Conn&)>& pred) {
+  Impl& m = *impl_;
+  size_t freed = 0;
+  for (int pass = 0; pass < 2; ++pass) {
+    const bool templates = pass == 1;
+    for (ConnShard& s : m.shards) {
+      uint32_t deferred = kNil;
+      s.lock.lock();
+      m.forEachLocked(s, [&](uint32_t idx) {
+        const Conn& c = m.entries[idx].conn;
+        if (((c.flags & kConnFTemplate) != 0) != templates)
+          return;
+        if (templates && c.n_control.load(std::memory_order_relaxed) > 0)
+          return;
+        if (!pred(c))
+          return;
+        m.freeLocked(s, idx, &deferred);
+        ++freed;
+      });
+      s.lock.unlock();
+      m.finishDeferred(deferred);
+    }
+  }
+  return freed;
+}
+
+size_t ConnTable::dropEntries(MonoTime now, uint64_t rand, size_t buckets) noexcept {
+  Impl& m = *impl_;
+  size_t dropped = 0;
+  uint64_t x = rand;
+  const size_t total = m.shard_count * m.buckets_per_shard;
+  for (size_t n = 0; n < buckets; ++n) {
+    x = mix64(x + 0x9e3779b97f4a7c15ull);
+    size_t pos = static_cast<size_t>(x % total);
+    ConnShard& s = m.shards[pos / m.buckets_per_shard];
+    uint32_t deferred = kNil;
+    s.lock.lock();
+    uint32_t* link = &s.in_heads[pos % m.buckets_per_shard];
+    while (*link != kNil) {
+      uint32_t idx = *link;
+      m.foldAssured(idx);
+      if (m.dropCandidate(m.entries[idx].conn, now)) {
+        m.freeLocked(s, idx, &deferred);  // unlinks idx: *link now holds its successor
+        ++dropped;
+      } else {
+        link = &m.entries[idx].in_next;
+      }
+    }
+    s.lock.unlock();
+    m.finishDeferred(deferred);
+  }
+  return dropped;
+}
+
+void ConnTable::assureTemplate(uint32_t control) noexcept {
+  if (control < impl_->capacity) {
+    impl_->entries[control].assure.store(true, std::memory_order_relaxed);
+  }
+}
+
+std::atomic<int32_t>& ConnTable::nControl(uint32_t index) noexcept {
+  LB_CHECK(index < impl_->capacity);
+  return impl_->entries[index].conn.n_control;
+}
+
+ConnTableStats ConnTable::stats() const {
+  ConnTableStats st;
+  st.entries = impl_->count.load(std::memory_order_relaxed);
+  st.templates = impl_->templates.load(std::memory_order_relaxed);
+  st.capacity = impl_->capacity;
+  st.table_full = impl_->table_full.load(std::memory_order_relaxed);
+  return st;
+}
+
+size_t ConnTable::capacity() const {
+  return impl_->capacity;
+}
+
+size_t ConnTable::bytesPerEntry() const {
+  const Impl& m = *impl_;
+  size_t buckets = 2 * sizeof(uint32_t) * m.buckets_per_shard * m.shard_count;
+  return sizeof(ConnEntry) + (buckets + m.capacity - 1) / m.capacity;
+}
+
+}  // namespace lb
