@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Topology (all on 198.18.0.0/15, no route out):
+#   client ns  c0 198.18.60.2/24 ── b0 198.18.60.1/24  balancer ns  b1 198.18.61.1/24 ── s0 198.18.61.2/24  server ns
+# VIP 198.19.60.1. Every contender is set up, measured on every row, and torn down in turn.
+set -uo pipefail
+src=$(cd "$(dirname "$0")/../.." && pwd)
+LBD=${LBD_BIN:-$src/build/bin/lbd}
+LBCTL=${LBCTL_BIN:-$src/build/bin/lbctl}
+quick=0
+contenders="routing nft haproxy lbd-nat lbd-fullnat lbd-dr lbd-sidecar"
+for a in "$@"; do
+  case $a in
+    --quick) quick=1 ;;
+    --contenders=*) contenders=${a#--contenders=}; contenders=${contenders//,/ } ;;
+    *) echo "usage: $0 [--quick] [--contenders=a,b,...]" >&2; exit 2 ;;
+  esac
+done
+T=10; [ $quick = 1 ] && T=3
+id=$$
+C=lbdperf-c-$id; B=lbdperf-b-$id; S=lbdperf-s-$id
+VIP=198.19.60.1; SRV=198.18.61.2; LADDR=198.18.61.100
+tmp=$(mktemp -d /tmp/lbdperf.XXXXXX)
+pids=()
+
+cleanup() {
+  set +e
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  ip netns del "$C" 2>/dev/null; ip netns del "$B" 2>/dev/null; ip netns del "$S" 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+topology() {
+  ip netns add "$C"; ip netns add "$B"; ip netns add "$S"
+  ip link add c0 netns "$C" type veth peer name b0 netns "$B"
+  ip link add b1 netns "$B" type veth peer name s0 netns "$S"
+  ip -n "$C" addr add 198.18.60.2/24 dev c0
+  ip -n "$B" addr add 198.18.60.1/24 dev b0
+  ip -n "$B" addr add 198.18.61.1/24 dev b1
+  ip -n "$S" addr add 198.18.61.2/24 dev s0
+  for ns in "$C" "$B" "$S"; do ip -n "$ns" link set lo up; done
+  ip -n "$C" link set c0 up; ip -n "$B" link set b0 up; ip -n "$B" link set b1 up; ip -n "$S" link set s0 up
+  ip netns exec "$B" sysctl -qw net.ipv4.ip_forward=1
+  ip -n "$C" route add 198.18.61.0/24 via 198.18.60.1
+  ip -n "$C" route add 198.19.60.0/24 via 198.18.60.1
+  ip -n "$S" route add 198.18.60.0/24 via 198.18.61.1
+  # Servers: iperf3 (TCP 5201, UDP 5201), nginx on 80 with a 612-byte page.
+  ip netns exec "$S" iperf3 -s -D -p 5201 --pidfile "$tmp/iperf.pid" >/dev/null
+  mkdir -p "$tmp/www"; head -c 612 /dev/zero | tr '\0' x > "$tmp/www/index.html"
+  cat > "$tmp/nginx.conf" <<NGX
+worker_processes 1; pid $tmp/nginx.pid; error_log $tmp/nginx.err;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 80 reuseport backlog=4096; root $tmp/www; } }
+NGX
+  ip netns exec "$S" nginx -c "$tmp/nginx.conf"
+}
+
+# --- contenders: setup_<name> prints the target address; teardown_<name> undoes it ----------
+setup_routing() { TARGET=$SRV; }
+teardown_routing() { :; }
+setup_nft() {
+  ip netns exec "$B" nft -f - <<NFT
+table ip lbdperf {
+  chain pre {
+    type nat hook prerouting priority -100;
+    ip daddr $VIP tcp dport { 80, 5201 } dnat to $SRV
+    ip daddr $VIP udp dport 5201 dnat to $SRV
+  }
+}
+NFT
+  TARGET=$VIP
+}
+teardown_nft() { ip netns exec "$B" nft delete table ip lbdperf; }
+setup_haproxy() {
+  ip -n "$B" addr add $VIP/32 dev lo
+  cat > "$tmp/haproxy.cfg" <<HAP
+global
+  maxconn 8000
+  nbthread 2
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+listen web
+  bind $VIP:80
+  server s1 $SRV:80
+listen iperf
+  bind $VIP:5201
+  server s1 $SRV:5201
+HAP
+  ip netns exec "$B" haproxy -f "$tmp/haproxy.cfg" -D -p "$tmp/haproxy.pid" || return 1
+  TARGET=$VIP
+}
+teardown_haproxy() { kill "$(cat "$tmp/haproxy.pid")" 2>/dev/null; ip -n "$B" addr del $VIP/32 dev lo; }
+
+LBD_PID=
+start_lbd() {  # start_lbd <ns> <mode>
+  ip netns exec "$1" "$LBD" --tun=lbdperf0 --mode="$2" --listen="unix://$tmp/lbd.sock" \
+    --log-level=warn >"$tmp/lbd.log" 2>&1 &
+  LBD_PID=$!
+  pids+=("$LBD_PID")
+  for _ in $(seq 1 100); do
+    "$LBCTL" --server="unix://$tmp/lbd.sock" -Ln >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "lbd did not start:"; cat "$tmp/lbd.log"; return 1
+}
+stop_lbd() { kill "$LBD_PID" 2>/dev/null; wait "$LBD_PID" 2>/dev/null; LBD_PID=; }
+lbctl() { "$LBCTL" --server="unix://$tmp/lbd.sock" "$@"; }
+lbd_services() {  # lbd_services <fwd flag...>
+  lbctl -A -t $VIP:80 -s rr && lbctl -a -t $VIP:80 -r $SRV:80 "$@"
+  lbctl -A -t $VIP:5201 -s rr && lbctl -a -t $VIP:5201 -r $SRV:5201 "$@"
+  lbctl -A -u $VIP:5201 -s rr && lbctl -a -u $VIP:5201 -r $SRV:5201 "$@"
+}
+setup_lbd-nat() { start_lbd "$B" gateway && lbd_services -m; TARGET=$VIP; }
+teardown_lbd-nat() { stop_lbd; }
+setup_lbd-fullnat() {
+  start_lbd "$B" gateway || return 1
+  for s in "-t $VIP:80" "-t $VIP:5201" "-u $VIP:5201"; do lbctl -P $s -z $LADDR; done
+  lbd_services --fullnat; TARGET=$VIP
+}
+teardown_lbd-fullnat() { stop_lbd; }
+setup_lbd-dr() {
+  ip -n "$S" addr add $VIP/32 dev lo
+  ip netns exec "$S" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+  start_lbd "$B" gateway && lbd_services -g; TARGET=$VIP
+}
+teardown_lbd-dr() { stop_lbd; ip -n "$S" addr del $VIP/32 dev lo; }
+setup_lbd-sidecar() { start_lbd "$C" sidecar && lbd_services -m; TARGET=$VIP; }
+teardown_lbd-sidecar() { stop_lbd; }
+
+# --- rows ---------------------------------------------------------------------------------
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)" 2>/dev/null || echo NA; }
+row_tcp1() { ip netns exec "$C" iperf3 -c "$TARGET" -p 5201 -t $T -J 2>/dev/null \
+  | json '"%.2f" % (d["end"]["sum_received"]["bits_per_second"]/1e9)'; }
+row_tcp4() { ip netns exec "$C" iperf3 -c "$TARGET" -p 5201 -t $T -P 4 -J 2>/dev/null \
+  | json '"%.2f" % (d["end"]["sum_received"]["bits_per_second"]/1e9)'; }
+row_udp() { ip netns exec "$C" iperf3 -c "$TARGET" -p 5201 -u -l 64 -b 0 -t $T -J 2>/dev/null \
+  | json '"%.0f" % ((d["end"]["sum"]["packets"]-d["end"]["sum"]["lost_packets"])/d["end"]["sum"]["seconds"])'; }
+wrk_out() { ip netns exec "$C" wrk -t2 -c"$1" -d${T}s --latency "${@:2}" "http://$TARGET/" 2>/dev/null; }
+row_cps() { wrk_out 50 -H "Connection: close" | awk '/Requests\/sec/ {printf "%.0f", $2}'; }
+row_rps() { wrk_out 50 >"$tmp/wrk.txt"; awk '/Requests\/sec/ {printf "%.0f", $2}' "$tmp/wrk.txt"; }
+lat() {  # lat <50%|99%> from the last row_rps, in ms
+  awk -v q="$1" '$1 == q { v=$2; if (v ~ /us$/) { sub(/us/,"",v); v/=1000 } else if (v ~ /ms$/) { sub(/ms/,"",v) } else if (v ~ /s$/) { sub(/s/,"",v); v*=1000 }; printf "%.3f", v }' "$tmp/wrk.txt"
+}
+
+declare -A R
+rows="tcp1 tcp4 cps rps p50 p99 udp"
+declare -A ROWNAME=([tcp1]="TCP 1 stream (Gbit/s)" [tcp4]="TCP 4 streams (Gbit/s)"
+  [cps]="new conns/s (wrk, close)" [rps]="requests/s (keep-alive)" [p50]="p50 latency (ms)"
+  [p99]="p99 latency (ms)" [udp]="UDP 64 B (pkt/s)")
+
+topology
+for c in $contenders; do
+  echo "== $c" >&2
+  if ! "setup_$c"; then echo "setup of $c failed" >&2; "teardown_$c" 2>/dev/null; continue; fi
+  R[$c,tcp1]=$(row_tcp1); R[$c,tcp4]=$(row_tcp4); R[$c,cps]=$(row_cps)
+  R[$c,rps]=$(row_rps); R[$c,p50]=$(lat 50%); R[$c,p99]=$(lat 99%)
+  if [ "$c" = haproxy ]; then R[$c,udp]="n/a"; else R[$c,udp]=$(row_udp); fi
+  "teardown_$c"
+done
+
+printf '\n%-26s' "row"; for c in $contenders; do printf '%14s' "$c"; done; echo
+for r in $rows; do
+  printf '%-26s' "${ROWNAME[$r]}"
+  for c in $contenders; do printf '%14s' "${R[$c,$r]:-NA}"; done; echo
+done
+echo
+echo "ratios (lbd / kernel nft DNAT, lbd / HAProxy; latency rows: lower is better):"
+for c in $contenders; do
+  case $c in lbd-*) ;; *) continue ;; esac
+  for r in $rows; do
+    python3 - "$c" "$r" "${R[$c,$r]:-NA}" "${R[nft,$r]:-NA}" "${R[haproxy,$r]:-NA}" <<'PY'
+import sys
+c, r, v, k, h = sys.argv[1:]
+def ratio(a, b):
+    try: return "%.2f" % (float(a) / float(b))
+    except Exception: return "NA"
+print("  %-12s %-5s vs nft %-6s vs haproxy %s" % (c, r, ratio(v, k), ratio(v, h)))
+PY
+  done
+done
+
+# --- loading 10,000 services x 10 real servers while pinging a VIP --------------------------
+if [[ " $contenders " == *" lbd-nat "* ]]; then
+  echo; echo "== config load: 10000 services x 10 real servers with lbctl -R"
+  n=10000; [ $quick = 1 ] && n=2000
+  python3 - "$n" > "$tmp/rules" <<'PY'
+import sys
+n = int(sys.argv[1])
+for i in range(n):
+    vip = "198.19.%d.%d" % (100 + i // 250, 1 + i % 250)
+    print("-A -t %s:80 -s wrr" % vip)
+    for j in range(10):
+        print("-a -t %s:80 -r 198.18.61.%d:80 -m -w 1" % (vip, 10 + j))
+PY
+  start_lbd "$B" gateway && lbctl -A -t $VIP:80 -s rr && lbctl -a -t $VIP:80 -r $SRV:80 -m
+  ip netns exec "$C" ping -i 0.002 -w 600 -D $VIP >"$tmp/ping.txt" 2>&1 &
+  ping_pid=$!; pids+=("$ping_pid")
+  sleep 1
+  t0=$(date +%s%N); lbctl -R <"$tmp/rules"; t1=$(date +%s%N)
+  sleep 1; kill "$ping_pid" 2>/dev/null
+  echo "load time: $(( (t1 - t0) / 1000000 )) ms for $n services ($(( n * 10 )) real servers)"
+  awk -F'time=' '/time=/ {split($2,a," "); if (a[1]>m) m=a[1]; n++} END {printf "ping through the VIP during load: %d replies, max RTT %.3f ms\n", n, m}' "$tmp/ping.txt"
+  stop_lbd
+fi
