@@ -2,14 +2,19 @@
 // The scheduler registry: one line per algorithm (ip_vs_sched.c's list, made explicit).
 #include <array>
 
+#include "core/sched/dh.h"
 #include "core/sched/fo.h"
+#include "core/sched/lblc.h"
+#include "core/sched/lblcr.h"
 #include "core/sched/lc.h"
+#include "core/sched/mh.h"
 #include "core/sched/none.h"
 #include "core/sched/nq.h"
 #include "core/sched/ovf.h"
 #include "core/sched/rr.h"
 #include "core/sched/scheduler.h"
 #include "core/sched/sed.h"
+#include "core/sched/sh.h"
 #include "core/sched/twos.h"
 #include "core/sched/wlc.h"
 #include "core/sched/wrr.h"

@@ -26,9 +26,14 @@ inline bool usable(const DestInfo& d, const DestLoad& load) noexcept {
   return d.weight > 0 && !load.overloaded(d.id);
 }
 
-// Golden-ratio multiplicative hash used by ip_vs_dh.c, ip_vs_sh.c and ip_vs_lblc(r).c
-// (2654435761UL, computed in unsigned long and masked by the callers). Hot path.
-inline constexpr uint32_t kGoldenRatioPrime = 2654435761u;
+// hash_32() from include/linux/hash.h: the top `bits` bits of val * GOLDEN_RATIO_32. Mainline
+// ip_vs_dh.c, ip_vs_sh.c and ip_vs_lblc(r).c hash with it; kernels before 4.7 (and older copies
+// of those files) used (val * 2654435761UL) & mask instead. Hot path.
+inline constexpr uint32_t kGoldenRatio32 = 0x61C88647u;
+
+inline constexpr uint32_t hash32(uint32_t val, int bits) noexcept {
+  return (val * kGoldenRatio32) >> (32 - bits);
+}
 
 // gcd() from lib/math/gcd.c for positive ints.
 int gcdPositive(int a, int b);

@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: Apache-2.0
+// Locality-based least-connection with replication; the analogue of ip_vs_lblcr.c.
+#ifndef LBD_CORE_SCHED_LBLCR_H_
+#define LBD_CORE_SCHED_LBLCR_H_
+
+#include "core/sched/scheduler.h"
+
+namespace lb::sched {
+
+// "lblcr": like lblc, but the cache maps a destination address to a set of dests. The set's
+// weighted least-connection member serves; when it is overloaded the wlc choice over the whole
+// service joins the set; a set unchanged for lblc_expiration sheds its most loaded member.
+// Any thread.
+const SchedulerFactory& lblcrFactory();
+
+}  // namespace lb::sched
+
+#endif  // LBD_CORE_SCHED_LBLCR_H_
