@@ -1,0 +1,1263 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "cmd/lbctl/ipvsadm_parser.h"
+
+#include <arpa/inet.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <netinet/in.h>
+
+#include <array>
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace lb::lbctl {
+namespace {
+
+namespace pb = ::lbd::v1;
+
+constexpr int kMaxTimeout = 86400 * 31;  // ipvsadm's MAX_TIMEOUT
+constexpr int kDefaultPersistTimeout = 360;
+
+// Option columns of ipvsadm's commands_v_options table (OPTC_*), plus lbctl's -z (DPVS).
+enum Opt : int {
+  kOptNumeric,
+  kOptConnection,
+  kOptService,
+  kOptScheduler,
+  kOptPersistent,
+  kOptNetmask,
+  kOptServer,
+  kOptForward,
+  kOptWeight,
+  kOptUThreshold,
+  kOptLThreshold,
+  kOptMcast,
+  kOptTimeout,
+  kOptDaemon,
+  kOptStats,
+  kOptRate,
+  kOptThresholds,
+  kOptPersistentConn,
+  kOptNoSort,
+  kOptSyncId,
+  kOptExact,
+  kOptOnePacket,
+  kOptPe,
+  kOptSchedFlags,
+  kOptMcastGroup,
+  kOptMcastPort,
+  kOptMcastTtl,
+  kOptSyncMaxlen,
+  kOptTunInfo,
+  kOptTunType,
+  kOptTunPort,
+  kOptTunNoCsum,
+  kOptTunCsum,
+  kOptTunRemCsum,
+  kOptLaddr,
+  kOptCount
+};
+
+constexpr std::array<const char*, kOptCount> kOptNames = {"numeric",
+                                                          "connection",
+                                                          "service-address",
+                                                          "scheduler",
+                                                          "persistent",
+                                                          "netmask",
+                                                          "real-server",
+                                                          "forwarding-method",
+                                                          "weight",
+                                                          "u-threshold",
+                                                          "l-threshold",
+                                                          "mcast-interface",
+                                                          "timeout",
+                                                          "daemon",
+                                                          "stats",
+                                                          "rate",
+                                                          "thresholds",
+                                                          "persistent-conn",
+                                                          "nosort",
+                                                          "syncid",
+                                                          "exact",
+                                                          "ops",
+                                                          "pe",
+                                                          "sched-flags",
+                                                          "mcast-group",
+                                                          "mcast-port",
+                                                          "mcast-ttl",
+                                                          "sync-maxlen",
+                                                          "tun-info",
+                                                          "tun-type",
+                                                          "tun-port",
+                                                          "tun-nocsum",
+                                                          "tun-csum",
+                                                          "tun-remcsum",
+                                                          "laddr"};
+
+struct CommandInfo {
+  CommandKind kind;
+  const char* name;
+  // One character per option column: '+' compulsory, 'x' illegal, '1' exclusive, ' ' optional
+  // (ipvsadm.c commands_v_options; the last column is lbctl's -z).
+  const char* legal;
+};
+
+// Rows in ipvsadm's CMD_* order, then the DPVS local-address commands.
+constexpr std::array<CommandInfo, 17> kCommands = {{
+    {CommandKind::kAddService, "add-service", "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx"},
+    {CommandKind::kEditService, "edit-service", "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx"},
+    {CommandKind::kDeleteService, "delete-service", "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+    {CommandKind::kFlush, "flush", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+    {CommandKind::kList, "list", " 11xxxxxxxxx11       xxxxxxx xxxxxx"},
+    {CommandKind::kAddDest, "add-server", "xx+xxx+    xxxxxxxxxxxxxxxxxx     x"},
+    {CommandKind::kDeleteDest, "delete-server", "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+    {CommandKind::kEditDest, "edit-server", "xx+xxx+    xxxxxxxxxxxxxxxxxx     x"},
+    {CommandKind::kSetTimeout, "set", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+    {CommandKind::kStartDaemon, "start-daemon", "xxxxxxxxxxx xxxxxxx xxxx    xxxxxxx"},
+    {CommandKind::kStopDaemon, "stop-daemon", "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxx"},
+    {CommandKind::kRestore, "restore", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+    {CommandKind::kSave, "save", " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+    {CommandKind::kZero, "zero", "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+    {CommandKind::kAddLaddr, "add-laddr", "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+"},
+    {CommandKind::kDelLaddr, "del-laddr", "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+"},
+    {CommandKind::kGetLaddr, "get-laddr", "  xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+}};
+
+const CommandInfo* commandInfo(CommandKind k) {
+  for (const CommandInfo& c : kCommands) {
+    if (c.kind == k)
+      return &c;
+  }
+  return nullptr;
+}
+
+// Long-only option tags (ipvsadm's TAG_*), outside the ASCII range.
+enum Tag : int {
+  kTagSet = 256,
+  kTagStartDaemon,
+  kTagStopDaemon,
+  kTagMcastInterface,
+  kTagTimeout,
+  kTagDaemon,
+  kTagStats,
+  kTagRate,
+  kTagThresholds,
+  kTagPersistentConn,
+  kTagSort,
+  kTagNoSort,
+  kTagPe,
+  kTagSctp,
+  kTagMcastGroup,
+  kTagMcastPort,
+  kTagMcastTtl,
+  kTagSyncMaxlen,
+  kTagTunInfo,
+  kTagTunType,
+  kTagTunPort,
+  kTagTunNoCsum,
+  kTagTunCsum,
+  kTagTunRemCsum,
+  kTagFullNat,
+  kTagSyncId,
+};
+
+constexpr char kShortOpts[] = "+:AEDCRSaedLlZhvt:u:f:s:p::M:r:migw:x:y:ncXo6b:PQGz:";
+
+const struct option kLongOpts[] = {
+    {"add-service", no_argument, nullptr, 'A'},
+    {"edit-service", no_argument, nullptr, 'E'},
+    {"delete-service", no_argument, nullptr, 'D'},
+    {"clear", no_argument, nullptr, 'C'},
+    {"list", no_argument, nullptr, 'L'},
+    {"zero", no_argument, nullptr, 'Z'},
+    {"add-server", no_argument, nullptr, 'a'},
+    {"edit-server", no_argument, nullptr, 'e'},
+    {"delete-server", no_argument, nullptr, 'd'},
+    {"set", no_argument, nullptr, kTagSet},
+    {"help", no_argument, nullptr, 'h'},
+    {"version", no_argument, nullptr, 'v'},
+    {"restore", no_argument, nullptr, 'R'},
+    {"save", no_argument, nullptr, 'S'},
+    {"start-daemon", required_argument, nullptr, kTagStartDaemon},
+    {"stop-daemon", required_argument, nullptr, kTagStopDaemon},
+    {"add-laddr", no_argument, nullptr, 'P'},
+    {"del-laddr", no_argument, nullptr, 'Q'},
+    {"get-laddr", no_argument, nullptr, 'G'},
+    {"tcp-service", required_argument, nullptr, 't'},
+    {"udp-service", required_argument, nullptr, 'u'},
+    {"sctp-service", required_argument, nullptr, kTagSctp},
+    {"fwmark-service", required_argument, nullptr, 'f'},
+    {"scheduler", required_argument, nullptr, 's'},
+    {"persistent", optional_argument, nullptr, 'p'},
+    {"netmask", required_argument, nullptr, 'M'},
+    {"real-server", required_argument, nullptr, 'r'},
+    {"masquerading", no_argument, nullptr, 'm'},
+    {"ipip", no_argument, nullptr, 'i'},
+    {"gatewaying", no_argument, nullptr, 'g'},
+    {"fullnat", no_argument, nullptr, kTagFullNat},
+    {"weight", required_argument, nullptr, 'w'},
+    {"u-threshold", required_argument, nullptr, 'x'},
+    {"l-threshold", required_argument, nullptr, 'y'},
+    {"numeric", no_argument, nullptr, 'n'},
+    {"connection", no_argument, nullptr, 'c'},
+    {"mcast-interface", required_argument, nullptr, kTagMcastInterface},
+    {"syncid", required_argument, nullptr, kTagSyncId},
+    {"timeout", no_argument, nullptr, kTagTimeout},
+    {"daemon", no_argument, nullptr, kTagDaemon},
+    {"stats", no_argument, nullptr, kTagStats},
+    {"rate", no_argument, nullptr, kTagRate},
+    {"thresholds", no_argument, nullptr, kTagThresholds},
+    {"persistent-conn", no_argument, nullptr, kTagPersistentConn},
+    {"nosort", no_argument, nullptr, kTagNoSort},
+    {"sort", no_argument, nullptr, kTagSort},
+    {"exact", no_argument, nullptr, 'X'},
+    {"ipv6", no_argument, nullptr, '6'},
+    {"ops", no_argument, nullptr, 'o'},
+    {"pe", required_argument, nullptr, kTagPe},
+    {"sched-flags", required_argument, nullptr, 'b'},
+    {"mcast-group", required_argument, nullptr, kTagMcastGroup},
+    {"mcast-port", required_argument, nullptr, kTagMcastPort},
+    {"mcast-ttl", required_argument, nullptr, kTagMcastTtl},
+    {"sync-maxlen", required_argument, nullptr, kTagSyncMaxlen},
+    {"tun-info", no_argument, nullptr, kTagTunInfo},
+    {"tun-type", required_argument, nullptr, kTagTunType},
+    {"tun-port", required_argument, nullptr, kTagTunPort},
+    {"tun-nocsum", no_argument, nullptr, kTagTunNoCsum},
+    {"tun-csum", no_argument, nullptr, kTagTunCsum},
+    {"tun-remcsum", no_argument, nullptr, kTagTunRemCsum},
+    {"laddr", required_argument, nullptr, 'z'},
+    {nullptr, 0, nullptr, 0},
+};
+
+// Thrown-free early exit: every check returns this on failure.
+struct Failure {
+  std::string message;
+  int exit_code;
+};
+
+// ipvsadm's string_to_number: the whole string, base 10, within [min, max]; -1 otherwise.
+int64_t stringToNumber(const char* s, int64_t min, int64_t max) {
+  if (s == nullptr || *s == '\0')
+    return -1;
+  errno = 0;
+  char* end = nullptr;
+  long long n = std::strtoll(s, &end, 10);
+  if (*end != '\0' || errno == ERANGE || n < min || n > max)
+    return -1;
+  return n;
+}
+
+constexpr int kSvcNone = 0, kSvcAddr = 1, kSvcPort = 2;
+
+struct ParsedAddr {
+  int af = AF_INET;
+  std::string address;  // canonical text
+  uint16_t port = 0;
+};
+
+bool allDigits(const std::string& s) {
+  for (char c : s) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c)))
+      return false;
+  }
+  return true;
+}
+
+std::optional<in_addr> hostToAddr(const std::string& name) {
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(name.c_str(), nullptr, &hints, &res) != 0 || res == nullptr)
+    return std::nullopt;
+  in_addr a = reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr;
+  freeaddrinfo(res);
+  return a;
+}
+
+int serviceToPort(const std::string& name, pb::Protocol proto) {
+  const char* p = proto == pb::PROTOCOL_TCP    ? "tcp"
+                  : proto == pb::PROTOCOL_UDP  ? "udp"
+                  : proto == pb::PROTOCOL_SCTP ? "sctp"
+                                               : nullptr;
+  if (p == nullptr)
+    return -1;
+  servent* s = getservbyname(name.c_str(), p);
+  return s == nullptr ? -1 : ntohs(static_cast<uint16_t>(s->s_port));
+}
+
+// ipvsadm's parse_service: host[:port], [v6]:port, bare v6. Returns kSvc* bits.
+int parseService(const std::string& text, pb::Protocol proto, ParsedAddr* out) {
+  if (text.empty() || allDigits(text))
+    return kSvcNone;
+  std::string host = text;
+  std::optional<std::string> port;
+  bool bracketed = false;
+  if (host[0] == '[') {
+    size_t close = host.find(']');
+    if (close == std::string::npos || close + 1 >= host.size() || host[close + 1] != ':') {
+      return kSvcNone;
+    }
+    port = host.substr(close + 2);
+    host = host.substr(1, close - 1);
+    bracketed = true;
+  }
+  char buf[INET6_ADDRSTRLEN];
+  in6_addr a6{};
+  if (inet_pton(AF_INET6, host.c_str(), &a6) > 0) {
+    out->af = AF_INET6;
+    out->address = inet_ntop(AF_INET6, &a6, buf, sizeof(buf));
+  } else {
+    if (!bracketed) {
+      size_t colon = host.rfind(':');
+      if (colon != std::string::npos) {
+        port = host.substr(colon + 1);
+        host.resize(colon);
+      }
+    }
+    in_addr a4{};
+    if (inet_aton(host.c_str(), &a4) == 0) {
+      std::optional<in_addr> r = hostToAddr(host);
+      if (!r)
+        return kSvcNone;
+      a4 = *r;
+    }
+    out->af = AF_INET;
+    out->address = inet_ntop(AF_INET, &a4, buf, sizeof(buf));
+  }
+  int result = kSvcAddr;
+  if (port) {
+    result |= kSvcPort;
+    int64_t n = stringToNumber(port->c_str(), 0, 65535);
+    if (n == -1)
+      n = serviceToPort(*port, proto);
+    if (n == -1)
+      return kSvcNone;
+    out->port = static_cast<uint16_t>(n);
+  }
+  return result;
+}
+
+// The parser's working state: ipvsadm's ipvs_command_entry plus the option bit set.
+class Parser {
+ public:
+  explicit Parser(std::string program) : program_(std::move(program)) {
+    // process_options' defaults: weight 1, DR, ipip, /32 persistence granularity.
+    cmd_.dest.set_weight(1);
+    cmd_.dest.set_forward_method(pb::FORWARD_METHOD_DIRECT_ROUTE);
+  }
+
+  std::optional<Failure> run(std::vector<std::string> args);
+
+  Command& command() { return cmd_; }
+
+ private:
+  std::optional<Failure> fail(std::string msg) { return Failure{std::move(msg), 2}; }
+
+  std::optional<Failure> tryHelp() {
+    return Failure{
+        absl::StrFormat("Try `%s -h' or '%s --help' for more information.", program_, program_),
+        255};
+  }
+
+  std::optional<Failure> setCommand(CommandKind k);
+  std::optional<Failure> setOption(int opt);
+  std::optional<Failure> handleOption(int c, const char* arg);
+  std::optional<Failure> handleServiceOption(int c, const char* arg);
+  std::optional<Failure> handleDestOption(int c, const char* arg);
+  std::optional<Failure> handleListOption(int c);
+  std::optional<Failure> handleDaemonOption(int c, const char* arg);
+  std::optional<Failure> handleTunnelOption(int c, const char* arg);
+  std::optional<Failure> finishOptions(const std::vector<std::string>& positional);
+  std::optional<Failure> genericOptCheck();
+  std::optional<Failure> tunnelOptCheck();
+  std::optional<Failure> semanticChecks();
+  std::optional<Failure> parseSchedFlags();
+
+  bool has(int opt) const { return (options_ & (uint64_t{1} << opt)) != 0; }
+
+  std::string program_;
+  Command cmd_;
+  uint64_t options_ = 0;
+  int svc_af_ = AF_INET;
+  int dest_af_ = AF_INET;
+  uint16_t svc_port_ = 0;
+  uint32_t fwmark_ = 0;
+  pb::Protocol svc_proto_ = pb::PROTOCOL_UNSPECIFIED;
+  std::string sched_name_;
+  std::string sched_flags_arg_;
+  int tun_type_ = 0;        // 0 ipip, 1 gue, 2 gre (IP_VS_CONN_F_TUNNEL_TYPE_*)
+  uint32_t tun_flags_ = 0;  // bit 0 csum, bit 1 remcsum (IP_VS_TUNNEL_ENCAP_FLAG_*)
+  uint32_t tun_port_ = 0;
+  int netmask_prefix_ = 0;
+  std::string pe_name_;
+};
+
+std::optional<Failure> Parser::setCommand(CommandKind k) {
+  if (cmd_.kind != CommandKind::kNone)
+    return fail("multiple commands specified");
+  cmd_.kind = k;
+  return std::nullopt;
+}
+
+std::optional<Failure> Parser::setOption(int opt) {
+  uint64_t bit = uint64_t{1} << opt;
+  if ((options_ & bit) != 0) {
+    return fail(absl::StrFormat("multiple '%s' options specified", kOptNames[opt]));
+  }
+  options_ |= bit;
+  return std::nullopt;
+}
+
+std::optional<CommandKind> commandFor(int c) {
+  switch (c) {
+    case 'A':
+      return CommandKind::kAddService;
+    case 'E':
+      return CommandKind::kEditService;
+    case 'D':
+      return CommandKind::kDeleteService;
+    case 'a':
+      return CommandKind::kAddDest;
+    case 'e':
+      return CommandKind::kEditDest;
+    case 'd':
+      return CommandKind::kDeleteDest;
+    case 'C':
+      return CommandKind::kFlush;
+    case 'L':
+    case 'l':
+      return CommandKind::kList;
+    case 'Z':
+      return CommandKind::kZero;
+    case kTagSet:
+      return CommandKind::kSetTimeout;
+    case 'R':
+      return CommandKind::kRestore;
+    case 'S':
+      return CommandKind::kSave;
+    case 'P':
+      return CommandKind::kAddLaddr;
+    case 'Q':
+      return CommandKind::kDelLaddr;
+    case 'G':
+      return CommandKind::kGetLaddr;
+    case kTagStartDaemon:
+      return CommandKind::kStartDaemon;
+    case kTagStopDaemon:
+      return CommandKind::kStopDaemon;
+    case 'h':
+      return CommandKind::kHelp;
+    case 'v':
+      return CommandKind::kVersion;
+    default:
+      return std::nullopt;
+  }
+}
+
+std::optional<Failure> Parser::handleServiceOption(int c, const char* arg) {
+  if (auto f = setOption(kOptService))
+    return f;
+  cmd_.has_service = true;
+  pb::ServiceKey* key = cmd_.service.mutable_key();
+  if (c == 'f') {
+    errno = 0;
+    char* end = nullptr;
+    long long l = std::strtoll(arg, &end, 10);
+    if (*end != '\0' || end == arg || errno == ERANGE || l <= 0 || l > UINT_MAX) {
+      return fail(absl::StrFormat("invalid fwmark value `%s' specified", arg));
+    }
+    fwmark_ = static_cast<uint32_t>(l);
+    svc_af_ = AF_INET;
+    svc_proto_ = pb::PROTOCOL_TCP;
+    key->mutable_fwmark()->set_mark(fwmark_);
+    key->mutable_fwmark()->set_family(pb::ADDRESS_FAMILY_INET);
+    return std::nullopt;
+  }
+  svc_proto_ = c == 't' ? pb::PROTOCOL_TCP : c == 'u' ? pb::PROTOCOL_UDP : pb::PROTOCOL_SCTP;
+  ParsedAddr a;
+  a.af = svc_af_;
+  int parse = parseService(arg, svc_proto_, &a);
+  if ((parse & kSvcAddr) == 0)
+    return fail("illegal virtual server address[:port] specified");
+  svc_af_ = a.af;
+  svc_port_ = a.port;
+  pb::VirtualAddress* va = key->mutable_address();
+  va->set_protocol(svc_proto_);
+  va->set_address(a.address);
+  va->set_port(a.port);
+  return std::nullopt;
+}
+
+std::optional<Failure> Parser::handleDestOption(int c, const char* arg) {
+  switch (c) {
+    case 'r': {
+      if (auto f = setOption(kOptServer))
+        return f;
+      cmd_.has_dest = true;
+      ParsedAddr a;
+      a.af = svc_af_;
+      int parse = parseService(arg, svc_proto_, &a);
+      if ((parse & kSvcAddr) == 0)
+        return fail("illegal real server address[:port] specified");
+      dest_af_ = a.af;
+      cmd_.dest.set_address(a.address);
+      // Copy vport to dport when not given (as of the moment -r is parsed, as ipvsadm does).
+      cmd_.dest.set_port(parse == kSvcAddr ? svc_port_ : a.port);
+      return std::nullopt;
+    }
+    case 'i':
+    case 'g':
+    case 'm':
+    case kTagFullNat: {
+      if (auto f = setOption(kOptForward))
+        return f;
+      cmd_.dest.set_forward_method(c == 'i'   ? pb::FORWARD_METHOD_TUNNEL
+                                   : c == 'g' ? pb::FORWARD_METHOD_DIRECT_ROUTE
+                                   : c == 'm' ? pb::FORWARD_METHOD_MASQ
+                                              : pb::FORWARD_METHOD_FULL_NAT);
+      return std::nullopt;
+    }
+    case 'w': {
+      if (auto f = setOption(kOptWeight))
+        return f;
+      int64_t n = stringToNumber(arg, 0, 65535);
+      if (n == -1)
+        return fail("illegal weight specified");
+      cmd_.dest.set_weight(static_cast<uint32_t>(n));
+      return std::nullopt;
+    }
+    case 'x':
+    case 'y': {
+      if (auto f = setOption(c == 'x' ? kOptUThreshold : kOptLThreshold))
+        return f;
+      int64_t n = stringToNumber(arg, 0, INT_MAX);
+      if (n == -1) {
+        return fail(c == 'x' ? "illegal u_threshold specified" : "illegal l_threshold specified");
+      }
+      if (c == 'x') {
+        cmd_.dest.set_upper_threshold(static_cast<uint32_t>(n));
+      } else {
+        cmd_.dest.set_lower_threshold(static_cast<uint32_t>(n));
+      }
+      return std::nullopt;
+    }
+    default:
+      return handleTunnelOption(c, arg);
+  }
+}
+
+std::optional<Failure> Parser::handleTunnelOption(int c, const char* arg) {
+  switch (c) {
+    case kTagTunType: {
+      if (auto f = setOption(kOptTunType))
+        return f;
+      std::string t = arg;
+      if (t == "ipip") {
+        tun_type_ = 0;
+      } else if (t == "gue") {
+        tun_type_ = 1;
+      } else if (t == "gre") {
+        tun_type_ = 2;
+      } else {
+        return fail("illegal tunnel type specified");
+      }
+      return std::nullopt;
+    }
+    case kTagTunPort: {
+      if (auto f = setOption(kOptTunPort))
+        return f;
+      int64_t n = stringToNumber(arg, 1, 65535);
+      if (n == -1)
+        return fail("illegal tunnel port specified");
+      tun_port_ = static_cast<uint32_t>(n);
+      return std::nullopt;
+    }
+    case kTagTunNoCsum:
+      return setOption(kOptTunNoCsum);
+    case kTagTunCsum:
+      tun_flags_ |= 1;
+      return setOption(kOptTunCsum);
+    case kTagTunRemCsum:
+      tun_flags_ |= 2;
+      return setOption(kOptTunRemCsum);
+    default:
+      return Failure{absl::StrFormat("invalid option `%d'", c), 2};
+  }
+}
+
+std::optional<Failure> Parser::handleListOption(int c) {
+  ListOptions& l = cmd_.list;
+  switch (c) {
+    case 'c':
+      l.connection = true;
+      return setOption(kOptConnection);
+    case 'n':
+      l.numeric = true;
+      return setOption(kOptNumeric);
+    case kTagTimeout:
+      l.timeout = true;
+      return setOption(kOptTimeout);
+    case kTagDaemon:
+      l.daemon = true;
+      return setOption(kOptDaemon);
+    case kTagStats:
+      l.stats = true;
+      return setOption(kOptStats);
+    case kTagRate:
+      l.rate = true;
+      return setOption(kOptRate);
+    case kTagThresholds:
+      l.thresholds = true;
+      return setOption(kOptThresholds);
+    case kTagPersistentConn:
+      l.persistent_conn = true;
+      return setOption(kOptPersistentConn);
+    case kTagNoSort:
+      l.nosort = true;
+      return setOption(kOptNoSort);
+    case kTagSort:
+      return std::nullopt;  // sorting is the default: a no-op, as in ipvsadm
+    case 'X':
+      l.exact = true;
+      return setOption(kOptExact);
+    case kTagTunInfo:
+      l.tun_info = true;
+      return setOption(kOptTunInfo);
+    default:
+      return std::nullopt;
+  }
+}
+
+std::optional<Failure> Parser::handleDaemonOption(int c, const char* arg) {
+  switch (c) {
+    case kTagMcastInterface:
+      return setOption(kOptMcast);
+    case kTagSyncId:
+      if (auto f = setOption(kOptSyncId))
+        return f;
+      if (stringToNumber(arg, 0, 255) == -1)
+        return fail("illegal syncid specified");
+      return std::nullopt;
+    case kTagMcastGroup: {
+      if (auto f = setOption(kOptMcastGroup))
+        return f;
+      if (std::strchr(arg, ':') != nullptr) {
+        in6_addr a{};
+        if (inet_pton(AF_INET6, arg, &a) <= 0 || !IN6_IS_ADDR_MULTICAST(&a)) {
+          return fail(absl::StrFormat("invalid IPv6 mcast-group `%s'", arg));
+        }
+      } else {
+        in_addr a{};
+        if (inet_pton(AF_INET, arg, &a) <= 0 || !IN_MULTICAST(ntohl(a.s_addr))) {
+          return fail(absl::StrFormat("invalid IPv4 mcast-group `%s'", arg));
+        }
+      }
+      return std::nullopt;
+    }
+    case kTagMcastPort:
+      if (auto f = setOption(kOptMcastPort))
+        return f;
+      if (stringToNumber(arg, 1, 65535) == -1)
+        return fail("illegal mcast-port specified");
+      return std::nullopt;
+    case kTagMcastTtl:
+      if (auto f = setOption(kOptMcastTtl))
+        return f;
+      if (stringToNumber(arg, 1, 255) == -1)
+        return fail("illegal mcast-ttl specified");
+      return std::nullopt;
+    case kTagSyncMaxlen:
+      if (auto f = setOption(kOptSyncMaxlen))
+        return f;
+      if (stringToNumber(arg, 1, 65535 - 20 - 8) == -1) {
+        return fail("illegal sync-maxlen specified");
+      }
+      return std::nullopt;
+    default:
+      return std::nullopt;
+  }
+}
+
+// IPv4 dotted mask -> prefix length; nullopt when not contiguous.
+std::optional<int> maskToPrefix(in_addr mask) {
+  uint32_t m = ntohl(mask.s_addr);
+  int prefix = 0;
+  while (prefix < 32 && (m & (0x80000000u >> prefix)) != 0)
+    ++prefix;
+  uint32_t expect = prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix);
+  if (m != expect)
+    return std::nullopt;
+  return prefix;
+}
+
+std::optional<Failure> Parser::handleOption(int c, const char* arg) {
+  switch (c) {
+    case 't':
+    case 'u':
+    case 'f':
+    case kTagSctp:
+      return handleServiceOption(c, arg);
+    case 's':
+      if (auto f = setOption(kOptScheduler))
+        return f;
+      sched_name_ = std::string(arg).substr(0, 15);  // IP_VS_SCHEDNAME_MAXLEN - 1
+      return std::nullopt;
+    case 'p': {
+      if (auto f = setOption(kOptPersistent))
+        return f;
+      int timeout = kDefaultPersistTimeout;
+      if (arg != nullptr) {
+        int64_t n = stringToNumber(arg, 1, kMaxTimeout);
+        if (n == -1)
+          return fail(absl::StrFormat("invalid timeout value `%s' specified", arg));
+        timeout = static_cast<int>(n);
+      }
+      cmd_.service.mutable_persistence()->mutable_timeout()->set_seconds(timeout);
+      return std::nullopt;
+    }
+    case 'M': {
+      if (auto f = setOption(kOptNetmask))
+        return f;
+      if (svc_af_ != AF_INET6) {
+        in_addr m{};
+        bool ok = inet_aton(arg, &m) != 0;
+        if (!ok) {
+          std::optional<in_addr> r = hostToAddr(arg);
+          ok = r.has_value();
+          if (ok)
+            m = *r;
+        }
+        std::optional<int> prefix = ok ? maskToPrefix(m) : std::nullopt;
+        if (!prefix || *prefix == 0) {
+          return fail("illegal virtual server persistent mask specified");
+        }
+        netmask_prefix_ = *prefix;
+      } else {
+        int n = std::atoi(arg);
+        if (n < 1 || n > 128)
+          return fail("illegal ipv6 netmask specified");
+        netmask_prefix_ = n;
+      }
+      return std::nullopt;
+    }
+    case 'o':
+      cmd_.service.set_one_packet(true);
+      return setOption(kOptOnePacket);
+    case kTagPe:
+      if (auto f = setOption(kOptPe))
+        return f;
+      pe_name_ = std::string(arg).substr(0, 32);
+      return std::nullopt;
+    case 'b':
+      if (auto f = setOption(kOptSchedFlags))
+        return f;
+      sched_flags_arg_ = std::string(arg).substr(0, 127);
+      return std::nullopt;
+    case '6':
+      if (fwmark_ == 0)
+        return fail("-6 used before -f\n");
+      svc_af_ = AF_INET6;
+      cmd_.service.mutable_key()->mutable_fwmark()->set_family(pb::ADDRESS_FAMILY_INET6);
+      return std::nullopt;
+    case 'z': {
+      if (auto f = setOption(kOptLaddr))
+        return f;
+      ParsedAddr a;
+      int parse = parseService(arg, svc_proto_, &a);
+      if (parse != kSvcAddr)
+        return fail("illegal local address specified");
+      cmd_.laddr = a.address;
+      return std::nullopt;
+    }
+    case 'r':
+    case 'i':
+    case 'g':
+    case 'm':
+    case kTagFullNat:
+    case 'w':
+    case 'x':
+    case 'y':
+    case kTagTunType:
+    case kTagTunPort:
+    case kTagTunNoCsum:
+    case kTagTunCsum:
+    case kTagTunRemCsum:
+      return handleDestOption(c, arg);
+    case 'c':
+    case 'n':
+    case 'X':
+    case kTagTimeout:
+    case kTagDaemon:
+    case kTagStats:
+    case kTagRate:
+    case kTagThresholds:
+    case kTagPersistentConn:
+    case kTagNoSort:
+    case kTagSort:
+    case kTagTunInfo:
+      return handleListOption(c);
+    default:
+      return handleDaemonOption(c, arg);
+  }
+}
+
+std::string optionText(char** argv, int optind_now, int c) {
+  const char* last = argv[optind_now - 1];
+  if (last != nullptr && std::strncmp(last, "--", 2) == 0) {
+    return std::string(last).substr(0, std::string(last).find('='));
+  }
+  return absl::StrCat("-", std::string(1, static_cast<char>(c)));
+}
+
+std::optional<Failure> Parser::run(std::vector<std::string> args) {
+  std::vector<std::string> store;
+  store.push_back(program_);
+  for (std::string& a : args)
+    store.push_back(std::move(a));
+  std::vector<char*> argv;
+  for (std::string& s : store)
+    argv.push_back(s.data());
+  argv.push_back(nullptr);
+  const int argc = static_cast<int>(store.size());
+
+  optind = 0;  // glibc: full re-initialisation, so the parser can run many times
+  opterr = 0;
+  std::vector<std::string> positional;
+  bool first = true;
+  for (;;) {
+    int c = getopt_long(argc, argv.data(), kShortOpts, kLongOpts, nullptr);
+    if (c == -1) {
+      if (optind >= argc)
+        break;
+      if (first)
+        return tryHelp();
+      positional.emplace_back(argv[static_cast<size_t>(optind)]);
+      ++optind;
+      continue;
+    }
+    if (c == '?') {
+      std::string bad = optopt != 0 ? absl::StrCat("-", std::string(1, static_cast<char>(optopt)))
+                                    : std::string(argv[static_cast<size_t>(optind - 1)]);
+      return Failure{absl::StrCat(bad, ": unknown option"), 255};
+    }
+    if (c == ':') {
+      return Failure{absl::StrCat(optionText(argv.data(), optind, optopt), ": missing argument"),
+                     255};
+    }
+    const char* arg = optarg;
+    // popt's optional argument: "-p 360" takes the next word unless it is an option.
+    if (c == 'p' && arg == nullptr && optind < argc &&
+        argv[static_cast<size_t>(optind)][0] != '-') {
+      arg = argv[static_cast<size_t>(optind)];
+      ++optind;
+    }
+    if (first) {
+      first = false;
+      std::optional<CommandKind> k = commandFor(c);
+      if (!k)
+        return tryHelp();
+      if (auto f = setCommand(*k))
+        return f;
+      if (*k == CommandKind::kHelp || *k == CommandKind::kVersion)
+        return std::nullopt;
+      if (*k == CommandKind::kStartDaemon || *k == CommandKind::kStopDaemon) {
+        std::string state = arg;
+        if (state != "master" && state != "backup") {
+          return fail(*k == CommandKind::kStartDaemon ? "illegal start-daemon parameter specified"
+                                                      : "illegal start_daemon specified");
+        }
+        cmd_.daemon_state = state;
+      }
+      continue;
+    }
+    if (commandFor(c).has_value()) {
+      return fail(absl::StrFormat("invalid option `%s'", optionText(argv.data(), optind, c)));
+    }
+    if (auto f = handleOption(c, arg))
+      return f;
+  }
+  if (first)
+    return tryHelp();
+  if (auto f = finishOptions(positional))
+    return f;
+  if (auto f = genericOptCheck())
+    return f;
+  return semanticChecks();
+}
+
+std::optional<Failure> Parser::finishOptions(const std::vector<std::string>& positional) {
+  size_t used = 0;
+  if (cmd_.kind == CommandKind::kSetTimeout) {
+    if (positional.size() < 3)
+      return fail("--set option requires 3 timeout values");
+    int64_t v[3];
+    for (size_t i = 0; i < 3; ++i) {
+      v[i] = stringToNumber(positional[i].c_str(), 0, kMaxTimeout);
+      if (v[i] == -1) {
+        return fail(absl::StrFormat("invalid timeout value `%s' specified", positional[i]));
+      }
+    }
+    cmd_.timeouts.mutable_tcp()->set_seconds(v[0]);
+    cmd_.timeouts.mutable_tcp_fin()->set_seconds(v[1]);
+    cmd_.timeouts.mutable_udp()->set_seconds(v[2]);
+    used = 3;
+  }
+  if (positional.size() > used) {
+    return fail(absl::StrFormat("unexpected argument %s", positional[used]));
+  }
+  if (!sched_flags_arg_.empty())
+    return parseSchedFlags();
+  return std::nullopt;
+}
+
+std::optional<Failure> Parser::parseSchedFlags() {
+  const std::string sched = sched_name_.empty() ? "wlc" : sched_name_;
+  uint32_t bits = 0;
+  std::vector<std::string> flags = absl::StrSplit(sched_flags_arg_, ',', absl::SkipEmpty());
+  if (flags.empty())
+    return fail("invalid scheduler flag `'");
+  for (const std::string& flag : flags) {
+    if (flag == "flag-1") {
+      bits |= 1;
+    } else if (flag == "flag-2") {
+      bits |= 2;
+    } else if (flag == "flag-3") {
+      bits |= 4;
+    } else if (flag == "sh-fallback" || flag == "sh-port" || flag == "mh-fallback" ||
+               flag == "mh-port") {
+      bits |= absl::EndsWith(flag, "fallback") ? 1u : 2u;
+      if (sched != flag.substr(0, 2)) {
+        return fail(absl::StrFormat("incompatible scheduler flag `%s'", flag));
+      }
+    } else {
+      return fail(absl::StrFormat("invalid scheduler flag `%s'", flag));
+    }
+  }
+  // Typed options for sh/mh (SCHED1 = fallback, SCHED2 = port); raw flags otherwise.
+  pb::Service& s = cmd_.service;
+  if (sched == "sh" && (bits & 4) == 0) {
+    s.mutable_sh()->set_fallback((bits & 1) != 0);
+    s.mutable_sh()->set_port((bits & 2) != 0);
+  } else if (sched == "mh" && (bits & 4) == 0) {
+    s.mutable_mh()->set_fallback((bits & 1) != 0);
+    s.mutable_mh()->set_port((bits & 2) != 0);
+  } else {
+    s.mutable_flags()->set_flag_1((bits & 1) != 0);
+    s.mutable_flags()->set_flag_2((bits & 2) != 0);
+    s.mutable_flags()->set_flag_3((bits & 4) != 0);
+  }
+  return std::nullopt;
+}
+
+std::optional<Failure> Parser::genericOptCheck() {
+  const CommandInfo* info = commandInfo(cmd_.kind);
+  if (info == nullptr)
+    return std::nullopt;
+  int last = 0, count = 0;
+  for (int j = 0; j < kOptCount; ++j) {
+    const char rule = info->legal[j];
+    if (!has(j)) {
+      if (rule == '+') {
+        return fail(absl::StrFormat("You need to supply the '%s' option for the '%s' command",
+                                    kOptNames[static_cast<size_t>(j)], info->name));
+      }
+      continue;
+    }
+    if (rule == 'x') {
+      return fail(absl::StrFormat("Illegal '%s' option with the '%s' command",
+                                  kOptNames[static_cast<size_t>(j)], info->name));
+    }
+    if (rule == '1' && ++count > 1) {
+      return fail(absl::StrFormat(
+          "The option '%s' conflicts with the '%s' option in the '%s' "
+          "command",
+          kOptNames[static_cast<size_t>(j)], kOptNames[static_cast<size_t>(last)], info->name));
+    }
+    if (rule == '1')
+      last = j;
+  }
+  if (cmd_.list.json && cmd_.kind != CommandKind::kList && cmd_.kind != CommandKind::kGetLaddr) {
+    return fail(absl::StrFormat("Illegal 'output' option with the '%s' command", info->name));
+  }
+  return std::nullopt;
+}
+
+// ipvsadm.c tunnel_types_v_options: columns tun-port, nocsum, csum, remcsum.
+std::optional<Failure> Parser::tunnelOptCheck() {
+  static constexpr const char* kTunNames[] = {"ipip", "gue", "gre"};
+  static constexpr const char* kRules[] = {"xxxx", "+111", "x11x"};
+  static constexpr int kCols[] = {kOptTunPort, kOptTunNoCsum, kOptTunCsum, kOptTunRemCsum};
+  const char* rules = kRules[tun_type_];
+  int last = 0, count = 0;
+  for (int j = 0; j < 4; ++j) {
+    const int k = kCols[j];
+    const char* name = kOptNames[static_cast<size_t>(k)];
+    if (!has(k)) {
+      if (rules[j] == '+') {
+        return fail(absl::StrFormat("You need to supply the '%s' option for the '%s' tunnel type",
+                                    name, kTunNames[tun_type_]));
+      }
+      continue;
+    }
+    if (rules[j] == 'x') {
+      return fail(absl::StrFormat("Illegal '%s' option with the '%s' tunnel type", name,
+                                  kTunNames[tun_type_]));
+    }
+    if (rules[j] == '1' && ++count > 1) {
+      return fail(
+          absl::StrFormat("The option '%s' conflicts with the '%s' option in the '%s' tunnel type",
+                          name, kOptNames[static_cast<size_t>(last)], kTunNames[tun_type_]));
+    }
+    if (rules[j] == '1')
+      last = k;
+  }
+  return std::nullopt;
+}
+
+std::optional<Failure> Parser::semanticChecks() {
+  const CommandKind k = cmd_.kind;
+  pb::Service& s = cmd_.service;
+  if (k == CommandKind::kAddService || k == CommandKind::kEditService) {
+    if (fwmark_ == 0 && svc_port_ == 0 && !has(kOptPersistent)) {
+      return fail("Zero port specified for non-persistent service");
+    }
+    if (s.one_packet() && fwmark_ == 0 && svc_proto_ != pb::PROTOCOL_UDP) {
+      return fail("One-Packet Scheduling is only for UDP virtual services");
+    }
+    if (!pe_name_.empty() && !has(kOptPersistent)) {
+      return fail("The 'pe' option needs the 'persistent' option");
+    }
+    s.set_scheduler(sched_name_.empty() ? "wlc" : sched_name_);
+    if (has(kOptPersistent)) {
+      s.mutable_persistence()->set_netmask_prefix(static_cast<uint32_t>(netmask_prefix_));
+      s.mutable_persistence()->set_engine(pe_name_);
+    }
+  }
+  if (k == CommandKind::kAddDest || k == CommandKind::kEditDest) {
+    const pb::ForwardMethod fwd = cmd_.dest.forward_method();
+    const bool tunnel = fwd == pb::FORWARD_METHOD_TUNNEL;
+    // The dest port must equal the service port for tunnel and DR (not for fwmark services).
+    if (fwmark_ == 0 && (tunnel || fwd == pb::FORWARD_METHOD_DIRECT_ROUTE)) {
+      cmd_.dest.set_port(svc_port_);
+    }
+    if (dest_af_ != svc_af_ && !tunnel) {
+      return fail("Different address family is allowed only for tunneling servers");
+    }
+    const bool tun_opts = has(kOptTunType) || has(kOptTunPort) || has(kOptTunNoCsum) ||
+                          has(kOptTunCsum) || has(kOptTunRemCsum);
+    if (tun_opts && !tunnel)
+      return fail("Tunnel options conflict with forward method");
+    if (auto f = tunnelOptCheck())
+      return f;
+    if (tunnel) {
+      pb::Tunnel* t = cmd_.dest.mutable_tunnel();
+      t->set_type(tun_type_ == 0   ? pb::TUNNEL_TYPE_IPIP
+                  : tun_type_ == 1 ? pb::TUNNEL_TYPE_GUE
+                                   : pb::TUNNEL_TYPE_GRE);
+      t->set_port(tun_port_);
+      t->set_checksum((tun_flags_ & 2) != 0   ? pb::TUNNEL_CHECKSUM_REMOTE
+                      : (tun_flags_ & 1) != 0 ? pb::TUNNEL_CHECKSUM_CSUM
+                                              : pb::TUNNEL_CHECKSUM_NONE);
+    }
+  }
+  if (k == CommandKind::kList) {
+    const bool a = has(kOptConnection) || has(kOptTimeout) || has(kOptDaemon);
+    const bool b = has(kOptStats) || has(kOptRate) || has(kOptThresholds);
+    if ((a && b) || ((has(kOptTimeout) || has(kOptDaemon)) && has(kOptPersistentConn))) {
+      return fail("options conflicts in the list command");
+    }
+  }
+  return std::nullopt;
+}
+
+// Takes lbctl's own options (--server, --tls-ca, --output) out of the argument list.
+std::optional<Failure> stripGlobalOptions(std::vector<std::string>& args, Command& cmd) {
+  std::vector<std::string> rest;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    std::string* target = nullptr;
+    std::string name;
+    std::string output;
+    for (const char* opt : {"--server", "--tls-ca", "--output"}) {
+      if (a == opt || absl::StartsWith(a, absl::StrCat(opt, "=")))
+        name = opt;
+    }
+    if (name.empty()) {
+      rest.push_back(a);
+      continue;
+    }
+    if (name == "--server")
+      target = &cmd.server;
+    if (name == "--tls-ca")
+      target = &cmd.tls_ca;
+    if (name == "--output")
+      target = &output;
+    if (a.size() > name.size()) {
+      *target = a.substr(name.size() + 1);
+    } else if (i + 1 < args.size()) {
+      *target = args[++i];
+    } else {
+      return Failure{absl::StrCat(name, ": missing argument"), 255};
+    }
+    if (name == "--output") {
+      if (output != "json") {
+        return Failure{absl::StrFormat("illegal output format `%s' (only json)", output), 2};
+      }
+      cmd.list.json = true;
+    }
+  }
+  args = std::move(rest);
+  return std::nullopt;
+}
+
+}  // namespace
+
+ParseResult parseIpvsadm(const std::string& program, const std::vector<std::string>& args) {
+  ParseResult r;
+  std::vector<std::string> rest = args;
+  Command globals;
+  if (std::optional<Failure> f = stripGlobalOptions(rest, globals)) {
+    r.error = ParseError{f->message, f->exit_code};
+    return r;
+  }
+  Parser p(program);
+  if (rest.empty()) {
+    // No arguments: list everything (ipvsadm's main with argc == 1).
+    p.command().kind = CommandKind::kList;
+  } else if (std::optional<Failure> f = p.run(std::move(rest))) {
+    r.error = ParseError{f->message, f->exit_code};
+    return r;
+  }
+  r.ok = true;
+  r.command = std::move(p.command());
+  r.command.server = globals.server;
+  r.command.tls_ca = globals.tls_ca;
+  r.command.list.json = r.command.list.json || globals.list.json;
+  return r;
+}
+
+std::vector<std::string> splitRuleLine(const std::string& line) {
+  std::vector<std::string> words;
+  for (absl::string_view w : absl::StrSplit(line, absl::ByAnyChar(" \t\r\n"), absl::SkipEmpty())) {
+    if (absl::StartsWith(w, "#"))
+      break;
+    words.emplace_back(w);
+  }
+  if (!words.empty()) {
+    absl::string_view first = words.front();
+    size_t slash = first.rfind('/');
+    if (slash != absl::string_view::npos)
+      first.remove_prefix(slash + 1);
+    if (first == "ipvsadm" || first == "lbctl")
+      words.erase(words.begin());
+  }
+  return words;
+}
+
+std::string versionText() {
+  return "lbctl v0.1.0 (ipvsadm v1.31 syntax, compiled with getopt_long and IPVS v1.2.1)\n";
+}
+
+std::string usageText(const std::string& p) {
+  std::string s = versionText();
+  absl::StrAppend(
+      &s, "Usage:\n",
+      absl::StrFormat(
+          "  %s -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe "
+          "persistence_engine] [-b sched-flags]\n"
+          "  %s -D virtual-service\n  %s -C\n  %s -R\n  %s -S [-n]\n"
+          "  %s -a|e virtual-service -r server-address [options]\n"
+          "  %s -d virtual-service -r server-address\n"
+          "  %s -L|l [virtual-service] [options]\n  %s -Z [virtual-service]\n"
+          "  %s --set tcp tcpfin udp\n"
+          "  %s --start-daemon {master|backup} [daemon-options]\n"
+          "  %s --stop-daemon {master|backup}\n"
+          "  %s -P|Q virtual-service -z local-address\n  %s -G [virtual-service]\n  %s -h\n\n",
+          p, p, p, p, p, p, p, p, p, p, p, p, p, p, p));
+  absl::StrAppend(
+      &s,
+      "Commands:\n"
+      "Either long or short options are allowed.\n"
+      "  --add-service     -A        add virtual service with options\n"
+      "  --edit-service    -E        edit virtual service with options\n"
+      "  --delete-service  -D        delete virtual service\n"
+      "  --clear           -C        clear the whole table\n"
+      "  --restore         -R        restore rules from stdin\n"
+      "  --save            -S        save rules to stdout\n"
+      "  --add-server      -a        add real server with options\n"
+      "  --edit-server     -e        edit real server with options\n"
+      "  --delete-server   -d        delete real server\n"
+      "  --list            -L|-l     list the table\n"
+      "  --zero            -Z        zero counters in a service or all services\n"
+      "  --set tcp tcpfin udp        set connection timeout values\n"
+      "  --start-daemon              start connection sync daemon (not supported by lbd yet)\n"
+      "  --stop-daemon               stop connection sync daemon (not supported by lbd yet)\n"
+      "  --add-laddr       -P        add a full-NAT local address (with -z)\n"
+      "  --del-laddr       -Q        delete a full-NAT local address (with -z)\n"
+      "  --get-laddr       -G        list full-NAT local addresses\n"
+      "  --help            -h        display this help message\n\n"
+      "virtual-service:\n"
+      "  --tcp-service|-t  service-address   service-address is host[:port]\n"
+      "  --udp-service|-u  service-address   service-address is host[:port]\n"
+      "  --sctp-service    service-address   service-address is host[:port]\n"
+      "  --fwmark-service|-f fwmark          fwmark is an integer greater than zero\n\n"
+      "Options:\n"
+      "  --ipv6         -6                   fwmark entry uses IPv6\n"
+      "  --scheduler    -s scheduler         one of rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|ovf|"
+      "mh|twos,\n"
+      "                                      the default scheduler is wlc.\n"
+      "  --pe            engine              alternate persistence engine may be sip,\n"
+      "                                      not set by default.\n"
+      "  --persistent   -p [timeout]         persistent service\n"
+      "  --netmask      -M netmask           persistent granularity mask\n"
+      "  --real-server  -r server-address    server-address is host (and port)\n"
+      "  --gatewaying   -g                   gatewaying (direct routing) (default)\n"
+      "  --ipip         -i                   ipip encapsulation (tunneling)\n"
+      "  --masquerading -m                   masquerading (NAT)\n"
+      "  --fullnat                           full NAT (source from the local-address pool)\n"
+      "  --tun-type      type                one of ipip|gue|gre,\n"
+      "                                      the default tunnel type is ipip.\n"
+      "  --tun-port      port                tunnel destination port\n"
+      "  --tun-nocsum                        tunnel encapsulation without checksum\n"
+      "  --tun-csum                          tunnel encapsulation with checksum\n"
+      "  --tun-remcsum                       tunnel encapsulation with remote checksum\n"
+      "  --weight       -w weight            capacity of real server\n"
+      "  --u-threshold  -x uthreshold        upper threshold of connections\n"
+      "  --l-threshold  -y lthreshold        lower threshold of connections\n"
+      "  --laddr        -z local-address     full-NAT local address (-P, -Q)\n"
+      "  --connection   -c                   output of current IPVS connections\n"
+      "  --timeout                           output of timeout (tcp tcpfin udp)\n"
+      "  --daemon                            output of daemon information\n"
+      "  --stats                             output of statistics information\n"
+      "  --rate                              output of rate information\n"
+      "  --exact                             expand numbers (display exact values)\n"
+      "  --thresholds                        output of thresholds information\n"
+      "  --persistent-conn                   output of persistent connection info\n"
+      "  --tun-info                          output of tunnel information\n"
+      "  --nosort                            disable sorting output of service/server entries\n"
+      "  --sort                              does nothing, for backwards compatibility\n"
+      "  --ops          -o                   one-packet scheduling\n"
+      "  --numeric      -n                   numeric output of addresses and ports\n"
+      "  --sched-flags  -b flags             scheduler flags (comma-separated)\n"
+      "lbctl options:\n"
+      "  --server=ADDR                       lbd address: unix:///path (default\n"
+      "                                      unix:///run/lbd/lbd.sock, or $LBD_SERVER) or\n"
+      "                                      tcp://host:port\n"
+      "  --tls-ca=FILE                       use TLS, trusting this CA (tcp:// only)\n"
+      "  --output=json                       listings (-L, -G) as JSON (-o is --ops)\n");
+  return s;
+}
+
+}  // namespace lb::lbctl

@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: Apache-2.0
+// ipvsadm's command line (ipvsadm.c parse_options / process_options): commands, options, the
+// command-versus-option legality table, defaults and checks, producing lbd.v1 messages.
+// Also used by lbd to read its --config file (one ipvsadm command per line).
+#ifndef LBD_CMD_LBCTL_IPVSADM_PARSER_H_
+#define LBD_CMD_LBCTL_IPVSADM_PARSER_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+#include "lbd/v1/lbd.pb.h"
+
+namespace lb::lbctl {
+
+enum class CommandKind {
+  kNone,
+  kAddService,
+  kEditService,
+  kDeleteService,
+  kFlush,
+  kList,
+  kAddDest,
+  kDeleteDest,
+  kEditDest,
+  kSetTimeout,
+  kStartDaemon,
+  kStopDaemon,
+  kRestore,
+  kSave,
+  kZero,
+  kAddLaddr,  // DPVS -P
+  kDelLaddr,  // DPVS -Q
+  kGetLaddr,  // DPVS -G
+  kHelp,
+  kVersion,
+};
+
+// ipvsadm's FMT_* bits and list selectors, as plain booleans.
+struct ListOptions {
+  bool numeric = false;
+  bool connection = false;  // -c
+  bool timeout = false;     // --timeout
+  bool daemon = false;      // --daemon
+  bool stats = false;
+  bool rate = false;
+  bool thresholds = false;
+  bool persistent_conn = false;
+  bool tun_info = false;
+  bool nosort = false;
+  bool exact = false;
+  bool json = false;  // lbctl's --output=json
+};
+
+struct Command {
+  CommandKind kind = CommandKind::kNone;
+  bool has_service = false;    // -t/-u/--sctp-service/-f given
+  lbd::v1::Service service;    // key and attributes (-A/-E), or just the key
+  bool has_dest = false;       // -r given
+  lbd::v1::Dest dest;          // -a/-e/-d
+  lbd::v1::Timeouts timeouts;  // --set
+  std::string laddr;           // -z
+  ListOptions list;
+  std::string daemon_state;  // master | backup
+  // Global client options (anywhere on the line).
+  std::string server;  // --server=ADDR
+  std::string tls_ca;  // --tls-ca=FILE
+};
+
+// A command line that ipvsadm would refuse: the message it prints and the exit status it uses
+// (2 for option errors via fail(), 255 for tryhelp_exit(-1) and popt errors).
+struct ParseError {
+  std::string message;  // without trailing newline
+  int exit_code = 2;
+};
+
+// Parses argv[1..] (args excludes the program name). `program` is used in messages.
+// Never exits and keeps no global state (getopt is reset on every call).
+// Returns either a Command or a ParseError.
+struct ParseResult {
+  bool ok = false;
+  Command command;
+  ParseError error;
+};
+
+ParseResult parseIpvsadm(const std::string& program, const std::vector<std::string>& args);
+
+// Splits one -R / config line into words (whitespace separated, '#' starts a comment, an
+// optional leading "ipvsadm" or "lbctl" is dropped). Empty result for blank lines.
+std::vector<std::string> splitRuleLine(const std::string& line);
+
+// ipvsadm -h text and -v line, with `program` substituted.
+std::string usageText(const std::string& program);
+std::string versionText();
+
+}  // namespace lb::lbctl
+
+#endif  // LBD_CMD_LBCTL_IPVSADM_PARSER_H_
