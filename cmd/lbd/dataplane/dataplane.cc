@@ -1,92 +1,504 @@
 // SPDX-License-Identifier: Apache-2.0
-// Bootstrap dataplane: creates the TUN device and runs one reader per queue that drops what
-// it reads. The pipeline, kernel state and decap mode follow.
+// The dataplane: N workers, one per TUN queue, each reading a batch, running core::Pipeline
+// on it with the latest published snapshot and writing the results (TUN, or AF_PACKET for
+// direct routing); a housekeeping thread (conn expiry, estimators, neighbour MACs); the
+// kernel state of the mode; and in decap mode a thread writing decapsulated packets to TUN.
 #include "cmd/lbd/dataplane/dataplane.h"
 
 #include <poll.h>
-#include <unistd.h>
+#include <sys/random.h>
+#include <time.h>
 
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 
+#include "cmd/lbd/dataplane/kernel_state.h"
+#include "cmd/lbd/dataplane/neigh_cache.h"
+#include "cmd/lbd/dataplane/published.h"
 #include "core/base/log.h"
+#include "core/pipeline/pipeline.h"
+#include "io/netlink/netlink.h"
+#include "io/raw/decap.h"
+#include "io/raw/l2_sender.h"
 #include "io/tun/tun_device.h"
+#include "io/tun/vnet_hdr.h"
 
 namespace lb::lbd {
 namespace {
 
+constexpr size_t kBatch = 64;
+constexpr size_t kSinkBuffers = 16;
+constexpr int64_t kHousekeepingTickMs = 100;
+constexpr int64_t kEstimatorPeriodMs = 2000;
+
+#define LB_DATAPLANE_COUNTERS(C)                                                         \
+  C(rx_unsupported)                                                                      \
+  C(tx_tun) C(tx_l2) C(tx_errors) C(to_host_delivered) C(to_host_dropped) C(l2_no_neigh) \
+      C(tunnel_gso_dropped) C(decap_packets)
+
+struct DataplaneCounters {
+  LB_DATAPLANE_COUNTERS(LB_DECLARE_COUNTER)
+};
+
+MonoTime monoNow() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return MonoTime{static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec};
+}
+
+// What the workers read: the snapshot plus the destinations lbd routes into its own TUN
+// device (a kToHost packet to one of those written back would loop).
+struct WorkerConfig {
+  SnapshotPtr snap;
+  absl::flat_hash_set<IpAddr> routed;
+  std::vector<std::pair<IpAddr, int>> routed_prefixes;
+};
+
+class SinkPool : public PacketSink {
+ public:
+  SinkPool() {
+    for (size_t i = 0; i < kSinkBuffers; ++i)
+      bufs_.push_back(std::make_unique<PacketBuffer>());
+  }
+
+  PacketBuffer* allocate() noexcept override {
+    if (used_ == bufs_.size())
+      return nullptr;
+    PacketBuffer* b = bufs_[used_++].get();
+    b->reset();
+    return b;
+  }
+
+  size_t used() const { return used_; }
+
+  PacketBuffer& at(size_t i) { return *bufs_[i]; }
+
+  void clear() { used_ = 0; }
+
+ private:
+  std::vector<std::unique_ptr<PacketBuffer>> bufs_;
+  size_t used_ = 0;
+};
+
+struct Worker {
+  size_t index = 0;
+  std::unique_ptr<Pipeline> pipeline;
+  std::vector<std::unique_ptr<PacketBuffer>> bufs;
+  std::vector<PacketBuffer*> ptrs;
+  SinkPool sink;
+  std::unique_ptr<io::L2Sender> l2;
+  DataplaneCounters counters;
+  std::thread thread;
+};
+
+// The destination address of an IP packet (no options parsing needed).
+bool packetDst(const PacketBuffer& p, IpAddr& out) {
+  const uint8_t* d = p.data();
+  if (p.size() >= 20 && (d[0] >> 4) == 4) {
+    out = IpAddr::fromBytes(Af::kInet, d + 16);
+    return true;
+  }
+  if (p.size() >= 40 && (d[0] >> 4) == 6) {
+    out = IpAddr::fromBytes(Af::kInet6, d + 24);
+    return true;
+  }
+  return false;
+}
+
 class DataplaneImpl : public Dataplane {
  public:
-  DataplaneImpl(const DataplaneOptions& options, std::unique_ptr<io::TunDevice> tun)
-      : options_(options), tun_(std::move(tun)) {}
+  DataplaneImpl(const DataplaneOptions& options,
+                ServiceTable& table,
+                std::unique_ptr<io::TunDevice> tun,
+                std::unique_ptr<io::Netlink> nl)
+      : options_(options),
+        table_(table),
+        tun_(std::move(tun)),
+        nl_(std::move(nl)),
+        kernel_(*nl_, options.mode, tun_->name(), tun_->ifindex()),
+        neigh_(*nl_) {}
 
   ~DataplaneImpl() override { stop(); }
 
-  absl::Status start() override {
-    running_.store(true);
-    for (size_t q = 0; q < tun_->queues(); ++q) {
-      threads_.emplace_back([this, q] { workerLoop(q); });
+  absl::Status init() {
+    if (absl::Status s = kernel_.cleanupLeftovers(); !s.ok())
+      return s;
+    if (absl::Status s = kernel_.installBase(); !s.ok()) {
+      kernel_.removeAll();
+      return s;
     }
+    const size_t n = tun_->queues();
+    table_.runtime().setWorkers(n);
+    ConnTable::Options copts;
+    copts.capacity = options_.conn_capacity;
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof(seed), 0) != static_cast<ssize_t>(sizeof(seed)))
+      seed = 0x5bd1e995;
+    copts.seed = seed;
+    conns_ = std::make_unique<ConnTable>(copts, Pipeline::connEvents(table_.runtime()));
+    for (size_t i = 0; i < n; ++i) {
+      auto w = std::make_unique<Worker>();
+      w->index = i;
+      w->pipeline = std::make_unique<Pipeline>(*conns_, i, seed ^ (i * 0x9e3779b97f4a7c15ull));
+      for (size_t b = 0; b < kBatch; ++b)
+        w->bufs.push_back(std::make_unique<PacketBuffer>());
+      w->ptrs.resize(kBatch);
+      auto l2 = io::L2Sender::create();
+      if (!l2.ok()) {
+        LB_LOG(kWarn, "direct routing unavailable: %s", l2.status().ToString());
+      } else {
+        w->l2 = std::move(*l2);
+      }
+      workers_.push_back(std::move(w));
+    }
+    if (options_.mode == Mode::kDecap) {
+      auto d = io::DecapReceiver::create(options_.gue_port);
+      if (!d.ok()) {
+        kernel_.removeAll();
+        return d.status();
+      }
+      decap_ = std::move(*d);
+    }
+    publishConfig(table_.snapshot(), table_.config());
+    return absl::OkStatus();
+  }
+
+  absl::Status start() override {
+    std::lock_guard<std::mutex> lock(lifecycle_mu_);
+    if (running_.load())
+      return absl::OkStatus();
+    running_.store(true);
+    for (auto& w : workers_) {
+      Worker* wp = w.get();
+      wp->thread = std::thread([this, wp] { workerLoop(*wp); });
+    }
+    housekeeping_ = std::thread([this] { housekeepingLoop(); });
+    if (decap_ != nullptr)
+      decap_thread_ = std::thread([this] { decapLoop(); });
     return absl::OkStatus();
   }
 
   void stop() override {
-    running_.store(false);
-    for (auto& t : threads_)
-      t.join();
-    threads_.clear();
+    std::lock_guard<std::mutex> lock(lifecycle_mu_);
+    if (stopped_)
+      return;
+    stopped_ = true;
+    {
+      std::lock_guard<std::mutex> hk(hk_mu_);
+      running_.store(false);
+    }
+    hk_cv_.notify_all();
+    for (auto& w : workers_) {
+      if (w->thread.joinable())
+        w->thread.join();
+    }
+    if (housekeeping_.joinable())
+      housekeeping_.join();
+    if (decap_thread_.joinable())
+      decap_thread_.join();
+    std::lock_guard<std::mutex> klock(kernel_mu_);
+    kernel_.removeAll();
+    LB_LOG(kInfo, "dataplane stopped; kernel state removed");
   }
 
   absl::Status onCommit(const ServiceTable& table) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    snapshot_ = table.snapshot();
-    return absl::OkStatus();
+    publishConfig(table.snapshot(), table.config());
+    std::lock_guard<std::mutex> lock(kernel_mu_);
+    if (stopped_)
+      return absl::OkStatus();
+    // Tunnel dests: IPIP-wrapped GSO writes are dropped by the kernel (ipip_gso_segment needs
+    // SKB_GSO_IPXIP4, which virtio_net_hdr cannot express), so TSO/USO stay off while any
+    // exists; reads then arrive segmented and only checksums are finished in software.
+    const uint32_t want = KernelState::hasTunnelDests(table.config())
+                              ? (tun_->fullOffloads() & io::kTunFCsum)
+                              : tun_->fullOffloads();
+    if (absl::Status s = tun_->setOffloads(want); !s.ok())
+      LB_LOG(kWarn, "%s", s.ToString());
+    std::vector<IpAddr> dr;
+    for (const auto& sd : table.config().services) {
+      for (const auto& d : sd.dests) {
+        if (d.fwd == FwdMethod::kDirectRoute &&
+            std::find(dr.begin(), dr.end(), d.addr) == dr.end()) {
+          dr.push_back(d.addr);
+        }
+      }
+    }
+    neigh_.setWanted(std::move(dr));
+    hk_cv_.notify_all();
+    return kernel_.reconcile(table.config());
   }
 
-  const ConnTable* conns() const override { return nullptr; }
+  const ConnTable* conns() const override { return conns_.get(); }
 
-  std::vector<std::pair<std::string, uint64_t>> metrics() const override { return {}; }
+  std::vector<std::pair<std::string, uint64_t>> metrics() const override {
+    std::vector<std::pair<std::string, uint64_t>> out;
+    auto sum = [this](auto get) {
+      uint64_t v = 0;
+      for (const auto& w : workers_)
+        v += get(*w);
+      return v;
+    };
+#define LB_EMIT_DP(name)                           \
+  out.emplace_back("lb_dataplane_" #name "_total", \
+                   sum([](const Worker& w) { return w.counters.name.value(); }));
+    LB_DATAPLANE_COUNTERS(LB_EMIT_DP)
+#undef LB_EMIT_DP
+#define LB_EMIT_PL(name)                          \
+  out.emplace_back("lb_pipeline_" #name "_total", \
+                   sum([](const Worker& w) { return w.pipeline->counters().name.value(); }));
+    LB_PIPELINE_COUNTERS(LB_EMIT_PL)
+#undef LB_EMIT_PL
+    for (int r = 1; r < kDropReasonCount; ++r) {
+      out.emplace_back(
+          absl::StrCat("lb_pipeline_drops_total{reason=\"",
+                       dropReasonName(static_cast<DropReason>(r)), "\"}"),
+          sum([r](const Worker& w) { return w.pipeline->counters().drops[r].value(); }));
+    }
+    return out;
+  }
 
  private:
-  void workerLoop(size_t q) {
-    auto buf = std::make_unique<PacketBuffer>();
-    pollfd pfd{tun_->fd(q), POLLIN, 0};
+  void publishConfig(SnapshotPtr snap, const FullConfig& cfg) {
+    auto wc = std::make_shared<WorkerConfig>();
+    wc->snap = std::move(snap);
+    for (const auto& sd : cfg.services) {
+      if (!sd.service.key.isFwmark())
+        wc->routed.insert(sd.service.key.vaddr);
+      for (const IpAddr& l : sd.service.local_addrs)
+        wc->routed.insert(l);
+    }
+    for (const auto& fr : cfg.fwmark_rules)
+      wc->routed_prefixes.emplace_back(fr.dst, fr.prefix_len);
+    config_.publish(std::move(wc));
+  }
+
+  // Worker thread. Hot path.
+  void workerLoop(Worker& w) {
+    std::shared_ptr<const WorkerConfig> cfg;
+    uint64_t gen = 0;
+    std::shared_ptr<const NeighMap> neigh;
+    uint64_t neigh_gen = 0;
+    pollfd pfd{tun_->fd(w.index), POLLIN, 0};
     while (running_.load(std::memory_order_relaxed)) {
-      if (poll(&pfd, 1, 200) <= 0)
+      config_.refresh(cfg, gen);
+      neigh_.map().refresh(neigh, neigh_gen);
+      size_t n = 0;
+      while (n < kBatch) {
+        ssize_t r = tun_->readPacket(w.index, *w.bufs[n]);
+        if (r < 0)
+          break;
+        if (r == 0) {
+          w.counters.rx_unsupported.add();
+          continue;
+        }
+        w.ptrs[n] = w.bufs[n].get();
+        ++n;
+      }
+      if (n == 0) {
+        poll(&pfd, 1, 100);
         continue;
-      while (tun_->readPacket(q, *buf) >= 0) {
+      }
+      if (options_.mode == Mode::kDecap || cfg == nullptr || cfg->snap == nullptr)
+        continue;
+      w.pipeline->process(*cfg->snap, absl::MakeConstSpan(w.ptrs.data(), n), w.sink, monoNow());
+      for (size_t i = 0; i < n; ++i)
+        transmit(w, *w.ptrs[i], *cfg, neigh.get());
+      for (size_t i = 0; i < w.sink.used(); ++i) {
+        PacketBuffer& p = w.sink.at(i);
+        if (p.size() != 0 && p.verdict != Verdict::kDrop)
+          transmit(w, p, *cfg, neigh.get());
+      }
+      w.sink.clear();
+    }
+  }
+
+  // Worker thread. Hot path.
+  void transmit(Worker& w, PacketBuffer& p, const WorkerConfig& cfg, const NeighMap* neigh) {
+    switch (p.verdict) {
+      case Verdict::kDrop:
+        return;  // counted by the pipeline
+      case Verdict::kToHost: {
+        // Not IPVS traffic. It reached lbd0 either by one of lbd's routes (VIP, local address,
+        // fwmark prefix: writing it back would loop, so drop) or by a diversion rule (a reply
+        // from a NAT real server that matches no conn: give it back to the kernel, which now
+        // routes it normally because "iif lbd0" skips the diversion rules).
+        IpAddr dst;
+        if (!packetDst(p, dst) || isRouted(cfg, dst)) {
+          w.counters.to_host_dropped.add();
+          return;
+        }
+        w.counters.to_host_delivered.add();
+        writeTun(w, p);
+        return;
+      }
+      case Verdict::kForward:
+        break;
+    }
+    if (p.tx == TxPath::kTun) {
+      writeTun(w, p);
+      return;
+    }
+    const NeighEntry* e = nullptr;
+    if (neigh != nullptr) {
+      auto it = neigh->find(p.next_hop);
+      if (it != neigh->end())
+        e = &it->second;
+    }
+    if (e == nullptr || w.l2 == nullptr) {
+      w.counters.l2_no_neigh.add();
+      neigh_.requestRefresh();
+      return;
+    }
+    if (w.l2->send(e->ifindex, e->src, e->dst, p) < 0) {
+      w.counters.tx_errors.add();
+      LB_LOG_EVERY_N_SEC(kWarn, 10, "AF_PACKET send: errno %d", errno);
+      return;
+    }
+    w.counters.tx_l2.add();
+  }
+
+  static bool isRouted(const WorkerConfig& cfg, const IpAddr& dst) {
+    if (cfg.routed.contains(dst))
+      return true;
+    for (const auto& [net, len] : cfg.routed_prefixes) {
+      if (net.af() == dst.af() && net.masked(len) == dst.masked(len))
+        return true;
+    }
+    return false;
+  }
+
+  // Worker thread. Hot path. Finishes a partial checksum that belongs to an encapsulated
+  // (inner) header, since the kernel cannot offload it through TUN, and refuses GSO there.
+  void writeTun(Worker& w, PacketBuffer& p) {
+    if (p.offload.csum == OffloadInfo::Csum::kPartial && p.size() >= 20) {
+      const uint8_t* d = p.data();
+      const bool v4 = (d[0] >> 4) == 4;
+      const size_t l3 = v4 ? static_cast<size_t>(d[0] & 0x0f) * 4 : 40;
+      const uint8_t proto = v4 ? d[9] : d[6];
+      const bool encap = proto == 4 || proto == 41 || proto == 47 ||
+                         (proto == 17 && p.offload.csum_start >= l3 + 8 + 20);
+      if (encap) {
+        // TODO(io): split GSO super-packets in userspace (wireguard-go gsoSplit) instead.
+        if (p.offload.gso != OffloadInfo::Gso::kNone) {
+          w.counters.tunnel_gso_dropped.add();
+          return;
+        }
+        if (!io::finishPartialChecksum(p.data(), p.size(), p.offload)) {
+          w.counters.tx_errors.add();
+          return;
+        }
+      }
+    }
+    if (tun_->writePacket(w.index, p) < 0) {
+      w.counters.tx_errors.add();
+      LB_LOG_EVERY_N_SEC(kWarn, 10, "TUN write: errno %d", errno);
+      return;
+    }
+    w.counters.tx_tun.add();
+  }
+
+  void housekeepingLoop() {
+    MonoTime last_est = monoNow();
+    MonoTime last_neigh_full = last_est;
+    std::unique_lock<std::mutex> lock(hk_mu_);
+    while (running_.load()) {
+      hk_cv_.wait_for(lock, std::chrono::milliseconds(kHousekeepingTickMs));
+      if (!running_.load())
+        break;
+      lock.unlock();
+      const MonoTime now = monoNow();
+      conns_->expire(now);
+      const bool full = now - last_neigh_full >= millis(kEstimatorPeriodMs);
+      if (full)
+        last_neigh_full = now;
+      if (full || neigh_.refreshRequested() || neigh_.incomplete())
+        neigh_.refresh(full);
+      if (now - last_est >= millis(kEstimatorPeriodMs)) {
+        last_est = now;
+        tickEstimators();
+      }
+      lock.lock();
+    }
+  }
+
+  void tickEstimators() {
+    std::shared_ptr<const WorkerConfig> cfg = config_.get();
+    if (cfg == nullptr || cfg->snap == nullptr)
+      return;
+    std::vector<ServiceId> svcs;
+    std::vector<DestId> dests;
+    for (const SnapService& s : cfg->snap->services()) {
+      svcs.push_back(s.id);
+      dests.insert(dests.end(), s.dests.begin(), s.dests.end());
+    }
+    table_.runtime().tickEstimators(svcs, dests);
+  }
+
+  void decapLoop() {
+    auto buf = std::make_unique<PacketBuffer>();
+    DataplaneCounters& c = workers_[0]->counters;
+    while (running_.load(std::memory_order_relaxed)) {
+      if (decap_->receive(*buf, 100) != 1)
+        continue;
+      c.decap_packets.add();
+      if (tun_->writePacket(0, *buf) < 0) {
+        c.tx_errors.add();
+        LB_LOG_EVERY_N_SEC(kWarn, 10, "decap TUN write: errno %d", errno);
       }
     }
   }
 
   DataplaneOptions options_;
+  ServiceTable& table_;
   std::unique_ptr<io::TunDevice> tun_;
+  std::unique_ptr<io::Netlink> nl_;
+  std::mutex kernel_mu_;
+  KernelState kernel_;
+  NeighCache neigh_;
+  Published<WorkerConfig> config_;
+  std::unique_ptr<ConnTable> conns_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<io::DecapReceiver> decap_;
+  std::mutex lifecycle_mu_;
+  std::atomic<bool> stopped_{false};
   std::atomic<bool> running_{false};
-  std::vector<std::thread> threads_;
-  std::mutex mu_;
-  SnapshotPtr snapshot_;
+  std::mutex hk_mu_;
+  std::condition_variable hk_cv_;
+  std::thread housekeeping_;
+  std::thread decap_thread_;
 };
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Dataplane>> Dataplane::create(const DataplaneOptions& options,
                                                              ServiceTable& table) {
-  (void)table;
   io::TunOptions topts;
   topts.name = options.tun;
+  topts.offloads = options.offloads && options.mode != Mode::kDecap;
   topts.queues = options.workers > 0 ? static_cast<size_t>(options.workers)
                                      : std::max(1u, std::thread::hardware_concurrency());
+  if (options.mode == Mode::kDecap)
+    topts.queues = 1;
   auto tun = io::TunDevice::create(topts);
   if (!tun.ok())
     return tun.status();
+  auto nl = io::Netlink::open();
+  if (!nl.ok())
+    return nl.status();
   LB_LOG(kInfo, "TUN %s: %d queues, offloads 0x%x", (*tun)->name(), (*tun)->queues(),
          (*tun)->offloads());
-  return std::unique_ptr<Dataplane>(new DataplaneImpl(options, std::move(*tun)));
+  auto dp = std::make_unique<DataplaneImpl>(options, table, std::move(*tun), std::move(*nl));
+  if (absl::Status s = dp->init(); !s.ok())
+    return s;
+  return std::unique_ptr<Dataplane>(std::move(dp));
 }
 
 }  // namespace lb::lbd

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+
 #include "cmd/lbd/control/control_plane.h"
 #include "core/service/service_table.h"
 
@@ -20,6 +21,11 @@ struct DataplaneOptions {
   Mode mode = Mode::kGateway;
   int workers = 0;                 // 0 = one per CPU
   size_t conn_capacity = 1 << 20;  // connection table entries
+  // Decap mode: the UDP port GUE packets arrive on (no IANA port exists; 5555 is lbd's
+  // default and must match the LB's `--tun-port`). IPIP needs no port.
+  uint16_t gue_port = 5555;
+  // Ask TUN for checksum/TSO/USO offloads (off: the kernel segments and checksums first).
+  bool offloads = true;
 };
 
 class Dataplane : public DataplaneHooks {
@@ -30,6 +36,7 @@ class Dataplane : public DataplaneHooks {
   // Starts the workers and the housekeeping (expiry, estimator) thread.
   virtual absl::Status start() = 0;
   // Stops workers and removes every route, rule, address and sysctl change it made.
+  // Idempotent.
   virtual void stop() = 0;
 };
 

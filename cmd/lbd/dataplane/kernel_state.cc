@@ -1,0 +1,361 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "cmd/lbd/dataplane/kernel_state.h"
+
+#include <net/if.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+#include "core/base/log.h"
+
+namespace lb::lbd {
+namespace {
+
+constexpr uint32_t kLocalTable = 255;
+
+int fullPrefix(Af af) {
+  return af == Af::kInet6 ? 128 : 32;
+}
+
+bool contains(const IpAddr& net, int prefix_len, const IpAddr& a) {
+  return net.af() == a.af() && net.masked(prefix_len) == a.masked(prefix_len);
+}
+
+template <typename T>
+bool has(const std::vector<T>& v, const T& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+std::string ifName(int ifindex) {
+  char name[IF_NAMESIZE] = {};
+  if (if_indextoname(static_cast<unsigned>(ifindex), name) == nullptr)
+    return "";
+  return name;
+}
+
+}  // namespace
+
+KernelState::KernelState(io::Netlink& nl, Mode mode, std::string tun, int tun_ifindex)
+    : nl_(nl), mode_(mode), tun_(std::move(tun)), tun_ifindex_(tun_ifindex) {}
+
+bool KernelState::hasTunnelDests(const FullConfig& cfg) {
+  for (const auto& s : cfg.services) {
+    for (const auto& d : s.dests) {
+      if (d.fwd == FwdMethod::kTunnel)
+        return true;
+    }
+  }
+  return false;
+}
+
+absl::Status KernelState::cleanupLeftovers() {
+  for (Af af : {Af::kInet, Af::kInet6}) {
+    auto routes = nl_.listRoutes(af, io::kLbdProto);
+    if (!routes.ok())
+      return routes.status();
+    for (const auto& r : *routes) {
+      LB_LOG(kInfo, "removing leftover route %s/%d table %u", r.dst.toString(), r.prefix_len,
+             r.table);
+      (void)nl_.delRoute(r);
+    }
+    auto rules = nl_.listRules(af);
+    if (!rules.ok())
+      return rules.status();
+    bool has_local0 = false;
+    bool moved_local = false;
+    for (const auto& r : *rules) {
+      if (r.pref == 0 && r.table == kLocalTable)
+        has_local0 = true;
+      if (r.protocol == io::kLbdProto && r.table == kLocalTable)
+        moved_local = true;
+    }
+    // A crashed sidecar run moved the local rule: put it back before deleting the copy.
+    if (moved_local && !has_local0) {
+      if (absl::Status s = nl_.addLocalRule(af, 0, 2 /* RTPROT_KERNEL */); !s.ok())
+        return s;
+    }
+    for (const auto& r : *rules) {
+      if (r.protocol != io::kLbdProto)
+        continue;
+      LB_LOG(kInfo, "removing leftover rule pref %u", r.pref);
+      (void)nl_.delRule(r);
+    }
+    auto proxies = nl_.listProxyNeighs(af);
+    if (!proxies.ok())
+      return proxies.status();
+    for (const auto& [addr, ifindex] : *proxies)
+      (void)nl_.delProxyNeigh(addr, ifindex);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status KernelState::setSysctl(const std::string& path, const std::string& value) {
+  for (const auto& [p, old] : sysctls_) {
+    if (p == path)
+      return absl::OkStatus();  // already set by lbd; keep the first old value
+  }
+  auto old = io::writeSysctl(path, value);
+  if (!old.ok())
+    return old.status();
+  sysctls_.emplace_back(path, *old);
+  return absl::OkStatus();
+}
+
+absl::Status KernelState::addRoute(const io::RouteSpec& r) {
+  absl::Status s = nl_.addRoute(r);
+  if (absl::IsAlreadyExists(s)) {
+    // Someone else's route (not ours: ours are all recorded); leave it alone.
+    LB_LOG(kWarn, "%s; not installing lbd's", s.ToString());
+    return absl::OkStatus();
+  }
+  if (!s.ok())
+    return s;
+  routes_.push_back(r);
+  return absl::OkStatus();
+}
+
+absl::Status KernelState::addRule(const io::RuleSpec& r, std::vector<io::RuleSpec>& into) {
+  if (absl::Status s = nl_.addRule(r); !s.ok())
+    return s;
+  into.push_back(r);
+  return absl::OkStatus();
+}
+
+absl::Status KernelState::installBase() {
+  const std::string conf = absl::StrCat("net/ipv4/conf/", tun_, "/");
+  // The TUN device's own sysctls vanish with it; only global ones are recorded and restored.
+  // Loose reverse-path filtering: NAT writes keep the client's source, routed elsewhere.
+  if (absl::Status s = io::writeSysctl(conf + "rp_filter", "2").status(); !s.ok())
+    return s;
+  if (mode_ == Mode::kDecap)
+    return absl::OkStatus();
+  // Sidecar: the app's own address is the source of what lbd writes (fib_validate_source).
+  if (mode_ == Mode::kSidecar) {
+    if (absl::Status s = io::writeSysctl(conf + "accept_local", "1").status(); !s.ok())
+      return s;
+  }
+  if (absl::Status s = setSysctl("net/ipv4/ip_forward", "1"); !s.ok())
+    return s;
+  for (Af af : {Af::kInet, Af::kInet6}) {
+    io::RouteSpec def;
+    def.af = af;
+    def.dst = IpAddr();
+    def.prefix_len = 0;
+    def.table = io::kLbdTable;
+    def.oif = tun_ifindex_;
+    absl::Status s = nl_.addRoute(def);
+    if (!s.ok() && !(af == Af::kInet6 && absl::IsPermissionDenied(s)))
+      return s;
+    if (s.ok())
+      base_routes_.push_back(def);
+    io::RuleSpec after;
+    after.af = af;
+    after.pref = kPrefAfter;
+    after.table = mode_ == Mode::kSidecar ? kLocalTable : io::kMainTable;
+    if (s = addRule(after, base_rules_); !s.ok())
+      return s;
+    if (mode_ == Mode::kSidecar) {
+      // Local delivery must come after the diversion rules: re-add the local rule at 150
+      // first, then remove pref 0 (never a moment without one).
+      auto has0 = nl_.hasLocalRule(af, 0);
+      if (!has0.ok())
+        return has0.status();
+      if (*has0) {
+        if (s = nl_.delLocalRule(af, 0); !s.ok())
+          return s;
+        local_moved_[af == Af::kInet6 ? 1 : 0] = true;
+      }
+    }
+    io::RuleSpec iif;
+    iif.af = af;
+    iif.pref = kPrefIifTun;
+    iif.iif = tun_;
+    iif.goto_pref = kPrefAfter;
+    if (s = addRule(iif, base_rules_); !s.ok())
+      return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status KernelState::reconcile(const FullConfig& cfg) {
+  if (mode_ == Mode::kDecap)
+    return absl::OkStatus();
+  std::vector<io::RouteSpec> want_routes;
+  std::vector<io::RuleSpec> want_rules;
+  std::vector<IpAddr> proxied;
+  bool any_v6 = false;
+  auto route = [&](const IpAddr& a, int prefix_len) {
+    io::RouteSpec r;
+    r.af = a.af();
+    r.dst = a.masked(prefix_len);
+    r.prefix_len = prefix_len;
+    r.oif = tun_ifindex_;
+    if (!has(want_routes, r))
+      want_routes.push_back(r);
+  };
+  for (const auto& sd : cfg.services) {
+    const ServiceKey& key = sd.service.key;
+    if (key.af == Af::kInet6)
+      any_v6 = true;
+    if (!key.isFwmark()) {
+      route(key.vaddr, fullPrefix(key.af));
+      proxied.push_back(key.vaddr);
+    }
+    for (const IpAddr& l : sd.service.local_addrs) {
+      route(l, fullPrefix(l.af()));
+      proxied.push_back(l);
+    }
+    for (const DestConfig& d : sd.dests) {
+      if (d.fwd != FwdMethod::kMasq)
+        continue;
+      for (L4Proto p : {L4Proto::kTcp, L4Proto::kUdp, L4Proto::kSctp}) {
+        if (key.isFwmark() ? p == L4Proto::kSctp : p != key.proto)
+          continue;
+        io::RuleSpec r;
+        r.af = d.addr.af();
+        r.pref = kPrefDivert;
+        r.src = d.addr;
+        r.src_len = fullPrefix(d.addr.af());
+        r.ip_proto = static_cast<uint8_t>(p);
+        r.sport = d.port;
+        r.table = io::kLbdTable;
+        if (!has(want_rules, r))
+          want_rules.push_back(r);
+      }
+    }
+  }
+  for (const FwmarkRule& fr : cfg.fwmark_rules)
+    route(fr.dst, fr.prefix_len);
+
+  if (any_v6) {
+    if (absl::Status s = setSysctl("net/ipv6/conf/all/forwarding", "1"); !s.ok())
+      return s;
+  }
+  for (auto it = rules_.begin(); it != rules_.end();) {
+    if (has(want_rules, *it)) {
+      ++it;
+      continue;
+    }
+    if (absl::Status s = nl_.delRule(*it); !s.ok())
+      LB_LOG(kWarn, "%s", s.ToString());
+    it = rules_.erase(it);
+  }
+  for (auto it = routes_.begin(); it != routes_.end();) {
+    if (has(want_routes, *it)) {
+      ++it;
+      continue;
+    }
+    if (absl::Status s = nl_.delRoute(*it); !s.ok())
+      LB_LOG(kWarn, "%s", s.ToString());
+    it = routes_.erase(it);
+  }
+  for (const auto& r : want_routes) {
+    if (has(routes_, r))
+      continue;
+    if (absl::Status s = addRoute(r); !s.ok())
+      return s;
+  }
+  for (const auto& r : want_rules) {
+    if (has(rules_, r))
+      continue;
+    if (absl::Status s = addRule(r, rules_); !s.ok())
+      return s;
+  }
+  if (mode_ == Mode::kGateway)
+    return ensureProxies(proxied);
+  return absl::OkStatus();
+}
+
+absl::Status KernelState::ensureProxies(const std::vector<IpAddr>& wanted) {
+  // Answer ARP/ND for a VIP or local address on every interface whose subnet holds it, so
+  // clients on that LAN reach lbd without a route (arp.c arp_process: pneigh_lookup on a
+  // forwarding device for a target routed out another device).
+  std::vector<std::pair<IpAddr, int>> want;
+  for (Af af : {Af::kInet, Af::kInet6}) {
+    auto addrs = nl_.listAddrs(af);
+    if (!addrs.ok())
+      return addrs.status();
+    for (const IpAddr& a : wanted) {
+      if (a.af() != af)
+        continue;
+      for (const io::AddrInfo& ai : *addrs) {
+        if (ai.ifindex == tun_ifindex_ || ai.addr == a)
+          continue;
+        if (ai.prefix_len == 0 || ai.prefix_len >= fullPrefix(af))
+          continue;
+        if (!contains(ai.addr, ai.prefix_len, a))
+          continue;
+        auto p = std::make_pair(a, ai.ifindex);
+        if (!has(want, p))
+          want.push_back(p);
+      }
+    }
+  }
+  for (auto it = proxies_.begin(); it != proxies_.end();) {
+    if (has(want, *it)) {
+      ++it;
+      continue;
+    }
+    (void)nl_.delProxyNeigh(it->first, it->second);
+    it = proxies_.erase(it);
+  }
+  for (const auto& p : want) {
+    if (has(proxies_, p))
+      continue;
+    const std::string dev = ifName(p.second);
+    if (dev.empty())
+      continue;
+    // Proxy replies are delayed by up to proxy_delay (0.8 s) unless it is 0.
+    if (p.first.isV6()) {
+      if (absl::Status s = setSysctl(absl::StrCat("net/ipv6/conf/", dev, "/proxy_ndp"), "1");
+          !s.ok()) {
+        return s;
+      }
+      (void)setSysctl(absl::StrCat("net/ipv6/neigh/", dev, "/proxy_delay"), "0");
+    } else {
+      (void)setSysctl(absl::StrCat("net/ipv4/neigh/", dev, "/proxy_delay"), "0");
+    }
+    if (absl::Status s = nl_.addProxyNeigh(p.first, p.second); !s.ok())
+      return s;
+    proxies_.push_back(p);
+  }
+  return absl::OkStatus();
+}
+
+void KernelState::removeAll() {
+  auto warn = [](const absl::Status& s) {
+    if (!s.ok())
+      LB_LOG(kWarn, "cleanup: %s", s.ToString());
+  };
+  for (const auto& [addr, ifindex] : proxies_)
+    warn(nl_.delProxyNeigh(addr, ifindex));
+  proxies_.clear();
+  for (const auto& r : rules_)
+    warn(nl_.delRule(r));
+  rules_.clear();
+  for (const auto& r : routes_)
+    warn(nl_.delRoute(r));
+  routes_.clear();
+  for (Af af : {Af::kInet, Af::kInet6}) {
+    if (local_moved_[af == Af::kInet6 ? 1 : 0]) {
+      warn(nl_.addLocalRule(af, 0, 2 /* RTPROT_KERNEL */));
+      local_moved_[af == Af::kInet6 ? 1 : 0] = false;
+    }
+  }
+  for (auto it = base_rules_.rbegin(); it != base_rules_.rend(); ++it)
+    warn(nl_.delRule(*it));
+  base_rules_.clear();
+  for (const auto& r : base_routes_) {
+    absl::Status s = nl_.delRoute(r);
+    if (!absl::IsNotFound(s))
+      warn(s);  // gone with the device if it was closed first
+  }
+  base_routes_.clear();
+  for (auto it = sysctls_.rbegin(); it != sysctls_.rend(); ++it) {
+    warn(io::writeSysctl(it->first, it->second).status());
+  }
+  sysctls_.clear();
+}
+
+}  // namespace lb::lbd

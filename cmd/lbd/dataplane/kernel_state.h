@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: Apache-2.0
+// The kernel state lbd installs around its TUN device and removes again: routes of VIPs,
+// full-NAT local addresses and fwmark prefixes into the TUN device, policy rules that divert
+// NAT replies (from RIP:rport) into it, proxy ARP/NDP entries, sysctls. Everything carries
+// protocol 245 (io::kLbdProto) so a crashed run's leftovers are found and removed at start.
+#ifndef LBD_CMD_LBD_DATAPLANE_KERNEL_STATE_H_
+#define LBD_CMD_LBD_DATAPLANE_KERNEL_STATE_H_
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+
+#include "cmd/lbd/dataplane/dataplane.h"
+#include "core/service/config.h"
+#include "io/netlink/netlink.h"
+
+namespace lb::lbd {
+
+// Rule preferences lbd owns (100..199):
+//   100  iif <tun> goto 150        packets lbd wrote skip the diversion rules
+//   110  from RIP ipproto P sport rport lookup 245    (one per NAT dest)
+//   150  gateway: lookup main; sidecar: lookup local (moved from pref 0, so that replies to
+//        the app's own address are diverted before local delivery)
+inline constexpr uint32_t kPrefIifTun = 100;
+inline constexpr uint32_t kPrefDivert = 110;
+inline constexpr uint32_t kPrefAfter = 150;
+
+// Control thread only.
+class KernelState {
+ public:
+  KernelState(io::Netlink& nl, Mode mode, std::string tun, int tun_ifindex);
+
+  // Removes routes, rules and proxy entries with protocol 245 and puts a moved local rule back
+  // at pref 0. Errors name the object.
+  absl::Status cleanupLeftovers();
+  // Sysctls (ip_forward, rp_filter/accept_local on the TUN), table 245's default routes and the
+  // base rules of the mode.
+  absl::Status installBase();
+  // Brings routes, diversion rules, proxy entries and per-family sysctls in line with `cfg`:
+  // adds what is missing, removes what is no longer wanted.
+  absl::Status reconcile(const FullConfig& cfg);
+  // Removes everything installed, in reverse order, and restores every sysctl. Logs failures.
+  void removeAll();
+
+  // True when some dest of `cfg` tunnels (TSO must then be off on the TUN; see dataplane.cc).
+  static bool hasTunnelDests(const FullConfig& cfg);
+
+ private:
+  absl::Status setSysctl(const std::string& path, const std::string& value);
+  absl::Status addRoute(const io::RouteSpec& r);
+  absl::Status addRule(const io::RuleSpec& r, std::vector<io::RuleSpec>& into);
+  absl::Status ensureProxies(const std::vector<IpAddr>& wanted);
+
+  io::Netlink& nl_;
+  Mode mode_;
+  std::string tun_;
+  int tun_ifindex_;
+  std::vector<std::pair<std::string, std::string>> sysctls_;  // path, previous value
+  std::vector<io::RouteSpec> base_routes_;
+  std::vector<io::RuleSpec> base_rules_;
+  bool local_moved_[2] = {false, false};  // v4, v6 (sidecar)
+  std::vector<io::RouteSpec> routes_;     // per-config routes
+  std::vector<io::RuleSpec> rules_;       // diversion rules
+  std::vector<std::pair<IpAddr, int>> proxies_;
+};
+
+}  // namespace lb::lbd
+
+#endif  // LBD_CMD_LBD_DATAPLANE_KERNEL_STATE_H_
