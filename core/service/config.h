@@ -39,10 +39,12 @@ struct ServiceKey {
   uint32_t fwmark = 0;  // non-zero => fwmark service; vaddr/vport unused
 
   bool isFwmark() const { return fwmark != 0; }
+
   // "TCP 198.18.0.1:80", "UDP [2001:2::1]:53", "FWM 7". May allocate.
   std::string toString() const;
   friend bool operator==(const ServiceKey&, const ServiceKey&) = default;
   friend bool operator<(const ServiceKey& a, const ServiceKey& b);
+
   template <typename H>
   friend H AbslHashValue(H h, const ServiceKey& k) {
     return H::combine(std::move(h), k.af, k.proto, k.vaddr, k.vport, k.fwmark);
@@ -57,7 +59,7 @@ struct DestConfig {
   uint32_t u_threshold = 0;                 // 0 = none
   uint32_t l_threshold = 0;
   TunType tun_type = TunType::kIpip;
-  uint16_t tun_port = 0;                    // GUE only, required there
+  uint16_t tun_port = 0;  // GUE only, required there
   TunCsum tun_csum = TunCsum::kNoCsum;
   friend bool operator==(const DestConfig&, const DestConfig&) = default;
 };
@@ -65,10 +67,10 @@ struct DestConfig {
 struct ServiceConfig {
   ServiceKey key;
   std::string scheduler = "wlc";
-  uint32_t flags = 0;           // kSvcPersistent | kSvcOnePacket | kSchedFlag*
-  uint32_t timeout_s = 0;       // persistence timeout, seconds (1..2678400 when persistent)
-  uint32_t netmask = 0;         // persistence granularity as a prefix length: 32 / 128 default
-  std::string pe_name;          // persistence engine ("sip"), empty for none
+  uint32_t flags = 0;               // kSvcPersistent | kSvcOnePacket | kSchedFlag*
+  uint32_t timeout_s = 0;           // persistence timeout, seconds (1..2678400 when persistent)
+  uint32_t netmask = 0;             // persistence granularity as a prefix length: 32 / 128 default
+  std::string pe_name;              // persistence engine ("sip"), empty for none
   std::vector<IpAddr> local_addrs;  // full-NAT local-address pool (DPVS -P/-Q)
   friend bool operator==(const ServiceConfig&, const ServiceConfig&) = default;
 };
@@ -104,11 +106,11 @@ struct Sysctls {
 // gives packets their mark. First match wins; no match => mark 0.
 struct FwmarkRule {
   Af af = Af::kInet;
-  IpAddr dst;                       // destination prefix
+  IpAddr dst;  // destination prefix
   int prefix_len = 32;
-  L4Proto proto = L4Proto::kNone;   // kNone = any
+  L4Proto proto = L4Proto::kNone;           // kNone = any
   uint16_t port_min = 0, port_max = 65535;  // destination port range, inclusive
-  uint32_t mark = 0;                // > 0
+  uint32_t mark = 0;                        // > 0
   friend bool operator==(const FwmarkRule&, const FwmarkRule&) = default;
 };
 

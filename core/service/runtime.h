@@ -5,6 +5,7 @@
 #ifndef LBD_CORE_SERVICE_RUNTIME_H_
 #define LBD_CORE_SERVICE_RUNTIME_H_
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -13,6 +14,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/types/span.h"
+
 #include "core/base/addr.h"
 #include "core/base/ids.h"
 #include "core/sched/scheduler.h"
@@ -21,22 +23,32 @@
 
 namespace lb {
 
-// A full-NAT pool of local addresses; hands out <laddr, lport> pairs unique among live conns
-// of one protocol. Lock-free bitmaps, preallocated. Any thread. Hot path for acquire/release.
+// A full-NAT pool of local addresses (DPVS's laddr pool): hands out <laddr, lport> pairs unique
+// among live conns of one protocol. Per (laddr, protocol) a bitmap of ports 1024..65535 with
+// atomic test-and-set; preallocated, so acquire/release never allocate or lock. An address
+// removed by setAddrs stops being handed out but keeps its bitmap, so ports still held by conns
+// are released normally (and a re-added address gets its old bitmap back).
 class LocalAddrPool {
  public:
   static constexpr uint16_t kPortMin = 1024;
-  // May allocate. The address list may change later (control thread) via setAddrs.
+  static constexpr size_t kPorts = 65536 - kPortMin;  // 64512 = 1008 words of 64 bits
+  static constexpr size_t kMaxAddrs = 256;            // ServiceTable rejects more
+  // May allocate. Control thread.
   explicit LocalAddrPool(std::vector<IpAddr> addrs);
   ~LocalAddrPool();
-  // Picks a free pair for `proto`, starting from a position derived from `hint` (a flow hash).
-  // nullopt when exhausted (drop kNoLocalAddr).
+  LocalAddrPool(const LocalAddrPool&) = delete;
+  LocalAddrPool& operator=(const LocalAddrPool&) = delete;
+  // Any thread. Hot path. Picks a free pair for `proto` (TCP, UDP or SCTP), scanning from a
+  // position derived from `hint` (a flow hash). False when exhausted or for other protocols
+  // (the pipeline drops the packet).
   bool acquire(L4Proto proto, uint32_t hint, IpAddr* laddr, uint16_t* lport) noexcept;
+  // Any thread. Hot path. Frees a pair from acquire(); unknown pairs are ignored.
   void release(L4Proto proto, const IpAddr& laddr, uint16_t lport) noexcept;
-  // Control thread.
+  // Control thread. May allocate. At most kMaxAddrs distinct addresses ever (extra ignored).
   void setAddrs(const std::vector<IpAddr>& addrs);
+  // Control thread. The addresses currently handed out, in the order first added.
   std::vector<IpAddr> addrs() const;
-  // Pairs in use, all protocols.
+  // Any thread. Pairs in use, all protocols (a scan of the bitmaps; not for the hot path).
   size_t inUse() const noexcept;
 
  private:
@@ -44,48 +56,76 @@ class LocalAddrPool {
   std::unique_ptr<Impl> impl_;
 };
 
+// Owned by ServiceTable; outlives every snapshot. Thread rules per method.
 class ServiceRuntime {
  public:
+  // May allocate: every array is sized here (max_dests DestCounters, `workers` stats blocks).
   ServiceRuntime(size_t max_services, size_t max_dests, size_t workers);
 
   // Live per-dest counters, indexed by DestId. Any thread.
   absl::Span<DestCounters> destCounters() { return {dest_counters_.get(), max_dests_}; }
+
   DestLoad destLoad() const { return DestLoad({dest_counters_.get(), max_dests_}); }
+
   // The classic overload rule (ip_vs_conn.c ip_vs_bind_dest / ip_vs_unbind_dest): call after
   // every bind / unbind with the dest's thresholds. Any thread. Hot path.
   void updateOverloadOnBind(DestId d, uint32_t u_threshold) noexcept;
   void updateOverloadOnUnbind(DestId d, uint32_t u_threshold, uint32_t l_threshold) noexcept;
 
-  // Worker `w`'s stats block. Hot path.
+  static constexpr size_t kMaxWorkers = 256;
+  // Control thread, before the workers using the new blocks start: ensures at least `n` stats
+  // blocks (never shrinks; existing blocks stay where they are). May allocate.
+  void setWorkers(size_t n);
+
+  // Worker `w`'s stats block (w < workers()). Hot path.
   WorkerStats& workerStats(size_t w) { return *worker_stats_[w]; }
-  size_t workers() const { return worker_stats_.size(); }
+
+  size_t workers() const { return worker_count_.load(std::memory_order_acquire); }
+
   // Control thread: sums over workers minus the zero baseline.
   StatsValues serviceStats(ServiceId svc) const;  // kNoService => totals
   StatsValues destStats(DestId d) const;
   RateValues serviceRates(ServiceId svc) const;
   RateValues destRates(DestId d) const;
-  // -Z: svc == kNoService zeroes everything.
+  // -Z (ip_vs_zero_service / ip_vs_zero_all): the current sums become the baseline and the
+  // estimators restart from 0. svc == kNoService zeroes the total, every service and every dest
+  // (`dests` is then ignored). Control thread.
   void zeroService(ServiceId svc, absl::Span<const DestId> dests);
-  // Every 2 s from the control thread (ip_vs_est.c).
+  // A dest id recycled or moved to another service starts from zero (__ip_vs_update_dest).
+  // Control thread.
+  void zeroDest(DestId d);
+  // Every 2 s from the control thread (ip_vs_est.c): the total plus the listed (live) ids.
+  // Estimators of ids not listed are dropped; a newly listed id starts from its current counters.
   void tickEstimators(absl::Span<const ServiceId> services, absl::Span<const DestId> dests);
 
-  // Full-NAT pool for a service (created on first use). Control thread.
+  // Full-NAT pool for a service: created on first use, else its address list is updated.
+  // Control thread. May allocate. The pool lives until dropPool + collectRetiredPools.
   LocalAddrPool* poolFor(ServiceId svc, const std::vector<IpAddr>& addrs);
+  // The service no longer has a pool. It is kept (old snapshots and live conns may still use
+  // it) until collectRetiredPools finds it unused. Control thread.
   void dropPool(ServiceId svc);
+  // Frees retired pools with no pair in use. Returns how many were freed. Control thread.
+  size_t collectRetiredPools();
 
   size_t maxServices() const { return max_services_; }
+
   size_t maxDests() const { return max_dests_; }
 
  private:
   size_t max_services_, max_dests_;
   std::unique_ptr<DestCounters[]> dest_counters_;
-  std::vector<std::unique_ptr<WorkerStats>> worker_stats_;
+  std::array<std::unique_ptr<WorkerStats>, kMaxWorkers> worker_stats_;
+  std::atomic<size_t> worker_count_{0};
   absl::flat_hash_map<ServiceId, StatsValues> svc_zero_, dest_zero_;
   absl::flat_hash_map<ServiceId, RateEstimator> svc_est_;
   absl::flat_hash_map<DestId, RateEstimator> dest_est_;
   RateEstimator total_est_;
   StatsValues total_zero_;
   absl::flat_hash_map<ServiceId, std::unique_ptr<LocalAddrPool>> pools_;
+  std::vector<std::unique_ptr<LocalAddrPool>> retired_pools_;
+
+  StatsValues sumService(ServiceId svc) const;
+  StatsValues sumDest(DestId d) const;
 };
 
 }  // namespace lb

@@ -5,28 +5,39 @@
 #define LBD_CORE_SERVICE_SERVICE_TABLE_H_
 
 #include <memory>
+#include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+
 #include "core/service/config.h"
 #include "core/service/runtime.h"
 #include "core/service/snapshot.h"
 
 namespace lb {
 
-// Control thread only (one mutation at a time). Every mutation either succeeds whole or
-// returns a Status naming the offending value and changes nothing:
+// Control thread only (one mutation at a time). Every mutation copies the model, applies the
+// change, validates the whole result, then commits it and builds a new snapshot (generation+1);
+// on error it returns a Status naming the offending value and changes nothing:
 //   AlreadyExists ("service TCP 198.18.0.1:80 already exists", "dest ... already exists"),
-//   NotFound (service / dest / scheduler not found), InvalidArgument (ranges, flags, ports),
-//   FailedPrecondition (e.g. l_threshold > u_threshold), ResourceExhausted (limits).
+//   NotFound (service / dest / local address / scheduler not found), InvalidArgument (ranges,
+//   flags, ports, l_threshold > u_threshold), FailedPrecondition (full NAT without local
+//   addresses), ResourceExhausted (max_services, max_dests, local addresses per service).
+// Keys are normalised: a fwmark key has proto TCP, no vaddr and vport 0; netmask 0 becomes the
+// family's full prefix.
 class ServiceTable {
  public:
   struct Limits {
     size_t max_services = 65536;
     size_t max_dests = 1 << 17;  // ids, tombstones included
+    size_t workers = 1;          // stats blocks; more via runtime().setWorkers() before start
   };
+
   explicit ServiceTable(const Limits& limits);
+
   ServiceTable() : ServiceTable(Limits{}) {}
 
   absl::Status addService(const ServiceConfig& svc);
@@ -50,23 +61,84 @@ class ServiceTable {
 
   // The model as it stands (dests in kernel list order).
   const FullConfig& config() const { return config_; }
+
   // The current snapshot; a new one is built by every successful mutation.
   SnapshotPtr snapshot() const { return snapshot_; }
+
   ServiceRuntime& runtime() { return *runtime_; }
+
   const ServiceRuntime& runtime() const { return *runtime_; }
+
   // Ids of a live service / dest, for stats. NotFound otherwise.
   absl::StatusOr<ServiceId> serviceId(const ServiceKey& key) const;
   absl::StatusOr<DestId> destId(const ServiceKey& key, const IpAddr& addr, uint16_t port) const;
+  // Frees tombstoned dest ids whose conns are all gone (active + inactive + persistent == 0)
+  // and retired full-NAT pools nobody uses; call periodically (every commit does too). Returns
+  // the number of dest ids freed. Freed ids are reused only after every fresh id has been used.
+  size_t collectTrash();
+
+  // Ids currently tombstoned (removed dests still referenced by conns).
+  size_t trashSizeForTest() const { return trash_.size(); }
 
  private:
+  // A dest id handed out: live, or tombstoned (dest trash) until its conns are gone.
+  struct DestSlot {
+    bool used = false;
+    bool live = false;
+    ServiceId svc = kNoService;
+    ServiceKey svc_key;
+    DestConfig config;
+    int32_t last_weight = 0;  // latest non-zero weight (__ip_vs_update_dest)
+  };
+
+  // Dest trash key: the kernel's ip_vs_trash_get_dest matches the service by value.
+  struct DestKey {
+    ServiceKey svc;
+    IpAddr addr;
+    uint16_t port = 0;
+    friend bool operator==(const DestKey&, const DestKey&) = default;
+
+    template <typename H>
+    friend H AbslHashValue(H h, const DestKey& k) {
+      return H::combine(std::move(h), k.svc, k.addr, k.port);
+    }
+  };
+
+  struct SchedState {
+    SchedulerPtr scheduler;  // nullptr for "none"
+    std::string name;
+    SchedulerOptions options;
+    std::vector<DestInfo> dests;  // as last given to create()/update()
+  };
+  struct Plan;
+
   absl::Status commit(FullConfig next);
+  absl::StatusOr<Plan> makePlan(const FullConfig& next) const;
+  absl::Status applySchedulers(Plan& plan);
+  void applyIds(const FullConfig& next, const Plan& plan);
+  void buildSnapshot();
+  void releaseServiceRef(ServiceId id);
+  void retireService(ServiceId id);
+
   Limits limits_;
   FullConfig config_;
   std::unique_ptr<ServiceRuntime> runtime_;
   SnapshotPtr snapshot_;
   // Scheduler instances survive snapshots, keyed by service id.
-  absl::flat_hash_map<ServiceId, SchedulerPtr> schedulers_;
-  absl::flat_hash_map<ServiceKey, ServiceId> service_ids_;
+  absl::flat_hash_map<ServiceId, SchedState> schedulers_;
+  absl::flat_hash_map<ServiceKey, ServiceId> service_ids_;  // live services
+  // Dest slots (live and tombstoned) naming each service id; a deleted service's id is reused
+  // only once this drops to zero.
+  absl::flat_hash_map<ServiceId, size_t> service_refs_;
+  absl::flat_hash_set<ServiceId> retired_services_;  // deleted, id still named by tombstones
+  std::vector<ServiceId> free_service_ids_;          // FIFO: reused only when fresh ids run out
+  size_t free_service_head_ = 0;
+  ServiceId next_service_id_ = 0;
+  std::vector<DestSlot> dest_slots_;                 // indexed by DestId
+  absl::flat_hash_map<DestKey, DestId> dest_index_;  // live and tombstoned
+  std::vector<DestId> free_dest_ids_;                // FIFO: reused only when fresh ids run out
+  size_t free_dest_head_ = 0;
+  std::vector<DestId> trash_;  // tombstoned ids
   uint64_t generation_ = 0;
 };
 

@@ -18,15 +18,36 @@ namespace lb {
 struct StatsValues {
   uint64_t conns = 0, inpkts = 0, outpkts = 0, inbytes = 0, outbytes = 0;
   friend bool operator==(const StatsValues&, const StatsValues&) = default;
+
+  StatsValues& operator+=(const StatsValues& o) {
+    conns += o.conns;
+    inpkts += o.inpkts;
+    outpkts += o.outpkts;
+    inbytes += o.inbytes;
+    outbytes += o.outbytes;
+    return *this;
+  }
+
+  // Counters minus a zero baseline (ip_vs_copy_stats: kstats - kstats0).
+  StatsValues& operator-=(const StatsValues& o) {
+    conns -= o.conns;
+    inpkts -= o.inpkts;
+    outpkts -= o.outpkts;
+    inbytes -= o.inbytes;
+    outbytes -= o.outbytes;
+    return *this;
+  }
 };
 
 // Rates as ipvsadm --rate shows them (ip_vs_stats_user's cps, inpps, outpps, inbps, outbps).
 struct RateValues {
   uint64_t cps = 0, inpps = 0, outpps = 0, inbps = 0, outbps = 0;
+  friend bool operator==(const RateValues&, const RateValues&) = default;
 };
 
 // Single-writer counters for one worker: slot 0 of the service array is the global total.
-// Hot path for the add* methods (relaxed load+store, no RMW).
+// Hot path for the add* methods (relaxed load+store, no RMW). Ids outside the arrays (kNoService,
+// kNoDest) count towards the total only. The owning worker writes; any thread reads.
 class WorkerStats {
  public:
   WorkerStats(size_t max_services, size_t max_dests);  // May allocate (only here).
@@ -41,6 +62,7 @@ class WorkerStats {
   struct Slot {
     Counter conns, inpkts, outpkts, inbytes, outbytes;
   };
+
   std::unique_ptr<Slot[]> svc_;
   std::unique_ptr<Slot[]> dest_;
   size_t max_services_, max_dests_;
