@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# lbd as a NAT gateway (-m) in its own namespace: rr over 2 real servers (exact 20/20,
+# alternating), wrr 4/3/2 (the kernel's sequence), UDP rr with socat, IPv6 rr, a 10 s iperf3
+# transfer through the VIP, -Lnc state names, proxy ARP/NDP for on-link VIPs, and every route,
+# rule, proxy entry and sysctl lbd installed gone after it stops.
+#
+#   client (c0 198.18.1.2, 2001:2:1::2)  --  lbd ns (l0 198.18.1.1 | l1 198.18.2.1)  --  br0  --  s1 s2 s3
+#   VIP 198.18.1.100 / 2001:2:1::100 sits in the client's subnet: the client ARPs/NDs for it and
+#   lbd's proxy entries answer. Real servers route only 198.18.1.0/24 back via lbd.
+source "$(dirname "$0")/dataplane_lib.sh"
+dp_init gwnat
+
+VIP=198.18.1.100
+VIP6=2001:2:1::100
+
+dp_ns c
+dp_ns l
+dp_ns sw
+dp_link c c0 l l0
+ip -n "$(n c)" addr add 198.18.1.2/24 dev c0
+ip -n "$(n c)" addr add 2001:2:1::2/64 dev c0 nodad
+ip -n "$(n l)" addr add 198.18.1.1/24 dev l0
+ip -n "$(n l)" addr add 2001:2:1::1/64 dev l0 nodad
+dp_bridge sw br0
+dp_link l l1 sw swl
+ip -n "$(n sw)" link set swl master br0
+ip -n "$(n l)" addr add 198.18.2.1/24 dev l1
+ip -n "$(n l)" addr add 2001:2:2::1/64 dev l1 nodad
+for i in 1 2 3; do
+  dp_ns "s$i"
+  dp_link "s$i" s0 sw "sws$i"
+  ip -n "$(n sw)" link set "sws$i" master br0
+  ip -n "$(n "s$i")" addr add "198.18.2.1$i/24" dev s0
+  ip -n "$(n "s$i")" addr add "2001:2:2::1$i/64" dev s0 nodad
+  ip -n "$(n "s$i")" route add 198.18.1.0/24 via 198.18.2.1
+  ip -n "$(n "s$i")" -6 route add 2001:2:1::/64 via 2001:2:2::1
+  dp_http "s$i" "198.18.2.1$i" "S$i" 80
+  dp_http "s$i" "198.18.2.1$i" "S$i" 8080
+  dp_http "s$i" "2001:2:2::1$i" "S$i" 81
+done
+ip netns exec "$(n l)" sysctl -qw net.ipv4.conf.all.rp_filter=0
+
+before=$(dp_kernel_state l)
+dp_lbd l gw --tun=lbd0 --workers=2 --mode=gateway
+
+# --- rr over two NAT real servers: 40 new connections, exactly 20/20, alternating.
+lbctl gw -A -t $VIP:80 -s rr
+lbctl gw -a -t $VIP:80 -r 198.18.2.11:80 -m
+lbctl gw -a -t $VIP:80 -r 198.18.2.12:80 -m
+answers=()
+for i in $(seq 40); do
+  a=$(dp_get c "http://$VIP/") || dp_fail "request $i to $VIP failed"
+  answers+=("$a")
+done
+c1=$(dp_count S1 "${answers[@]}")
+c2=$(dp_count S2 "${answers[@]}")
+echo "rr: S1=$c1 S2=$c2"
+[[ $c1 -eq 20 && $c2 -eq 20 ]] || dp_fail "rr split $c1/$c2, want 20/20: ${answers[*]}"
+for ((i = 1; i < 40; i++)); do
+  [[ ${answers[i]} != "${answers[i - 1]}" ]] || dp_fail "rr did not alternate at $i: ${answers[*]}"
+done
+
+# --- -Lnc: live conns with the kernel's state names.
+conns=$(lbctl gw -Lnc)
+echo "$conns" | head -n 5
+echo "$conns" | grep -Eq '^TCP +[0-9:]+ +(TIME_WAIT|FIN_WAIT|CLOSE|CLOSE_WAIT|LAST_ACK|ESTABLISHED) ' ||
+  dp_fail "-Lnc shows no TCP conn with a state name"
+
+# --- wrr 4/3/2: the kernel's sequence over the list order lbctl -Ln prints.
+lbctl gw -A -t $VIP:8080 -s wrr
+lbctl gw -a -t $VIP:8080 -r 198.18.2.11:8080 -m -w 4
+lbctl gw -a -t $VIP:8080 -r 198.18.2.12:8080 -m -w 3
+lbctl gw -a -t $VIP:8080 -r 198.18.2.13:8080 -m -w 2
+mapfile -t order < <(lbctl gw -Ln -t $VIP:8080 | awk '/->/ && $2 ~ /^198/ {print $2}')
+[[ ${#order[@]} -eq 3 ]] || dp_fail "lbctl -Ln -t $VIP:8080 listed ${#order[@]} real servers"
+declare -A weight=([198.18.2.11:8080]=4 [198.18.2.12:8080]=3 [198.18.2.13:8080]=2)
+declare -A name=([198.18.2.11:8080]=S1 [198.18.2.12:8080]=S2 [198.18.2.13:8080]=S3)
+# ip_vs_wrr.c: cw starts at 0; step to the next dest; at the list head cw -= gcd (1) and
+# wraps to max weight at <= 0; pick the first dest with weight >= cw.
+expected=()
+cw=0
+idx=-1
+while ((${#expected[@]} < 18)); do
+  idx=$((idx + 1))
+  if ((idx == 3)); then
+    idx=0
+  fi
+  if ((idx == 0)); then
+    cw=$((cw - 1))
+    ((cw <= 0)) && cw=4
+  fi
+  w=${weight[${order[idx]}]}
+  ((w >= cw)) && expected+=("${name[${order[idx]}]}")
+done
+got=()
+for i in $(seq 18); do got+=("$(dp_get c "http://$VIP:8080/")"); done
+echo "wrr expected: ${expected[*]}"
+echo "wrr got:      ${got[*]}"
+[[ "${got[*]}" == "${expected[*]}" ]] || dp_fail "wrr sequence differs"
+
+# --- UDP rr (socat): 10 datagrams from new source ports, 5/5 alternating.
+if command -v socat >/dev/null; then
+  dp_udp_echo s1 53 U1
+  dp_udp_echo s2 53 U2
+  lbctl gw -A -u $VIP:53 -s rr
+  lbctl gw -a -u $VIP:53 -r 198.18.2.11:53 -m
+  lbctl gw -a -u $VIP:53 -r 198.18.2.12:53 -m
+  udp=()
+  for i in $(seq 10); do
+    udp+=("$(echo q | ip netns exec "$(n c)" timeout 5 socat -T2 - UDP4:$VIP:53)")
+  done
+  echo "udp: ${udp[*]}"
+  [[ $(dp_count U1 "${udp[@]}") -eq 5 && $(dp_count U2 "${udp[@]}") -eq 5 ]] ||
+    dp_fail "UDP rr split wrong: ${udp[*]}"
+  for ((i = 1; i < 10; i++)); do
+    [[ ${udp[i]} != "${udp[i - 1]}" ]] || dp_fail "UDP rr did not alternate: ${udp[*]}"
+  done
+fi
+
+# --- IPv6 rr (VIP answered by proxy NDP).
+lbctl gw -A -t "[$VIP6]:80" -s rr
+lbctl gw -a -t "[$VIP6]:80" -r "[2001:2:2::11]:81" -m
+lbctl gw -a -t "[$VIP6]:80" -r "[2001:2:2::12]:81" -m
+v6=()
+for i in $(seq 10); do
+  v6+=("$(dp_get c "http://[$VIP6]/")") || dp_fail "IPv6 request $i failed"
+done
+echo "ipv6 rr: ${v6[*]}"
+[[ $(dp_count S1 "${v6[@]}") -eq 5 && $(dp_count S2 "${v6[@]}") -eq 5 ]] ||
+  dp_fail "IPv6 rr split wrong: ${v6[*]}"
+
+# --- 10 s iperf3 through the VIP.
+if command -v iperf3 >/dev/null; then
+  ip netns exec "$(n s3)" iperf3 -s -B 198.18.2.13 -p 5201 -1 >/dev/null 2>&1 &
+  DP_PIDS+=($!)
+  dp_wait 10 listening s3 tcp 5201 || dp_fail "iperf3 server did not start"
+  lbctl gw -A -t $VIP:5201 -s rr
+  lbctl gw -a -t $VIP:5201 -r 198.18.2.13:5201 -m
+  ip netns exec "$(n c)" timeout 40 iperf3 -c $VIP -p 5201 -t 10 -J >"$DP_TMP/iperf.json" ||
+    dp_fail "iperf3 through the VIP failed: $(tail -n 5 "$DP_TMP/iperf.json")"
+  python3 - "$DP_TMP/iperf.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+bps = r["end"]["sum_received"]["bits_per_second"]
+secs = r["end"]["sum_received"]["seconds"]
+print(f"iperf3 through lbd (NAT, 1 stream): {bps / 1e9:.2f} Gbit/s over {secs:.1f} s")
+sys.exit(0 if secs >= 9.5 and bps > 0 else 1)
+PY
+fi
+
+lbctl gw -Ln --stats
+
+# --- everything lbd installed is gone after it stops.
+dp_lbd_stop gw
+after=$(dp_kernel_state l)
+if [[ "$before" != "$after" ]]; then
+  diff <(echo "$before") <(echo "$after") || true
+  dp_fail "kernel state differs after lbd stopped"
+fi
+echo "PASS dataplane_gateway_nat"
