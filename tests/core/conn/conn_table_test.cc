@@ -31,15 +31,15 @@ class CountingEvents : public ConnEvents {
  public:
   void onConnFreed(const Conn& c) noexcept override {
     freed.fetch_add(1, std::memory_order_relaxed);
-    last_cport = c.cport;
-    last_generation = c.generation;
+    last_cport.store(c.cport, std::memory_order_relaxed);
+    last_generation.store(c.generation, std::memory_order_relaxed);
     if (table != nullptr && c.control != kNoConn)
       table->nControl(c.control).fetch_sub(1);
   }
 
   std::atomic<int> freed{0};
-  uint16_t last_cport = 0;
-  uint32_t last_generation = 0;
+  std::atomic<uint16_t> last_cport{0};
+  std::atomic<uint32_t> last_generation{0};
   ConnTable* table = nullptr;
 };
 
@@ -267,7 +267,7 @@ TEST(ConnTableTest, ExpiresAtExactSecondBoundaries) {
   t.create(natParams(2), t0 + millis(500));  // expires t0 + 3.5 s
   EXPECT_EQ(t.expire(t0 + seconds(3) - Duration(1)), 0u);
   EXPECT_EQ(t.expire(t0 + seconds(3)), 1u);
-  EXPECT_EQ(ev.last_cport, 1);
+  EXPECT_EQ(ev.last_cport.load(), 1);
   EXPECT_FALSE(t.findIn(inTuple(1)));
   EXPECT_TRUE(t.findIn(inTuple(2)));
   EXPECT_EQ(t.expire(t0 + millis(3499)), 0u);
@@ -401,7 +401,7 @@ TEST(ConnTableTest, StaleHandlesNeverMatch) {
     gen = g->generation;
     t.expireNow(g);
   }
-  EXPECT_EQ(ev.last_generation, gen);  // reported before the bump
+  EXPECT_EQ(ev.last_generation.load(), gen);  // reported before the bump
   EXPECT_FALSE(t.get(idx, gen));
   ConnGuard g2 = t.create(natParams(2), clock.now());
   ASSERT_TRUE(g2);
