@@ -59,8 +59,17 @@ struct ParsedPacket {
   L3L4 inner;                  // valid when is_icmp_error
 };
 
-// Parses `pkt` (starting at an IP header; no link-layer header). Returns DropReason::kNone on
-// success, otherwise why the packet is malformed or unsupported. Never reads outside `pkt`.
+// Parses `pkt` (starting at an IP header; no link-layer header). Never reads outside `pkt`.
+// Returns:
+//   kNone        parsed. has_l4 is false for a non-first fragment and for protocols other than
+//                TCP/UDP/SCTP/ICMP/ICMPv6 (proto still says which); the caller decides.
+//   kMalformed   bad version/IHL/length, TCP data offset, UDP length, SCTP chunk length, an
+//                extension header running past the payload, a truncated L4 header, or an ICMP
+//                error whose quoted packet lacks its IP header or the 8 L4 bytes with the ports
+//                (or is of the other address family). Trailing bytes past the IP length are
+//                allowed (link padding); the IP length governs.
+//   kUnsupported IP version other than 4/6 (outer), an IPv6 jumbogram, more than 8 IPv6
+//                extension headers, or headers ending past offset 0xff00.
 // Any thread. Hot path.
 DropReason parsePacket(absl::Span<const uint8_t> pkt, ParsedPacket& out) noexcept;
 
