@@ -23,11 +23,26 @@ namespace lb {
 namespace {
 
 const auto& registry() {
+  // clang-format off
   static const auto* const kAll = new std::array{
-      &sched::rrFactory(),   &sched::wrrFactory(),  &sched::lcFactory(), &sched::wlcFactory(),
-      &sched::sedFactory(),  &sched::nqFactory(),   &sched::foFactory(), &sched::ovfFactory(),
-      &sched::twosFactory(), &sched::noneFactory(),
+      &sched::rrFactory(),
+      &sched::wrrFactory(),
+      &sched::lcFactory(),
+      &sched::wlcFactory(),
+      &sched::sedFactory(),
+      &sched::nqFactory(),
+      &sched::lblcFactory(),
+      &sched::lblcrFactory(),
+      &sched::dhFactory(),
+      &sched::shFactory(),
+      &sched::mhFactory(),
+      &sched::foFactory(),
+      &sched::ovfFactory(),
+      &sched::twosFactory(),
+      &sched::noneFactory(),
   };
+  // clang-format on
+
   return *kAll;
 }
 
