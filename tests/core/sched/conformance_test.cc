@@ -10,6 +10,7 @@
 #include "gtest/gtest.h"
 
 #include "tests/core/sched/sched_test_util.h"
+#include "tests/testlib/alloc_counter.h"
 
 namespace lb::sched::testing {
 namespace {
@@ -211,6 +212,29 @@ TEST_P(ConformanceTest, UpdateToSameListKeepsWorking) {
   for (int i = 0; i < 100; ++i)
     picked += s->pick(randomFlow(rng), loads.view()).has_value();
   EXPECT_EQ(picked, 100);
+}
+
+TEST_P(ConformanceTest, PickDoesNotAllocate) {
+  Loads loads;
+  std::vector<DestInfo> dests;
+  for (DestId i = 0; i < 100; ++i)
+    dests.push_back(dest(i, 1 + static_cast<int32_t>(i % 4)));
+  SchedulerPtr s = make(name(), dests, kSchedFlag1 | kSchedFlag2);
+  std::mt19937_64 rng(9);
+  std::vector<PickContext> flows;
+  for (int i = 0; i < 1000; ++i)
+    flows.push_back(randomFlow(rng));
+  loads.setOverloaded(3, true);  // exercise fallback paths
+  const uint64_t before = lb::testing::threadAllocations();
+  int picked = 0;
+  for (PickContext& f : flows) {
+    f.now = MonoTime{picked * 1000};
+    picked += s->pick(f, loads.view()).has_value();
+  }
+  EXPECT_EQ(lb::testing::threadAllocations() - before, 0u);
+  if (schedules()) {
+    EXPECT_GT(picked, 0);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllSchedulers,
