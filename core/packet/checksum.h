@@ -46,6 +46,9 @@ uint16_t csumReplaceAddrPartial(uint16_t check,
 uint32_t crc32c(absl::Span<const uint8_t> data) noexcept;
 // Continues a CRC32c: `crc` is a previous crc32c() result (or 0 to start). Hot path.
 uint32_t crc32cExtend(uint32_t crc, absl::Span<const uint8_t> data) noexcept;
+// crc32c by the portable slicing-by-8 tables, whatever the CPU offers (crc32c uses SSE4.2's
+// crc32 instruction when present). For tests.
+uint32_t crc32cPortableForTest(absl::Span<const uint8_t> data) noexcept;
 
 // True when the IPv4 header's checksum is right (`ip_header` holds at least IHL*4 bytes; false
 // otherwise). Any thread.
