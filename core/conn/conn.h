@@ -44,21 +44,23 @@ struct ConnTuple {
 };
 
 // Everything needed to create a conn (ip_vs_conn_new's parameters).
+// Field order is chosen so that everything an in-lookup compares (flags, ports, caddr, vaddr)
+// sits in the first cache line of a slab entry (conn_table.cc).
 struct ConnParams {
   Af af = Af::kInet;              // client side family
   Af daf = Af::kInet;             // real-server side family (differs only for tunnels)
   L4Proto proto = L4Proto::kTcp;  // kNone (IPPROTO_IP) for fwmark templates
-  IpAddr caddr, vaddr, daddr;
+  uint32_t flags = 0;             // kConnF*, the forwarding method in kConnFFwdMask
   uint16_t cport = 0, vport = 0, dport = 0;
+  uint16_t lport = 0;  // full NAT: the local port the real server sees
+  IpAddr caddr, vaddr, daddr;
   IpAddr laddr;  // full NAT: the local address the real server sees
-  uint16_t lport = 0;
   uint32_t fwmark = 0;
-  uint32_t flags = 0;  // kConnF*, the forwarding method in kConnFFwdMask
   ServiceId svc = kNoService;
   DestId dest = kNoDest;
-  Duration timeout = seconds(3);  // a new conn lives 3 s until its first state transition
   // The controlling template (cp->control) as a slab index (ConnGuard::index()), or kNoConn.
   uint32_t control = kNoConn;
+  Duration timeout = seconds(3);  // a new conn lives 3 s until its first state transition
 };
 
 // One entry of the connection table. Identity fields never change after creation except where

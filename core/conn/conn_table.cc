@@ -96,22 +96,26 @@ class SpinLock {
 
 namespace conn_internal {
 
-// One slab slot: the public Conn plus the table's links.
-struct ConnEntry {
+// One slab slot: the public Conn plus the table's links, cache-line aligned so that a lookup
+// reads one line per visited entry (in_next, tag and the compared Conn fields come first).
+struct alignas(64) ConnEntry {
+  uint32_t in_next = kNil;  // in-chain (home shard), also the deferred-free list
+  std::atomic<uint32_t> tag{kDeadTag};
   Conn conn;
-  uint32_t in_next = kNil;     // in-chain (home shard), also the deferred-free list
   uint32_t out_next = kNil;    // full-NAT out chain (out shard)
   uint32_t timer_prev = kNil;  // timer wheel slot list (home shard)
   uint32_t timer_next = kNil;
-  std::atomic<uint32_t> tag{kDeadTag};
   std::atomic<uint32_t> free_next{kNil};
   std::atomic<uint16_t> home{0};
   std::atomic<bool> assure{false};  // assureTemplate() requests, folded into conn.state
+  uint8_t bits = 0;
   uint16_t wheel_slot = 0;
   uint16_t out_shard = 0;
-  uint8_t bits = 0;
   uint32_t out_bucket = 0;
 };
+
+// Layout: in_next and tag take bytes 0..7, Conn starts at 8 (it is 8-aligned), and ConnParams'
+// af/daf/proto/flags/ports/caddr/vaddr end at byte 50 of Conn: byte 58 of the entry.
 
 struct alignas(64) ConnShard {
   SpinLock lock;

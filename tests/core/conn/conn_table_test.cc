@@ -2,6 +2,7 @@
 #include "core/conn/conn_table.h"
 
 #include <atomic>
+#include <cstddef>
 #include <cstdio>
 #include <set>
 #include <thread>
@@ -78,6 +79,9 @@ TEST(ConnTableTest, MemoryPerEntry) {
   ConnTable t(opts(1 << 16, 64), nullptr);
   std::printf("sizeof(Conn)=%zu bytes_per_entry=%zu\n", sizeof(Conn), t.bytesPerEntry());
   EXPECT_LE(t.bytesPerEntry(), 256u);
+  // The fields an in-lookup compares fit in the slab entry's first cache line (8 bytes of
+  // links precede the Conn).
+  static_assert(offsetof(ConnParams, vaddr) + sizeof(IpAddr) <= 64 - 8);
 }
 
 TEST(ConnTableTest, NatConnFoundInAndOut) {
