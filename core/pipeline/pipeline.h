@@ -8,58 +8,128 @@
 #include <cstdint>
 
 #include "absl/types/span.h"
+
+#include "core/base/addr.h"
 #include "core/base/counters.h"
 #include "core/base/time.h"
 #include "core/base/verdict.h"
 #include "core/conn/conn_table.h"
 #include "core/packet/packet_buffer.h"
 #include "core/service/snapshot.h"
+#include "core/xmit/forwarder.h"
 
 namespace lb {
 
-#define LB_PIPELINE_COUNTERS(C)                                                        \
-  C(rx_packets) C(rx_bytes) C(tx_packets) C(tx_bytes) C(to_host) C(conns_created)        \
-  C(conns_reused) C(icmp_sent) C(icmp_echo_replies) C(templates_created)
+// rx/tx count every packet in and every packet forwarded (tx_bytes after rewriting);
+// conns_reused counts conns expired to reschedule a SYN/INIT (conn_reuse_mode,
+// expire_nodest_conn); icmp_sent counts ICMP errors lbd generated; icmp_send_failed those it
+// could not send (no sink buffer).
+#define LB_PIPELINE_COUNTERS(C)                                                                  \
+  C(rx_packets)                                                                                  \
+  C(rx_bytes) C(tx_packets) C(tx_bytes) C(to_host) C(conns_created) C(conns_reused) C(icmp_sent) \
+      C(icmp_echo_replies) C(templates_created) C(icmp_send_failed)
 
 struct PipelineCounters {
   LB_PIPELINE_COUNTERS(LB_DECLARE_COUNTER)
   Counter drops[kDropReasonCount];
 };
 
-// Where the pipeline puts packets it originates (ICMP errors, echo replies): a worker-owned
-// pool of spare buffers. Hot path.
+// Where the pipeline puts packets it originates (ICMP errors): a worker-owned pool of spare
+// buffers. Hot path.
 class PacketSink {
  public:
   virtual ~PacketSink() = default;
   // A free buffer to fill, or nullptr when none is left (the packet is then not sent and
-  // counted). Filled buffers are sent after the batch, in order.
+  // counted in icmp_send_failed). Filled buffers are sent after the batch, in order; a buffer
+  // handed out but left with a verdict other than kForward must be returned unsent.
   virtual PacketBuffer* allocate() noexcept = 0;
 };
 
+class PipelineConnEvents;
+
 // One per worker. Worker thread only (the conn table and runtime it uses are shared and
-// thread-safe). No allocation after construction.
+// thread-safe). No allocation after construction, except once when process() first sees a
+// ServiceRuntime that connEvents() was not called for.
+//
+// Verdicts: kForward (rewritten in place; pkt.tx / next_hop say where), kDrop with a
+// DropReason (each counted in counters().drops), kToHost (not IPVS traffic: no service for the
+// destination, unknown protocols, unrelated ICMP; the kernel's NF_ACCEPT). A packet to a service
+// that has no conn and cannot start one (TCP without SYN, SCTP without INIT) is dropped with
+// kNotNewConn: the kernel would hand it to its own stack, which for a userspace VIP means nothing
+// useful. ICMP echo requests to a VIP are answered in place (kForward, icmp_echo_replies).
 class Pipeline {
  public:
   // `worker` indexes ServiceRuntime::workerStats. `seed` seeds the worker's RNG (twos,
   // drop_packet). The table must outlive the pipeline.
   Pipeline(ConnTable& conns, size_t worker, uint64_t seed);
+  ~Pipeline();
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
 
   // Hot path. Processes each packet in place and sets its verdict, drop_reason, tx and
   // next_hop (ip_vs_in for client->VIP packets, ip_vs_out for replies from real servers,
   // the ICMP handlers for related errors). Extra packets go to `sink`.
-  void process(const ServiceSnapshot& snap, absl::Span<PacketBuffer* const> batch,
-               PacketSink& sink, MonoTime now) noexcept;
+  void process(const ServiceSnapshot& snap,
+               absl::Span<PacketBuffer* const> batch,
+               PacketSink& sink,
+               MonoTime now) noexcept;
+
+  // Worker thread, between batches. The path MTU forwarders check against (default 1500).
+  void setMtu(uint32_t mtu) { mtu_ = mtu; }
+
+  // Worker thread, between batches. The outer source address of tunnel packets for real
+  // servers of that address's family (the route source the kernel would pick). Until set, a
+  // tunnel to a real server of the VIP's family uses the VIP; other families are dropped
+  // (kUnsupported).
+  void setTunnelSource(const IpAddr& addr);
 
   const PipelineCounters& counters() const { return counters_; }
 
   // The ConnEvents the ConnTable must be built with so that freed conns are unbound from
-  // their dests, templates and full-NAT pools. Needs the current snapshot's runtime.
+  // their dests, templates and full-NAT pools. Needs the current snapshot's runtime. Control
+  // thread; may allocate. The object lives as long as the process; one ConnTable per runtime.
   static ConnEvents* connEvents(ServiceRuntime& runtime);
 
  private:
+  struct Packet;
+  enum class IcmpKind : uint8_t { kPortUnreach, kTimeExceeded, kFragNeeded };
+
+  void processOne(const ServiceSnapshot& snap,
+                  PacketBuffer& pkt,
+                  PacketSink& sink,
+                  MonoTime now) noexcept;
+  void account(const PacketBuffer& pkt) noexcept;
+  bool handleReply(Packet& p) noexcept;
+  void handleRequest(Packet& p) noexcept;
+  bool shouldReschedule(const Packet& p, const Conn& conn) const noexcept;
+  ConnGuard schedule(Packet& p) noexcept;
+  ConnGuard schedulePersist(Packet& p, const SnapService& svc, uint32_t mark) noexcept;
+  ConnGuard createConn(Packet& p,
+                       const SnapService& svc,
+                       const SnapDest& dest,
+                       uint16_t dport,
+                       uint32_t control,
+                       uint32_t mark) noexcept;
+  const SnapDest* pickDest(Packet& p, const SnapService& svc) noexcept;
+  void bindDest(Packet& p, const SnapDest& dest, bool is_template) noexcept;
+  void leave(Packet& p, const SnapService& svc) noexcept;
+  void inbound(Packet& p, ConnGuard& cp) noexcept;
+  void applyState(Packet& p, ConnGuard& cp, ConnDir dir) noexcept;
+  void xmit(Packet& p, const Conn& conn, Direction dir) noexcept;
+  void handleIcmp(Packet& p) noexcept;
+  void handleIcmpError(Packet& p) noexcept;
+  void echoReply(Packet& p) noexcept;
+  void sendIcmp(Packet& p, IcmpKind kind, uint32_t info, const IpAddr& src) noexcept;
+  void attachRuntime(ServiceRuntime* runtime) noexcept;
+  uint64_t nextRandom() noexcept;
+
   ConnTable& conns_;
   size_t worker_;
   uint64_t rng_;
+  uint32_t mtu_ = 1500;
+  IpAddr tunnel_src_v4_, tunnel_src_v6_;
+  ServiceRuntime* runtime_ = nullptr;  // of the last snapshot seen
+  PipelineConnEvents* events_ = nullptr;
   PipelineCounters counters_;
 };
 

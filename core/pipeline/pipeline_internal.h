@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: Apache-2.0
+// State of one packet on its way through Pipeline::process, and small helpers shared by the
+// pipeline's source files. Internal to core/pipeline.
+#ifndef LBD_CORE_PIPELINE_PIPELINE_INTERNAL_H_
+#define LBD_CORE_PIPELINE_PIPELINE_INTERNAL_H_
+
+#include <cstdint>
+
+#include "core/conn/conn.h"
+#include "core/packet/packet_buffer.h"
+#include "core/packet/parse.h"
+#include "core/pipeline/pipeline.h"
+#include "core/service/snapshot.h"
+
+namespace lb {
+
+struct Pipeline::Packet {
+  const ServiceSnapshot& snap;
+  PacketBuffer& pkt;
+  PacketSink& sink;
+  MonoTime now;
+  ParsedPacket pp;
+  uint32_t bytes = 0;  // length as received (ip_vs_in_stats counts skb->len before xmit)
+};
+
+namespace pipeline_internal {
+
+inline void setVerdict(PacketBuffer& pkt, Verdict v, DropReason r = DropReason::kNone) {
+  pkt.verdict = v;
+  pkt.drop_reason = r;
+}
+
+inline void drop(PacketBuffer& pkt, DropReason r) {
+  setVerdict(pkt, Verdict::kDrop, r);
+}
+
+inline void toHost(PacketBuffer& pkt) {
+  setVerdict(pkt, Verdict::kToHost);
+}
+
+// The packet's own tuple (src = saddr:sport), as findIn / findOut take it.
+inline ConnTuple tupleOf(const L3L4& o) {
+  ConnTuple t;
+  t.af = o.af;
+  t.proto = o.proto;
+  t.saddr = o.src;
+  t.daddr = o.dst;
+  t.sport = o.sport;
+  t.dport = o.dport;
+  return t;
+}
+
+// The tuple of the packet an ICMP error quotes, turned around (src and dst swapped).
+inline ConnTuple reverseTupleOf(const L3L4& o) {
+  ConnTuple t = tupleOf(o);
+  t.saddr = o.dst;
+  t.daddr = o.src;
+  t.sport = o.dport;
+  t.dport = o.sport;
+  return t;
+}
+
+// A hash of the conn's client side (GUE source port, full-NAT pool hint).
+inline uint32_t flowHash(
+    const IpAddr& caddr, uint16_t cport, const IpAddr& vaddr, uint16_t vport, L4Proto proto) {
+  uint64_t h = (uint64_t{caddr.fold()} << 32) | vaddr.fold();
+  h ^= ((uint64_t{cport} << 24) | (uint64_t{vport} << 8) | static_cast<uint8_t>(proto)) *
+       0x9e3779b97f4a7c15ull;
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  return static_cast<uint32_t>(h);
+}
+
+inline bool isNatMethod(FwdMethod m) {
+  return m == FwdMethod::kMasq || m == FwdMethod::kFullNat;
+}
+
+inline uint32_t fwdFlags(FwdMethod m) {
+  return m == FwdMethod::kFullNat ? kConnFFullNat : static_cast<uint32_t>(m);
+}
+
+}  // namespace pipeline_internal
+}  // namespace lb
+
+#endif  // LBD_CORE_PIPELINE_PIPELINE_INTERNAL_H_

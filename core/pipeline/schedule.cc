@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: Apache-2.0
+// New connections: conn_schedule / ip_vs_schedule / ip_vs_sched_persist / ip_vs_leave
+// (ip_vs_core.c, ip_vs_proto_*.c) and the binding half of ip_vs_conn_new (ip_vs_bind_dest).
+#include "core/pipeline/conn_events.h"
+#include "core/pipeline/pipeline.h"
+#include "core/pipeline/pipeline_internal.h"
+#include "core/service/runtime.h"
+
+namespace lb {
+
+using pipeline_internal::drop;
+using pipeline_internal::fwdFlags;
+using pipeline_internal::isNatMethod;
+using pipeline_internal::toHost;
+
+namespace {
+
+constexpr uint16_t kFtpPort = 21;
+
+// ip_vs_check_template: the template's dest must still exist, be available and, with
+// expire_quiescent_template, have a non-zero weight.
+bool templateValid(const ServiceSnapshot& snap, const Conn& ct) {
+  const SnapDest* d = snap.dest(ct.dest);
+  if (d == nullptr || !d->available)
+    return false;
+  return !(snap.sysctls().expire_quiescent_template && d->config.weight == 0);
+}
+
+}  // namespace
+
+// conn_schedule (ip_vs_proto_{tcp,udp,sctp}.c): only a new-connection packet to a service may
+// create a conn.
+ConnGuard Pipeline::schedule(Packet& p) noexcept {
+  const L3L4& o = p.pp.outer;
+  const Sysctls& sys = p.snap.sysctls();
+  uint32_t mark = p.snap.classify(o.af, o.proto, o.dst, o.dport);
+  const SnapService* svc = p.snap.findService(o.af, o.proto, o.dst, o.dport, mark);
+  if (svc == nullptr) {
+    toHost(p.pkt);
+    return {};
+  }
+  if (!isNewConnPacket(o, sys.sloppy_tcp, sys.sloppy_sctp)) {
+    drop(p.pkt, DropReason::kNotNewConn);
+    return {};
+  }
+  if (svc->persistent())
+    return schedulePersist(p, *svc, mark);
+  // ip_vs_schedule: a non-persistent service only takes its own port (a port-zero service must
+  // be persistent; FTP data matched to port 21 is not scheduled).
+  if (svc->config.key.fwmark == 0 && o.dport != svc->config.key.vport) {
+    leave(p, *svc);
+    return {};
+  }
+  const SnapDest* dest = pickDest(p, *svc);
+  if (dest == nullptr) {
+    leave(p, *svc);
+    return {};
+  }
+  uint16_t dport = dest->config.port != 0 ? dest->config.port : o.dport;
+  return createConn(p, *svc, *dest, dport, kNoConn, mark);
+}
+
+// ip_vs_sched_persist: find or make the template for the client's network, then create the
+// conn under it.
+ConnGuard Pipeline::schedulePersist(Packet& p, const SnapService& svc, uint32_t mark) noexcept {
+  const L3L4& o = p.pp.outer;
+  const ServiceKey& key = svc.config.key;
+  // The template's key (§3.3): <proto, snet, 0, vaddr, vport> for a normal service;
+  // vport 0 for FTP (port 21) and port-zero services; <IPPROTO_IP, snet, 0, fwmark, 0> for
+  // fwmark services.
+  ConnTuple tt;
+  tt.af = o.af;
+  tt.proto = o.proto;
+  tt.saddr = o.src.masked(svc.netmask_prefix);
+  tt.daddr = o.dst;
+  tt.sport = 0;
+  tt.dport = 0;
+  bool normal = o.dport == key.vport && key.fwmark == 0;
+  if (normal && key.vport != kFtpPort)
+    tt.dport = o.dport;
+  if (key.fwmark != 0) {
+    tt.proto = L4Proto::kNone;
+    uint8_t mark_bytes[16] = {
+        static_cast<uint8_t>(key.fwmark >> 24), static_cast<uint8_t>(key.fwmark >> 16),
+        static_cast<uint8_t>(key.fwmark >> 8), static_cast<uint8_t>(key.fwmark)};
+    tt.daddr = IpAddr::fromBytes(o.af, mark_bytes);  // htonl(fwmark) as the address
+  }
+
+  const SnapDest* dest = nullptr;
+  uint32_t control = kNoConn;
+  ConnGuard ct = conns_.findTemplate(tt);
+  if (ct && !templateValid(p.snap, *ct)) {
+    conns_.invalidateTemplate(ct);  // shows as :65535, no longer matches
+    ct.release();
+  }
+  if (ct) {
+    dest = p.snap.dest(ct->dest);
+    ct->n_control.fetch_add(1, std::memory_order_acq_rel);  // ip_vs_control_add
+    control = ct.index();
+    ct.setTimeout(ct->timeout, p.now);  // ip_vs_conn_put(ct): re-armed on every new conn
+    ct.release();
+  } else {
+    dest = pickDest(p, svc);
+    if (dest == nullptr) {
+      leave(p, svc);
+      return {};
+    }
+    ConnParams t;
+    t.af = o.af;
+    t.daf = dest->config.addr.af();
+    t.proto = tt.proto;
+    t.caddr = tt.saddr;
+    t.cport = 0;
+    t.vaddr = tt.daddr;
+    t.vport = tt.dport;
+    t.daddr = dest->config.addr;
+    t.dport = normal && key.vport != kFtpPort ? dest->config.port : 0;
+    t.fwmark = mark;
+    t.flags = kConnFTemplate | fwdFlags(dest->config.fwd) | kConnFInactive;
+    if (!isNatMethod(dest->config.fwd))
+      t.flags |= kConnFNoOutput;
+    t.svc = svc.id;
+    t.dest = dest->id;
+    t.timeout = seconds(svc.config.timeout_s);
+    ConnGuard nt = conns_.create(t, p.now);
+    if (!nt) {
+      drop(p.pkt, DropReason::kConnTableFull);
+      return {};
+    }
+    bindDest(p, *dest, /*is_template=*/true);
+    counters_.templates_created.add();
+    nt->n_control.fetch_add(1, std::memory_order_acq_rel);
+    control = nt.index();
+    nt.release();
+  }
+  if (dest == nullptr) {  // cannot happen: a valid template has a live dest
+    conns_.nControl(control).fetch_sub(1, std::memory_order_acq_rel);
+    drop(p.pkt, DropReason::kNoDest);
+    return {};
+  }
+  uint16_t dport = o.dport;
+  if (dport == key.vport && dest->config.port != 0)
+    dport = dest->config.port;
+  return createConn(p, svc, *dest, dport, control, mark);
+}
+
+const SnapDest* Pipeline::pickDest(Packet& p, const SnapService& svc) noexcept {
+  if (svc.scheduler == nullptr || runtime_ == nullptr)
+    return nullptr;
+  const L3L4& o = p.pp.outer;
+  PickContext ctx;
+  ctx.saddr = o.src;
+  ctx.daddr = o.dst;
+  ctx.sport = o.sport;
+  ctx.dport = o.dport;
+  ctx.has_ports = true;
+  ctx.now = p.now;
+  ctx.random = nextRandom();
+  std::optional<DestId> id = svc.scheduler->pick(ctx, runtime_->destLoad());
+  if (!id)
+    return nullptr;
+  const SnapDest* d = p.snap.dest(*id);
+  if (d == nullptr || !d->available)
+    return nullptr;
+  return d;
+}
+
+// ip_vs_conn_new + ip_vs_bind_dest for a real conn: dest flags (forwarding method, INACTIVE,
+// NOOUTPUT for non-NAT), ONE_PACKET for UDP on -o services, full-NAT local address, counters.
+ConnGuard Pipeline::createConn(Packet& p,
+                               const SnapService& svc,
+                               const SnapDest& dest,
+                               uint16_t dport,
+                               uint32_t control,
+                               uint32_t mark) noexcept {
+  const L3L4& o = p.pp.outer;
+  ConnParams c;
+  c.af = o.af;
+  c.daf = dest.config.addr.af();
+  c.proto = o.proto;
+  c.caddr = o.src;
+  c.cport = o.sport;
+  c.vaddr = o.dst;
+  c.vport = o.dport;
+  c.daddr = dest.config.addr;
+  c.dport = dport;
+  c.fwmark = mark;
+  c.flags = fwdFlags(dest.config.fwd) | kConnFInactive;
+  if (!isNatMethod(dest.config.fwd))
+    c.flags |= kConnFNoOutput;
+  if (svc.onePacket() && o.proto == L4Proto::kUdp)
+    c.flags |= kConnFOnePacket;
+  c.svc = svc.id;
+  c.dest = dest.id;
+  c.control = control;
+  auto undo_control = [&] {
+    if (control != kNoConn)
+      conns_.nControl(control).fetch_sub(1, std::memory_order_acq_rel);
+  };
+  if (dest.config.fwd == FwdMethod::kFullNat) {
+    uint32_t hint = pipeline_internal::flowHash(c.caddr, c.cport, c.vaddr, c.vport, c.proto);
+    if (svc.laddr_pool == nullptr || !svc.laddr_pool->acquire(c.proto, hint, &c.laddr, &c.lport)) {
+      undo_control();
+      drop(p.pkt, DropReason::kNoLocalAddr);
+      return {};
+    }
+    if (events_ != nullptr)
+      events_->notePool(svc.id, svc.laddr_pool);
+  }
+  ConnGuard g = conns_.create(c, p.now);
+  if (!g) {
+    if (c.lport != 0)
+      svc.laddr_pool->release(c.proto, c.laddr, c.lport);
+    undo_control();
+    drop(p.pkt, DropReason::kConnTableFull);
+    return {};
+  }
+  bindDest(p, dest, /*is_template=*/false);
+  if (runtime_ != nullptr)
+    runtime_->workerStats(worker_).addConn(svc.id, dest.id);
+  counters_.conns_created.add();
+  return g;
+}
+
+// ip_vs_bind_dest's counters: inactconns++ for a new conn (it starts INACTIVE), persistconns++
+// for a template, then the upper-threshold overload check.
+void Pipeline::bindDest(Packet& /*p*/, const SnapDest& dest, bool is_template) noexcept {
+  if (runtime_ == nullptr || dest.id >= runtime_->maxDests())
+    return;
+  if (events_ != nullptr) {
+    events_->noteDest(dest.id, dest.config.u_threshold, dest.config.l_threshold);
+  }
+  DestCounters& dc = runtime_->destCounters()[dest.id];
+  if (is_template) {
+    dc.persist_conns.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    dc.inact_conns.fetch_add(1, std::memory_order_relaxed);
+  }
+  runtime_->updateOverloadOnBind(dest.id, dest.config.u_threshold);
+}
+
+// ip_vs_leave without cache_bypass: FTP data for a port-21 service goes to the host; anything
+// else is answered with port unreachable (from the VIP) and dropped.
+void Pipeline::leave(Packet& p, const SnapService& svc) noexcept {
+  const L3L4& o = p.pp.outer;
+  if (svc.config.key.vport == kFtpPort && o.dport != kFtpPort)
+    return toHost(p.pkt);
+  sendIcmp(p, IcmpKind::kPortUnreach, 0, o.dst);
+  drop(p.pkt, DropReason::kNoDest);
+}
+
+}  // namespace lb
