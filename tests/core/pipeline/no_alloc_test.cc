@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: Apache-2.0
+// STYLE.md §5's proof: after warm-up, Pipeline::process allocates nothing, whatever the mix:
+// new conns and hits, NAT / full NAT / DR / GUE tunnel / one-packet UDP / persistence, replies,
+// drops of several reasons, ICMP errors generated into the sink, echo replies.
+#include <memory>
+#include <vector>
+
+#include "tests/core/pipeline/pipeline_fixture.h"
+#include "tests/testlib/alloc_counter.h"
+
+namespace lb::testing {
+namespace {
+
+class PipelineNoAllocTest : public PipelineFixture {
+ protected:
+  PipelineNoAllocTest() : PipelineFixture(1 << 16) {}
+
+  void configure() {
+    const char* vip = "198.18.100.1";
+    addService(tcpKey(vip, 80));
+    addDest(tcpKey(vip, 80), dest("198.18.1.10", 8080, FwdMethod::kMasq));
+    addDest(tcpKey(vip, 80), dest("198.18.1.11", 8080, FwdMethod::kMasq));
+    addService(tcpKey(vip, 90), "wlc", 0, 0, {ip("198.18.1.1")});
+    addDest(tcpKey(vip, 90), dest("198.18.1.10", 9090, FwdMethod::kFullNat));
+    addService(tcpKey(vip, 91), "rr");
+    DestConfig gue = dest("198.18.1.12", 91, FwdMethod::kTunnel);
+    gue.tun_type = TunType::kGue;
+    gue.tun_port = 6080;
+    gue.tun_csum = TunCsum::kCsum;
+    addDest(tcpKey(vip, 91), gue);
+    addService(tcpKey(vip, 81), "sh");
+    addDest(tcpKey(vip, 81), dest("198.18.1.13", 81, FwdMethod::kDirectRoute));
+    addService(udpKey(vip, 53), "rr", kSvcOnePacket);
+    addDest(udpKey(vip, 53), dest("198.18.1.10", 53, FwdMethod::kMasq));
+    addService(tcpKey(vip, 443), "rr", kSvcPersistent, 60);
+    addDest(tcpKey(vip, 443), dest("198.18.1.10", 443, FwdMethod::kMasq));
+    addService(tcpKey(vip, 92), "rr");  // no dests: port unreachable
+  }
+
+  // Packets for client port `p`, in an order that creates, uses and closes conns.
+  void addFlow(std::vector<Bytes>& out, uint16_t p) {
+    const char* c = "198.18.0.1";
+    const char* vip = "198.18.100.1";
+    out.push_back(PacketBuilder::tcp(c, p, vip, 80, kTcpSyn).build());
+    out.push_back(PacketBuilder::tcp(c, p, vip, 80, kTcpAck).payloadSize(100).build());
+    out.push_back(PacketBuilder::tcp(c, p, vip, 90, kTcpSyn).build());
+    out.push_back(PacketBuilder::tcp(c, p, vip, 91, kTcpSyn).payloadSize(10).build());
+    out.push_back(PacketBuilder::tcp(c, p, vip, 81, kTcpSyn).build());
+    out.push_back(PacketBuilder::udp(c, p, vip, 53).payload("q").build());
+    out.push_back(PacketBuilder::tcp(c, p, vip, 443, kTcpSyn).build());
+    out.push_back(PacketBuilder::tcp(c, p, vip, 92, kTcpSyn).build());            // no dest
+    out.push_back(PacketBuilder::tcp(c, p, vip, 80, kTcpAck | kTcpRst).build());  // RST
+    out.push_back(PacketBuilder::tcp(c, p, vip, 85, kTcpSyn).build());            // to host
+    out.push_back(PacketBuilder::tcp(c, p, vip, 80, kTcpSyn).ttl(1).build());     // ttl
+    out.push_back(PacketBuilder::icmpEcho(c, vip, 8, p).build());
+    out.push_back(Bytes(10, 0x45));                                                 // malformed
+    out.push_back(PacketBuilder::tcp("198.18.1.10", 8080, c, p, kTcpAck).build());  // reply
+  }
+
+  // Runs `pkts` through the pipeline in batches of 32 with preallocated buffers.
+  void run(const std::vector<Bytes>& pkts,
+           const SnapshotPtr& snap,
+           std::vector<std::unique_ptr<PacketBuffer>>& bufs,
+           std::vector<PacketBuffer*>& ptrs) {
+    for (size_t i = 0; i < pkts.size(); i += 32) {
+      size_t n = std::min<size_t>(32, pkts.size() - i);
+      for (size_t k = 0; k < n; ++k) {
+        ASSERT_TRUE(bufs[k]->assign(pkts[i + k]));
+      }
+      sink_.clear();
+      pipe_->process(*snap, absl::MakeConstSpan(ptrs.data(), n), sink_, clock_.now());
+      clock_.advance(millis(1));
+      conns_->expire(clock_.now());
+    }
+  }
+};
+
+TEST_F(PipelineNoAllocTest, ProcessDoesNotAllocateAfterWarmUp) {
+  configure();
+  std::vector<Bytes> warm, measured;
+  for (uint16_t p = 1000; p < 1100; ++p)
+    addFlow(warm, p);
+  for (uint16_t p = 2000; p < 2720; ++p)
+    addFlow(measured, p);  // ~10k packets
+  for (uint16_t p = 1000; p < 1100; ++p)
+    addFlow(measured, p);  // and hits on warm conns
+  std::vector<std::unique_ptr<PacketBuffer>> bufs;
+  std::vector<PacketBuffer*> ptrs;
+  for (int i = 0; i < 32; ++i) {
+    bufs.push_back(std::make_unique<PacketBuffer>());
+    ptrs.push_back(bufs.back().get());
+  }
+  SnapshotPtr snap = table_->snapshot();
+  run(warm, snap, bufs, ptrs);
+  uint64_t before = threadAllocations();
+  run(measured, snap, bufs, ptrs);
+  uint64_t after = threadAllocations();
+  EXPECT_EQ(after - before, 0u);
+  // The mix really exercised the paths it claims to.
+  const PipelineCounters& c = pipe_->counters();
+  EXPECT_GT(c.conns_created.value(), 5000u);
+  EXPECT_GT(c.templates_created.value(), 0u);
+  EXPECT_GT(c.icmp_sent.value(), 1000u);
+  EXPECT_GT(c.icmp_echo_replies.value(), 800u);
+  EXPECT_GT(c.to_host.value(), 800u);
+  EXPECT_GT(drops(DropReason::kNoDest), 800u);
+  EXPECT_GT(drops(DropReason::kTtlExceeded), 800u);
+  EXPECT_GT(drops(DropReason::kMalformed), 800u);
+  EXPECT_GT(c.tx_packets.value(), 5000u);
+}
+
+}  // namespace
+}  // namespace lb::testing
