@@ -167,11 +167,16 @@ TEST(ServiceTableTest, OnePacketAllowedForUdpAndFwmark) {
   EXPECT_TRUE(t.addService(fwm).ok());
 }
 
+// ipvsadm refuses sh-* flags without -s sh; the kernel takes raw bits, and so does the table.
 TEST(ServiceTableTest, SchedulerFlagsAreAcceptedAsRawBits) {
   ServiceTable t;
   ServiceConfig c = svc(kVip, "sh");
   c.flags = kSchedFlag1 | kSchedFlag2;
   EXPECT_TRUE(t.addService(c).ok());
+  ServiceConfig rr = svc(tcpKey("198.18.0.2", 80), "rr");
+  rr.flags = kSchedFlag1 | kSchedFlag2 | kSchedFlag3;
+  EXPECT_TRUE(t.addService(rr).ok());
+  EXPECT_EQ(t.config().services[1].service.flags, kSchedFlag1 | kSchedFlag2 | kSchedFlag3);
 }
 
 TEST(ServiceTableTest, SipPersistenceEngineAccepted) {
@@ -330,6 +335,27 @@ TEST(ServiceTableTest, ServiceLimit) {
   EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
   ASSERT_TRUE(t.deleteService(kVip).ok());
   EXPECT_TRUE(t.addService(svc(tcpKey("198.18.0.2", 80))).ok());
+}
+
+// A deleted service's id stays taken while a removed dest of it is still in use.
+TEST(ServiceTableTest, ServiceIdPinnedByTombstones) {
+  ServiceTable::Limits limits;
+  limits.max_services = 1;
+  ServiceTable t(limits);
+  ASSERT_TRUE(t.addService(svc(kVip)).ok());
+  ASSERT_TRUE(t.addDest(kVip, dest("198.18.1.1", 80)).ok());
+  const ServiceId sid = *t.serviceId(kVip);
+  const DestId d = idOf(t, "198.18.1.1");
+  t.runtime().destCounters()[d].inact_conns.store(1);
+  ASSERT_TRUE(t.deleteService(kVip).ok());
+  absl::Status s = t.addService(svc(tcpKey("198.18.0.2", 80)));
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("TCP 198.18.0.2:80"));
+  t.runtime().destCounters()[d].inact_conns.store(0);
+  EXPECT_EQ(t.collectTrash(), 1u);
+  ASSERT_TRUE(t.addService(svc(tcpKey("198.18.0.2", 80))).ok());
+  EXPECT_EQ(*t.serviceId(tcpKey("198.18.0.2", 80)), sid);  // recycled, with fresh stats
+  EXPECT_EQ(t.runtime().serviceStats(sid), StatsValues{});
 }
 
 // One scheduler instance per service, kept across snapshots and told about every dest change
