@@ -109,9 +109,9 @@ struct alignas(64) ConnEntry {
   std::atomic<uint16_t> home{0};
   std::atomic<bool> assure{false};  // assureTemplate() requests, folded into conn.state
   uint8_t bits = 0;
-  uint16_t wheel_slot = 0;
   uint16_t out_shard = 0;
   uint32_t out_bucket = 0;
+  int64_t wheel_sec = 0;  // the wheel second whose slot holds the entry (<= its expiry)
 };
 
 // Layout: in_next and tag take bytes 0..7, Conn starts at 8 (it is 8-aligned), and ConnParams'
@@ -236,13 +236,13 @@ struct ConnTable::Impl {
   }
 
   // --- timer wheel (home lock held) ---
+  static size_t slotOf(int64_t sec) { return static_cast<size_t>(sec) & (kWheelSlots - 1); }
+
   void timerLink(ConnShard& s, uint32_t idx) noexcept {
     ConnEntry& e = entries[idx];
-    int64_t sec = floorSec(e.conn.expires);
-    if (sec <= s.cursor)
-      sec = s.cursor + 1;
-    auto slot = static_cast<uint16_t>(static_cast<uint64_t>(sec) & (kWheelSlots - 1));
-    e.wheel_slot = slot;
+    int64_t sec = std::max(floorSec(e.conn.expires), s.cursor + 1);
+    size_t slot = slotOf(sec);
+    e.wheel_sec = sec;
     e.timer_prev = kNil;
     e.timer_next = s.wheel[slot];
     if (e.timer_next != kNil)
@@ -258,7 +258,7 @@ struct ConnTable::Impl {
     if (e.timer_prev != kNil) {
       entries[e.timer_prev].timer_next = e.timer_next;
     } else {
-      s.wheel[e.wheel_slot] = e.timer_next;
+      s.wheel[slotOf(e.wheel_sec)] = e.timer_next;
     }
     if (e.timer_next != kNil)
       entries[e.timer_next].timer_prev = e.timer_prev;
@@ -269,6 +269,32 @@ struct ConnTable::Impl {
   void rearm(ConnShard& s, uint32_t idx, MonoTime expires) noexcept {
     timerUnlink(s, idx);
     entries[idx].conn.expires = expires;
+    timerLink(s, idx);
+  }
+
+  // setTimeout's re-arm. Lazy when the timer moves later (the common case: every packet
+  // refreshes it): the entry stays in its earlier slot and expireShard moves it when it gets
+  // there, so a refresh touches no neighbouring entries.
+  void retime(ConnShard& s, uint32_t idx, MonoTime expires) noexcept {
+    ConnEntry& e = entries[idx];
+    if ((e.bits & kTimerLinked) != 0 && floorSec(expires) >= e.wheel_sec) {
+      e.conn.expires = expires;
+      return;
+    }
+    rearm(s, idx, expires);
+  }
+
+  // expireShard found a linked entry that is not due: move it to the slot of its expiry.
+  void settle(ConnShard& s, uint32_t idx) noexcept {
+    ConnEntry& e = entries[idx];
+    int64_t target = std::max(floorSec(e.conn.expires), s.cursor + 1);
+    if (target == e.wheel_sec)
+      return;
+    if (slotOf(target) == slotOf(e.wheel_sec)) {
+      e.wheel_sec = target;  // same list, a later round
+      return;
+    }
+    timerUnlink(s, idx);
     timerLink(s, idx);
   }
 
@@ -398,7 +424,7 @@ size_t ConnTable::Impl::expireShard(ConnShard& s, MonoTime now, size_t budget) n
   int64_t from = std::max(s.cursor + 1, now_sec - static_cast<int64_t>(kWheelSlots) + 1);
   bool done = true;
   for (int64_t sec = from; sec <= now_sec && done; ++sec) {
-    uint32_t idx = s.wheel[static_cast<uint64_t>(sec) & (kWheelSlots - 1)];
+    uint32_t idx = s.wheel[slotOf(sec)];
     while (idx != kNil) {
       uint32_t next = entries[idx].timer_next;
       if (entries[idx].conn.expires <= now) {
@@ -408,6 +434,8 @@ size_t ConnTable::Impl::expireShard(ConnShard& s, MonoTime now, size_t budget) n
         }
         fire(s, idx, now, &deferred);
         ++fired;
+      } else {
+        settle(s, idx);
       }
       idx = next;
     }
@@ -499,7 +527,7 @@ void ConnGuard::setTimeout(Duration timeout, MonoTime now) noexcept {
     return;
   conn_->timeout = timeout;
   ConnTable::Impl& impl = *table_->impl_;
-  impl.rearm(impl.shards[shard_], index_, now + timeout);
+  impl.retime(impl.shards[shard_], index_, now + timeout);
 }
 
 void ConnGuard::release() noexcept {

@@ -296,6 +296,39 @@ TEST(ConnTableTest, SetTimeoutRearms) {
   EXPECT_EQ(t.expire(t0 + seconds(12)), 1u);
 }
 
+TEST(ConnTableTest, RefreshesAndShorteningsFireAtTheLatestExpiry) {
+  FakeClock clock;
+  CountingEvents ev;
+  ConnTable t(opts(16, 1), &ev);
+  const MonoTime t0 = clock.now();
+  ConnParams p = natParams(1);
+  p.timeout = seconds(900);
+  t.create(p, t0);
+  t.create(natParams(2), t0);
+  EXPECT_EQ(t.expire(t0 + seconds(1)), 0u);  // the wheel has run past these slots
+  // Conn 1: ESTABLISHED -> CLOSE shortens 900 s to 10 s at t0 + 5.
+  {
+    ConnGuard g = t.findIn(inTuple(1));
+    g.setTimeout(seconds(10), t0 + seconds(5));
+  }
+  // Conn 2: refreshed every 2 s for 2000 s (lazy re-arms across wheel rounds), then left.
+  for (int64_t s = 2; s <= 2000; s += 2) {
+    {
+      ConnGuard g = t.findIn(inTuple(2));
+      ASSERT_TRUE(g) << s;
+      g.setTimeout(seconds(3), t0 + seconds(s));
+    }
+    size_t fired = t.expire(t0 + seconds(s) + millis(500));
+    // Only conn 1 fires: it expires at t0 + 15, first checked at t0 + 16.5.
+    ASSERT_EQ(fired, s == 16 ? 1u : 0u) << s;
+    if (s == 16) {
+      EXPECT_EQ(ev.last_cport.load(), 1);
+    }
+  }
+  EXPECT_EQ(t.expire(t0 + seconds(2003) - Duration(1)), 0u);
+  EXPECT_EQ(t.expire(t0 + seconds(2003)), 1u);
+}
+
 TEST(ConnTableTest, LongTimeoutsSurviveWheelRounds) {
   FakeClock clock;
   ConnTable t(opts(16), nullptr);
