@@ -162,9 +162,12 @@ absl::Status Netlink::route(const RouteSpec& r, uint16_t type, uint16_t flags) {
   auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
   rtm->rtm_family = static_cast<uint8_t>(familyOf(r.af));
   rtm->rtm_dst_len = static_cast<uint8_t>(r.prefix_len);
+  // Scope universe, not link: lbd0's link-scope address must never become the source the
+  // kernel picks for a connection to a VIP (fib_result_prefsrc -> inet_select_addr).
   rtm->rtm_table = r.table < 256 ? static_cast<uint8_t>(r.table) : uint8_t{RT_TABLE_UNSPEC};
   rtm->rtm_protocol = r.protocol;
-  rtm->rtm_scope = static_cast<uint8_t>(type == RTM_DELROUTE ? RT_SCOPE_NOWHERE : RT_SCOPE_LINK);
+  rtm->rtm_scope =
+      static_cast<uint8_t>(type == RTM_DELROUTE ? RT_SCOPE_NOWHERE : RT_SCOPE_UNIVERSE);
   rtm->rtm_type = RTN_UNICAST;
   mnl_attr_put_u32(nlh, RTA_TABLE, r.table);
   if (r.prefix_len > 0)
@@ -492,6 +495,21 @@ absl::StatusOr<std::vector<AddrInfo>> Netlink::listAddrs(Af af) {
   if (absl::Status s = dump(buf, cb, &ctx, "dump addresses"); !s.ok())
     return s;
   return ctx.out;
+}
+
+absl::Status Netlink::addLinkScopeAddr(int ifindex, const IpAddr& addr, int prefix_len) {
+  char buf[kBufSize];
+  std::lock_guard<std::mutex> lock(mu_);
+  nlmsghdr* nlh = newMsg(buf, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, seq_++);
+  auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
+  ifa->ifa_family = static_cast<uint8_t>(familyOf(addr.af()));
+  ifa->ifa_prefixlen = static_cast<uint8_t>(prefix_len);
+  ifa->ifa_scope = RT_SCOPE_LINK;
+  ifa->ifa_index = static_cast<uint32_t>(ifindex);
+  mnl_attr_put(nlh, IFA_LOCAL, addrLen(addr.af()), addr.data());
+  mnl_attr_put(nlh, IFA_ADDRESS, addrLen(addr.af()), addr.data());
+  return request(buf,
+                 absl::StrCat("add address ", addr.toString(), "/", prefix_len, " dev ", ifindex));
 }
 
 // ---- sysctls ----

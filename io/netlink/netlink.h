@@ -99,6 +99,8 @@ class Netlink {
   absl::StatusOr<std::pair<int, IpAddr>> getRoute(const IpAddr& dst);
 
   absl::StatusOr<std::vector<AddrInfo>> listAddrs(Af af);
+  // `ip addr add ADDR/PREFIX dev IFINDEX scope link`.
+  absl::Status addLinkScopeAddr(int ifindex, const IpAddr& addr, int prefix_len);
 
  private:
   Netlink() = default;

@@ -182,7 +182,8 @@ dp_kernel_state() {
   local ns
   ns=$(n "$1")
   ip -n "$ns" route show table all
-  ip -n "$ns" -6 route show table all
+  # Link-local addresses appear when DAD ends, whatever lbd does.
+  ip -n "$ns" -6 route show table all | grep -v 'fe80::' || true
   ip -n "$ns" rule show
   ip -n "$ns" -6 rule show
   ip -n "$ns" addr show

@@ -39,9 +39,10 @@ constexpr size_t kSinkBuffers = 16;
 constexpr int64_t kHousekeepingTickMs = 100;
 constexpr int64_t kEstimatorPeriodMs = 2000;
 
-#define LB_DATAPLANE_COUNTERS(C)                                                         \
-  C(rx_unsupported)                                                                      \
-  C(tx_tun) C(tx_l2) C(tx_errors) C(to_host_delivered) C(to_host_dropped) C(l2_no_neigh) \
+#define LB_DATAPLANE_COUNTERS(C)                                               \
+  C(rx_unsupported)                                                            \
+  C(tx_tun)                                                                    \
+  C(tx_l2) C(tx_errors) C(to_host_delivered) C(to_host_dropped) C(l2_no_neigh) \
       C(tunnel_gso_dropped) C(decap_packets)
 
 struct DataplaneCounters {
@@ -331,7 +332,7 @@ class DataplaneImpl : public Dataplane {
         // from a NAT real server that matches no conn: give it back to the kernel, which now
         // routes it normally because "iif lbd0" skips the diversion rules).
         IpAddr dst;
-        if (!packetDst(p, dst) || isRouted(cfg, dst)) {
+        if (!packetDst(p, dst) || isRouted(cfg, dst) || isMulticastOrLinkLocal(dst)) {
           w.counters.to_host_dropped.add();
           return;
         }
@@ -363,6 +364,15 @@ class DataplaneImpl : public Dataplane {
       return;
     }
     w.counters.tx_l2.add();
+  }
+
+  // The kernel's own traffic out of lbd0 (IPv6 MLD reports, router solicitations) comes back
+  // as kToHost: it has nowhere to go.
+  static bool isMulticastOrLinkLocal(const IpAddr& a) {
+    const uint8_t* d = a.data();
+    if (a.isV4())
+      return (d[0] & 0xf0) == 0xe0 || (d[0] == 169 && d[1] == 254);
+    return d[0] == 0xff || (d[0] == 0xfe && (d[1] & 0xc0) == 0x80);
   }
 
   static bool isRouted(const WorkerConfig& cfg, const IpAddr& dst) {

@@ -13,6 +13,8 @@ namespace lb::lbd {
 namespace {
 
 constexpr uint32_t kLocalTable = 255;
+// lbd0's own address: link scope, from 169.254.0.0/16 (RFC 3927), 245 as everywhere in lbd.
+const IpAddr kTunAddr = IpAddr::v4(0xa9fef5f5);  // 169.254.245.245
 
 int fullPrefix(Af af) {
   return af == Af::kInet6 ? 128 : 32;
@@ -126,6 +128,13 @@ absl::Status KernelState::installBase() {
   const std::string conf = absl::StrCat("net/ipv4/conf/", tun_, "/");
   // The TUN device's own sysctls vanish with it; only global ones are recorded and restored.
   // Loose reverse-path filtering: NAT writes keep the client's source, routed elsewhere.
+  // The kernel's reverse-path check gives up on a device without any IPv4 address
+  // (fib_frontend.c __fib_validate_source: no_addr -> last_resort -> e_rpf when rp_filter is
+  // on), which drops what lbd writes whenever the effective rp_filter is not 0. A link-scope
+  // /32 is never picked as a source for other destinations (inet_select_addr) and vanishes
+  // with the device.
+  if (absl::Status s = nl_.addLinkScopeAddr(tun_ifindex_, kTunAddr, 32); !s.ok())
+    return s;
   if (absl::Status s = io::writeSysctl(conf + "rp_filter", "2").status(); !s.ok())
     return s;
   if (mode_ == Mode::kDecap)
@@ -137,6 +146,17 @@ absl::Status KernelState::installBase() {
   }
   if (absl::Status s = setSysctl("net/ipv4/ip_forward", "1"); !s.ok())
     return s;
+  if (mode_ == Mode::kSidecar) {
+    // A reply to the app's own direct connection with a real server (not through a VIP)
+    // matches a diversion rule too; early demux would attach the app's socket to it and
+    // ip_forward() drops any skb with a socket, so the app could never reach a RIP:rport
+    // directly. Without early demux it is forwarded into lbd0, found to be no conn
+    // (kToHost) and written back for local delivery.
+    for (const char* p : {"net/ipv4/tcp_early_demux", "net/ipv4/udp_early_demux"}) {
+      if (absl::Status s = setSysctl(p, "0"); !s.ok())
+        return s;
+    }
+  }
   for (Af af : {Af::kInet, Af::kInet6}) {
     io::RouteSpec def;
     def.af = af;
