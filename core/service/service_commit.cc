@@ -153,35 +153,49 @@ absl::StatusOr<ServiceTable::Plan> ServiceTable::makePlan(const FullConfig& next
       ps.last_weights.push_back(last_weight);
       infos.push_back(DestInfo{id, d.addr, d.port, weight, last_weight});
     }
-    if (svc.scheduler == "none") {
-      ps.sched_action = Plan::SchedAction::kNone;
-      continue;
+    if (absl::Status st = planScheduler(svc, next.sysctls, std::move(infos), plan, i); !st.ok()) {
+      return st;
     }
-    const SchedulerOptions opts = schedulerOptions(svc, next.sysctls);
-    const SchedState* cur = nullptr;
-    if (auto it = schedulers_.find(ps.id); !ps.is_new && it != schedulers_.end()) {
-      cur = &it->second;
-    }
-    if (cur != nullptr && cur->scheduler != nullptr && cur->name == svc.scheduler &&
-        cur->options.flags == opts.flags && cur->options.lblc_expiration == opts.lblc_expiration) {
-      ps.sched_action =
-          sameDests(cur->dests, infos) ? Plan::SchedAction::kKeep : Plan::SchedAction::kUpdate;
-      ps.sched = SchedState{cur->scheduler, svc.scheduler, opts, std::move(infos)};
-      continue;
-    }
-    const SchedulerFactory* factory = findScheduler(svc.scheduler);
-    if (factory == nullptr) {
-      return absl::NotFoundError(absl::StrCat("scheduler '", svc.scheduler, "' not found"));
-    }
-    absl::StatusOr<SchedulerPtr> created = factory->create(infos, opts);
-    if (!created.ok()) {
-      return absl::Status(created.status().code(), absl::StrCat("service ", svc.key.toString(),
-                                                                ": ", created.status().message()));
-    }
-    ps.sched_action = Plan::SchedAction::kCreate;
-    ps.sched = SchedState{std::move(*created), svc.scheduler, opts, std::move(infos)};
   }
   return plan;
+}
+
+// The scheduler service `i` will have: the current instance (updated if its dest list changed)
+// when name and options are unchanged, else a new one from the factory.
+absl::Status ServiceTable::planScheduler(const ServiceConfig& svc,
+                                         const Sysctls& sysctls,
+                                         std::vector<DestInfo> infos,
+                                         Plan& plan,
+                                         size_t i) const {
+  Plan::Svc& ps = plan.services[i];
+  if (svc.scheduler == "none") {
+    ps.sched_action = Plan::SchedAction::kNone;
+    return absl::OkStatus();
+  }
+  const SchedulerOptions opts = schedulerOptions(svc, sysctls);
+  const SchedState* cur = nullptr;
+  if (auto it = schedulers_.find(ps.id); !ps.is_new && it != schedulers_.end()) {
+    cur = &it->second;
+  }
+  if (cur != nullptr && cur->scheduler != nullptr && cur->name == svc.scheduler &&
+      cur->options.flags == opts.flags && cur->options.lblc_expiration == opts.lblc_expiration) {
+    ps.sched_action =
+        sameDests(cur->dests, infos) ? Plan::SchedAction::kKeep : Plan::SchedAction::kUpdate;
+    ps.sched = SchedState{cur->scheduler, svc.scheduler, opts, std::move(infos)};
+    return absl::OkStatus();
+  }
+  const SchedulerFactory* factory = findScheduler(svc.scheduler);
+  if (factory == nullptr) {
+    return absl::NotFoundError(absl::StrCat("scheduler '", svc.scheduler, "' not found"));
+  }
+  absl::StatusOr<SchedulerPtr> created = factory->create(infos, opts);
+  if (!created.ok()) {
+    return absl::Status(created.status().code(), absl::StrCat("service ", svc.key.toString(), ": ",
+                                                              created.status().message()));
+  }
+  ps.sched_action = Plan::SchedAction::kCreate;
+  ps.sched = SchedState{std::move(*created), svc.scheduler, opts, std::move(infos)};
+  return absl::OkStatus();
 }
 
 // The kernel's add_dest/upd_dest/del_dest hooks: existing schedulers learn the new list in
@@ -204,8 +218,14 @@ absl::Status ServiceTable::applySchedulers(Plan& plan) {
 }
 
 void ServiceTable::applyIds(const FullConfig& next, const Plan& plan) {
-  // 1. Dests and services that disappear: dests go to the trash (ip_vs_del_dest), services
-  //    retire their id until no tombstone names it.
+  removeGone(next);
+  for (size_t i = 0; i < next.services.size(); ++i)
+    applyService(next.services[i], plan, i);
+}
+
+// Dests and services that disappear: dests go to the trash (ip_vs_del_dest), services retire
+// their id until no tombstone names it.
+void ServiceTable::removeGone(const FullConfig& next) {
   absl::flat_hash_set<ServiceKey> next_keys;
   absl::flat_hash_set<DestKey> next_dests;
   for (const ServiceWithDests& s : next.services) {
@@ -233,85 +253,90 @@ void ServiceTable::applyIds(const FullConfig& next, const Plan& plan) {
     runtime_->dropPool(id);
     retireService(id);
   }
-  // 2. The new model's services and dests.
-  for (size_t i = 0; i < next.services.size(); ++i) {
-    const ServiceWithDests& s = next.services[i];
-    const Plan::Svc& ps = plan.services[i];
-    if (ps.is_new) {
-      if (ps.id == next_service_id_) {
-        ++next_service_id_;
-      } else {
-        LB_CHECK(free_service_ids_[free_service_head_] == ps.id);
-        ++free_service_head_;
-      }
-      service_ids_[s.service.key] = ps.id;
-      runtime_->zeroService(ps.id, {});
-    }
-    for (size_t j = 0; j < s.dests.size(); ++j) {
-      const DestConfig& d = s.dests[j];
-      const DestId id = ps.dest_ids[j];
-      uint32_t old_u = 0;
-      switch (ps.dest_actions[j]) {
-        case Plan::DestAction::kNew:
-          if (id == dest_slots_.size()) {
-            dest_slots_.emplace_back();
-          } else {
-            LB_CHECK(free_dest_ids_[free_dest_head_] == id);
-            ++free_dest_head_;
-            dest_slots_[id] = DestSlot{};
-          }
-          dest_slots_[id].used = true;
-          dest_slots_[id].svc = ps.id;
-          dest_slots_[id].svc_key = s.service.key;
-          dest_index_[DestKey{s.service.key, d.addr, d.port}] = id;
-          ++service_refs_[ps.id];
-          runtime_->zeroDest(id);
-          break;
-        case Plan::DestAction::kRecover: {
-          // ip_vs_trash_get_dest: the same addr:port in a service with the same key comes
-          // back with its id, counters and stats; stats restart if the service is a new one.
-          DestSlot& slot = dest_slots_[id];
-          old_u = slot.config.u_threshold;
-          std::erase(trash_, id);
-          if (slot.svc != ps.id) {
-            releaseServiceRef(slot.svc);
-            ++service_refs_[ps.id];
-            slot.svc = ps.id;
-            runtime_->zeroDest(id);
-          }
-          break;
-        }
-        case Plan::DestAction::kKeep:
-          old_u = dest_slots_[id].config.u_threshold;
-          if (dest_slots_[id].config == d)
-            continue;
-          break;
-      }
-      DestSlot& slot = dest_slots_[id];
-      slot.live = true;
-      slot.config = d;
-      slot.last_weight = ps.last_weights[j];
-      // __ip_vs_update_dest: a lower or removed upper threshold no longer holds the dest.
-      if (d.u_threshold == 0 || d.u_threshold > old_u) {
-        runtime_->destCounters()[id].overloaded.store(false, std::memory_order_relaxed);
-      }
-    }
-    switch (ps.sched_action) {
-      case Plan::SchedAction::kCreate:
-      case Plan::SchedAction::kUpdate:
-        schedulers_[ps.id] = ps.sched;
-        break;
-      case Plan::SchedAction::kNone:
-        schedulers_.erase(ps.id);
-        break;
-      case Plan::SchedAction::kKeep:
-        break;
-    }
-    if (s.service.local_addrs.empty()) {
-      runtime_->dropPool(ps.id);
+}
+
+// Service `i` of the new model: its id, dests, scheduler and full-NAT pool.
+void ServiceTable::applyService(const ServiceWithDests& s, const Plan& plan, size_t i) {
+  const Plan::Svc& ps = plan.services[i];
+  if (ps.is_new) {
+    if (ps.id == next_service_id_) {
+      ++next_service_id_;
     } else {
-      runtime_->poolFor(ps.id, s.service.local_addrs);
+      LB_CHECK(free_service_ids_[free_service_head_] == ps.id);
+      ++free_service_head_;
     }
+    service_ids_[s.service.key] = ps.id;
+    runtime_->zeroService(ps.id, {});
+  }
+  for (size_t j = 0; j < s.dests.size(); ++j)
+    applyDest(s, plan, i, j);
+  switch (ps.sched_action) {
+    case Plan::SchedAction::kCreate:
+    case Plan::SchedAction::kUpdate:
+      schedulers_[ps.id] = ps.sched;
+      break;
+    case Plan::SchedAction::kNone:
+      schedulers_.erase(ps.id);
+      break;
+    case Plan::SchedAction::kKeep:
+      break;
+  }
+  if (s.service.local_addrs.empty()) {
+    runtime_->dropPool(ps.id);
+  } else {
+    runtime_->poolFor(ps.id, s.service.local_addrs);
+  }
+}
+
+// Dest `j` of service `i`: a new id, a recovered tombstone, or an existing dest (maybe edited).
+void ServiceTable::applyDest(const ServiceWithDests& s, const Plan& plan, size_t i, size_t j) {
+  const Plan::Svc& ps = plan.services[i];
+  const DestConfig& d = s.dests[j];
+  const DestId id = ps.dest_ids[j];
+  uint32_t old_u = 0;
+  switch (ps.dest_actions[j]) {
+    case Plan::DestAction::kNew:
+      if (id == dest_slots_.size()) {
+        dest_slots_.emplace_back();
+      } else {
+        LB_CHECK(free_dest_ids_[free_dest_head_] == id);
+        ++free_dest_head_;
+        dest_slots_[id] = DestSlot{};
+      }
+      dest_slots_[id].used = true;
+      dest_slots_[id].svc = ps.id;
+      dest_slots_[id].svc_key = s.service.key;
+      dest_index_[DestKey{s.service.key, d.addr, d.port}] = id;
+      ++service_refs_[ps.id];
+      runtime_->zeroDest(id);
+      break;
+    case Plan::DestAction::kRecover: {
+      // ip_vs_trash_get_dest: the same addr:port in a service with the same key comes back
+      // with its id, counters and stats; stats restart if the service is a new one.
+      DestSlot& slot = dest_slots_[id];
+      old_u = slot.config.u_threshold;
+      std::erase(trash_, id);
+      if (slot.svc != ps.id) {
+        releaseServiceRef(slot.svc);
+        ++service_refs_[ps.id];
+        slot.svc = ps.id;
+        runtime_->zeroDest(id);
+      }
+      break;
+    }
+    case Plan::DestAction::kKeep:
+      old_u = dest_slots_[id].config.u_threshold;
+      if (dest_slots_[id].config == d)
+        return;
+      break;
+  }
+  DestSlot& slot = dest_slots_[id];
+  slot.live = true;
+  slot.config = d;
+  slot.last_weight = ps.last_weights[j];
+  // __ip_vs_update_dest: a lower or removed upper threshold no longer holds the dest.
+  if (d.u_threshold == 0 || d.u_threshold > old_u) {
+    runtime_->destCounters()[id].overloaded.store(false, std::memory_order_relaxed);
   }
 }
 

@@ -114,8 +114,16 @@ class ServiceTable {
 
   absl::Status commit(FullConfig next);
   absl::StatusOr<Plan> makePlan(const FullConfig& next) const;
+  absl::Status planScheduler(const ServiceConfig& svc,
+                             const Sysctls& sysctls,
+                             std::vector<DestInfo> infos,
+                             Plan& plan,
+                             size_t i) const;
   absl::Status applySchedulers(Plan& plan);
   void applyIds(const FullConfig& next, const Plan& plan);
+  void removeGone(const FullConfig& next);
+  void applyService(const ServiceWithDests& s, const Plan& plan, size_t i);
+  void applyDest(const ServiceWithDests& s, const Plan& plan, size_t i, size_t j);
   void buildSnapshot();
   void releaseServiceRef(ServiceId id);
   void retireService(ServiceId id);
