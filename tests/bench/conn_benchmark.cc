@@ -104,6 +104,33 @@ void BM_ConnLookupOutHit(benchmark::State& state) {
 
 BENCHMARK(BM_ConnLookupOutHit);
 
+// The per-packet work of an established conn: findIn + setTimeout (refresh).
+void BM_ConnLookupRefresh(benchmark::State& state) {
+  ConnTable& t = fullTable();
+  uint32_t i = 0;
+  int64_t tick = 0;
+  uint64_t misses = 0;
+  const uint64_t allocs0 = testing::threadAllocations();
+  for (auto _ : state) {
+    ConnTuple q{Af::kInet, L4Proto::kTcp, clientOf(i), kVip, cportOf(i), 80};
+    ConnGuard g = t.findIn(q);
+    if (!g) {
+      ++misses;
+    } else {
+      g.setTimeout(seconds(900), MonoTime::fromSeconds(2) + Duration(++tick));
+    }
+    i = nextIndex(i);
+  }
+  const uint64_t allocs = testing::threadAllocations() - allocs0;
+  if (misses != 0)
+    state.SkipWithError("lookup missed");
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+  state.counters["allocs_per_op"] =
+      static_cast<double>(allocs) / static_cast<double>(state.iterations());
+}
+
+BENCHMARK(BM_ConnLookupRefresh);
+
 // create + expireNow, in a table sized for 1,000,000 conns that holds 100,000 others.
 void BM_ConnCreate(benchmark::State& state) {
   ConnTable::Options o;
