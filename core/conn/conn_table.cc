@@ -481,9 +481,9 @@ bool ConnTable::Impl::dropCandidate(const Conn& c, MonoTime now) noexcept {
   if (c.n_control.load(std::memory_order_relaxed) != 0)
     return false;
   if ((c.flags & kConnFTemplate) != 0) {
-    // A template of a one-packet service (lbd marks those kConnFOnePacket) goes by todrop.
-    if ((c.flags & kConnFOnePacket) != 0)
-      return todropEntry(c, now);
+    // The kernel sends templates of one-packet services through todrop_entry instead
+    // (ip_vs_conn_ops_mode looks at the service); the table cannot see service flags, so every
+    // template follows the ASSURED rule here.
     return (c.state & kTemplateAssured) == 0;
   }
   if (c.proto == L4Proto::kTcp) {
@@ -815,6 +815,10 @@ ConnTableStats ConnTable::stats() const {
 
 size_t ConnTable::capacity() const {
   return impl_->capacity;
+}
+
+size_t ConnTable::bucketCount() const {
+  return impl_->shard_count * impl_->buckets_per_shard;
 }
 
 size_t ConnTable::bytesPerEntry() const {

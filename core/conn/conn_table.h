@@ -141,9 +141,13 @@ class ConnTable {
   size_t expireIf(const std::function<bool(const Conn&)>& pred);
 
   // Any thread. The drop_entry defence (ip_vs_ctl.c ip_vs_random_dropentry), meant to run once
-  // a second while the defence is on: scans `buckets` in-hash buckets starting at a position
-  // derived from `rand` (the caller's RNG; the kernel scans size/32 random buckets) and frees
-  // conns the kernel would drop. Returns how many were freed. Hot path.
+  // a second while the defence is on: scans `buckets` in-hash buckets at pseudo-random
+  // positions derived from `rand` (the caller's RNG; the kernel scans bucketCount() / 32) and
+  // frees the conns the kernel would drop: none with n_control > 0; templates not ASSURED
+  // (the kernel's todrop rate for one-packet services' templates is not applied); TCP SYN_RECV and
+  // SYNACK, SCTP INIT1 and INIT always; TCP and SCTP ESTABLISHED and every state of other
+  // protocols by todrop_entry (idle >= 60 s, in_pkts 1..8, every in_pkts-th one). Returns how
+  // many were freed. Hot path.
   size_t dropEntries(MonoTime now, uint64_t rand, size_t buckets) noexcept;
 
   // Any thread, no lock. The n_control counter of the slab entry `index` (a template's
@@ -161,6 +165,8 @@ class ConnTable {
 
   ConnTableStats stats() const;
   size_t capacity() const;
+  // Number of in-hash buckets over all shards (the kernel's ip_vs_conn_tab_size).
+  size_t bucketCount() const;
   // Bytes of table memory per entry: slab entry plus its share of both hash-bucket arrays
   // (timer links and index nodes are inside the slab entry).
   size_t bytesPerEntry() const;

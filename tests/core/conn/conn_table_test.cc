@@ -79,6 +79,7 @@ TEST(ConnTableTest, MemoryPerEntry) {
   ConnTable t(opts(1 << 16, 64), nullptr);
   std::printf("sizeof(Conn)=%zu bytes_per_entry=%zu\n", sizeof(Conn), t.bytesPerEntry());
   EXPECT_LE(t.bytesPerEntry(), 256u);
+  EXPECT_EQ(t.bucketCount(), size_t{1} << 16);  // load factor 1, power of two per shard
   // The fields an in-lookup compares fit in the slab entry's first cache line (8 bytes of
   // links precede the Conn).
   static_assert(offsetof(ConnParams, vaddr) + sizeof(IpAddr) <= 64 - 8);
