@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -430,15 +431,39 @@ std::vector<pb::ServiceStatus> sortedServices(const pb::ListServicesResponse& r,
   std::vector<pb::ServiceStatus> v(r.services().begin(), r.services().end());
   if (nosort)
     return v;
-  std::sort(v.begin(), v.end(), [](const pb::ServiceStatus& a, const pb::ServiceStatus& b) {
-    return compareServices(a, b) < 0;
-  });
-  for (pb::ServiceStatus& s : v) {
-    std::sort(
-        s.mutable_dests()->begin(), s.mutable_dests()->end(),
-        [](const pb::DestStatus& a, const pb::DestStatus& b) { return compareDests(a, b) < 0; });
+  std::vector<size_t> order(v.size());
+  for (size_t i = 0; i < order.size(); ++i)
+    order[i] = i;
+  qsort_r(
+      order.data(), order.size(), sizeof(size_t),
+      [](const void* a, const void* b, void* ctx) {
+        const auto& all = *static_cast<const std::vector<pb::ServiceStatus>*>(ctx);
+        return compareServices(all[*static_cast<const size_t*>(a)],
+                               all[*static_cast<const size_t*>(b)]);
+      },
+      &v);
+  std::vector<pb::ServiceStatus> out;
+  out.reserve(v.size());
+  for (size_t i : order)
+    out.push_back(std::move(v[i]));
+  for (pb::ServiceStatus& s : out) {
+    std::vector<pb::DestStatus> dests(s.dests().begin(), s.dests().end());
+    std::vector<size_t> idx(dests.size());
+    for (size_t i = 0; i < idx.size(); ++i)
+      idx[i] = i;
+    qsort_r(
+        idx.data(), idx.size(), sizeof(size_t),
+        [](const void* a, const void* b, void* ctx) {
+          const auto& all = *static_cast<const std::vector<pb::DestStatus>*>(ctx);
+          return compareDests(all[*static_cast<const size_t*>(a)],
+                              all[*static_cast<const size_t*>(b)]);
+        },
+        &dests);
+    s.clear_dests();
+    for (size_t i : idx)
+      *s.add_dests() = dests[i];
   }
-  return v;
+  return out;
 }
 
 std::string formatServiceList(const pb::ListServicesResponse& r,

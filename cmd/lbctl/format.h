@@ -23,26 +23,26 @@ std::string formatAddrPort(const std::string& address, uint32_t port);
 
 // Services sorted as ipvsadm sorts them (ipvs_cmp_services / ipvs_cmp_dests in libipvs.c),
 // unless options.nosort. Dests inside each service are sorted too.
-std::vector<lbd::v1::ServiceStatus> sortedServices(const lbd::v1::ListServicesResponse& r,
-                                                   bool nosort);
+std::vector<::lbd::v1::ServiceStatus> sortedServices(const ::lbd::v1::ListServicesResponse& r,
+                                                     bool nosort);
 
 // -L / -Ln [--stats|--rate|--thresholds|--persistent-conn|--tun-info]. `with_header` prints
 // the "IP Virtual Server version ..." line (list_all); -L with a service omits it.
-std::string formatServiceList(const lbd::v1::ListServicesResponse& r,
+std::string formatServiceList(const ::lbd::v1::ListServicesResponse& r,
                               const ListOptions& o,
                               bool with_header);
 
 // -S [-n]: rules that -R reads back. Full-NAT pools are saved as "-P ... -z ADDR" lines.
-std::string formatSave(const lbd::v1::ListServicesResponse& r, const ListOptions& o);
+std::string formatSave(const ::lbd::v1::ListServicesResponse& r, const ListOptions& o);
 
 // -Lc [--persistent-conn].
-std::string formatConnections(const lbd::v1::ListConnectionsResponse& r, const ListOptions& o);
+std::string formatConnections(const ::lbd::v1::ListConnectionsResponse& r, const ListOptions& o);
 
 // -L --timeout.
-std::string formatTimeouts(const lbd::v1::Timeouts& t);
+std::string formatTimeouts(const ::lbd::v1::Timeouts& t);
 
 // -G (DPVS): local addresses per service.
-std::string formatLocalAddresses(const lbd::v1::ListLocalAddressesResponse& r);
+std::string formatLocalAddresses(const ::lbd::v1::ListLocalAddressesResponse& r);
 
 }  // namespace lb::lbctl
 

@@ -1133,6 +1133,7 @@ ParseResult parseIpvsadm(const std::string& program, const std::vector<std::stri
     return r;
   }
   Parser p(program);
+  p.command().list.json = globals.list.json;  // checked against the command like any option
   if (rest.empty()) {
     // No arguments: list everything (ipvsadm's main with argc == 1).
     p.command().kind = CommandKind::kList;
@@ -1144,7 +1145,6 @@ ParseResult parseIpvsadm(const std::string& program, const std::vector<std::stri
   r.command = std::move(p.command());
   r.command.server = globals.server;
   r.command.tls_ca = globals.tls_ca;
-  r.command.list.json = r.command.list.json || globals.list.json;
   return r;
 }
 

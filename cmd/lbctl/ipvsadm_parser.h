@@ -55,12 +55,12 @@ struct ListOptions {
 
 struct Command {
   CommandKind kind = CommandKind::kNone;
-  bool has_service = false;    // -t/-u/--sctp-service/-f given
-  lbd::v1::Service service;    // key and attributes (-A/-E), or just the key
-  bool has_dest = false;       // -r given
-  lbd::v1::Dest dest;          // -a/-e/-d
-  lbd::v1::Timeouts timeouts;  // --set
-  std::string laddr;           // -z
+  bool has_service = false;      // -t/-u/--sctp-service/-f given
+  ::lbd::v1::Service service;    // key and attributes (-A/-E), or just the key
+  bool has_dest = false;         // -r given
+  ::lbd::v1::Dest dest;          // -a/-e/-d
+  ::lbd::v1::Timeouts timeouts;  // --set
+  std::string laddr;             // -z
   ListOptions list;
   std::string daemon_state;  // master | backup
   // Global client options (anywhere on the line).

@@ -19,7 +19,7 @@ namespace lb::lbctl {
 
 inline constexpr char kDefaultServer[] = "unix:///run/lbd/lbd.sock";
 
-using Stub = lbd::v1::LoadBalancer::StubInterface;
+using Stub = ::lbd::v1::LoadBalancer::StubInterface;
 // Creates a stub for `server` (unix:///path or tcp://host:port), with TLS when tls_ca is set.
 using StubFactory =
     std::function<std::unique_ptr<Stub>(const std::string& server, const std::string& tls_ca)>;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+
 #include "core/conn/conn_table.h"
 #include "core/service/service_table.h"
 
@@ -18,10 +19,10 @@ namespace lb::lbd {
 
 struct ControlOptions {
   std::string listen = "unix:///run/lbd/lbd.sock";  // unix:///path or tcp://host:port
-  std::string state_file;   // written atomically on every change, read at start
-  std::string config_file;  // loaded at start; a bad file stops lbd naming the line
+  std::string state_file;                 // written atomically on every change, read at start
+  std::string config_file;                // loaded at start; a bad file stops lbd naming the line
   std::string tls_cert, tls_key, tls_ca;  // TLS for TCP listeners when cert+key are given
-  std::string metrics_listen;  // host:port for Prometheus /metrics; empty = off
+  std::string metrics_listen;             // host:port for Prometheus /metrics; empty = off
 };
 
 // What the control plane needs from the packet side. Implemented by the dataplane; the

@@ -1,0 +1,439 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "cmd/lbd/control/control_ops.h"
+
+#include <time.h>
+
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+#include "cmd/lbd/control/api_convert.h"
+#include "cmd/lbd/control/config_file.h"
+#include "core/base/log.h"
+#include "core/proto/proto.h"
+
+namespace lb::lbd {
+namespace {
+
+namespace pb = ::lbd::v1;
+
+// ipvsadm prints the kernel's conn hash size; without a dataplane there is no table at all.
+constexpr uint32_t kDefaultConnTableSize = 4096;
+
+// The dataplane's clock (CLOCK_MONOTONIC, as cmd/lbd/dataplane uses for MonoTime).
+MonoTime monoNow() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return MonoTime{static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec};
+}
+
+uint32_t nonNegative(int32_t v) {
+  return v < 0 ? 0u : static_cast<uint32_t>(v);
+}
+
+std::string promEscape(absl::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\')
+      out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+ControlOps::ControlOps(ServiceTable& table, DataplaneHooks* hooks, std::string state_file)
+    : table_(table), hooks_(hooks), state_file_(std::move(state_file)) {}
+
+absl::Status ControlOps::publishLocked() {
+  absl::Status st = absl::OkStatus();
+  if (hooks_ != nullptr) {
+    st = hooks_->onCommit(table_);
+    if (!st.ok())
+      LB_LOG(kError, "dataplane commit failed: %s", st.ToString());
+  }
+  if (!state_file_.empty()) {
+    absl::Status w = writeStateFile(state_file_, table_.config());
+    if (!w.ok()) {
+      LB_LOG(kError, "state file: %s", w.ToString());
+      if (st.ok())
+        st = w;
+    }
+  }
+  return st;
+}
+
+absl::Status ControlOps::mutate(absl::string_view what, const std::function<absl::Status()>& fn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  absl::Status st = fn();
+  if (!st.ok()) {
+    ++rejected_;
+    LB_LOG(kWarn, "rejected %s: %s", what, st.ToString());
+    return st;
+  }
+  ++accepted_;
+  LB_LOG(kInfo, "applied %s", what);
+  return publishLocked();
+}
+
+absl::Status ControlOps::requireServiceLocked(const ServiceKey& key) const {
+  if (table_.serviceId(key).ok())
+    return absl::OkStatus();
+  return absl::NotFoundError(absl::StrCat("no such service: ", key.toString()));
+}
+
+absl::Status ControlOps::createService(const pb::CreateServiceRequest& req) {
+  return mutate(absl::StrCat("CreateService ", req.ShortDebugString()), [&]() -> absl::Status {
+    if (req.service().dests_size() > 0) {
+      return absl::InvalidArgumentError("service.dests: add real servers with CreateDest");
+    }
+    absl::StatusOr<ServiceConfig> s = serviceFromProto(req.service());
+    if (!s.ok())
+      return s.status();
+    return table_.addService(*s);
+  });
+}
+
+absl::Status ControlOps::updateService(const pb::UpdateServiceRequest& req) {
+  return mutate(absl::StrCat("UpdateService ", req.ShortDebugString()), [&]() -> absl::Status {
+    absl::StatusOr<ServiceConfig> s = serviceFromProto(req.service());
+    if (!s.ok())
+      return s.status();
+    if (absl::Status st = requireServiceLocked(s->key); !st.ok())
+      return st;
+    if (req.service().local_addresses_size() == 0) {
+      // -E from ipvsadm's syntax cannot name the pool: keep it (DeleteLocalAddress clears).
+      for (const ServiceWithDests& sd : table_.config().services) {
+        if (sd.service.key == s->key)
+          s->local_addrs = sd.service.local_addrs;
+      }
+    }
+    return table_.editService(*s);
+  });
+}
+
+absl::Status ControlOps::deleteService(const pb::DeleteServiceRequest& req) {
+  return mutate(absl::StrCat("DeleteService ", req.ShortDebugString()), [&]() -> absl::Status {
+    absl::StatusOr<ServiceKey> k = serviceKeyFromProto(req.key());
+    if (!k.ok())
+      return k.status();
+    if (absl::Status st = requireServiceLocked(*k); !st.ok())
+      return st;
+    return table_.deleteService(*k);
+  });
+}
+
+absl::Status ControlOps::flushServices() {
+  return mutate("FlushServices", [&] { return table_.flush(); });
+}
+
+absl::Status ControlOps::createDest(const pb::CreateDestRequest& req) {
+  return mutate(absl::StrCat("CreateDest ", req.ShortDebugString()), [&]() -> absl::Status {
+    absl::StatusOr<ServiceKey> k = serviceKeyFromProto(req.key());
+    if (!k.ok())
+      return k.status();
+    absl::StatusOr<DestConfig> d = destFromProto(req.dest());
+    if (!d.ok())
+      return d.status();
+    if (absl::Status st = requireServiceLocked(*k); !st.ok())
+      return st;
+    return table_.addDest(*k, *d);
+  });
+}
+
+absl::Status ControlOps::updateDest(const pb::UpdateDestRequest& req) {
+  return mutate(absl::StrCat("UpdateDest ", req.ShortDebugString()), [&]() -> absl::Status {
+    absl::StatusOr<ServiceKey> k = serviceKeyFromProto(req.key());
+    if (!k.ok())
+      return k.status();
+    absl::StatusOr<DestConfig> d = destFromProto(req.dest());
+    if (!d.ok())
+      return d.status();
+    if (absl::Status st = requireServiceLocked(*k); !st.ok())
+      return st;
+    return table_.editDest(*k, *d);
+  });
+}
+
+absl::Status ControlOps::deleteDest(const pb::DeleteDestRequest& req) {
+  return mutate(absl::StrCat("DeleteDest ", req.ShortDebugString()), [&]() -> absl::Status {
+    absl::StatusOr<ServiceKey> k = serviceKeyFromProto(req.key());
+    if (!k.ok())
+      return k.status();
+    absl::StatusOr<IpAddr> a = addrFromProto(req.address(), "address");
+    if (!a.ok())
+      return a.status();
+    if (req.port() > 65535)
+      return absl::InvalidArgumentError("port: out of range 0..65535");
+    if (absl::Status st = requireServiceLocked(*k); !st.ok())
+      return st;
+    return table_.deleteDest(*k, *a, static_cast<uint16_t>(req.port()));
+  });
+}
+
+absl::Status ControlOps::createLocalAddress(const pb::CreateLocalAddressRequest& req) {
+  return mutate(absl::StrCat("CreateLocalAddress ", req.ShortDebugString()), [&]() -> absl::Status {
+    absl::StatusOr<ServiceKey> k = serviceKeyFromProto(req.key());
+    if (!k.ok())
+      return k.status();
+    absl::StatusOr<IpAddr> a = addrFromProto(req.address(), "address");
+    if (!a.ok())
+      return a.status();
+    if (absl::Status st = requireServiceLocked(*k); !st.ok())
+      return st;
+    return table_.addLocalAddr(*k, *a);
+  });
+}
+
+absl::Status ControlOps::deleteLocalAddress(const pb::DeleteLocalAddressRequest& req) {
+  return mutate(absl::StrCat("DeleteLocalAddress ", req.ShortDebugString()), [&]() -> absl::Status {
+    absl::StatusOr<ServiceKey> k = serviceKeyFromProto(req.key());
+    if (!k.ok())
+      return k.status();
+    absl::StatusOr<IpAddr> a = addrFromProto(req.address(), "address");
+    if (!a.ok())
+      return a.status();
+    if (absl::Status st = requireServiceLocked(*k); !st.ok())
+      return st;
+    return table_.deleteLocalAddr(*k, *a);
+  });
+}
+
+absl::Status ControlOps::setTimeouts(const pb::SetTimeoutsRequest& req) {
+  return mutate(absl::StrCat("SetTimeouts ", req.ShortDebugString()), [&]() -> absl::Status {
+    absl::StatusOr<Timeouts> t = timeoutsFromProto(req.timeouts());
+    if (!t.ok())
+      return t.status();
+    return table_.setTimeouts(*t);
+  });
+}
+
+absl::Status ControlOps::setSysctls(const pb::SetSysctlsRequest& req) {
+  return mutate(absl::StrCat("SetSysctls ", req.ShortDebugString()), [&]() -> absl::Status {
+    absl::StatusOr<Sysctls> s = sysctlsFromProto(req.sysctls());
+    if (!s.ok())
+      return s.status();
+    return table_.setSysctls(*s);
+  });
+}
+
+absl::Status ControlOps::setFwmarkRules(const pb::SetFwmarkRulesRequest& req) {
+  return mutate(absl::StrCat("SetFwmarkRules ", req.ShortDebugString()), [&]() -> absl::Status {
+    std::vector<FwmarkRule> rules;
+    for (const pb::FwmarkRule& r : req.rules()) {
+      absl::StatusOr<FwmarkRule> c = fwmarkRuleFromProto(r);
+      if (!c.ok())
+        return c.status();
+      rules.push_back(*c);
+    }
+    return table_.setFwmarkRules(rules);
+  });
+}
+
+absl::Status ControlOps::replaceConfig(const pb::ReplaceConfigRequest& req) {
+  return mutate(absl::StrCat("ReplaceConfig (", req.config().services_size(), " services)"),
+                [&]() -> absl::Status {
+                  absl::StatusOr<FullConfig> c = configFromProto(req.config());
+                  if (!c.ok())
+                    return c.status();
+                  return table_.replace(*c);
+                });
+}
+
+absl::Status ControlOps::zeroStats(const pb::ZeroStatsRequest& req) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!req.has_key()) {
+    table_.runtime().zeroService(kNoService, {});
+    LB_LOG(kInfo, "applied ZeroStats (all)");
+    return absl::OkStatus();
+  }
+  absl::StatusOr<ServiceKey> k = serviceKeyFromProto(req.key());
+  if (!k.ok())
+    return k.status();
+  if (absl::Status st = requireServiceLocked(*k); !st.ok())
+    return st;
+  std::vector<DestId> dests;
+  for (const ServiceWithDests& sd : table_.config().services) {
+    if (!(sd.service.key == *k))
+      continue;
+    for (const DestConfig& d : sd.dests) {
+      if (absl::StatusOr<DestId> id = table_.destId(*k, d.addr, d.port); id.ok()) {
+        dests.push_back(*id);
+      }
+    }
+  }
+  table_.runtime().zeroService(*table_.serviceId(*k), dests);
+  LB_LOG(kInfo, "applied ZeroStats %s", k->toString());
+  return absl::OkStatus();
+}
+
+pb::ServiceStatus ControlOps::serviceStatusLocked(const ServiceWithDests& sd) {
+  pb::ServiceStatus st;
+  *st.mutable_service() = serviceToProto(sd.service);
+  const ServiceKey& key = sd.service.key;
+  ServiceRuntime& rt = table_.runtime();
+  if (absl::StatusOr<ServiceId> sid = table_.serviceId(key); sid.ok()) {
+    *st.mutable_stats() = statsToProto(rt.serviceStats(*sid));
+    *st.mutable_rates() = ratesToProto(rt.serviceRates(*sid));
+  }
+  absl::Span<DestCounters> counters = rt.destCounters();
+  for (const DestConfig& d : sd.dests) {
+    pb::DestStatus* ds = st.add_dests();
+    *ds->mutable_dest() = destToProto(d);
+    absl::StatusOr<DestId> did = table_.destId(key, d.addr, d.port);
+    if (!did.ok() || *did >= counters.size())
+      continue;
+    const DestCounters& c = counters[*did];
+    ds->set_active_conns(nonNegative(c.active_conns.load(std::memory_order_relaxed)));
+    ds->set_inactive_conns(nonNegative(c.inact_conns.load(std::memory_order_relaxed)));
+    ds->set_persistent_conns(nonNegative(c.persist_conns.load(std::memory_order_relaxed)));
+    *ds->mutable_stats() = statsToProto(rt.destStats(*did));
+    *ds->mutable_rates() = ratesToProto(rt.destRates(*did));
+  }
+  return st;
+}
+
+absl::Status ControlOps::listServices(const pb::ListServicesRequest& req,
+                                      pb::ListServicesResponse* resp) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::optional<ServiceKey> only;
+  if (req.has_key()) {
+    absl::StatusOr<ServiceKey> k = serviceKeyFromProto(req.key());
+    if (!k.ok())
+      return k.status();
+    if (absl::Status st = requireServiceLocked(*k); !st.ok())
+      return st;
+    only = *k;
+  }
+  for (const ServiceWithDests& sd : table_.config().services) {
+    if (only && !(sd.service.key == *only))
+      continue;
+    *resp->add_services() = serviceStatusLocked(sd);
+  }
+  const ConnTable* conns = hooks_ != nullptr ? hooks_->conns() : nullptr;
+  resp->set_conn_table_size(conns != nullptr ? static_cast<uint32_t>(conns->capacity())
+                                             : kDefaultConnTableSize);
+  return absl::OkStatus();
+}
+
+absl::Status ControlOps::listLocalAddresses(const pb::ListLocalAddressesRequest& req,
+                                            pb::ListLocalAddressesResponse* resp) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::optional<ServiceKey> only;
+  if (req.has_key()) {
+    absl::StatusOr<ServiceKey> k = serviceKeyFromProto(req.key());
+    if (!k.ok())
+      return k.status();
+    if (absl::Status st = requireServiceLocked(*k); !st.ok())
+      return st;
+    only = *k;
+  }
+  for (const ServiceWithDests& sd : table_.config().services) {
+    if (only ? !(sd.service.key == *only) : sd.service.local_addrs.empty())
+      continue;
+    pb::ListLocalAddressesResponse::Entry* e = resp->add_services();
+    *e->mutable_key() = serviceKeyToProto(sd.service.key);
+    for (const IpAddr& a : sd.service.local_addrs)
+      e->add_addresses()->set_address(a.toString());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ControlOps::listConnections(pb::ListConnectionsResponse* resp) {
+  const ConnTable* conns = hooks_ != nullptr ? hooks_->conns() : nullptr;
+  if (conns == nullptr)
+    return absl::OkStatus();
+  const MonoTime now = monoNow();
+  conns->forEach(
+      [&](const Conn& c) { *resp->add_connections() = connToProto(c, connStateName(c), now); });
+  return absl::OkStatus();
+}
+
+absl::Status ControlOps::getStats(pb::GetStatsResponse* resp) {
+  std::lock_guard<std::mutex> lock(mu_);
+  *resp->mutable_total() = statsToProto(table_.runtime().serviceStats(kNoService));
+  *resp->mutable_total_rates() = ratesToProto(table_.runtime().serviceRates(kNoService));
+  auto add = [&](std::string name, uint64_t v) {
+    pb::Metric* m = resp->add_metrics();
+    m->set_name(std::move(name));
+    m->set_value(v);
+  };
+  add("lb_control_mutations_total{result=\"accepted\"}", accepted_);
+  add("lb_control_mutations_total{result=\"rejected\"}", rejected_);
+  add("lb_services", table_.config().services.size());
+  if (hooks_ != nullptr) {
+    for (auto& [name, v] : hooks_->metrics())
+      add(name, v);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ControlOps::getTimeouts(pb::GetTimeoutsResponse* resp) {
+  std::lock_guard<std::mutex> lock(mu_);
+  *resp->mutable_timeouts() = timeoutsToProto(table_.config().timeouts);
+  return absl::OkStatus();
+}
+
+absl::Status ControlOps::getSysctls(pb::GetSysctlsResponse* resp) {
+  std::lock_guard<std::mutex> lock(mu_);
+  *resp->mutable_sysctls() = sysctlsToProto(table_.config().sysctls);
+  return absl::OkStatus();
+}
+
+absl::Status ControlOps::getConfig(pb::GetConfigResponse* resp) {
+  std::lock_guard<std::mutex> lock(mu_);
+  *resp->mutable_config() = configToProto(table_.config());
+  return absl::OkStatus();
+}
+
+absl::Status ControlOps::loadInitial(const std::string& config_file) {
+  std::lock_guard<std::mutex> lock(mu_);
+  absl::StatusOr<FullConfig> cfg;
+  if (!config_file.empty()) {
+    cfg = loadConfigFile(config_file, [this](const FullConfig& c) { return table_.validate(c); });
+  } else if (!state_file_.empty()) {
+    cfg = readStateFile(state_file_);
+    if (absl::IsNotFound(cfg.status()))
+      return absl::OkStatus();  // first start
+  } else {
+    return absl::OkStatus();
+  }
+  if (!cfg.ok())
+    return cfg.status();
+  if (absl::Status st = table_.replace(*cfg); !st.ok()) {
+    return absl::Status(st.code(), absl::StrCat(config_file.empty() ? state_file_ : config_file,
+                                                ": ", st.message()));
+  }
+  LB_LOG(kInfo, "loaded %d services from %s", table_.config().services.size(),
+         config_file.empty() ? state_file_ : config_file);
+  return publishLocked();
+}
+
+std::string ControlOps::renderMetrics() {
+  pb::GetStatsResponse stats;
+  (void)getStats(&stats);
+  std::string out;
+  for (const pb::Metric& m : stats.metrics())
+    absl::StrAppend(&out, m.name(), " ", m.value(), "\n");
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const ServiceWithDests& sd : table_.config().services) {
+    absl::StatusOr<ServiceId> sid = table_.serviceId(sd.service.key);
+    if (!sid.ok())
+      continue;
+    const StatsValues v = table_.runtime().serviceStats(*sid);
+    const std::string label =
+        absl::StrFormat("{service=\"%s\"}", promEscape(sd.service.key.toString()));
+    absl::StrAppend(&out, "lb_service_conns_total", label, " ", v.conns, "\n",
+                    "lb_service_in_packets_total", label, " ", v.inpkts, "\n",
+                    "lb_service_out_packets_total", label, " ", v.outpkts, "\n",
+                    "lb_service_in_bytes_total", label, " ", v.inbytes, "\n",
+                    "lb_service_out_bytes_total", label, " ", v.outbytes, "\n");
+  }
+  return out;
+}
+
+}  // namespace lb::lbd

@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: Apache-2.0
+// The control plane's operations, one per RPC, on lbd.v1 messages: convert (api_convert),
+// apply to the ServiceTable under one mutex, then publish (DataplaneHooks::onCommit, state
+// file). The analogue of ip_vs_ctl.c's do_ip_vs_set_ctl / do_ip_vs_get_ctl. No gRPC here.
+#ifndef LBD_CMD_LBD_CONTROL_CONTROL_OPS_H_
+#define LBD_CMD_LBD_CONTROL_CONTROL_OPS_H_
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+#include "cmd/lbd/control/control_plane.h"
+#include "core/service/service_table.h"
+
+#include "lbd/v1/lbd.pb.h"
+
+namespace lb::lbd {
+
+// Any thread: every method takes the mutex, so mutations apply one at a time.
+// NOT_FOUND for a missing service always reads "no such service: <key>" (lbctl relies on it
+// to tell "Service not defined" from "No such destination").
+class ControlOps {
+ public:
+  ControlOps(ServiceTable& table, DataplaneHooks* hooks, std::string state_file);
+
+  absl::Status createService(const ::lbd::v1::CreateServiceRequest& req);
+  absl::Status updateService(const ::lbd::v1::UpdateServiceRequest& req);
+  absl::Status deleteService(const ::lbd::v1::DeleteServiceRequest& req);
+  absl::Status flushServices();
+  absl::Status createDest(const ::lbd::v1::CreateDestRequest& req);
+  absl::Status updateDest(const ::lbd::v1::UpdateDestRequest& req);
+  absl::Status deleteDest(const ::lbd::v1::DeleteDestRequest& req);
+  absl::Status createLocalAddress(const ::lbd::v1::CreateLocalAddressRequest& req);
+  absl::Status deleteLocalAddress(const ::lbd::v1::DeleteLocalAddressRequest& req);
+  absl::Status setTimeouts(const ::lbd::v1::SetTimeoutsRequest& req);
+  absl::Status setSysctls(const ::lbd::v1::SetSysctlsRequest& req);
+  absl::Status setFwmarkRules(const ::lbd::v1::SetFwmarkRulesRequest& req);
+  absl::Status replaceConfig(const ::lbd::v1::ReplaceConfigRequest& req);
+  absl::Status zeroStats(const ::lbd::v1::ZeroStatsRequest& req);
+
+  absl::Status listServices(const ::lbd::v1::ListServicesRequest& req,
+                            ::lbd::v1::ListServicesResponse* resp);
+  absl::Status listLocalAddresses(const ::lbd::v1::ListLocalAddressesRequest& req,
+                                  ::lbd::v1::ListLocalAddressesResponse* resp);
+  absl::Status listConnections(::lbd::v1::ListConnectionsResponse* resp);
+  absl::Status getStats(::lbd::v1::GetStatsResponse* resp);
+  absl::Status getTimeouts(::lbd::v1::GetTimeoutsResponse* resp);
+  absl::Status getSysctls(::lbd::v1::GetSysctlsResponse* resp);
+  absl::Status getConfig(::lbd::v1::GetConfigResponse* resp);
+
+  // Start-up: --config (the line at fault on error) or else the state file.
+  absl::Status loadInitial(const std::string& config_file);
+  // Prometheus text for /metrics.
+  std::string renderMetrics();
+
+ private:
+  // Runs fn under the mutex; on success publishes the new table. Logs accepted mutations at
+  // info and rejected ones at warn (the audit trail).
+  absl::Status mutate(absl::string_view what, const std::function<absl::Status()>& fn);
+  absl::Status publishLocked();
+  absl::Status requireServiceLocked(const ServiceKey& key) const;
+  ::lbd::v1::ServiceStatus serviceStatusLocked(const ServiceWithDests& sd);
+
+  std::mutex mu_;
+  ServiceTable& table_;
+  DataplaneHooks* hooks_;
+  std::string state_file_;
+  uint64_t accepted_ = 0;
+  uint64_t rejected_ = 0;
+};
+
+}  // namespace lb::lbd
+
+#endif  // LBD_CMD_LBD_CONTROL_CONTROL_OPS_H_

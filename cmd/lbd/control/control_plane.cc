@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "cmd/lbd/control/control_plane.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+#include "cmd/lbd/control/api_convert.h"
+#include "cmd/lbd/control/control_ops.h"
+#include "cmd/lbd/control/metrics_server.h"
+#include "core/base/log.h"
+
+#include "lbd/v1/lbd.grpc.pb.h"
+
+namespace lb::lbd {
+namespace {
+
+namespace pb = ::lbd::v1;
+
+grpc::ServerUnaryReactor* done(grpc::CallbackServerContext* ctx, const absl::Status& s) {
+  grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
+  r->Finish(toGrpcStatus(s));
+  return r;
+}
+
+// The gRPC face of ControlOps: each handler is convert+apply (ControlOps), then toGrpcStatus.
+// Callback API; handlers return at once with a finished reactor.
+class LoadBalancerService final : public pb::LoadBalancer::CallbackService {
+ public:
+  explicit LoadBalancerService(ControlOps& ops) : ops_(ops) {}
+
+#define LB_MUTATION_RPC(Name, method)                                                            \
+  grpc::ServerUnaryReactor* Name(grpc::CallbackServerContext* ctx, const pb::Name##Request* req, \
+                                 pb::Name##Response*) override {                                 \
+    return done(ctx, ops_.method(*req));                                                         \
+  }
+  LB_MUTATION_RPC(CreateService, createService)
+  LB_MUTATION_RPC(UpdateService, updateService)
+  LB_MUTATION_RPC(DeleteService, deleteService)
+  LB_MUTATION_RPC(CreateDest, createDest)
+  LB_MUTATION_RPC(UpdateDest, updateDest)
+  LB_MUTATION_RPC(DeleteDest, deleteDest)
+  LB_MUTATION_RPC(CreateLocalAddress, createLocalAddress)
+  LB_MUTATION_RPC(DeleteLocalAddress, deleteLocalAddress)
+  LB_MUTATION_RPC(SetTimeouts, setTimeouts)
+  LB_MUTATION_RPC(SetSysctls, setSysctls)
+  LB_MUTATION_RPC(SetFwmarkRules, setFwmarkRules)
+  LB_MUTATION_RPC(ReplaceConfig, replaceConfig)
+  LB_MUTATION_RPC(ZeroStats, zeroStats)
+#undef LB_MUTATION_RPC
+
+  grpc::ServerUnaryReactor* FlushServices(grpc::CallbackServerContext* ctx,
+                                          const pb::FlushServicesRequest*,
+                                          pb::FlushServicesResponse*) override {
+    return done(ctx, ops_.flushServices());
+  }
+
+  grpc::ServerUnaryReactor* ListServices(grpc::CallbackServerContext* ctx,
+                                         const pb::ListServicesRequest* req,
+                                         pb::ListServicesResponse* resp) override {
+    return done(ctx, ops_.listServices(*req, resp));
+  }
+
+  grpc::ServerUnaryReactor* ListLocalAddresses(grpc::CallbackServerContext* ctx,
+                                               const pb::ListLocalAddressesRequest* req,
+                                               pb::ListLocalAddressesResponse* resp) override {
+    return done(ctx, ops_.listLocalAddresses(*req, resp));
+  }
+
+#define LB_GET_RPC(Name, method)                                                             \
+  grpc::ServerUnaryReactor* Name(grpc::CallbackServerContext* ctx, const pb::Name##Request*, \
+                                 pb::Name##Response* resp) override {                        \
+    return done(ctx, ops_.method(resp));                                                     \
+  }
+  LB_GET_RPC(ListConnections, listConnections)
+  LB_GET_RPC(GetStats, getStats)
+  LB_GET_RPC(GetTimeouts, getTimeouts)
+  LB_GET_RPC(GetSysctls, getSysctls)
+  LB_GET_RPC(GetConfig, getConfig)
+#undef LB_GET_RPC
+
+ private:
+  ControlOps& ops_;
+};
+
+// mkdir -p for the socket's directory.
+absl::Status makeDirs(const std::string& dir) {
+  if (dir.empty())
+    return absl::OkStatus();
+  for (size_t pos = 1;; ++pos) {
+    pos = dir.find('/', pos);
+    const std::string prefix = dir.substr(0, pos);
+    if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) {
+      return absl::InternalError(absl::StrCat("mkdir ", prefix, ": ", std::strerror(errno)));
+    }
+    if (pos == std::string::npos)
+      return absl::OkStatus();
+  }
+}
+
+std::string readFile(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+struct ControlPlane::Impl {
+  Impl(ServiceTable& table, DataplaneHooks* hooks, ControlOptions opts)
+      : options(std::move(opts)), ops(table, hooks, options.state_file), service(ops) {}
+
+  ControlOptions options;
+  ControlOps ops;
+  LoadBalancerService service;
+  std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<MetricsServer> metrics;
+  std::string unix_path;
+  bool stopped = false;
+
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials(bool tcp) const;
+};
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ControlPlane::Impl::credentials(
+    bool tcp) const {
+  if (!tcp || options.tls_cert.empty() || options.tls_key.empty()) {
+    if (tcp)
+      LB_LOG(kWarn, "gRPC on %s without TLS (give --tls-cert and --tls-key)", options.listen);
+    return grpc::InsecureServerCredentials();
+  }
+  grpc::SslServerCredentialsOptions ssl(
+      options.tls_ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                             : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair{readFile(options.tls_key),
+                                                         readFile(options.tls_cert)};
+  if (pair.private_key.empty() || pair.cert_chain.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("TLS: cannot read --tls-cert ", options.tls_cert,
+                                                   " / --tls-key ", options.tls_key));
+  }
+  ssl.pem_key_cert_pairs.push_back(std::move(pair));
+  if (!options.tls_ca.empty())
+    ssl.pem_root_certs = readFile(options.tls_ca);
+  return grpc::SslServerCredentials(ssl);
+}
+
+ControlPlane::ControlPlane(ServiceTable& table, DataplaneHooks* hooks, ControlOptions options)
+    : impl_(std::make_unique<Impl>(table, hooks, std::move(options))) {}
+
+ControlPlane::~ControlPlane() {
+  shutdown();
+}
+
+absl::Status ControlPlane::loadInitialConfig() {
+  return impl_->ops.loadInitial(impl_->options.config_file);
+}
+
+absl::Status ControlPlane::start() {
+  const std::string& listen = impl_->options.listen;
+  std::string target;
+  const bool tcp = absl::StartsWith(listen, "tcp://");
+  if (tcp) {
+    target = listen.substr(6);
+  } else if (absl::StartsWith(listen, "unix://")) {
+    impl_->unix_path = listen.substr(7);
+    if (impl_->unix_path.empty() || impl_->unix_path[0] != '/') {
+      return absl::InvalidArgumentError(absl::StrCat("--listen=", listen, ": need unix:///path"));
+    }
+    target = absl::StrCat("unix://", impl_->unix_path);
+    const size_t slash = impl_->unix_path.rfind('/');
+    if (absl::Status st = makeDirs(impl_->unix_path.substr(0, slash)); !st.ok())
+      return st;
+
+    struct stat sb {};
+
+    if (::lstat(impl_->unix_path.c_str(), &sb) == 0 && S_ISSOCK(sb.st_mode)) {
+      ::unlink(impl_->unix_path.c_str());  // a stale socket from a previous run
+    }
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--listen=", listen, ": expected unix:///path or tcp://host:port"));
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds = impl_->credentials(tcp);
+  if (!creds.ok())
+    return creds.status();
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(target, *creds, tcp ? &port : nullptr);
+  builder.RegisterService(&impl_->service);
+  // The socket is created 0600 from the start (no window before the chmod below).
+  const mode_t old_mask = ::umask(0177);
+  impl_->server = builder.BuildAndStart();
+  ::umask(old_mask);
+  if (impl_->server == nullptr || (tcp && port == 0)) {
+    return absl::UnavailableError(absl::StrCat("gRPC: cannot listen on ", listen));
+  }
+  if (!impl_->unix_path.empty() && ::chmod(impl_->unix_path.c_str(), 0600) != 0) {
+    return absl::InternalError(
+        absl::StrCat("chmod ", impl_->unix_path, ": ", std::strerror(errno)));
+  }
+  impl_->server->GetHealthCheckService()->SetServingStatus("lbd.v1.LoadBalancer", true);
+
+  if (!impl_->options.metrics_listen.empty()) {
+    auto m = MetricsServer::start(impl_->options.metrics_listen,
+                                  [this] { return impl_->ops.renderMetrics(); });
+    if (!m.ok())
+      return m.status();
+    impl_->metrics = std::move(*m);
+  }
+  LB_LOG(kInfo, "gRPC listening on %s%s", listen,
+         impl_->options.metrics_listen.empty()
+             ? ""
+             : absl::StrCat(", metrics on ", impl_->options.metrics_listen));
+  return absl::OkStatus();
+}
+
+void ControlPlane::shutdown() {
+  if (impl_->stopped)
+    return;
+  impl_->stopped = true;
+  if (impl_->server != nullptr) {
+    impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  }
+  if (impl_->metrics != nullptr)
+    impl_->metrics->stop();
+  if (!impl_->unix_path.empty())
+    ::unlink(impl_->unix_path.c_str());
+}
+
+void ControlPlane::wait() {
+  if (impl_->server != nullptr)
+    impl_->server->Wait();
+}
+
+}  // namespace lb::lbd
