@@ -401,6 +401,58 @@ TEST(ParsePacketTest, MaximumSizeIpv4Packet) {
   EXPECT_EQ(pp.outer.tot_len, 65535u);
 }
 
+// L4 headers cut short inside the stated IP length.
+TEST(ParsePacketTest, TruncatedL4InsideTotalLength) {
+  struct Cut {
+    uint8_t proto;
+    size_t l4_bytes;
+  };
+
+  for (const Cut& c : {Cut{6, 19}, Cut{17, 7}, Cut{132, 15}, Cut{1, 7}, Cut{6, 0}}) {
+    Bytes b = PacketBuilder::udp("10.0.0.1", 1, "10.0.0.2", 2).payloadSize(30).build();
+    b.resize(20 + c.l4_bytes);
+    b[9] = c.proto;
+    testing::set16(b, 2, static_cast<uint16_t>(b.size()));
+    testing::fixIpv4Checksum(b);
+    ParsedPacket pp;
+    EXPECT_EQ(parse(b, pp), DropReason::kMalformed) << int{c.proto} << " " << c.l4_bytes;
+  }
+  // ICMPv6 cut short over IPv6, and an extension header cut short.
+  Bytes v6 = PacketBuilder::icmpEcho("2001:db8::1", "2001:db8::2", 128, 1).build();
+  v6.resize(46);
+  testing::set16(v6, 4, 6);
+  ParsedPacket pp;
+  EXPECT_EQ(parse(v6, pp), DropReason::kMalformed);
+  v6[6] = 0;  // hop-by-hop, but only 6 bytes follow
+  EXPECT_EQ(parse(v6, pp), DropReason::kMalformed);
+}
+
+TEST(ParsePacketTest, IcmpOverTheWrongFamilyHasNoL4) {
+  Bytes b = PacketBuilder::udp("2001:db8::1", 1, "2001:db8::2", 2).build();
+  b[6] = 1;  // ICMP (v4) in IPv6
+  ParsedPacket pp;
+  ASSERT_EQ(parse(b, pp), DropReason::kNone);
+  EXPECT_FALSE(pp.outer.has_l4);
+  EXPECT_FALSE(pp.is_icmp_error);
+}
+
+// GSO super-packets over 64 KB (BIG TCP) state length 0; the buffer's length is used.
+TEST(ParsePacketTest, BigTcpLengthZero) {
+  for (bool v6 : {false, true}) {
+    Bytes b = v6 ? PacketBuilder::tcp("2001:db8::1", 1, "2001:db8::2", 2, kTcpAck).build()
+                 : PacketBuilder::tcp("10.0.0.1", 1, "10.0.0.2", 2, kTcpAck).build();
+    b.resize(70000, 0x61);
+    testing::set16(b, v6 ? 4 : 2, 0);
+    ParsedPacket pp;
+    ASSERT_EQ(parse(b, pp), DropReason::kNone) << v6;
+    EXPECT_EQ(pp.outer.tot_len, 70000u);
+    EXPECT_EQ(pp.outer.dport, 2);
+    // At or under 64 KB, length 0 is not a super-packet.
+    b.resize(1000);
+    EXPECT_NE(parse(b, pp), DropReason::kNone) << v6;
+  }
+}
+
 TEST(IsNewConnPacketTest, FollowsConnScheduleRules) {
   auto l4 = [](const Bytes& b) {
     ParsedPacket pp;
