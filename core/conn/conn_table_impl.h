@@ -1,0 +1,431 @@
+// SPDX-License-Identifier: Apache-2.0
+// Internals of the connection table shared by conn_table.cc (lookups, create, free) and
+// conn_expire.cc (timer wheel, flush, drop_entry). Not part of the public API.
+//
+// Locking rules (every one of them matters for correctness):
+// 1. An entry's identity fields (af, proto, addresses, ports, flags' index-relevant bits) are
+//    written only while the entry is unreachable: before it is linked, or (invalidateTemplate)
+//    after it was unlinked from the in-chain under its home lock. Templates have no out node.
+// 2. `tag` is the entry's generation while it is alive and kDeadTag otherwise. It is written
+//    under the home lock and read (acquire) by findOut under the out shard's lock.
+// 3. A full-NAT out node is linked and unlinked under the out shard's lock only, never while
+//    the home lock is held; a freed entry goes back to the slab only after its out node is
+//    unlinked, so a findOut walking an out chain only ever reads identity fields of entries
+//    that are not being reused.
+// 4. Nobody holds two shard locks at once.
+#ifndef LBD_CORE_CONN_CONN_TABLE_IMPL_H_
+#define LBD_CORE_CONN_CONN_TABLE_IMPL_H_
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "core/base/check.h"
+#include "core/conn/conn_table.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+namespace lb {
+namespace conn_internal {
+
+inline constexpr uint32_t kNil = 0xffffffffu;
+inline constexpr uint32_t kDeadTag = 0xffffffffu;
+inline constexpr size_t kWheelSlots = 1024;  // power of two; 1-second slots
+inline constexpr int64_t kNsPerSec = 1'000'000'000;
+inline constexpr int64_t kCursorUnset = std::numeric_limits<int64_t>::min() / 2;
+inline constexpr Duration kExpireLater = seconds(60);  // ip_vs_conn.c expire_later
+
+// Internal entry bits (Entry::bits).
+inline constexpr uint8_t kInLinked = 0x1;
+inline constexpr uint8_t kOutLinked = 0x2;
+inline constexpr uint8_t kTimerLinked = 0x4;
+
+inline void cpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#endif
+}
+
+inline uint64_t mix64(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ull;
+  x ^= x >> 33;
+  return x;
+}
+
+// Keyed hash of one side of a tuple, as the kernel's ip_vs_conn_hashkey (proto, addr, port).
+inline uint64_t hashSide(uint64_t seed, Af af, L4Proto proto, const IpAddr& addr, uint16_t port) {
+  uint64_t w[2];
+  std::memcpy(w, addr.data(), sizeof(w));
+  uint64_t h = seed ^ ((static_cast<uint64_t>(af) << 24) | (static_cast<uint64_t>(proto) << 16) |
+                       static_cast<uint64_t>(port));
+  h = mix64(h ^ w[0]);
+  h = mix64(h ^ w[1] ^ seed);
+  return h;
+}
+
+inline int64_t floorSec(MonoTime t) {
+  int64_t s = t.ns / kNsPerSec;
+  if (t.ns % kNsPerSec < 0)
+    --s;
+  return s;
+}
+
+class SpinLock {
+ public:
+  void lock() noexcept {
+    while (flag_.exchange(true, std::memory_order_acquire)) {
+      while (flag_.load(std::memory_order_relaxed))
+        cpuRelax();
+    }
+  }
+
+  void unlock() noexcept { flag_.store(false, std::memory_order_release); }
+
+ private:
+  std::atomic<bool> flag_{false};
+};
+
+// One slab slot: the public Conn plus the table's links, cache-line aligned so that a lookup
+// reads one line per visited entry (in_next, tag and the compared Conn fields come first).
+struct alignas(64) ConnEntry {
+  uint32_t in_next = kNil;  // in-chain (home shard), also the deferred-free list
+  std::atomic<uint32_t> tag{kDeadTag};
+  Conn conn;
+  uint32_t out_next = kNil;    // full-NAT out chain (out shard)
+  uint32_t timer_prev = kNil;  // timer wheel slot list (home shard)
+  uint32_t timer_next = kNil;
+  std::atomic<uint32_t> free_next{kNil};
+  std::atomic<uint16_t> home{0};
+  std::atomic<bool> assure{false};  // assureTemplate() requests, folded into conn.state
+  uint8_t bits = 0;
+  uint16_t out_shard = 0;
+  uint32_t out_bucket = 0;
+  int64_t wheel_sec = 0;  // the wheel second whose slot holds the entry (<= its expiry)
+};
+
+// Layout: in_next and tag take bytes 0..7, Conn starts at 8 (it is 8-aligned), and ConnParams'
+// af/daf/proto/flags/ports/caddr/vaddr end at byte 50 of Conn: byte 58 of the entry.
+
+struct alignas(64) ConnShard {
+  SpinLock lock;
+  int64_t cursor = kCursorUnset;  // every wheel second <= cursor has been processed
+  std::vector<uint32_t> in_heads;
+  std::vector<uint32_t> out_heads;
+  std::array<uint32_t, kWheelSlots> wheel{};
+};
+
+}  // namespace conn_internal
+
+// The internals this module's two .cc files use unqualified.
+using conn_internal::ConnEntry;
+using conn_internal::ConnShard;
+using conn_internal::floorSec;
+using conn_internal::hashSide;
+using conn_internal::kCursorUnset;
+using conn_internal::kDeadTag;
+using conn_internal::kExpireLater;
+using conn_internal::kInLinked;
+using conn_internal::kNil;
+using conn_internal::kOutLinked;
+using conn_internal::kTimerLinked;
+using conn_internal::kWheelSlots;
+using conn_internal::mix64;
+
+struct ConnTable::Impl {
+  Impl(const Options& o, ConnEvents* ev)
+      : events(ev),
+        seed(o.seed),
+        capacity(o.capacity),
+        shard_count(o.shards),
+        shard_mask(o.shards - 1),
+        entries(o.capacity),
+        shards(o.shards) {
+    LB_CHECK(o.shards > 0 && (o.shards & (o.shards - 1)) == 0 && o.shards <= 65536);
+    LB_CHECK(o.capacity > 0 && o.capacity < kNil);
+    size_t per = 1;
+    while (per * o.shards < o.capacity)
+      per <<= 1;
+    buckets_per_shard = per;
+    bucket_mask = per - 1;
+    for (ConnShard& s : shards) {
+      s.in_heads.assign(per, kNil);
+      s.out_heads.assign(per, kNil);
+      s.wheel.fill(kNil);
+    }
+    // Free list in index order: entry 0 on top.
+    for (size_t i = capacity; i-- > 0;) {
+      entries[i].free_next.store(static_cast<uint32_t>(freeTop()), std::memory_order_relaxed);
+      free_head.store((static_cast<uint64_t>(0) << 32) | i, std::memory_order_relaxed);
+    }
+  }
+
+  size_t freeTop() const {
+    return static_cast<size_t>(free_head.load(std::memory_order_relaxed) & 0xffffffffu);
+  }
+
+  // --- slab (a tagged Treiber stack: the tag defeats ABA) ---
+  uint32_t popFree() noexcept {
+    uint64_t head = free_head.load(std::memory_order_acquire);
+    for (;;) {
+      uint32_t idx = static_cast<uint32_t>(head & 0xffffffffu);
+      if (idx == kNil)
+        return kNil;
+      uint32_t next = entries[idx].free_next.load(std::memory_order_relaxed);
+      uint64_t tagged = (((head >> 32) + 1) << 32) | next;
+      if (free_head.compare_exchange_weak(head, tagged, std::memory_order_acquire,
+                                          std::memory_order_acquire)) {
+        return idx;
+      }
+    }
+  }
+
+  void pushFree(uint32_t idx) noexcept {
+    uint64_t head = free_head.load(std::memory_order_relaxed);
+    for (;;) {
+      entries[idx].free_next.store(static_cast<uint32_t>(head & 0xffffffffu),
+                                   std::memory_order_relaxed);
+      uint64_t tagged = (((head >> 32) + 1) << 32) | idx;
+      if (free_head.compare_exchange_weak(head, tagged, std::memory_order_release,
+                                          std::memory_order_relaxed)) {
+        return;
+      }
+    }
+  }
+
+  // --- hashing ---
+  size_t shardOf(uint64_t h) const { return static_cast<size_t>(h >> 40) & shard_mask; }
+
+  uint32_t bucketOf(uint64_t h) const { return static_cast<uint32_t>(h & bucket_mask); }
+
+  uint64_t inHash(const Conn& c) const { return hashSide(seed, c.af, c.proto, c.caddr, c.cport); }
+
+  uint64_t outHash(const Conn& c) const { return hashSide(seed, c.daf, c.proto, c.laddr, c.lport); }
+
+  // --- matching (ip_vs_conn.c __ip_vs_conn_in_get, ip_vs_ct_in_get, ip_vs_conn_out_get) ---
+  static bool inMatch(const Conn& c, const ConnTuple& t) {
+    if ((c.flags & kConnFTemplate) != 0)
+      return false;
+    // (!p->cport) ^ (!(cp->flags & NO_CPORT)): a zero-cport lookup finds only NO_CPORT entries.
+    if ((t.sport == 0) != ((c.flags & kConnFNoCport) != 0))
+      return false;
+    return c.cport == t.sport && c.vport == t.dport && c.af == t.af && c.proto == t.proto &&
+           c.caddr == t.saddr && c.vaddr == t.daddr;
+  }
+
+  static bool templateMatch(const Conn& c, const ConnTuple& t) {
+    return (c.flags & kConnFTemplate) != 0 && c.cport == t.sport && c.vport == t.dport &&
+           c.af == t.af && c.proto == t.proto && c.caddr == t.saddr && c.vaddr == t.daddr;
+  }
+
+  // A reply to a NAT or non-NAT conn, found through the in-chain (dst is caddr:cport).
+  static bool outMatchHome(const Conn& c, const ConnTuple& t) {
+    if ((c.flags & (kConnFTemplate | kConnFFullNat)) != 0)
+      return false;
+    if (c.cport != t.dport || c.af != t.af || c.proto != t.proto || c.caddr != t.daddr) {
+      return false;
+    }
+    if ((c.flags & kConnFFwdMask) == static_cast<uint32_t>(FwdMethod::kMasq)) {
+      return c.dport == t.sport && c.daddr == t.saddr;
+    }
+    return c.vport == t.sport && c.vaddr == t.saddr;
+  }
+
+  // A reply to a full-NAT conn: src daddr:dport, dst laddr:lport.
+  static bool outMatchFullNat(const Conn& c, const ConnTuple& t) {
+    return c.lport == t.dport && c.dport == t.sport && c.daf == t.af && c.proto == t.proto &&
+           c.laddr == t.daddr && c.daddr == t.saddr;
+  }
+
+  // --- timer wheel (home lock held) ---
+  static size_t slotOf(int64_t sec) { return static_cast<size_t>(sec) & (kWheelSlots - 1); }
+
+  void timerLink(ConnShard& s, uint32_t idx) noexcept {
+    ConnEntry& e = entries[idx];
+    int64_t sec = std::max(floorSec(e.conn.expires), s.cursor + 1);
+    size_t slot = slotOf(sec);
+    e.wheel_sec = sec;
+    e.timer_prev = kNil;
+    e.timer_next = s.wheel[slot];
+    if (e.timer_next != kNil)
+      entries[e.timer_next].timer_prev = idx;
+    s.wheel[slot] = idx;
+    e.bits |= kTimerLinked;
+  }
+
+  void timerUnlink(ConnShard& s, uint32_t idx) noexcept {
+    ConnEntry& e = entries[idx];
+    if ((e.bits & kTimerLinked) == 0)
+      return;
+    if (e.timer_prev != kNil) {
+      entries[e.timer_prev].timer_next = e.timer_next;
+    } else {
+      s.wheel[slotOf(e.wheel_sec)] = e.timer_next;
+    }
+    if (e.timer_next != kNil)
+      entries[e.timer_next].timer_prev = e.timer_prev;
+    e.timer_prev = e.timer_next = kNil;
+    e.bits &= static_cast<uint8_t>(~kTimerLinked);
+  }
+
+  void rearm(ConnShard& s, uint32_t idx, MonoTime expires) noexcept {
+    timerUnlink(s, idx);
+    entries[idx].conn.expires = expires;
+    timerLink(s, idx);
+  }
+
+  // setTimeout's re-arm. Lazy when the timer moves later (the common case: every packet
+  // refreshes it): the entry stays in its earlier slot and expireShard moves it when it gets
+  // there, so a refresh touches no neighbouring entries.
+  void retime(ConnShard& s, uint32_t idx, MonoTime expires) noexcept {
+    ConnEntry& e = entries[idx];
+    if ((e.bits & kTimerLinked) != 0 && floorSec(expires) >= e.wheel_sec) {
+      e.conn.expires = expires;
+      return;
+    }
+    rearm(s, idx, expires);
+  }
+
+  // expireShard found a linked entry that is not due: move it to the slot of its expiry.
+  void settle(ConnShard& s, uint32_t idx) noexcept {
+    ConnEntry& e = entries[idx];
+    int64_t target = std::max(floorSec(e.conn.expires), s.cursor + 1);
+    if (target == e.wheel_sec)
+      return;
+    if (slotOf(target) == slotOf(e.wheel_sec)) {
+      e.wheel_sec = target;  // same list, a later round
+      return;
+    }
+    timerUnlink(s, idx);
+    timerLink(s, idx);
+  }
+
+  // --- in-chain (home lock held) ---
+  void inUnlink(ConnShard& s, uint32_t idx) noexcept {
+    ConnEntry& e = entries[idx];
+    if ((e.bits & kInLinked) == 0)
+      return;
+    uint32_t* link = &s.in_heads[bucketOf(inHash(e.conn))];
+    while (*link != kNil && *link != idx)
+      link = &entries[*link].in_next;
+    LB_DCHECK(*link == idx);
+    if (*link == idx)
+      *link = e.in_next;
+    e.in_next = kNil;
+    e.bits &= static_cast<uint8_t>(~kInLinked);
+  }
+
+  // Unlinks the entry everywhere it is reachable from its home shard, reports it and bumps its
+  // generation. Returns true when the slot can go back to the slab now; false when its
+  // full-NAT out node must first be unlinked by finishDeferred() (pushed on *deferred).
+  bool freeLocked(ConnShard& s, uint32_t idx, uint32_t* deferred) noexcept {
+    ConnEntry& e = entries[idx];
+    e.tag.store(kDeadTag, std::memory_order_release);
+    inUnlink(s, idx);
+    timerUnlink(s, idx);
+    if (events != nullptr)
+      events->onConnFreed(e.conn);
+    e.conn.generation = (e.conn.generation + 1) & 0x7fffffffu;
+    if ((e.conn.flags & kConnFTemplate) != 0)
+      templates.fetch_sub(1, std::memory_order_relaxed);
+    if ((e.conn.flags & kConnFNoCport) != 0)
+      no_cport.fetch_sub(1, std::memory_order_relaxed);
+    count.fetch_sub(1, std::memory_order_relaxed);
+    if ((e.bits & kOutLinked) != 0) {
+      e.in_next = *deferred;
+      *deferred = idx;
+      return false;
+    }
+    pushFree(idx);
+    return true;
+  }
+
+  // Unlinks the out nodes of entries freed under a home lock, then returns them to the slab.
+  // No lock may be held by the caller.
+  void finishDeferred(uint32_t list) noexcept {
+    while (list != kNil) {
+      ConnEntry& e = entries[list];
+      uint32_t next = e.in_next;
+      ConnShard& os = shards[e.out_shard];
+      os.lock.lock();
+      uint32_t* link = &os.out_heads[e.out_bucket];
+      while (*link != kNil && *link != list)
+        link = &entries[*link].out_next;
+      LB_DCHECK(*link == list);
+      if (*link == list)
+        *link = e.out_next;
+      e.out_next = kNil;
+      e.bits &= static_cast<uint8_t>(~kOutLinked);
+      os.lock.unlock();
+      e.in_next = kNil;
+      pushFree(list);
+      list = next;
+    }
+  }
+
+  // Fires one due timer (home lock held): expire_later for a template still controlling
+  // conns, otherwise free.
+  void fire(ConnShard& s, uint32_t idx, MonoTime now, uint32_t* deferred) noexcept {
+    Conn& c = entries[idx].conn;
+    if ((c.flags & kConnFTemplate) != 0 && c.n_control.load(std::memory_order_relaxed) > 0) {
+      c.timeout = kExpireLater;
+      rearm(s, idx, now + kExpireLater);
+      return;
+    }
+    freeLocked(s, idx, deferred);
+  }
+
+  // Home lock held: applies a pending assureTemplate().
+  void foldAssured(uint32_t idx) noexcept {
+    ConnEntry& e = entries[idx];
+    if ((e.conn.flags & kConnFTemplate) != 0 && e.assure.load(std::memory_order_relaxed)) {
+      e.conn.state |= kTemplateAssured;
+    }
+  }
+
+  size_t expireShard(ConnShard& s, MonoTime now, size_t budget) noexcept;
+  bool dropCandidate(const Conn& c, MonoTime now) noexcept;
+  bool todropEntry(const Conn& c, MonoTime now) noexcept;
+  ConnGuard guardFor(ConnTable* table, size_t shard, uint32_t idx) noexcept;
+  template <typename Fn>
+  void forEachLocked(ConnShard& s, Fn&& fn);
+
+  ConnEvents* events;
+  uint64_t seed;
+  size_t capacity;
+  size_t shard_count;
+  size_t shard_mask;
+  size_t buckets_per_shard = 1;
+  size_t bucket_mask = 0;
+  std::vector<ConnEntry> entries;
+  std::vector<ConnShard> shards;
+  std::atomic<uint64_t> free_head{kNil};
+  std::atomic<size_t> count{0};
+  std::atomic<size_t> templates{0};
+  std::atomic<size_t> no_cport{0};
+  std::atomic<uint64_t> table_full{0};
+  std::atomic<size_t> expire_rotor{0};
+  std::array<std::atomic<int8_t>, 9> todrop_counter{};
+};
+
+template <typename Fn>
+void ConnTable::Impl::forEachLocked(ConnShard& s, Fn&& fn) {
+  for (uint32_t head : s.wheel) {
+    for (uint32_t idx = head; idx != kNil;) {
+      uint32_t next = entries[idx].timer_next;
+      fn(idx);
+      idx = next;
+    }
+  }
+}
+
+}  // namespace lb
+
+#endif  // LBD_CORE_CONN_CONN_TABLE_IMPL_H_
