@@ -283,9 +283,9 @@ std::string ipvsadmError(CommandKind kind, const grpc::Status& s) {
   if (code == StatusCode::PERMISSION_DENIED || code == StatusCode::UNAUTHENTICATED) {
     return "Permission denied (you must be root)\n" + detail;
   }
-  if (code == StatusCode::FAILED_PRECONDITION &&
-      absl::StrContains(absl::AsciiStrToLower(s.error_message()), "threshold")) {
-    return "Numerical result out of range\n" + detail;  // the kernel's -ERANGE
+  if ((code == StatusCode::INVALID_ARGUMENT || code == StatusCode::FAILED_PRECONDITION) &&
+      absl::StrContains(s.error_message(), "above upper threshold")) {
+    return "Numerical result out of range\n" + detail;  // ip_vs_check_udest's -ERANGE
   }
   if (code == StatusCode::INVALID_ARGUMENT || code == StatusCode::FAILED_PRECONDITION) {
     return "Invalid operation.  Possibly wrong module version, address not unicast, ...\n" + detail;

@@ -1,0 +1,334 @@
+// SPDX-License-Identifier: Apache-2.0
+// The gRPC server in-process on a unix socket in a temp dir, driven by lbctl_lib's client with
+// ipvsadm command lines, and by the raw stub for the gRPC codes.
+#include "cmd/lbd/control/control_plane.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_split.h"
+
+#include "cmd/lbctl/lbctl.h"
+#include "cmd/lbd/control/metrics_server.h"
+
+namespace lb::lbd {
+namespace {
+
+namespace pb = ::lbd::v1;
+
+class CountingHooks : public DataplaneHooks {
+ public:
+  absl::Status onCommit(const ServiceTable& table) override {
+    ++commits;
+    services = table.config().services.size();
+    return absl::OkStatus();
+  }
+
+  const ConnTable* conns() const override { return nullptr; }
+
+  std::vector<std::pair<std::string, uint64_t>> metrics() const override {
+    return {{"lb_test_metric", 7}};
+  }
+
+  int commits = 0;
+  size_t services = 0;
+};
+
+struct Result {
+  int rc;
+  std::string out, err;
+};
+
+class ControlPlaneTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/lbd_control_test.XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    server_ = "unix://" + dir_ + "/run/lbd.sock";  // the server creates run/
+    startServer();
+  }
+
+  void TearDown() override {
+    plane_.reset();
+    table_.reset();
+  }
+
+  void startServer() {
+    plane_.reset();
+    table_ = std::make_unique<ServiceTable>();
+    ControlOptions o;
+    o.listen = server_;
+    o.state_file = dir_ + "/state";
+    plane_ = std::make_unique<ControlPlane>(*table_, &hooks_, o);
+    ASSERT_TRUE(plane_->loadInitialConfig().ok());
+    ASSERT_TRUE(plane_->start().ok());
+  }
+
+  Result run(const std::string& line, const std::string& input = "") {
+    std::vector<std::string> args = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    args.push_back("--server=" + server_);
+    std::istringstream in(input);
+    std::ostringstream out, err;
+    int rc = lbctl::runLbctl("ipvsadm", args, in, out, err, lbctl::makeStub);
+    return {rc, out.str(), err.str()};
+  }
+
+  std::unique_ptr<lbctl::Stub> stub() { return lbctl::makeStub(server_, ""); }
+
+  std::string dir_, server_;
+  CountingHooks hooks_;
+  std::unique_ptr<ServiceTable> table_;
+  std::unique_ptr<ControlPlane> plane_;
+};
+
+constexpr char kHeader[] =
+    "IP Virtual Server version 1.2.1 (size=4096)\n"
+    "Prot LocalAddress:Port Scheduler Flags\n"
+    "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n";
+
+TEST_F(ControlPlaneTest, SocketIsPrivate) {
+  struct stat st {};
+
+  ASSERT_EQ(stat((dir_ + "/run/lbd.sock").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST_F(ControlPlaneTest, AddEditDeleteAndList) {
+  EXPECT_EQ(run("-A -t 198.18.0.1:80 -s rr").rc, 0);
+  EXPECT_EQ(run("-a -t 198.18.0.1:80 -r 198.18.1.2:8080 -m -w 3").rc, 0);
+  EXPECT_EQ(run("-a -t 198.18.0.1:80 -r 198.18.1.1:8080 -m").rc, 0);
+  EXPECT_EQ(run("-A -u 198.18.0.1:53 -s sh -b sh-fallback -o").rc, 0);
+  EXPECT_EQ(run("-a -u 198.18.0.1:53 -r 198.18.1.1 -g -x 100 -y 10").rc, 0);
+  EXPECT_EQ(run("-A -f 9 -s wlc -p").rc, 0);
+  EXPECT_EQ(hooks_.commits, 6);
+  Result l = run("-Ln");
+  EXPECT_EQ(l.rc, 0);
+  EXPECT_EQ(l.out, std::string(kHeader) +
+                       "TCP  198.18.0.1:80 rr\n"
+                       "  -> 198.18.1.1:8080              Masq    1      0          0         \n"
+                       "  -> 198.18.1.2:8080              Masq    3      0          0         \n"
+                       "UDP  198.18.0.1:53 sh (sh-fallback) ops\n"
+                       "  -> 198.18.1.1:53                Route   1      0          0         \n"
+                       "FWM  9 wlc persistent 360\n");
+  EXPECT_EQ(run("-e -t 198.18.0.1:80 -r 198.18.1.2:8080 -m -w 0").rc, 0);
+  EXPECT_EQ(run("-E -t 198.18.0.1:80 -s wrr -p 60").rc, 0);
+  EXPECT_EQ(run("-d -t 198.18.0.1:80 -r 198.18.1.1:8080").rc, 0);
+  EXPECT_EQ(run("-D -f 9").rc, 0);
+  EXPECT_EQ(run("-L -n -t 198.18.0.1:80").out,
+            "Prot LocalAddress:Port Scheduler Flags\n"
+            "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n"
+            "TCP  198.18.0.1:80 wrr persistent 60\n"
+            "  -> 198.18.1.2:8080              Masq    0      0          0         \n");
+  EXPECT_EQ(run("-Ln --thresholds -u 198.18.0.1:53").out,
+            "Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn \n"
+            "  -> RemoteAddress:Port\n"
+            "UDP  198.18.0.1:53 sh (sh-fallback) ops\n"
+            "  -> 198.18.1.1:53                100        10         0          0         \n");
+  EXPECT_EQ(hooks_.services, 2u);
+}
+
+TEST_F(ControlPlaneTest, ErrorsAreIpvsadmsAndChangeNothing) {
+  ASSERT_EQ(run("-A -t 198.18.0.1:80 -s rr").rc, 0);
+  ASSERT_EQ(run("-a -t 198.18.0.1:80 -r 198.18.1.1 -g").rc, 0);
+  const std::string before = run("-S -n").out;
+  const int commits = hooks_.commits;
+
+  struct Case {
+    const char* line;
+    const char* err;
+    int rc;
+  };
+
+  const Case cases[] = {
+      {"-A -t 198.18.0.1:80 -s rr", "Service already exists\n", 255},
+      {"-A -t 198.18.0.2:80 -s nosuch", "Scheduler or persistence engine not found\n", 255},
+      {"-E -t 198.18.0.9:80 -s rr", "No such service\n", 255},
+      {"-E -t 198.18.0.1:80 -s nosuch", "Scheduler or persistence engine not found\n", 255},
+      {"-D -t 198.18.0.9:80", "No such service\n", 255},
+      {"-a -t 198.18.0.9:80 -r 198.18.1.1", "Service not defined\n", 255},
+      {"-a -t 198.18.0.1:80 -r 198.18.1.1", "Destination already exists\n", 255},
+      {"-e -t 198.18.0.1:80 -r 198.18.1.7", "No such destination\n", 255},
+      {"-d -t 198.18.0.1:80 -r 198.18.1.7", "No such destination\n", 255},
+      {"-d -t 198.18.0.9:80 -r 198.18.1.7", "Service not defined\n", 255},
+      {"-Z -t 198.18.0.9:80", "No such service\n", 255},
+      {"-L -t 198.18.0.9:80", "No such service\n", 1},
+      {"-A -t 198.18.0.1", "Zero port specified for non-persistent service\n", 2},
+      {"--start-daemon master",
+       "Connection synchronisation (sync daemon) is not supported by lbd yet\n", 255},
+  };
+  for (const Case& c : cases) {
+    Result r = run(c.line);
+    EXPECT_EQ(r.err, c.err) << c.line;
+    EXPECT_EQ(r.rc, c.rc) << c.line;
+    EXPECT_EQ(r.out, "") << c.line;
+  }
+  Result th = run("-a -t 198.18.0.1:80 -r 198.18.1.2 -y 10");
+  EXPECT_EQ(th.rc, 255);
+  EXPECT_EQ(th.err.substr(0, th.err.find('\n')), "Numerical result out of range");
+  Result fnat = run("-a -t 198.18.0.1:80 -r 198.18.1.2 --fullnat");
+  EXPECT_EQ(fnat.err.substr(0, fnat.err.find('\n')),
+            "Invalid operation.  Possibly wrong module version, address not unicast, ...");
+  EXPECT_NE(fnat.err.find("lbd: service TCP 198.18.0.1:80 has no local addresses"),
+            std::string::npos);
+  EXPECT_EQ(run("-S -n").out, before);
+  EXPECT_EQ(hooks_.commits, commits);
+}
+
+TEST_F(ControlPlaneTest, SaveClearRestoreSaveAndRestart) {
+  const std::string rules =
+      "-A -t 198.18.0.1:80 -s wrr -p 300 -M 255.255.255.0\n"
+      "-a -t 198.18.0.1:80 -r 198.18.1.1:80 -g -w 1\n"
+      "-a -t 198.18.0.1:80 -r 198.18.1.2:80 -i -w 2 --tun-type gue --tun-port 6080 --tun-csum\n"
+      "-A -u 198.18.0.1:53 -s mh -o -b mh-fallback,mh-port\n"
+      "-a -u 198.18.0.1:53 -r 198.18.2.1:5353 -m -w 5\n"
+      "-P -u 198.18.0.1:53 -z 198.18.9.9\n"
+      "-A -t [2001:2::1]:443 -s rr\n"
+      "-a -t [2001:2::1]:443 -r [2001:2::10]:8443 -m -w 1\n"
+      "-A -f 3 -6 -s lc\n";
+  Result r = run("-R", rules);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const std::string saved = run("-S -n").out;
+  EXPECT_EQ(saved, rules);
+  EXPECT_EQ(run("-C").rc, 0);
+  EXPECT_EQ(run("-S -n").out, "");
+  ASSERT_EQ(run("-R", saved).rc, 0);
+  EXPECT_EQ(run("-S -n").out, saved);
+  EXPECT_EQ(run("--set 1000 0 60").rc, 0);
+  EXPECT_EQ(run("-L --timeout").out, "Timeout (tcp tcpfin udp): 1000 120 60\n");
+
+  // A restart reads the state file back.
+  startServer();
+  EXPECT_EQ(run("-S -n").out, saved);
+  EXPECT_EQ(run("-L --timeout").out, "Timeout (tcp tcpfin udp): 1000 120 60\n");
+  EXPECT_EQ(run("-G").out,
+            "VIP:VPORT            TOTAL    LADDR                CONFLICTS  CONNS     \n"
+            "198.18.0.1:53        1        \n"
+            "                              198.18.9.9           0          0         \n");
+}
+
+TEST_F(ControlPlaneTest, RestoreWithABadLineChangesNothing) {
+  Result r = run("-R", "-A -t 198.18.0.1:80 -s rr\n-a -t 198.18.0.1:80 -r 198.18.1.1 -w x\n");
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_EQ(r.err, "illegal weight specified\n");
+  EXPECT_EQ(run("-S -n").out, "");
+}
+
+TEST_F(ControlPlaneTest, ListingsWithoutDataplane) {
+  ASSERT_EQ(run("-A -t 198.18.0.1:80 -s rr").rc, 0);
+  EXPECT_EQ(run("-Lnc").out,
+            "IPVS connection entries\n"
+            "pro expire state       source             virtual            destination\n");
+  EXPECT_EQ(run("-L --daemon").out, "");
+  EXPECT_EQ(run("-Ln --stats").out,
+            "IP Virtual Server version 1.2.1 (size=4096)\n"
+            "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n"
+            "  -> RemoteAddress:Port\n"
+            "TCP  198.18.0.1:80                       0        0        0        0        0\n");
+  EXPECT_EQ(run("-Z").rc, 0);
+  EXPECT_EQ(run("-Z -t 198.18.0.1:80").rc, 0);
+  Result json = run("-Ln --output=json");
+  EXPECT_EQ(json.rc, 0);
+  EXPECT_NE(json.out.find("\"scheduler\": \"rr\""), std::string::npos) << json.out;
+}
+
+TEST_F(ControlPlaneTest, GrpcCodes) {
+  std::unique_ptr<lbctl::Stub> s = stub();
+  auto create = [&](const pb::Service& svc) {
+    grpc::ClientContext ctx;
+    pb::CreateServiceRequest req;
+    *req.mutable_service() = svc;
+    pb::CreateServiceResponse resp;
+    return s->CreateService(&ctx, req, &resp);
+  };
+  pb::Service svc;
+  svc.mutable_key()->mutable_address()->set_address("198.18.0.1");
+  svc.mutable_key()->mutable_address()->set_port(80);
+  EXPECT_EQ(create(svc).error_code(), grpc::StatusCode::INVALID_ARGUMENT);  // protocol unset
+  svc.mutable_key()->mutable_address()->set_protocol(pb::PROTOCOL_TCP);
+  EXPECT_EQ(create(svc).error_code(), grpc::StatusCode::OK);
+  EXPECT_EQ(create(svc).error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  pb::Service with_dests = svc;
+  with_dests.mutable_key()->mutable_address()->set_port(81);
+  with_dests.add_dests()->set_address("198.18.1.1");
+  EXPECT_EQ(create(with_dests).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  grpc::ClientContext ctx;
+  pb::CreateDestRequest dreq;
+  *dreq.mutable_key() = svc.key();
+  dreq.mutable_dest()->set_address("198.18.1.1");
+  pb::CreateDestResponse dresp;
+  grpc::Status st = s->CreateDest(&ctx, dreq, &dresp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);  // forward method unset
+  EXPECT_EQ(st.error_message(), "dest.forward_method: forward method unspecified");
+
+  grpc::ClientContext ctx2;
+  pb::DeleteServiceRequest del;
+  del.mutable_key()->mutable_fwmark()->set_mark(4);
+  del.mutable_key()->mutable_fwmark()->set_family(pb::ADDRESS_FAMILY_INET);
+  pb::DeleteServiceResponse delresp;
+  st = s->DeleteService(&ctx2, del, &delresp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(st.error_message(), "no such service: FWM 4");
+
+  grpc::ClientContext ctx3;
+  pb::GetConfigResponse cfg;
+  ASSERT_TRUE(s->GetConfig(&ctx3, pb::GetConfigRequest(), &cfg).ok());
+  ASSERT_EQ(cfg.config().services_size(), 1);
+  EXPECT_EQ(cfg.config().services(0).scheduler(), "wlc");
+  EXPECT_EQ(cfg.config().timeouts().tcp().seconds(), 900);
+
+  grpc::ClientContext ctx4;
+  pb::ReplaceConfigRequest rep;
+  *rep.mutable_config() = cfg.config();
+  rep.mutable_config()->mutable_services(0)->set_scheduler("nosuch");
+  pb::ReplaceConfigResponse represp;
+  EXPECT_EQ(s->ReplaceConfig(&ctx4, rep, &represp).error_code(), grpc::StatusCode::NOT_FOUND);
+
+  grpc::ClientContext ctx5;
+  pb::GetStatsResponse stats;
+  ASSERT_TRUE(s->GetStats(&ctx5, pb::GetStatsRequest(), &stats).ok());
+  bool found = false;
+  for (const pb::Metric& m : stats.metrics())
+    found |= m.name() == "lb_test_metric" && m.value() == 7;
+  EXPECT_TRUE(found);
+}
+
+TEST(MetricsServerTest, ServesRenderedText) {
+  absl::StatusOr<std::unique_ptr<MetricsServer>> m =
+      MetricsServer::start("127.0.0.1:0", [] { return std::string("lb_x 1\n"); });
+  ASSERT_TRUE(m.ok()) << m.status();
+  auto get = [&](const std::string& request) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((*m)->port());
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    EXPECT_EQ(write(fd, request.data(), request.size()), static_cast<ssize_t>(request.size()));
+    std::string resp;
+    char buf[512];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0)
+      resp.append(buf, static_cast<size_t>(n));
+    close(fd);
+    return resp;
+  };
+  EXPECT_EQ(get("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+            "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: 7\r\n"
+            "\r\nlb_x 1\n");
+  EXPECT_EQ(get("GET /nope HTTP/1.0\r\n\r\n").substr(0, 22), "HTTP/1.0 404 Not Found");
+  (*m)->stop();
+}
+
+}  // namespace
+}  // namespace lb::lbd
