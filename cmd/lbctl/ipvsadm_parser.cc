@@ -22,332 +22,18 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
-namespace lb::lbctl {
+#include "cmd/lbctl/ipvsadm_tables.h"
+
+namespace lb::lbctl::ipvsadm {
 namespace {
 
 namespace pb = ::lbd::v1;
-
-constexpr int kMaxTimeout = 86400 * 31;  // ipvsadm's MAX_TIMEOUT
-constexpr int kDefaultPersistTimeout = 360;
-
-// Option columns of ipvsadm's commands_v_options table (OPTC_*), plus lbctl's -z (DPVS).
-enum Opt : int {
-  kOptNumeric,
-  kOptConnection,
-  kOptService,
-  kOptScheduler,
-  kOptPersistent,
-  kOptNetmask,
-  kOptServer,
-  kOptForward,
-  kOptWeight,
-  kOptUThreshold,
-  kOptLThreshold,
-  kOptMcast,
-  kOptTimeout,
-  kOptDaemon,
-  kOptStats,
-  kOptRate,
-  kOptThresholds,
-  kOptPersistentConn,
-  kOptNoSort,
-  kOptSyncId,
-  kOptExact,
-  kOptOnePacket,
-  kOptPe,
-  kOptSchedFlags,
-  kOptMcastGroup,
-  kOptMcastPort,
-  kOptMcastTtl,
-  kOptSyncMaxlen,
-  kOptTunInfo,
-  kOptTunType,
-  kOptTunPort,
-  kOptTunNoCsum,
-  kOptTunCsum,
-  kOptTunRemCsum,
-  kOptLaddr,
-  kOptCount
-};
-
-constexpr std::array<const char*, kOptCount> kOptNames = {"numeric",
-                                                          "connection",
-                                                          "service-address",
-                                                          "scheduler",
-                                                          "persistent",
-                                                          "netmask",
-                                                          "real-server",
-                                                          "forwarding-method",
-                                                          "weight",
-                                                          "u-threshold",
-                                                          "l-threshold",
-                                                          "mcast-interface",
-                                                          "timeout",
-                                                          "daemon",
-                                                          "stats",
-                                                          "rate",
-                                                          "thresholds",
-                                                          "persistent-conn",
-                                                          "nosort",
-                                                          "syncid",
-                                                          "exact",
-                                                          "ops",
-                                                          "pe",
-                                                          "sched-flags",
-                                                          "mcast-group",
-                                                          "mcast-port",
-                                                          "mcast-ttl",
-                                                          "sync-maxlen",
-                                                          "tun-info",
-                                                          "tun-type",
-                                                          "tun-port",
-                                                          "tun-nocsum",
-                                                          "tun-csum",
-                                                          "tun-remcsum",
-                                                          "laddr"};
-
-struct CommandInfo {
-  CommandKind kind;
-  const char* name;
-  // One character per option column: '+' compulsory, 'x' illegal, '1' exclusive, ' ' optional
-  // (ipvsadm.c commands_v_options; the last column is lbctl's -z).
-  const char* legal;
-};
-
-// Rows in ipvsadm's CMD_* order, then the DPVS local-address commands.
-constexpr std::array<CommandInfo, 17> kCommands = {{
-    {CommandKind::kAddService, "add-service", "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx"},
-    {CommandKind::kEditService, "edit-service", "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx"},
-    {CommandKind::kDeleteService, "delete-service", "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
-    {CommandKind::kFlush, "flush", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
-    {CommandKind::kList, "list", " 11xxxxxxxxx11       xxxxxxx xxxxxx"},
-    {CommandKind::kAddDest, "add-server", "xx+xxx+    xxxxxxxxxxxxxxxxxx     x"},
-    {CommandKind::kDeleteDest, "delete-server", "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
-    {CommandKind::kEditDest, "edit-server", "xx+xxx+    xxxxxxxxxxxxxxxxxx     x"},
-    {CommandKind::kSetTimeout, "set", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
-    {CommandKind::kStartDaemon, "start-daemon", "xxxxxxxxxxx xxxxxxx xxxx    xxxxxxx"},
-    {CommandKind::kStopDaemon, "stop-daemon", "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxx"},
-    {CommandKind::kRestore, "restore", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
-    {CommandKind::kSave, "save", " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
-    {CommandKind::kZero, "zero", "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
-    {CommandKind::kAddLaddr, "add-laddr", "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+"},
-    {CommandKind::kDelLaddr, "del-laddr", "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+"},
-    {CommandKind::kGetLaddr, "get-laddr", "  xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
-}};
-
-const CommandInfo* commandInfo(CommandKind k) {
-  for (const CommandInfo& c : kCommands) {
-    if (c.kind == k)
-      return &c;
-  }
-  return nullptr;
-}
-
-// Long-only option tags (ipvsadm's TAG_*), outside the ASCII range.
-enum Tag : int {
-  kTagSet = 256,
-  kTagStartDaemon,
-  kTagStopDaemon,
-  kTagMcastInterface,
-  kTagTimeout,
-  kTagDaemon,
-  kTagStats,
-  kTagRate,
-  kTagThresholds,
-  kTagPersistentConn,
-  kTagSort,
-  kTagNoSort,
-  kTagPe,
-  kTagSctp,
-  kTagMcastGroup,
-  kTagMcastPort,
-  kTagMcastTtl,
-  kTagSyncMaxlen,
-  kTagTunInfo,
-  kTagTunType,
-  kTagTunPort,
-  kTagTunNoCsum,
-  kTagTunCsum,
-  kTagTunRemCsum,
-  kTagFullNat,
-  kTagSyncId,
-};
-
-constexpr char kShortOpts[] = "+:AEDCRSaedLlZhvt:u:f:s:p::M:r:migw:x:y:ncXo6b:PQGz:";
-
-const struct option kLongOpts[] = {
-    {"add-service", no_argument, nullptr, 'A'},
-    {"edit-service", no_argument, nullptr, 'E'},
-    {"delete-service", no_argument, nullptr, 'D'},
-    {"clear", no_argument, nullptr, 'C'},
-    {"list", no_argument, nullptr, 'L'},
-    {"zero", no_argument, nullptr, 'Z'},
-    {"add-server", no_argument, nullptr, 'a'},
-    {"edit-server", no_argument, nullptr, 'e'},
-    {"delete-server", no_argument, nullptr, 'd'},
-    {"set", no_argument, nullptr, kTagSet},
-    {"help", no_argument, nullptr, 'h'},
-    {"version", no_argument, nullptr, 'v'},
-    {"restore", no_argument, nullptr, 'R'},
-    {"save", no_argument, nullptr, 'S'},
-    {"start-daemon", required_argument, nullptr, kTagStartDaemon},
-    {"stop-daemon", required_argument, nullptr, kTagStopDaemon},
-    {"add-laddr", no_argument, nullptr, 'P'},
-    {"del-laddr", no_argument, nullptr, 'Q'},
-    {"get-laddr", no_argument, nullptr, 'G'},
-    {"tcp-service", required_argument, nullptr, 't'},
-    {"udp-service", required_argument, nullptr, 'u'},
-    {"sctp-service", required_argument, nullptr, kTagSctp},
-    {"fwmark-service", required_argument, nullptr, 'f'},
-    {"scheduler", required_argument, nullptr, 's'},
-    {"persistent", optional_argument, nullptr, 'p'},
-    {"netmask", required_argument, nullptr, 'M'},
-    {"real-server", required_argument, nullptr, 'r'},
-    {"masquerading", no_argument, nullptr, 'm'},
-    {"ipip", no_argument, nullptr, 'i'},
-    {"gatewaying", no_argument, nullptr, 'g'},
-    {"fullnat", no_argument, nullptr, kTagFullNat},
-    {"weight", required_argument, nullptr, 'w'},
-    {"u-threshold", required_argument, nullptr, 'x'},
-    {"l-threshold", required_argument, nullptr, 'y'},
-    {"numeric", no_argument, nullptr, 'n'},
-    {"connection", no_argument, nullptr, 'c'},
-    {"mcast-interface", required_argument, nullptr, kTagMcastInterface},
-    {"syncid", required_argument, nullptr, kTagSyncId},
-    {"timeout", no_argument, nullptr, kTagTimeout},
-    {"daemon", no_argument, nullptr, kTagDaemon},
-    {"stats", no_argument, nullptr, kTagStats},
-    {"rate", no_argument, nullptr, kTagRate},
-    {"thresholds", no_argument, nullptr, kTagThresholds},
-    {"persistent-conn", no_argument, nullptr, kTagPersistentConn},
-    {"nosort", no_argument, nullptr, kTagNoSort},
-    {"sort", no_argument, nullptr, kTagSort},
-    {"exact", no_argument, nullptr, 'X'},
-    {"ipv6", no_argument, nullptr, '6'},
-    {"ops", no_argument, nullptr, 'o'},
-    {"pe", required_argument, nullptr, kTagPe},
-    {"sched-flags", required_argument, nullptr, 'b'},
-    {"mcast-group", required_argument, nullptr, kTagMcastGroup},
-    {"mcast-port", required_argument, nullptr, kTagMcastPort},
-    {"mcast-ttl", required_argument, nullptr, kTagMcastTtl},
-    {"sync-maxlen", required_argument, nullptr, kTagSyncMaxlen},
-    {"tun-info", no_argument, nullptr, kTagTunInfo},
-    {"tun-type", required_argument, nullptr, kTagTunType},
-    {"tun-port", required_argument, nullptr, kTagTunPort},
-    {"tun-nocsum", no_argument, nullptr, kTagTunNoCsum},
-    {"tun-csum", no_argument, nullptr, kTagTunCsum},
-    {"tun-remcsum", no_argument, nullptr, kTagTunRemCsum},
-    {"laddr", required_argument, nullptr, 'z'},
-    {nullptr, 0, nullptr, 0},
-};
 
 // Thrown-free early exit: every check returns this on failure.
 struct Failure {
   std::string message;
   int exit_code;
 };
-
-// ipvsadm's string_to_number: the whole string, base 10, within [min, max]; -1 otherwise.
-int64_t stringToNumber(const char* s, int64_t min, int64_t max) {
-  if (s == nullptr || *s == '\0')
-    return -1;
-  errno = 0;
-  char* end = nullptr;
-  long long n = std::strtoll(s, &end, 10);
-  if (*end != '\0' || errno == ERANGE || n < min || n > max)
-    return -1;
-  return n;
-}
-
-constexpr int kSvcNone = 0, kSvcAddr = 1, kSvcPort = 2;
-
-struct ParsedAddr {
-  int af = AF_INET;
-  std::string address;  // canonical text
-  uint16_t port = 0;
-};
-
-bool allDigits(const std::string& s) {
-  for (char c : s) {
-    if (!absl::ascii_isdigit(static_cast<unsigned char>(c)))
-      return false;
-  }
-  return true;
-}
-
-std::optional<in_addr> hostToAddr(const std::string& name) {
-  addrinfo hints{};
-  hints.ai_family = AF_INET;
-  addrinfo* res = nullptr;
-  if (getaddrinfo(name.c_str(), nullptr, &hints, &res) != 0 || res == nullptr)
-    return std::nullopt;
-  in_addr a = reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr;
-  freeaddrinfo(res);
-  return a;
-}
-
-int serviceToPort(const std::string& name, pb::Protocol proto) {
-  const char* p = proto == pb::PROTOCOL_TCP    ? "tcp"
-                  : proto == pb::PROTOCOL_UDP  ? "udp"
-                  : proto == pb::PROTOCOL_SCTP ? "sctp"
-                                               : nullptr;
-  if (p == nullptr)
-    return -1;
-  servent* s = getservbyname(name.c_str(), p);
-  return s == nullptr ? -1 : ntohs(static_cast<uint16_t>(s->s_port));
-}
-
-// ipvsadm's parse_service: host[:port], [v6]:port, bare v6. Returns kSvc* bits.
-int parseService(const std::string& text, pb::Protocol proto, ParsedAddr* out) {
-  if (text.empty() || allDigits(text))
-    return kSvcNone;
-  std::string host = text;
-  std::optional<std::string> port;
-  bool bracketed = false;
-  if (host[0] == '[') {
-    size_t close = host.find(']');
-    if (close == std::string::npos || close + 1 >= host.size() || host[close + 1] != ':') {
-      return kSvcNone;
-    }
-    port = host.substr(close + 2);
-    host = host.substr(1, close - 1);
-    bracketed = true;
-  }
-  char buf[INET6_ADDRSTRLEN];
-  in6_addr a6{};
-  if (inet_pton(AF_INET6, host.c_str(), &a6) > 0) {
-    out->af = AF_INET6;
-    out->address = inet_ntop(AF_INET6, &a6, buf, sizeof(buf));
-  } else {
-    if (!bracketed) {
-      size_t colon = host.rfind(':');
-      if (colon != std::string::npos) {
-        port = host.substr(colon + 1);
-        host.resize(colon);
-      }
-    }
-    in_addr a4{};
-    if (inet_aton(host.c_str(), &a4) == 0) {
-      std::optional<in_addr> r = hostToAddr(host);
-      if (!r)
-        return kSvcNone;
-      a4 = *r;
-    }
-    out->af = AF_INET;
-    out->address = inet_ntop(AF_INET, &a4, buf, sizeof(buf));
-  }
-  int result = kSvcAddr;
-  if (port) {
-    result |= kSvcPort;
-    int64_t n = stringToNumber(port->c_str(), 0, 65535);
-    if (n == -1)
-      n = serviceToPort(*port, proto);
-    if (n == -1)
-      return kSvcNone;
-    out->port = static_cast<uint16_t>(n);
-  }
-  return result;
-}
 
 // The parser's working state: ipvsadm's ipvs_command_entry plus the option bit set.
 class Parser {
@@ -418,52 +104,6 @@ std::optional<Failure> Parser::setOption(int opt) {
   }
   options_ |= bit;
   return std::nullopt;
-}
-
-std::optional<CommandKind> commandFor(int c) {
-  switch (c) {
-    case 'A':
-      return CommandKind::kAddService;
-    case 'E':
-      return CommandKind::kEditService;
-    case 'D':
-      return CommandKind::kDeleteService;
-    case 'a':
-      return CommandKind::kAddDest;
-    case 'e':
-      return CommandKind::kEditDest;
-    case 'd':
-      return CommandKind::kDeleteDest;
-    case 'C':
-      return CommandKind::kFlush;
-    case 'L':
-    case 'l':
-      return CommandKind::kList;
-    case 'Z':
-      return CommandKind::kZero;
-    case kTagSet:
-      return CommandKind::kSetTimeout;
-    case 'R':
-      return CommandKind::kRestore;
-    case 'S':
-      return CommandKind::kSave;
-    case 'P':
-      return CommandKind::kAddLaddr;
-    case 'Q':
-      return CommandKind::kDelLaddr;
-    case 'G':
-      return CommandKind::kGetLaddr;
-    case kTagStartDaemon:
-      return CommandKind::kStartDaemon;
-    case kTagStopDaemon:
-      return CommandKind::kStopDaemon;
-    case 'h':
-      return CommandKind::kHelp;
-    case 'v':
-      return CommandKind::kVersion;
-    default:
-      return std::nullopt;
-  }
 }
 
 std::optional<Failure> Parser::handleServiceOption(int c, const char* arg) {
@@ -688,18 +328,6 @@ std::optional<Failure> Parser::handleDaemonOption(int c, const char* arg) {
     default:
       return std::nullopt;
   }
-}
-
-// IPv4 dotted mask -> prefix length; nullopt when not contiguous.
-std::optional<int> maskToPrefix(in_addr mask) {
-  uint32_t m = ntohl(mask.s_addr);
-  int prefix = 0;
-  while (prefix < 32 && (m & (0x80000000u >> prefix)) != 0)
-    ++prefix;
-  uint32_t expect = prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix);
-  if (m != expect)
-    return std::nullopt;
-  return prefix;
 }
 
 std::optional<Failure> Parser::handleOption(int c, const char* arg) {
@@ -1123,21 +751,24 @@ std::optional<Failure> stripGlobalOptions(std::vector<std::string>& args, Comman
 }
 
 }  // namespace
+}  // namespace lb::lbctl::ipvsadm
+
+namespace lb::lbctl {
 
 ParseResult parseIpvsadm(const std::string& program, const std::vector<std::string>& args) {
   ParseResult r;
   std::vector<std::string> rest = args;
   Command globals;
-  if (std::optional<Failure> f = stripGlobalOptions(rest, globals)) {
+  if (std::optional<ipvsadm::Failure> f = ipvsadm::stripGlobalOptions(rest, globals)) {
     r.error = ParseError{f->message, f->exit_code};
     return r;
   }
-  Parser p(program);
+  ipvsadm::Parser p(program);
   p.command().list.json = globals.list.json;  // checked against the command like any option
   if (rest.empty()) {
     // No arguments: list everything (ipvsadm's main with argc == 1).
     p.command().kind = CommandKind::kList;
-  } else if (std::optional<Failure> f = p.run(std::move(rest))) {
+  } else if (std::optional<ipvsadm::Failure> f = p.run(std::move(rest))) {
     r.error = ParseError{f->message, f->exit_code};
     return r;
   }
@@ -1164,100 +795,6 @@ std::vector<std::string> splitRuleLine(const std::string& line) {
       words.erase(words.begin());
   }
   return words;
-}
-
-std::string versionText() {
-  return "lbctl v0.1.0 (ipvsadm v1.31 syntax, compiled with getopt_long and IPVS v1.2.1)\n";
-}
-
-std::string usageText(const std::string& p) {
-  std::string s = versionText();
-  absl::StrAppend(
-      &s, "Usage:\n",
-      absl::StrFormat(
-          "  %s -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe "
-          "persistence_engine] [-b sched-flags]\n"
-          "  %s -D virtual-service\n  %s -C\n  %s -R\n  %s -S [-n]\n"
-          "  %s -a|e virtual-service -r server-address [options]\n"
-          "  %s -d virtual-service -r server-address\n"
-          "  %s -L|l [virtual-service] [options]\n  %s -Z [virtual-service]\n"
-          "  %s --set tcp tcpfin udp\n"
-          "  %s --start-daemon {master|backup} [daemon-options]\n"
-          "  %s --stop-daemon {master|backup}\n"
-          "  %s -P|Q virtual-service -z local-address\n  %s -G [virtual-service]\n  %s -h\n\n",
-          p, p, p, p, p, p, p, p, p, p, p, p, p, p, p));
-  absl::StrAppend(
-      &s,
-      "Commands:\n"
-      "Either long or short options are allowed.\n"
-      "  --add-service     -A        add virtual service with options\n"
-      "  --edit-service    -E        edit virtual service with options\n"
-      "  --delete-service  -D        delete virtual service\n"
-      "  --clear           -C        clear the whole table\n"
-      "  --restore         -R        restore rules from stdin\n"
-      "  --save            -S        save rules to stdout\n"
-      "  --add-server      -a        add real server with options\n"
-      "  --edit-server     -e        edit real server with options\n"
-      "  --delete-server   -d        delete real server\n"
-      "  --list            -L|-l     list the table\n"
-      "  --zero            -Z        zero counters in a service or all services\n"
-      "  --set tcp tcpfin udp        set connection timeout values\n"
-      "  --start-daemon              start connection sync daemon (not supported by lbd yet)\n"
-      "  --stop-daemon               stop connection sync daemon (not supported by lbd yet)\n"
-      "  --add-laddr       -P        add a full-NAT local address (with -z)\n"
-      "  --del-laddr       -Q        delete a full-NAT local address (with -z)\n"
-      "  --get-laddr       -G        list full-NAT local addresses\n"
-      "  --help            -h        display this help message\n\n"
-      "virtual-service:\n"
-      "  --tcp-service|-t  service-address   service-address is host[:port]\n"
-      "  --udp-service|-u  service-address   service-address is host[:port]\n"
-      "  --sctp-service    service-address   service-address is host[:port]\n"
-      "  --fwmark-service|-f fwmark          fwmark is an integer greater than zero\n\n"
-      "Options:\n"
-      "  --ipv6         -6                   fwmark entry uses IPv6\n"
-      "  --scheduler    -s scheduler         one of rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|ovf|"
-      "mh|twos,\n"
-      "                                      the default scheduler is wlc.\n"
-      "  --pe            engine              alternate persistence engine may be sip,\n"
-      "                                      not set by default.\n"
-      "  --persistent   -p [timeout]         persistent service\n"
-      "  --netmask      -M netmask           persistent granularity mask\n"
-      "  --real-server  -r server-address    server-address is host (and port)\n"
-      "  --gatewaying   -g                   gatewaying (direct routing) (default)\n"
-      "  --ipip         -i                   ipip encapsulation (tunneling)\n"
-      "  --masquerading -m                   masquerading (NAT)\n"
-      "  --fullnat                           full NAT (source from the local-address pool)\n"
-      "  --tun-type      type                one of ipip|gue|gre,\n"
-      "                                      the default tunnel type is ipip.\n"
-      "  --tun-port      port                tunnel destination port\n"
-      "  --tun-nocsum                        tunnel encapsulation without checksum\n"
-      "  --tun-csum                          tunnel encapsulation with checksum\n"
-      "  --tun-remcsum                       tunnel encapsulation with remote checksum\n"
-      "  --weight       -w weight            capacity of real server\n"
-      "  --u-threshold  -x uthreshold        upper threshold of connections\n"
-      "  --l-threshold  -y lthreshold        lower threshold of connections\n"
-      "  --laddr        -z local-address     full-NAT local address (-P, -Q)\n"
-      "  --connection   -c                   output of current IPVS connections\n"
-      "  --timeout                           output of timeout (tcp tcpfin udp)\n"
-      "  --daemon                            output of daemon information\n"
-      "  --stats                             output of statistics information\n"
-      "  --rate                              output of rate information\n"
-      "  --exact                             expand numbers (display exact values)\n"
-      "  --thresholds                        output of thresholds information\n"
-      "  --persistent-conn                   output of persistent connection info\n"
-      "  --tun-info                          output of tunnel information\n"
-      "  --nosort                            disable sorting output of service/server entries\n"
-      "  --sort                              does nothing, for backwards compatibility\n"
-      "  --ops          -o                   one-packet scheduling\n"
-      "  --numeric      -n                   numeric output of addresses and ports\n"
-      "  --sched-flags  -b flags             scheduler flags (comma-separated)\n"
-      "lbctl options:\n"
-      "  --server=ADDR                       lbd address: unix:///path (default\n"
-      "                                      unix:///run/lbd/lbd.sock, or $LBD_SERVER) or\n"
-      "                                      tcp://host:port\n"
-      "  --tls-ca=FILE                       use TLS, trusting this CA (tcp:// only)\n"
-      "  --output=json                       listings (-L, -G) as JSON (-o is --ops)\n");
-  return s;
 }
 
 }  // namespace lb::lbctl

@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: Apache-2.0
+// lbctl -h and -v (ipvsadm.c usage_exit / version, with lbctl's additions).
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+#include "cmd/lbctl/ipvsadm_parser.h"
+
+namespace lb::lbctl {
+
+std::string versionText() {
+  return "lbctl v0.1.0 (ipvsadm v1.31 syntax, compiled with getopt_long and IPVS v1.2.1)\n";
+}
+
+std::string usageText(const std::string& p) {
+  std::string s = versionText();
+  absl::StrAppend(
+      &s, "Usage:\n",
+      absl::StrFormat(
+          "  %s -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe "
+          "persistence_engine] [-b sched-flags]\n"
+          "  %s -D virtual-service\n  %s -C\n  %s -R\n  %s -S [-n]\n"
+          "  %s -a|e virtual-service -r server-address [options]\n"
+          "  %s -d virtual-service -r server-address\n"
+          "  %s -L|l [virtual-service] [options]\n  %s -Z [virtual-service]\n"
+          "  %s --set tcp tcpfin udp\n"
+          "  %s --start-daemon {master|backup} [daemon-options]\n"
+          "  %s --stop-daemon {master|backup}\n"
+          "  %s -P|Q virtual-service -z local-address\n  %s -G [virtual-service]\n  %s -h\n\n",
+          p, p, p, p, p, p, p, p, p, p, p, p, p, p, p));
+  absl::StrAppend(
+      &s,
+      "Commands:\n"
+      "Either long or short options are allowed.\n"
+      "  --add-service     -A        add virtual service with options\n"
+      "  --edit-service    -E        edit virtual service with options\n"
+      "  --delete-service  -D        delete virtual service\n"
+      "  --clear           -C        clear the whole table\n"
+      "  --restore         -R        restore rules from stdin\n"
+      "  --save            -S        save rules to stdout\n"
+      "  --add-server      -a        add real server with options\n"
+      "  --edit-server     -e        edit real server with options\n"
+      "  --delete-server   -d        delete real server\n"
+      "  --list            -L|-l     list the table\n"
+      "  --zero            -Z        zero counters in a service or all services\n"
+      "  --set tcp tcpfin udp        set connection timeout values\n"
+      "  --start-daemon              start connection sync daemon (not supported by lbd yet)\n"
+      "  --stop-daemon               stop connection sync daemon (not supported by lbd yet)\n"
+      "  --add-laddr       -P        add a full-NAT local address (with -z)\n"
+      "  --del-laddr       -Q        delete a full-NAT local address (with -z)\n"
+      "  --get-laddr       -G        list full-NAT local addresses\n"
+      "  --help            -h        display this help message\n\n"
+      "virtual-service:\n"
+      "  --tcp-service|-t  service-address   service-address is host[:port]\n"
+      "  --udp-service|-u  service-address   service-address is host[:port]\n"
+      "  --sctp-service    service-address   service-address is host[:port]\n"
+      "  --fwmark-service|-f fwmark          fwmark is an integer greater than zero\n\n"
+      "Options:\n"
+      "  --ipv6         -6                   fwmark entry uses IPv6\n"
+      "  --scheduler    -s scheduler         one of rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|ovf|"
+      "mh|twos,\n"
+      "                                      the default scheduler is wlc.\n"
+      "  --pe            engine              alternate persistence engine may be sip,\n"
+      "                                      not set by default.\n"
+      "  --persistent   -p [timeout]         persistent service\n"
+      "  --netmask      -M netmask           persistent granularity mask\n"
+      "  --real-server  -r server-address    server-address is host (and port)\n"
+      "  --gatewaying   -g                   gatewaying (direct routing) (default)\n"
+      "  --ipip         -i                   ipip encapsulation (tunneling)\n"
+      "  --masquerading -m                   masquerading (NAT)\n"
+      "  --fullnat                           full NAT (source from the local-address pool)\n"
+      "  --tun-type      type                one of ipip|gue|gre,\n"
+      "                                      the default tunnel type is ipip.\n"
+      "  --tun-port      port                tunnel destination port\n"
+      "  --tun-nocsum                        tunnel encapsulation without checksum\n"
+      "  --tun-csum                          tunnel encapsulation with checksum\n"
+      "  --tun-remcsum                       tunnel encapsulation with remote checksum\n"
+      "  --weight       -w weight            capacity of real server\n"
+      "  --u-threshold  -x uthreshold        upper threshold of connections\n"
+      "  --l-threshold  -y lthreshold        lower threshold of connections\n"
+      "  --laddr        -z local-address     full-NAT local address (-P, -Q)\n"
+      "  --connection   -c                   output of current IPVS connections\n"
+      "  --timeout                           output of timeout (tcp tcpfin udp)\n"
+      "  --daemon                            output of daemon information\n"
+      "  --stats                             output of statistics information\n"
+      "  --rate                              output of rate information\n"
+      "  --exact                             expand numbers (display exact values)\n"
+      "  --thresholds                        output of thresholds information\n"
+      "  --persistent-conn                   output of persistent connection info\n"
+      "  --tun-info                          output of tunnel information\n"
+      "  --nosort                            disable sorting output of service/server entries\n"
+      "  --sort                              does nothing, for backwards compatibility\n"
+      "  --ops          -o                   one-packet scheduling\n"
+      "  --numeric      -n                   numeric output of addresses and ports\n"
+      "  --sched-flags  -b flags             scheduler flags (comma-separated)\n"
+      "lbctl options:\n"
+      "  --server=ADDR                       lbd address: unix:///path (default\n"
+      "                                      unix:///run/lbd/lbd.sock, or $LBD_SERVER) or\n"
+      "                                      tcp://host:port\n"
+      "  --tls-ca=FILE                       use TLS, trusting this CA (tcp:// only)\n"
+      "  --output=json                       listings (-L, -G) as JSON (-o is --ops)\n");
+  return s;
+}
+
+}  // namespace lb::lbctl
