@@ -69,13 +69,15 @@ echo "$conns" | grep -Eq '^TCP +[0-9:]+ +(TIME_WAIT|FIN_WAIT|CLOSE|CLOSE_WAIT|LA
 
 # --- wrr 4/3/2. The kernel's dest list is newest first (ip_vs_ctl.c __ip_vs_update_dest:
 # list_add_rcu at the head), so adding S3(2), S2(3), S1(4) gives the list S1 S2 S3. ip_vs_wrr.c
-# starts with cw = mw = 4 and lowers cw by gcd 1 at each wrap: cw 4: S1; cw 3: S1 S2;
-# cw 2: S1 S2 S3; cw 1: S1 S2 S3 -> S1 S1 S2 S1 S2 S3 S1 S2 S3, then again.
+# ip_vs_wrr_dest_changed runs on each add: after S3 alone, di = gcd(2) = 2 and mw = 2 - (2-1) = 1,
+# so cw goes 0 -> mw = 1; the later adds (di 1, mw 3 then 4) keep cw = 1 since 0 < cw <= mw.
+# The walk then runs: cw 1: S1 S2 S3; wrap, cw 0 -> mw 4: S1; cw 3: S1 S2; cw 2: S1 S2 S3;
+# cw 1: S1 S2 S3; ... (core's unit tests check the A A B A B C A B C cycle from cw = mw.)
 lbctl gw -A -t $VIP:8080 -s wrr
 lbctl gw -a -t $VIP:8080 -r 198.18.2.13:8080 -m -w 2
 lbctl gw -a -t $VIP:8080 -r 198.18.2.12:8080 -m -w 3
 lbctl gw -a -t $VIP:8080 -r 198.18.2.11:8080 -m -w 4
-expected=(S1 S1 S2 S1 S2 S3 S1 S2 S3 S1 S1 S2 S1 S2 S3 S1 S2 S3)
+expected=(S1 S2 S3 S1 S1 S2 S1 S2 S3 S1 S2 S3 S1 S1 S2 S1 S2 S3)
 got=()
 for i in $(seq 18); do got+=("$(dp_get c "http://$VIP:8080/")"); done
 echo "wrr expected: ${expected[*]}"

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "tests/core/packet/packet_test_util.h"
 
+#include <algorithm>
+
 #include <cstring>
 
 namespace lb::testing {
@@ -66,10 +68,12 @@ Bytes withIpv4Options(const Bytes& pkt, const Bytes& options) {
 
 Bytes withIpv6Ext(const Bytes& pkt, uint8_t type, Bytes body) {
   body[0] = pkt[6];
-  Bytes out(pkt.begin(), pkt.begin() + 40);
+  // Sized up front and copied: GCC 12 at -O2 reports a false -Warray-bounds on vector::insert.
+  Bytes out(pkt.size() + body.size());
+  std::copy(pkt.begin(), pkt.begin() + 40, out.begin());
+  std::copy(body.begin(), body.end(), out.begin() + 40);
+  std::copy(pkt.begin() + 40, pkt.end(), out.begin() + 40 + static_cast<long>(body.size()));
   out[6] = type;
-  out.insert(out.end(), body.begin(), body.end());
-  out.insert(out.end(), pkt.begin() + 40, pkt.end());
   set16(out, 4, static_cast<uint16_t>(out.size() - 40));
   return out;
 }
