@@ -10,6 +10,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -35,6 +36,8 @@ ABSL_FLAG(std::string, tls_key, "", "server private key (PEM)");
 ABSL_FLAG(std::string, tls_ca, "", "client CA (PEM); when set, clients must present a cert");
 ABSL_FLAG(std::string, metrics, "", "host:port for the Prometheus /metrics endpoint");
 ABSL_FLAG(int64_t, conn_capacity, 1 << 20, "connection table capacity (entries)");
+ABSL_FLAG(int, gue_port, 5555, "decap mode: UDP port GUE packets arrive on (the LB's --tun-port)");
+ABSL_FLAG(bool, offloads, true, "ask the TUN device for checksum and TSO/USO offloads");
 
 namespace lb::lbd {
 namespace {
@@ -95,6 +98,27 @@ absl::StatusOr<LogLevel> parseLevel(const std::string& l) {
   return absl::InvalidArgumentError(absl::StrCat("--log-level=", l, ": unknown level"));
 }
 
+// lbd's documented flags are spelled with hyphens (--state-file, --log-format), as operators
+// expect; abseil's parser knows only the underscore names, so the name part is normalised.
+std::vector<char*> normaliseFlagNames(int argc, char** argv, std::vector<std::string>& storage) {
+  storage.reserve(static_cast<size_t>(argc));
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    if (i > 0 && a.size() > 2 && a.compare(0, 2, "--") == 0) {
+      size_t end = a.find('=');
+      if (end == std::string::npos) end = a.size();
+      for (size_t j = 2; j < end; ++j) {
+        if (a[j] == '-') a[j] = '_';
+      }
+    }
+    storage.push_back(std::move(a));
+  }
+  std::vector<char*> out;
+  for (auto& s : storage) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
 int fail(const absl::Status& s) {
   LB_LOG(kError, "%s", s.ToString());
   return 1;
@@ -106,7 +130,9 @@ int lbdMain(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "lbd --tun=NAME --mode=gateway|sidecar|decap --workers=N --listen=ADDR "
       "[--state-file=PATH] [--config=PATH] [--log-format=text|json]");
-  absl::ParseCommandLine(argc, argv);
+  std::vector<std::string> arg_storage;
+  std::vector<char*> args = normaliseFlagNames(argc, argv, arg_storage);
+  absl::ParseCommandLine(argc, args.data());
 
   const std::string format = absl::GetFlag(FLAGS_log_format);
   if (format != "text" && format != "json") {
@@ -135,6 +161,12 @@ int lbdMain(int argc, char** argv) {
   dopts.mode = *mode;
   dopts.workers = absl::GetFlag(FLAGS_workers);
   dopts.conn_capacity = static_cast<size_t>(absl::GetFlag(FLAGS_conn_capacity));
+  const int gue_port = absl::GetFlag(FLAGS_gue_port);
+  if (gue_port < 1 || gue_port > 65535) {
+    return fail(absl::InvalidArgumentError(absl::StrCat("--gue-port=", gue_port, ": 1..65535")));
+  }
+  dopts.gue_port = static_cast<uint16_t>(gue_port);
+  dopts.offloads = absl::GetFlag(FLAGS_offloads);
   auto dataplane = Dataplane::create(dopts, table);
   if (!dataplane.ok()) return fail(dataplane.status());
 

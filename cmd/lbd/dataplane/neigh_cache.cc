@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/base/log.h"
@@ -22,7 +23,8 @@ bool linkMac(int ifindex, io::MacAddr& mac) {
   if (s < 0)
     return false;
   ifreq ifr{};
-  std::strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+  // name is NUL-terminated within IF_NAMESIZE (== IFNAMSIZ); ifr is zeroed.
+  std::memcpy(ifr.ifr_name, name, std::min(std::strlen(name), size_t{IFNAMSIZ - 1}));
   bool ok = ioctl(s, SIOCGIFHWADDR, &ifr) == 0;
   close(s);
   if (ok)
