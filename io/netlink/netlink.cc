@@ -2,15 +2,18 @@
 #include "io/netlink/netlink.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libmnl/libmnl.h>
 #include <linux/fib_rules.h>
 #include <linux/if_addr.h>
+#include <linux/if_link.h>
 #include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <fstream>
@@ -512,6 +515,23 @@ absl::Status Netlink::addLinkScopeAddr(int ifindex, const IpAddr& addr, int pref
                  absl::StrCat("add address ", addr.toString(), "/", prefix_len, " dev ", ifindex));
 }
 
+absl::Status Netlink::setIpv4DevConf(int ifindex, int conf_id, uint32_t value) {
+  char buf[kBufSize];
+  std::lock_guard<std::mutex> lock(mu_);
+  nlmsghdr* nlh = newMsg(buf, RTM_SETLINK, 0, seq_++);
+  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  ifi->ifi_family = AF_UNSPEC;
+  ifi->ifi_index = ifindex;
+  nlattr* spec = mnl_attr_nest_start(nlh, IFLA_AF_SPEC);
+  nlattr* inet = mnl_attr_nest_start(nlh, AF_INET);
+  nlattr* conf = mnl_attr_nest_start(nlh, IFLA_INET_CONF);
+  mnl_attr_put_u32(nlh, static_cast<uint16_t>(conf_id), value);
+  mnl_attr_nest_end(nlh, conf);
+  mnl_attr_nest_end(nlh, inet);
+  mnl_attr_nest_end(nlh, spec);
+  return request(buf, absl::StrCat("set ipv4 devconf ", conf_id, "=", value, " dev ", ifindex));
+}
+
 // ---- sysctls ----
 
 absl::StatusOr<std::string> readSysctl(const std::string& path) {
@@ -527,11 +547,25 @@ absl::StatusOr<std::string> writeSysctl(const std::string& path, const std::stri
   auto old = readSysctl(path);
   if (!old.ok())
     return old.status();
-  std::ofstream out(absl::StrCat("/proc/sys/", path));
-  out << value << "\n";
-  out.flush();
-  if (!out)
-    return absl::InternalError(absl::StrCat("sysctl ", path, "=", value, ": write failed"));
+  const std::string file = absl::StrCat("/proc/sys/", path);
+  int fd = open(file.c_str(), O_WRONLY | O_CLOEXEC);
+  int err = fd < 0 ? errno : 0;
+  if (fd >= 0) {
+    const std::string line = value + "\n";
+    if (write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size()))
+      err = errno;
+    close(fd);
+  }
+  if (err == EROFS || err == EACCES || err == EPERM) {
+    // Docker mounts /proc/sys read-only; callers fall back to netlink or explain.
+    return absl::FailedPreconditionError(
+        absl::StrCat("sysctl ", path, "=", value, ": /proc/sys is read-only here (",
+                     strerror(err), ")"));
+  }
+  if (err != 0) {
+    return absl::InternalError(
+        absl::StrCat("sysctl ", path, "=", value, ": write failed: ", strerror(err)));
+  }
   return old;
 }
 

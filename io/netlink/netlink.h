@@ -101,6 +101,10 @@ class Netlink {
   absl::StatusOr<std::vector<AddrInfo>> listAddrs(Af af);
   // `ip addr add ADDR/PREFIX dev IFINDEX scope link`.
   absl::Status addLinkScopeAddr(int ifindex, const IpAddr& addr, int prefix_len);
+  // Sets one IPv4 per-device setting (IPV4_DEVCONF_* from <linux/ip.h>: forwarding, rp_filter,
+  // accept_local, proxy_arp ...) through RTM_SETLINK / IFLA_AF_SPEC / IFLA_INET_CONF. Needs only
+  // CAP_NET_ADMIN, so it works where /proc/sys is mounted read-only (Docker containers).
+  absl::Status setIpv4DevConf(int ifindex, int conf_id, uint32_t value);
 
  private:
   Netlink() = default;

@@ -1,11 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "cmd/lbd/dataplane/kernel_state.h"
 
+#include <linux/ip.h>
 #include <net/if.h>
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 
 #include "core/base/log.h"
 
@@ -92,12 +97,97 @@ absl::Status KernelState::cleanupLeftovers() {
   return absl::OkStatus();
 }
 
+namespace {
+
+// IPV4_DEVCONF_* ids (<linux/ip.h>) of the per-device settings lbd may need, by /proc/sys name.
+int ipv4DevConfId(absl::string_view name) {
+  if (name == "forwarding") return IPV4_DEVCONF_FORWARDING;
+  if (name == "rp_filter") return IPV4_DEVCONF_RP_FILTER;
+  if (name == "accept_local") return IPV4_DEVCONF_ACCEPT_LOCAL;
+  if (name == "proxy_arp") return IPV4_DEVCONF_PROXY_ARP;
+  return 0;
+}
+
+std::vector<std::string> interfaceNames() {
+  std::vector<std::string> out;
+  if (struct if_nameindex* all = if_nameindex()) {
+    for (struct if_nameindex* i = all; i->if_index != 0; ++i) {
+      if (std::string(i->if_name) != "lo")
+        out.emplace_back(i->if_name);
+    }
+    if_freenameindex(all);
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::Status KernelState::setSysctlViaNetlink(const std::string& path, const std::string& value,
+                                              const absl::Status& why) {
+  const std::string hint = absl::StrCat(
+      why.message(), "; in a container, pass --sysctl ",
+      absl::StrReplaceAll(path, {{"/", "."}}), "=", value, " to docker run");
+  uint32_t v = 0;
+  if (!absl::SimpleAtoi(value, &v))
+    return absl::FailedPreconditionError(hint);
+  std::vector<std::string> devs;
+  std::string name;
+  if (path == "net/ipv4/ip_forward") {
+    // Forwarding is decided per input device (route.c ip_route_input_slow: IN_DEV_FORWARD),
+    // so every device gets it, as writing ip_forward does (devinet.c inet_forward_change).
+    devs = interfaceNames();
+    name = "forwarding";
+  } else if (absl::StartsWith(path, "net/ipv4/conf/")) {
+    std::vector<std::string> parts = absl::StrSplit(path.substr(14), '/');
+    if (parts.size() != 2 || parts[0] == "all" || parts[0] == "default")
+      return absl::FailedPreconditionError(hint);
+    devs = {parts[0]};
+    name = parts[1];
+  }
+  const int id = ipv4DevConfId(name);
+  if (devs.empty() || id == 0)
+    return absl::FailedPreconditionError(hint);
+  for (const std::string& dev : devs) {
+    const int ifindex = static_cast<int>(if_nametoindex(dev.c_str()));
+    if (ifindex == 0)
+      continue;
+    uint32_t old = 0;
+    auto cur = io::readSysctl(absl::StrCat("net/ipv4/conf/", dev, "/", name));
+    if (cur.ok() && absl::SimpleAtoi(*cur, &old) && old == v)
+      continue;
+    if (absl::Status s = nl_.setIpv4DevConf(ifindex, id, v); !s.ok())
+      return absl::FailedPreconditionError(absl::StrCat(hint, " (netlink: ", s.message(), ")"));
+    devconfs_.push_back({ifindex, id, old});
+  }
+  LB_LOG(kInfo, "%s: read-only /proc/sys, set through netlink instead", path);
+  return absl::OkStatus();
+}
+
+absl::Status KernelState::setTunConf(const std::string& name, const std::string& value) {
+  const std::string path = absl::StrCat("net/ipv4/conf/", tun_, "/", name);
+  auto r = io::writeSysctl(path, value);
+  if (r.ok() || !absl::IsFailedPrecondition(r.status()))
+    return r.status();
+  uint32_t v = 0;
+  const int id = ipv4DevConfId(name);
+  if (id == 0 || !absl::SimpleAtoi(value, &v))
+    return r.status();
+  // The TUN device's settings vanish with it: nothing to record.
+  return nl_.setIpv4DevConf(tun_ifindex_, id, v);
+}
+
 absl::Status KernelState::setSysctl(const std::string& path, const std::string& value) {
   for (const auto& [p, old] : sysctls_) {
     if (p == path)
       return absl::OkStatus();  // already set by lbd; keep the first old value
   }
   auto old = io::writeSysctl(path, value);
+  if (!old.ok() && absl::IsFailedPrecondition(old.status())) {
+    auto cur = io::readSysctl(path);
+    if (cur.ok() && *cur == value)
+      return absl::OkStatus();  // read-only, but already what lbd needs
+    return setSysctlViaNetlink(path, value, old.status());
+  }
   if (!old.ok())
     return old.status();
   sysctls_.emplace_back(path, *old);
@@ -125,7 +215,6 @@ absl::Status KernelState::addRule(const io::RuleSpec& r, std::vector<io::RuleSpe
 }
 
 absl::Status KernelState::installBase() {
-  const std::string conf = absl::StrCat("net/ipv4/conf/", tun_, "/");
   // The TUN device's own sysctls vanish with it; only global ones are recorded and restored.
   // Loose reverse-path filtering: NAT writes keep the client's source, routed elsewhere.
   // The kernel's reverse-path check gives up on a device without any IPv4 address
@@ -135,13 +224,13 @@ absl::Status KernelState::installBase() {
   // with the device.
   if (absl::Status s = nl_.addLinkScopeAddr(tun_ifindex_, kTunAddr, 32); !s.ok())
     return s;
-  if (absl::Status s = io::writeSysctl(conf + "rp_filter", "2").status(); !s.ok())
+  if (absl::Status s = setTunConf("rp_filter", "2"); !s.ok())
     return s;
   if (mode_ == Mode::kDecap)
     return absl::OkStatus();
   // Sidecar: the app's own address is the source of what lbd writes (fib_validate_source).
   if (mode_ == Mode::kSidecar) {
-    if (absl::Status s = io::writeSysctl(conf + "accept_local", "1").status(); !s.ok())
+    if (absl::Status s = setTunConf("accept_local", "1"); !s.ok())
       return s;
   }
   if (absl::Status s = setSysctl("net/ipv4/ip_forward", "1"); !s.ok())
@@ -153,8 +242,14 @@ absl::Status KernelState::installBase() {
     // directly. Without early demux it is forwarded into lbd0, found to be no conn
     // (kToHost) and written back for local delivery.
     for (const char* p : {"net/ipv4/tcp_early_demux", "net/ipv4/udp_early_demux"}) {
-      if (absl::Status s = setSysctl(p, "0"); !s.ok())
+      absl::Status s = setSysctl(p, "0");
+      if (absl::IsFailedPrecondition(s)) {
+        // Only the app's direct connections to a real server's port suffer; VIP traffic works.
+        LB_LOG(kWarn, "%s: the app's direct connections to real-server ports will fail",
+               s.message());
+      } else if (!s.ok()) {
         return s;
+      }
     }
   }
   for (Af af : {Af::kInet, Af::kInet6}) {
@@ -372,6 +467,9 @@ void KernelState::removeAll() {
       warn(s);  // gone with the device if it was closed first
   }
   base_routes_.clear();
+  for (auto it = devconfs_.rbegin(); it != devconfs_.rend(); ++it)
+    warn(nl_.setIpv4DevConf(it->ifindex, it->id, it->old));
+  devconfs_.clear();
   for (auto it = sysctls_.rbegin(); it != sysctls_.rend(); ++it) {
     warn(io::writeSysctl(it->first, it->second).status());
   }

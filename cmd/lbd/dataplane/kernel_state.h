@@ -49,6 +49,10 @@ class KernelState {
 
  private:
   absl::Status setSysctl(const std::string& path, const std::string& value);
+  // Where /proc/sys is read-only (Docker), IPv4 per-device settings go through netlink.
+  absl::Status setSysctlViaNetlink(const std::string& path, const std::string& value,
+                                   const absl::Status& why);
+  absl::Status setTunConf(const std::string& name, const std::string& value);
   absl::Status addRoute(const io::RouteSpec& r);
   absl::Status addRule(const io::RuleSpec& r, std::vector<io::RuleSpec>& into);
   absl::Status ensureProxies(const std::vector<IpAddr>& wanted);
@@ -58,6 +62,12 @@ class KernelState {
   std::string tun_;
   int tun_ifindex_;
   std::vector<std::pair<std::string, std::string>> sysctls_;  // path, previous value
+  struct DevConf {
+    int ifindex;
+    int id;
+    uint32_t old;
+  };
+  std::vector<DevConf> devconfs_;  // set through netlink; restored on removeAll
   std::vector<io::RouteSpec> base_routes_;
   std::vector<io::RuleSpec> base_rules_;
   bool local_moved_[2] = {false, false};  // v4, v6 (sidecar)
