@@ -23,6 +23,7 @@
 #include "absl/strings/strip.h"
 
 #include "cmd/lbctl/ipvsadm_tables.h"
+#include "cmd/lbctl/lbctl_commands.h"
 
 namespace lb::lbctl::ipvsadm {
 namespace {
@@ -710,46 +711,6 @@ std::optional<Failure> Parser::semanticChecks() {
   return std::nullopt;
 }
 
-// Takes lbctl's own options (--server, --tls-ca, --output) out of the argument list.
-std::optional<Failure> stripGlobalOptions(std::vector<std::string>& args, Command& cmd) {
-  std::vector<std::string> rest;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    std::string* target = nullptr;
-    std::string name;
-    std::string output;
-    for (const char* opt : {"--server", "--tls-ca", "--output"}) {
-      if (a == opt || absl::StartsWith(a, absl::StrCat(opt, "=")))
-        name = opt;
-    }
-    if (name.empty()) {
-      rest.push_back(a);
-      continue;
-    }
-    if (name == "--server")
-      target = &cmd.server;
-    if (name == "--tls-ca")
-      target = &cmd.tls_ca;
-    if (name == "--output")
-      target = &output;
-    if (a.size() > name.size()) {
-      *target = a.substr(name.size() + 1);
-    } else if (i + 1 < args.size()) {
-      *target = args[++i];
-    } else {
-      return Failure{absl::StrCat(name, ": missing argument"), 255};
-    }
-    if (name == "--output") {
-      if (output != "json") {
-        return Failure{absl::StrFormat("illegal output format `%s' (only json)", output), 2};
-      }
-      cmd.list.json = true;
-    }
-  }
-  args = std::move(rest);
-  return std::nullopt;
-}
-
 }  // namespace
 }  // namespace lb::lbctl::ipvsadm
 
@@ -759,8 +720,8 @@ ParseResult parseIpvsadm(const std::string& program, const std::vector<std::stri
   ParseResult r;
   std::vector<std::string> rest = args;
   Command globals;
-  if (std::optional<ipvsadm::Failure> f = ipvsadm::stripGlobalOptions(rest, globals)) {
-    r.error = ParseError{f->message, f->exit_code};
+  if (std::optional<ParseError> e = stripGlobalOptions(rest, globals)) {
+    r.error = *e;
     return r;
   }
   ipvsadm::Parser p(program);
@@ -768,6 +729,11 @@ ParseResult parseIpvsadm(const std::string& program, const std::vector<std::stri
   if (rest.empty()) {
     // No arguments: list everything (ipvsadm's main with argc == 1).
     p.command().kind = CommandKind::kList;
+  } else if (isLbctlCommand(rest.front())) {
+    if (std::optional<ParseError> e = parseLbctlCommand(rest, p.command())) {
+      r.error = *e;
+      return r;
+    }
   } else if (std::optional<ipvsadm::Failure> f = p.run(std::move(rest))) {
     r.error = ParseError{f->message, f->exit_code};
     return r;
@@ -776,6 +742,8 @@ ParseResult parseIpvsadm(const std::string& program, const std::vector<std::stri
   r.command = std::move(p.command());
   r.command.server = globals.server;
   r.command.tls_ca = globals.tls_ca;
+  r.command.tls_cert = globals.tls_cert;
+  r.command.tls_key = globals.tls_key;
   return r;
 }
 

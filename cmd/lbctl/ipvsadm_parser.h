@@ -5,6 +5,7 @@
 #ifndef LBD_CMD_LBCTL_IPVSADM_PARSER_H_
 #define LBD_CMD_LBCTL_IPVSADM_PARSER_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,12 @@ enum class CommandKind {
   kAddLaddr,  // DPVS -P
   kDelLaddr,  // DPVS -Q
   kGetLaddr,  // DPVS -G
+  // lbctl's own commands (cmd/lbctl/lbctl_commands.h): no ipvsadm equivalent.
+  kSysctl,            // --sysctl [NAME[=VALUE]...]
+  kAddFwmarkRule,     // --add-fwmark-rule
+  kDelFwmarkRule,     // --del-fwmark-rule
+  kListFwmarkRules,   // --list-fwmark-rules
+  kClearFwmarkRules,  // --clear-fwmark-rules
   kHelp,
   kVersion,
 };
@@ -53,6 +60,14 @@ struct ListOptions {
   bool json = false;  // lbctl's --output=json
 };
 
+// One --sysctl argument: NAME (read) or NAME=VALUE (write). `name` is the short name
+// ("expire_nodest_conn"), whatever prefix was typed.
+struct SysctlArg {
+  std::string name;
+  bool set = false;
+  uint64_t value = 0;
+};
+
 struct Command {
   CommandKind kind = CommandKind::kNone;
   bool has_service = false;      // -t/-u/--sctp-service/-f given
@@ -62,10 +77,14 @@ struct Command {
   ::lbd::v1::Timeouts timeouts;  // --set
   std::string laddr;             // -z
   ListOptions list;
-  std::string daemon_state;  // master | backup
+  std::string daemon_state;           // master | backup
+  std::vector<SysctlArg> sysctls;     // --sysctl
+  ::lbd::v1::FwmarkRule fwmark_rule;  // --add-fwmark-rule / --del-fwmark-rule
   // Global client options (anywhere on the line).
-  std::string server;  // --server=ADDR
-  std::string tls_ca;  // --tls-ca=FILE
+  std::string server;    // --server=ADDR
+  std::string tls_ca;    // --tls-ca=FILE
+  std::string tls_cert;  // --tls-cert=FILE (mutual TLS)
+  std::string tls_key;   // --tls-key=FILE
 };
 
 // A command line that ipvsadm would refuse: the message it prints and the exit status it uses

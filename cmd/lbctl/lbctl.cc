@@ -18,6 +18,7 @@
 #include "absl/strings/strip.h"
 
 #include "cmd/lbctl/format.h"
+#include "cmd/lbctl/lbctl_commands.h"
 
 namespace lb::lbctl {
 namespace {
@@ -241,6 +242,97 @@ grpc::Status runOtherMutation(const Command& cmd, Stub& stub) {
   }
 }
 
+// --sysctl: list, read or write (read-modify-write of the whole set: SetSysctls replaces it).
+int runSysctl(const Command& cmd, Stub& stub, std::ostream& out, std::ostream& err) {
+  pb::GetSysctlsResponse cur;
+  {
+    grpc::ClientContext ctx;
+    setDeadline(ctx);
+    grpc::Status s = stub.GetSysctls(&ctx, pb::GetSysctlsRequest(), &cur);
+    if (!s.ok())
+      return report(cmd.kind, s, err, 1);
+  }
+  const bool write = !cmd.sysctls.empty() && cmd.sysctls.front().set;
+  if (!write) {
+    if (cmd.list.json) {
+      out << jsonOf(cur);
+      return 0;
+    }
+    std::vector<std::string> names;
+    for (const SysctlArg& a : cmd.sysctls)
+      names.push_back(a.name);
+    if (names.empty())
+      names = sysctlNames();
+    for (const std::string& n : names)
+      out << formatSysctl(cur.sysctls(), n);
+    return 0;
+  }
+  pb::SetSysctlsRequest req;
+  *req.mutable_sysctls() = cur.sysctls();
+  for (const SysctlArg& a : cmd.sysctls) {
+    if (absl::Status st = setSysctl(*req.mutable_sysctls(), a.name, a.value); !st.ok()) {
+      err << st.message() << "\n";
+      return 2;
+    }
+  }
+  grpc::ClientContext ctx;
+  setDeadline(ctx);
+  pb::SetSysctlsResponse resp;
+  grpc::Status s = stub.SetSysctls(&ctx, req, &resp);
+  return s.ok() ? 0 : report(cmd.kind, s, err, kExitRefused);
+}
+
+// The fwmark rules: GetConfig for the current list, SetFwmarkRules with the new one.
+int runFwmarkRules(const Command& cmd, Stub& stub, std::ostream& out, std::ostream& err) {
+  pb::GetConfigResponse cfg;
+  {
+    grpc::ClientContext ctx;
+    setDeadline(ctx);
+    grpc::Status s = stub.GetConfig(&ctx, pb::GetConfigRequest(), &cfg);
+    if (!s.ok())
+      return report(cmd.kind, s, err, 1);
+  }
+  const auto& rules = cfg.config().fwmark_rules();
+  if (cmd.kind == CommandKind::kListFwmarkRules) {
+    if (cmd.list.json) {
+      pb::SetFwmarkRulesRequest all;
+      *all.mutable_rules() = rules;
+      out << jsonOf(all);
+      return 0;
+    }
+    for (const pb::FwmarkRule& r : rules)
+      out << fwmarkRuleLine(r) << "\n";
+    return 0;
+  }
+  pb::SetFwmarkRulesRequest req;
+  const std::string want = cmd.fwmark_rule.SerializeAsString();
+  bool removed = false;
+  for (const pb::FwmarkRule& r : rules) {
+    const bool same = canonicalFwmarkRule(r).SerializeAsString() == want;
+    if (cmd.kind == CommandKind::kClearFwmarkRules ||
+        (cmd.kind == CommandKind::kDelFwmarkRule && same && !removed)) {
+      removed = true;
+      continue;
+    }
+    if (cmd.kind == CommandKind::kAddFwmarkRule && same) {
+      err << "Fwmark rule already exists\n";
+      return kExitRefused;
+    }
+    *req.add_rules() = r;
+  }
+  if (cmd.kind == CommandKind::kDelFwmarkRule && !removed) {
+    err << "No such fwmark rule\n";
+    return kExitRefused;
+  }
+  if (cmd.kind == CommandKind::kAddFwmarkRule)
+    *req.add_rules() = cmd.fwmark_rule;  // appended: the first matching rule wins
+  grpc::ClientContext ctx;
+  setDeadline(ctx);
+  pb::SetFwmarkRulesResponse resp;
+  grpc::Status s = stub.SetFwmarkRules(&ctx, req, &resp);
+  return s.ok() ? 0 : report(cmd.kind, s, err, kExitRefused);
+}
+
 }  // namespace
 
 std::string ipvsadmError(CommandKind kind, const grpc::Status& s) {
@@ -318,6 +410,13 @@ int executeCommand(const std::string& program,
       return runGetLaddr(cmd, stub, out, err);
     case CommandKind::kRestore:
       return runRestore(program, stub, in, out, err);
+    case CommandKind::kSysctl:
+      return runSysctl(cmd, stub, out, err);
+    case CommandKind::kAddFwmarkRule:
+    case CommandKind::kDelFwmarkRule:
+    case CommandKind::kListFwmarkRules:
+    case CommandKind::kClearFwmarkRules:
+      return runFwmarkRules(cmd, stub, out, err);
     default:
       break;
   }
@@ -336,22 +435,58 @@ std::string resolveServer(const std::string& flag) {
   return kDefaultServer;
 }
 
-std::unique_ptr<Stub> makeStub(const std::string& server, const std::string& tls_ca) {
-  std::string target = server;
-  if (absl::StartsWith(target, "tcp://"))
-    target = target.substr(6);
-  std::shared_ptr<grpc::ChannelCredentials> creds;
-  if (!tls_ca.empty()) {
-    std::ifstream f(tls_ca);
-    std::stringstream pem;
+namespace {
+
+absl::StatusOr<std::string> readPem(const std::string& path, absl::string_view flag) {
+  std::ifstream f(path);
+  std::stringstream pem;
+  if (f)
     pem << f.rdbuf();
-    grpc::SslCredentialsOptions opts;
-    opts.pem_root_certs = pem.str();
-    creds = grpc::SslCredentials(opts);
+  if (!f || pem.str().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, "=", path, ": cannot read the file"));
+  }
+  return pem.str();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Stub>> makeStub(const ClientOptions& o) {
+  absl::string_view target = o.server;
+  const bool tls_scheme = absl::ConsumePrefix(&target, "tls://");
+  const bool tcp_scheme = !tls_scheme && absl::ConsumePrefix(&target, "tcp://");
+  const bool any_tls = !o.tls_ca.empty() || !o.tls_cert.empty() || !o.tls_key.empty();
+  if (any_tls && !tls_scheme && !tcp_scheme) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--server=", o.server, ": TLS needs tls://host:port (or tcp://host:port)"));
+  }
+  if (o.tls_cert.empty() != o.tls_key.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  std::shared_ptr<grpc::ChannelCredentials> creds;
+  if (tls_scheme || any_tls) {
+    grpc::SslCredentialsOptions ssl;
+    if (!o.tls_ca.empty()) {
+      absl::StatusOr<std::string> ca = readPem(o.tls_ca, "--tls-ca");
+      if (!ca.ok())
+        return ca.status();
+      ssl.pem_root_certs = *ca;
+    }
+    if (!o.tls_cert.empty()) {
+      absl::StatusOr<std::string> cert = readPem(o.tls_cert, "--tls-cert");
+      if (!cert.ok())
+        return cert.status();
+      absl::StatusOr<std::string> key = readPem(o.tls_key, "--tls-key");
+      if (!key.ok())
+        return key.status();
+      ssl.pem_cert_chain = *cert;
+      ssl.pem_private_key = *key;
+    }
+    creds = grpc::SslCredentials(ssl);
   } else {
     creds = grpc::InsecureChannelCredentials();
   }
-  return pb::LoadBalancer::NewStub(grpc::CreateChannel(target, creds));
+  return std::unique_ptr<Stub>(
+      pb::LoadBalancer::NewStub(grpc::CreateChannel(std::string(target), creds)));
 }
 
 int runLbctl(const std::string& program,
@@ -366,8 +501,14 @@ int runLbctl(const std::string& program,
     return r.error.exit_code;
   }
   // Channels connect lazily: -h, -v and the daemon commands never reach the server.
-  std::unique_ptr<Stub> stub = factory(resolveServer(r.command.server), r.command.tls_ca);
-  return executeCommand(program, r.command, *stub, in, out, err);
+  const Command& c = r.command;
+  absl::StatusOr<std::unique_ptr<Stub>> stub =
+      factory(ClientOptions{resolveServer(c.server), c.tls_ca, c.tls_cert, c.tls_key});
+  if (!stub.ok()) {
+    err << stub.status().message() << "\n";
+    return 2;
+  }
+  return executeCommand(program, r.command, **stub, in, out, err);
 }
 
 }  // namespace lb::lbctl

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+
 #include "cmd/lbctl/ipvsadm_parser.h"
 
 #include "lbd/v1/lbd.grpc.pb.h"
@@ -20,12 +22,21 @@ namespace lb::lbctl {
 inline constexpr char kDefaultServer[] = "unix:///run/lbd/lbd.sock";
 
 using Stub = ::lbd::v1::LoadBalancer::StubInterface;
-// Creates a stub for `server` (unix:///path or tcp://host:port), with TLS when tls_ca is set.
+
+// How lbctl reaches lbd. server: unix:///path, tcp://host:port (plain, or TLS when any --tls-*
+// option is given) or tls://host:port (always TLS; without --tls-ca the system's roots are
+// trusted). tls_cert + tls_key: the client's certificate for servers that require one.
+struct ClientOptions {
+  std::string server;
+  std::string tls_ca, tls_cert, tls_key;
+};
+
+// Creates a stub; InvalidArgument for an unreadable file or TLS options on a unix socket.
 using StubFactory =
-    std::function<std::unique_ptr<Stub>(const std::string& server, const std::string& tls_ca)>;
+    std::function<absl::StatusOr<std::unique_ptr<Stub>>(const ClientOptions& options)>;
 
 // The real factory: a gRPC channel to lbd.
-std::unique_ptr<Stub> makeStub(const std::string& server, const std::string& tls_ca);
+absl::StatusOr<std::unique_ptr<Stub>> makeStub(const ClientOptions& options);
 
 // The server address: --server, else $LBD_SERVER, else kDefaultServer.
 std::string resolveServer(const std::string& flag);

@@ -2,7 +2,9 @@
 #include "cmd/lbd/control/config_file.h"
 
 #include <fcntl.h>
+#include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
+#include "cmd/lbctl/lbctl_commands.h"
 #include "cmd/lbd/control/api_convert.h"
 
 namespace lb::lbd {
@@ -44,6 +47,19 @@ std::vector<ServiceWithDests>::iterator findService(FullConfig& cfg, const Servi
   return std::find_if(cfg.services.begin(), cfg.services.end(),
                       [&](const ServiceWithDests& s) { return s.service.key == k; });
 }
+
+// Keeps the first text-format parse error as "LINE:COLUMN: message" (1-based).
+class StateFileErrors : public google::protobuf::io::ErrorCollector {
+ public:
+  void AddError(int line,
+                google::protobuf::io::ColumnNumber column,
+                const std::string& message) override {
+    if (first.empty())
+      first = absl::StrCat(line + 1, ":", column + 1, ": ", message);
+  }
+
+  std::string first;
+};
 
 absl::Status noSuchService(const ServiceKey& k) {
   return absl::NotFoundError(absl::StrCat("no such service: ", k.toString()));
@@ -136,6 +152,44 @@ absl::Status applyServiceCommand(const lbctl::Command& cmd, FullConfig& cfg) {
   }
 }
 
+// --sysctl NAME=VALUE and the fwmark-rule commands (lbctl's own, cmd/lbctl/lbctl_commands.h).
+absl::Status applyLbctlCommand(const lbctl::Command& cmd, FullConfig& cfg) {
+  if (cmd.kind == CommandKind::kSysctl) {
+    pb::Sysctls s = sysctlsToProto(cfg.sysctls);
+    for (const lbctl::SysctlArg& a : cmd.sysctls) {
+      if (!a.set)
+        return absl::InvalidArgumentError(absl::StrCat("--sysctl ", a.name, ": needs =VALUE"));
+      if (absl::Status st = lbctl::setSysctl(s, a.name, a.value); !st.ok())
+        return st;
+    }
+    absl::StatusOr<Sysctls> next = sysctlsFromProto(s);
+    if (!next.ok())
+      return next.status();
+    cfg.sysctls = *next;
+    return absl::OkStatus();
+  }
+  if (cmd.kind == CommandKind::kClearFwmarkRules) {
+    cfg.fwmark_rules.clear();
+    return absl::OkStatus();
+  }
+  absl::StatusOr<FwmarkRule> rule = fwmarkRuleFromProto(cmd.fwmark_rule);
+  if (!rule.ok())
+    return rule.status();
+  rule->dst = rule->dst.masked(rule->prefix_len);  // as ServiceTable stores it
+  auto it = std::find(cfg.fwmark_rules.begin(), cfg.fwmark_rules.end(), *rule);
+  const std::string line = lbctl::fwmarkRuleLine(cmd.fwmark_rule);
+  if (cmd.kind == CommandKind::kDelFwmarkRule) {
+    if (it == cfg.fwmark_rules.end())
+      return absl::NotFoundError(absl::StrCat("no such fwmark rule: ", line));
+    cfg.fwmark_rules.erase(it);
+    return absl::OkStatus();
+  }
+  if (it != cfg.fwmark_rules.end())
+    return absl::AlreadyExistsError(absl::StrCat("fwmark rule already exists: ", line));
+  cfg.fwmark_rules.push_back(*rule);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status applyCommand(const lbctl::Command& cmd, FullConfig& cfg) {
@@ -164,9 +218,15 @@ absl::Status applyCommand(const lbctl::Command& cmd, FullConfig& cfg) {
     case CommandKind::kAddLaddr:
     case CommandKind::kDelLaddr:
       return applyServiceCommand(cmd, cfg);
+    case CommandKind::kSysctl:
+    case CommandKind::kAddFwmarkRule:
+    case CommandKind::kDelFwmarkRule:
+    case CommandKind::kClearFwmarkRules:
+      return applyLbctlCommand(cmd, cfg);
     default:
       return absl::InvalidArgumentError(
-          "only -A -E -D -C -a -e -d --set -P -Q are allowed in a config file");
+          "only -A -E -D -C -a -e -d --set -P -Q --sysctl NAME=VALUE --add-fwmark-rule "
+          "--del-fwmark-rule --clear-fwmark-rules are allowed in a config file");
   }
 }
 
@@ -241,14 +301,37 @@ absl::Status writeStateFile(const std::string& path, const FullConfig& cfg) {
 }
 
 absl::StatusOr<FullConfig> readStateFile(const std::string& path) {
+  // Only a missing file means "first start"; anything else must not start lbd empty.
+  struct stat sb {};
+
+  if (::stat(path.c_str(), &sb) != 0) {
+    const std::string msg = absl::StrCat("state file ", path, ": ", std::strerror(errno));
+    return errno == ENOENT ? absl::NotFoundError(msg) : absl::FailedPreconditionError(msg);
+  }
+  if (!S_ISREG(sb.st_mode))
+    return absl::FailedPreconditionError(absl::StrCat("state file ", path, ": not a file"));
   std::ifstream f(path);
-  if (!f)
-    return absl::NotFoundError(absl::StrCat("state file ", path, ": ", std::strerror(errno)));
   std::stringstream ss;
-  ss << f.rdbuf();
+  if (f)
+    ss << f.rdbuf();
+  if (!f) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("state file ", path, ": cannot read: ", std::strerror(errno)));
+  }
+  const std::string text = ss.str();
+  if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
+    // writeStateFile always writes the timeouts: an empty file is a truncated one.
+    return absl::InvalidArgumentError(
+        absl::StrCat("state file ", path,
+                     ": empty (lbd never writes an empty state); remove it to start empty"));
+  }
   pb::Config p;
-  if (!google::protobuf::TextFormat::ParseFromString(ss.str(), &p)) {
-    return absl::InvalidArgumentError(absl::StrCat("state file ", path, ": does not parse"));
+  StateFileErrors errors;
+  google::protobuf::TextFormat::Parser parser;
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(text, &p)) {
+    return absl::InvalidArgumentError(absl::StrCat("state file ", path, ":", errors.first,
+                                                   " (corrupt; lbd refuses to start empty)"));
   }
   absl::StatusOr<FullConfig> cfg = configFromProto(p);
   if (!cfg.ok()) {

@@ -46,8 +46,14 @@ std::string promEscape(absl::string_view s) {
 
 }  // namespace
 
-ControlOps::ControlOps(ServiceTable& table, DataplaneHooks* hooks, std::string state_file)
-    : table_(table), hooks_(hooks), state_file_(std::move(state_file)) {}
+ControlOps::ControlOps(ServiceTable& table,
+                       DataplaneHooks* hooks,
+                       std::string state_file,
+                       std::function<MonoTime()> clock)
+    : table_(table),
+      hooks_(hooks),
+      state_file_(std::move(state_file)),
+      clock_(clock ? std::move(clock) : std::function<MonoTime()>(monoNow)) {}
 
 absl::Status ControlOps::publishLocked() {
   absl::Status st = absl::OkStatus();
@@ -347,7 +353,7 @@ absl::Status ControlOps::listConnections(pb::ListConnectionsResponse* resp) {
   const ConnTable* conns = hooks_ != nullptr ? hooks_->conns() : nullptr;
   if (conns == nullptr)
     return absl::OkStatus();
-  const MonoTime now = monoNow();
+  const MonoTime now = clock_();
   conns->forEach(
       [&](const Conn& c) { *resp->add_connections() = connToProto(c, connStateName(c), now); });
   return absl::OkStatus();

@@ -25,7 +25,11 @@ namespace lb::lbd {
 // to tell "Service not defined" from "No such destination").
 class ControlOps {
  public:
-  ControlOps(ServiceTable& table, DataplaneHooks* hooks, std::string state_file);
+  // clock: as ControlOptions::clock (empty = CLOCK_MONOTONIC).
+  ControlOps(ServiceTable& table,
+             DataplaneHooks* hooks,
+             std::string state_file,
+             std::function<MonoTime()> clock = {});
 
   absl::Status createService(const ::lbd::v1::CreateServiceRequest& req);
   absl::Status updateService(const ::lbd::v1::UpdateServiceRequest& req);
@@ -69,6 +73,7 @@ class ControlOps {
   ServiceTable& table_;
   DataplaneHooks* hooks_;
   std::string state_file_;
+  std::function<MonoTime()> clock_;
   uint64_t accepted_ = 0;
   uint64_t rejected_ = 0;
 };

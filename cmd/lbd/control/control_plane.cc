@@ -121,7 +121,9 @@ std::string readFile(const std::string& path) {
 
 struct ControlPlane::Impl {
   Impl(ServiceTable& table, DataplaneHooks* hooks, ControlOptions opts)
-      : options(std::move(opts)), ops(table, hooks, options.state_file), service(ops) {}
+      : options(std::move(opts)),
+        ops(table, hooks, options.state_file, options.clock),
+        service(ops) {}
 
   ControlOptions options;
   ControlOps ops;
@@ -129,6 +131,7 @@ struct ControlPlane::Impl {
   std::unique_ptr<grpc::Server> server;
   std::unique_ptr<MetricsServer> metrics;
   std::string unix_path;
+  int port = 0;
   bool stopped = false;
 
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials(bool tcp) const;
@@ -136,7 +139,13 @@ struct ControlPlane::Impl {
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ControlPlane::Impl::credentials(
     bool tcp) const {
-  if (!tcp || options.tls_cert.empty() || options.tls_key.empty()) {
+  const bool cert = !options.tls_cert.empty(), key = !options.tls_key.empty();
+  if (cert != key)
+    return absl::InvalidArgumentError("TLS: --tls-cert and --tls-key go together");
+  if (!options.tls_ca.empty() && !cert) {
+    return absl::InvalidArgumentError("TLS: --tls-ca (client certificates) needs --tls-cert");
+  }
+  if (!tcp || !cert) {
     if (tcp)
       LB_LOG(kWarn, "gRPC on %s without TLS (give --tls-cert and --tls-key)", options.listen);
     return grpc::InsecureServerCredentials();
@@ -151,8 +160,11 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ControlPlane::Impl::cre
                                                    " / --tls-key ", options.tls_key));
   }
   ssl.pem_key_cert_pairs.push_back(std::move(pair));
-  if (!options.tls_ca.empty())
+  if (!options.tls_ca.empty()) {
     ssl.pem_root_certs = readFile(options.tls_ca);
+    if (ssl.pem_root_certs.empty())
+      return absl::InvalidArgumentError(absl::StrCat("TLS: cannot read --tls-ca ", options.tls_ca));
+  }
   return grpc::SslServerCredentials(ssl);
 }
 
@@ -199,14 +211,13 @@ absl::Status ControlPlane::start() {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort(target, *creds, tcp ? &port : nullptr);
+  builder.AddListeningPort(target, *creds, tcp ? &impl_->port : nullptr);
   builder.RegisterService(&impl_->service);
   // The socket is created 0600 from the start (no window before the chmod below).
   const mode_t old_mask = ::umask(0177);
   impl_->server = builder.BuildAndStart();
   ::umask(old_mask);
-  if (impl_->server == nullptr || (tcp && port == 0)) {
+  if (impl_->server == nullptr || (tcp && impl_->port == 0)) {
     return absl::UnavailableError(absl::StrCat("gRPC: cannot listen on ", listen));
   }
   if (!impl_->unix_path.empty() && ::chmod(impl_->unix_path.c_str(), 0600) != 0) {
@@ -240,6 +251,10 @@ void ControlPlane::shutdown() {
     impl_->metrics->stop();
   if (!impl_->unix_path.empty())
     ::unlink(impl_->unix_path.c_str());
+}
+
+int ControlPlane::boundPort() const {
+  return impl_->port;
 }
 
 void ControlPlane::wait() {

@@ -5,6 +5,7 @@
 #define LBD_CMD_LBD_CONTROL_CONTROL_PLANE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -12,17 +13,25 @@
 
 #include "absl/status/status.h"
 
+#include "core/base/time.h"
 #include "core/conn/conn_table.h"
 #include "core/service/service_table.h"
 
 namespace lb::lbd {
 
 struct ControlOptions {
-  std::string listen = "unix:///run/lbd/lbd.sock";  // unix:///path or tcp://host:port
-  std::string state_file;                 // written atomically on every change, read at start
-  std::string config_file;                // loaded at start; a bad file stops lbd naming the line
-  std::string tls_cert, tls_key, tls_ca;  // TLS for TCP listeners when cert+key are given
-  std::string metrics_listen;             // host:port for Prometheus /metrics; empty = off
+  std::string listen = "unix:///run/lbd/lbd.sock";  // unix:///path or tcp://host:port (port 0:
+                                                    // any free port, see boundPort())
+  std::string state_file;   // written atomically on every change, read at start
+  std::string config_file;  // loaded at start; a bad file stops lbd naming the line
+  // TLS for TCP listeners when cert+key are given (PEM files); with tls_ca, clients must
+  // present a certificate signed by it (mutual TLS). Only one of cert/key, or a CA without
+  // them, is refused by start().
+  std::string tls_cert, tls_key, tls_ca;
+  std::string metrics_listen;  // host:port for Prometheus /metrics; empty = off
+  // The dataplane's clock for -Lnc's expire column (Conn::expires is on it). Empty: the
+  // CLOCK_MONOTONIC reading cmd/lbd/dataplane uses. Tests pass a fake.
+  std::function<MonoTime()> clock;
 };
 
 // What the control plane needs from the packet side. Implemented by the dataplane; the
@@ -51,6 +60,8 @@ class ControlPlane {
   void shutdown();
   // Blocks until shutdown() is called.
   void wait();
+  // The TCP port the gRPC server listens on after start() (tcp://...:0 picks one); 0 for unix.
+  int boundPort() const;
 
  private:
   struct Impl;

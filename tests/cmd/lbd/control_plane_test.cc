@@ -82,7 +82,7 @@ class ControlPlaneTest : public ::testing::Test {
     return {rc, out.str(), err.str()};
   }
 
-  std::unique_ptr<lbctl::Stub> stub() { return lbctl::makeStub(server_, ""); }
+  std::unique_ptr<lbctl::Stub> stub() { return *lbctl::makeStub({server_, "", "", ""}); }
 
   std::string dir_, server_;
   CountingHooks hooks_;
