@@ -78,13 +78,27 @@ void Pipeline::handleIcmpError(Packet& p) noexcept {
   cp.release();
 
   cp = conns_.findIn(t);
-  if (!cp)
-    return toHost(p.pkt);  // unrelated (schedule_icmp is not supported)
+  if (!cp) {
+    // schedule_icmp: a new conn from the quoted packet, turned around (ip_vs_in_icmp ->
+    // ip_vs_try_to_schedule with the inverse header). The conn gets no state transition: it
+    // keeps the 3 s timeout of a new conn until a packet of its own moves it.
+    if (!p.snap.sysctls().schedule_icmp)
+      return toHost(p.pkt);  // unrelated
+    L3L4 flow = pipeline_internal::reversed(in);
+    p.icmp_flow = &flow;
+    cp = schedule(p);
+    p.icmp_flow = nullptr;
+    if (!cp)
+      return;  // schedule() set the verdict
+  }
   if (runtime_ != nullptr)
     runtime_->workerStats(worker_).addIn(cp->svc, cp->dest, p.bytes);
-  cp->in_pkts++;
   Conn conn = *cp;
-  cp.release();
+  if ((conn.flags & kConnFOnePacket) != 0) {
+    conns_.expireNow(cp);  // ip_vs_conn_put of a new ONE_PACKET conn: timer 0
+  } else {
+    cp.release();
+  }
   // NAT: ip_vs_nat_icmp toward the real server; DR / tunnel: forwarded as is / encapsulated.
   xmit(p, conn, Direction::kToRealServer);
 }

@@ -53,6 +53,7 @@ void Pipeline::process(const ServiceSnapshot& snap,
                        MonoTime now) noexcept {
   if (snap.runtime() != runtime_)
     attachRuntime(snap.runtime());
+  updateDefense(snap.sysctls(), now);
   for (PacketBuffer* pkt : batch) {
     processOne(snap, *pkt, sink, now);
     account(*pkt);
@@ -86,7 +87,7 @@ void Pipeline::processOne(const ServiceSnapshot& snap,
   pkt.drop_reason = DropReason::kNone;
   pkt.tx = TxPath::kTun;
   pkt.next_hop = IpAddr();
-  Packet p{snap, pkt, sink, now, {}, static_cast<uint32_t>(pkt.size())};
+  Packet p{snap, pkt, sink, now, {}, static_cast<uint32_t>(pkt.size()), nullptr};
 
   // 1. Parse; malformed packets are dropped with the parser's reason.
   DropReason r = parsePacket(pkt.span(), p.pp);
@@ -229,8 +230,7 @@ void Pipeline::inbound(Packet& p, ConnGuard& cp) noexcept {
 // the state crosses the boundary (ip_vs_*_state_transition), assuring the template, and
 // ip_vs_conn_put's timer re-arm with the conn's (new) timeout on every packet.
 void Pipeline::applyState(Packet& p, ConnGuard& cp, ConnDir dir) noexcept {
-  const Sysctls& sys = p.snap.sysctls();
-  StateChange sc = updateConnState(*cp, dir, p.pp.outer, p.snap.timeouts(), sys.secure_tcp >= 2);
+  StateChange sc = updateConnState(*cp, dir, p.pp.outer, p.snap.timeouts(), defense_.secure_tcp);
   if (sc.was_active != sc.is_active && runtime_ != nullptr && cp->dest < runtime_->maxDests()) {
     DestCounters& dc = runtime_->destCounters()[cp->dest];
     if (sc.is_active) {

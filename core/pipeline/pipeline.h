@@ -5,6 +5,7 @@
 #ifndef LBD_CORE_PIPELINE_PIPELINE_H_
 #define LBD_CORE_PIPELINE_PIPELINE_H_
 
+#include <cstddef>
 #include <cstdint>
 
 #include "absl/types/span.h"
@@ -15,6 +16,7 @@
 #include "core/base/verdict.h"
 #include "core/conn/conn_table.h"
 #include "core/packet/packet_buffer.h"
+#include "core/service/config.h"
 #include "core/service/snapshot.h"
 #include "core/xmit/forwarder.h"
 
@@ -24,10 +26,12 @@ namespace lb {
 // conns_reused counts conns expired to reschedule a SYN/INIT (conn_reuse_mode,
 // expire_nodest_conn); icmp_sent counts ICMP errors lbd generated; icmp_send_failed those it
 // could not send (no sink buffer).
-#define LB_PIPELINE_COUNTERS(C)                                                                  \
-  C(rx_packets)                                                                                  \
-  C(rx_bytes) C(tx_packets) C(tx_bytes) C(to_host) C(conns_created) C(conns_reused) C(icmp_sent) \
-      C(icmp_echo_replies) C(templates_created) C(icmp_send_failed)
+#define LB_PIPELINE_COUNTERS(C)                                                             \
+  C(rx_packets)                                                                             \
+  C(rx_bytes)                                                                               \
+  C(tx_packets)                                                                             \
+  C(tx_bytes) C(to_host) C(conns_created) C(conns_reused) C(icmp_sent) C(icmp_echo_replies) \
+      C(templates_created) C(icmp_send_failed)
 
 struct PipelineCounters {
   LB_PIPELINE_COUNTERS(LB_DECLARE_COUNTER)
@@ -47,9 +51,56 @@ class PacketSink {
 
 class PipelineConnEvents;
 
+// The kernel's defence strategies (ip_vs_ctl.c update_defense_level, ip_vs_todrop,
+// defense_work_handler; sysctls drop_entry, drop_packet, secure_tcp: 0 off, 1 and 2 automatic,
+// 3 always). The kernel's automatic modes watch free memory (freeram + bufferram against
+// amemthresh pages); lbd's memory for conns is the conn table, preallocated, so its "free
+// memory" is the table's free slots:
+//   available = capacity - entries,   amemthresh = capacity / kDefenseThresholdDivisor,
+//   under pressure ("nomem") when available < amemthresh (the last 1/16 of the table).
+// In automatic mode the kernel flips the sysctl between 1 (armed) and 2 (active) itself; lbd
+// does not rewrite the configured value: 1 and 2 both mean "active while under pressure".
+inline constexpr size_t kDefenseThresholdDivisor = 16;
+
+// What the defence does at one fill level.
+struct DefenseLevel {
+  bool nomem = false;       // available < amemthresh
+  uint32_t drop_rate = 0;   // drop_packet: drop 1 in drop_rate new-conn packets; 0 = off
+  bool secure_tcp = false;  // tcp_states_dos is in effect
+  bool drop_entry = false;  // random conn drop runs (runDefenseTick)
+};
+
+// update_defense_level for one sysctl set and fill level. drop_packet auto: rate = amemthresh /
+// (amemthresh - available) while under pressure (1 = every new conn when the table is full);
+// mode 3: rate = am_droprate. Any thread. Hot path (pure).
+DefenseLevel defenseLevel(const Sysctls& sys, size_t entries, size_t capacity) noexcept;
+
+// The drop_entry defence for the dataplane's housekeeping thread: call it once a second
+// (DEFENSE_TIMER_PERIOD) with the current snapshot's sysctls, whatever they are (it is a no-op
+// unless drop_entry is 3, or 1/2 with the table under pressure), and a fresh random number.
+// When on, it scans bucketCount() / 32 random buckets and frees the conns the kernel's
+// ip_vs_random_dropentry would (ConnTable::dropEntries: embryonic TCP/SCTP conns, idle
+// low-traffic ones, unassured templates). Returns the level in effect and how many conns it
+// freed (for a counter). drop_packet and secure_tcp need no call: each Pipeline evaluates them
+// per batch. Any thread; takes shard locks one at a time. No allocation.
+struct DefenseTickResult {
+  DefenseLevel level;
+  size_t dropped = 0;
+};
+
+DefenseTickResult runDefenseTick(ConnTable& conns,
+                                 const Sysctls& sys,
+                                 MonoTime now,
+                                 uint64_t rand) noexcept;
+
 // One per worker. Worker thread only (the conn table and runtime it uses are shared and
 // thread-safe). No allocation after construction, except once when process() first sees a
 // ServiceRuntime that connEvents() was not called for.
+//
+// Defence (see DefenseLevel): before each batch the pipeline reads the conn table's fill level;
+// drop_packet drops 1 in `rate` new-connection packets of a service before scheduling
+// (kDefense; the counter is per worker, the kernel's is per netns), secure_tcp switches TCP to
+// tcp_states_dos.
 //
 // Verdicts: kForward (rewritten in place; pkt.tx / next_hop say where), kDrop with a
 // DropReason (each counted in counters().drops), kToHost (not IPVS traffic: no service for the
@@ -73,6 +124,9 @@ class Pipeline {
                absl::Span<PacketBuffer* const> batch,
                PacketSink& sink,
                MonoTime now) noexcept;
+
+  // Worker thread. The defence level the last batch ran with.
+  const DefenseLevel& defense() const { return defense_; }
 
   // Worker thread, between batches. The path MTU forwarders check against (default 1500).
   void setMtu(uint32_t mtu) { mtu_ = mtu; }
@@ -122,6 +176,8 @@ class Pipeline {
   void sendIcmp(Packet& p, IcmpKind kind, uint32_t info, const IpAddr& src) noexcept;
   void attachRuntime(ServiceRuntime* runtime) noexcept;
   uint64_t nextRandom() noexcept;
+  void updateDefense(const Sysctls& sys, MonoTime now) noexcept;
+  bool todrop() noexcept;
 
   ConnTable& conns_;
   size_t worker_;
@@ -131,6 +187,9 @@ class Pipeline {
   ServiceRuntime* runtime_ = nullptr;  // of the last snapshot seen
   PipelineConnEvents* events_ = nullptr;
   PipelineCounters counters_;
+  DefenseLevel defense_;
+  int64_t drop_counter_ = 0;  // ip_vs_todrop's drop_counter
+  MonoTime drop_reset_at_{};  // automatic drop_packet: when drop_counter is next reset
 };
 
 }  // namespace lb

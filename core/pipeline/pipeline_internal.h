@@ -21,6 +21,14 @@ struct Pipeline::Packet {
   MonoTime now;
   ParsedPacket pp;
   uint32_t bytes = 0;  // length as received (ip_vs_in_stats counts skb->len before xmit)
+  // The client -> VIP tuple a new conn is scheduled from: the packet itself, or for an ICMP
+  // error scheduled with schedule_icmp the quoted packet turned around (the kernel's
+  // IP_VS_HDR_INVERSE header).
+  const L3L4* icmp_flow = nullptr;
+
+  const L3L4& flow() const { return icmp_flow != nullptr ? *icmp_flow : pp.outer; }
+
+  bool fromIcmp() const { return icmp_flow != nullptr; }
 };
 
 namespace pipeline_internal {
@@ -58,6 +66,17 @@ inline ConnTuple reverseTupleOf(const L3L4& o) {
   t.sport = o.dport;
   t.dport = o.sport;
   return t;
+}
+
+// The quoted packet of an ICMP error turned around: the client -> VIP direction of the conn the
+// error is about (ports and addresses swapped; everything else as quoted).
+inline L3L4 reversed(const L3L4& o) {
+  L3L4 r = o;
+  r.src = o.dst;
+  r.dst = o.src;
+  r.sport = o.dport;
+  r.dport = o.sport;
+  return r;
 }
 
 // A hash of the conn's client side (GUE source port, full-NAT pool hint).

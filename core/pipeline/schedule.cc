@@ -16,6 +16,7 @@ using pipeline_internal::toHost;
 namespace {
 
 constexpr uint16_t kFtpPort = 21;
+constexpr uint16_t kFtpDataPort = 20;
 
 // ip_vs_check_template: the template's dest must still exist, be available and, with
 // expire_quiescent_template, have a non-zero weight.
@@ -28,10 +29,11 @@ bool templateValid(const ServiceSnapshot& snap, const Conn& ct) {
 
 }  // namespace
 
-// conn_schedule (ip_vs_proto_{tcp,udp,sctp}.c): only a new-connection packet to a service may
-// create a conn.
+// conn_schedule (ip_vs_proto_{tcp,udp,sctp}.c) and the checks at the top of ip_vs_schedule:
+// only a new-connection packet to a service may create a conn (an ICMP error scheduled under
+// schedule_icmp skips that test: only its ports are quoted), and drop_packet may refuse it.
 ConnGuard Pipeline::schedule(Packet& p) noexcept {
-  const L3L4& o = p.pp.outer;
+  const L3L4& o = p.flow();
   const Sysctls& sys = p.snap.sysctls();
   uint32_t mark = p.snap.classify(o.af, o.proto, o.dst, o.dport);
   const SnapService* svc = p.snap.findService(o.af, o.proto, o.dst, o.dport, mark);
@@ -39,8 +41,21 @@ ConnGuard Pipeline::schedule(Packet& p) noexcept {
     toHost(p.pkt);
     return {};
   }
-  if (!isNewConnPacket(o, sys.sloppy_tcp, sys.sloppy_sctp)) {
+  if (!p.fromIcmp() && !isNewConnPacket(o, sys.sloppy_tcp, sys.sloppy_sctp)) {
     drop(p.pkt, DropReason::kNotNewConn);
+    return {};
+  }
+  // ip_vs_todrop: "it seems that we are very loaded" (drop_packet).
+  if (todrop()) {
+    drop(p.pkt, DropReason::kDefense);
+    return {};
+  }
+  // ip_vs_schedule: active FTP data comes from the real server's port 20 and is never
+  // scheduled, whatever the service (*ignored = 1: NF_ACCEPT). Its other check, "do not
+  // schedule replies from a local real server", is for packets lbd never sees (locally
+  // originated, skb->dev loopback): every packet here came in through the TUN device.
+  if (o.sport == kFtpDataPort) {
+    toHost(p.pkt);
     return {};
   }
   if (svc->persistent())
@@ -63,7 +78,7 @@ ConnGuard Pipeline::schedule(Packet& p) noexcept {
 // ip_vs_sched_persist: find or make the template for the client's network, then create the
 // conn under it.
 ConnGuard Pipeline::schedulePersist(Packet& p, const SnapService& svc, uint32_t mark) noexcept {
-  const L3L4& o = p.pp.outer;
+  const L3L4& o = p.flow();
   const ServiceKey& key = svc.config.key;
   // The template's key (§3.3): <proto, snet, 0, vaddr, vport> for a normal service;
   // vport 0 for FTP (port 21) and port-zero services; <IPPROTO_IP, snet, 0, fwmark, 0> for
@@ -147,7 +162,7 @@ ConnGuard Pipeline::schedulePersist(Packet& p, const SnapService& svc, uint32_t 
 const SnapDest* Pipeline::pickDest(Packet& p, const SnapService& svc) noexcept {
   if (svc.scheduler == nullptr || runtime_ == nullptr)
     return nullptr;
-  const L3L4& o = p.pp.outer;
+  const L3L4& o = p.flow();
   PickContext ctx;
   ctx.saddr = o.src;
   ctx.daddr = o.dst;
@@ -173,7 +188,7 @@ ConnGuard Pipeline::createConn(Packet& p,
                                uint16_t dport,
                                uint32_t control,
                                uint32_t mark) noexcept {
-  const L3L4& o = p.pp.outer;
+  const L3L4& o = p.flow();
   ConnParams c;
   c.af = o.af;
   c.daf = dest.config.addr.af();
@@ -239,12 +254,15 @@ void Pipeline::bindDest(Packet& /*p*/, const SnapDest& dest, bool is_template) n
   runtime_->updateOverloadOnBind(dest.id, dest.config.u_threshold);
 }
 
-// ip_vs_leave without cache_bypass: FTP data for a port-21 service goes to the host; anything
-// else is answered with port unreachable (from the VIP) and dropped.
+// ip_vs_leave without cache_bypass: FTP data for a port-21 service goes to the host; a new conn
+// scheduled from an ICMP error is dropped silently; anything else is answered with port
+// unreachable (from the VIP) and dropped.
 void Pipeline::leave(Packet& p, const SnapService& svc) noexcept {
-  const L3L4& o = p.pp.outer;
+  const L3L4& o = p.flow();
   if (svc.config.key.vport == kFtpPort && o.dport != kFtpPort)
     return toHost(p.pkt);
+  if (p.fromIcmp())
+    return drop(p.pkt, DropReason::kNoDest);
   sendIcmp(p, IcmpKind::kPortUnreach, 0, o.dst);
   drop(p.pkt, DropReason::kNoDest);
 }

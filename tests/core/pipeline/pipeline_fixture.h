@@ -21,6 +21,24 @@ namespace lb::testing {
 
 using Bytes = std::vector<uint8_t>;
 
+// Sets IPv4 TOS, ID and TTL of a built packet and recomputes its header checksum (from scratch).
+inline Bytes patchV4(Bytes b, uint8_t tos, uint16_t id, uint8_t ttl) {
+  b[1] = tos;
+  b[4] = static_cast<uint8_t>(id >> 8);
+  b[5] = static_cast<uint8_t>(id);
+  b[8] = ttl;
+  b[10] = b[11] = 0;
+  uint32_t acc = 0;
+  for (size_t i = 0; i < 20; i += 2)
+    acc += static_cast<uint32_t>((b[i] << 8) | b[i + 1]);
+  while (acc >> 16)
+    acc = (acc & 0xffff) + (acc >> 16);
+  uint16_t c = static_cast<uint16_t>(~acc);
+  b[10] = static_cast<uint8_t>(c >> 8);
+  b[11] = static_cast<uint8_t>(c);
+  return b;
+}
+
 // Hands out up to N preallocated buffers per batch; the test reads what was filled.
 class TestSink : public PacketSink {
  public:
@@ -134,6 +152,11 @@ class PipelineFixture : public ::testing::Test {
     auto id = table_->serviceId(key);
     EXPECT_TRUE(id.ok()) << id.status();
     return id.ok() ? *id : kNoService;
+  }
+
+  void setSysctls(const Sysctls& s) {
+    absl::Status st = table_->setSysctls(s);
+    ASSERT_TRUE(st.ok()) << st;
   }
 
   const DestCounters& counters(DestId d) { return table_->runtime().destCounters()[d]; }

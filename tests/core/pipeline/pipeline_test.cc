@@ -16,24 +16,6 @@ constexpr const char* kRs2 = "198.18.1.11";
 
 class PipelineTest : public PipelineFixture {};
 
-// Sets IPv4 TOS, ID and TTL of a built packet and recomputes its header checksum (from scratch).
-Bytes patchV4(Bytes b, uint8_t tos, uint16_t id, uint8_t ttl) {
-  b[1] = tos;
-  b[4] = static_cast<uint8_t>(id >> 8);
-  b[5] = static_cast<uint8_t>(id);
-  b[8] = ttl;
-  b[10] = b[11] = 0;
-  uint32_t acc = 0;
-  for (size_t i = 0; i < 20; i += 2)
-    acc += static_cast<uint32_t>((b[i] << 8) | b[i + 1]);
-  while (acc >> 16)
-    acc = (acc & 0xffff) + (acc >> 16);
-  uint16_t c = static_cast<uint16_t>(~acc);
-  b[10] = static_cast<uint8_t>(c >> 8);
-  b[11] = static_cast<uint8_t>(c);
-  return b;
-}
-
 Bytes syn(const char* src, uint16_t sport, const char* dst = kVip, uint16_t dport = 80) {
   return PacketBuilder::tcp(src, sport, dst, dport, kTcpSyn).build();
 }
