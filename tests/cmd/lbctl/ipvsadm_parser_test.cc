@@ -286,6 +286,70 @@ TEST(IpvsadmParserTest, LbctlGlobalOptions) {
   EXPECT_TRUE(ok("-A -u 10.0.0.1:53 -o").service.one_packet());
 }
 
+TEST(IpvsadmParserTest, LbctlTlsOptions) {
+  Command c =
+      ok("-Ln --server tls://lb.example:9000 --tls-ca=/ca.pem --tls-cert /c.pem "
+         "--tls-key=/c.key");
+  EXPECT_EQ(c.kind, CommandKind::kList);
+  EXPECT_EQ(c.server, "tls://lb.example:9000");
+  EXPECT_EQ(c.tls_ca, "/ca.pem");
+  EXPECT_EQ(c.tls_cert, "/c.pem");
+  EXPECT_EQ(c.tls_key, "/c.key");
+  expectError("-Ln --tls-key", "--tls-key: missing argument", 255);
+}
+
+TEST(IpvsadmParserTest, LbctlSysctlCommand) {
+  Command c = ok("--sysctl");
+  EXPECT_EQ(c.kind, CommandKind::kSysctl);
+  EXPECT_TRUE(c.sysctls.empty());
+  c = ok("--sysctl net.ipv4.vs.sloppy_tcp=1 /proc/sys/net/ipv4/vs/am_droprate=7");
+  ASSERT_EQ(c.sysctls.size(), 2u);
+  EXPECT_EQ(c.sysctls[0].name, "sloppy_tcp");
+  EXPECT_TRUE(c.sysctls[0].set);
+  EXPECT_EQ(c.sysctls[0].value, 1u);
+  EXPECT_EQ(c.sysctls[1].name, "am_droprate");
+  EXPECT_EQ(c.sysctls[1].value, 7u);
+  c = ok("--sysctl=secure_tcp --server=unix:///x");
+  ASSERT_EQ(c.sysctls.size(), 1u);
+  EXPECT_FALSE(c.sysctls[0].set);
+  EXPECT_EQ(c.server, "unix:///x");
+  expectError("--sysctl sloppy_tcp=yes", "illegal value `yes' for sysctl sloppy_tcp (0..1)");
+  expectError("-L --sysctl", "--sysctl: unknown option", 255);  // only first on the line
+}
+
+TEST(IpvsadmParserTest, LbctlFwmarkRuleCommands) {
+  Command c = ok("--add-fwmark-rule --mark 5 --dest 198.18.3.77/28 --proto tcp --dport 443");
+  EXPECT_EQ(c.kind, CommandKind::kAddFwmarkRule);
+  EXPECT_EQ(c.fwmark_rule.mark(), 5u);
+  EXPECT_EQ(c.fwmark_rule.destination(), "198.18.3.64/28");  // masked
+  EXPECT_EQ(c.fwmark_rule.protocol(), pb::PROTOCOL_TCP);
+  EXPECT_EQ(c.fwmark_rule.port_min(), 443u);
+  EXPECT_EQ(c.fwmark_rule.port_max(), 443u);
+  c = ok("--del-fwmark-rule --mark 5 --dest 2001:2::1");
+  EXPECT_EQ(c.kind, CommandKind::kDelFwmarkRule);
+  EXPECT_EQ(c.fwmark_rule.destination(), "2001:2::1/128");
+  EXPECT_EQ(c.fwmark_rule.protocol(), pb::PROTOCOL_ANY);
+  EXPECT_EQ(c.fwmark_rule.port_min(), 0u);
+  EXPECT_EQ(c.fwmark_rule.port_max(), 65535u);
+  EXPECT_EQ(ok("--list-fwmark-rules --output=json").kind, CommandKind::kListFwmarkRules);
+  EXPECT_EQ(ok("--clear-fwmark-rules").kind, CommandKind::kClearFwmarkRules);
+  expectError("--add-fwmark-rule --mark 1 --dest 10.0.0.1 extra", "unexpected argument extra");
+  expectError("--add-fwmark-rule --mark 1 --mark 2 --dest 10.0.0.1",
+              "invalid fwmark value `2' specified");
+  expectError("--add-fwmark-rule --mark 1 --dest", "--dest: missing argument", 255);
+  expectError("--clear-fwmark-rules --sysctl", "multiple commands specified");
+}
+
+TEST(IpvsadmParserTest, UsageDocumentsLbctlOptionsAndCommands) {
+  const std::string u = usageText("lbctl");
+  for (const char* word : {"tls://host:port", "--tls-ca=FILE", "--tls-cert=FILE --tls-key=FILE",
+                           "--sysctl NAME=VALUE", "expire_quiescent_template", "lblcr_expiration",
+                           "--add-fwmark-rule --mark MARK --dest ADDR[/LEN]", "--del-fwmark-rule",
+                           "--list-fwmark-rules", "--clear-fwmark-rules"}) {
+    EXPECT_NE(u.find(word), std::string::npos) << word;
+  }
+}
+
 TEST(IpvsadmParserTest, ParsesRepeatedlyWithoutLeakingState) {
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(ok("-A -t 10.0.0.1:80 -s rr").service.scheduler(), "rr");

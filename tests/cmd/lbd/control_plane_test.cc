@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -301,6 +302,176 @@ TEST_F(ControlPlaneTest, GrpcCodes) {
   for (const pb::Metric& m : stats.metrics())
     found |= m.name() == "lb_test_metric" && m.value() == 7;
   EXPECT_TRUE(found);
+}
+
+constexpr char kDefaultSysctls[] =
+    "net.ipv4.vs.am_droprate = 10\n"
+    "net.ipv4.vs.conn_reuse_mode = 1\n"
+    "net.ipv4.vs.drop_entry = 0\n"
+    "net.ipv4.vs.drop_packet = 0\n"
+    "net.ipv4.vs.expire_nodest_conn = 0\n"
+    "net.ipv4.vs.expire_quiescent_template = 0\n"
+    "net.ipv4.vs.lblc_expiration = 86400\n"
+    "net.ipv4.vs.lblcr_expiration = 86400\n"
+    "net.ipv4.vs.nat_icmp_send = 0\n"
+    "net.ipv4.vs.pmtu_disc = 1\n"
+    "net.ipv4.vs.schedule_icmp = 0\n"
+    "net.ipv4.vs.secure_tcp = 0\n"
+    "net.ipv4.vs.sloppy_sctp = 0\n"
+    "net.ipv4.vs.sloppy_tcp = 0\n";
+
+TEST_F(ControlPlaneTest, Sysctls) {
+  EXPECT_EQ(run("--sysctl").out, kDefaultSysctls);
+  const int commits = hooks_.commits;
+  Result set = run("--sysctl expire_nodest_conn=1 net.ipv4.vs.drop_entry=2 lblcr_expiration=600");
+  EXPECT_EQ(set.rc, 0) << set.err;
+  EXPECT_EQ(set.out + set.err, "");
+  EXPECT_EQ(hooks_.commits, commits + 1);  // one change
+  EXPECT_EQ(run("--sysctl=pmtu_disc=0").rc, 0);
+  EXPECT_EQ(
+      run("--sysctl expire_nodest_conn drop_entry net/ipv4/vs/pmtu_disc lblcr_expiration").out,
+      "net.ipv4.vs.expire_nodest_conn = 1\n"
+      "net.ipv4.vs.drop_entry = 2\n"
+      "net.ipv4.vs.pmtu_disc = 0\n"
+      "net.ipv4.vs.lblcr_expiration = 600\n");
+  EXPECT_TRUE(table_->config().sysctls.expire_nodest_conn);
+  EXPECT_EQ(table_->config().sysctls.drop_entry, 2u);
+  EXPECT_FALSE(table_->config().sysctls.pmtu_disc);
+  EXPECT_EQ(table_->config().sysctls.lblcr_expiration_s, 600u);
+  EXPECT_EQ(table_->config().sysctls.am_droprate, 10u);  // untouched
+  Result json = run("--sysctl --output=json");
+  EXPECT_NE(json.out.find("\"drop_entry\": 2"), std::string::npos) << json.out;
+
+  // Refusals change nothing: lbd's range check (255 + lbd's reason), lbctl's own checks (2).
+  const std::string before = run("--sysctl").out;
+  Result bad = run("--sysctl drop_entry=1 secure_tcp=4");
+  EXPECT_EQ(bad.rc, 255);
+  EXPECT_EQ(bad.err,
+            "Invalid operation.  Possibly wrong module version, address not unicast, ...\n"
+            "lbd: sysctl secure_tcp 4 out of range 0..3\n");
+
+  struct Case {
+    const char* line;
+    const char* err;
+  };
+
+  for (const Case& c : {
+           Case{"--sysctl nosuch=1", "unknown sysctl `nosuch' (lbctl --sysctl lists them)\n"},
+           Case{"--sysctl pmtu_disc=2", "illegal value `2' for sysctl pmtu_disc (0..1)\n"},
+           Case{"--sysctl am_droprate=-1",
+                "illegal value `-1' for sysctl am_droprate (0..4294967295)\n"},
+           Case{"--sysctl lblc_expiration=0",
+                "illegal value `0' for sysctl lblc_expiration (1..4294967295)\n"},
+           Case{"--sysctl am_droprate am_droprate=5",
+                "--sysctl: either read (NAME) or write (NAME=VALUE), not both at once\n"},
+           Case{"--sysctl am_droprate=5 --output=json",
+                "Illegal 'output' option with the 'sysctl' command when writing\n"},
+       }) {
+    Result r = run(c.line);
+    EXPECT_EQ(r.rc, 2) << c.line;
+    EXPECT_EQ(r.err, c.err) << c.line;
+  }
+  EXPECT_EQ(run("--sysctl").out, before);
+
+  // The state file keeps them across a restart.
+  startServer();
+  EXPECT_EQ(run("--sysctl").out, before);
+}
+
+TEST_F(ControlPlaneTest, FwmarkRules) {
+  EXPECT_EQ(run("--list-fwmark-rules").out, "");
+  EXPECT_EQ(run("--add-fwmark-rule --mark 1 --dest 198.18.0.0/24 --proto tcp --dport 80:90").rc, 0);
+  EXPECT_EQ(run("--add-fwmark-rule --dest=198.18.7.7 --mark=2 --proto UDP --dport 53").rc, 0);
+  EXPECT_EQ(run("--add-fwmark-rule --mark 3 --dest 2001:2::1/64").rc, 0);
+  EXPECT_EQ(run("--add-fwmark-rule --mark 4 --dest 0.0.0.0/0 --proto sctp").rc, 0);
+  const std::string rules =
+      "--add-fwmark-rule --mark 1 --dest 198.18.0.0/24 --proto tcp --dport 80:90\n"
+      "--add-fwmark-rule --mark 2 --dest 198.18.7.7/32 --proto udp --dport 53\n"
+      "--add-fwmark-rule --mark 3 --dest 2001:2::/64\n"
+      "--add-fwmark-rule --mark 4 --dest 0.0.0.0/0 --proto sctp\n";
+  EXPECT_EQ(run("--list-fwmark-rules").out, rules);
+  ASSERT_EQ(table_->config().fwmark_rules.size(), 4u);
+  EXPECT_EQ(table_->config().fwmark_rules[1].port_min, 53);
+  EXPECT_EQ(table_->config().fwmark_rules[1].port_max, 53);
+  EXPECT_EQ(table_->config().fwmark_rules[2].proto, L4Proto::kNone);
+
+  // Errors change nothing.
+  const std::string dup =
+      "--add-fwmark-rule --mark 1 --dest 198.18.0.9/24 --proto tcp --dport 80:90";
+  Result r = run(dup);
+  EXPECT_EQ(r.rc, 255);
+  EXPECT_EQ(r.err, "Fwmark rule already exists\n");
+  r = run("--del-fwmark-rule --mark 1 --dest 198.18.0.0/24 --proto tcp");
+  EXPECT_EQ(r.rc, 255);
+  EXPECT_EQ(r.err, "No such fwmark rule\n");
+
+  struct Case {
+    const char* line;
+    const char* err;
+    int rc;
+  };
+
+  for (const Case& c : {
+           Case{"--add-fwmark-rule --dest 198.18.0.1",
+                "You need to supply the 'mark' option for the 'add-fwmark-rule' command\n", 2},
+           Case{"--add-fwmark-rule --mark 1",
+                "You need to supply the 'dest' option for the 'add-fwmark-rule' command\n", 2},
+           Case{"--add-fwmark-rule --mark 0 --dest 198.18.0.1",
+                "invalid fwmark value `0' specified\n", 2},
+           Case{"--add-fwmark-rule --mark 1 --dest 198.18.0.1/33",
+                "illegal destination `198.18.0.1/33' specified\n", 2},
+           Case{"--add-fwmark-rule --mark 1 --dest 198.18.0.1 --proto icmp",
+                "illegal protocol `icmp' specified\n", 2},
+           Case{"--add-fwmark-rule --mark 1 --dest 198.18.0.1 --dport 90:80",
+                "illegal port range `90:80' specified\n", 2},
+           Case{"--add-fwmark-rule --mark 1 --dest 198.18.0.1 --weight 3",
+                "--weight: unknown option\n", 255},
+           Case{"--add-fwmark-rule --mark 1 --dest 198.18.0.1 -A", "multiple commands specified\n",
+                2},
+           Case{"--list-fwmark-rules --mark 1",
+                "Illegal 'mark' option with the 'list-fwmark-rules' command\n", 2},
+           Case{"--add-fwmark-rule --mark 1 --dest 198.18.0.1 --output=json",
+                "Illegal 'output' option with the 'add-fwmark-rule' command\n", 2},
+       }) {
+    Result e = run(c.line);
+    EXPECT_EQ(e.rc, c.rc) << c.line;
+    EXPECT_EQ(e.err, c.err) << c.line;
+  }
+  EXPECT_EQ(run("--list-fwmark-rules").out, rules);
+
+  // Delete matches the stored (masked) rule; -R replays listed rules; clear empties.
+  EXPECT_EQ(run("--del-fwmark-rule --mark 3 --dest 2001:2::99/64").rc, 0);
+  EXPECT_EQ(run("--del-fwmark-rule --mark 1 --dest 198.18.0.0/24 --proto tcp --dport 80:90").rc, 0);
+  EXPECT_EQ(run("--list-fwmark-rules").out,
+            "--add-fwmark-rule --mark 2 --dest 198.18.7.7/32 --proto udp --dport 53\n"
+            "--add-fwmark-rule --mark 4 --dest 0.0.0.0/0 --proto sctp\n");
+  EXPECT_EQ(run("--clear-fwmark-rules").rc, 0);
+  EXPECT_EQ(run("--list-fwmark-rules").out, "");
+  Result restore = run("-R", rules);
+  EXPECT_EQ(restore.rc, 0) << restore.err;
+  EXPECT_EQ(run("--list-fwmark-rules").out, rules);
+  EXPECT_NE(run("--list-fwmark-rules --output=json").out.find("\"destination\": \"2001:2::/64\""),
+            std::string::npos);
+  startServer();  // kept in the state file
+  EXPECT_EQ(run("--list-fwmark-rules").out, rules);
+}
+
+TEST_F(ControlPlaneTest, CorruptStateFileStopsTheStart) {
+  ASSERT_EQ(run("-A -t 198.18.0.1:80 -s rr").rc, 0);
+  plane_.reset();
+  std::ofstream(dir_ + "/state") << "services { key { address { port: 80 } } } garbage";
+  table_ = std::make_unique<ServiceTable>();
+  ControlOptions o;
+  o.listen = server_;
+  o.state_file = dir_ + "/state";
+  ControlPlane p(*table_, &hooks_, o);
+  absl::Status st = p.loadInitialConfig();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(std::string(st.message()),
+            "state file " + dir_ +
+                "/state:1:50: Message type \"lbd.v1.Config\" has no field named "
+                "\"garbage\". (corrupt; lbd refuses to start empty)");
+  EXPECT_TRUE(table_->config().services.empty());
 }
 
 TEST(MetricsServerTest, ServesRenderedText) {
