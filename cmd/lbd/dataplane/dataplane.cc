@@ -5,13 +5,17 @@
 // kernel state of the mode; and in decap mode a thread writing decapsulated packets to TUN.
 #include "cmd/lbd/dataplane/dataplane.h"
 
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -61,7 +65,51 @@ struct WorkerConfig {
   SnapshotPtr snap;
   absl::flat_hash_set<IpAddr> routed;
   std::vector<std::pair<IpAddr, int>> routed_prefixes;
+  // Outer source of tunnel packets per family (unspecified: none needed / none found).
+  IpAddr tunnel_src_v4, tunnel_src_v6;
 };
+
+// The source address the kernel picks for a packet to `dst` (its route's preferred source, as
+// ip_vs_xmit.c __ip_vs_get_out_rt gets for a tunnel's outer header): a connected UDP socket's
+// local address. Unspecified when there is no route.
+IpAddr routeSource(const IpAddr& dst) {
+  const int fd = socket(dst.isV6() ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return IpAddr();
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  if (dst.isV6()) {
+    auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
+    sa->sin6_family = AF_INET6;
+    sa->sin6_port = htons(9);
+    std::memcpy(&sa->sin6_addr, dst.data(), 16);
+    len = sizeof(*sa);
+  } else {
+    auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons(9);
+    std::memcpy(&sa->sin_addr, dst.data(), 4);
+    len = sizeof(*sa);
+  }
+  IpAddr out;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0) {
+    sockaddr_storage local{};
+    socklen_t llen = sizeof(local);
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) == 0) {
+      if (dst.isV6()) {
+        out = IpAddr::fromBytes(Af::kInet6,
+                                reinterpret_cast<const uint8_t*>(
+                                    &reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr));
+      } else {
+        out = IpAddr::fromBytes(
+            Af::kInet,
+            reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in*>(&local)->sin_addr));
+      }
+    }
+  }
+  close(fd);
+  return out;
+}
 
 class SinkPool : public PacketSink {
  public:
@@ -278,6 +326,18 @@ class DataplaneImpl : public Dataplane {
     }
     for (const auto& fr : cfg.fwmark_rules)
       wc->routed_prefixes.emplace_back(fr.dst, fr.prefix_len);
+    // The kernel picks the outer source per dest; lbd's pipeline has one per family: the route
+    // source towards the first tunnel dest of that family. (The VIP would be a martian source
+    // at a real server that holds the VIP itself.)
+    for (const auto& sd : cfg.services) {
+      for (const auto& d : sd.dests) {
+        if (d.fwd != FwdMethod::kTunnel)
+          continue;
+        IpAddr& src = d.addr.isV6() ? wc->tunnel_src_v6 : wc->tunnel_src_v4;
+        if (src.isUnspecified())
+          src = routeSource(d.addr);
+      }
+    }
     config_.publish(std::move(wc));
   }
 
@@ -289,7 +349,8 @@ class DataplaneImpl : public Dataplane {
     uint64_t neigh_gen = 0;
     pollfd pfd{tun_->fd(w.index), POLLIN, 0};
     while (running_.load(std::memory_order_relaxed)) {
-      config_.refresh(cfg, gen);
+      if (config_.refresh(cfg, gen) && cfg != nullptr)
+        applyWorkerConfig(w, *cfg);
       neigh_.map().refresh(neigh, neigh_gen);
       size_t n = 0;
       while (n < kBatch) {
@@ -319,6 +380,14 @@ class DataplaneImpl : public Dataplane {
       }
       w.sink.clear();
     }
+  }
+
+  // Worker thread, between batches, when a new config was published.
+  static void applyWorkerConfig(Worker& w, const WorkerConfig& cfg) {
+    if (!cfg.tunnel_src_v4.isUnspecified())
+      w.pipeline->setTunnelSource(cfg.tunnel_src_v4);
+    if (!cfg.tunnel_src_v6.isUnspecified())
+      w.pipeline->setTunnelSource(cfg.tunnel_src_v6);
   }
 
   // Worker thread. Hot path.

@@ -228,11 +228,11 @@ absl::Status KernelState::installBase() {
     return s;
   if (mode_ == Mode::kDecap)
     return absl::OkStatus();
-  // Sidecar: the app's own address is the source of what lbd writes (fib_validate_source).
-  if (mode_ == Mode::kSidecar) {
-    if (absl::Status s = setTunConf("accept_local", "1"); !s.ok())
-      return s;
-  }
+  // A local source on what lbd writes is a martian without accept_local (fib_validate_source):
+  // the app's own address in a sidecar, and in both modes the outer source of tunnel packets
+  // (the route source towards the real server, as ip_vs_xmit.c picks it).
+  if (absl::Status s = setTunConf("accept_local", "1"); !s.ok())
+    return s;
   if (absl::Status s = setSysctl("net/ipv4/ip_forward", "1"); !s.ok())
     return s;
   if (mode_ == Mode::kSidecar) {
