@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // STYLE.md §5's proof: after warm-up, Pipeline::process allocates nothing, whatever the mix:
 // new conns and hits, NAT / full NAT / DR / GUE tunnel / one-packet UDP / persistence, replies,
-// drops of several reasons, ICMP errors generated into the sink, echo replies.
+// drops of several reasons, ICMP errors generated into the sink, echo replies, the defences
+// (drop_packet, secure_tcp, runDefenseTick's drop_entry) and conns scheduled from ICMP errors.
 #include <memory>
 #include <vector>
 
@@ -35,6 +36,13 @@ class PipelineNoAllocTest : public PipelineFixture {
     addService(tcpKey(vip, 443), "rr", kSvcPersistent, 60);
     addDest(tcpKey(vip, 443), dest("198.18.1.10", 443, FwdMethod::kMasq));
     addService(tcpKey(vip, 92), "rr");  // no dests: port unreachable
+    Sysctls sys;
+    sys.drop_packet = 3;
+    sys.am_droprate = 50;
+    sys.secure_tcp = 3;
+    sys.drop_entry = 3;
+    sys.schedule_icmp = true;
+    setSysctls(sys);
   }
 
   // Packets for client port `p`, in an order that creates, uses and closes conns.
@@ -55,6 +63,10 @@ class PipelineNoAllocTest : public PipelineFixture {
     out.push_back(PacketBuilder::icmpEcho(c, vip, 8, p).build());
     out.push_back(Bytes(10, 0x45));                                                 // malformed
     out.push_back(PacketBuilder::tcp("198.18.1.10", 8080, c, p, kTcpAck).build());  // reply
+    // An error about a reply to a flow lbd has no conn for: scheduled (schedule_icmp).
+    Bytes quoted =
+        PacketBuilder::tcp(vip, 80, c, static_cast<uint16_t>(p + 10000), kTcpAck).build();
+    out.push_back(PacketBuilder::icmpError("198.18.50.1", vip, 3, 4, 1400, quoted));
   }
 
   // Runs `pkts` through the pipeline in batches of 32 with preallocated buffers.
@@ -71,8 +83,12 @@ class PipelineNoAllocTest : public PipelineFixture {
       pipe_->process(*snap, absl::MakeConstSpan(ptrs.data(), n), sink_, clock_.now());
       clock_.advance(millis(1));
       conns_->expire(clock_.now());
+      // The housekeeping thread's once-a-second drop_entry call, here once a batch.
+      dropped_ += runDefenseTick(*conns_, snap->sysctls(), clock_.now(), i).dropped;
     }
   }
+
+  size_t dropped_ = 0;
 };
 
 TEST_F(PipelineNoAllocTest, ProcessDoesNotAllocateAfterWarmUp) {
@@ -98,7 +114,8 @@ TEST_F(PipelineNoAllocTest, ProcessDoesNotAllocateAfterWarmUp) {
   EXPECT_EQ(after - before, 0u);
   // The mix really exercised the paths it claims to.
   const PipelineCounters& c = pipe_->counters();
-  EXPECT_GT(c.conns_created.value(), 5000u);
+  // 820 flows of 7 new-conn packets, one in 50 dropped, plus one conn each from an ICMP error.
+  EXPECT_GT(c.conns_created.value(), 6000u);
   EXPECT_GT(c.templates_created.value(), 0u);
   EXPECT_GT(c.icmp_sent.value(), 1000u);
   EXPECT_GT(c.icmp_echo_replies.value(), 800u);
@@ -107,6 +124,9 @@ TEST_F(PipelineNoAllocTest, ProcessDoesNotAllocateAfterWarmUp) {
   EXPECT_GT(drops(DropReason::kTtlExceeded), 800u);
   EXPECT_GT(drops(DropReason::kMalformed), 800u);
   EXPECT_GT(c.tx_packets.value(), 5000u);
+  EXPECT_GT(drops(DropReason::kDefense), 100u);
+  EXPECT_TRUE(pipe_->defense().secure_tcp);
+  EXPECT_GT(dropped_, 100u);
 }
 
 }  // namespace
