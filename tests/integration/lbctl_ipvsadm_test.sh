@@ -3,7 +3,9 @@
 # lbctl speaks ipvsadm: the real lbd (gateway mode, in a namespace this test creates) driven by
 # a long script of ipvsadm command lines through lbctl. Every listing is compared byte for byte
 # with ipvsadm's format; -S, -C, -R, -S gives the same rules; a restart with the state file
-# gives the same rules; bad commands change nothing and print ipvsadm's reason.
+# gives the same rules, sysctls and fwmark rules; bad commands change nothing and print
+# ipvsadm's reason; a bad --config line or a corrupt state file stops lbd, naming the file (and
+# line); a --config file may hold lbctl's --sysctl and fwmark-rule lines.
 # Exit 77 = skipped (not root, no /dev/net/tun), except under CI=true where that is a failure.
 set -uo pipefail
 
@@ -82,6 +84,24 @@ stop_lbd() {
   local rc=$?
   LBD_PID=""
   ((rc == 0)) || die "lbd exited with $rc on SIGTERM"
+}
+
+# start_fails NAME WANT ARGS...: lbd started with ARGS must exit non-zero on its own (within
+# 20 s) and its log must contain WANT.
+start_fails() {
+  local name=$1 want=$2 out rc
+  shift 2
+  out=$(timeout 20 ip netns exec "$NS" "$LBD_BIN" --tun="$TUN" --mode=gateway --workers=1 \
+    --listen="unix://$SOCK" --conn_capacity=4096 "$@" 2>&1)
+  rc=$?
+  if ((rc == 0 || rc == 124)); then
+    echo "FAIL: $name: lbd exit status $rc (want a refusal)"
+    FAILS=$((FAILS + 1))
+  elif [[ "$out" != *"$want"* ]]; then
+    echo "FAIL: $name: lbd's log lacks: $want"
+    printf '%s\n' "$out" | tail -n 5 | sed 's/^/    /'
+    FAILS=$((FAILS + 1))
+  fi
 }
 
 check() {  # check NAME GOT WANT
@@ -273,6 +293,27 @@ printf -- '-A -t 198.18.0.7:80\n-a -t 198.18.0.7:80 -r 198.18.1.1 -w x\n' | lbct
 check "-R with a bad line (exit status)" "$?" "2"
 check "-R with a bad line (rules unchanged)" "$(lbctl -S -n)" "$before"
 
+# --- lbctl's own commands: sysctls and fwmark classification rules ---------------------------
+run --sysctl expire_nodest_conn=1 net.ipv4.vs.sloppy_tcp=1 lblc_expiration=3600
+expect --sysctl expire_nodest_conn sloppy_tcp lblc_expiration pmtu_disc <<'EOF'
+net.ipv4.vs.expire_nodest_conn = 1
+net.ipv4.vs.sloppy_tcp = 1
+net.ipv4.vs.lblc_expiration = 3600
+net.ipv4.vs.pmtu_disc = 1
+EOF
+refuse 255 "Invalid operation.  Possibly wrong module version, address not unicast, ..." \
+  --sysctl drop_entry=4
+refuse 2 "unknown sysctl \`nosuch' (lbctl --sysctl lists them)" --sysctl nosuch=1
+run --add-fwmark-rule --mark 1 --dest 198.18.0.0/24 --proto tcp --dport 8000:8099
+run --add-fwmark-rule --mark 1 --dest 2001:2::/64
+expect --list-fwmark-rules <<'EOF'
+--add-fwmark-rule --mark 1 --dest 198.18.0.0/24 --proto tcp --dport 8000:8099
+--add-fwmark-rule --mark 1 --dest 2001:2::/64
+EOF
+refuse 255 "Fwmark rule already exists" --add-fwmark-rule --mark 1 --dest 2001:2::9/64
+sysctls=$(lbctl --sysctl)
+rules=$(lbctl --list-fwmark-rules)
+
 # --- -S, -C, -R, -S -----------------------------------------------------------------------
 saved=$(lbctl -S -n; echo x)
 saved=${saved%x}
@@ -309,6 +350,56 @@ expect -L --timeout <<'EOF'
 Timeout (tcp tcpfin udp): 1000 120 60
 EOF
 stat -c %a "$SOCK" | grep -qx 600 || { echo "FAIL: socket mode $(stat -c %a "$SOCK")"; FAILS=$((FAILS + 1)); }
+check "--sysctl after restart" "$(lbctl --sysctl)" "$sysctls"
+check "--list-fwmark-rules after restart" "$(lbctl --list-fwmark-rules)" "$rules"
+stop_lbd
+
+# --- start-up refusals: a bad --config line, a corrupt state file ----------------------------
+printf -- '# services\n-A -t 198.18.0.1:80 -s rr\n\n-a -t 198.18.0.9:80 -r 198.18.1.1 -m\n' \
+  >"$TMP/bad.conf"
+start_fails "--config with a bad line" \
+  "config $TMP/bad.conf:4: no such service: TCP 198.18.0.9:80" --config="$TMP/bad.conf"
+printf -- '-A -t 198.18.0.1:80 -s rr\n-A -t 198.18.0.2\n' >"$TMP/bad2.conf"
+start_fails "--config with an unparsable line" \
+  "config $TMP/bad2.conf:2: Zero port specified for non-persistent service" \
+  --config="$TMP/bad2.conf"
+start_fails "--config that does not exist" "config $TMP/nosuch.conf: No such file or directory" \
+  --config="$TMP/nosuch.conf"
+cp "$TMP/state" "$TMP/state.good"
+printf 'services { key { address { port: 80 } } } garbage\n' >"$TMP/state"
+start_fails "corrupt state file" \
+  "state file $TMP/state:2:1: Message type \"lbd.v1.Config\" has no field named \"garbage\"." \
+  --state_file="$TMP/state"
+check "corrupt state file left alone" "$(cat "$TMP/state")" \
+  'services { key { address { port: 80 } } } garbage'
+: >"$TMP/state"
+start_fails "empty state file" "state file $TMP/state: empty" --state_file="$TMP/state"
+
+# --- a good --config with lbctl's own lines -------------------------------------------------
+cat >"$TMP/good.conf" <<'EOF'
+-A -f 1 -s rr
+-a -f 1 -r 198.18.1.1:0 -m
+--add-fwmark-rule --mark 1 --dest 198.18.0.0/24 --proto tcp --dport 80
+--sysctl expire_quiescent_template=1
+EOF
+ip netns exec "$NS" "$LBD_BIN" --tun="$TUN" --mode=gateway --workers=1 \
+  --listen="unix://$SOCK" --config="$TMP/good.conf" --conn_capacity=4096 >>"$TMP/lbd.log" 2>&1 &
+LBD_PID=$!
+for ((i = 0; i < 150; i++)); do
+  lbctl -Ln >/dev/null 2>&1 && break
+  kill -0 "$LBD_PID" 2>/dev/null || die "lbd exited: $(tail -n 5 "$TMP/lbd.log")"
+  sleep 0.1
+done
+expect -S -n <<'EOF'
+-A -f 1 -s rr
+-a -f 1 -r 198.18.1.1:0 -m -w 1
+EOF
+expect --list-fwmark-rules <<'EOF'
+--add-fwmark-rule --mark 1 --dest 198.18.0.0/24 --proto tcp --dport 80
+EOF
+expect --sysctl expire_quiescent_template <<'EOF'
+net.ipv4.vs.expire_quiescent_template = 1
+EOF
 stop_lbd
 
 if ((FAILS > 0)); then
