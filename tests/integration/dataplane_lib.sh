@@ -190,10 +190,26 @@ dp_kernel_state() {
   ip -n "$ns" neigh show proxy
   ip -n "$ns" -6 neigh show proxy
   ip netns exec "$ns" sysctl net.ipv4.ip_forward net.ipv6.conf.all.forwarding \
-    net.ipv4.conf.all.rp_filter net.ipv4.conf.all.accept_local
+    net.ipv4.conf.all.rp_filter net.ipv4.conf.all.accept_local \
+    net.ipv4.tcp_early_demux net.ipv4.udp_early_demux
   ip netns exec "$ns" sh -c 'for f in /proc/sys/net/ipv4/neigh/*/proxy_delay \
-    /proc/sys/net/ipv6/neigh/*/proxy_delay /proc/sys/net/ipv6/conf/*/proxy_ndp; do
+    /proc/sys/net/ipv6/neigh/*/proxy_delay /proc/sys/net/ipv6/conf/*/proxy_ndp \
+    /proc/sys/net/ipv4/conf/*/forwarding /proc/sys/net/ipv4/conf/*/proxy_arp \
+    /proc/sys/net/ipv4/conf/*/accept_local /proc/sys/net/ipv4/conf/*/rp_filter; do
     echo "$f $(cat "$f")"; done'
+}
+
+# dp_lbd_kill9 TAG: SIGKILL (no cleanup at all), reaped within a bounded wait.
+dp_lbd_kill9() {
+  local var="DP_LBD_PID_$1"
+  local pid=${!var}
+  kill -KILL "$pid"
+  dp_wait_pid "$pid" 10 || dp_fail "lbd ($1) survived SIGKILL"
+  { wait "$pid"; } 2>/dev/null || true
+  local keep=()
+  local p
+  for p in "${DP_LBD_PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+  DP_LBD_PIDS=("${keep[@]}")
 }
 
 # dp_expect_alternating "A B A B ...": every answer differs from the previous one.

@@ -172,7 +172,11 @@ class DataplaneImpl : public Dataplane {
         table_(table),
         tun_(std::move(tun)),
         nl_(std::move(nl)),
-        kernel_(*nl_, options.mode, tun_->name(), tun_->ifindex()),
+        kernel_(*nl_,
+                options.mode,
+                tun_->name(),
+                tun_->ifindex(),
+                KernelState::journalPath(options.run_dir, tun_->name())),
         neigh_(*nl_) {}
 
   ~DataplaneImpl() override { stop(); }

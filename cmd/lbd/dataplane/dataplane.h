@@ -26,6 +26,9 @@ struct DataplaneOptions {
   uint16_t gue_port = 5555;
   // Ask TUN for checksum/TSO/USO offloads (off: the kernel segments and checksums first).
   bool offloads = true;
+  // lbd's runtime directory: the sysctl journal that lets the next start undo a crashed run's
+  // sysctl changes lives here (empty = no journal).
+  std::string run_dir = "/run/lbd";
 };
 
 class Dataplane : public DataplaneHooks {

@@ -1,8 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "cmd/lbd/dataplane/kernel_state.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <linux/ip.h>
 #include <net/if.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -43,8 +49,96 @@ std::string ifName(int ifindex) {
 
 }  // namespace
 
-KernelState::KernelState(io::Netlink& nl, Mode mode, std::string tun, int tun_ifindex)
-    : nl_(nl), mode_(mode), tun_(std::move(tun)), tun_ifindex_(tun_ifindex) {}
+KernelState::KernelState(
+    io::Netlink& nl, Mode mode, std::string tun, int tun_ifindex, std::string journal)
+    : nl_(nl),
+      mode_(mode),
+      tun_(std::move(tun)),
+      tun_ifindex_(tun_ifindex),
+      journal_(std::move(journal)) {}
+
+std::string KernelState::journalPath(const std::string& run_dir, const std::string& tun) {
+  if (run_dir.empty())
+    return "";
+  // SO_NETNS_COOKIE (Linux 5.14) is never reused; a namespace inode can be, after deletion.
+  std::string id;
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0) {
+    uint64_t cookie = 0;
+    socklen_t len = sizeof(cookie);
+    if (getsockopt(fd, SOL_SOCKET, 71 /* SO_NETNS_COOKIE */, &cookie, &len) == 0)
+      id = absl::StrCat("c", cookie);
+    close(fd);
+  }
+
+  struct stat st {};
+
+  if (id.empty() && stat("/proc/self/ns/net", &st) == 0)
+    id = absl::StrCat("i", st.st_ino);
+  if (id.empty())
+    return "";
+  return absl::StrCat(run_dir, "/sysctls-", id, "-", tun);
+}
+
+void KernelState::saveJournal() {
+  if (journal_.empty())
+    return;
+  std::string text;
+  for (const auto& [path, old] : sysctls_)
+    absl::StrAppend(&text, "sysctl ", path, " ", old, "\n");
+  for (const DevConf& d : devconfs_)
+    absl::StrAppend(&text, "devconf ", d.ifindex, " ", d.id, " ", d.old, "\n");
+  const std::string dir = journal_.substr(0, journal_.rfind('/'));
+  mkdir(dir.c_str(), 0700);  // EEXIST is fine; other errors show at open
+  const std::string tmp = journal_ + ".tmp";
+  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    LB_LOG(kWarn, "sysctl journal %s: %s (a crash would leave sysctls changed)", tmp,
+           strerror(errno));
+    return;
+  }
+  const bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  close(fd);
+  if (!ok || rename(tmp.c_str(), journal_.c_str()) != 0) {
+    LB_LOG(kWarn, "sysctl journal %s: %s", journal_, strerror(errno));
+    unlink(tmp.c_str());
+  }
+}
+
+void KernelState::restoreJournal() {
+  if (journal_.empty())
+    return;
+  std::string text;
+  {
+    const int fd = open(journal_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      return;
+    char buf[4096];
+    ssize_t n = 0;
+    while ((n = read(fd, buf, sizeof(buf))) > 0)
+      text.append(buf, static_cast<size_t>(n));
+    close(fd);
+  }
+  // Newest first, as removeAll does.
+  std::vector<std::string> lines = absl::StrSplit(text, '\n', absl::SkipEmpty());
+  for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
+    std::vector<std::string> f = absl::StrSplit(*it, ' ');
+    if (f.size() == 3 && f[0] == "sysctl") {
+      LB_LOG(kInfo, "restoring leftover sysctl %s = %s", f[1], f[2]);
+      if (absl::Status s = io::writeSysctl(f[1], f[2]).status(); !s.ok())
+        LB_LOG(kWarn, "restore %s: %s", f[1], s.ToString());
+      continue;
+    }
+    int ifindex = 0, id = 0;
+    uint32_t old = 0;
+    if (f.size() == 4 && f[0] == "devconf" && absl::SimpleAtoi(f[1], &ifindex) &&
+        absl::SimpleAtoi(f[2], &id) && absl::SimpleAtoi(f[3], &old)) {
+      LB_LOG(kInfo, "restoring leftover device setting %d on ifindex %d = %u", id, ifindex, old);
+      (void)nl_.setIpv4DevConf(ifindex, id, old);  // the device may be gone
+    }
+  }
+  unlink(journal_.c_str());
+}
 
 bool KernelState::hasTunnelDests(const FullConfig& cfg) {
   for (const auto& s : cfg.services) {
@@ -57,6 +151,7 @@ bool KernelState::hasTunnelDests(const FullConfig& cfg) {
 }
 
 absl::Status KernelState::cleanupLeftovers() {
+  restoreJournal();
   for (Af af : {Af::kInet, Af::kInet6}) {
     auto routes = nl_.listRoutes(af, io::kLbdProto);
     if (!routes.ok())
@@ -101,10 +196,14 @@ namespace {
 
 // IPV4_DEVCONF_* ids (<linux/ip.h>) of the per-device settings lbd may need, by /proc/sys name.
 int ipv4DevConfId(absl::string_view name) {
-  if (name == "forwarding") return IPV4_DEVCONF_FORWARDING;
-  if (name == "rp_filter") return IPV4_DEVCONF_RP_FILTER;
-  if (name == "accept_local") return IPV4_DEVCONF_ACCEPT_LOCAL;
-  if (name == "proxy_arp") return IPV4_DEVCONF_PROXY_ARP;
+  if (name == "forwarding")
+    return IPV4_DEVCONF_FORWARDING;
+  if (name == "rp_filter")
+    return IPV4_DEVCONF_RP_FILTER;
+  if (name == "accept_local")
+    return IPV4_DEVCONF_ACCEPT_LOCAL;
+  if (name == "proxy_arp")
+    return IPV4_DEVCONF_PROXY_ARP;
   return 0;
 }
 
@@ -122,11 +221,12 @@ std::vector<std::string> interfaceNames() {
 
 }  // namespace
 
-absl::Status KernelState::setSysctlViaNetlink(const std::string& path, const std::string& value,
+absl::Status KernelState::setSysctlViaNetlink(const std::string& path,
+                                              const std::string& value,
                                               const absl::Status& why) {
-  const std::string hint = absl::StrCat(
-      why.message(), "; in a container, pass --sysctl ",
-      absl::StrReplaceAll(path, {{"/", "."}}), "=", value, " to docker run");
+  const std::string hint =
+      absl::StrCat(why.message(), "; in a container, pass --sysctl ",
+                   absl::StrReplaceAll(path, {{"/", "."}}), "=", value, " to docker run");
   uint32_t v = 0;
   if (!absl::SimpleAtoi(value, &v))
     return absl::FailedPreconditionError(hint);
@@ -158,6 +258,7 @@ absl::Status KernelState::setSysctlViaNetlink(const std::string& path, const std
     if (absl::Status s = nl_.setIpv4DevConf(ifindex, id, v); !s.ok())
       return absl::FailedPreconditionError(absl::StrCat(hint, " (netlink: ", s.message(), ")"));
     devconfs_.push_back({ifindex, id, old});
+    saveJournal();
   }
   LB_LOG(kInfo, "%s: read-only /proc/sys, set through netlink instead", path);
   return absl::OkStatus();
@@ -191,6 +292,7 @@ absl::Status KernelState::setSysctl(const std::string& path, const std::string& 
   if (!old.ok())
     return old.status();
   sysctls_.emplace_back(path, *old);
+  saveJournal();
   return absl::OkStatus();
 }
 
@@ -474,6 +576,8 @@ void KernelState::removeAll() {
     warn(io::writeSysctl(it->first, it->second).status());
   }
   sysctls_.clear();
+  if (!journal_.empty())
+    unlink(journal_.c_str());
 }
 
 }  // namespace lb::lbd

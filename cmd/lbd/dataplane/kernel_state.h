@@ -30,10 +30,16 @@ inline constexpr uint32_t kPrefAfter = 150;
 // Control thread only.
 class KernelState {
  public:
-  KernelState(io::Netlink& nl, Mode mode, std::string tun, int tun_ifindex);
+  // `journal`: where the previous value of every sysctl lbd changes is kept while it runs
+  // (empty = nowhere), so that the next start puts them back after a crash (kill -9).
+  KernelState(io::Netlink& nl, Mode mode, std::string tun, int tun_ifindex, std::string journal);
 
-  // Removes routes, rules and proxy entries with protocol 245 and puts a moved local rule back
-  // at pref 0. Errors name the object.
+  // The journal path for this network namespace and TUN name under `run_dir`:
+  // RUN_DIR/sysctls-<netns cookie or inode>-<tun>. Namespaces never share a cookie.
+  static std::string journalPath(const std::string& run_dir, const std::string& tun);
+
+  // Removes routes, rules and proxy entries with protocol 245, puts a moved local rule back
+  // at pref 0 and restores the sysctls a crashed run's journal lists. Errors name the object.
   absl::Status cleanupLeftovers();
   // Sysctls (ip_forward, rp_filter/accept_local on the TUN), table 245's default routes and the
   // base rules of the mode.
@@ -50,23 +56,31 @@ class KernelState {
  private:
   absl::Status setSysctl(const std::string& path, const std::string& value);
   // Where /proc/sys is read-only (Docker), IPv4 per-device settings go through netlink.
-  absl::Status setSysctlViaNetlink(const std::string& path, const std::string& value,
+  absl::Status setSysctlViaNetlink(const std::string& path,
+                                   const std::string& value,
                                    const absl::Status& why);
   absl::Status setTunConf(const std::string& name, const std::string& value);
   absl::Status addRoute(const io::RouteSpec& r);
   absl::Status addRule(const io::RuleSpec& r, std::vector<io::RuleSpec>& into);
   absl::Status ensureProxies(const std::vector<IpAddr>& wanted);
+  // Rewrites the journal from sysctls_ and devconfs_ (atomically); logs failures.
+  void saveJournal();
+  // Puts back what a previous run's journal lists and removes the journal.
+  void restoreJournal();
 
   io::Netlink& nl_;
   Mode mode_;
   std::string tun_;
   int tun_ifindex_;
+  std::string journal_;
   std::vector<std::pair<std::string, std::string>> sysctls_;  // path, previous value
+
   struct DevConf {
     int ifindex;
     int id;
     uint32_t old;
   };
+
   std::vector<DevConf> devconfs_;  // set through netlink; restored on removeAll
   std::vector<io::RouteSpec> base_routes_;
   std::vector<io::RuleSpec> base_rules_;
