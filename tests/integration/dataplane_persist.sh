@@ -9,8 +9,9 @@
 #    (expire_quiescent_template=0, the default);
 #  - `-d` with expire_nodest_conn=0 (default): the session's packets are dropped (no reply, the
 #    entry stays in -Lnc); the client's next new connection is scheduled to a live server;
-#  - expire_nodest_conn=1 (set through the state file lbd reads at start): the session's entry
-#    is expired (gone from -Lnc) instead of lingering, and its data is not delivered.
+#  - expire_nodest_conn=1 (set through the state file lbd reads at start): removing the server
+#    flushes its entries, the session's and the template, from -Lnc at once (no packet needed),
+#    and the session's data is not delivered.
 #
 #   clients c0: 198.18.1.2 .3 .4 .5 -- lbd (l0 198.18.1.1 | l1 198.18.2.1) -- br0 -- s1 s2 s3
 source "$(dirname "$0")/dataplane_lib.sh"
@@ -134,11 +135,13 @@ X=${r%% *}
 XIP=198.18.2.1${X#S}
 conn_listed p1 2 || dp_fail "session not in -Lnc"
 lbctl p1 -d -t $VIP:7 -r "$XIP:7"
-if r=$(session_say two); then dp_fail "removed server still answered: '$r'"; fi
+# The removal alone flushes the removed server's conns (ip_vs_expire_nodest_conn_flush), before
+# any packet of the session arrives.
 dp_wait 5 bash -c "! LBD_SERVER=unix://$DP_TMP/p1.sock $LBCTL_BIN -Lnc |
-  grep -Eq '^TCP +[0-9:]+ +ESTABLISHED +198\.18\.1\.2:'" ||
-  dp_fail "expire_nodest_conn=1: the session's entry was not expired"
-echo "expire_nodest_conn=1: session entry to removed $X expired"
+  grep -Eq '^TCP +[0-9:]+ +[A-Z_]+ +198\.18\.1\.2:[0-9]+ .* $XIP:7'" ||
+  dp_fail "expire_nodest_conn=1: the removed server's entries were not flushed: $(lbctl p1 -Lnc)"
+echo "expire_nodest_conn=1: entries (session and template) to removed $X flushed on removal"
+if r=$(session_say two); then dp_fail "removed server still answered: '$r'"; fi
 a=$(ask 2) || dp_fail "client .2 failed after removal"
 [[ $a != "$X" ]] || dp_fail "client .2 went to removed $X"
 session_close

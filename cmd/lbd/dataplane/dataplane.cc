@@ -42,12 +42,13 @@ constexpr size_t kBatch = 64;
 constexpr size_t kSinkBuffers = 16;
 constexpr int64_t kHousekeepingTickMs = 100;
 constexpr int64_t kEstimatorPeriodMs = 2000;
+constexpr int64_t kDefensePeriodMs = 1000;  // ip_vs_ctl.c DEFENSE_TIMER_PERIOD
 
 #define LB_DATAPLANE_COUNTERS(C)                                               \
   C(rx_unsupported)                                                            \
   C(tx_tun)                                                                    \
   C(tx_l2) C(tx_errors) C(to_host_delivered) C(to_host_dropped) C(l2_no_neigh) \
-      C(tunnel_gso_dropped) C(decap_packets)
+      C(tunnel_gso_dropped) C(decap_packets) C(defense_dropped) C(nodest_expired)
 
 struct DataplaneCounters {
   LB_DATAPLANE_COUNTERS(LB_DECLARE_COUNTER)
@@ -299,9 +300,10 @@ class DataplaneImpl : public Dataplane {
         v += get(*w);
       return v;
     };
-#define LB_EMIT_DP(name)                           \
-  out.emplace_back("lb_dataplane_" #name "_total", \
-                   sum([](const Worker& w) { return w.counters.name.value(); }));
+#define LB_EMIT_DP(name)                                                                   \
+  out.emplace_back("lb_dataplane_" #name "_total",                                         \
+                   sum([](const Worker& w) { return w.counters.name.value(); }) +          \
+                       hk_counters_.name.value());
     LB_DATAPLANE_COUNTERS(LB_EMIT_DP)
 #undef LB_EMIT_DP
 #define LB_EMIT_PL(name)                          \
@@ -491,6 +493,8 @@ class DataplaneImpl : public Dataplane {
   void housekeepingLoop() {
     MonoTime last_est = monoNow();
     MonoTime last_neigh_full = last_est;
+    MonoTime last_defense = last_est;
+    SnapshotPtr last_snap;
     std::unique_lock<std::mutex> lock(hk_mu_);
     while (running_.load()) {
       hk_cv_.wait_for(lock, std::chrono::milliseconds(kHousekeepingTickMs));
@@ -508,8 +512,38 @@ class DataplaneImpl : public Dataplane {
         last_est = now;
         tickEstimators();
       }
+      std::shared_ptr<const WorkerConfig> cfg = config_.get();
+      if (cfg != nullptr && cfg->snap != nullptr) {
+        if (cfg->snap != last_snap) {
+          last_snap = cfg->snap;
+          expireNodestConns(*cfg->snap);
+        }
+        if (now - last_defense >= millis(kDefensePeriodMs)) {
+          last_defense = now;
+          uint64_t r = 0;
+          if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != static_cast<ssize_t>(sizeof(r)))
+            r = static_cast<uint64_t>(now.ns) * 0x9e3779b97f4a7c15ull;
+          hk_counters_.defense_dropped.add(
+              runDefenseTick(*conns_, cfg->snap->sysctls(), now, r).dropped);
+        }
+      }
       lock.lock();
     }
+  }
+
+  // Housekeeping thread, once per new snapshot. With expire_nodest_conn=1 the kernel flushes
+  // the conns of removed dests when they are removed (ip_vs_ctl.c expire_nodest_conn_work ->
+  // ip_vs_expire_nodest_conn_flush) rather than waiting for their next packet.
+  void expireNodestConns(const ServiceSnapshot& snap) {
+    if (!snap.sysctls().expire_nodest_conn)
+      return;
+    const size_t n = conns_->expireIf([&snap](const Conn& c) {
+      if (c.dest == kNoDest)
+        return false;
+      const SnapDest* d = snap.dest(c.dest);
+      return d != nullptr && !d->available;
+    });
+    hk_counters_.nodest_expired.add(n);
   }
 
   void tickEstimators() {
@@ -556,6 +590,7 @@ class DataplaneImpl : public Dataplane {
   std::mutex hk_mu_;
   std::condition_variable hk_cv_;
   std::thread housekeeping_;
+  DataplaneCounters hk_counters_;  // the housekeeping thread's
   std::thread decap_thread_;
 };
 
