@@ -44,6 +44,16 @@ for i in 1 2; do
   dp_lbd "s$i" "d$i" --tun=lbdd0 --mode=decap --gue-port=5555
 done
 
+# tso STATE: the LB's TUN device has TCP segmentation offload STATE (on/off). The kernel drops
+# GSO super-packets lbd would wrap in IPIP/GUE, so lbd asks for it only while no tunnel dest
+# exists (reads then arrive segmented).
+tso() {
+  ip netns exec "$(n l)" ethtool -k lbd0 | grep -q "^tcp-segmentation-offload: $1"
+}
+if command -v ethtool >/dev/null; then
+  tso on || dp_fail "TSO off on lbd0 before any tunnel dest: $(ip netns exec "$(n l)" ethtool -k lbd0)"
+fi
+
 # --- IPIP.
 lbctl lb -A -t $VIP:80 -s rr
 lbctl lb -a -t $VIP:80 -r 198.18.2.11:80 -i
@@ -110,6 +120,21 @@ secs = r["end"]["sum_received"]["seconds"]
 print(f"iperf3 through lbd (IPIP to a decap lbd, 1 stream): {bps / 1e9:.2f} Gbit/s over {secs:.1f} s")
 sys.exit(0 if secs >= 4.5 and bps > 0 else 1)
 PY
+fi
+
+# Tunnel dests come and go: TSO off while any exists, back on once the last one is gone.
+if command -v ethtool >/dev/null; then
+  tso off || dp_fail "TSO still on with tunnel dests"
+  lbctl lb -D -t $VIP:80
+  lbctl lb -D -t $VIP:8080
+  tso off || dp_fail "TSO back on while $VIP:5201 still tunnels"
+  lbctl lb -e -t $VIP:5201 -r 198.18.2.11:5201 -m
+  tso on || dp_fail "TSO still off after the last tunnel dest became NAT"
+  lbctl lb -a -t $VIP:5201 -r 198.18.2.12:5201 -i --tun-type gue --tun-port 5555
+  tso off || dp_fail "TSO on with a GUE dest"
+  lbctl lb -C
+  tso on || dp_fail "TSO still off after -C"
+  echo "TSO on lbd0: on, off with tunnel dests, on again once they are gone"
 fi
 
 for i in 1 2; do dp_lbd_stop "d$i"; done
