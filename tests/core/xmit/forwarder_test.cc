@@ -381,6 +381,50 @@ TEST(FullNatForwarderTest, IcmpErrorFromRealServerSide) {
   EXPECT_BYTES(got, want);
 }
 
+TEST(FullNatForwarderTest, IcmpErrorFromClientSideGoesToRealServer) {
+  Conn c;
+  setConn(c, FwdMethod::kFullNat, "198.18.0.1", 40000, "198.18.100.1", 80, "198.18.1.10", 8080);
+  c.laddr = ip("198.18.1.1");
+  c.lport = 1025;
+  // A router near the client cannot deliver VIP:80 -> client:40000; the real server must see
+  // an error about its own daddr:dport -> laddr:lport, from laddr.
+  Bytes quoted =
+      PacketBuilder::tcp("198.18.100.1", 80, "198.18.0.1", 40000, kTcpAck).payloadSize(8).build();
+  Loaded l = load(PacketBuilder::icmpError("198.18.50.1", "198.18.100.1", 3, 4, 1400, quoted));
+  ASSERT_EQ(run(FwdMethod::kFullNat, l, c, Direction::kToRealServer, {}).verdict,
+            Verdict::kForward);
+  Bytes inner =
+      PacketBuilder::tcp("198.18.1.10", 8080, "198.18.1.1", 1025, kTcpAck).payloadSize(8).build();
+  Bytes want = PacketBuilder::icmpError("198.18.1.1", "198.18.1.10", 3, 4, 1400, inner);
+  want[8] = 63;
+  put16(want, 10, 0);
+  put16(want, 10, refChecksum(want, 0, 20));
+  Bytes got = l.bytes();
+  EXPECT_BYTES(got, want);
+  EXPECT_TRUE(checksumsValid(got));
+}
+
+TEST(FullNatForwarderTest, RefusesMixedFamiliesAndExpiredTtl) {
+  Conn c;
+  setConn(c, FwdMethod::kFullNat, "198.18.0.1", 40000, "198.18.100.1", 80, "2001:2:0:1::10", 80);
+  c.laddr = ip("198.18.1.1");
+  c.lport = 1025;
+  Bytes in = PacketBuilder::tcp("198.18.0.1", 40000, "198.18.100.1", 80, kTcpSyn).build();
+  Loaded mixed = load(in);
+  XmitResult r = run(FwdMethod::kFullNat, mixed, c, Direction::kToRealServer, {});
+  EXPECT_EQ(r.verdict, Verdict::kDrop);
+  EXPECT_EQ(r.reason, DropReason::kUnsupported);
+  EXPECT_BYTES(mixed.bytes(), in);
+
+  setConn(c, FwdMethod::kFullNat, "198.18.0.1", 40000, "198.18.100.1", 80, "198.18.1.10", 80);
+  Bytes ttl1 = PacketBuilder::tcp("198.18.0.1", 40000, "198.18.100.1", 80, kTcpSyn).ttl(1).build();
+  Loaded l = load(ttl1);
+  r = run(FwdMethod::kFullNat, l, c, Direction::kToRealServer, {});
+  EXPECT_EQ(r.verdict, Verdict::kDrop);
+  EXPECT_EQ(r.reason, DropReason::kTtlExceeded);
+  EXPECT_BYTES(l.bytes(), ttl1);  // left as received, for the ICMP error quoting it
+}
+
 // ---- DR ----
 
 TEST(DrForwarderTest, OnlyTtlChangesAndGoesOnL2) {
