@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // pipeline_fuzz: a fixed configuration (a NAT, a full-NAT and a GUE tunnel service, IPv4 and
-// IPv6) and each input as one packet through Pipeline::process, with the conn table kept
-// between inputs. Invariants: no crash; a valid verdict; every drop has a reason; the packet
-// fits its buffer; a forwarded packet parses, and its checksums are valid whenever the input's
-// were; every ICMP error lbd generated parses and has valid checksums.
+// IPv6; schedule_icmp, nat_icmp_send and the defences on) and each input as one packet through
+// Pipeline::process, with the conn table kept between inputs. Invariants: no crash; a valid
+// verdict; every drop has a reason; the packet fits its buffer; a forwarded packet parses, and
+// its checksums are valid whenever the input's were; every ICMP error lbd generated parses and
+// has valid checksums.
 #include "core/pipeline/pipeline.h"
 
 #include <cstdio>
@@ -69,6 +70,15 @@ struct World {
     udp.scheduler = "rr";
     check(table->addService(udp).ok(), "config");
     check(table->addDest(udp.key, dest("198.18.1.10", 53, lb::FwdMethod::kMasq)).ok(), "config");
+    // ICMP errors may schedule conns; the defences are on (drop_packet drops 1 in 3 new conns;
+    // the 4096-entry table is under pressure from 3841 entries, turning on secure_tcp).
+    lb::Sysctls sys;
+    sys.schedule_icmp = true;
+    sys.nat_icmp_send = true;
+    sys.drop_packet = 3;
+    sys.am_droprate = 3;
+    sys.secure_tcp = 1;
+    check(table->setSysctls(sys).ok(), "config");
     lb::ConnTable::Options opt;
     opt.capacity = 4096;
     opt.shards = 4;
