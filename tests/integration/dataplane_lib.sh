@@ -129,10 +129,20 @@ dp_http() {
   dp_wait 10 listening "$1" tcp "$port" || dp_fail "HTTP server $3 on $bind:$port did not start"
 }
 
-# dp_udp_echo NS PORT NAME: answers every datagram with "NAME".
+# dp_udp_echo NS PORT NAME: answers every datagram with "NAME\n". One process (socat's
+# RECVFROM,fork forks a shell per datagram, which a loaded machine can delay past a client's
+# timeout).
 dp_udp_echo() {
-  ip netns exec "$(n "$1")" socat UDP6-RECVFROM:"$2",ipv6only=0,fork SYSTEM:"echo $3" \
-    >/dev/null 2>&1 &
+  ip netns exec "$(n "$1")" python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind(("::", int(sys.argv[1])))
+reply = (sys.argv[2] + "\n").encode()
+while True:
+    d, a = s.recvfrom(65535)
+    s.sendto(reply, a)
+' "$2" "$3" >/dev/null 2>&1 &
   DP_PIDS+=($!)
   dp_wait 10 listening "$1" udp "$2" || dp_fail "UDP server $3 did not start"
 }
