@@ -17,7 +17,7 @@ command -v dockerd >/dev/null || skip "no docker engine (apt-get install docker.
 
 id=$$
 net=lbd-e2e-net-$id
-img=lbd:e2e-$id
+img=${LBD_IMAGE:-lbd:e2e-$id}   # LBD_IMAGE: use an image already built (not removed)
 tools=lbd-e2e-tools:$id
 tmp=$(mktemp -d /tmp/lbd-e2e.XXXXXX)
 state=$tmp/state
@@ -28,7 +28,8 @@ cleanup() {
   set +e
   for c in "${containers[@]}"; do docker rm -f "$c" >/dev/null 2>&1; done
   docker network rm "$net" >/dev/null 2>&1
-  docker rmi "$img" "$tools" >/dev/null 2>&1
+  [ -n "${LBD_IMAGE:-}" ] || docker rmi "$img" >/dev/null 2>&1
+  docker rmi "$tools" >/dev/null 2>&1
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -36,10 +37,12 @@ trap cleanup EXIT
 bash "$src/scripts/start-dockerd.sh"
 bash "$src/scripts/make-base-image.sh"
 
-echo "== building $img"
-t0=$(date +%s)
-docker build --network host -q -t "$img" "$src" >/dev/null
-echo "image built in $(( $(date +%s) - t0 )) s"
+if [ -z "${LBD_IMAGE:-}" ]; then
+  echo "== building $img"
+  t0=$(date +%s)
+  docker build --network host -q -t "$img" "$src" >/dev/null
+  echo "image built in $(( $(date +%s) - t0 )) s"
+fi
 size=$(docker image inspect -f '{{.Size}}' "$img")
 echo "image size: $((size / 1000 / 1000)) MB"
 if [ "$size" -ge 150000000 ]; then echo "FAIL: runtime image is $size bytes (limit 150 MB)"; exit 1; fi
@@ -47,21 +50,20 @@ if docker run --rm --entrypoint sh "$img" -c 'command -v g++ || command -v cc ||
   echo "FAIL: runtime image holds a compiler or the build tree"; exit 1
 fi
 
-# A small tools image for the backends and the app (socat, curl).
+# A small tools image for the backends and the app (socat).
 docker build --network host -q -t "$tools" - >/dev/null <<'DOCKERFILE'
 FROM debian:bookworm-slim
-RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends socat curl >/dev/null \
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends socat >/dev/null \
  && rm -rf /var/lib/apt/lists/*
 DOCKERFILE
 
 docker network create --internal --subnet 198.18.40.0/24 "$net" >/dev/null
 vip=198.19.40.1
-backend() {  # backend <name> <ip>: answers every HTTP request with its own name
+backend() {  # backend <name> <ip>: every connection gets the backend's name (its hostname)
   local name=$1 addr=$2
   containers+=("$name")
-  docker run -d --name "$name" --network "$net" --ip "$addr" "$tools" \
-    socat TCP-LISTEN:8080,fork,reuseaddr \
-    SYSTEM:"printf 'HTTP/1.0 200 OK\\r\\nContent-Type: text/plain\\r\\n\\r\\n$name\\n'" >/dev/null
+  docker run -d --name "$name" --hostname "$name" --network "$net" --ip "$addr" "$tools" \
+    socat TCP-LISTEN:8080,fork,reuseaddr EXEC:/bin/hostname >/dev/null
 }
 backend b1-$id 198.18.40.11
 backend b2-$id 198.18.40.12
@@ -86,7 +88,7 @@ start_lbd() {  # start_lbd <name>
 }
 
 spread() {  # 10 sequential connections from the app to the VIP; prints "b1 b2" counts
-  docker exec "$app" sh -c "for i in 1 2 3 4 5 6 7 8 9 10; do curl -s -m 3 http://$vip/; done" \
+  docker exec "$app" sh -c "for i in 1 2 3 4 5 6 7 8 9 10; do socat -T3 - TCP:$vip:80 </dev/null; done" \
     | sort | uniq -c | awk '{printf "%s=%s ", $2, $1} END {print ""}'
 }
 
