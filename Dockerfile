@@ -5,6 +5,8 @@
 #   docker build --network host -t lbd .
 FROM debian:bookworm-slim AS build
 ARG DEBIAN_FRONTEND=noninteractive
+# Lets a test (or an operator) prune the build stage's dangling image after a build.
+LABEL lbd.stage=build
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
       cmake g++ make pkg-config libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev \
       protobuf-compiler libabsl-dev libboost-dev libnl-route-3-dev libmnl-dev libspdlog-dev \

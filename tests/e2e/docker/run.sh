@@ -30,6 +30,7 @@ cleanup() {
   docker network rm "$net" >/dev/null 2>&1
   [ -n "${LBD_IMAGE:-}" ] || docker rmi "$img" >/dev/null 2>&1
   docker rmi "$tools" >/dev/null 2>&1
+  docker image prune -f --filter label=lbd.stage=build >/dev/null 2>&1
   rm -rf "$tmp"
 }
 trap cleanup EXIT
