@@ -137,32 +137,32 @@ absl::Status ControlOps::flushServices() {
   return mutate("FlushServices", [&] { return table_.flush(); });
 }
 
-absl::Status ControlOps::createDest(const pb::CreateDestRequest& req) {
-  return mutate(absl::StrCat("CreateDest ", req.ShortDebugString()), [&]() -> absl::Status {
+template <typename Req, typename Parse, typename Apply>
+absl::Status ControlOps::mutateKeyed(absl::string_view rpc, const Req& req, Parse parse,
+                                     Apply apply) {
+  return mutate(absl::StrCat(rpc, " ", req.ShortDebugString()), [&]() -> absl::Status {
     absl::StatusOr<ServiceKey> k = serviceKeyFromProto(req.key());
     if (!k.ok())
       return k.status();
-    absl::StatusOr<DestConfig> d = destFromProto(req.dest());
-    if (!d.ok())
-      return d.status();
+    auto value = parse(req);
+    if (!value.ok())
+      return value.status();
     if (absl::Status st = requireServiceLocked(*k); !st.ok())
       return st;
-    return table_.addDest(*k, *d);
+    return apply(*k, *value);
   });
 }
 
+absl::Status ControlOps::createDest(const pb::CreateDestRequest& req) {
+  return mutateKeyed(
+      "CreateDest", req, [](const auto& r) { return destFromProto(r.dest()); },
+      [this](const ServiceKey& k, const DestConfig& d) { return table_.addDest(k, d); });
+}
+
 absl::Status ControlOps::updateDest(const pb::UpdateDestRequest& req) {
-  return mutate(absl::StrCat("UpdateDest ", req.ShortDebugString()), [&]() -> absl::Status {
-    absl::StatusOr<ServiceKey> k = serviceKeyFromProto(req.key());
-    if (!k.ok())
-      return k.status();
-    absl::StatusOr<DestConfig> d = destFromProto(req.dest());
-    if (!d.ok())
-      return d.status();
-    if (absl::Status st = requireServiceLocked(*k); !st.ok())
-      return st;
-    return table_.editDest(*k, *d);
-  });
+  return mutateKeyed(
+      "UpdateDest", req, [](const auto& r) { return destFromProto(r.dest()); },
+      [this](const ServiceKey& k, const DestConfig& d) { return table_.editDest(k, d); });
 }
 
 absl::Status ControlOps::deleteDest(const pb::DeleteDestRequest& req) {
@@ -182,31 +182,15 @@ absl::Status ControlOps::deleteDest(const pb::DeleteDestRequest& req) {
 }
 
 absl::Status ControlOps::createLocalAddress(const pb::CreateLocalAddressRequest& req) {
-  return mutate(absl::StrCat("CreateLocalAddress ", req.ShortDebugString()), [&]() -> absl::Status {
-    absl::StatusOr<ServiceKey> k = serviceKeyFromProto(req.key());
-    if (!k.ok())
-      return k.status();
-    absl::StatusOr<IpAddr> a = addrFromProto(req.address(), "address");
-    if (!a.ok())
-      return a.status();
-    if (absl::Status st = requireServiceLocked(*k); !st.ok())
-      return st;
-    return table_.addLocalAddr(*k, *a);
-  });
+  return mutateKeyed(
+      "CreateLocalAddress", req, [](const auto& r) { return addrFromProto(r.address(), "address"); },
+      [this](const ServiceKey& k, const IpAddr& a) { return table_.addLocalAddr(k, a); });
 }
 
 absl::Status ControlOps::deleteLocalAddress(const pb::DeleteLocalAddressRequest& req) {
-  return mutate(absl::StrCat("DeleteLocalAddress ", req.ShortDebugString()), [&]() -> absl::Status {
-    absl::StatusOr<ServiceKey> k = serviceKeyFromProto(req.key());
-    if (!k.ok())
-      return k.status();
-    absl::StatusOr<IpAddr> a = addrFromProto(req.address(), "address");
-    if (!a.ok())
-      return a.status();
-    if (absl::Status st = requireServiceLocked(*k); !st.ok())
-      return st;
-    return table_.deleteLocalAddr(*k, *a);
-  });
+  return mutateKeyed(
+      "DeleteLocalAddress", req, [](const auto& r) { return addrFromProto(r.address(), "address"); },
+      [this](const ServiceKey& k, const IpAddr& a) { return table_.deleteLocalAddr(k, a); });
 }
 
 absl::Status ControlOps::setTimeouts(const pb::SetTimeoutsRequest& req) {

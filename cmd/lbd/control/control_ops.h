@@ -67,6 +67,10 @@ class ControlOps {
   absl::Status mutate(absl::string_view what, const std::function<absl::Status()>& fn);
   absl::Status publishLocked();
   absl::Status requireServiceLocked(const ServiceKey& key) const;
+  // The shape of the dest and local-address RPCs: parse req.key() and one more value with
+  // `parse`, check the service exists, then apply one ServiceTable mutation.
+  template <typename Req, typename Parse, typename Apply>
+  absl::Status mutateKeyed(absl::string_view rpc, const Req& req, Parse parse, Apply apply);
   ::lbd::v1::ServiceStatus serviceStatusLocked(const ServiceWithDests& sd);
 
   std::mutex mu_;
