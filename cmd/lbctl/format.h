@@ -2,8 +2,7 @@
 // ipvsadm's listings, byte for byte (ipvsadm.c print_title, print_service_entry, print_conn,
 // list_timeout; DPVS ipvsadm's local-address listing), rendered from lbd.v1 messages.
 // Addresses are always printed numerically; column widths are ipvsadm's.
-#ifndef LBD_CMD_LBCTL_FORMAT_H_
-#define LBD_CMD_LBCTL_FORMAT_H_
+#pragma once
 
 #include <cstdint>
 #include <string>
@@ -45,5 +44,3 @@ std::string formatTimeouts(const ::lbd::v1::Timeouts& t);
 std::string formatLocalAddresses(const ::lbd::v1::ListLocalAddressesResponse& r);
 
 }  // namespace lb::lbctl
-
-#endif  // LBD_CMD_LBCTL_FORMAT_H_

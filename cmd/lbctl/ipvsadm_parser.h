@@ -2,8 +2,7 @@
 // ipvsadm's command line (ipvsadm.c parse_options / process_options): commands, options, the
 // command-versus-option legality table, defaults and checks, producing lbd.v1 messages.
 // Also used by lbd to read its --config file (one ipvsadm command per line).
-#ifndef LBD_CMD_LBCTL_IPVSADM_PARSER_H_
-#define LBD_CMD_LBCTL_IPVSADM_PARSER_H_
+#pragma once
 
 #include <cstdint>
 #include <string>
@@ -114,5 +113,3 @@ std::string usageText(const std::string& program);
 std::string versionText();
 
 }  // namespace lb::lbctl
-
-#endif  // LBD_CMD_LBCTL_IPVSADM_PARSER_H_

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // ipvsadm's option tables and parsing helpers (ipvsadm.c: commands_v_options, optnames,
 // the popt table, string_to_number, parse_service), shared by the parser. Internal to lbctl.
-#ifndef LBD_CMD_LBCTL_IPVSADM_TABLES_H_
-#define LBD_CMD_LBCTL_IPVSADM_TABLES_H_
+#pragma once
 
 #include <getopt.h>
 #include <netinet/in.h>
@@ -247,5 +246,3 @@ std::optional<CommandKind> commandFor(int c);
 const CommandInfo* commandInfo(CommandKind k);
 
 }  // namespace lb::lbctl::ipvsadm
-
-#endif  // LBD_CMD_LBCTL_IPVSADM_TABLES_H_

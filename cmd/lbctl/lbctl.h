@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // lbctl: runs one ipvsadm command line against lbd's gRPC API and prints what ipvsadm prints.
-#ifndef LBD_CMD_LBCTL_LBCTL_H_
-#define LBD_CMD_LBCTL_LBCTL_H_
+#pragma once
 
 #include <grpcpp/support/status.h>
 
@@ -63,5 +62,3 @@ int executeCommand(const std::string& program,
 std::string ipvsadmError(CommandKind kind, const grpc::Status& status);
 
 }  // namespace lb::lbctl
-
-#endif  // LBD_CMD_LBCTL_LBCTL_H_

@@ -4,8 +4,7 @@
 // and /proc/sys/net/ipv4/vs) and the fwmark classification rules (--add-fwmark-rule ...; with
 // the kernel, iptables -t mangle -j MARK sets the mark that ipvsadm -f matches). Also used by lbd
 // to read these lines from its --config file.
-#ifndef LBD_CMD_LBCTL_LBCTL_COMMANDS_H_
-#define LBD_CMD_LBCTL_LBCTL_COMMANDS_H_
+#pragma once
 
 #include <cstdint>
 #include <optional>
@@ -48,5 +47,3 @@ std::string formatSysctl(const ::lbd::v1::Sysctls& s, const std::string& name);
 std::string fwmarkRuleLine(const ::lbd::v1::FwmarkRule& r);
 
 }  // namespace lb::lbctl
-
-#endif  // LBD_CMD_LBCTL_LBCTL_COMMANDS_H_

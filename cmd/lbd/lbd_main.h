@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The daemon's flags, start-up order, signals and shutdown.
-#ifndef LBD_CMD_LBD_LBD_MAIN_H_
-#define LBD_CMD_LBD_LBD_MAIN_H_
+#pragma once
 
 namespace lb::lbd {
 
@@ -10,5 +9,3 @@ namespace lb::lbd {
 int lbdMain(int argc, char** argv);
 
 }  // namespace lb::lbd
-
-#endif  // LBD_CMD_LBD_LBD_MAIN_H_

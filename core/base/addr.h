@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // IP addresses and address families; the analogue of union nf_inet_addr in include/net/ip_vs.h.
-#ifndef LBD_CORE_BASE_ADDR_H_
-#define LBD_CORE_BASE_ADDR_H_
+#pragma once
 
 #include <array>
 #include <cstdint>
@@ -100,5 +99,3 @@ std::string formatAddrPort(const IpAddr& addr, uint16_t port);
 absl::string_view protoName(L4Proto proto);
 
 }  // namespace lb
-
-#endif  // LBD_CORE_BASE_ADDR_H_

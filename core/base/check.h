@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Assertions: LB_CHECK (always, fatal), LB_DCHECK (debug only), LB_BUG (debug fatal, release counted).
-#ifndef LBD_CORE_BASE_CHECK_H_
-#define LBD_CORE_BASE_CHECK_H_
+#pragma once
 
 #include <atomic>
 #include <cstdint>
@@ -43,5 +42,3 @@ uint64_t bugsTotal();
     }                                              \
   } while (0)
 #endif
-
-#endif  // LBD_CORE_BASE_CHECK_H_

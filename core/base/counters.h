@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Single-writer counters and the X-macro helpers that declare counter structs and name tables.
-#ifndef LBD_CORE_BASE_COUNTERS_H_
-#define LBD_CORE_BASE_COUNTERS_H_
+#pragma once
 
 #include <atomic>
 #include <cstdint>
@@ -27,5 +26,3 @@ class Counter {
 
 #define LB_DECLARE_COUNTER(name) ::lb::Counter name;
 #define LB_COUNTER_NAME(name) #name,
-
-#endif  // LBD_CORE_BASE_COUNTERS_H_

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Dense identifiers for services and real servers. Conns refer to dests by id, never by
 // pointer; a removed dest's id is tombstoned until its conns are gone (ip_vs_ctl.c dest trash).
-#ifndef LBD_CORE_BASE_IDS_H_
-#define LBD_CORE_BASE_IDS_H_
+#pragma once
 
 #include <cstdint>
 
@@ -14,5 +13,3 @@ inline constexpr DestId kNoDest = 0xffffffffu;
 inline constexpr ServiceId kNoService = 0xffffffffu;
 
 }  // namespace lb
-
-#endif  // LBD_CORE_BASE_IDS_H_

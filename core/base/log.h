@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Logging facade (abseil 20220623 has no absl/log). cmd/lbd installs the sink; core only formats.
-#ifndef LBD_CORE_BASE_LOG_H_
-#define LBD_CORE_BASE_LOG_H_
+#pragma once
 
 #include <atomic>
 #include <cstdint>
@@ -58,5 +57,3 @@ bool logRateAllows(std::atomic<int64_t>& last_ns, int64_t period_ns);
   do {                        \
   } while (0)
 #endif
-
-#endif  // LBD_CORE_BASE_LOG_H_

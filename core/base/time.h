@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Monotonic time as core/ sees it: always passed in, never read (the kernel's jiffies).
-#ifndef LBD_CORE_BASE_TIME_H_
-#define LBD_CORE_BASE_TIME_H_
+#pragma once
 
 #include <chrono>
 #include <cstdint>
@@ -25,5 +24,3 @@ constexpr Duration seconds(int64_t s) { return std::chrono::seconds(s); }
 constexpr Duration millis(int64_t ms) { return std::chrono::milliseconds(ms); }
 
 }  // namespace lb
-
-#endif  // LBD_CORE_BASE_TIME_H_

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // What the pipeline decides for a packet (NF_ACCEPT / NF_DROP / NF_STOLEN in ip_vs_core.c terms).
-#ifndef LBD_CORE_BASE_VERDICT_H_
-#define LBD_CORE_BASE_VERDICT_H_
+#pragma once
 
 #include <cstdint>
 
@@ -51,5 +50,3 @@ absl::string_view dropReasonName(DropReason r);
 enum class Verdict : uint8_t { kForward, kDrop, kToHost };
 
 }  // namespace lb
-
-#endif  // LBD_CORE_BASE_VERDICT_H_

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // A connection entry and its flags; the analogue of struct ip_vs_conn (include/net/ip_vs.h).
-#ifndef LBD_CORE_CONN_CONN_H_
-#define LBD_CORE_CONN_CONN_H_
+#pragma once
 
 #include <atomic>
 #include <cstdint>
@@ -109,5 +108,3 @@ inline FwdMethod connFwd(const Conn& c) {
 }
 
 }  // namespace lb
-
-#endif  // LBD_CORE_CONN_CONN_H_

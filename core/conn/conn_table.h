@@ -14,8 +14,7 @@
 // - Each shard has a 1024-slot, 1-second timer wheel; an entry further out than 1024 s stays in
 //   its slot for several rounds (ip_vs_conn.c uses one kernel timer per conn; any timeout up to
 //   31 days works). Timers fire at the first expire(now) with now >= expires.
-#ifndef LBD_CORE_CONN_CONN_TABLE_H_
-#define LBD_CORE_CONN_CONN_TABLE_H_
+#pragma once
 
 #include <atomic>
 #include <cstddef>
@@ -178,5 +177,3 @@ class ConnTable {
 };
 
 }  // namespace lb
-
-#endif  // LBD_CORE_CONN_CONN_TABLE_H_

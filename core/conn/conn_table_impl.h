@@ -13,8 +13,7 @@
 //    unlinked, so a findOut walking an out chain only ever reads identity fields of entries
 //    that are not being reused.
 // 4. Nobody holds two shard locks at once.
-#ifndef LBD_CORE_CONN_CONN_TABLE_IMPL_H_
-#define LBD_CORE_CONN_CONN_TABLE_IMPL_H_
+#pragma once
 
 #include <algorithm>
 #include <array>
@@ -427,5 +426,3 @@ void ConnTable::Impl::forEachLocked(ConnShard& s, Fn&& fn) {
 }
 
 }  // namespace lb
-
-#endif  // LBD_CORE_CONN_CONN_TABLE_IMPL_H_

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Unaligned big-endian loads and stores for header fields (the kernel's get_unaligned_be16 and
 // friends). Internal to core/packet and its users; no bounds checks: callers check lengths.
-#ifndef LBD_CORE_PACKET_BYTES_H_
-#define LBD_CORE_PACKET_BYTES_H_
+#pragma once
 
 #include <cstdint>
 #include <cstring>
@@ -42,5 +41,3 @@ inline void storeRaw16(uint8_t* p, uint16_t v) noexcept {
 }
 
 }  // namespace lb
-
-#endif  // LBD_CORE_PACKET_BYTES_H_

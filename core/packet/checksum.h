@@ -6,8 +6,7 @@
 // the packet's byte order, i.e. what memcpy (or loadRaw16 in core/packet/bytes.h) reads from the
 // packet. Store results with memcpy / storeRaw16, never with a big-endian store. One's-complement
 // sums do not depend on byte order (RFC 1071 §2B), so this is both fast and portable.
-#ifndef LBD_CORE_PACKET_CHECKSUM_H_
-#define LBD_CORE_PACKET_CHECKSUM_H_
+#pragma once
 
 #include <cstdint>
 
@@ -58,5 +57,3 @@ bool verifyIpv4HeaderChecksum(absl::Span<const uint8_t> ip_header) noexcept;
 uint16_t ipv4HeaderChecksum(absl::Span<const uint8_t> ip_header) noexcept;
 
 }  // namespace lb
-
-#endif  // LBD_CORE_PACKET_CHECKSUM_H_

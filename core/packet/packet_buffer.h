@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // One packet's storage, with headroom for encapsulation and the virtio-net header's offload
 // request (the skb's ip_summed / gso fields in kernel terms).
-#ifndef LBD_CORE_PACKET_PACKET_BUFFER_H_
-#define LBD_CORE_PACKET_PACKET_BUFFER_H_
+#pragma once
 
 #include <cstddef>
 #include <cstdint>
@@ -130,5 +129,3 @@ class PacketBuffer {
 };
 
 }  // namespace lb
-
-#endif  // LBD_CORE_PACKET_PACKET_BUFFER_H_

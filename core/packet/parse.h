@@ -2,8 +2,7 @@
 // Header parsing for IPv4 (options, fragments), IPv6 (extension-header chain), TCP, UDP, SCTP,
 // ICMP and ICMPv6, including the packet quoted inside an ICMP error. The analogue of the
 // header pulls in ip_vs_core.c (ip_vs_fill_iph_skb, ip_vs_in_icmp).
-#ifndef LBD_CORE_PACKET_PARSE_H_
-#define LBD_CORE_PACKET_PARSE_H_
+#pragma once
 
 #include <cstdint>
 
@@ -78,5 +77,3 @@ DropReason parsePacket(absl::Span<const uint8_t> pkt, ParsedPacket& out) noexcep
 bool isNewConnPacket(const L3L4& p, bool sloppy_tcp, bool sloppy_sctp) noexcept;
 
 }  // namespace lb
-
-#endif  // LBD_CORE_PACKET_PARSE_H_

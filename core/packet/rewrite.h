@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // In-place header rewrites with incremental checksum updates; what ip_vs_nat_xmit and
 // handle_response do to a packet. Each honours OffloadInfo::kPartial (pseudo-header only).
-#ifndef LBD_CORE_PACKET_REWRITE_H_
-#define LBD_CORE_PACKET_REWRITE_H_
+#pragma once
 
 #include <cstdint>
 
@@ -77,5 +76,3 @@ inline constexpr uint8_t kIcmp6EchoReply = 129;
 inline constexpr uint8_t kIcmp6PortUnreach = 4;  // code
 
 }  // namespace lb
-
-#endif  // LBD_CORE_PACKET_REWRITE_H_

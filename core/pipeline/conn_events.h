@@ -2,8 +2,7 @@
 // What happens when the conn table frees a conn: ip_vs_unbind_dest (dest counters, overload),
 // ip_vs_control_del (the template's n_control) and, for full NAT, the local address:port going
 // back to its pool. Internal to core/pipeline.
-#ifndef LBD_CORE_PIPELINE_CONN_EVENTS_H_
-#define LBD_CORE_PIPELINE_CONN_EVENTS_H_
+#pragma once
 
 #include <atomic>
 #include <cstdint>
@@ -55,5 +54,3 @@ class PipelineConnEvents final : public ConnEvents {
 PipelineConnEvents& connEventsFor(ServiceRuntime& runtime);
 
 }  // namespace lb
-
-#endif  // LBD_CORE_PIPELINE_CONN_EVENTS_H_

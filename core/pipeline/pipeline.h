@@ -2,8 +2,7 @@
 // The packet path: parse, service lookup, conn lookup/creation, state, transmit, count. The
 // analogue of ip_vs_core.c (ip_vs_in, ip_vs_out, ip_vs_in_icmp, ip_vs_out_icmp, ip_vs_schedule,
 // ip_vs_sched_persist, ip_vs_leave).
-#ifndef LBD_CORE_PIPELINE_PIPELINE_H_
-#define LBD_CORE_PIPELINE_PIPELINE_H_
+#pragma once
 
 #include <cstddef>
 #include <cstdint>
@@ -193,5 +192,3 @@ class Pipeline {
 };
 
 }  // namespace lb
-
-#endif  // LBD_CORE_PIPELINE_PIPELINE_H_

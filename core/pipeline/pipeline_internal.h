@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // State of one packet on its way through Pipeline::process, and small helpers shared by the
 // pipeline's source files. Internal to core/pipeline.
-#ifndef LBD_CORE_PIPELINE_PIPELINE_INTERNAL_H_
-#define LBD_CORE_PIPELINE_PIPELINE_INTERNAL_H_
+#pragma once
 
 #include <cstdint>
 
@@ -101,5 +100,3 @@ inline uint32_t fwdFlags(FwdMethod m) {
 
 }  // namespace pipeline_internal
 }  // namespace lb
-
-#endif  // LBD_CORE_PIPELINE_PIPELINE_INTERNAL_H_

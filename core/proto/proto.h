@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Per-protocol connection state machines and timeouts; the analogue of ip_vs_proto_tcp.c,
 // ip_vs_proto_udp.c, ip_vs_proto_sctp.c and ip_vs_proto.c.
-#ifndef LBD_CORE_PROTO_PROTO_H_
-#define LBD_CORE_PROTO_PROTO_H_
+#pragma once
 
 #include <cstdint>
 
@@ -101,5 +100,3 @@ absl::string_view connStateName(const Conn& conn) noexcept;
 absl::string_view stateName(L4Proto proto, uint8_t state) noexcept;
 
 }  // namespace lb
-
-#endif  // LBD_CORE_PROTO_PROTO_H_

@@ -3,8 +3,7 @@
 // ip_vs_lblcr_table): destination address -> Value, with last-use times. Preallocated, so the
 // packet path never allocates; when a probe window is full the least recently used entry in it
 // is evicted (the kernel's table grows instead and a 60 s timer trims it back to 16 * 1024).
-#ifndef LBD_CORE_SCHED_ADDR_CACHE_H_
-#define LBD_CORE_SCHED_ADDR_CACHE_H_
+#pragma once
 
 #include <cstddef>
 #include <cstdint>
@@ -85,5 +84,3 @@ class AddrCache {
 };
 
 }  // namespace lb::sched
-
-#endif  // LBD_CORE_SCHED_ADDR_CACHE_H_

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Destination hashing scheduler; the analogue of ip_vs_dh.c.
-#ifndef LBD_CORE_SCHED_DH_H_
-#define LBD_CORE_SCHED_DH_H_
+#pragma once
 
 #include <array>
 #include <cstdint>
@@ -43,5 +42,3 @@ struct DestinationHashing {
 const SchedulerFactory& dhFactory();
 
 }  // namespace lb::sched
-
-#endif  // LBD_CORE_SCHED_DH_H_

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Weighted failover scheduler; the analogue of ip_vs_fo.c.
-#ifndef LBD_CORE_SCHED_FO_H_
-#define LBD_CORE_SCHED_FO_H_
+#pragma once
 
 #include "core/sched/scheduler.h"
 
@@ -12,5 +11,3 @@ namespace lb::sched {
 const SchedulerFactory& foFactory();
 
 }  // namespace lb::sched
-
-#endif  // LBD_CORE_SCHED_FO_H_

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // hsiphash as Linux computes it on 64-bit hosts (lib/siphash.c, BITS_PER_LONG == 64): SipHash-1-3
 // over 64-bit words, output truncated to 32 bits. ip_vs_mh.c hashes with it.
-#ifndef LBD_CORE_SCHED_HSIPHASH_H_
-#define LBD_CORE_SCHED_HSIPHASH_H_
+#pragma once
 
 #include <cstddef>
 #include <cstdint>
@@ -23,5 +22,3 @@ uint32_t hsiphash(const uint8_t* data, size_t len, const HsipKey& key) noexcept;
 uint32_t hsiphashU32(uint32_t v, const HsipKey& key) noexcept;
 
 }  // namespace lb::sched
-
-#endif  // LBD_CORE_SCHED_HSIPHASH_H_

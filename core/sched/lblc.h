@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Locality-based least-connection scheduler; the analogue of ip_vs_lblc.c.
-#ifndef LBD_CORE_SCHED_LBLC_H_
-#define LBD_CORE_SCHED_LBLC_H_
+#pragma once
 
 #include "core/sched/scheduler.h"
 
@@ -14,5 +13,3 @@ namespace lb::sched {
 const SchedulerFactory& lblcFactory();
 
 }  // namespace lb::sched
-
-#endif  // LBD_CORE_SCHED_LBLC_H_

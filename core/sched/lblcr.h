@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Locality-based least-connection with replication; the analogue of ip_vs_lblcr.c.
-#ifndef LBD_CORE_SCHED_LBLCR_H_
-#define LBD_CORE_SCHED_LBLCR_H_
+#pragma once
 
 #include "core/sched/scheduler.h"
 
@@ -14,5 +13,3 @@ namespace lb::sched {
 const SchedulerFactory& lblcrFactory();
 
 }  // namespace lb::sched
-
-#endif  // LBD_CORE_SCHED_LBLCR_H_

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Least-connection scheduler; the analogue of ip_vs_lc.c.
-#ifndef LBD_CORE_SCHED_LC_H_
-#define LBD_CORE_SCHED_LC_H_
+#pragma once
 
 #include "core/sched/scheduler.h"
 
@@ -13,5 +12,3 @@ namespace lb::sched {
 const SchedulerFactory& lcFactory();
 
 }  // namespace lb::sched
-
-#endif  // LBD_CORE_SCHED_LC_H_

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // What lblc and lblcr share: the dest list with an id index, is_overloaded(), and the wlc pick
 // over the whole service (__ip_vs_lblc_schedule / __ip_vs_lblcr_schedule).
-#ifndef LBD_CORE_SCHED_LOCALITY_H_
-#define LBD_CORE_SCHED_LOCALITY_H_
+#pragma once
 
 #include <vector>
 
@@ -58,5 +57,3 @@ class LocalityDests {
 absl::Status validateExpiration(absl::string_view name, Duration expiration);
 
 }  // namespace lb::sched
-
-#endif  // LBD_CORE_SCHED_LOCALITY_H_

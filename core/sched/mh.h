@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Maglev hashing scheduler; the analogue of ip_vs_mh.c (Maglev paper, NSDI'16, §3.4).
-#ifndef LBD_CORE_SCHED_MH_H_
-#define LBD_CORE_SCHED_MH_H_
+#pragma once
 
 #include <cstdint>
 #include <optional>
@@ -50,5 +49,3 @@ struct MaglevHashing {
 const SchedulerFactory& mhFactory();
 
 }  // namespace lb::sched
-
-#endif  // LBD_CORE_SCHED_MH_H_

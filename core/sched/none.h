@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The "none" scheduler: a service that schedules nothing (ip_vs_sched.c, name "none").
-#ifndef LBD_CORE_SCHED_NONE_H_
-#define LBD_CORE_SCHED_NONE_H_
+#pragma once
 
 #include "core/sched/scheduler.h"
 
@@ -12,5 +11,3 @@ namespace lb::sched {
 const SchedulerFactory& noneFactory();
 
 }  // namespace lb::sched
-
-#endif  // LBD_CORE_SCHED_NONE_H_

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Never-queue scheduler; the analogue of ip_vs_nq.c.
-#ifndef LBD_CORE_SCHED_NQ_H_
-#define LBD_CORE_SCHED_NQ_H_
+#pragma once
 
 #include "core/sched/scheduler.h"
 
@@ -12,5 +11,3 @@ namespace lb::sched {
 const SchedulerFactory& nqFactory();
 
 }  // namespace lb::sched
-
-#endif  // LBD_CORE_SCHED_NQ_H_

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Round-robin scheduler; the analogue of ip_vs_rr.c.
-#ifndef LBD_CORE_SCHED_RR_H_
-#define LBD_CORE_SCHED_RR_H_
+#pragma once
 
 #include "core/sched/scheduler.h"
 
@@ -13,5 +12,3 @@ namespace lb::sched {
 const SchedulerFactory& rrFactory();
 
 }  // namespace lb::sched
-
-#endif  // LBD_CORE_SCHED_RR_H_

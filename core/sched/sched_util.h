@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Helpers shared by the schedulers: availability tests, the kernel's multiplicative hash, gcd,
 // dest-list validation, and the template for schedulers whose only state is the dest list.
-#ifndef LBD_CORE_SCHED_SCHED_UTIL_H_
-#define LBD_CORE_SCHED_SCHED_UTIL_H_
+#pragma once
 
 #include <cstdint>
 #include <memory>
@@ -90,5 +89,3 @@ class ListSchedulerFactory final : public SchedulerFactory {
 };
 
 }  // namespace lb::sched
-
-#endif  // LBD_CORE_SCHED_SCHED_UTIL_H_

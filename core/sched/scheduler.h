@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The scheduler interface and its inputs; the analogue of struct ip_vs_scheduler (ip_vs_sched.c).
-#ifndef LBD_CORE_SCHED_SCHEDULER_H_
-#define LBD_CORE_SCHED_SCHEDULER_H_
+#pragma once
 
 #include <atomic>
 #include <cstdint>
@@ -110,5 +109,3 @@ const SchedulerFactory* findScheduler(absl::string_view name);
 absl::Span<const SchedulerFactory* const> allSchedulers();
 
 }  // namespace lb
-
-#endif  // LBD_CORE_SCHED_SCHEDULER_H_

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Shortest expected delay scheduler; the analogue of ip_vs_sed.c.
-#ifndef LBD_CORE_SCHED_SED_H_
-#define LBD_CORE_SCHED_SED_H_
+#pragma once
 
 #include "core/sched/scheduler.h"
 
@@ -12,5 +11,3 @@ namespace lb::sched {
 const SchedulerFactory& sedFactory();
 
 }  // namespace lb::sched
-
-#endif  // LBD_CORE_SCHED_SED_H_

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Source hashing scheduler; the analogue of ip_vs_sh.c.
-#ifndef LBD_CORE_SCHED_SH_H_
-#define LBD_CORE_SCHED_SH_H_
+#pragma once
 
 #include <array>
 #include <cstdint>
@@ -45,5 +44,3 @@ struct SourceHashing {
 const SchedulerFactory& shFactory();
 
 }  // namespace lb::sched
-
-#endif  // LBD_CORE_SCHED_SH_H_

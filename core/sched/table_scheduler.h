@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The template for schedulers that rebuild a lookup table on every dest change (dh, sh, mh):
 // the kernel's *_reassign() from add_dest/del_dest/upd_dest.
-#ifndef LBD_CORE_SCHED_TABLE_SCHEDULER_H_
-#define LBD_CORE_SCHED_TABLE_SCHEDULER_H_
+#pragma once
 
 #include <memory>
 #include <optional>
@@ -82,5 +81,3 @@ class TableSchedulerFactory final : public SchedulerFactory {
 };
 
 }  // namespace lb::sched
-
-#endif  // LBD_CORE_SCHED_TABLE_SCHEDULER_H_

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The weighted least-overhead walk shared by wlc, sed and lblc/lblcr (ip_vs_wlc.c and the
 // copies of its loop in ip_vs_sed.c, ip_vs_lblc.c, ip_vs_lblcr.c).
-#ifndef LBD_CORE_SCHED_WEIGHTED_LEAST_H_
-#define LBD_CORE_SCHED_WEIGHTED_LEAST_H_
+#pragma once
 
 #include <cstdint>
 
@@ -40,5 +39,3 @@ const DestInfo* weightedLeast(absl::Span<const DestInfo> dests,
 }
 
 }  // namespace lb::sched
-
-#endif  // LBD_CORE_SCHED_WEIGHTED_LEAST_H_

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Weighted least-connection scheduler (ipvsadm's default); the analogue of ip_vs_wlc.c.
-#ifndef LBD_CORE_SCHED_WLC_H_
-#define LBD_CORE_SCHED_WLC_H_
+#pragma once
 
 #include "core/sched/scheduler.h"
 
@@ -13,5 +12,3 @@ namespace lb::sched {
 const SchedulerFactory& wlcFactory();
 
 }  // namespace lb::sched
-
-#endif  // LBD_CORE_SCHED_WLC_H_

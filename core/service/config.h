@@ -2,8 +2,7 @@
 // The configuration model: services, real servers, timeouts, sysctls, fwmark rules, full-NAT
 // pools. Plain values, validated by ServiceTable. The analogue of ip_vs_service_user_kern /
 // ip_vs_dest_user_kern and the per-netns sysctls (ip_vs_ctl.c).
-#ifndef LBD_CORE_SERVICE_CONFIG_H_
-#define LBD_CORE_SERVICE_CONFIG_H_
+#pragma once
 
 #include <cstdint>
 #include <string>
@@ -130,5 +129,3 @@ struct FullConfig {
 };
 
 }  // namespace lb
-
-#endif  // LBD_CORE_SERVICE_CONFIG_H_

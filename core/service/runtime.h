@@ -2,8 +2,7 @@
 // Mutable state shared by all snapshots and workers: per-dest live counters (activeconns,
 // inactconns, persistconns, overload), full-NAT local-address pools, per-worker stats and the
 // estimators. Outlives every snapshot. The counters half of struct ip_vs_dest / ip_vs_service.
-#ifndef LBD_CORE_SERVICE_RUNTIME_H_
-#define LBD_CORE_SERVICE_RUNTIME_H_
+#pragma once
 
 #include <array>
 #include <atomic>
@@ -129,5 +128,3 @@ class ServiceRuntime {
 };
 
 }  // namespace lb
-
-#endif  // LBD_CORE_SERVICE_RUNTIME_H_

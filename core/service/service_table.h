@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The configuration model and its mutations, each validated whole then applied whole; builds
 // ServiceSnapshot. The control half of ip_vs_ctl.c (ip_vs_add_service, ip_vs_edit_dest, ...).
-#ifndef LBD_CORE_SERVICE_SERVICE_TABLE_H_
-#define LBD_CORE_SERVICE_SERVICE_TABLE_H_
+#pragma once
 
 #include <memory>
 #include <string>
@@ -151,5 +150,3 @@ class ServiceTable {
 };
 
 }  // namespace lb
-
-#endif  // LBD_CORE_SERVICE_SERVICE_TABLE_H_

@@ -2,8 +2,7 @@
 // The immutable configuration the packet path reads: services, dests, timeouts, sysctls, fwmark
 // rules. Built by ServiceTable on the control thread, swapped atomically into the workers
 // (RCU in spirit). The lookup side of ip_vs_ctl.c (ip_vs_service_find, ip_vs_lookup_dest).
-#ifndef LBD_CORE_SERVICE_SNAPSHOT_H_
-#define LBD_CORE_SERVICE_SNAPSHOT_H_
+#pragma once
 
 #include <cstdint>
 #include <memory>
@@ -113,5 +112,3 @@ class ServiceSnapshot {
 using SnapshotPtr = std::shared_ptr<const ServiceSnapshot>;
 
 }  // namespace lb
-
-#endif  // LBD_CORE_SERVICE_SNAPSHOT_H_

@@ -2,8 +2,7 @@
 // Validation and normalisation of the configuration model: the checks of ip_vs_ctl.c
 // (ip_vs_add_service, ip_vs_check_udest, ip_vs_set_timeout, the sysctl handlers) plus the ones
 // ipvsadm makes that the table keeps (weight range, tunnel options). Internal to lb_core_service.
-#ifndef LBD_CORE_SERVICE_VALIDATE_H_
-#define LBD_CORE_SERVICE_VALIDATE_H_
+#pragma once
 
 #include <cstddef>
 
@@ -37,5 +36,3 @@ absl::Status validateFwmarkRule(const FwmarkRule& r, size_t index);
 absl::Status validateConfig(const FullConfig& cfg, size_t max_services);
 
 }  // namespace lb
-
-#endif  // LBD_CORE_SERVICE_VALIDATE_H_

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Per-service and per-dest traffic counters and the kernel's rate estimator; the analogue of
 // struct ip_vs_stats and ip_vs_est.c.
-#ifndef LBD_CORE_STATS_STATS_H_
-#define LBD_CORE_STATS_STATS_H_
+#pragma once
 
 #include <cstdint>
 #include <memory>
@@ -87,5 +86,3 @@ class RateEstimator {
 inline constexpr Duration kEstimatorPeriod = seconds(2);
 
 }  // namespace lb
-
-#endif  // LBD_CORE_STATS_STATS_H_

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Forwarding methods: NAT, full NAT, direct routing, tunnelling (ipip, gue, gre). One file per
 // method, registered in xmit/registry.cc. The analogue of ip_vs_xmit.c.
-#ifndef LBD_CORE_XMIT_FORWARDER_H_
-#define LBD_CORE_XMIT_FORWARDER_H_
+#pragma once
 
 #include <cstdint>
 
@@ -69,5 +68,3 @@ class Forwarder {
 Forwarder* findForwarder(FwdMethod method) noexcept;
 
 }  // namespace lb
-
-#endif  // LBD_CORE_XMIT_FORWARDER_H_

@@ -2,8 +2,7 @@
 // Helpers shared by the forwarders (the route/TTL/MTU half of ip_vs_xmit.c's __ip_vs_get_out_rt
 // and ensure_mtu_is_adequate) and the per-method instances the registry hands out. Internal to
 // core/xmit (tests may include it).
-#ifndef LBD_CORE_XMIT_XMIT_UTIL_H_
-#define LBD_CORE_XMIT_XMIT_UTIL_H_
+#pragma once
 
 #include <cstdint>
 
@@ -86,5 +85,3 @@ Forwarder& drForwarder() noexcept;
 Forwarder& tunnelForwarder() noexcept;
 
 }  // namespace lb::xmit
-
-#endif  // LBD_CORE_XMIT_XMIT_UTIL_H_

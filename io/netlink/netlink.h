@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // rtnetlink through libmnl: routes, policy-routing rules, proxy ARP/NDP entries, neighbour
 // and route lookups, addresses. What `ip route|rule|neigh|addr` do, for lbd's kernel state.
-#ifndef LBD_IO_NETLINK_NETLINK_H_
-#define LBD_IO_NETLINK_NETLINK_H_
+#pragma once
 
 #include <array>
 #include <cstdint>
@@ -128,5 +127,3 @@ absl::StatusOr<std::string> writeSysctl(const std::string& path, const std::stri
 absl::StatusOr<std::string> readSysctl(const std::string& path);
 
 }  // namespace lb::io
-
-#endif  // LBD_IO_NETLINK_NETLINK_H_

@@ -2,8 +2,7 @@
 // Userspace decapsulation for `lbd --mode=decap`: raw sockets for IPIP (proto 4) and IPv6-in-IP
 // (proto 41) over IPv4 and IPv6, and a UDP socket for GUE; the inner packet is returned for
 // writing into the TUN device. The receive half of ipip.c / fou.c (gue_udp_recv).
-#ifndef LBD_IO_RAW_DECAP_H_
-#define LBD_IO_RAW_DECAP_H_
+#pragma once
 
 #include <cstdint>
 #include <memory>
@@ -50,5 +49,3 @@ class DecapReceiver {
 };
 
 }  // namespace lb::io
-
-#endif  // LBD_IO_RAW_DECAP_H_

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Direct-routing egress: an AF_PACKET SOCK_RAW socket with PACKET_QDISC_BYPASS and
 // PACKET_VNET_HDR (GSO kept), frames addressed to a neighbour's MAC (ip_vs_dr_xmit's L2 leg).
-#ifndef LBD_IO_RAW_L2_SENDER_H_
-#define LBD_IO_RAW_L2_SENDER_H_
+#pragma once
 
 #include <sys/types.h>
 
@@ -40,5 +39,3 @@ class L2Sender {
 };
 
 }  // namespace lb::io
-
-#endif  // LBD_IO_RAW_L2_SENDER_H_

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // A multi-queue TUN device with virtio-net headers and offloads (drivers/net/tun.c): one
 // non-blocking fd per worker queue, TUNSETOFFLOAD probed at run time.
-#ifndef LBD_IO_TUN_TUN_DEVICE_H_
-#define LBD_IO_TUN_TUN_DEVICE_H_
+#pragma once
 
 #include <sys/types.h>
 
@@ -80,5 +79,3 @@ class TunDevice {
 };
 
 }  // namespace lb::io
-
-#endif  // LBD_IO_TUN_TUN_DEVICE_H_

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // struct virtio_net_hdr <-> lb::OffloadInfo: the offload request TUN puts in front of every
 // packet with IFF_VNET_HDR (the skb's ip_summed / gso fields; include/linux/virtio_net.h).
-#ifndef LBD_IO_TUN_VNET_HDR_H_
-#define LBD_IO_TUN_VNET_HDR_H_
+#pragma once
 
 #include <cstddef>
 #include <cstdint>
@@ -37,5 +36,3 @@ void encodeVnetHdr(const OffloadInfo& in, const uint8_t* pkt, size_t len, uint8_
 bool finishPartialChecksum(uint8_t* pkt, size_t len, OffloadInfo& info) noexcept;
 
 }  // namespace lb::io
-
-#endif  // LBD_IO_TUN_VNET_HDR_H_

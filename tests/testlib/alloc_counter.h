@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Counts heap allocations made by this thread (operator new replaced in alloc_counter.cc), for
 // the no-allocation tests and the benchmarks' allocs_per_op counter.
-#ifndef LBD_TESTS_TESTLIB_ALLOC_COUNTER_H_
-#define LBD_TESTS_TESTLIB_ALLOC_COUNTER_H_
+#pragma once
 
 #include <cstdint>
 
@@ -12,5 +11,3 @@ namespace lb::testing {
 uint64_t threadAllocations();
 
 }  // namespace lb::testing
-
-#endif  // LBD_TESTS_TESTLIB_ALLOC_COUNTER_H_

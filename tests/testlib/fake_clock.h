@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // A clock for tests: time moves only when the test says so.
-#ifndef LBD_TESTS_TESTLIB_FAKE_CLOCK_H_
-#define LBD_TESTS_TESTLIB_FAKE_CLOCK_H_
+#pragma once
 
 #include "core/base/time.h"
 
@@ -18,5 +17,3 @@ class FakeClock {
 };
 
 }  // namespace lb::testing
-
-#endif  // LBD_TESTS_TESTLIB_FAKE_CLOCK_H_

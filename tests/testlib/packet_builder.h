@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Builds synthetic IPv4/IPv6 packets for tests (Katran's PacketBuilder), with checksums computed
 // by an implementation independent of core/packet, and verifies checksums from scratch.
-#ifndef LBD_TESTS_TESTLIB_PACKET_BUILDER_H_
-#define LBD_TESTS_TESTLIB_PACKET_BUILDER_H_
+#pragma once
 
 #include <cstdint>
 #include <string>
@@ -63,5 +62,3 @@ bool checksumsValid(const uint8_t* data, size_t len);
 std::string hexDump(const uint8_t* data, size_t len);
 
 }  // namespace lb::testing
-
-#endif  // LBD_TESTS_TESTLIB_PACKET_BUILDER_H_

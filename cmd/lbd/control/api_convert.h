@@ -2,8 +2,7 @@
 // Pure conversions between lbd.v1 messages and core's configuration model (K's translate*):
 // every input is checked here (addresses, enums, ranges, durations) and refused with
 // InvalidArgument naming the field and value; core then validates semantics. No I/O, no state.
-#ifndef LBD_CMD_LBD_CONTROL_API_CONVERT_H_
-#define LBD_CMD_LBD_CONTROL_API_CONVERT_H_
+#pragma once
 
 #include <grpcpp/support/status.h>
 
@@ -63,5 +62,3 @@ absl::StatusOr<FullConfig> configFromProto(const ::lbd::v1::Config& p);
 ::lbd::v1::Connection connToProto(const Conn& c, absl::string_view state, MonoTime now);
 
 }  // namespace lb::lbd
-
-#endif  // LBD_CMD_LBD_CONTROL_API_CONVERT_H_

@@ -2,8 +2,7 @@
 // lbd's files: the state file (the whole configuration as an lbd.v1.Config in protobuf text
 // format, written atomically after every committed change) and the --config file (ipvsadm
 // rules, one command per line, as `lbctl -S` prints them; '#' starts a comment).
-#ifndef LBD_CMD_LBD_CONTROL_CONFIG_FILE_H_
-#define LBD_CMD_LBD_CONTROL_CONFIG_FILE_H_
+#pragma once
 
 #include <functional>
 #include <string>
@@ -39,5 +38,3 @@ absl::StatusOr<FullConfig> parseConfigText(absl::string_view text,
 absl::StatusOr<FullConfig> loadConfigFile(const std::string& path, const ConfigValidator& validate);
 
 }  // namespace lb::lbd
-
-#endif  // LBD_CMD_LBD_CONTROL_CONFIG_FILE_H_

@@ -2,8 +2,7 @@
 // The control plane's operations, one per RPC, on lbd.v1 messages: convert (api_convert),
 // apply to the ServiceTable under one mutex, then publish (DataplaneHooks::onCommit, state
 // file). The analogue of ip_vs_ctl.c's do_ip_vs_set_ctl / do_ip_vs_get_ctl. No gRPC here.
-#ifndef LBD_CMD_LBD_CONTROL_CONTROL_OPS_H_
-#define LBD_CMD_LBD_CONTROL_CONTROL_OPS_H_
+#pragma once
 
 #include <cstdint>
 #include <functional>
@@ -83,5 +82,3 @@ class ControlOps {
 };
 
 }  // namespace lb::lbd
-
-#endif  // LBD_CMD_LBD_CONTROL_CONTROL_OPS_H_

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // lbd's control plane: the lbd.v1.LoadBalancer gRPC service, the state file and the config
 // file. Every mutation is validated whole by ServiceTable, then applied, then published.
-#ifndef LBD_CMD_LBD_CONTROL_CONTROL_PLANE_H_
-#define LBD_CMD_LBD_CONTROL_CONTROL_PLANE_H_
+#pragma once
 
 #include <cstdint>
 #include <functional>
@@ -69,5 +68,3 @@ class ControlPlane {
 };
 
 }  // namespace lb::lbd
-
-#endif  // LBD_CMD_LBD_CONTROL_CONTROL_PLANE_H_

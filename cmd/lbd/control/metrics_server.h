@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // A tiny HTTP/1.0 responder for Prometheus: GET /metrics answers the rendered text, anything
 // else 404. One thread, one connection at a time (scrapes are rare and small).
-#ifndef LBD_CMD_LBD_CONTROL_METRICS_SERVER_H_
-#define LBD_CMD_LBD_CONTROL_METRICS_SERVER_H_
+#pragma once
 
 #include <cstdint>
 #include <functional>
@@ -41,5 +40,3 @@ class MetricsServer {
 };
 
 }  // namespace lb::lbd
-
-#endif  // LBD_CMD_LBD_CONTROL_METRICS_SERVER_H_

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // lbd's packet side: TUN queues, worker threads running core::Pipeline, raw and AF_PACKET
 // sockets, netlink state (routes, rules, addresses, proxy ARP/NDP, sysctls), decap mode.
-#ifndef LBD_CMD_LBD_DATAPLANE_DATAPLANE_H_
-#define LBD_CMD_LBD_DATAPLANE_DATAPLANE_H_
+#pragma once
 
 #include <memory>
 #include <string>
@@ -44,5 +43,3 @@ class Dataplane : public DataplaneHooks {
 };
 
 }  // namespace lb::lbd
-
-#endif  // LBD_CMD_LBD_DATAPLANE_DATAPLANE_H_

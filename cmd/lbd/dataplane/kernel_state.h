@@ -3,8 +3,7 @@
 // full-NAT local addresses and fwmark prefixes into the TUN device, policy rules that divert
 // NAT replies (from RIP:rport) into it, proxy ARP/NDP entries, sysctls. Everything carries
 // protocol 245 (io::kLbdProto) so a crashed run's leftovers are found and removed at start.
-#ifndef LBD_CMD_LBD_DATAPLANE_KERNEL_STATE_H_
-#define LBD_CMD_LBD_DATAPLANE_KERNEL_STATE_H_
+#pragma once
 
 #include <string>
 #include <utility>
@@ -91,5 +90,3 @@ class KernelState {
 };
 
 }  // namespace lb::lbd
-
-#endif  // LBD_CMD_LBD_DATAPLANE_KERNEL_STATE_H_

@@ -2,8 +2,7 @@
 // Next-hop MACs for direct routing: for each DR real server, the output interface, its MAC
 // and the neighbour's MAC, read from the kernel's neighbour table (resolution triggered with
 // NTF_USE when missing) and published to the workers.
-#ifndef LBD_CMD_LBD_DATAPLANE_NEIGH_CACHE_H_
-#define LBD_CMD_LBD_DATAPLANE_NEIGH_CACHE_H_
+#pragma once
 
 #include <atomic>
 #include <mutex>
@@ -56,5 +55,3 @@ class NeighCache {
 };
 
 }  // namespace lb::lbd
-
-#endif  // LBD_CMD_LBD_DATAPLANE_NEIGH_CACHE_H_

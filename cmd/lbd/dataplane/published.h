@@ -2,8 +2,7 @@
 // An immutable value published by one thread and picked up by workers between batches (RCU in
 // spirit): workers compare a generation number per batch and copy the shared_ptr only when it
 // changed, so the packet path takes no lock and touches no refcount in the common case.
-#ifndef LBD_CMD_LBD_DATAPLANE_PUBLISHED_H_
-#define LBD_CMD_LBD_DATAPLANE_PUBLISHED_H_
+#pragma once
 
 #include <atomic>
 #include <cstdint>
@@ -47,5 +46,3 @@ class Published {
 };
 
 }  // namespace lb::lbd
-
-#endif  // LBD_CMD_LBD_DATAPLANE_PUBLISHED_H_

@@ -2,8 +2,7 @@
 // A throw-away PKI for the TLS tests, made with OpenSSL's C API (libssl-dev comes with
 // libgrpc-dev; no openssl CLI needed): a CA, a server certificate for 127.0.0.1 / localhost, a
 // client certificate, and a second, unrelated CA with its own client certificate.
-#ifndef LBD_TESTS_CMD_LBD_TEST_PKI_H_
-#define LBD_TESTS_CMD_LBD_TEST_PKI_H_
+#pragma once
 
 #include <string>
 
@@ -23,5 +22,3 @@ struct TestPki {
 TestPki makeTestPki(const std::string& dir);
 
 }  // namespace lb::testing
-
-#endif  // LBD_TESTS_CMD_LBD_TEST_PKI_H_

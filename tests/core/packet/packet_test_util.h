@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Helpers for the core/packet tests: buffers, header surgery on built packets and a reference
 // (big-endian, byte-at-a-time) checksum independent of core/packet/checksum.cc.
-#ifndef LBD_TESTS_CORE_PACKET_PACKET_TEST_UTIL_H_
-#define LBD_TESTS_CORE_PACKET_PACKET_TEST_UTIL_H_
+#pragma once
 
 #include <cstdint>
 #include <memory>
@@ -38,5 +37,3 @@ Bytes withIpv6Ext(const Bytes& pkt, uint8_t type, Bytes body);
 Bytes withIpv4Frag(const Bytes& pkt, bool mf, uint16_t offset_units);
 
 }  // namespace lb::testing
-
-#endif  // LBD_TESTS_CORE_PACKET_PACKET_TEST_UTIL_H_

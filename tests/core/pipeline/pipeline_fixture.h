@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // A ServiceTable, a ConnTable wired with Pipeline::connEvents, one Pipeline (worker 0) and a
 // FakeClock, with helpers to push one packet through and read what came out.
-#ifndef LBD_TESTS_CORE_PIPELINE_PIPELINE_FIXTURE_H_
-#define LBD_TESTS_CORE_PIPELINE_PIPELINE_FIXTURE_H_
+#pragma once
 
 #include <memory>
 #include <string>
@@ -224,5 +223,3 @@ class PipelineFixture : public ::testing::Test {
                               << ::lb::testing::hexDump(expected.data(), expected.size())
 
 }  // namespace lb::testing
-
-#endif  // LBD_TESTS_CORE_PIPELINE_PIPELINE_FIXTURE_H_

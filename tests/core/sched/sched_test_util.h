@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Helpers for the scheduler tests: dest lists, live counters and pick contexts.
-#ifndef LBD_TESTS_CORE_SCHED_SCHED_TEST_UTIL_H_
-#define LBD_TESTS_CORE_SCHED_SCHED_TEST_UTIL_H_
+#pragma once
 
 #include <cstdint>
 #include <deque>
@@ -108,5 +107,3 @@ class ConnSim {
 };
 
 }  // namespace lb::sched::testing
-
-#endif  // LBD_TESTS_CORE_SCHED_SCHED_TEST_UTIL_H_

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Small builders for the service tests.
-#ifndef LBD_TESTS_CORE_SERVICE_SERVICE_TEST_UTIL_H_
-#define LBD_TESTS_CORE_SERVICE_SERVICE_TEST_UTIL_H_
+#pragma once
 
 #include <string>
 
@@ -64,5 +63,3 @@ inline DestConfig dest(const char* addr,
 }
 
 }  // namespace lb::testing
-
-#endif  // LBD_TESTS_CORE_SERVICE_SERVICE_TEST_UTIL_H_
