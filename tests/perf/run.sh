@@ -27,6 +27,11 @@ cleanup() {
   set +e
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  # iperf3 -D and nginx daemonize: stop them through their pid files.
+  for f in iperf.pid nginx.pid haproxy.pid; do
+    [ -s "$tmp/$f" ] && kill "$(cat "$tmp/$f")" 2>/dev/null
+  done
+  sleep 0.2
   ip netns del "$C" 2>/dev/null; ip netns del "$B" 2>/dev/null; ip netns del "$S" 2>/dev/null
   rm -rf "$tmp"
 }
@@ -98,31 +103,42 @@ HAP
 teardown_haproxy() { kill "$(cat "$tmp/haproxy.pid")" 2>/dev/null; ip -n "$B" addr del $VIP/32 dev lo; }
 
 LBD_PID=
+LBD_NS=
+LBD_EXTRA=${LBD_EXTRA:-}  # extra lbd flags for experiments, e.g. "--workers=1"
 start_lbd() {  # start_lbd <ns> <mode>
+  rm -f "$tmp/lbd.sock"
+  # shellcheck disable=SC2086
   ip netns exec "$1" "$LBD" --tun=lbdperf0 --mode="$2" --listen="unix://$tmp/lbd.sock" \
-    --log-level=warn >"$tmp/lbd.log" 2>&1 &
+    --metrics=127.0.0.1:9477 --log-level=warn $LBD_EXTRA >"$tmp/lbd.log" 2>&1 &
   LBD_PID=$!
+  LBD_NS=$1
   pids+=("$LBD_PID")
   for _ in $(seq 1 100); do
     "$LBCTL" --server="unix://$tmp/lbd.sock" -Ln >/dev/null 2>&1 && return 0
+    kill -0 "$LBD_PID" 2>/dev/null || break
     sleep 0.1
   done
-  echo "lbd did not start:"; cat "$tmp/lbd.log"; return 1
+  echo "lbd did not start:" >&2; cat "$tmp/lbd.log" >&2; return 1
 }
 stop_lbd() { kill "$LBD_PID" 2>/dev/null; wait "$LBD_PID" 2>/dev/null; LBD_PID=; }
+lbd_metric() {  # lbd_metric <name>: the value of one /metrics sample of the running lbd
+  ip netns exec "$LBD_NS" curl -s --max-time 5 http://127.0.0.1:9477/metrics \
+    | awk -v n="$1" '$1 == n { print $2; exit }'
+}
+lbd_rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$LBD_PID/status"; }
 lbctl() { "$LBCTL" --server="unix://$tmp/lbd.sock" "$@"; }
-lbd_services() {  # lbd_services <fwd flag...>
-  lbctl -A -t $VIP:80 -s rr && lbctl -a -t $VIP:80 -r $SRV:80 "$@"
-  lbctl -A -t $VIP:5201 -s rr && lbctl -a -t $VIP:5201 -r $SRV:5201 "$@"
-  lbctl -A -u $VIP:5201 -s rr && lbctl -a -u $VIP:5201 -r $SRV:5201 "$@"
+lbd_services() {  # lbd_services <fwd flag...>; full NAT gets its local address before dests
+  local s
+  for s in "-t $VIP:80" "-t $VIP:5201" "-u $VIP:5201"; do
+    # shellcheck disable=SC2086
+    lbctl -A $s -s rr || return 1
+    if [ "$1" = --fullnat ]; then lbctl -P $s -z $LADDR || return 1; fi
+    lbctl -a $s -r "$SRV:${s##*:}" "$@" || return 1
+  done
 }
 setup_lbd-nat() { start_lbd "$B" gateway && lbd_services -m; TARGET=$VIP; }
 teardown_lbd-nat() { stop_lbd; }
-setup_lbd-fullnat() {
-  start_lbd "$B" gateway || return 1
-  for s in "-t $VIP:80" "-t $VIP:5201" "-u $VIP:5201"; do lbctl -P $s -z $LADDR; done
-  lbd_services --fullnat; TARGET=$VIP
-}
+setup_lbd-fullnat() { start_lbd "$B" gateway && lbd_services --fullnat; TARGET=$VIP; }
 teardown_lbd-fullnat() { stop_lbd; }
 setup_lbd-dr() {
   ip -n "$S" addr add $VIP/32 dev lo
@@ -132,6 +148,20 @@ setup_lbd-dr() {
 teardown_lbd-dr() { stop_lbd; ip -n "$S" addr del $VIP/32 dev lo; }
 setup_lbd-sidecar() { start_lbd "$C" sidecar && lbd_services -m; TARGET=$VIP; }
 teardown_lbd-sidecar() { stop_lbd; }
+
+# --- profiling (PROFILE_DIR=dir): perf record -a -g over each lbd row -------------------------
+PROF_PID=
+prof_start() {
+  [ -n "${PROFILE_DIR:-}" ] && [[ $1 == lbd-* ]] || return 0
+  mkdir -p "$PROFILE_DIR"
+  perf record -a -g -F 997 -o "$PROFILE_DIR/$1-$2.data" >/dev/null 2>&1 &
+  PROF_PID=$!
+  sleep 0.3
+}
+prof_stop() {
+  [ -n "$PROF_PID" ] || return 0
+  kill -INT "$PROF_PID" 2>/dev/null; wait "$PROF_PID" 2>/dev/null; PROF_PID=
+}
 
 # --- rows ---------------------------------------------------------------------------------
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)" 2>/dev/null || echo NA; }
@@ -158,9 +188,18 @@ topology
 for c in $contenders; do
   echo "== $c" >&2
   if ! "setup_$c"; then echo "setup of $c failed" >&2; "teardown_$c" 2>/dev/null; continue; fi
-  R[$c,tcp1]=$(row_tcp1); R[$c,tcp4]=$(row_tcp4); R[$c,cps]=$(row_cps)
-  R[$c,rps]=$(row_rps); R[$c,p50]=$(lat 50%); R[$c,p99]=$(lat 99%)
-  if [ "$c" = haproxy ]; then R[$c,udp]="n/a"; else R[$c,udp]=$(row_udp); fi
+  for r in tcp1 tcp4 cps rps udp; do
+    [[ " ${ROWS:-tcp1 tcp4 cps rps udp} " == *" $r "* ]] || continue
+    [ "$c,$r" = haproxy,udp ] && { R[$c,udp]="n/a"; continue; }
+    prof_start "$c" "$r"
+    R[$c,$r]=$("row_$r")
+    prof_stop
+    if [ "$r" = rps ]; then R[$c,p50]=$(lat 50%); R[$c,p99]=$(lat 99%); fi
+  done
+  if [[ $c == lbd-* ]] && [ -n "$LBD_PID" ]; then  # how lbd's traffic crossed the TUN device
+    m=$(ip netns exec "$LBD_NS" curl -s --max-time 5 http://127.0.0.1:9477/metrics)
+    echo "   $c: $(echo "$m" | awk '/^lb_(dataplane|pipeline)_(rx|tx)_(gso|tun|packets)_total / {printf "%s=%s ", $1, $2}')" >&2
+  fi
   "teardown_$c"
 done
 
@@ -185,10 +224,48 @@ PY
   done
 done
 
+# --- memory per tracked connection: 1M UDP conns (connflood) --------------------------------
+# A fresh lbd (NAT, one UDP service whose real server drops everything, so conns stay idle for
+# IPVS's 300 s UDP timeout); connflood sends one datagram from each of N distinct
+# (source address, port) pairs. Reported: total VmRSS / conns (everything lbd holds, the
+# preallocated table included) and the RSS growth during the flood / conns.
+if [[ " $contenders " == *" lbd-nat "* ]] && [ "${SKIP_MEM:-0}" != 1 ]; then
+  echo; echo "== memory: 1,000,000 tracked connections"
+  NCONN=${NCONN:-1000000}
+  cc -O2 -o "$tmp/connflood" "$src/tests/perf/connflood.c" || NCONN=0
+  if [ "$NCONN" -gt 0 ] && start_lbd "$B" gateway; then
+    lbctl -A -u $VIP:9999 -s rr && lbctl -a -u $VIP:9999 -r $SRV:9999 -m
+    ip netns exec "$S" nft -f - <<NFT
+table ip lbdperfmem {
+  chain in { type filter hook input priority 0; udp dport 9999 drop; }
+}
+NFT
+    sleep 0.5
+    rss0=$(lbd_rss_kb)
+    ip netns exec "$C" "$tmp/connflood" $VIP 9999 "$NCONN" "${FLOOD_RATE:-150000}" 198.18.60.10 16 >&2
+    sleep 1
+    made=$(lbd_metric lb_pipeline_conns_created_total)
+    rss1=$(lbd_rss_kb)
+    python3 - "$rss0" "$rss1" "${made:-0}" "$NCONN" <<'PY'
+import sys
+r0, r1, made, sent = (int(float(x)) for x in sys.argv[1:])
+print("conns in the table: %d of %d sent" % (made, sent))
+print("lbd VmRSS idle %.1f MB, with the conns %.1f MB" % (r0 / 1024, r1 / 1024))
+if made:
+    print("memory per tracked connection: %.0f bytes (total RSS / conns), %.0f bytes (RSS growth / conns)"
+          % (r1 * 1024 / made, (r1 - r0) * 1024 / made))
+PY
+    ip netns exec "$S" nft delete table ip lbdperfmem
+    stop_lbd
+  fi
+fi
+
 # --- loading 10,000 services x 10 real servers while pinging a VIP --------------------------
-if [[ " $contenders " == *" lbd-nat "* ]]; then
-  echo; echo "== config load: 10000 services x 10 real servers with lbctl -R"
-  n=10000; [ $quick = 1 ] && n=2000
+# lbd answers ICMP echo to a VIP itself (in its worker), so the ping RTT shows any stall of
+# the packet path while the control plane commits the new configuration.
+if [[ " $contenders " == *" lbd-nat "* ]] && [ "${SKIP_LOAD:-0}" != 1 ]; then
+  n=${NSVC:-10000}; [ $quick = 1 ] && n=${NSVC:-500}
+  echo; echo "== config load: $n services x 10 real servers with lbctl -R"
   python3 - "$n" > "$tmp/rules" <<'PY'
 import sys
 n = int(sys.argv[1])
@@ -198,13 +275,17 @@ for i in range(n):
     for j in range(10):
         print("-a -t %s:80 -r 198.18.61.%d:80 -m -w 1" % (vip, 10 + j))
 PY
-  start_lbd "$B" gateway && lbctl -A -t $VIP:80 -s rr && lbctl -a -t $VIP:80 -r $SRV:80 -m
-  ip netns exec "$C" ping -i 0.002 -w 600 -D $VIP >"$tmp/ping.txt" 2>&1 &
-  ping_pid=$!; pids+=("$ping_pid")
-  sleep 1
-  t0=$(date +%s%N); lbctl -R <"$tmp/rules"; t1=$(date +%s%N)
-  sleep 1; kill "$ping_pid" 2>/dev/null
-  echo "load time: $(( (t1 - t0) / 1000000 )) ms for $n services ($(( n * 10 )) real servers)"
-  awk -F'time=' '/time=/ {split($2,a," "); if (a[1]>m) m=a[1]; n++} END {printf "ping through the VIP during load: %d replies, max RTT %.3f ms\n", n, m}' "$tmp/ping.txt"
-  stop_lbd
+  if start_lbd "$B" gateway && lbctl -A -t $VIP:80 -s rr && lbctl -a -t $VIP:80 -r $SRV:80 -m; then
+    cc -O2 -o "$tmp/vipping" "$src/tests/perf/vipping.c"
+    echo "ping through the VIP before the load: $(ip netns exec "$C" "$tmp/vipping" $VIP 2000 3)"
+    ip netns exec "$C" "$tmp/vipping" $VIP 2000 3600 >"$tmp/ping.txt" 2>&1 &
+    ping_pid=$!; pids+=("$ping_pid")
+    sleep 1
+    t0=$(date +%s%N); lbctl -R <"$tmp/rules"; rc=$?; t1=$(date +%s%N)
+    sleep 1; kill -INT "$ping_pid" 2>/dev/null; wait "$ping_pid" 2>/dev/null
+    svcs=$(lbd_metric lb_services)
+    echo "load time: $(( (t1 - t0) / 1000000 )) ms for $n services ($(( n * 10 )) real servers), lbctl rc $rc, lbd now has ${svcs:-?} services"
+    echo "ping through the VIP during the load: $(cat "$tmp/ping.txt")"
+    stop_lbd
+  fi
 fi

@@ -46,6 +46,7 @@ constexpr int64_t kDefensePeriodMs = 1000;  // ip_vs_ctl.c DEFENSE_TIMER_PERIOD
 
 #define LB_DATAPLANE_COUNTERS(C)                                               \
   C(rx_unsupported)                                                            \
+  C(rx_gso) C(tx_gso)                                                          \
   C(tx_tun)                                                                    \
   C(tx_l2) C(tx_errors) C(to_host_delivered) C(to_host_dropped) C(l2_no_neigh) \
       C(tunnel_gso_dropped) C(decap_packets) C(defense_dropped) C(nodest_expired)
@@ -367,6 +368,8 @@ class DataplaneImpl : public Dataplane {
           w.counters.rx_unsupported.add();
           continue;
         }
+        if (w.bufs[n]->offload.gso != OffloadInfo::Gso::kNone)
+          w.counters.rx_gso.add();  // a super-packet: the offloads are really in use
         w.ptrs[n] = w.bufs[n].get();
         ++n;
       }
@@ -488,6 +491,8 @@ class DataplaneImpl : public Dataplane {
       return;
     }
     w.counters.tx_tun.add();
+    if (p.offload.gso != OffloadInfo::Gso::kNone)
+      w.counters.tx_gso.add();
   }
 
   void housekeepingLoop() {
