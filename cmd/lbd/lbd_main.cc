@@ -17,6 +17,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+
 #include "cmd/lbd/control/control_plane.h"
 #include "cmd/lbd/dataplane/dataplane.h"
 #include "core/base/log.h"
@@ -25,7 +26,9 @@
 ABSL_FLAG(std::string, tun, "lbd0", "TUN device name");
 ABSL_FLAG(std::string, mode, "gateway", "gateway | sidecar | decap");
 ABSL_FLAG(int, workers, 0, "worker threads, one per TUN queue (0 = one per CPU)");
-ABSL_FLAG(std::string, listen, "unix:///run/lbd/lbd.sock",
+ABSL_FLAG(std::string,
+          listen,
+          "unix:///run/lbd/lbd.sock",
           "gRPC listen address: unix:///path or tcp://host:port");
 ABSL_FLAG(std::string, state_file, "", "state file, written atomically on every change");
 ABSL_FLAG(std::string, config, "", "configuration file loaded at start");
@@ -83,18 +86,25 @@ void logSink(LogLevel level, absl::string_view module, absl::string_view msg) {
 }
 
 absl::StatusOr<Mode> parseMode(const std::string& m) {
-  if (m == "gateway") return Mode::kGateway;
-  if (m == "sidecar") return Mode::kSidecar;
-  if (m == "decap") return Mode::kDecap;
+  if (m == "gateway")
+    return Mode::kGateway;
+  if (m == "sidecar")
+    return Mode::kSidecar;
+  if (m == "decap")
+    return Mode::kDecap;
   return absl::InvalidArgumentError(
       absl::StrCat("--mode=", m, ": expected gateway, sidecar or decap"));
 }
 
 absl::StatusOr<LogLevel> parseLevel(const std::string& l) {
-  if (l == "debug") return LogLevel::kDebug;
-  if (l == "info") return LogLevel::kInfo;
-  if (l == "warn") return LogLevel::kWarn;
-  if (l == "error") return LogLevel::kError;
+  if (l == "debug")
+    return LogLevel::kDebug;
+  if (l == "info")
+    return LogLevel::kInfo;
+  if (l == "warn")
+    return LogLevel::kWarn;
+  if (l == "error")
+    return LogLevel::kError;
   return absl::InvalidArgumentError(absl::StrCat("--log-level=", l, ": unknown level"));
 }
 
@@ -106,15 +116,18 @@ std::vector<char*> normaliseFlagNames(int argc, char** argv, std::vector<std::st
     std::string a = argv[i];
     if (i > 0 && a.size() > 2 && a.compare(0, 2, "--") == 0) {
       size_t end = a.find('=');
-      if (end == std::string::npos) end = a.size();
+      if (end == std::string::npos)
+        end = a.size();
       for (size_t j = 2; j < end; ++j) {
-        if (a[j] == '-') a[j] = '_';
+        if (a[j] == '-')
+          a[j] = '_';
       }
     }
     storage.push_back(std::move(a));
   }
   std::vector<char*> out;
-  for (auto& s : storage) out.push_back(s.data());
+  for (auto& s : storage)
+    out.push_back(s.data());
   out.push_back(nullptr);
   return out;
 }
@@ -142,10 +155,12 @@ int lbdMain(int argc, char** argv) {
   g_json = format == "json";
   setLogSink(&logSink);
   auto level = parseLevel(absl::GetFlag(FLAGS_log_level));
-  if (!level.ok()) return fail(level.status());
+  if (!level.ok())
+    return fail(level.status());
   setMinLogLevel(*level);
   auto mode = parseMode(absl::GetFlag(FLAGS_mode));
-  if (!mode.ok()) return fail(mode.status());
+  if (!mode.ok())
+    return fail(mode.status());
 
   // Signals are taken synchronously by this thread; every other thread inherits the mask.
   sigset_t sigs;
@@ -168,7 +183,8 @@ int lbdMain(int argc, char** argv) {
   dopts.gue_port = static_cast<uint16_t>(gue_port);
   dopts.offloads = absl::GetFlag(FLAGS_offloads);
   auto dataplane = Dataplane::create(dopts, table);
-  if (!dataplane.ok()) return fail(dataplane.status());
+  if (!dataplane.ok())
+    return fail(dataplane.status());
 
   ControlOptions copts;
   copts.listen = absl::GetFlag(FLAGS_listen);
@@ -196,7 +212,8 @@ int lbdMain(int argc, char** argv) {
 
   for (;;) {
     int sig = 0;
-    if (sigwait(&sigs, &sig) != 0) continue;
+    if (sigwait(&sigs, &sig) != 0)
+      continue;
     if (sig == SIGHUP) {
       // Logs go to stderr; a supervisor that rotates them reopens the stream itself.
       LB_LOG(kInfo, "SIGHUP: logs reopened");

@@ -13,7 +13,8 @@ namespace {
 
 std::optional<IpAddr> parseV4(absl::string_view text) {
   std::vector<absl::string_view> parts = absl::StrSplit(text, '.');
-  if (parts.size() != 4) return std::nullopt;
+  if (parts.size() != 4)
+    return std::nullopt;
   uint32_t v = 0;
   for (absl::string_view p : parts) {
     uint32_t octet = 0;
@@ -21,7 +22,8 @@ std::optional<IpAddr> parseV4(absl::string_view text) {
       return std::nullopt;
     }
     for (char c : p) {
-      if (c < '0' || c > '9') return std::nullopt;
+      if (c < '0' || c > '9')
+        return std::nullopt;
     }
     v = (v << 8) | octet;
   }
@@ -29,7 +31,8 @@ std::optional<IpAddr> parseV4(absl::string_view text) {
 }
 
 bool parseHexGroup(absl::string_view g, uint16_t* out) {
-  if (g.empty() || g.size() > 4) return false;
+  if (g.empty() || g.size() > 4)
+    return false;
   uint32_t v = 0;
   for (char c : g) {
     uint32_t d;
@@ -50,19 +53,22 @@ bool parseHexGroup(absl::string_view g, uint16_t* out) {
 
 // Parses a run of ':'-separated groups, possibly ending in a dotted IPv4 tail.
 bool parseGroups(absl::string_view text, std::vector<uint16_t>* groups, bool allow_v4_tail) {
-  if (text.empty()) return true;
+  if (text.empty())
+    return true;
   std::vector<absl::string_view> parts = absl::StrSplit(text, ':');
   for (size_t i = 0; i < parts.size(); ++i) {
     if (allow_v4_tail && i + 1 == parts.size() && parts[i].find('.') != absl::string_view::npos) {
       auto v4 = parseV4(parts[i]);
-      if (!v4) return false;
+      if (!v4)
+        return false;
       uint32_t h = v4->v4HostOrder();
       groups->push_back(static_cast<uint16_t>(h >> 16));
       groups->push_back(static_cast<uint16_t>(h & 0xffff));
       continue;
     }
     uint16_t g;
-    if (!parseHexGroup(parts[i], &g)) return false;
+    if (!parseHexGroup(parts[i], &g))
+      return false;
     groups->push_back(g);
   }
   return true;
@@ -72,13 +78,19 @@ std::optional<IpAddr> parseV6(absl::string_view text) {
   std::vector<uint16_t> head, tail;
   size_t dc = text.find("::");
   if (dc != absl::string_view::npos) {
-    if (text.find("::", dc + 1) != absl::string_view::npos) return std::nullopt;
-    if (!parseGroups(text.substr(0, dc), &head, false)) return std::nullopt;
-    if (!parseGroups(text.substr(dc + 2), &tail, true)) return std::nullopt;
-    if (head.size() + tail.size() > 7) return std::nullopt;
+    if (text.find("::", dc + 1) != absl::string_view::npos)
+      return std::nullopt;
+    if (!parseGroups(text.substr(0, dc), &head, false))
+      return std::nullopt;
+    if (!parseGroups(text.substr(dc + 2), &tail, true))
+      return std::nullopt;
+    if (head.size() + tail.size() > 7)
+      return std::nullopt;
   } else {
-    if (!parseGroups(text, &head, true)) return std::nullopt;
-    if (head.size() != 8) return std::nullopt;
+    if (!parseGroups(text, &head, true))
+      return std::nullopt;
+    if (head.size() != 8)
+      return std::nullopt;
   }
   uint8_t bytes[16] = {};
   for (size_t i = 0; i < head.size(); ++i) {
@@ -96,25 +108,29 @@ std::optional<IpAddr> parseV6(absl::string_view text) {
 }  // namespace
 
 std::optional<IpAddr> IpAddr::parse(absl::string_view text) {
-  if (text.find(':') != absl::string_view::npos) return parseV6(text);
+  if (text.find(':') != absl::string_view::npos)
+    return parseV6(text);
   return parseV4(text);
 }
 
 bool IpAddr::isUnspecified() const {
   for (size_t i = 0; i < size(); ++i) {
-    if (bytes_[i] != 0) return false;
+    if (bytes_[i] != 0)
+      return false;
   }
   return true;
 }
 
 uint32_t IpAddr::v4HostOrder() const {
-  if (af_ != Af::kInet) return 0;
+  if (af_ != Af::kInet)
+    return 0;
   return (uint32_t{bytes_[0]} << 24) | (uint32_t{bytes_[1]} << 16) | (uint32_t{bytes_[2]} << 8) |
          uint32_t{bytes_[3]};
 }
 
 uint32_t IpAddr::fold() const {
-  if (af_ == Af::kInet) return v4HostOrder();
+  if (af_ == Af::kInet)
+    return v4HostOrder();
   uint32_t x = 0;
   for (int w = 0; w < 4; ++w) {
     const uint8_t* b = &bytes_[static_cast<size_t>(w) * 4];
@@ -126,8 +142,10 @@ uint32_t IpAddr::fold() const {
 IpAddr IpAddr::masked(int prefix_len) const {
   IpAddr out = *this;
   int bits = static_cast<int>(size()) * 8;
-  if (prefix_len >= bits) return out;
-  if (prefix_len < 0) prefix_len = 0;
+  if (prefix_len >= bits)
+    return out;
+  if (prefix_len < 0)
+    prefix_len = 0;
   for (int i = 0; i < static_cast<int>(size()); ++i) {
     int keep = prefix_len - i * 8;
     uint8_t mask;
@@ -147,7 +165,8 @@ std::string IpAddr::toString() const {
   if (af_ == Af::kInet) {
     return absl::StrCat(bytes_[0], ".", bytes_[1], ".", bytes_[2], ".", bytes_[3]);
   }
-  if (af_ != Af::kInet6) return "?";
+  if (af_ != Af::kInet6)
+    return "?";
   // RFC 5952: compress the longest run (>= 2) of zero groups, leftmost on a tie.
   uint16_t g[8];
   for (int i = 0; i < 8; ++i) {
@@ -161,7 +180,8 @@ std::string IpAddr::toString() const {
       continue;
     }
     int j = i;
-    while (j < 8 && g[j] == 0) ++j;
+    while (j < 8 && g[j] == 0)
+      ++j;
     if (j - i > best_len && j - i >= 2) {
       best = i;
       best_len = j - i;
@@ -182,7 +202,8 @@ std::string IpAddr::toString() const {
       absl::StrAppend(&out, bytes_[12], ".", bytes_[13], ".", bytes_[14], ".", bytes_[15]);
       break;
     }
-    if (!out.empty() && out.back() != ':') out += ':';
+    if (!out.empty() && out.back() != ':')
+      out += ':';
     char buf[8];
     std::snprintf(buf, sizeof(buf), "%x", g[i]);
     out += buf;
@@ -191,7 +212,8 @@ std::string IpAddr::toString() const {
 }
 
 std::string formatAddrPort(const IpAddr& addr, uint16_t port) {
-  if (addr.isV6()) return absl::StrCat("[", addr.toString(), "]:", port);
+  if (addr.isV6())
+    return absl::StrCat("[", addr.toString(), "]:", port);
   return absl::StrCat(addr.toString(), ":", port);
 }
 

@@ -57,12 +57,19 @@ class IpAddr {
   static std::optional<IpAddr> parse(absl::string_view text);
 
   Af af() const { return af_; }
+
   bool isV4() const { return af_ == Af::kInet; }
+
   bool isV6() const { return af_ == Af::kInet6; }
+
   bool isUnspecified() const;
+
   size_t size() const { return af_ == Af::kInet ? 4 : 16; }
+
   const uint8_t* data() const { return bytes_.data(); }
+
   uint8_t* data() { return bytes_.data(); }
+
   // IPv4 address in host byte order; 0 for IPv6.
   uint32_t v4HostOrder() const;
   // The kernel's address fold for hashing: IPv4 host-order value, or the XOR of the four
@@ -77,8 +84,10 @@ class IpAddr {
   friend bool operator==(const IpAddr& a, const IpAddr& b) {
     return a.af_ == b.af_ && a.bytes_ == b.bytes_;
   }
+
   friend bool operator<(const IpAddr& a, const IpAddr& b) {
-    if (a.af_ != b.af_) return a.af_ < b.af_;
+    if (a.af_ != b.af_)
+      return a.af_ < b.af_;
     return a.bytes_ < b.bytes_;
   }
 

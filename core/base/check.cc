@@ -21,6 +21,8 @@ void bugSeen(const char* file, int line, const char* msg) {
   LB_LOG_EVERY_N_SEC(kError, 10, "bug at %s:%d: %s", file, line, msg);
 }
 
-uint64_t bugsTotal() { return g_bugs.load(std::memory_order_relaxed); }
+uint64_t bugsTotal() {
+  return g_bugs.load(std::memory_order_relaxed);
+}
 
 }  // namespace lb

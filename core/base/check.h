@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Assertions: LB_CHECK (always, fatal), LB_DCHECK (debug only), LB_BUG (debug fatal, release counted).
+// Assertions: LB_CHECK (always, fatal), LB_DCHECK (debug only), LB_BUG (debug fatal, release
+// counted).
 #pragma once
 
 #include <atomic>
@@ -16,29 +17,29 @@ uint64_t bugsTotal();
 
 }  // namespace lb
 
-#define LB_CHECK(cond)                                \
-  do {                                                \
-    if (!(cond)) [[unlikely]] {                       \
-      ::lb::checkFailed(__FILE__, __LINE__, #cond);   \
-    }                                                 \
+#define LB_CHECK(cond)                              \
+  do {                                              \
+    if (!(cond)) [[unlikely]] {                     \
+      ::lb::checkFailed(__FILE__, __LINE__, #cond); \
+    }                                               \
   } while (0)
 
 #ifdef NDEBUG
 #define LB_DCHECK(cond) \
   do {                  \
   } while (0)
-#define LB_BUG(cond, msg)                          \
-  do {                                             \
-    if (cond) [[unlikely]] {                       \
-      ::lb::bugSeen(__FILE__, __LINE__, msg);      \
-    }                                              \
+#define LB_BUG(cond, msg)                     \
+  do {                                        \
+    if (cond) [[unlikely]] {                  \
+      ::lb::bugSeen(__FILE__, __LINE__, msg); \
+    }                                         \
   } while (0)
 #else
 #define LB_DCHECK(cond) LB_CHECK(cond)
-#define LB_BUG(cond, msg)                          \
-  do {                                             \
-    if (cond) [[unlikely]] {                       \
-      ::lb::checkFailed(__FILE__, __LINE__, msg);  \
-    }                                              \
+#define LB_BUG(cond, msg)                         \
+  do {                                            \
+    if (cond) [[unlikely]] {                      \
+      ::lb::checkFailed(__FILE__, __LINE__, msg); \
+    }                                             \
   } while (0)
 #endif

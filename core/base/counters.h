@@ -14,8 +14,10 @@ class Counter {
   void add(uint64_t n = 1) noexcept {
     v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
+
   // Any thread.
   uint64_t value() const noexcept { return v_.load(std::memory_order_relaxed); }
+
   void reset() noexcept { v_.store(0, std::memory_order_relaxed); }
 
  private:

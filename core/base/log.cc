@@ -18,9 +18,13 @@ std::atomic<int> g_min_level{static_cast<int>(LogLevel::kInfo)};
 
 }  // namespace
 
-void setLogSink(LogSink sink) { g_sink.store(sink ? sink : &stderrSink); }
+void setLogSink(LogSink sink) {
+  g_sink.store(sink ? sink : &stderrSink);
+}
 
-void setMinLogLevel(LogLevel level) { g_min_level.store(static_cast<int>(level)); }
+void setMinLogLevel(LogLevel level) {
+  g_min_level.store(static_cast<int>(level));
+}
 
 bool logEnabled(LogLevel level) {
   return static_cast<int>(level) >= g_min_level.load(std::memory_order_relaxed);
@@ -50,7 +54,8 @@ bool logRateAllows(std::atomic<int64_t>& last_ns, int64_t period_ns) {
                     std::chrono::steady_clock::now().time_since_epoch())
                     .count();
   int64_t last = last_ns.load(std::memory_order_relaxed);
-  if (last != INT64_MIN && now - last < period_ns) return false;
+  if (last != INT64_MIN && now - last < period_ns)
+    return false;
   return last_ns.compare_exchange_strong(last, now, std::memory_order_relaxed);
 }
 

@@ -34,20 +34,20 @@ bool logRateAllows(std::atomic<int64_t>& last_ns, int64_t period_ns);
 #define LB_LOG_MODULE "lbd"
 #endif
 
-#define LB_LOG(level, ...)                                                            \
-  do {                                                                                \
-    if (::lb::logEnabled(::lb::LogLevel::level)) {                                    \
+#define LB_LOG(level, ...)                                                               \
+  do {                                                                                   \
+    if (::lb::logEnabled(::lb::LogLevel::level)) {                                       \
       ::lb::logLine(::lb::LogLevel::level, LB_LOG_MODULE, absl::StrFormat(__VA_ARGS__)); \
-    }                                                                                 \
+    }                                                                                    \
   } while (0)
 
-#define LB_LOG_EVERY_N_SEC(level, n, ...)                                             \
-  do {                                                                                \
-    static std::atomic<int64_t> lb_log_last_ns_{INT64_MIN};                           \
-    if (::lb::logEnabled(::lb::LogLevel::level) &&                                    \
-        ::lb::logRateAllows(lb_log_last_ns_, int64_t{n} * 1'000'000'000)) {           \
+#define LB_LOG_EVERY_N_SEC(level, n, ...)                                                \
+  do {                                                                                   \
+    static std::atomic<int64_t> lb_log_last_ns_{INT64_MIN};                              \
+    if (::lb::logEnabled(::lb::LogLevel::level) &&                                       \
+        ::lb::logRateAllows(lb_log_last_ns_, int64_t{n} * 1'000'000'000)) {              \
       ::lb::logLine(::lb::LogLevel::level, LB_LOG_MODULE, absl::StrFormat(__VA_ARGS__)); \
-    }                                                                                 \
+    }                                                                                    \
   } while (0)
 
 #ifdef LB_PKT_TRACE

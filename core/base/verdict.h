@@ -10,23 +10,23 @@ namespace lb {
 
 // Every drop has a reason and each reason has its own counter
 // (lb_pipeline_drops_total{reason="..."}). Append only; the names are exported.
-#define LB_DROP_REASONS(X)                                                        \
-  X(kNone, "none")                                                                \
-  X(kMalformed, "malformed")             /* bad header, length, or offset */      \
-  X(kBadChecksum, "bad_checksum")                                                 \
-  X(kUnsupported, "unsupported")         /* protocol or option lbd does not handle */ \
-  X(kFragment, "fragment")               /* non-first fragment with no conn */    \
-  X(kNoService, "no_service")                                                     \
-  X(kNoDest, "no_dest")                  /* scheduler found no real server */     \
+#define LB_DROP_REASONS(X)                                                                \
+  X(kNone, "none")                                                                        \
+  X(kMalformed, "malformed") /* bad header, length, or offset */                          \
+  X(kBadChecksum, "bad_checksum")                                                         \
+  X(kUnsupported, "unsupported") /* protocol or option lbd does not handle */             \
+  X(kFragment, "fragment")       /* non-first fragment with no conn */                    \
+  X(kNoService, "no_service")                                                             \
+  X(kNoDest, "no_dest")                   /* scheduler found no real server */            \
   X(kDestUnavailable, "dest_unavailable") /* conn's dest removed, expire_nodest_conn=0 */ \
-  X(kConnTableFull, "conn_table_full")                                            \
-  X(kTtlExceeded, "ttl_exceeded")                                                 \
-  X(kFragNeeded, "frag_needed")          /* DF set and larger than the path MTU */ \
-  X(kNoLocalAddr, "no_local_addr")       /* full-NAT pool exhausted */            \
-  X(kDefense, "defense")                 /* drop_packet / secure_tcp defence */   \
-  X(kNotNewConn, "not_new_conn")         /* no conn, and not a SYN/INIT */        \
-  X(kIcmpUnrelated, "icmp_unrelated")                                             \
-  X(kNoRoom, "no_room")                  /* buffer headroom/tailroom too small */ \
+  X(kConnTableFull, "conn_table_full")                                                    \
+  X(kTtlExceeded, "ttl_exceeded")                                                         \
+  X(kFragNeeded, "frag_needed")    /* DF set and larger than the path MTU */              \
+  X(kNoLocalAddr, "no_local_addr") /* full-NAT pool exhausted */                          \
+  X(kDefense, "defense")           /* drop_packet / secure_tcp defence */                 \
+  X(kNotNewConn, "not_new_conn")   /* no conn, and not a SYN/INIT */                      \
+  X(kIcmpUnrelated, "icmp_unrelated")                                                     \
+  X(kNoRoom, "no_room") /* buffer headroom/tailroom too small */                          \
   X(kOnePacket, "one_packet")
 
 // GCC 12's -Wshadow flags scoped enumerators that share a name with a namespace-scope

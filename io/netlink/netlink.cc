@@ -558,9 +558,8 @@ absl::StatusOr<std::string> writeSysctl(const std::string& path, const std::stri
   }
   if (err == EROFS || err == EACCES || err == EPERM) {
     // Docker mounts /proc/sys read-only; callers fall back to netlink or explain.
-    return absl::FailedPreconditionError(
-        absl::StrCat("sysctl ", path, "=", value, ": /proc/sys is read-only here (",
-                     strerror(err), ")"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "sysctl ", path, "=", value, ": /proc/sys is read-only here (", strerror(err), ")"));
   }
   if (err != 0) {
     return absl::InternalError(

@@ -9,7 +9,9 @@ namespace lb::testing {
 class FakeClock {
  public:
   explicit FakeClock(MonoTime start = MonoTime::fromSeconds(1000)) : now_(start) {}
+
   MonoTime now() const { return now_; }
+
   void advance(Duration d) { now_ = now_ + d; }
 
  private:

@@ -9,13 +9,16 @@ namespace {
 
 // A deliberately plain RFC 1071 sum, independent of core/packet/checksum.cc.
 uint32_t sum16(const uint8_t* p, size_t n, uint32_t acc) {
-  for (size_t i = 0; i + 1 < n; i += 2) acc += static_cast<uint32_t>((p[i] << 8) | p[i + 1]);
-  if (n % 2 == 1) acc += static_cast<uint32_t>(p[n - 1] << 8);
+  for (size_t i = 0; i + 1 < n; i += 2)
+    acc += static_cast<uint32_t>((p[i] << 8) | p[i + 1]);
+  if (n % 2 == 1)
+    acc += static_cast<uint32_t>(p[n - 1] << 8);
   return acc;
 }
 
 uint16_t fold(uint32_t acc) {
-  while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
+  while (acc >> 16)
+    acc = (acc & 0xffff) + (acc >> 16);
   return static_cast<uint16_t>(~acc & 0xffff);
 }
 
@@ -29,13 +32,15 @@ uint32_t pseudo(const IpAddr& s, const IpAddr& d, uint8_t proto, size_t len) {
 
 uint32_t crc32cTable(uint32_t i) {
   uint32_t c = i;
-  for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+  for (int k = 0; k < 8; ++k)
+    c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
   return c;
 }
 
 uint32_t crc32cBitwise(const uint8_t* p, size_t n) {
   uint32_t crc = 0xffffffffu;
-  for (size_t i = 0; i < n; ++i) crc = crc32cTable((crc ^ p[i]) & 0xff) ^ (crc >> 8);
+  for (size_t i = 0; i < n; ++i)
+    crc = crc32cTable((crc ^ p[i]) & 0xff) ^ (crc >> 8);
   return ~crc;
 }
 
@@ -50,13 +55,19 @@ void put32(std::vector<uint8_t>& v, size_t off, uint32_t x) {
 }
 
 uint8_t protoNum(L4Proto p, bool v6) {
-  if (p == L4Proto::kIcmp && v6) return 58;
+  if (p == L4Proto::kIcmp && v6)
+    return 58;
   return static_cast<uint8_t>(p);
 }
 
 // Writes IP header + l4 bytes; computes all checksums.
-std::vector<uint8_t> assemble(const IpAddr& src, const IpAddr& dst, uint8_t proto,
-                              std::vector<uint8_t> l4, uint8_t ttl, bool df, uint16_t id,
+std::vector<uint8_t> assemble(const IpAddr& src,
+                              const IpAddr& dst,
+                              uint8_t proto,
+                              std::vector<uint8_t> l4,
+                              uint8_t ttl,
+                              bool df,
+                              uint16_t id,
                               bool udp_zero) {
   bool v6 = src.isV6();
   size_t ihl = v6 ? 40 : 20;
@@ -72,7 +83,8 @@ std::vector<uint8_t> assemble(const IpAddr& src, const IpAddr& dst, uint8_t prot
     pkt[0] = 0x45;
     put16(pkt, 2, static_cast<uint16_t>(pkt.size()));
     put16(pkt, 4, id);
-    if (df) pkt[6] = 0x40;
+    if (df)
+      pkt[6] = 0x40;
     pkt[8] = ttl;
     pkt[9] = proto;
     std::copy(src.data(), src.data() + 4, pkt.begin() + 12);
@@ -129,8 +141,8 @@ IpAddr ip(const char* text) {
   return *a;
 }
 
-PacketBuilder PacketBuilder::tcp(const char* src, uint16_t sport, const char* dst, uint16_t dport,
-                                 uint8_t flags) {
+PacketBuilder PacketBuilder::tcp(
+    const char* src, uint16_t sport, const char* dst, uint16_t dport, uint8_t flags) {
   PacketBuilder b;
   b.src_ = ip(src);
   b.dst_ = ip(dst);
@@ -147,8 +159,8 @@ PacketBuilder PacketBuilder::udp(const char* src, uint16_t sport, const char* ds
   return b;
 }
 
-PacketBuilder PacketBuilder::sctp(const char* src, uint16_t sport, const char* dst, uint16_t dport,
-                                  uint8_t chunk_type) {
+PacketBuilder PacketBuilder::sctp(
+    const char* src, uint16_t sport, const char* dst, uint16_t dport, uint8_t chunk_type) {
   PacketBuilder b = tcp(src, sport, dst, dport, chunk_type);
   b.proto_ = L4Proto::kSctp;
   return b;
@@ -167,7 +179,8 @@ PacketBuilder& PacketBuilder::payload(const std::string& bytes) {
 
 PacketBuilder& PacketBuilder::payloadSize(size_t n) {
   payload_.resize(n);
-  for (size_t i = 0; i < n; ++i) payload_[i] = static_cast<char>('a' + i % 26);
+  for (size_t i = 0; i < n; ++i)
+    payload_[i] = static_cast<char>('a' + i % 26);
   return *this;
 }
 
@@ -235,13 +248,17 @@ std::vector<uint8_t> PacketBuilder::build() const {
     default:
       break;
   }
-  if (proto_ != L4Proto::kSctp) l4.insert(l4.end(), payload_.begin(), payload_.end());
+  if (proto_ != L4Proto::kSctp)
+    l4.insert(l4.end(), payload_.begin(), payload_.end());
   return assemble(src_, dst_, protoNum(proto_, v6), std::move(l4), ttl_, df_, ip_id_,
                   udp_zero_csum_);
 }
 
-std::vector<uint8_t> PacketBuilder::icmpError(const char* src, const char* dst, uint8_t type,
-                                              uint8_t code, uint32_t info,
+std::vector<uint8_t> PacketBuilder::icmpError(const char* src,
+                                              const char* dst,
+                                              uint8_t type,
+                                              uint8_t code,
+                                              uint32_t info,
                                               const std::vector<uint8_t>& inner) {
   IpAddr s = ip(src), d = ip(dst);
   bool v6 = s.isV6();
@@ -255,24 +272,30 @@ std::vector<uint8_t> PacketBuilder::icmpError(const char* src, const char* dst, 
   return assemble(s, d, v6 ? 58 : 1, std::move(l4), 64, false, 7, false);
 }
 
-bool checksumsValid(const std::vector<uint8_t>& pkt) { return checksumsValid(pkt.data(), pkt.size()); }
+bool checksumsValid(const std::vector<uint8_t>& pkt) {
+  return checksumsValid(pkt.data(), pkt.size());
+}
 
 bool checksumsValid(const uint8_t* p, size_t len) {
-  if (len < 20) return false;
+  if (len < 20)
+    return false;
   bool v6 = (p[0] >> 4) == 6;
   size_t ihl;
   uint8_t proto;
   IpAddr s, d;
   if (v6) {
-    if (len < 40) return false;
+    if (len < 40)
+      return false;
     ihl = 40;
     proto = p[6];
     s = IpAddr::fromBytes(Af::kInet6, p + 8);
     d = IpAddr::fromBytes(Af::kInet6, p + 24);
   } else {
     ihl = static_cast<size_t>(p[0] & 0xf) * 4;
-    if (ihl < 20 || len < ihl) return false;
-    if (fold(sum16(p, ihl, 0)) != 0) return false;
+    if (ihl < 20 || len < ihl)
+      return false;
+    if (fold(sum16(p, ihl, 0)) != 0)
+      return false;
     proto = p[9];
     s = IpAddr::fromBytes(Af::kInet, p + 12);
     d = IpAddr::fromBytes(Af::kInet, p + 16);
@@ -283,14 +306,16 @@ bool checksumsValid(const uint8_t* p, size_t len) {
     case 6:
       return fold(sum16(l4, n, pseudo(s, d, 6, n))) == 0;
     case 17:
-      if (!v6 && n >= 8 && l4[6] == 0 && l4[7] == 0) return true;
+      if (!v6 && n >= 8 && l4[6] == 0 && l4[7] == 0)
+        return true;
       return fold(sum16(l4, n, pseudo(s, d, 17, n))) == 0;
     case 1:
       return fold(sum16(l4, n, 0)) == 0;
     case 58:
       return fold(sum16(l4, n, pseudo(s, d, 58, n))) == 0;
     case 132: {
-      if (n < 12) return false;
+      if (n < 12)
+        return false;
       std::vector<uint8_t> c(l4, l4 + n);
       uint32_t want = uint32_t{c[8]} | (uint32_t{c[9]} << 8) | (uint32_t{c[10]} << 16) |
                       (uint32_t{c[11]} << 24);

@@ -15,11 +15,11 @@ IpAddr ip(const char* text);  // aborts on a bad literal
 
 class PacketBuilder {
  public:
-  static PacketBuilder tcp(const char* src, uint16_t sport, const char* dst, uint16_t dport,
-                           uint8_t flags);
+  static PacketBuilder tcp(
+      const char* src, uint16_t sport, const char* dst, uint16_t dport, uint8_t flags);
   static PacketBuilder udp(const char* src, uint16_t sport, const char* dst, uint16_t dport);
-  static PacketBuilder sctp(const char* src, uint16_t sport, const char* dst, uint16_t dport,
-                            uint8_t chunk_type);
+  static PacketBuilder sctp(
+      const char* src, uint16_t sport, const char* dst, uint16_t dport, uint8_t chunk_type);
   // Echo request/reply: type 8/0 (v4) or 128/129 (v6); id in the "port" position.
   static PacketBuilder icmpEcho(const char* src, const char* dst, uint8_t type, uint16_t id);
 
@@ -36,8 +36,11 @@ class PacketBuilder {
 
   // Wraps `inner` (a full IP packet) in an ICMP error from `src` to `dst`: type/code/info, and
   // as much of `inner` as fits in 576 / 1280 bytes.
-  static std::vector<uint8_t> icmpError(const char* src, const char* dst, uint8_t type,
-                                        uint8_t code, uint32_t info,
+  static std::vector<uint8_t> icmpError(const char* src,
+                                        const char* dst,
+                                        uint8_t type,
+                                        uint8_t code,
+                                        uint32_t info,
                                         const std::vector<uint8_t>& inner);
 
  private:

@@ -138,7 +138,9 @@ absl::Status ControlOps::flushServices() {
 }
 
 template <typename Req, typename Parse, typename Apply>
-absl::Status ControlOps::mutateKeyed(absl::string_view rpc, const Req& req, Parse parse,
+absl::Status ControlOps::mutateKeyed(absl::string_view rpc,
+                                     const Req& req,
+                                     Parse parse,
                                      Apply apply) {
   return mutate(absl::StrCat(rpc, " ", req.ShortDebugString()), [&]() -> absl::Status {
     absl::StatusOr<ServiceKey> k = serviceKeyFromProto(req.key());
@@ -183,13 +185,15 @@ absl::Status ControlOps::deleteDest(const pb::DeleteDestRequest& req) {
 
 absl::Status ControlOps::createLocalAddress(const pb::CreateLocalAddressRequest& req) {
   return mutateKeyed(
-      "CreateLocalAddress", req, [](const auto& r) { return addrFromProto(r.address(), "address"); },
+      "CreateLocalAddress", req,
+      [](const auto& r) { return addrFromProto(r.address(), "address"); },
       [this](const ServiceKey& k, const IpAddr& a) { return table_.addLocalAddr(k, a); });
 }
 
 absl::Status ControlOps::deleteLocalAddress(const pb::DeleteLocalAddressRequest& req) {
   return mutateKeyed(
-      "DeleteLocalAddress", req, [](const auto& r) { return addrFromProto(r.address(), "address"); },
+      "DeleteLocalAddress", req,
+      [](const auto& r) { return addrFromProto(r.address(), "address"); },
       [this](const ServiceKey& k, const IpAddr& a) { return table_.deleteLocalAddr(k, a); });
 }
 

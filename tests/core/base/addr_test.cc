@@ -31,11 +31,12 @@ TEST(IpAddrTest, ParsesAndFormatsIpv6Rfc5952) {
       {"2001:0002:0000:0000:0000:0000:0000:0001", "2001:2::1"},
       {"::", "::"},
       {"::1", "::1"},
-      {"2001:2:0:0:1:0:0:1", "2001:2::1:0:0:1"},  // leftmost longest run
+      {"2001:2:0:0:1:0:0:1", "2001:2::1:0:0:1"},     // leftmost longest run
       {"2001:2:0:1:1:1:1:1", "2001:2:0:1:1:1:1:1"},  // a single zero group is not compressed
       {"::ffff:198.18.0.1", "::ffff:198.18.0.1"},
       {"FE80::ABCD", "fe80::abcd"},
   };
+
   for (const auto& c : cases) {
     auto a = IpAddr::parse(c.in);
     ASSERT_TRUE(a.has_value()) << c.in;
@@ -46,8 +47,8 @@ TEST(IpAddrTest, ParsesAndFormatsIpv6Rfc5952) {
 }
 
 TEST(IpAddrTest, RejectsBadIpv6) {
-  for (const char* bad : {"1:2:3:4:5:6:7", "1:2:3:4:5:6:7:8:9", "1::2::3", "12345::", "g::1",
-                          "1:2:3:4:5:6:7::8:9"}) {
+  for (const char* bad :
+       {"1:2:3:4:5:6:7", "1:2:3:4:5:6:7:8:9", "1::2::3", "12345::", "g::1", "1:2:3:4:5:6:7::8:9"}) {
     EXPECT_FALSE(IpAddr::parse(bad).has_value()) << bad;
   }
 }

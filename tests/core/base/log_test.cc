@@ -4,8 +4,9 @@
 #include <string>
 #include <vector>
 
-#include "core/base/verdict.h"
 #include "gtest/gtest.h"
+
+#include "core/base/verdict.h"
 
 namespace lb {
 namespace {
@@ -46,7 +47,8 @@ TEST(VerdictTest, EveryDropReasonHasADistinctName) {
   for (int i = 0; i < kDropReasonCount; ++i) {
     std::string n(dropReasonName(static_cast<DropReason>(i)));
     EXPECT_NE(n, "unknown");
-    for (const auto& prev : names) EXPECT_NE(prev, n);
+    for (const auto& prev : names)
+      EXPECT_NE(prev, n);
     names.push_back(n);
   }
   EXPECT_EQ(dropReasonName(DropReason::kNoDest), "no_dest");

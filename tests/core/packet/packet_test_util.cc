@@ -2,7 +2,6 @@
 #include "tests/core/packet/packet_test_util.h"
 
 #include <algorithm>
-
 #include <cstring>
 
 namespace lb::testing {
