@@ -62,7 +62,24 @@ step() {  # step <name> <command...>: a pass/fail step outside ctest
   fi
 }
 
-# --- 2. main build: unit, fuzz replay, lint --------------------------------------------------
+# --- 2. format check (.clang-format, STYLE.md §13) --------------------------------------------
+format_check() {
+  local files out
+  if git rev-parse --git-dir >/dev/null 2>&1; then
+    files=$(git ls-files '*.cc' '*.h' '*.c' '*.proto')
+  else
+    files=$(find core io api cmd tests -name '*.cc' -o -name '*.h' -o -name '*.c' -o -name '*.proto')
+  fi
+  out=$(clang-format --dry-run -Werror $files 2>&1)
+  if [ -n "$out" ]; then
+    echo "$out" | grep -E '^[^ ].*(error|warning):' | cut -d: -f1 | sort -u | sed 's/^/needs clang-format: /'
+    return 1
+  fi
+  echo "$(echo "$files" | wc -w) files formatted"
+}
+step "format check (clang-format)" format_check
+
+# --- 3. main build: unit, fuzz replay, lint --------------------------------------------------
 log "build (RelWithDebInfo)"
 if cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
    cmake --build build -j "$JOBS"; then
@@ -72,7 +89,7 @@ else
   failed=$((failed + 1)); failures+=("build")
 fi
 
-# --- 3. ASan + UBSan over core/'s unit tests ---------------------------------------------------
+# --- 4. ASan + UBSan over core/'s unit tests ---------------------------------------------------
 if [ "${SKIP_ASAN:-0}" != 1 ]; then
   log "build (ASan+UBSan, core)"
   if cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLB_SANITIZE=address -DLB_CORE_ONLY=ON \
@@ -84,7 +101,7 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
   fi
 fi
 
-# --- 4. libFuzzer, bounded time --------------------------------------------------------------
+# --- 5. libFuzzer, bounded time --------------------------------------------------------------
 run_fuzzers() {
   local ok=0 f name corpus
   for f in build-fuzz/bin/*_fuzz; do
@@ -114,7 +131,7 @@ if [ "${SKIP_FUZZ:-0}" != 1 ]; then
   fi
 fi
 
-# --- 5. integration (root, namespaces, TUN) ---------------------------------------------------
+# --- 6. integration (root, namespaces, TUN) ---------------------------------------------------
 if [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ]; then
   run_ctest build integration "integration"
 elif [ "${CI:-}" = true ]; then
@@ -123,7 +140,7 @@ else
   log "integration: skipped (needs root and /dev/net/tun)"
 fi
 
-# --- 6. e2e (docker engine) --------------------------------------------------------------------
+# --- 7. e2e (docker engine) --------------------------------------------------------------------
 if [ "${SKIP_E2E:-0}" != 1 ]; then
   if command -v docker >/dev/null 2>&1 || command -v dockerd >/dev/null 2>&1; then
     run_ctest build e2e "e2e"

@@ -25,13 +25,11 @@ namespace lb {
 // conns_reused counts conns expired to reschedule a SYN/INIT (conn_reuse_mode,
 // expire_nodest_conn); icmp_sent counts ICMP errors lbd generated; icmp_send_failed those it
 // could not send (no sink buffer).
-#define LB_PIPELINE_COUNTERS(C)                                                 \
-  C(rx_packets)                                                                 \
-  C(rx_bytes)                                                                   \
-  C(tx_packets)                                                                 \
-  C(tx_bytes)                                                                   \
-  C(to_host) C(conns_created) C(conns_reused) C(icmp_sent) C(icmp_echo_replies) \
-      C(templates_created) C(icmp_send_failed)
+// clang-format off
+#define LB_PIPELINE_COUNTERS(C) \
+  C(rx_packets) C(rx_bytes) C(tx_packets) C(tx_bytes) C(to_host) C(conns_created) \
+  C(conns_reused) C(icmp_sent) C(icmp_echo_replies) C(templates_created) C(icmp_send_failed)
+// clang-format on
 
 struct PipelineCounters {
   LB_PIPELINE_COUNTERS(LB_DECLARE_COUNTER)
