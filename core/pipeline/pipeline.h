@@ -29,6 +29,7 @@ namespace lb {
 #define LB_PIPELINE_COUNTERS(C) \
   C(rx_packets) C(rx_bytes) C(tx_packets) C(tx_bytes) C(to_host) C(conns_created) \
   C(conns_reused) C(icmp_sent) C(icmp_echo_replies) C(templates_created) C(icmp_send_failed)
+
 // clang-format on
 
 struct PipelineCounters {
