@@ -300,6 +300,10 @@ bool checksumsValid(const uint8_t* p, size_t len) {
     s = IpAddr::fromBytes(Af::kInet, p + 12);
     d = IpAddr::fromBytes(Af::kInet, p + 16);
   }
+  // The IP header's length governs: bytes past it (link padding) are not part of the packet.
+  size_t tot = v6 ? 40 + ((size_t{p[4]} << 8) | p[5]) : (size_t{p[2]} << 8) | p[3];
+  if (tot >= ihl && tot <= len)
+    len = tot;
   const uint8_t* l4 = p + ihl;
   size_t n = len - ihl;
   switch (proto) {
