@@ -23,8 +23,10 @@ enum { kBatch = 64, kPktLen = 20 + 8 + 18 };
 
 static uint16_t ipCsum(const uint8_t* p, size_t n) {
   uint32_t s = 0;
-  for (size_t i = 0; i + 1 < n; i += 2) s += (uint32_t)(p[i] << 8 | p[i + 1]);
-  while (s >> 16) s = (s & 0xffff) + (s >> 16);
+  for (size_t i = 0; i + 1 < n; i += 2)
+    s += (uint32_t)(p[i] << 8 | p[i + 1]);
+  while (s >> 16)
+    s = (s & 0xffff) + (s >> 16);
   return (uint16_t)~s;
 }
 
@@ -111,7 +113,8 @@ int main(int argc, char** argv) {
     sent += r;
     // Pace: sleep until the schedule of `rate` packets per second catches up.
     const double ahead = (double)sent / rate - (nowSec() - t0);
-    if (ahead > 0.0005) usleep((useconds_t)(ahead * 1e6));
+    if (ahead > 0.0005)
+      usleep((useconds_t)(ahead * 1e6));
   }
   const double dt = nowSec() - t0;
   printf("sent %ld packets in %.2f s (%.0f pkt/s, %ld ENOBUFS retries)\n", sent, dt,

@@ -22,6 +22,7 @@
 enum { kMaxProbes = 1 << 20 };
 
 static volatile sig_atomic_t g_stop = 0;
+
 static void onSignal(int sig) {
   (void)sig;
   g_stop = 1;
@@ -35,9 +36,12 @@ static int64_t nowNs(void) {
 
 static uint16_t csum(const uint8_t* p, size_t n) {
   uint32_t s = 0;
-  for (size_t i = 0; i + 1 < n; i += 2) s += (uint32_t)(p[i] << 8 | p[i + 1]);
-  if (n & 1) s += (uint32_t)(p[n - 1] << 8);
-  while (s >> 16) s = (s & 0xffff) + (s >> 16);
+  for (size_t i = 0; i + 1 < n; i += 2)
+    s += (uint32_t)(p[i] << 8 | p[i + 1]);
+  if (n & 1)
+    s += (uint32_t)(p[n - 1] << 8);
+  while (s >> 16)
+    s = (s & 0xffff) + (s >> 16);
   return (uint16_t)~s;
 }
 
@@ -52,7 +56,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   struct sockaddr_in dst = {.sin_family = AF_INET};
-  if (inet_pton(AF_INET, argv[1], &dst.sin_addr) != 1) return 2;
+  if (inet_pton(AF_INET, argv[1], &dst.sin_addr) != 1)
+    return 2;
   const int64_t interval = atol(argv[2]) * 1000;
   const int64_t end = nowNs() + (int64_t)(atof(argv[3]) * 1e9);
   int fd = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
@@ -69,7 +74,8 @@ int main(int argc, char** argv) {
   int64_t next = nowNs();
   while (!g_stop && seq < kMaxProbes) {
     int64_t now = nowNs();
-    if (now >= end) break;
+    if (now >= end)
+      break;
     if (now >= next) {
       uint8_t pkt[64] = {0};
       pkt[0] = ICMP_ECHO;
@@ -89,18 +95,23 @@ int main(int argc, char** argv) {
     }
     struct pollfd p = {fd, POLLIN, 0};
     int wait_ms = (int)((next - now) / 1000000);
-    if (poll(&p, 1, wait_ms) <= 0) continue;
+    if (poll(&p, 1, wait_ms) <= 0)
+      continue;
     uint8_t buf[1500];
     ssize_t n = recv(fd, buf, sizeof(buf), 0);
     const int64_t t = nowNs();
-    if (n < 28) continue;
+    if (n < 28)
+      continue;
     size_t ihl = (size_t)(buf[0] & 0x0f) * 4;
-    if ((size_t)n < ihl + 8 + 4) continue;
+    if ((size_t)n < ihl + 8 + 4)
+      continue;
     const uint8_t* icmp = buf + ihl;
-    if (icmp[0] != ICMP_ECHOREPLY || (uint16_t)(icmp[4] << 8 | icmp[5]) != id) continue;
+    if (icmp[0] != ICMP_ECHOREPLY || (uint16_t)(icmp[4] << 8 | icmp[5]) != id)
+      continue;
     uint32_t s;
     memcpy(&s, icmp + 8, sizeof(s));
-    if (s >= seq || sent_at[s] == 0) continue;
+    if (s >= seq || sent_at[s] == 0)
+      continue;
     rtt[replies++] = (double)(t - sent_at[s]) / 1e6;
     sent_at[s] = 0;
   }
@@ -108,17 +119,21 @@ int main(int argc, char** argv) {
   const int64_t drain_end = nowNs() + 200000000;
   while (nowNs() < drain_end) {
     struct pollfd p = {fd, POLLIN, 0};
-    if (poll(&p, 1, 50) <= 0) continue;
+    if (poll(&p, 1, 50) <= 0)
+      continue;
     uint8_t buf[1500];
     ssize_t n = recv(fd, buf, sizeof(buf), 0);
     const int64_t t = nowNs();
     size_t ihl = (size_t)(buf[0] & 0x0f) * 4;
-    if (n < 28 || (size_t)n < ihl + 12) continue;
+    if (n < 28 || (size_t)n < ihl + 12)
+      continue;
     const uint8_t* icmp = buf + ihl;
-    if (icmp[0] != ICMP_ECHOREPLY || (uint16_t)(icmp[4] << 8 | icmp[5]) != id) continue;
+    if (icmp[0] != ICMP_ECHOREPLY || (uint16_t)(icmp[4] << 8 | icmp[5]) != id)
+      continue;
     uint32_t s;
     memcpy(&s, icmp + 8, sizeof(s));
-    if (s >= seq || sent_at[s] == 0) continue;
+    if (s >= seq || sent_at[s] == 0)
+      continue;
     rtt[replies++] = (double)(t - sent_at[s]) / 1e6;
     sent_at[s] = 0;
   }

@@ -44,11 +44,10 @@ constexpr int64_t kHousekeepingTickMs = 100;
 constexpr int64_t kEstimatorPeriodMs = 2000;
 constexpr int64_t kDefensePeriodMs = 1000;  // ip_vs_ctl.c DEFENSE_TIMER_PERIOD
 
-#define LB_DATAPLANE_COUNTERS(C)                                               \
-  C(rx_unsupported)                                                            \
-  C(rx_gso) C(tx_gso)                                                          \
-  C(tx_tun)                                                                    \
-  C(tx_l2) C(tx_errors) C(to_host_delivered) C(to_host_dropped) C(l2_no_neigh) \
+#define LB_DATAPLANE_COUNTERS(C)                                                                   \
+  C(rx_unsupported)                                                                                \
+  C(rx_gso)                                                                                        \
+  C(tx_gso) C(tx_tun) C(tx_l2) C(tx_errors) C(to_host_delivered) C(to_host_dropped) C(l2_no_neigh) \
       C(tunnel_gso_dropped) C(decap_packets) C(defense_dropped) C(nodest_expired)
 
 struct DataplaneCounters {
@@ -99,13 +98,12 @@ IpAddr routeSource(const IpAddr& dst) {
     socklen_t llen = sizeof(local);
     if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) == 0) {
       if (dst.isV6()) {
-        out = IpAddr::fromBytes(Af::kInet6,
-                                reinterpret_cast<const uint8_t*>(
-                                    &reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr));
-      } else {
         out = IpAddr::fromBytes(
-            Af::kInet,
-            reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in*>(&local)->sin_addr));
+            Af::kInet6,
+            reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr));
+      } else {
+        out = IpAddr::fromBytes(Af::kInet, reinterpret_cast<const uint8_t*>(
+                                               &reinterpret_cast<sockaddr_in*>(&local)->sin_addr));
       }
     }
   }
@@ -301,10 +299,10 @@ class DataplaneImpl : public Dataplane {
         v += get(*w);
       return v;
     };
-#define LB_EMIT_DP(name)                                                                   \
-  out.emplace_back("lb_dataplane_" #name "_total",                                         \
-                   sum([](const Worker& w) { return w.counters.name.value(); }) +          \
-                       hk_counters_.name.value());
+#define LB_EMIT_DP(name)                                                             \
+  out.emplace_back("lb_dataplane_" #name "_total", sum([](const Worker& w) {         \
+                                                     return w.counters.name.value(); \
+                                                   }) + hk_counters_.name.value());
     LB_DATAPLANE_COUNTERS(LB_EMIT_DP)
 #undef LB_EMIT_DP
 #define LB_EMIT_PL(name)                          \
