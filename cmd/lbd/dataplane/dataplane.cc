@@ -44,11 +44,13 @@ constexpr int64_t kHousekeepingTickMs = 100;
 constexpr int64_t kEstimatorPeriodMs = 2000;
 constexpr int64_t kDefensePeriodMs = 1000;  // ip_vs_ctl.c DEFENSE_TIMER_PERIOD
 
-#define LB_DATAPLANE_COUNTERS(C)                                                                   \
-  C(rx_unsupported)                                                                                \
-  C(rx_gso)                                                                                        \
-  C(tx_gso) C(tx_tun) C(tx_l2) C(tx_errors) C(to_host_delivered) C(to_host_dropped) C(l2_no_neigh) \
-      C(tunnel_gso_dropped) C(decap_packets) C(defense_dropped) C(nodest_expired)
+// clang-format off
+#define LB_DATAPLANE_COUNTERS(C) \
+  C(rx_unsupported) C(rx_gso) C(tx_gso) C(tx_tun) C(tx_l2) C(tx_errors) C(to_host_delivered) \
+  C(to_host_dropped) C(l2_no_neigh) C(tunnel_gso_dropped) C(decap_packets) C(defense_dropped) \
+  C(nodest_expired)
+
+// clang-format on
 
 struct DataplaneCounters {
   LB_DATAPLANE_COUNTERS(LB_DECLARE_COUNTER)
