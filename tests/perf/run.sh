@@ -20,6 +20,10 @@ T=10; [ $quick = 1 ] && T=3
 id=$$
 C=lbdperf-c-$id; B=lbdperf-b-$id; S=lbdperf-s-$id
 VIP=198.19.60.1; SRV=198.18.61.2; LADDR=198.18.61.100
+# HAProxy listens on its own VIP: its TIME_WAIT sockets outlive it in the balancer namespace,
+# and TCP early demux would hand a later contender's SYN to such a socket (ip_forward then drops
+# it: skb->sk is set) until it expires, 60 s later.
+HAP_VIP=198.19.60.2
 tmp=$(mktemp -d /tmp/lbdperf.XXXXXX)
 pids=()
 
@@ -80,7 +84,7 @@ NFT
 }
 teardown_nft() { ip netns exec "$B" nft delete table ip lbdperf; }
 setup_haproxy() {
-  ip -n "$B" addr add $VIP/32 dev lo
+  ip -n "$B" addr add $HAP_VIP/32 dev lo
   cat > "$tmp/haproxy.cfg" <<HAP
 global
   maxconn 8000
@@ -91,16 +95,16 @@ defaults
   timeout client 60s
   timeout server 60s
 listen web
-  bind $VIP:80
+  bind $HAP_VIP:80
   server s1 $SRV:80
 listen iperf
-  bind $VIP:5201
+  bind $HAP_VIP:5201
   server s1 $SRV:5201
 HAP
   ip netns exec "$B" haproxy -f "$tmp/haproxy.cfg" -D -p "$tmp/haproxy.pid" || return 1
-  TARGET=$VIP
+  TARGET=$HAP_VIP
 }
-teardown_haproxy() { kill "$(cat "$tmp/haproxy.pid")" 2>/dev/null; ip -n "$B" addr del $VIP/32 dev lo; }
+teardown_haproxy() { kill "$(cat "$tmp/haproxy.pid")" 2>/dev/null; ip -n "$B" addr del $HAP_VIP/32 dev lo; }
 
 LBD_PID=
 LBD_NS=
