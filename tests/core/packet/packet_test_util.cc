@@ -56,9 +56,11 @@ void fixIpv4Checksum(Bytes& b, size_t off) {
 }
 
 Bytes withIpv4Options(const Bytes& pkt, const Bytes& options) {
-  Bytes out(pkt.begin(), pkt.begin() + 20);
-  out.insert(out.end(), options.begin(), options.end());
-  out.insert(out.end(), pkt.begin() + 20, pkt.end());
+  // Sized up front and copied: GCC 12 at -O2/-O3 reports a false -Warray-bounds on insert.
+  Bytes out(pkt.size() + options.size());
+  std::copy(pkt.begin(), pkt.begin() + 20, out.begin());
+  std::copy(options.begin(), options.end(), out.begin() + 20);
+  std::copy(pkt.begin() + 20, pkt.end(), out.begin() + 20 + static_cast<long>(options.size()));
   out[0] = static_cast<uint8_t>(0x40 | ((20 + options.size()) / 4));
   set16(out, 2, static_cast<uint16_t>(out.size()));
   fixIpv4Checksum(out);
