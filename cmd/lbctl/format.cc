@@ -240,14 +240,21 @@ std::string destName(const pb::Dest& d, bool rule) {
   return name;
 }
 
+// 0 nocsum, 1 csum, 2 remcsum: the index into ipvsadm's flag and option spellings.
+int csumIndex(const pb::Tunnel& t) {
+  if (t.checksum() == pb::TUNNEL_CHECKSUM_CSUM)
+    return 1;
+  if (t.checksum() == pb::TUNNEL_CHECKSUM_REMOTE)
+    return 2;
+  return 0;
+}
+
 std::string tunnelInfo(const pb::Dest& d) {
   if (d.forward_method() != pb::FORWARD_METHOD_TUNNEL)
     return "n/a";
   static constexpr const char* kFlags[] = {"-c", "+c", "r+c"};
   const pb::Tunnel& t = d.tunnel();
-  const int csum = t.checksum() == pb::TUNNEL_CHECKSUM_CSUM     ? 1
-                   : t.checksum() == pb::TUNNEL_CHECKSUM_REMOTE ? 2
-                                                                : 0;
+  const int csum = csumIndex(t);
   switch (t.type()) {
     case pb::TUNNEL_TYPE_GUE:
       return absl::StrFormat("gue:%d:%s", t.port(), kFlags[csum]);
@@ -261,9 +268,7 @@ std::string tunnelInfo(const pb::Dest& d) {
 std::string tunnelRuleSuffix(const pb::Dest& d) {
   static constexpr const char* kOpts[] = {"--tun-nocsum", "--tun-csum", "--tun-remcsum"};
   const pb::Tunnel& t = d.tunnel();
-  const int csum = t.checksum() == pb::TUNNEL_CHECKSUM_CSUM     ? 1
-                   : t.checksum() == pb::TUNNEL_CHECKSUM_REMOTE ? 2
-                                                                : 0;
+  const int csum = csumIndex(t);
   switch (t.type()) {
     case pb::TUNNEL_TYPE_GUE:
       return absl::StrFormat(" --tun-type gue --tun-port %d %s", t.port(), kOpts[csum]);
