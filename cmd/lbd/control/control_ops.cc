@@ -291,18 +291,25 @@ pb::ServiceStatus ControlOps::serviceStatusLocked(const ServiceWithDests& sd) {
   return st;
 }
 
+template <typename Req>
+absl::StatusOr<std::optional<ServiceKey>> ControlOps::filterKeyLocked(const Req& req) const {
+  if (!req.has_key())
+    return std::optional<ServiceKey>();
+  absl::StatusOr<ServiceKey> k = serviceKeyFromProto(req.key());
+  if (!k.ok())
+    return k.status();
+  if (absl::Status st = requireServiceLocked(*k); !st.ok())
+    return st;
+  return std::optional<ServiceKey>(*k);
+}
+
 absl::Status ControlOps::listServices(const pb::ListServicesRequest& req,
                                       pb::ListServicesResponse* resp) {
   std::lock_guard<std::mutex> lock(mu_);
-  std::optional<ServiceKey> only;
-  if (req.has_key()) {
-    absl::StatusOr<ServiceKey> k = serviceKeyFromProto(req.key());
-    if (!k.ok())
-      return k.status();
-    if (absl::Status st = requireServiceLocked(*k); !st.ok())
-      return st;
-    only = *k;
-  }
+  absl::StatusOr<std::optional<ServiceKey>> filter = filterKeyLocked(req);
+  if (!filter.ok())
+    return filter.status();
+  const std::optional<ServiceKey>& only = *filter;
   for (const ServiceWithDests& sd : table_.config().services) {
     if (only && !(sd.service.key == *only))
       continue;
@@ -317,15 +324,10 @@ absl::Status ControlOps::listServices(const pb::ListServicesRequest& req,
 absl::Status ControlOps::listLocalAddresses(const pb::ListLocalAddressesRequest& req,
                                             pb::ListLocalAddressesResponse* resp) {
   std::lock_guard<std::mutex> lock(mu_);
-  std::optional<ServiceKey> only;
-  if (req.has_key()) {
-    absl::StatusOr<ServiceKey> k = serviceKeyFromProto(req.key());
-    if (!k.ok())
-      return k.status();
-    if (absl::Status st = requireServiceLocked(*k); !st.ok())
-      return st;
-    only = *k;
-  }
+  absl::StatusOr<std::optional<ServiceKey>> filter = filterKeyLocked(req);
+  if (!filter.ok())
+    return filter.status();
+  const std::optional<ServiceKey>& only = *filter;
   for (const ServiceWithDests& sd : table_.config().services) {
     if (only ? !(sd.service.key == *only) : sd.service.local_addrs.empty())
       continue;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -68,6 +69,9 @@ class ControlOps {
   absl::Status requireServiceLocked(const ServiceKey& key) const;
   // The shape of the dest and local-address RPCs: parse req.key() and one more value with
   // `parse`, check the service exists, then apply one ServiceTable mutation.
+  // The optional service filter of the list RPCs: none, or a service that exists.
+  template <typename Req>
+  absl::StatusOr<std::optional<ServiceKey>> filterKeyLocked(const Req& req) const;
   template <typename Req, typename Parse, typename Apply>
   absl::Status mutateKeyed(absl::string_view rpc, const Req& req, Parse parse, Apply apply);
   ::lbd::v1::ServiceStatus serviceStatusLocked(const ServiceWithDests& sd);
