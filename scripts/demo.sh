@@ -34,7 +34,10 @@ cleanup() {
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
     kill -9 "$pid" 2>/dev/null || true
   done
-  for ns in "${NSS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+  for ns in "${NSS[@]}"; do
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+    ip netns del "$ns" 2>/dev/null || true
+  done
   if [[ $rc -ne 0 && -f $TMP/lbd.log ]]; then
     echo "--- lbd log (tail)"
     tail -n 20 "$TMP/lbd.log"

@@ -38,6 +38,9 @@ dp_cleanup() {
   done
   local ns
   for ns in "${DP_NS[@]}"; do
+    # Children the servers forked (a connection still open) are not in DP_PIDS; everything
+    # still running in a namespace this test made is the test's own.
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
     ip netns del "$ns" 2>/dev/null || true
   done
   if [[ $rc -ne 0 && -n "$DP_TMP" ]]; then

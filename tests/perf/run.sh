@@ -36,7 +36,10 @@ cleanup() {
     [ -s "$tmp/$f" ] && kill "$(cat "$tmp/$f")" 2>/dev/null
   done
   sleep 0.2
-  ip netns del "$C" 2>/dev/null; ip netns del "$B" 2>/dev/null; ip netns del "$S" 2>/dev/null
+  for ns in "$C" "$B" "$S"; do
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
+    ip netns del "$ns" 2>/dev/null
+  done
   rm -rf "$tmp"
 }
 trap cleanup EXIT
