@@ -20,7 +20,7 @@ log() { printf '\n==> %s\n' "$*"; }
 
 # --- 1. dependencies -------------------------------------------------------------------------
 source "$ROOT/scripts/deps.sh"
-install_deps build test || { echo "dependency installation failed"; exit 1; }
+install_deps build test e2e || { echo "dependency installation failed"; exit 1; }
 
 # --- helpers ---------------------------------------------------------------------------------
 # run_ctest <builddir> <label> <name>: runs one label, adds its counts to the totals.
