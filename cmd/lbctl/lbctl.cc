@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <istream>
+#include <optional>
 #include <ostream>
 #include <sstream>
 
@@ -25,7 +26,8 @@ namespace {
 
 namespace pb = ::lbd::v1;
 
-constexpr int kExitRefused = 255;  // ipvsadm returns -1 when the kernel refuses
+constexpr int kExitRefused = 255;
+constexpr int kMaxResponseBytes = 1 << 30;  // ipvsadm returns -1 when the kernel refuses
 
 // The control plane answers NOT_FOUND with a message starting "no such service" when the
 // service itself is missing; any other NOT_FOUND names the dest, scheduler or engine.
@@ -117,15 +119,167 @@ int runGetLaddr(const Command& cmd, Stub& stub, std::ostream& out, std::ostream&
   return 0;
 }
 
-// -R: every line is parsed before anything is sent, so a bad line changes nothing.
+// The mutations as ApplyBatch operations (the request of the RPC of the same name); nullopt
+// for every other command.
+std::optional<pb::BatchOperation> batchOperation(const Command& cmd) {
+  pb::BatchOperation op;
+  const pb::ServiceKey& key = cmd.service.key();
+  switch (cmd.kind) {
+    case CommandKind::kAddService:
+      *op.mutable_create_service()->mutable_service() = cmd.service;
+      return op;
+    case CommandKind::kEditService:
+      *op.mutable_update_service()->mutable_service() = cmd.service;
+      return op;
+    case CommandKind::kDeleteService:
+      *op.mutable_delete_service()->mutable_key() = key;
+      return op;
+    case CommandKind::kFlush:
+      op.mutable_flush_services();
+      return op;
+    case CommandKind::kAddDest:
+      *op.mutable_create_dest()->mutable_key() = key;
+      *op.mutable_create_dest()->mutable_dest() = cmd.dest;
+      return op;
+    case CommandKind::kEditDest:
+      *op.mutable_update_dest()->mutable_key() = key;
+      *op.mutable_update_dest()->mutable_dest() = cmd.dest;
+      return op;
+    case CommandKind::kDeleteDest: {
+      pb::DeleteDestRequest* req = op.mutable_delete_dest();
+      *req->mutable_key() = key;
+      req->set_address(cmd.dest.address());
+      req->set_port(cmd.dest.port());
+      return op;
+    }
+    case CommandKind::kSetTimeout:
+      *op.mutable_set_timeouts()->mutable_timeouts() = cmd.timeouts;
+      return op;
+    case CommandKind::kAddLaddr:
+      *op.mutable_create_local_address()->mutable_key() = key;
+      op.mutable_create_local_address()->set_address(cmd.laddr);
+      return op;
+    case CommandKind::kDelLaddr:
+      *op.mutable_delete_local_address()->mutable_key() = key;
+      op.mutable_delete_local_address()->set_address(cmd.laddr);
+      return op;
+    default:
+      return std::nullopt;
+  }
+}
+
+// One operation through its own RPC.
+grpc::Status sendOperation(const pb::BatchOperation& op, Stub& stub) {
+  grpc::ClientContext ctx;
+  setDeadline(ctx);
+  switch (op.kind_case()) {
+#define LB_SEND(Case, field, Rpc)             \
+  case pb::BatchOperation::Case: {            \
+    pb::Rpc##Response resp;                   \
+    return stub.Rpc(&ctx, op.field(), &resp); \
+  }
+    LB_SEND(kCreateService, create_service, CreateService)
+    LB_SEND(kUpdateService, update_service, UpdateService)
+    LB_SEND(kDeleteService, delete_service, DeleteService)
+    LB_SEND(kFlushServices, flush_services, FlushServices)
+    LB_SEND(kCreateDest, create_dest, CreateDest)
+    LB_SEND(kUpdateDest, update_dest, UpdateDest)
+    LB_SEND(kDeleteDest, delete_dest, DeleteDest)
+    LB_SEND(kCreateLocalAddress, create_local_address, CreateLocalAddress)
+    LB_SEND(kDeleteLocalAddress, delete_local_address, DeleteLocalAddress)
+    LB_SEND(kSetTimeouts, set_timeouts, SetTimeouts)
+    LB_SEND(kSetSysctls, set_sysctls, SetSysctls)
+    LB_SEND(kSetFwmarkRules, set_fwmark_rules, SetFwmarkRules)
+#undef LB_SEND
+    case pb::BatchOperation::KIND_NOT_SET:
+      break;
+  }
+  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "not a mutation");
+}
+
+// The mutations: one RPC each (-Z too).
+grpc::Status runOtherMutation(const Command& cmd, Stub& stub) {
+  if (cmd.kind == CommandKind::kZero) {
+    grpc::ClientContext ctx;
+    setDeadline(ctx);
+    pb::ZeroStatsRequest req;
+    if (cmd.has_service)
+      *req.mutable_key() = cmd.service.key();
+    pb::ZeroStatsResponse resp;
+    return stub.ZeroStats(&ctx, req, &resp);
+  }
+  std::optional<pb::BatchOperation> op = batchOperation(cmd);
+  if (!op.has_value())
+    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "not a mutation");
+  return sendOperation(*op, stub);
+}
+
+// One line of -R input.
+struct RestoreLine {
+  int number;  // 1-based, counting blank and comment lines
+  std::string text;
+  Command command;
+};
+
+// Requests stay well under lbd's 64 MiB limit for ApplyBatchRequest.
+constexpr size_t kMaxBatchBytes = 16 << 20;
+
+// -R's mutations lines[begin, end) in ApplyBatch requests. Returns the index of the line lbd
+// refused (its status in *refused), or `end`. An lbd without ApplyBatch gets one RPC a line.
+size_t sendBatches(const std::vector<RestoreLine>& lines,
+                   size_t begin,
+                   size_t end,
+                   Stub& stub,
+                   grpc::Status* refused) {
+  while (begin < end) {
+    pb::ApplyBatchRequest req;
+    size_t bytes = 0, stop = begin;
+    for (; stop < end && (stop == begin || bytes < kMaxBatchBytes); ++stop) {
+      *req.add_operations() = *batchOperation(lines[stop].command);
+      bytes += req.operations(req.operations_size() - 1).ByteSizeLong() + 4;
+    }
+    grpc::ClientContext ctx;
+    // Generous: lbd checks every operation and then commits them all at once.
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60) +
+                     std::chrono::milliseconds(req.operations_size()));
+    pb::ApplyBatchResponse resp;
+    grpc::Status s = stub.ApplyBatch(&ctx, req, &resp);
+    if (s.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+      for (size_t i = begin; i < end; ++i) {
+        if (grpc::Status one = runOtherMutation(lines[i].command, stub); !one.ok()) {
+          *refused = one;
+          return i;
+        }
+      }
+      return end;
+    }
+    if (!s.ok()) {  // not sent, or applied but not published: blame the request's last line
+      *refused = s;
+      return stop - 1;
+    }
+    if (resp.has_failure()) {
+      *refused = grpc::Status(static_cast<grpc::StatusCode>(resp.failure().code()),
+                              resp.failure().message());
+      return begin + resp.failure().index();
+    }
+    begin = stop;
+  }
+  return end;
+}
+
+// -R: every line is parsed before anything is sent, so a bad line changes nothing. Then the
+// lines run in order: runs of mutations as ApplyBatch requests (one commit each in lbd), the
+// other commands (-Z, listings, --sysctl, fwmark rules) on their own. The first line lbd
+// refuses stops the restore: the lines before it stay applied, it and the ones after it are
+// not, and lbctl prints ipvsadm's message for it and names the line.
 int runRestore(const std::string& program,
                Stub& stub,
                std::istream& in,
                std::ostream& out,
                std::ostream& err) {
-  std::vector<Command> cmds;
+  std::vector<RestoreLine> lines;
   std::string line;
-  while (std::getline(in, line)) {
+  for (int number = 1; std::getline(in, line); ++number) {
     std::vector<std::string> words = splitRuleLine(line);
     if (words.empty())
       continue;
@@ -138,108 +292,35 @@ int runRestore(const std::string& program,
       err << "Try `" << program << " -h' or '" << program << " --help' for more information.\n";
       return kExitRefused;
     }
-    cmds.push_back(std::move(r.command));
+    lines.push_back(
+        RestoreLine{number, std::string(absl::StripAsciiWhitespace(line)), std::move(r.command)});
   }
-  int rc = 0;
   std::istringstream none;
-  for (const Command& c : cmds) {
-    if (int r = executeCommand(program, c, stub, none, out, err); r != 0)
-      rc = r;
-  }
-  return rc;
-}
-
-// The mutations: one RPC each.
-grpc::Status runMutation(const Command& cmd, Stub& stub) {
-  grpc::ClientContext ctx;
-  setDeadline(ctx);
-  const pb::ServiceKey& key = cmd.service.key();
-  switch (cmd.kind) {
-    case CommandKind::kAddService: {
-      pb::CreateServiceRequest req;
-      *req.mutable_service() = cmd.service;
-      pb::CreateServiceResponse resp;
-      return stub.CreateService(&ctx, req, &resp);
-    }
-    case CommandKind::kEditService: {
-      pb::UpdateServiceRequest req;
-      *req.mutable_service() = cmd.service;
-      pb::UpdateServiceResponse resp;
-      return stub.UpdateService(&ctx, req, &resp);
-    }
-    case CommandKind::kDeleteService: {
-      pb::DeleteServiceRequest req;
-      *req.mutable_key() = key;
-      pb::DeleteServiceResponse resp;
-      return stub.DeleteService(&ctx, req, &resp);
-    }
-    case CommandKind::kFlush: {
-      pb::FlushServicesResponse resp;
-      return stub.FlushServices(&ctx, pb::FlushServicesRequest(), &resp);
-    }
-    case CommandKind::kAddDest:
-    case CommandKind::kEditDest: {
-      pb::CreateDestRequest req;
-      *req.mutable_key() = key;
-      *req.mutable_dest() = cmd.dest;
-      if (cmd.kind == CommandKind::kAddDest) {
-        pb::CreateDestResponse resp;
-        return stub.CreateDest(&ctx, req, &resp);
+  for (size_t i = 0; i < lines.size();) {
+    size_t end = i;
+    while (end < lines.size() && batchOperation(lines[end].command).has_value())
+      ++end;
+    if (end == i) {  // not a mutation of the model: on its own, printing what it prints
+      if (int r = executeCommand(program, lines[i].command, stub, none, out, err); r != 0) {
+        err << program << " -R: stopped at line " << lines[i].number << " (" << lines[i].text
+            << "); the lines before it are applied\n";
+        return r;
       }
-      pb::UpdateDestRequest ureq;
-      *ureq.mutable_key() = key;
-      *ureq.mutable_dest() = cmd.dest;
-      pb::UpdateDestResponse resp;
-      return stub.UpdateDest(&ctx, ureq, &resp);
+      ++i;
+      continue;
     }
-    case CommandKind::kDeleteDest: {
-      pb::DeleteDestRequest req;
-      *req.mutable_key() = key;
-      req.set_address(cmd.dest.address());
-      req.set_port(cmd.dest.port());
-      pb::DeleteDestResponse resp;
-      return stub.DeleteDest(&ctx, req, &resp);
+    grpc::Status refused;
+    if (size_t at = sendBatches(lines, i, end, stub, &refused); at < end) {
+      const int rc = report(lines[at].command.kind, refused, err, kExitRefused);
+      if (unreachable(refused))
+        return rc;
+      err << program << " -R: line " << lines[at].number << " refused (" << lines[at].text
+          << "); the lines before it are applied, it and the lines after it are not\n";
+      return rc;
     }
-    default:
-      return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "not a mutation");
+    i = end;
   }
-}
-
-// The other mutations: timeouts, zero, local addresses.
-grpc::Status runOtherMutation(const Command& cmd, Stub& stub) {
-  grpc::ClientContext ctx;
-  setDeadline(ctx);
-  switch (cmd.kind) {
-    case CommandKind::kSetTimeout: {
-      pb::SetTimeoutsRequest req;
-      *req.mutable_timeouts() = cmd.timeouts;
-      pb::SetTimeoutsResponse resp;
-      return stub.SetTimeouts(&ctx, req, &resp);
-    }
-    case CommandKind::kZero: {
-      pb::ZeroStatsRequest req;
-      if (cmd.has_service)
-        *req.mutable_key() = cmd.service.key();
-      pb::ZeroStatsResponse resp;
-      return stub.ZeroStats(&ctx, req, &resp);
-    }
-    case CommandKind::kAddLaddr: {
-      pb::CreateLocalAddressRequest req;
-      *req.mutable_key() = cmd.service.key();
-      req.set_address(cmd.laddr);
-      pb::CreateLocalAddressResponse resp;
-      return stub.CreateLocalAddress(&ctx, req, &resp);
-    }
-    case CommandKind::kDelLaddr: {
-      pb::DeleteLocalAddressRequest req;
-      *req.mutable_key() = cmd.service.key();
-      req.set_address(cmd.laddr);
-      pb::DeleteLocalAddressResponse resp;
-      return stub.DeleteLocalAddress(&ctx, req, &resp);
-    }
-    default:
-      return runMutation(cmd, stub);
-  }
+  return 0;
 }
 
 // --sysctl: list, read or write (read-modify-write of the whole set: SetSysctls replaces it).
@@ -485,8 +566,11 @@ absl::StatusOr<std::unique_ptr<Stub>> makeStub(const ClientOptions& o) {
   } else {
     creds = grpc::InsecureChannelCredentials();
   }
+  // Listings of tens of thousands of services exceed gRPC's default 4 MiB per message.
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(kMaxResponseBytes);
   return std::unique_ptr<Stub>(
-      pb::LoadBalancer::NewStub(grpc::CreateChannel(std::string(target), creds)));
+      pb::LoadBalancer::NewStub(grpc::CreateCustomChannel(std::string(target), creds, args)));
 }
 
 int runLbctl(const std::string& program,

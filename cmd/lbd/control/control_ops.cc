@@ -57,6 +57,7 @@ ControlOps::ControlOps(ServiceTable& table,
 
 absl::Status ControlOps::publishLocked() {
   absl::Status st = absl::OkStatus();
+  ++commits_;
   if (hooks_ != nullptr) {
     st = hooks_->onCommit(table_);
     if (!st.ok())
@@ -64,6 +65,7 @@ absl::Status ControlOps::publishLocked() {
   }
   if (!state_file_.empty()) {
     absl::Status w = writeStateFile(state_file_, table_.config());
+    ++state_writes_;
     if (!w.ok()) {
       LB_LOG(kError, "state file: %s", w.ToString());
       if (st.ok())
@@ -87,145 +89,188 @@ absl::Status ControlOps::mutate(absl::string_view what, const std::function<absl
 }
 
 absl::Status ControlOps::requireServiceLocked(const ServiceKey& key) const {
-  if (table_.serviceId(key).ok())
+  return requireService(table_, key);
+}
+
+absl::Status ControlOps::requireService(const ServiceTable& table, const ServiceKey& key) {
+  if (table.serviceId(key).ok())
     return absl::OkStatus();
   return absl::NotFoundError(absl::StrCat("no such service: ", key.toString()));
 }
 
-absl::Status ControlOps::createService(const pb::CreateServiceRequest& req) {
-  return mutate(absl::StrCat("CreateService ", req.ShortDebugString()), [&]() -> absl::Status {
-    if (req.service().dests_size() > 0) {
-      return absl::InvalidArgumentError("service.dests: add real servers with CreateDest");
+// The mutations on a given table: table_ for the single RPCs, a batch's scratch table for
+// ApplyBatch (control_batch.cc). One code path, so a batch checks each operation exactly as
+// its RPC does.
+
+absl::Status ControlOps::applyOp(ServiceTable& t, const pb::CreateServiceRequest& req) {
+  if (req.service().dests_size() > 0) {
+    return absl::InvalidArgumentError("service.dests: add real servers with CreateDest");
+  }
+  absl::StatusOr<ServiceConfig> s = serviceFromProto(req.service());
+  if (!s.ok())
+    return s.status();
+  return t.addService(*s);
+}
+
+absl::Status ControlOps::applyOp(ServiceTable& t, const pb::UpdateServiceRequest& req) {
+  absl::StatusOr<ServiceConfig> s = serviceFromProto(req.service());
+  if (!s.ok())
+    return s.status();
+  if (absl::Status st = requireService(t, s->key); !st.ok())
+    return st;
+  if (req.service().local_addresses_size() == 0) {
+    // -E from ipvsadm's syntax cannot name the pool: keep it (DeleteLocalAddress clears).
+    for (const ServiceWithDests& sd : t.config().services) {
+      if (sd.service.key == s->key)
+        s->local_addrs = sd.service.local_addrs;
     }
-    absl::StatusOr<ServiceConfig> s = serviceFromProto(req.service());
-    if (!s.ok())
-      return s.status();
-    return table_.addService(*s);
-  });
+  }
+  return t.editService(*s);
+}
+
+absl::Status ControlOps::applyOp(ServiceTable& t, const pb::DeleteServiceRequest& req) {
+  absl::StatusOr<ServiceKey> k = serviceKeyFromProto(req.key());
+  if (!k.ok())
+    return k.status();
+  if (absl::Status st = requireService(t, *k); !st.ok())
+    return st;
+  return t.deleteService(*k);
+}
+
+absl::Status ControlOps::applyOp(ServiceTable& t, const pb::FlushServicesRequest&) {
+  return t.flush();
+}
+
+// The shape of the dest and local-address RPCs: parse req.key() and one more value with
+// `parse`, check the service exists, then apply one ServiceTable mutation.
+template <typename Req, typename Parse, typename Apply>
+absl::Status ControlOps::applyKeyed(ServiceTable& t, const Req& req, Parse parse, Apply apply) {
+  absl::StatusOr<ServiceKey> k = serviceKeyFromProto(req.key());
+  if (!k.ok())
+    return k.status();
+  auto value = parse(req);
+  if (!value.ok())
+    return value.status();
+  if (absl::Status st = requireService(t, *k); !st.ok())
+    return st;
+  return apply(*k, *value);
+}
+
+absl::Status ControlOps::applyOp(ServiceTable& t, const pb::CreateDestRequest& req) {
+  return applyKeyed(
+      t, req, [](const auto& r) { return destFromProto(r.dest()); },
+      [&t](const ServiceKey& k, const DestConfig& d) { return t.addDest(k, d); });
+}
+
+absl::Status ControlOps::applyOp(ServiceTable& t, const pb::UpdateDestRequest& req) {
+  return applyKeyed(
+      t, req, [](const auto& r) { return destFromProto(r.dest()); },
+      [&t](const ServiceKey& k, const DestConfig& d) { return t.editDest(k, d); });
+}
+
+absl::Status ControlOps::applyOp(ServiceTable& t, const pb::DeleteDestRequest& req) {
+  absl::StatusOr<ServiceKey> k = serviceKeyFromProto(req.key());
+  if (!k.ok())
+    return k.status();
+  absl::StatusOr<IpAddr> a = addrFromProto(req.address(), "address");
+  if (!a.ok())
+    return a.status();
+  if (req.port() > 65535)
+    return absl::InvalidArgumentError("port: out of range 0..65535");
+  if (absl::Status st = requireService(t, *k); !st.ok())
+    return st;
+  return t.deleteDest(*k, *a, static_cast<uint16_t>(req.port()));
+}
+
+absl::Status ControlOps::applyOp(ServiceTable& t, const pb::CreateLocalAddressRequest& req) {
+  return applyKeyed(
+      t, req, [](const auto& r) { return addrFromProto(r.address(), "address"); },
+      [&t](const ServiceKey& k, const IpAddr& a) { return t.addLocalAddr(k, a); });
+}
+
+absl::Status ControlOps::applyOp(ServiceTable& t, const pb::DeleteLocalAddressRequest& req) {
+  return applyKeyed(
+      t, req, [](const auto& r) { return addrFromProto(r.address(), "address"); },
+      [&t](const ServiceKey& k, const IpAddr& a) { return t.deleteLocalAddr(k, a); });
+}
+
+absl::Status ControlOps::applyOp(ServiceTable& t, const pb::SetTimeoutsRequest& req) {
+  absl::StatusOr<Timeouts> v = timeoutsFromProto(req.timeouts());
+  if (!v.ok())
+    return v.status();
+  return t.setTimeouts(*v);
+}
+
+absl::Status ControlOps::applyOp(ServiceTable& t, const pb::SetSysctlsRequest& req) {
+  absl::StatusOr<Sysctls> s = sysctlsFromProto(req.sysctls());
+  if (!s.ok())
+    return s.status();
+  return t.setSysctls(*s);
+}
+
+absl::Status ControlOps::applyOp(ServiceTable& t, const pb::SetFwmarkRulesRequest& req) {
+  std::vector<FwmarkRule> rules;
+  for (const pb::FwmarkRule& r : req.rules()) {
+    absl::StatusOr<FwmarkRule> c = fwmarkRuleFromProto(r);
+    if (!c.ok())
+      return c.status();
+    rules.push_back(*c);
+  }
+  return t.setFwmarkRules(rules);
+}
+
+template <typename Req>
+absl::Status ControlOps::mutateOp(absl::string_view rpc, const Req& req) {
+  return mutate(absl::StrCat(rpc, " ", req.ShortDebugString()),
+                [&] { return applyOp(table_, req); });
+}
+
+absl::Status ControlOps::createService(const pb::CreateServiceRequest& req) {
+  return mutateOp("CreateService", req);
 }
 
 absl::Status ControlOps::updateService(const pb::UpdateServiceRequest& req) {
-  return mutate(absl::StrCat("UpdateService ", req.ShortDebugString()), [&]() -> absl::Status {
-    absl::StatusOr<ServiceConfig> s = serviceFromProto(req.service());
-    if (!s.ok())
-      return s.status();
-    if (absl::Status st = requireServiceLocked(s->key); !st.ok())
-      return st;
-    if (req.service().local_addresses_size() == 0) {
-      // -E from ipvsadm's syntax cannot name the pool: keep it (DeleteLocalAddress clears).
-      for (const ServiceWithDests& sd : table_.config().services) {
-        if (sd.service.key == s->key)
-          s->local_addrs = sd.service.local_addrs;
-      }
-    }
-    return table_.editService(*s);
-  });
+  return mutateOp("UpdateService", req);
 }
 
 absl::Status ControlOps::deleteService(const pb::DeleteServiceRequest& req) {
-  return mutate(absl::StrCat("DeleteService ", req.ShortDebugString()), [&]() -> absl::Status {
-    absl::StatusOr<ServiceKey> k = serviceKeyFromProto(req.key());
-    if (!k.ok())
-      return k.status();
-    if (absl::Status st = requireServiceLocked(*k); !st.ok())
-      return st;
-    return table_.deleteService(*k);
-  });
+  return mutateOp("DeleteService", req);
 }
 
 absl::Status ControlOps::flushServices() {
   return mutate("FlushServices", [&] { return table_.flush(); });
 }
 
-template <typename Req, typename Parse, typename Apply>
-absl::Status ControlOps::mutateKeyed(absl::string_view rpc,
-                                     const Req& req,
-                                     Parse parse,
-                                     Apply apply) {
-  return mutate(absl::StrCat(rpc, " ", req.ShortDebugString()), [&]() -> absl::Status {
-    absl::StatusOr<ServiceKey> k = serviceKeyFromProto(req.key());
-    if (!k.ok())
-      return k.status();
-    auto value = parse(req);
-    if (!value.ok())
-      return value.status();
-    if (absl::Status st = requireServiceLocked(*k); !st.ok())
-      return st;
-    return apply(*k, *value);
-  });
-}
-
 absl::Status ControlOps::createDest(const pb::CreateDestRequest& req) {
-  return mutateKeyed(
-      "CreateDest", req, [](const auto& r) { return destFromProto(r.dest()); },
-      [this](const ServiceKey& k, const DestConfig& d) { return table_.addDest(k, d); });
+  return mutateOp("CreateDest", req);
 }
 
 absl::Status ControlOps::updateDest(const pb::UpdateDestRequest& req) {
-  return mutateKeyed(
-      "UpdateDest", req, [](const auto& r) { return destFromProto(r.dest()); },
-      [this](const ServiceKey& k, const DestConfig& d) { return table_.editDest(k, d); });
+  return mutateOp("UpdateDest", req);
 }
 
 absl::Status ControlOps::deleteDest(const pb::DeleteDestRequest& req) {
-  return mutate(absl::StrCat("DeleteDest ", req.ShortDebugString()), [&]() -> absl::Status {
-    absl::StatusOr<ServiceKey> k = serviceKeyFromProto(req.key());
-    if (!k.ok())
-      return k.status();
-    absl::StatusOr<IpAddr> a = addrFromProto(req.address(), "address");
-    if (!a.ok())
-      return a.status();
-    if (req.port() > 65535)
-      return absl::InvalidArgumentError("port: out of range 0..65535");
-    if (absl::Status st = requireServiceLocked(*k); !st.ok())
-      return st;
-    return table_.deleteDest(*k, *a, static_cast<uint16_t>(req.port()));
-  });
+  return mutateOp("DeleteDest", req);
 }
 
 absl::Status ControlOps::createLocalAddress(const pb::CreateLocalAddressRequest& req) {
-  return mutateKeyed(
-      "CreateLocalAddress", req,
-      [](const auto& r) { return addrFromProto(r.address(), "address"); },
-      [this](const ServiceKey& k, const IpAddr& a) { return table_.addLocalAddr(k, a); });
+  return mutateOp("CreateLocalAddress", req);
 }
 
 absl::Status ControlOps::deleteLocalAddress(const pb::DeleteLocalAddressRequest& req) {
-  return mutateKeyed(
-      "DeleteLocalAddress", req,
-      [](const auto& r) { return addrFromProto(r.address(), "address"); },
-      [this](const ServiceKey& k, const IpAddr& a) { return table_.deleteLocalAddr(k, a); });
+  return mutateOp("DeleteLocalAddress", req);
 }
 
 absl::Status ControlOps::setTimeouts(const pb::SetTimeoutsRequest& req) {
-  return mutate(absl::StrCat("SetTimeouts ", req.ShortDebugString()), [&]() -> absl::Status {
-    absl::StatusOr<Timeouts> t = timeoutsFromProto(req.timeouts());
-    if (!t.ok())
-      return t.status();
-    return table_.setTimeouts(*t);
-  });
+  return mutateOp("SetTimeouts", req);
 }
 
 absl::Status ControlOps::setSysctls(const pb::SetSysctlsRequest& req) {
-  return mutate(absl::StrCat("SetSysctls ", req.ShortDebugString()), [&]() -> absl::Status {
-    absl::StatusOr<Sysctls> s = sysctlsFromProto(req.sysctls());
-    if (!s.ok())
-      return s.status();
-    return table_.setSysctls(*s);
-  });
+  return mutateOp("SetSysctls", req);
 }
 
 absl::Status ControlOps::setFwmarkRules(const pb::SetFwmarkRulesRequest& req) {
-  return mutate(absl::StrCat("SetFwmarkRules ", req.ShortDebugString()), [&]() -> absl::Status {
-    std::vector<FwmarkRule> rules;
-    for (const pb::FwmarkRule& r : req.rules()) {
-      absl::StatusOr<FwmarkRule> c = fwmarkRuleFromProto(r);
-      if (!c.ok())
-        return c.status();
-      rules.push_back(*c);
-    }
-    return table_.setFwmarkRules(rules);
-  });
+  return mutateOp("SetFwmarkRules", req);
 }
 
 absl::Status ControlOps::replaceConfig(const pb::ReplaceConfigRequest& req) {
@@ -360,6 +405,8 @@ absl::Status ControlOps::getStats(pb::GetStatsResponse* resp) {
   };
   add("lb_control_mutations_total{result=\"accepted\"}", accepted_);
   add("lb_control_mutations_total{result=\"rejected\"}", rejected_);
+  add("lb_control_commits_total", commits_);
+  add("lb_control_state_file_writes_total", state_writes_);
   add("lb_services", table_.config().services.size());
   if (hooks_ != nullptr) {
     for (auto& [name, v] : hooks_->metrics())

@@ -45,6 +45,12 @@ class ControlOps {
   absl::Status setFwmarkRules(const ::lbd::v1::SetFwmarkRulesRequest& req);
   absl::Status replaceConfig(const ::lbd::v1::ReplaceConfigRequest& req);
   absl::Status zeroStats(const ::lbd::v1::ZeroStatsRequest& req);
+  // ipvsadm -R (control_batch.cc): the operations in order, each checked by the same code as
+  // its own RPC, committed and published once. A refused operation stops the batch and is
+  // reported in resp->failure (the ones before it stay applied); the Status is not OK only
+  // when publishing failed.
+  absl::Status applyBatch(const ::lbd::v1::ApplyBatchRequest& req,
+                          ::lbd::v1::ApplyBatchResponse* resp);
 
   absl::Status listServices(const ::lbd::v1::ListServicesRequest& req,
                             ::lbd::v1::ListServicesResponse* resp);
@@ -62,18 +68,45 @@ class ControlOps {
   std::string renderMetrics();
 
  private:
+  class Batch;
+
   // Runs fn under the mutex; on success publishes the new table. Logs accepted mutations at
   // info and rejected ones at warn (the audit trail).
   absl::Status mutate(absl::string_view what, const std::function<absl::Status()>& fn);
+  // mutate() with applyOp(table_, req).
+  template <typename Req>
+  absl::Status mutateOp(absl::string_view rpc, const Req& req);
   absl::Status publishLocked();
+  size_t commitBatchLocked(Batch& batch,
+                           const ::lbd::v1::ApplyBatchRequest& req,
+                           size_t begin,
+                           size_t end,
+                           absl::Status* refused,
+                           absl::Status* publish);
   absl::Status requireServiceLocked(const ServiceKey& key) const;
+  static absl::Status requireService(const ServiceTable& table, const ServiceKey& key);
+
+  // One mutation RPC's work on `t` (the live table, or a batch's scratch table): convert,
+  // check, apply one ServiceTable mutation. Errors as the RPC returns them.
+  static absl::Status applyOp(ServiceTable& t, const ::lbd::v1::CreateServiceRequest& req);
+  static absl::Status applyOp(ServiceTable& t, const ::lbd::v1::UpdateServiceRequest& req);
+  static absl::Status applyOp(ServiceTable& t, const ::lbd::v1::DeleteServiceRequest& req);
+  static absl::Status applyOp(ServiceTable& t, const ::lbd::v1::FlushServicesRequest& req);
+  static absl::Status applyOp(ServiceTable& t, const ::lbd::v1::CreateDestRequest& req);
+  static absl::Status applyOp(ServiceTable& t, const ::lbd::v1::UpdateDestRequest& req);
+  static absl::Status applyOp(ServiceTable& t, const ::lbd::v1::DeleteDestRequest& req);
+  static absl::Status applyOp(ServiceTable& t, const ::lbd::v1::CreateLocalAddressRequest& req);
+  static absl::Status applyOp(ServiceTable& t, const ::lbd::v1::DeleteLocalAddressRequest& req);
+  static absl::Status applyOp(ServiceTable& t, const ::lbd::v1::SetTimeoutsRequest& req);
+  static absl::Status applyOp(ServiceTable& t, const ::lbd::v1::SetSysctlsRequest& req);
+  static absl::Status applyOp(ServiceTable& t, const ::lbd::v1::SetFwmarkRulesRequest& req);
   // The shape of the dest and local-address RPCs: parse req.key() and one more value with
   // `parse`, check the service exists, then apply one ServiceTable mutation.
+  template <typename Req, typename Parse, typename Apply>
+  static absl::Status applyKeyed(ServiceTable& t, const Req& req, Parse parse, Apply apply);
   // The optional service filter of the list RPCs: none, or a service that exists.
   template <typename Req>
   absl::StatusOr<std::optional<ServiceKey>> filterKeyLocked(const Req& req) const;
-  template <typename Req, typename Parse, typename Apply>
-  absl::Status mutateKeyed(absl::string_view rpc, const Req& req, Parse parse, Apply apply);
   ::lbd::v1::ServiceStatus serviceStatusLocked(const ServiceWithDests& sd);
 
   std::mutex mu_;
@@ -83,6 +116,8 @@ class ControlOps {
   std::function<MonoTime()> clock_;
   uint64_t accepted_ = 0;
   uint64_t rejected_ = 0;
+  uint64_t commits_ = 0;       // publishLocked() calls: snapshots and kernel reconciles
+  uint64_t state_writes_ = 0;  // state-file writes (attempted)
 };
 
 }  // namespace lb::lbd

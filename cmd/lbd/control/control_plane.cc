@@ -29,6 +29,8 @@ namespace {
 
 namespace pb = ::lbd::v1;
 
+constexpr int kMaxRequestBytes = 64 << 20;  // ApplyBatchRequest's documented limit
+
 grpc::ServerUnaryReactor* done(grpc::CallbackServerContext* ctx, const absl::Status& s) {
   grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
   r->Finish(toGrpcStatus(s));
@@ -65,6 +67,12 @@ class LoadBalancerService final : public pb::LoadBalancer::CallbackService {
                                           const pb::FlushServicesRequest*,
                                           pb::FlushServicesResponse*) override {
     return done(ctx, ops_.flushServices());
+  }
+
+  grpc::ServerUnaryReactor* ApplyBatch(grpc::CallbackServerContext* ctx,
+                                       const pb::ApplyBatchRequest* req,
+                                       pb::ApplyBatchResponse* resp) override {
+    return done(ctx, ops_.applyBatch(*req, resp));
   }
 
   grpc::ServerUnaryReactor* ListServices(grpc::CallbackServerContext* ctx,
@@ -213,6 +221,7 @@ absl::Status ControlPlane::start() {
   grpc::ServerBuilder builder;
   builder.AddListeningPort(target, *creds, tcp ? &impl_->port : nullptr);
   builder.RegisterService(&impl_->service);
+  builder.SetMaxReceiveMessageSize(kMaxRequestBytes);  // ApplyBatch: lbctl -R's big restores
   // The socket is created 0600 from the start (no window before the chmod below).
   const mode_t old_mask = ::umask(0177);
   impl_->server = builder.BuildAndStart();

@@ -1,0 +1,352 @@
+// SPDX-License-Identifier: Apache-2.0
+// ApplyBatch (ipvsadm -R): many mutations, one commit. Each operation runs through the same
+// ControlOps::applyOp as its own RPC, but on a small scratch ServiceTable that holds only the
+// service it touches (and the table-wide settings), so checking operation k costs the size of
+// its service, not of the whole model. The staged model is committed to the live table once,
+// then published once (snapshot, kernel reconcile, state file).
+#include <memory>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+
+#include "cmd/lbd/control/api_convert.h"
+#include "cmd/lbd/control/control_ops.h"
+#include "core/base/log.h"
+
+namespace lb::lbd {
+namespace {
+
+namespace pb = ::lbd::v1;
+using Op = pb::BatchOperation;
+
+// The service an operation works on. nullopt for the table-wide operations, and for a key that
+// does not parse (the operation then fails on a scratch table without services, with the
+// error its RPC gives).
+std::optional<ServiceKey> opKey(const Op& op) {
+  absl::StatusOr<ServiceKey> k = absl::InvalidArgumentError("no key");
+  switch (op.kind_case()) {
+    case Op::kCreateService:
+      k = serviceKeyFromProto(op.create_service().service().key());
+      break;
+    case Op::kUpdateService:
+      k = serviceKeyFromProto(op.update_service().service().key());
+      break;
+    case Op::kDeleteService:
+      k = serviceKeyFromProto(op.delete_service().key());
+      break;
+    case Op::kCreateDest:
+      k = serviceKeyFromProto(op.create_dest().key());
+      break;
+    case Op::kUpdateDest:
+      k = serviceKeyFromProto(op.update_dest().key());
+      break;
+    case Op::kDeleteDest:
+      k = serviceKeyFromProto(op.delete_dest().key());
+      break;
+    case Op::kCreateLocalAddress:
+      k = serviceKeyFromProto(op.create_local_address().key());
+      break;
+    case Op::kDeleteLocalAddress:
+      k = serviceKeyFromProto(op.delete_local_address().key());
+      break;
+    default:
+      break;
+  }
+  if (!k.ok())
+    return std::nullopt;
+  return *k;
+}
+
+bool isTableWide(const Op& op) {
+  switch (op.kind_case()) {
+    case Op::kFlushServices:
+    case Op::kSetTimeouts:
+    case Op::kSetSysctls:
+    case Op::kSetFwmarkRules:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+// The model as the operations so far leave it, kept as the live table's config plus edits.
+// Control thread, under ControlOps::mu_.
+class ControlOps::Batch {
+ public:
+  explicit Batch(const FullConfig& base) { rebase(base); }
+
+  // Starts over from `base` (the live table's config after a commit).
+  void rebase(const FullConfig& base) {
+    globals_ = FullConfig{{}, base.timeouts, base.sysctls, base.fwmark_rules};
+    services_.assign(base.services.begin(), base.services.end());
+    index_.clear();
+    live_.clear();
+    deleted_live_.clear();
+    for (size_t i = 0; i < base.services.size(); ++i) {
+      index_[base.services[i].service.key] = i;
+      live_.insert(base.services[i].service.key);
+    }
+    scratch_.reset();
+  }
+
+  // Whether `op` creates again a service the live table still has but this batch deleted.
+  // ipvsadm -D then -A gives a new service (counters and scheduler state start over), which a
+  // single commit of the end result would not: the caller commits what is staged first.
+  bool recreatesLive(const Op& op) const {
+    if (op.kind_case() != Op::kCreateService)
+      return false;
+    std::optional<ServiceKey> k = opKey(op);
+    return k.has_value() && deleted_live_.contains(*k) && !index_.contains(*k);
+  }
+
+  // Runs `op` through ControlOps::applyOp on the scratch table and stages the result. On error
+  // nothing is staged.
+  absl::Status apply(const Op& op) {
+    if (op.kind_case() == Op::KIND_NOT_SET)
+      return absl::InvalidArgumentError("operation: no kind set");
+    const bool wide = isTableWide(op);
+    const std::optional<ServiceKey> key = wide ? std::nullopt : opKey(op);
+    if (absl::Status st = prepareScratch(key, wide); !st.ok())
+      return st;
+    if (absl::Status st = dispatch(*scratch_, op); !st.ok())
+      return st;
+    if (wide) {
+      const FullConfig& c = scratch_->config();
+      globals_.timeouts = c.timeouts;
+      globals_.sysctls = c.sysctls;
+      globals_.fwmark_rules = c.fwmark_rules;
+      if (op.kind_case() == Op::kFlushServices)
+        flushStaged();
+      scratch_.reset();  // service scratches hold the old settings
+      return absl::OkStatus();
+    }
+    writeBack();
+    return absl::OkStatus();
+  }
+
+  // The staged model; the Batch must be rebased before further use.
+  FullConfig take() {
+    FullConfig out = std::move(globals_);
+    out.services.reserve(index_.size());
+    for (std::optional<ServiceWithDests>& s : services_) {
+      if (s.has_value())
+        out.services.push_back(std::move(*s));
+    }
+    services_.clear();
+    index_.clear();
+    scratch_.reset();
+    return out;
+  }
+
+ private:
+  static absl::Status dispatch(ServiceTable& t, const Op& op) {
+    switch (op.kind_case()) {
+      case Op::kCreateService:
+        return applyOp(t, op.create_service());
+      case Op::kUpdateService:
+        return applyOp(t, op.update_service());
+      case Op::kDeleteService:
+        return applyOp(t, op.delete_service());
+      case Op::kFlushServices:
+        return applyOp(t, op.flush_services());
+      case Op::kCreateDest:
+        return applyOp(t, op.create_dest());
+      case Op::kUpdateDest:
+        return applyOp(t, op.update_dest());
+      case Op::kDeleteDest:
+        return applyOp(t, op.delete_dest());
+      case Op::kCreateLocalAddress:
+        return applyOp(t, op.create_local_address());
+      case Op::kDeleteLocalAddress:
+        return applyOp(t, op.delete_local_address());
+      case Op::kSetTimeouts:
+        return applyOp(t, op.set_timeouts());
+      case Op::kSetSysctls:
+        return applyOp(t, op.set_sysctls());
+      case Op::kSetFwmarkRules:
+        return applyOp(t, op.set_fwmark_rules());
+      case Op::KIND_NOT_SET:
+        break;
+    }
+    return absl::InvalidArgumentError("operation: no kind set");
+  }
+
+  // A scratch table holding the staged service `key` (if staged) and the table-wide settings;
+  // for a table-wide operation, the settings and the fwmark rules only. Consecutive operations
+  // on one service (-A then its -a lines) share one scratch table.
+  absl::Status prepareScratch(const std::optional<ServiceKey>& key, bool wide) {
+    const ServiceWithDests* staged = nullptr;
+    if (key.has_value()) {
+      if (auto it = index_.find(*key); it != index_.end())
+        staged = &*services_[it->second];
+    }
+    const size_t dests = staged != nullptr ? staged->dests.size() : 0;
+    if (!wide && scratch_ != nullptr && scratch_key_ == key && dests < scratch_cap_)
+      return absl::OkStatus();
+    FullConfig c{{}, globals_.timeouts, globals_.sysctls, {}};
+    if (wide)
+      c.fwmark_rules = globals_.fwmark_rules;
+    if (staged != nullptr)
+      c.services.push_back(*staged);
+    // Room for the dests there are and some to come; a full scratch is rebuilt larger.
+    scratch_cap_ = 2 * dests + 16;
+    ServiceTable::Limits limits;
+    limits.max_services = 4;
+    limits.max_dests = scratch_cap_;
+    limits.workers = 1;
+    scratch_ = std::make_unique<ServiceTable>(limits);
+    scratch_key_ = key;
+    if (absl::Status st = scratch_->replace(c); !st.ok()) {
+      scratch_.reset();
+      return absl::InternalError(absl::StrCat("batch: staged model refused: ", st.message()));
+    }
+    return absl::OkStatus();
+  }
+
+  // The scratch table's service (or its absence) back into the staged model.
+  void writeBack() {
+    const std::vector<ServiceWithDests>& now = scratch_->config().services;
+    if (scratch_key_.has_value()) {
+      auto it = index_.find(*scratch_key_);
+      if (now.empty()) {
+        if (it != index_.end()) {
+          services_[it->second].reset();
+          index_.erase(it);
+          if (live_.contains(*scratch_key_))
+            deleted_live_.insert(*scratch_key_);
+        }
+        return;
+      }
+      if (it != index_.end()) {
+        services_[it->second] = now.front();
+        return;
+      }
+    }
+    if (now.empty())
+      return;
+    scratch_key_ = now.front().service.key;
+    index_[*scratch_key_] = services_.size();
+    services_.emplace_back(now.front());
+  }
+
+  void flushStaged() {
+    for (const auto& [key, idx] : index_) {
+      if (live_.contains(key))
+        deleted_live_.insert(key);
+    }
+    services_.clear();
+    index_.clear();
+  }
+
+  FullConfig globals_;  // timeouts, sysctls, fwmark rules; no services
+  std::vector<std::optional<ServiceWithDests>> services_;  // creation order; nullopt = deleted
+  absl::flat_hash_map<ServiceKey, size_t> index_;          // staged services in services_
+  absl::flat_hash_set<ServiceKey> live_;                   // services the live table has
+  absl::flat_hash_set<ServiceKey> deleted_live_;           // of those, deleted by the batch
+  std::unique_ptr<ServiceTable> scratch_;
+  std::optional<ServiceKey> scratch_key_;  // the service scratch_ holds (or will hold)
+  size_t scratch_cap_ = 0;                 // scratch_'s dest ids
+};
+
+// Operations [begin, end) of `req`, staged in `batch`, into the live table, then published.
+// Returns where the committed run ends: `end`, or, when the live table refuses what the scratch
+// tables cannot see (its limits and ids), the first operation it refuses (*refused says why;
+// the ones before it are committed). Found by bisection over staged prefixes, so the rare case
+// costs O(n log n), never a commit per operation.
+size_t ControlOps::commitBatchLocked(Batch& batch,
+                                     const pb::ApplyBatchRequest& req,
+                                     size_t begin,
+                                     size_t end,
+                                     absl::Status* refused,
+                                     absl::Status* publish) {
+  if (begin == end)
+    return end;
+  // Only after a refused commit, when table_ is still the base of the run.
+  auto stage = [&](size_t upto) {
+    Batch b(table_.config());
+    for (size_t i = begin; i < upto; ++i)
+      b.apply(req.operations(static_cast<int>(i))).IgnoreError();  // each was accepted before
+    return b.take();
+  };
+  size_t done = end;
+  absl::Status st = table_.replace(batch.take());
+  if (!st.ok()) {
+    size_t lo = begin, hi = end;  // staged [begin, lo) is accepted, [begin, hi) refused
+    while (hi - lo > 1) {
+      const size_t mid = lo + (hi - lo) / 2;
+      if (absl::Status v = table_.validate(stage(mid)); v.ok()) {
+        lo = mid;
+      } else {
+        hi = mid;
+        st = v;
+      }
+    }
+    *refused = st;
+    done = lo;
+    if (done == begin)
+      return done;
+    if (absl::Status again = table_.replace(stage(done)); !again.ok()) {
+      *refused = again;
+      return begin;
+    }
+  }
+  for (size_t i = begin; i < done; ++i) {
+    LB_LOG(kInfo, "applied ApplyBatch operation %d %s", i,
+           req.operations(static_cast<int>(i)).ShortDebugString());
+  }
+  accepted_ += done - begin;
+  if (absl::Status p = publishLocked(); !p.ok() && publish->ok())
+    *publish = p;
+  return done;
+}
+
+absl::Status ControlOps::applyBatch(const pb::ApplyBatchRequest& req,
+                                    pb::ApplyBatchResponse* resp) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const size_t n = static_cast<size_t>(req.operations_size());
+  Batch batch(table_.config());
+  absl::Status refused = absl::OkStatus(), publish = absl::OkStatus();
+  size_t applied = n;
+  size_t begin = 0;  // the first operation not committed yet
+  bool stopped = false;
+  for (size_t i = 0; i < n && !stopped; ++i) {
+    const Op& op = req.operations(static_cast<int>(i));
+    if (batch.recreatesLive(op)) {
+      applied = commitBatchLocked(batch, req, begin, i, &refused, &publish);
+      if (applied < i) {
+        stopped = true;
+        break;
+      }
+      begin = i;
+      batch.rebase(table_.config());
+    }
+    if (absl::Status st = batch.apply(op); !st.ok()) {
+      applied = commitBatchLocked(batch, req, begin, i, &refused, &publish);
+      if (applied == i)
+        refused = st;
+      stopped = true;
+    }
+  }
+  if (!stopped)
+    applied = commitBatchLocked(batch, req, begin, n, &refused, &publish);
+  resp->set_applied(static_cast<uint32_t>(applied));
+  if (!refused.ok()) {
+    ++rejected_;
+    LB_LOG(kWarn, "rejected ApplyBatch operation %d %s: %s (%d before it applied)", applied,
+           req.operations(static_cast<int>(applied)).ShortDebugString(), refused.ToString(),
+           applied);
+    pb::BatchFailure* f = resp->mutable_failure();
+    f->set_index(static_cast<uint32_t>(applied));
+    f->set_code(static_cast<int32_t>(refused.code()));
+    f->set_message(std::string(refused.message()));
+  }
+  return publish;
+}
+
+}  // namespace lb::lbd
