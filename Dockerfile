@@ -10,7 +10,7 @@ LABEL lbd.stage=build
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
       cmake g++ make pkg-config libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev \
       protobuf-compiler libabsl-dev libboost-dev libnl-route-3-dev libmnl-dev libspdlog-dev \
-      nlohmann-json3-dev ca-certificates >/dev/null
+      nlohmann-json3-dev libbpf-dev clang ca-certificates >/dev/null
 WORKDIR /src
 COPY CMakeLists.txt ./
 COPY core core
@@ -28,7 +28,7 @@ FROM debian:bookworm-slim
 ARG DEBIAN_FRONTEND=noninteractive
 # Runtime libraries only: the packages that own what lbd and lbctl link against.
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
-      libgrpc++1.51 libprotobuf32 libabsl20220623 libnl-route-3-200 libmnl0 \
+      libgrpc++1.51 libprotobuf32 libabsl20220623 libnl-route-3-200 libmnl0 libbpf1 \
       >/dev/null \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /usr/share/doc /usr/share/man
 COPY --from=build /out/lbd /out/lbctl /usr/local/bin/

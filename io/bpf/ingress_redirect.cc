@@ -1,0 +1,314 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "io/bpf/ingress_redirect.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <endian.h>
+#include <errno.h>
+#include <string.h>
+
+#include <algorithm>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <string>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+#include "core/base/log.h"
+#include "io/bpf/redirect_abi.h"
+
+#include "ingress_redirect_obj.h"
+
+namespace lb::io {
+namespace {
+
+absl::Status errnoStatus(absl::string_view what, int err) {
+  std::string msg = absl::StrCat(what, ": ", strerror(err));
+  switch (err) {
+    case EPERM:
+    case EACCES:
+      return absl::PermissionDeniedError(
+          absl::StrCat(msg, " (needs CAP_BPF or CAP_SYS_ADMIN, and CAP_NET_ADMIN)"));
+    case ENOSYS:
+    case EOPNOTSUPP:
+      return absl::UnavailableError(msg);
+    case E2BIG:
+      return absl::ResourceExhaustedError(msg);
+    case ENODEV:
+    case ENOENT:
+      return absl::NotFoundError(msg);
+    default:
+      return absl::InternalError(msg);
+  }
+}
+
+// libbpf's messages go to lbd's log at debug level: the Status carries what matters, so a
+// container without BPF logs once (by the caller), not libbpf's probe chatter.
+int libbpfPrint(libbpf_print_level level, const char* fmt, va_list ap) {
+  if (level == LIBBPF_DEBUG)
+    return 0;
+  char buf[512];
+  int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+  absl::string_view line(buf, static_cast<size_t>(std::clamp(n, 0, int{sizeof(buf)} - 1)));
+  while (!line.empty() && line.back() == '\n')
+    line.remove_suffix(1);
+  LB_LOG(kDebug, "libbpf: %s", line);
+  return n;
+}
+
+void fillDstKey(const IpAddr& a, lb_bpf_dst_key& k) {
+  std::memset(&k, 0, sizeof(k));
+  k.family = static_cast<uint8_t>(a.af());
+  std::memcpy(k.addr, a.data(), a.size());
+}
+
+void fillReplyKey(const ReplyKey& r, lb_bpf_reply_key& k) {
+  std::memset(&k, 0, sizeof(k));
+  k.family = static_cast<uint8_t>(r.addr.af());
+  k.proto = static_cast<uint8_t>(r.proto);
+  k.port = htobe16(r.port);
+  std::memcpy(k.addr, r.addr.data(), r.addr.size());
+}
+
+// Keys as raw bytes, so one sync routine serves both maps.
+using KeySet = absl::flat_hash_set<std::string>;
+
+template <typename Key>
+std::string keyBytes(const Key& k) {
+  return std::string(reinterpret_cast<const char*>(&k), sizeof(k));
+}
+
+// Deletes every key of `fd` not in `want`. Keys are collected before any is deleted: deleting
+// while walking with get_next_key can restart or skip the walk.
+absl::Status deleteStale(int fd, size_t key_size, const KeySet& want, absl::string_view what) {
+  std::vector<std::string> stale;
+  std::string cur(key_size, '\0');
+  std::string next(key_size, '\0');
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, next.data()) == 0) {
+    if (!want.contains(next))
+      stale.push_back(next);
+    cur = next;
+    prev = cur.data();
+  }
+  for (const std::string& k : stale) {
+    if (bpf_map_delete_elem(fd, k.data()) != 0 && errno != ENOENT)
+      return errnoStatus(absl::StrCat("delete stale ", what, " entry"), errno);
+  }
+  return absl::OkStatus();
+}
+
+// Makes map `fd` hold exactly `want`: updates first (BPF_ANY keeps a present key present),
+// then deletes the stale keys. A map full of stale keys (E2BIG) is pruned before retrying.
+absl::Status syncMap(
+    int fd, size_t key_size, size_t max_entries, const KeySet& want, absl::string_view what) {
+  if (want.size() > max_entries) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(what, ": ", want.size(), " entries, the map holds ", max_entries));
+  }
+  const uint8_t one = 1;
+  bool pruned = false;
+  for (const std::string& k : want) {
+    if (bpf_map_update_elem(fd, k.data(), &one, BPF_ANY) == 0)
+      continue;
+    if (errno != E2BIG || pruned)
+      return errnoStatus(absl::StrCat("update ", what), errno);
+    if (absl::Status s = deleteStale(fd, key_size, want, what); !s.ok())
+      return s;
+    pruned = true;
+    if (bpf_map_update_elem(fd, k.data(), &one, BPF_ANY) != 0)
+      return errnoStatus(absl::StrCat("update ", what), errno);
+  }
+  return deleteStale(fd, key_size, want, what);
+}
+
+bpf_tc_hook ingressHook(int ifindex) {
+  bpf_tc_hook hook;
+  std::memset(&hook, 0, sizeof(hook));
+  hook.sz = sizeof(hook);
+  hook.ifindex = ifindex;
+  hook.attach_point = BPF_TC_INGRESS;
+  return hook;
+}
+
+bpf_tc_opts filterOpts(uint32_t handle, uint32_t priority) {
+  bpf_tc_opts opts;
+  std::memset(&opts, 0, sizeof(opts));
+  opts.sz = sizeof(opts);
+  opts.handle = handle;
+  opts.priority = priority;
+  return opts;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<IngressRedirect>> IngressRedirect::create(
+    int tun_ifindex, const IngressRedirectOptions& options) {
+  static std::once_flag print_once;
+  std::call_once(print_once, [] { libbpf_set_print(libbpfPrint); });
+  if (tun_ifindex <= 0)
+    return absl::InvalidArgumentError(absl::StrCat("tun ifindex ", tun_ifindex));
+
+  std::unique_ptr<IngressRedirect> r(new IngressRedirect());
+  bpf_object_open_opts open_opts;
+  std::memset(&open_opts, 0, sizeof(open_opts));
+  open_opts.sz = sizeof(open_opts);
+  open_opts.object_name = "lb_ingress_redirect";
+  r->obj_ = bpf_object__open_mem(kIngressRedirectBpfObj, kIngressRedirectBpfObjSize, &open_opts);
+  if (r->obj_ == nullptr)
+    return errnoStatus("open embedded BPF object", errno);
+
+  bpf_map* cfg_map = bpf_object__find_map_by_name(r->obj_, LB_BPF_CONFIG_SECTION);
+  bpf_program* prog = bpf_object__find_program_by_name(r->obj_, LB_BPF_PROG_NAME);
+  if (cfg_map == nullptr || prog == nullptr)
+    return absl::InternalError("BPF object lacks " LB_BPF_CONFIG_SECTION " or its program");
+  lb_bpf_config cfg{};
+  cfg.tun_ifindex = static_cast<uint32_t>(tun_ifindex);
+  cfg.local_sockets_first = options.local_sockets_first ? 1 : 0;
+  if (int err = bpf_map__set_initial_value(cfg_map, &cfg, sizeof(cfg)); err != 0)
+    return errnoStatus("set BPF config", -err);
+
+  // The verifier's log, for the Status when the kernel rejects the program.
+  std::string log(64 * 1024, '\0');
+  if (int err = bpf_program__set_log_buf(prog, log.data(), log.size()); err != 0)
+    return errnoStatus("set BPF log buffer", -err);
+  if (int err = bpf_object__load(r->obj_); err != 0) {
+    // EPERM: no CAP_BPF/CAP_SYS_ADMIN (map or program creation). Anything else, EACCES
+    // included, is the verifier (or an older kernel) rejecting the program.
+    if (-err == EPERM || -err == ENOSYS)
+      return errnoStatus("load BPF program " LB_BPF_PROG_NAME, -err);
+    log.resize(strnlen(log.data(), log.size()));
+    std::string tail = log.size() > 600 ? log.substr(log.size() - 600) : log;
+    return absl::UnavailableError(absl::StrCat("load BPF program " LB_BPF_PROG_NAME ": ",
+                                               strerror(-err), "; verifier: ", tail));
+  }
+  r->prog_fd_ = bpf_program__fd(prog);
+  r->dsts_fd_ = bpf_object__find_map_fd_by_name(r->obj_, LB_BPF_MAP_DSTS);
+  r->replies_fd_ = bpf_object__find_map_fd_by_name(r->obj_, LB_BPF_MAP_REPLIES);
+  r->counters_fd_ = bpf_object__find_map_fd_by_name(r->obj_, LB_BPF_MAP_COUNTERS);
+  if (r->prog_fd_ < 0 || r->dsts_fd_ < 0 || r->replies_fd_ < 0 || r->counters_fd_ < 0)
+    return absl::InternalError("BPF object lacks its maps after load");
+  return r;
+}
+
+IngressRedirect::~IngressRedirect() {
+  while (!attached_.empty()) {
+    // detach() forgets the attachment even when the kernel refuses.
+    if (absl::Status s = detach(attached_.back().ifindex); !s.ok())
+      LB_LOG(kWarn, "%s", s.ToString());
+  }
+  if (obj_ != nullptr)
+    bpf_object__close(obj_);
+}
+
+absl::Status IngressRedirect::attach(int ifindex) {
+  for (const Attachment& a : attached_) {
+    if (a.ifindex == ifindex)
+      return absl::OkStatus();
+  }
+  bpf_tc_hook hook = ingressHook(ifindex);
+  int err = bpf_tc_hook_create(&hook);
+  if (err != 0 && err != -EEXIST)
+    return errnoStatus(absl::StrCat("create clsact qdisc on ifindex ", ifindex), -err);
+  Attachment a;
+  a.ifindex = ifindex;
+  a.created_qdisc = err == 0;
+  bpf_tc_opts opts = filterOpts(kTcHandle, kTcPriority);
+  opts.prog_fd = prog_fd_;
+  opts.flags = BPF_TC_F_REPLACE;
+  if (err = bpf_tc_attach(&hook, &opts); err != 0) {
+    if (a.created_qdisc) {
+      hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+      (void)bpf_tc_hook_destroy(&hook);
+    }
+    return errnoStatus(absl::StrCat("attach tc ingress filter on ifindex ", ifindex), -err);
+  }
+  attached_.push_back(a);
+  LB_LOG(kInfo, "bpf ingress redirect attached to ifindex %d%s", ifindex,
+         a.created_qdisc ? " (clsact created)" : "");
+  return absl::OkStatus();
+}
+
+absl::Status IngressRedirect::detach(int ifindex) {
+  auto it = std::find_if(attached_.begin(), attached_.end(),
+                         [&](const Attachment& a) { return a.ifindex == ifindex; });
+  if (it == attached_.end())
+    return absl::NotFoundError(absl::StrCat("ifindex ", ifindex, " not attached"));
+  const Attachment a = *it;
+  attached_.erase(it);
+  bpf_tc_hook hook = ingressHook(ifindex);
+  bpf_tc_opts opts = filterOpts(kTcHandle, kTcPriority);
+  int err = bpf_tc_detach(&hook, &opts);
+  // ENODEV/ENOENT: the device (or the filter) is gone already, so nothing of ours is left.
+  if (err != 0 && err != -ENODEV && err != -ENOENT)
+    return errnoStatus(absl::StrCat("detach tc ingress filter on ifindex ", ifindex), -err);
+  if (a.created_qdisc && err == 0) {
+    // Ingress and egress together: that is how libbpf deletes the clsact qdisc itself.
+    hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+    err = bpf_tc_hook_destroy(&hook);
+    if (err != 0 && err != -ENODEV && err != -ENOENT)
+      return errnoStatus(absl::StrCat("delete clsact qdisc on ifindex ", ifindex), -err);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status IngressRedirect::setDsts(const std::vector<IpAddr>& dsts) {
+  KeySet want;
+  for (const IpAddr& a : dsts) {
+    if (!a.isV4() && !a.isV6())
+      return absl::InvalidArgumentError("bpf dsts: address without a family");
+    lb_bpf_dst_key k;
+    fillDstKey(a, k);
+    want.insert(keyBytes(k));
+  }
+  return syncMap(dsts_fd_, sizeof(lb_bpf_dst_key), LB_BPF_MAX_DSTS, want, "bpf dsts");
+}
+
+absl::Status IngressRedirect::setReplies(const std::vector<ReplyKey>& replies) {
+  KeySet want;
+  for (const ReplyKey& r : replies) {
+    if (!r.addr.isV4() && !r.addr.isV6())
+      return absl::InvalidArgumentError("bpf replies: address without a family");
+    if (r.proto != L4Proto::kTcp && r.proto != L4Proto::kUdp && r.proto != L4Proto::kSctp) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("bpf replies: ", formatAddrPort(r.addr, r.port), " protocol ",
+                       static_cast<int>(r.proto), " has no ports"));
+    }
+    lb_bpf_reply_key k;
+    fillReplyKey(r, k);
+    want.insert(keyBytes(k));
+  }
+  return syncMap(replies_fd_, sizeof(lb_bpf_reply_key), LB_BPF_MAX_REPLIES, want, "bpf replies");
+}
+
+absl::StatusOr<IngressRedirectCounters> IngressRedirect::counters() const {
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0)
+    return errnoStatus("count possible CPUs", -ncpu);
+  std::vector<uint64_t> per_cpu(static_cast<size_t>(ncpu));
+  uint64_t sums[LB_BPF_CNT_MAX] = {};
+  for (uint32_t i = 0; i < LB_BPF_CNT_MAX; ++i) {
+    if (bpf_map_lookup_elem(counters_fd_, &i, per_cpu.data()) != 0)
+      return errnoStatus("read bpf counters", errno);
+    for (uint64_t v : per_cpu)
+      sums[i] += v;
+  }
+  IngressRedirectCounters c;
+  c.redirected_dst = sums[LB_BPF_CNT_REDIRECT_DST];
+  c.redirected_reply = sums[LB_BPF_CNT_REDIRECT_REPLY];
+  c.passed = sums[LB_BPF_CNT_PASS];
+  return c;
+}
+
+std::vector<int> IngressRedirect::attached() const {
+  std::vector<int> out;
+  for (const Attachment& a : attached_)
+    out.push_back(a.ifindex);
+  return out;
+}
+
+}  // namespace lb::io

@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "tests/io/bpf_netns.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_packet.h>
+#include <linux/if_tun.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace lb::io {
+namespace {
+
+bool readMac(const char* ifname, uint8_t* mac) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0)
+    return false;
+  ifreq ifr{};
+  std::snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname);
+  bool ok = ioctl(s, SIOCGIFHWADDR, &ifr) == 0;
+  if (ok)
+    std::memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+  close(s);
+  return ok;
+}
+
+}  // namespace
+
+bool BpfNetns::sh(const std::string& cmd) {
+  if (std::system(cmd.c_str()) == 0)
+    return true;
+  error_ = absl::StrCat("failed: ", cmd);
+  return false;
+}
+
+bool BpfNetns::run(const std::string& cmd) {
+  return sh(absl::StrCat("ip netns exec ", ns_b_, " sh -c '", cmd, "'"));
+}
+
+bool BpfNetns::enter(const std::string& ns) {
+  int fd = open(absl::StrCat("/var/run/netns/", ns).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
+    error_ = absl::StrCat("setns ", ns, ": ", strerror(errno));
+    if (fd >= 0)
+      close(fd);
+    return false;
+  }
+  close(fd);
+  return true;
+}
+
+bool BpfNetns::setUp() {
+  std::string id = std::to_string(getpid());
+  ns_c_ = "lbdbpf-c-" + id;
+  ns_b_ = "lbdbpf-b-" + id;
+  orig_ns_ = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (orig_ns_ < 0 || access("/dev/net/tun", R_OK | W_OK) != 0) {
+    error_ = "no /proc/self/ns/net or /dev/net/tun";
+    return false;
+  }
+  created_ = true;
+  const std::string c = "ip -n " + ns_c_ + " ", b = "ip -n " + ns_b_ + " ";
+  if (!sh("ip netns add " + ns_c_) || !sh("ip netns add " + ns_b_) ||
+      !sh(c + "link add vc type veth peer name vb netns " + ns_b_) ||
+      !sh(c + "addr add 198.18.90.1/24 dev vc") ||
+      !sh(c + "addr add 2001:2:90::1/64 dev vc nodad") ||
+      !sh(c + "addr add 198.18.92.5/32 dev lo") || !sh(c + "link set lo up") ||
+      !sh(c + "link set vc up") || !sh(b + "addr add 198.18.90.2/24 dev vb") ||
+      !sh(b + "addr add 2001:2:90::2/64 dev vb nodad") || !sh(b + "link set lo up") ||
+      !sh(b + "link set vb up") || !sh(b + "route add 198.18.92.0/24 via 198.18.90.1"))
+    return false;
+
+  // C: the AF_PACKET sender. Sockets keep the namespace they were made in.
+  if (!enter(ns_c_))
+    return false;
+  c_ifindex_ = static_cast<int>(if_nametoindex("vc"));
+  packet_fd_ = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+  if (c_ifindex_ == 0 || packet_fd_ < 0 || !readMac("vc", c_mac_)) {
+    error_ = "AF_PACKET socket on vc";
+    return false;
+  }
+  // B: the TUN device; the thread stays here.
+  if (!enter(ns_b_))
+    return false;
+  veth_ifindex_ = static_cast<int>(if_nametoindex("vb"));
+  if (veth_ifindex_ == 0 || !readMac("vb", b_mac_)) {
+    error_ = "vb in B";
+    return false;
+  }
+  tun_fd_ = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  ifreq ifr{};
+  std::snprintf(ifr.ifr_name, IFNAMSIZ, "lbdbpf0");
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_VNET_HDR;
+  if (tun_fd_ < 0 || ioctl(tun_fd_, TUNSETIFF, &ifr) != 0) {
+    error_ = absl::StrCat("TUNSETIFF: ", strerror(errno));
+    return false;
+  }
+  // Offloads on, as lbd asks: GSO and partial checksums may cross into the reader.
+  unsigned offloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+  if (ioctl(tun_fd_, TUNSETOFFLOAD, offloads) != 0) {
+    error_ = absl::StrCat("TUNSETOFFLOAD: ", strerror(errno));
+    return false;
+  }
+  tun_ifindex_ = static_cast<int>(if_nametoindex("lbdbpf0"));
+  // No IPv6 on the TUN device: its router solicitations and MLD reports would land on the fd.
+  return tun_ifindex_ != 0 &&
+         sh("ip netns exec " + ns_b_ + " sysctl -qw net.ipv6.conf.lbdbpf0.disable_ipv6=1") &&
+         sh(b + "link set lbdbpf0 up");
+}
+
+void BpfNetns::tearDown() {
+  for (int* fd : {&tun_fd_, &packet_fd_}) {
+    if (*fd >= 0)
+      close(*fd);
+    *fd = -1;
+  }
+  if (orig_ns_ >= 0) {
+    (void)setns(orig_ns_, CLONE_NEWNET);
+    close(orig_ns_);
+    orig_ns_ = -1;
+  }
+  if (created_) {
+    created_ = false;
+    for (const std::string& ns : {ns_c_, ns_b_}) {
+      // Whatever still runs in it first (nothing should), then the namespace.
+      std::string cmd =
+          absl::StrCat("pids=$(ip netns pids ", ns, " 2>/dev/null); [ -z \"$pids\" ] ",
+                       "|| kill $pids; ip netns del ", ns, " 2>/dev/null");
+      (void)std::system(cmd.c_str());
+    }
+  }
+}
+
+bool BpfNetns::sendFrame(const std::vector<uint8_t>& ip_pkt, size_t pad, bool otherhost) {
+  std::vector<uint8_t> frame(14);
+  std::memcpy(frame.data(), b_mac_, 6);
+  if (otherhost)
+    frame[5] ^= 0x55;
+  std::memcpy(frame.data() + 6, c_mac_, 6);
+  uint16_t type = (ip_pkt[0] >> 4) == 6 ? ETHERTYPE_IPV6 : ETHERTYPE_IP;
+  frame[12] = static_cast<uint8_t>(type >> 8);
+  frame[13] = static_cast<uint8_t>(type);
+  frame.insert(frame.end(), ip_pkt.begin(), ip_pkt.end());
+  frame.insert(frame.end(), pad, 0xee);
+  sockaddr_ll to{};
+  to.sll_family = AF_PACKET;
+  to.sll_ifindex = c_ifindex_;
+  to.sll_halen = 6;
+  std::memcpy(to.sll_addr, frame.data(), 6);
+  ssize_t n = sendto(packet_fd_, frame.data(), frame.size(), 0, reinterpret_cast<sockaddr*>(&to),
+                     sizeof(to));
+  return n == static_cast<ssize_t>(frame.size());
+}
+
+std::optional<std::vector<uint8_t>> BpfNetns::readTun(std::chrono::milliseconds timeout,
+                                                      uint8_t* vnet) {
+  pollfd p{tun_fd_, POLLIN, 0};
+  if (poll(&p, 1, static_cast<int>(timeout.count())) != 1)
+    return std::nullopt;
+  std::vector<uint8_t> buf(70000);
+  ssize_t n = read(tun_fd_, buf.data(), buf.size());
+  constexpr size_t kVnet = 10;  // sizeof(struct virtio_net_hdr), TUN's default
+  if (n < static_cast<ssize_t>(kVnet))
+    return std::nullopt;
+  if (vnet != nullptr)
+    std::memcpy(vnet, buf.data(), kVnet);
+  return std::vector<uint8_t>(buf.begin() + kVnet, buf.begin() + n);
+}
+
+int BpfNetns::udpSocketInB(const char* addr, uint16_t port) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  inet_pton(AF_INET, addr, &sa.sin_addr);
+  if (s < 0 || bind(s, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
+    if (s >= 0)
+      close(s);
+    return -1;
+  }
+  return s;
+}
+
+bool BpfNetns::tcpConnectFromB(const char* addr, uint16_t port) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  inet_pton(AF_INET, addr, &sa.sin_addr);
+  if (!enter(ns_c_))
+    return false;
+  int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  bool listening =
+      ls >= 0 && bind(ls, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0 && listen(ls, 4) == 0;
+  if (!enter(ns_b_) || !listening) {
+    error_ = "listen in C";
+    if (ls >= 0)
+      close(ls);
+    return false;
+  }
+  int cs = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  bool ok = false;
+  if (cs >= 0 &&
+      (connect(cs, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0 || errno == EINPROGRESS)) {
+    pollfd p{cs, POLLOUT, 0};
+    int err = -1;
+    socklen_t len = sizeof(err);
+    ok =
+        poll(&p, 1, 2000) == 1 && getsockopt(cs, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
+    if (!ok)
+      error_ = absl::StrCat("connect from B: ", err < 0 ? "timeout" : strerror(err));
+  }
+  if (cs >= 0)
+    close(cs);
+  close(ls);
+  return ok;
+}
+
+bool BpfNetns::hasClsact() {
+  return std::system(
+             absl::StrCat("tc -n ", ns_b_, " qdisc show dev vb | grep -q clsact").c_str()) == 0;
+}
+
+bool BpfNetns::hasOurFilter() {
+  return std::system(absl::StrCat("tc -n ", ns_b_,
+                                  " filter show dev vb ingress | grep -q lb_ingress_redirect")
+                         .c_str()) == 0;
+}
+
+}  // namespace lb::io
