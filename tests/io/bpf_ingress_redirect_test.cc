@@ -4,6 +4,7 @@
 // the veth into B, where the tc program either hands them to B's TUN device or leaves them to
 // B's kernel. Without any route to the VIPs in B, a packet on the TUN fd can only have come
 // through bpf_redirect.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/if_packet.h>
 #include <linux/if_tun.h>
@@ -14,15 +15,18 @@
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -234,6 +238,114 @@ TEST_F(IngressRedirectTest, DetachLeavesSomeoneElsesQdisc) {
 TEST_F(IngressRedirectTest, BalancersOwnConnectionToARealServerIsNotStolen) {
   // B connects to the RIP's port 80 (a `replies` tuple): its SYN-ACK belongs to B's socket.
   ASSERT_TRUE(net_.tcpConnectFromB(kRip, 80)) << net_.error();
+}
+
+TEST_F(IngressRedirectTest, SidecarModeTakesRepliesEvenForLocalSockets) {
+  // local_sockets_first = false (sidecar: lbd's rules come before the local table): the RIP's
+  // SYN-ACK to B's own connection is a reply for lbd and lands on the TUN device.
+  redirect_.reset();
+  IngressRedirectOptions o;
+  o.local_sockets_first = false;
+  auto r = IngressRedirect::create(net_.tunIfindex(), o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  redirect_ = std::move(*r);
+  ASSERT_TRUE(redirect_->setReplies({{ip(kRip), L4Proto::kTcp, 80}}).ok());
+  ASSERT_TRUE(redirect_->attach(net_.vethIfindex()).ok());
+  EXPECT_FALSE(net_.tcpConnectFromB(kRip, 80));
+  bool syn_ack = false;
+  while (auto p = net_.readTun(std::chrono::milliseconds(0))) {
+    if (p->size() >= 40 && (*p)[9] == 6 && ((*p)[33] & 0x12) == 0x12)
+      syn_ack = true;
+  }
+  EXPECT_TRUE(syn_ack) << "the SYN-ACK from the RIP did not reach the TUN device";
+}
+
+// TCP bulk transfer C -> VIP, with the VIP local in B and this test acting as lbd: every
+// packet read from the TUN fd is written back to it unchanged (virtio header included), so the
+// kernel delivers it to B's socket. The stream must arrive intact, and at least one packet
+// must have crossed as a GSO super-packet with a partial checksum (the skb's offload state
+// survives bpf_redirect into a TUN with IFF_VNET_HDR and TSO on).
+TEST_F(IngressRedirectTest, TcpBulkCrossesAsGsoSuperPackets) {
+  ASSERT_TRUE(
+      net_.run("ip addr add 198.18.91.1/32 dev lo && sysctl -qw net.ipv4.conf.all.rp_filter=0 "
+               "net.ipv4.conf.lbdbpf0.rp_filter=0"));
+  ASSERT_TRUE(net_.ipInC("route add 198.18.91.0/24 via 198.18.90.2"));
+  int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(5001);
+  inet_pton(AF_INET, kVip, &sa.sin_addr);
+  ASSERT_EQ(bind(ls, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+  ASSERT_EQ(listen(ls, 1), 0);
+  int cs = net_.tcpSocketInC();
+  ASSERT_GE(cs, 0);
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> gso_tcp{0}, needs_csum{0}, packets{0};
+  std::thread reflector([&] {
+    std::vector<uint8_t> buf(70000);
+    while (!stop.load()) {
+      pollfd p{net_.tunFd(), POLLIN, 0};
+      if (poll(&p, 1, 50) != 1)
+        continue;
+      ssize_t n = read(net_.tunFd(), buf.data(), buf.size());
+      if (n < 10)
+        continue;
+      packets++;
+      if ((buf[1] & 0x7f) == 1 && (buf[2] | buf[3] << 8) > 0)  // VIRTIO_NET_HDR_GSO_TCPV4
+        gso_tcp++;
+      if (buf[0] & 1)  // VIRTIO_NET_HDR_F_NEEDS_CSUM
+        needs_csum++;
+      (void)write(net_.tunFd(), buf.data(), static_cast<size_t>(n));
+    }
+  });
+  constexpr size_t kBytes = 8 << 20;
+  std::vector<uint8_t> sent(kBytes);
+  for (size_t i = 0; i < kBytes; ++i)
+    sent[i] = static_cast<uint8_t>(i * 7 + i / 4096);
+  std::thread client([&] {
+    if (connect(cs, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0)
+      return;
+    size_t off = 0;
+    while (off < kBytes) {
+      ssize_t n = send(cs, sent.data() + off, kBytes - off, MSG_NOSIGNAL);
+      if (n <= 0)
+        break;
+      off += static_cast<size_t>(n);
+    }
+    shutdown(cs, SHUT_WR);
+  });
+  std::vector<uint8_t> got;
+  pollfd lp{ls, POLLIN, 0};
+  if (poll(&lp, 1, 5000) == 1) {
+    int as = accept(ls, nullptr, nullptr);
+    timeval tv{10, 0};
+    setsockopt(as, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    std::vector<uint8_t> chunk(1 << 16);
+    for (;;) {
+      ssize_t n = recv(as, chunk.data(), chunk.size(), 0);
+      if (n <= 0)
+        break;
+      got.insert(got.end(), chunk.begin(), chunk.begin() + n);
+    }
+    close(as);
+  }
+  stop = true;
+  shutdown(cs, SHUT_RDWR);
+  client.join();
+  reflector.join();
+  close(cs);
+  close(ls);
+  RecordProperty("tun_packets", packets.load());
+  RecordProperty("gso_tcpv4_packets", gso_tcp.load());
+  RecordProperty("needs_csum_packets", needs_csum.load());
+  EXPECT_EQ(got.size(), kBytes);
+  EXPECT_TRUE(got == sent) << "stream corrupted";
+  EXPECT_GT(gso_tcp.load(), 0) << packets.load() << " packets, none GSO";
+  EXPECT_GT(needs_csum.load(), 0);
+  auto c = redirect_->counters();
+  ASSERT_TRUE(c.ok());
+  EXPECT_GE(c->redirected_dst, static_cast<uint64_t>(packets.load()));
 }
 
 }  // namespace

@@ -230,6 +230,22 @@ bool BpfNetns::tcpConnectFromB(const char* addr, uint16_t port) {
   return ok;
 }
 
+int BpfNetns::tcpSocketInC() {
+  if (!enter(ns_c_))
+    return -1;
+  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (!enter(ns_b_)) {
+    if (s >= 0)
+      close(s);
+    return -1;
+  }
+  return s;
+}
+
+bool BpfNetns::ipInC(const std::string& args) {
+  return sh("ip -n " + ns_c_ + " " + args);
+}
+
 bool BpfNetns::hasClsact() {
   return std::system(
              absl::StrCat("tc -n ", ns_b_, " qdisc show dev vb | grep -q clsact").c_str()) == 0;

@@ -37,6 +37,13 @@ class BpfNetns {
   int udpSocketInB(const char* addr, uint16_t port);
   // Listens on addr:port in C and connects to it from B; true once established (2 s).
   bool tcpConnectFromB(const char* addr, uint16_t port);
+  // A TCP socket made in C; -1 on error.
+  int tcpSocketInC();
+  // `ip ...` inside C (e.g. "route add ..."); true on exit status 0.
+  bool ipInC(const std::string& args);
+
+  int tunFd() const { return tun_fd_; }
+
   // `sh -c cmd` inside B; true on exit status 0.
   bool run(const std::string& cmd);
   bool hasClsact();
