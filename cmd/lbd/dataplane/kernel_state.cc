@@ -12,6 +12,8 @@
 
 #include <algorithm>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -39,6 +41,24 @@ template <typename T>
 bool has(const std::vector<T>& v, const T& x) {
   return std::find(v.begin(), v.end(), x) != v.end();
 }
+
+// Hashes for the reconcile diff: with 10,000 VIPs, comparing vectors pairwise costs 10^8
+// comparisons per commit.
+struct RouteHash {
+  size_t operator()(const io::RouteSpec& r) const {
+    return absl::HashOf(r.dst, r.af, r.prefix_len, r.table, r.oif, r.protocol);
+  }
+};
+
+struct RuleHash {
+  size_t operator()(const io::RuleSpec& r) const {
+    return absl::HashOf(r.af, r.pref, r.src, r.src_len, r.iif, r.ip_proto, r.sport, r.table,
+                        r.goto_pref, r.protocol);
+  }
+};
+
+using RouteSet = absl::flat_hash_set<io::RouteSpec, RouteHash>;
+using RuleSet = absl::flat_hash_set<io::RuleSpec, RuleHash>;
 
 std::string ifName(int ifindex) {
   char name[IF_NAMESIZE] = {};
@@ -398,8 +418,10 @@ absl::Status KernelState::installBase() {
 absl::Status KernelState::reconcile(const FullConfig& cfg) {
   if (mode_ == Mode::kDecap)
     return absl::OkStatus();
-  std::vector<io::RouteSpec> want_routes;
+  std::vector<io::RouteSpec> want_routes;  // in order, each once
   std::vector<io::RuleSpec> want_rules;
+  RouteSet want_route_set;
+  RuleSet want_rule_set;
   std::vector<IpAddr> proxied;
   bool any_v6 = false;
   auto route = [&](const IpAddr& a, int prefix_len) {
@@ -408,7 +430,7 @@ absl::Status KernelState::reconcile(const FullConfig& cfg) {
     r.dst = a.masked(prefix_len);
     r.prefix_len = prefix_len;
     r.oif = tun_ifindex_;
-    if (!has(want_routes, r))
+    if (want_route_set.insert(r).second)
       want_routes.push_back(r);
   };
   for (const auto& sd : cfg.services) {
@@ -437,7 +459,7 @@ absl::Status KernelState::reconcile(const FullConfig& cfg) {
         r.ip_proto = static_cast<uint8_t>(p);
         r.sport = d.port;
         r.table = io::kLbdTable;
-        if (!has(want_rules, r))
+        if (want_rule_set.insert(r).second)
           want_rules.push_back(r);
       }
     }
@@ -449,32 +471,30 @@ absl::Status KernelState::reconcile(const FullConfig& cfg) {
     if (absl::Status s = setSysctl("net/ipv6/conf/all/forwarding", "1"); !s.ok())
       return s;
   }
-  for (auto it = rules_.begin(); it != rules_.end();) {
-    if (has(want_rules, *it)) {
-      ++it;
-      continue;
-    }
-    if (absl::Status s = nl_.delRule(*it); !s.ok())
+  std::erase_if(rules_, [&](const io::RuleSpec& r) {
+    if (want_rule_set.contains(r))
+      return false;
+    if (absl::Status s = nl_.delRule(r); !s.ok())
       LB_LOG(kWarn, "%s", s.ToString());
-    it = rules_.erase(it);
-  }
-  for (auto it = routes_.begin(); it != routes_.end();) {
-    if (has(want_routes, *it)) {
-      ++it;
-      continue;
-    }
-    if (absl::Status s = nl_.delRoute(*it); !s.ok())
+    return true;
+  });
+  std::erase_if(routes_, [&](const io::RouteSpec& r) {
+    if (want_route_set.contains(r))
+      return false;
+    if (absl::Status s = nl_.delRoute(r); !s.ok())
       LB_LOG(kWarn, "%s", s.ToString());
-    it = routes_.erase(it);
-  }
+    return true;
+  });
+  const RouteSet have_routes(routes_.begin(), routes_.end());
+  const RuleSet have_rules(rules_.begin(), rules_.end());
   for (const auto& r : want_routes) {
-    if (has(routes_, r))
+    if (have_routes.contains(r))
       continue;
     if (absl::Status s = addRoute(r); !s.ok())
       return s;
   }
   for (const auto& r : want_rules) {
-    if (has(rules_, r))
+    if (have_rules.contains(r))
       continue;
     if (absl::Status s = addRule(r, rules_); !s.ok())
       return s;
