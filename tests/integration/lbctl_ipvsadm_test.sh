@@ -292,6 +292,15 @@ before=$(lbctl -S -n)
 printf -- '-A -t 198.18.0.7:80\n-a -t 198.18.0.7:80 -r 198.18.1.1 -w x\n' | lbctl -R 2>/dev/null
 check "-R with a bad line (exit status)" "$?" "2"
 check "-R with a bad line (rules unchanged)" "$(lbctl -S -n)" "$before"
+# -R stops at the first line lbd refuses: the lines before it stay, it and the rest do not.
+err=$(printf -- '-A -t 198.18.0.8:80 -s rr\n# comment\n-A -t 198.18.0.8:80\n-A -t 198.18.0.9:80\n' |
+  lbctl -R 2>&1)
+check "-R with a refused line (exit status)" "$?" "255"
+check "-R with a refused line (message)" "$err" "Service already exists
+$LBCTL_BIN -R: line 3 refused (-A -t 198.18.0.8:80); the lines before it are applied, it and the lines after it are not"
+check "-R with a refused line (line 1 applied)" "$(lbctl -S -n | grep -c 198.18.0.8:80)" "1"
+check "-R with a refused line (line 4 not applied)" "$(lbctl -S -n | grep -c 198.18.0.9:80)" "0"
+run -D -t 198.18.0.8:80
 
 # --- lbctl's own commands: sysctls and fwmark classification rules ---------------------------
 run --sysctl expire_nodest_conn=1 net.ipv4.vs.sloppy_tcp=1 lblc_expiration=3600

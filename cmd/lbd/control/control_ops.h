@@ -77,6 +77,8 @@ class ControlOps {
   template <typename Req>
   absl::Status mutateOp(absl::string_view rpc, const Req& req);
   absl::Status publishLocked();
+  absl::Status applyBatchLocked(const ::lbd::v1::ApplyBatchRequest& req,
+                                ::lbd::v1::ApplyBatchResponse* resp);
   size_t commitBatchLocked(Batch& batch,
                            const ::lbd::v1::ApplyBatchRequest& req,
                            size_t begin,
