@@ -315,8 +315,8 @@ PY
     sleep 1
     t0=$(date +%s%N); lbctl -R <"$tmp/rules"; rc=$?; t1=$(date +%s%N)
     sleep 1; kill -INT "$ping_pid" 2>/dev/null; wait "$ping_pid" 2>/dev/null
-    svcs=$(lbd_metric lb_services)
-    echo "load time: $(( (t1 - t0) / 1000000 )) ms for $n services ($(( n * 10 )) real servers), lbctl rc $rc, lbd now has ${svcs:-?} services"
+    svcs=$(lbd_metric lb_services); commits=$(lbd_metric lb_control_commits_total)
+    echo "load time: $(( (t1 - t0) / 1000000 )) ms for $n services ($(( n * 10 )) real servers), lbctl rc $rc, lbd now has ${svcs:-?} services, ${commits:-?} commits in all (2 before the load)"
     echo "ping through the VIP during the load: $(cat "$tmp/ping.txt")"
     stop_lbd
   fi
