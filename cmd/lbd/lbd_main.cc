@@ -41,6 +41,11 @@ ABSL_FLAG(std::string, metrics, "", "host:port for the Prometheus /metrics endpo
 ABSL_FLAG(int64_t, conn_capacity, 1 << 20, "connection table capacity (entries)");
 ABSL_FLAG(int, gue_port, 5555, "decap mode: UDP port GUE packets arrive on (the LB's --tun-port)");
 ABSL_FLAG(bool, offloads, true, "ask the TUN device for checksum and TSO/USO offloads");
+ABSL_FLAG(bool,
+          direct_egress,
+          true,
+          "send forwarded packets on the egress Ethernet link (AF_PACKET) once its next hop is "
+          "known, instead of back through the TUN device");
 
 namespace lb::lbd {
 namespace {
@@ -182,6 +187,7 @@ int lbdMain(int argc, char** argv) {
   }
   dopts.gue_port = static_cast<uint16_t>(gue_port);
   dopts.offloads = absl::GetFlag(FLAGS_offloads);
+  dopts.direct_egress = absl::GetFlag(FLAGS_direct_egress);
   auto dataplane = Dataplane::create(dopts, table);
   if (!dataplane.ok())
     return fail(dataplane.status());

@@ -42,7 +42,7 @@ done
 ip netns exec "$(n l)" sysctl -qw net.ipv4.conf.all.rp_filter=0
 
 before=$(dp_kernel_state l)
-dp_lbd l gw --tun=lbd0 --workers=2 --mode=gateway
+dp_lbd l gw --tun=lbd0 --workers=2 --mode=gateway --metrics=127.0.0.1:9479
 
 # --- rr over two NAT real servers: 40 new connections, exactly 20/20, alternating.
 lbctl gw -A -t $VIP:80 -s rr
@@ -135,6 +135,24 @@ PY
 fi
 
 lbctl gw -Ln --stats
+
+# --- direct egress: forwarded packets left through AF_PACKET on l0/l1 once their next hops
+#     were learned; with a foreign policy rule in the namespace lbd goes back to the TUN device
+#     (a destination-only lookup could disagree with the rule), and traffic still flows.
+metric() { dp_get l http://127.0.0.1:9479/metrics | awk -v m="$1" '$1 == m { print $2 }'; }
+direct=$(metric lb_dataplane_tx_direct_total)
+echo "direct egress: $direct packets, $(metric lb_dataplane_tx_tun_total) through the TUN device"
+[[ ${direct:-0} -gt 0 ]] || dp_fail "no packet left through direct egress"
+ip -n "$(n l)" rule add from 198.18.1.2 lookup main pref 1000
+sleep 2.5  # the next full neighbour refresh re-reads the rules
+before_rule=$(metric lb_dataplane_tx_direct_total)
+for i in $(seq 1 10); do
+  dp_get c "http://$VIP/" >/dev/null || dp_fail "request $i with a foreign rule failed"
+done
+[[ $(metric lb_dataplane_tx_direct_total) -eq $before_rule ]] ||
+  dp_fail "direct egress stayed on with a foreign policy rule"
+ip -n "$(n l)" rule del from 198.18.1.2 lookup main pref 1000
+grep -q "direct Ethernet egress off" "$DP_TMP/lbd-gw.log" || dp_fail "lbd did not log direct egress off"
 
 # --- everything lbd installed is gone after it stops.
 dp_lbd_stop gw

@@ -48,7 +48,7 @@ constexpr int64_t kDefensePeriodMs = 1000;  // ip_vs_ctl.c DEFENSE_TIMER_PERIOD
 #define LB_DATAPLANE_COUNTERS(C) \
   C(rx_unsupported) C(rx_gso) C(tx_gso) C(tx_tun) C(tx_l2) C(tx_errors) C(to_host_delivered) \
   C(to_host_dropped) C(l2_no_neigh) C(tunnel_gso_dropped) C(decap_packets) C(defense_dropped) \
-  C(nodest_expired)
+  C(nodest_expired) C(tx_direct) C(direct_fallback)
 
 // clang-format on
 
@@ -179,7 +179,7 @@ class DataplaneImpl : public Dataplane {
                 tun_->name(),
                 tun_->ifindex(),
                 KernelState::journalPath(options.run_dir, tun_->name())),
-        neigh_(*nl_) {}
+        neigh_(*nl_, tun_->ifindex(), tun_->queues(), options.direct_egress) {}
 
   ~DataplaneImpl() override { stop(); }
 
@@ -422,7 +422,8 @@ class DataplaneImpl : public Dataplane {
         break;
     }
     if (p.tx == TxPath::kTun) {
-      writeTun(w, p);
+      if (!sendDirect(w, p, neigh))
+        writeTun(w, p);
       return;
     }
     const NeighEntry* e = nullptr;
@@ -442,6 +443,66 @@ class DataplaneImpl : public Dataplane {
       return;
     }
     w.counters.tx_l2.add();
+  }
+
+  // Worker thread. Hot path. Direct egress: sends a forwarded packet on the Ethernet link its
+  // destination's learned next hop is on. False: the caller writes it to the TUN device (no
+  // entry yet, a negative one, too big for the link so that the kernel sends the ICMP error,
+  // an encapsulated packet whose offloads virtio cannot describe, or a send error).
+  bool sendDirect(Worker& w, PacketBuffer& p, const NeighMap* neigh) {
+    if (neigh == nullptr || w.l2 == nullptr || !neigh_.directEgress() || encapsulated(p))
+      return false;
+    IpAddr dst;
+    if (!packetDst(p, dst))
+      return false;
+    auto it = neigh->find(dst);
+    if (it == neigh->end()) {
+      neigh_.request(w.index, dst);
+      return false;
+    }
+    const NeighEntry& e = it->second;
+    if (e.ifindex == 0 || !fitsMtu(p, e.mtu))
+      return false;
+    if (w.l2->send(e.ifindex, e.src, e.dst, p) < 0) {
+      p.pull(14);  // the Ethernet header send() prepended
+      w.counters.direct_fallback.add();
+      LB_LOG_EVERY_N_SEC(kWarn, 10, "direct egress send: errno %d; using %s", errno, tun_->name());
+      return false;
+    }
+    w.counters.tx_direct.add();
+    if (p.offload.gso != OffloadInfo::Gso::kNone)
+      w.counters.tx_gso.add();
+    return true;
+  }
+
+  // Whether each wire packet of `p` (each segment of a GSO packet) fits the link MTU; the kernel's
+  // ip_forward checks the same (ip_exceeds_mtu, skb_gso_validate_network_len).
+  static bool fitsMtu(const PacketBuffer& p, uint32_t mtu) {
+    if (p.offload.gso == OffloadInfo::Gso::kNone)
+      return p.size() <= mtu;
+    const size_t l4 = p.offload.csum_start;
+    size_t l4_hdr = 8;
+    if (p.offload.gso != OffloadInfo::Gso::kUdpL4) {
+      if (l4 + 13 > p.size())
+        return false;
+      l4_hdr = static_cast<size_t>(p.data()[l4 + 12] >> 4) * 4;
+    }
+    return l4 + l4_hdr + p.offload.gso_size <= mtu;
+  }
+
+  // An encapsulated packet (IPIP, IPv6-in-IP, GRE, GUE/UDP with a header after the UDP header)
+  // with a partial checksum or GSO: the inner offsets have no virtio form.
+  static bool encapsulated(const PacketBuffer& p) {
+    if (p.offload.csum != OffloadInfo::Csum::kPartial && p.offload.gso == OffloadInfo::Gso::kNone)
+      return false;
+    if (p.size() < 20)
+      return true;
+    const uint8_t* d = p.data();
+    const bool v4 = (d[0] >> 4) == 4;
+    const size_t l3 = v4 ? static_cast<size_t>(d[0] & 0x0f) * 4 : 40;
+    const uint8_t proto = v4 ? d[9] : d[6];
+    return proto == 4 || proto == 41 || proto == 47 ||
+           (proto == 17 && p.offload.csum_start >= l3 + 8 + 20);
   }
 
   // The kernel's own traffic out of lbd0 (IPv6 MLD reports, router solicitations) comes back
@@ -467,13 +528,7 @@ class DataplaneImpl : public Dataplane {
   // (inner) header, since the kernel cannot offload it through TUN, and refuses GSO there.
   void writeTun(Worker& w, PacketBuffer& p) {
     if (p.offload.csum == OffloadInfo::Csum::kPartial && p.size() >= 20) {
-      const uint8_t* d = p.data();
-      const bool v4 = (d[0] >> 4) == 4;
-      const size_t l3 = v4 ? static_cast<size_t>(d[0] & 0x0f) * 4 : 40;
-      const uint8_t proto = v4 ? d[9] : d[6];
-      const bool encap = proto == 4 || proto == 41 || proto == 47 ||
-                         (proto == 17 && p.offload.csum_start >= l3 + 8 + 20);
-      if (encap) {
+      if (encapsulated(p)) {
         // TODO(io): split GSO super-packets in userspace (wireguard-go gsoSplit) instead.
         if (p.offload.gso != OffloadInfo::Gso::kNone) {
           w.counters.tunnel_gso_dropped.add();
@@ -512,11 +567,13 @@ class DataplaneImpl : public Dataplane {
       if (full)
         last_neigh_full = now;
       if (full || neigh_.refreshRequested() || neigh_.incomplete())
-        neigh_.refresh(full);
+        neigh_.refresh(full, now);
       if (now - last_est >= millis(kEstimatorPeriodMs)) {
         last_est = now;
         tickEstimators();
       }
+      config_.collect();
+      neigh_.collect();
       std::shared_ptr<const WorkerConfig> cfg = config_.get();
       if (cfg != nullptr && cfg->snap != nullptr) {
         if (cfg->snap != last_snap) {

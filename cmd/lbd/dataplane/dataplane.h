@@ -25,6 +25,9 @@ struct DataplaneOptions {
   uint16_t gue_port = 5555;
   // Ask TUN for checksum/TSO/USO offloads (off: the kernel segments and checksums first).
   bool offloads = true;
+  // Direct Ethernet egress: forwarded packets to a learned next hop leave through AF_PACKET on
+  // the egress interface instead of the TUN device (see neigh_cache.h). Off: always TUN.
+  bool direct_egress = true;
   // lbd's runtime directory: the sysctl journal that lets the next start undo a crashed run's
   // sysctl changes lives here (empty = no journal).
   std::string run_dir = "/run/lbd";

@@ -2,6 +2,7 @@
 #include "cmd/lbd/dataplane/neigh_cache.h"
 
 #include <net/if.h>
+#include <net/if_arp.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -15,7 +16,8 @@
 namespace lb::lbd {
 namespace {
 
-bool linkMac(int ifindex, io::MacAddr& mac) {
+// The MAC and MTU of an Ethernet link; false for any other link type (loopback, TUN, IPIP...).
+bool linkInfo(int ifindex, io::MacAddr& mac, uint32_t& mtu) {
   char name[IF_NAMESIZE] = {};
   if (if_indextoname(static_cast<unsigned>(ifindex), name) == nullptr)
     return false;
@@ -25,14 +27,30 @@ bool linkMac(int ifindex, io::MacAddr& mac) {
   ifreq ifr{};
   // name is NUL-terminated within IF_NAMESIZE (== IFNAMSIZ); ifr is zeroed.
   std::memcpy(ifr.ifr_name, name, std::min(std::strlen(name), size_t{IFNAMSIZ - 1}));
-  bool ok = ioctl(s, SIOCGIFHWADDR, &ifr) == 0;
-  close(s);
+  bool ok = ioctl(s, SIOCGIFHWADDR, &ifr) == 0 && ifr.ifr_hwaddr.sa_family == ARPHRD_ETHER;
   if (ok)
     std::memcpy(mac.data(), ifr.ifr_hwaddr.sa_data, 6);
+  ok = ok && ioctl(s, SIOCGIFMTU, &ifr) == 0 && ifr.ifr_mtu > 0;
+  if (ok)
+    mtu = static_cast<uint32_t>(ifr.ifr_mtu);
+  close(s);
   return ok;
 }
 
+// A rule every namespace has: `from all lookup local|main|default` with no selector.
+bool defaultRule(const io::RuleSpec& r) {
+  return r.src_len == 0 && r.iif.empty() && r.ip_proto == 0 && r.sport == 0 && r.goto_pref == 0 &&
+         (r.table == 253 || r.table == 254 || r.table == 255);
+}
+
 }  // namespace
+
+NeighCache::NeighCache(io::Netlink& nl, int tun_ifindex, size_t workers, bool direct_egress)
+    : nl_(nl), tun_ifindex_(tun_ifindex), direct_egress_(direct_egress) {
+  for (size_t i = 0; i < workers; ++i)
+    requests_.push_back(std::make_unique<NeighRequests>());
+  map_.publish(std::make_shared<NeighMap>());
+}
 
 void NeighCache::setWanted(std::vector<IpAddr> addrs) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -43,7 +61,48 @@ void NeighCache::setWanted(std::vector<IpAddr> addrs) {
   wanted_refresh_.store(true);
 }
 
-void NeighCache::refresh(bool full) {
+// Policy rules decide routes by more than the destination (source, mark, iif, ports): with any
+// rule besides the defaults and lbd's own (protocol 245), a destination-only lookup could pick
+// another route than the kernel's second pass would, so direct egress stays off.
+bool NeighCache::foreignRules() {
+  for (Af af : {Af::kInet, Af::kInet6}) {
+    auto rules = nl_.listRules(af);
+    if (!rules.ok())
+      return true;
+    for (const io::RuleSpec& r : *rules) {
+      if (r.protocol != io::kLbdProto && !defaultRule(r))
+        return true;
+    }
+  }
+  return false;
+}
+
+bool NeighCache::resolve(const IpAddr& a, bool learned, NeighEntry& out) {
+  out = NeighEntry{};
+  auto route = nl_.getRoute(a);
+  if (!route.ok() || route->first == 0) {
+    if (!learned)
+      LB_LOG_EVERY_N_SEC(kWarn, 10, "DR next hop %s: no route", a.toString());
+    return learned;  // a learned destination without a route: negative
+  }
+  if (learned && route->first == tun_ifindex_)
+    return true;  // routed into lbd's own device (a VIP, a local address): negative
+  const IpAddr hop = route->second.isUnspecified() ? a : route->second;
+  NeighEntry e;
+  e.ifindex = route->first;
+  if (!linkInfo(e.ifindex, e.src, e.mtu))
+    return learned;  // not Ethernet (loopback for local addresses, tunnels): negative
+  auto mac = nl_.getNeigh(e.ifindex, hop);
+  if (!mac.ok() || !mac->has_value()) {
+    (void)nl_.resolveNeigh(e.ifindex, hop);
+    return false;
+  }
+  e.dst = **mac;
+  out = e;
+  return true;
+}
+
+void NeighCache::refresh(bool full, MonoTime now) {
   std::vector<IpAddr> wanted;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -51,42 +110,59 @@ void NeighCache::refresh(bool full) {
     full = full || wanted_changed_;
     wanted_changed_ = false;
   }
+  if (direct_egress_ && (full || !rules_checked_)) {
+    rules_checked_ = true;
+    const bool on = !foreignRules();
+    if (on != egress_on_.load())
+      LB_LOG(kInfo, "direct Ethernet egress %s", on ? "on" : "off (foreign policy rules)");
+    egress_on_.store(on);
+  }
+  if (!egress_on_.load())
+    learned_.clear();
+  for (auto& r : requests_) {
+    r->drain([&](const IpAddr& a) {
+      if (egress_on_.load() && learned_.size() < kMaxLearned)
+        learned_.try_emplace(a, Learned{now, false});
+    });
+  }
+  if (full) {
+    absl::erase_if(learned_,
+                   [&](const auto& kv) { return now - kv.second.since >= millis(kLearnedTtlMs); });
+  }
+
   std::shared_ptr<const NeighMap> cur = map_.get();
   auto next = std::make_shared<NeighMap>();
-  bool changed = false;
-  for (const IpAddr& a : wanted) {
+  size_t missing = 0;
+  auto add = [&](const IpAddr& a, bool learned) {
+    if (next->contains(a))
+      return;
     auto it = cur->find(a);
     if (!full && it != cur->end()) {
       next->emplace(a, it->second);
-      continue;
+      return;
     }
-    auto route = nl_.getRoute(a);
-    if (!route.ok() || route->first == 0) {
-      LB_LOG_EVERY_N_SEC(kWarn, 10, "DR next hop %s: no route", a.toString());
-      continue;
-    }
-    const IpAddr hop = route->second.isUnspecified() ? a : route->second;
     NeighEntry e;
-    e.ifindex = route->first;
-    auto mac = nl_.getNeigh(e.ifindex, hop);
-    if (!mac.ok() || !mac->has_value() || !linkMac(e.ifindex, e.src)) {
-      (void)nl_.resolveNeigh(e.ifindex, hop);
-      // Keep a previously known MAC while the kernel re-resolves (its entry may have been
-      // garbage-collected since lbd's frames bypass the neighbour layer).
-      if (it != cur->end())
-        next->emplace(a, it->second);
-      continue;
+    if (resolve(a, learned, e)) {
+      next->emplace(a, e);
+      return;
     }
-    e.dst = **mac;
-    next->emplace(a, e);
-  }
-  incomplete_ = next->size() < wanted.size();
-  if (next->size() != cur->size())
-    changed = true;
+    ++missing;
+    // Keep a previously known MAC while the kernel re-resolves (its entry may have been
+    // garbage-collected since lbd's frames bypass the neighbour layer).
+    if (it != cur->end())
+      next->emplace(a, it->second);
+  };
+  for (const IpAddr& a : wanted)
+    add(a, false);
+  for (const auto& [a, l] : learned_)
+    add(a, true);
+  incomplete_ = missing != 0;
+
+  bool changed = next->size() != cur->size();
   for (const auto& [a, e] : *next) {
     auto it = cur->find(a);
     if (it == cur->end() || it->second.ifindex != e.ifindex || it->second.dst != e.dst ||
-        it->second.src != e.src) {
+        it->second.src != e.src || it->second.mtu != e.mtu) {
       changed = true;
     }
   }

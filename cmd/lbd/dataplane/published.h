@@ -8,17 +8,39 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 namespace lb::lbd {
 
 template <typename T>
 class Published {
  public:
-  // Any thread. The old value lives on until the last worker drops its copy.
+  // Any thread. The old value lives on until the last worker drops its copy; it is kept here
+  // too, so that the worker dropping it last never runs its destructor (a 10,000-service
+  // snapshot takes milliseconds to free): collect() frees it on a thread off the packet path.
   void publish(std::shared_ptr<const T> v) {
     std::lock_guard<std::mutex> lock(mu_);
+    if (value_ != nullptr)
+      retired_.push_back(std::move(value_));
     value_ = std::move(v);
     gen_.fetch_add(1, std::memory_order_release);
+  }
+
+  // Housekeeping thread: frees the retired values no worker holds any more.
+  void collect() {
+    std::vector<std::shared_ptr<const T>> dead;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto it = retired_.begin(); it != retired_.end();) {
+        if (it->use_count() == 1) {
+          dead.push_back(std::move(*it));
+          it = retired_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    // `dead` is destroyed here, outside the lock.
   }
 
   // Any thread.
@@ -42,6 +64,7 @@ class Published {
  private:
   mutable std::mutex mu_;
   std::shared_ptr<const T> value_;
+  std::vector<std::shared_ptr<const T>> retired_;
   std::atomic<uint64_t> gen_{1};
 };
 
