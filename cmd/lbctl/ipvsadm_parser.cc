@@ -34,6 +34,7 @@ namespace pb = ::lbd::v1;
 struct Failure {
   std::string message;
   int exit_code;
+  bool returns = false;  // ParseError::returns
 };
 
 // The parser's working state: ipvsadm's ipvs_command_entry plus the option bit set.
@@ -476,14 +477,18 @@ std::optional<Failure> Parser::run(std::vector<std::string> args) {
       ++optind;
       continue;
     }
+    // popt: an error before the command is tryhelp_exit(); after it, parse_options() prints
+    // the error and returns -1.
+    if ((c == '?' || c == ':') && first)
+      return tryHelp();
     if (c == '?') {
       std::string bad = optopt != 0 ? absl::StrCat("-", std::string(1, static_cast<char>(optopt)))
                                     : std::string(argv[static_cast<size_t>(optind - 1)]);
-      return Failure{absl::StrCat(bad, ": unknown option"), 255};
+      return Failure{absl::StrCat(bad, ": unknown option"), 255, true};
     }
     if (c == ':') {
       return Failure{absl::StrCat(optionText(argv.data(), optind, optopt), ": missing argument"),
-                     255};
+                     255, true};
     }
     const char* arg = optarg;
     // popt's optional argument: "-p 360" takes the next word unless it is an option.
@@ -735,7 +740,7 @@ ParseResult parseIpvsadm(const std::string& program, const std::vector<std::stri
       return r;
     }
   } else if (std::optional<ipvsadm::Failure> f = p.run(std::move(rest))) {
-    r.error = ParseError{f->message, f->exit_code};
+    r.error = ParseError{f->message, f->exit_code, f->returns};
     return r;
   }
   r.ok = true;

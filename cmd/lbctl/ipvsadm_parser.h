@@ -91,6 +91,10 @@ struct Command {
 struct ParseError {
   std::string message;  // without trailing newline
   int exit_code = 2;
+  // popt's own errors after the command (unknown option, missing argument): parse_options()
+  // prints them and returns -1 instead of exiting, so ipvsadm -R goes on with the next line.
+  // Every other error ends ipvsadm (fail(), tryhelp_exit()).
+  bool returns = false;
 };
 
 // Parses argv[1..] (args excludes the program name). `program` is used in messages.

@@ -12,6 +12,8 @@
 #include <optional>
 #include <ostream>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -214,113 +216,151 @@ grpc::Status runOtherMutation(const Command& cmd, Stub& stub) {
   return sendOperation(*op, stub);
 }
 
-// One line of -R input.
-struct RestoreLine {
-  int number;  // 1-based, counting blank and comment lines
-  std::string text;
-  Command command;
-};
-
 // Requests stay well under lbd's 64 MiB limit for ApplyBatchRequest.
 constexpr size_t kMaxBatchBytes = 16 << 20;
 
-// -R's mutations lines[begin, end) in ApplyBatch requests. Returns the index of the line lbd
-// refused (its status in *refused), or `end`. An lbd without ApplyBatch gets one RPC a line.
-size_t sendBatches(const std::vector<RestoreLine>& lines,
-                   size_t begin,
-                   size_t end,
-                   Stub& stub,
-                   grpc::Status* refused) {
-  while (begin < end) {
-    pb::ApplyBatchRequest req;
-    size_t bytes = 0, stop = begin;
-    for (; stop < end && (stop == begin || bytes < kMaxBatchBytes); ++stop) {
-      *req.add_operations() = *batchOperation(lines[stop].command);
-      bytes += req.operations(req.operations_size() - 1).ByteSizeLong() + 4;
+// -R's mutation lines not sent yet, sent in ApplyBatch requests (one commit each in lbd), and
+// the exit status of the last line run. An lbd without ApplyBatch gets one RPC a line.
+class RestoreQueue {
+ public:
+  RestoreQueue(Stub& stub, std::ostream& err) : stub_(stub), err_(err) {}
+
+  // Queues one mutation line; sends the queue when it is full. False when lbd is unreachable
+  // (ipvsadm's "Can't initialize ipvs" is printed, the restore ends with status 2).
+  bool add(CommandKind kind, pb::BatchOperation&& op) {
+    bytes_ += op.ByteSizeLong() + 4;
+    *req_.add_operations() = std::move(op);
+    kinds_.push_back(kind);
+    return bytes_ < kMaxBatchBytes || flush();
+  }
+
+  // Sends the queued lines. Each refused line prints ipvsadm's message for it, exactly as the
+  // same command on its own does, and the lines after it still run (restore_table()).
+  bool flush() {
+    const size_t n = kinds_.size();
+    if (n == 0)
+      return true;
+    std::vector<grpc::Status> st;
+    if (batched_)
+      st = sendBatch();
+    for (size_t i = 0; i < n; ++i) {
+      if (i == st.size())  // no ApplyBatch: one RPC a line, each after the one before it
+        st.push_back(sendOperation(req_.operations(static_cast<int>(i)), stub_));
+      if (st[i].ok())
+        continue;
+      err_ << ipvsadmError(kinds_[i], st[i]) << "\n";
+      if (unreachable(st[i])) {
+        last_ = 2;
+        return false;
+      }
     }
+    last_ = st.back().ok() ? 0 : kExitRefused;
+    req_.Clear();
+    kinds_.clear();
+    bytes_ = 0;
+    return true;
+  }
+
+  int last() const { return last_; }
+
+  void setLast(int rc) { last_ = rc; }
+
+ private:
+  // The queue as one ApplyBatch request: each line's status (OK, or why lbd refused it).
+  // None, and batched_ cleared, when lbd has no ApplyBatch.
+  std::vector<grpc::Status> sendBatch() {
+    std::vector<grpc::Status> st(kinds_.size());
     grpc::ClientContext ctx;
     // Generous: lbd checks every operation and then commits them all at once.
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60) +
-                     std::chrono::milliseconds(req.operations_size()));
+                     std::chrono::milliseconds(req_.operations_size()));
     pb::ApplyBatchResponse resp;
-    grpc::Status s = stub.ApplyBatch(&ctx, req, &resp);
+    grpc::Status s = stub_.ApplyBatch(&ctx, req_, &resp);
     if (s.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
-      for (size_t i = begin; i < end; ++i) {
-        if (grpc::Status one = runOtherMutation(lines[i].command, stub); !one.ok()) {
-          *refused = one;
-          return i;
+      batched_ = false;
+      st.clear();
+    } else if (!s.ok()) {  // not sent, or applied but not published: blame the last line
+      st.back() = s;
+    } else {
+      for (const pb::BatchFailure& f : resp.failures()) {
+        if (f.index() < st.size()) {
+          st[f.index()] =
+              grpc::Status(static_cast<grpc::StatusCode>(f.code()), std::string(f.message()));
         }
       }
-      return end;
     }
-    if (!s.ok()) {  // not sent, or applied but not published: blame the request's last line
-      *refused = s;
-      return stop - 1;
-    }
-    if (resp.has_failure()) {
-      *refused = grpc::Status(static_cast<grpc::StatusCode>(resp.failure().code()),
-                              resp.failure().message());
-      return begin + resp.failure().index();
-    }
-    begin = stop;
+    return st;
   }
-  return end;
+
+  Stub& stub_;
+  std::ostream& err_;
+  pb::ApplyBatchRequest req_;
+  std::vector<CommandKind> kinds_;  // of req_'s operations, for ipvsadm's messages
+  size_t bytes_ = 0;
+  bool batched_ = true;  // false once lbd answered UNIMPLEMENTED
+  int last_ = 0;
+};
+
+// One -R line that is not a mutation of the model, after the lines before it were sent.
+// Returns its exit status and whether ipvsadm would go on with the next line.
+std::pair<int, bool> runRestoreLine(const std::string& program,
+                                    const Command& cmd,
+                                    Stub& stub,
+                                    std::ostream& out,
+                                    std::ostream& err) {
+  if (cmd.kind == CommandKind::kRestore) {  // restore_table(): "avoid infinite loop"
+    err << "Try `" << program << " -h' or '" << program << " --help' for more information.\n";
+    return {kExitRefused, false};
+  }
+  std::istringstream none;
+  const int rc = executeCommand(program, cmd, stub, none, out, err);
+  // -h and -v exit (usage_exit(0), version_exit(0)). process_options() returns only 0 or -1:
+  // any other status is an exit() (fail(2, ...), a listing's exit(1), lbd unreachable).
+  const bool exits = cmd.kind == CommandKind::kHelp || cmd.kind == CommandKind::kVersion;
+  return {rc, !exits && (rc == 0 || rc == kExitRefused)};
 }
 
-// -R: every line is parsed before anything is sent, so a bad line changes nothing. Then the
-// lines run in order: runs of mutations as ApplyBatch requests (one commit each in lbd), the
-// other commands (-Z, listings, --sysctl, fwmark rules) on their own. The first line lbd
-// refuses stops the restore: the lines before it stay applied, it and the ones after it are
-// not, and lbctl prints ipvsadm's message for it and names the line.
+// -R, as ipvsadm's restore_table(): every line runs in order, as its own command would. A line
+// lbd refuses prints ipvsadm's message and the restore goes on; the exit status is the last
+// line's. A line ipvsadm's parse_options() would exit on (fail(), tryhelp_exit()) ends the
+// restore with its status: the lines before it are applied, it and the ones after it are not.
+// popt's own errors (unknown option, missing argument after the command) only fail the line.
+// Runs of mutation lines go to lbd as ApplyBatch requests, sent before any other line runs.
 int runRestore(const std::string& program,
                Stub& stub,
                std::istream& in,
                std::ostream& out,
                std::ostream& err) {
-  std::vector<RestoreLine> lines;
+  RestoreQueue queue(stub, err);
   std::string line;
-  for (int number = 1; std::getline(in, line); ++number) {
+  while (std::getline(in, line)) {
     std::vector<std::string> words = splitRuleLine(line);
     if (words.empty())
       continue;
     ParseResult r = parseIpvsadm(program, words);
+    if (r.ok) {
+      if (std::optional<pb::BatchOperation> op = batchOperation(r.command); op.has_value()) {
+        if (!queue.add(r.command.kind, std::move(*op)))
+          return queue.last();
+        continue;
+      }
+    }
+    if (!queue.flush())
+      return queue.last();
     if (!r.ok) {
       err << r.error.message << "\n";
-      return r.error.exit_code;
-    }
-    if (r.command.kind == CommandKind::kRestore) {
-      err << "Try `" << program << " -h' or '" << program << " --help' for more information.\n";
-      return kExitRefused;
-    }
-    lines.push_back(
-        RestoreLine{number, std::string(absl::StripAsciiWhitespace(line)), std::move(r.command)});
-  }
-  std::istringstream none;
-  for (size_t i = 0; i < lines.size();) {
-    size_t end = i;
-    while (end < lines.size() && batchOperation(lines[end].command).has_value())
-      ++end;
-    if (end == i) {  // not a mutation of the model: on its own, printing what it prints
-      if (int r = executeCommand(program, lines[i].command, stub, none, out, err); r != 0) {
-        err << program << " -R: stopped at line " << lines[i].number << " (" << lines[i].text
-            << "); the lines before it are applied\n";
-        return r;
-      }
-      ++i;
+      if (!r.error.returns)
+        return r.error.exit_code;
+      queue.setLast(r.error.exit_code);
       continue;
     }
-    grpc::Status refused;
-    if (size_t at = sendBatches(lines, i, end, stub, &refused); at < end) {
-      const int rc = report(lines[at].command.kind, refused, err, kExitRefused);
-      if (unreachable(refused))
-        return rc;
-      err << program << " -R: line " << lines[at].number << " refused (" << lines[at].text
-          << "); the lines before it are applied, it and the lines after it are not\n";
+    auto [rc, go_on] = runRestoreLine(program, r.command, stub, out, err);
+    if (!go_on)
       return rc;
-    }
-    i = end;
+    queue.setLast(rc);
   }
-  return 0;
+  queue.flush();
+  return queue.last();
 }
 
 // --sysctl: list, read or write (read-modify-write of the whole set: SetSysctls replaces it).

@@ -188,14 +188,14 @@ std::optional<ParseError> parseFwmarkRuleArgs(const LbctlCommandInfo& info,
     if (!absl::StartsWith(opt, "-"))
       return usageError(absl::StrFormat("unexpected argument %s", opt));
     if (!known)
-      return ParseError{absl::StrCat(opt, ": unknown option"), 255};
+      return ParseError{absl::StrCat(opt, ": unknown option"), 255, true};
     if (!selectors) {
       return usageError(
           absl::StrFormat("Illegal '%s' option with the '%s' command", opt.substr(2), info.name));
     }
     if (eq == std::string::npos) {
       if (i + 1 >= words.size())
-        return ParseError{absl::StrCat(opt, ": missing argument"), 255};
+        return ParseError{absl::StrCat(opt, ": missing argument"), 255, true};
       value = words[++i];
     }
     if (opt == "--mark") {

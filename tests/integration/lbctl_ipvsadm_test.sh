@@ -4,7 +4,8 @@
 # a long script of ipvsadm command lines through lbctl. Every listing is compared byte for byte
 # with ipvsadm's format; -S, -C, -R, -S gives the same rules; a restart with the state file
 # gives the same rules, sysctls and fwmark rules; bad commands change nothing and print
-# ipvsadm's reason; a bad --config line or a corrupt state file stops lbd, naming the file (and
+# ipvsadm's reason; -R goes on after a line lbd refuses and stops at one that does not parse;
+# a bad --config line or a corrupt state file stops lbd, naming the file (and
 # line); a --config file may hold lbctl's --sysctl and fwmark-rule lines.
 # Exit 77 = skipped (not root, no /dev/net/tun), except under CI=true where that is a failure.
 set -uo pipefail
@@ -287,20 +288,34 @@ refuse 2 "Tunnel options conflict with forward method" \
 refuse 2 "options conflicts in the list command" -L --stats --timeout
 refuse 255 "Try \`$LBCTL_BIN -h' or '$LBCTL_BIN --help' for more information." \
   -t 198.18.0.1:80 -A
-# -R parses every line first: one bad line and nothing is applied.
+# -R runs its lines in order, as ipvsadm's restore_table(). A line that does not parse
+# (fail(2, ...)) ends it with status 2: the lines before it are applied, it and the rest are not.
 before=$(lbctl -S -n)
-printf -- '-A -t 198.18.0.7:80\n-a -t 198.18.0.7:80 -r 198.18.1.1 -w x\n' | lbctl -R 2>/dev/null
-check "-R with a bad line (exit status)" "$?" "2"
-check "-R with a bad line (rules unchanged)" "$(lbctl -S -n)" "$before"
-# -R stops at the first line lbd refuses: the lines before it stay, it and the rest do not.
-err=$(printf -- '-A -t 198.18.0.8:80 -s rr\n# comment\n-A -t 198.18.0.8:80\n-A -t 198.18.0.9:80\n' |
+err=$(printf -- '-A -t 198.18.0.7:80\n-a -t 198.18.0.7:80 -r 198.18.1.1 -w x\n-A -t 198.18.0.6:80\n' |
   lbctl -R 2>&1)
-check "-R with a refused line (exit status)" "$?" "255"
-check "-R with a refused line (message)" "$err" "Service already exists
-$LBCTL_BIN -R: line 3 refused (-A -t 198.18.0.8:80); the lines before it are applied, it and the lines after it are not"
-check "-R with a refused line (line 1 applied)" "$(lbctl -S -n | grep -c 198.18.0.8:80)" "1"
-check "-R with a refused line (line 4 not applied)" "$(lbctl -S -n | grep -c 198.18.0.9:80)" "0"
+check "-R with a bad line (exit status)" "$?" "2"
+check "-R with a bad line (message)" "$err" "illegal weight specified"
+check "-R with a bad line (line 1 applied)" "$(lbctl -S -n | grep -c -- '-A -t 198.18.0.7:80 ')" "1"
+check "-R with a bad line (line 2 not applied)" "$(lbctl -S -n | grep -c -- '-a -t 198.18.0.7:80 ')" "0"
+check "-R with a bad line (line 3 not applied)" "$(lbctl -S -n | grep -c 198.18.0.6:80)" "0"
+run -D -t 198.18.0.7:80
+check "-R with a bad line (nothing else changed)" "$(lbctl -S -n)" "$before"
+# A line lbd refuses prints ipvsadm's message and the restore goes on; the exit status is the
+# last line's.
+err=$(printf -- '-A -t 198.18.0.8:80 -s rr\n# comment\n-A -t 198.18.0.8:80\n-a -t 198.18.0.9:80 -r 198.18.1.1\n-A -t 198.18.0.9:80 -s rr\n' |
+  lbctl -R 2>&1)
+check "-R with refused lines (exit status)" "$?" "0"
+check "-R with refused lines (messages)" "$err" "Service already exists
+Service not defined"
+check "-R with refused lines (line 1 applied)" "$(lbctl -S -n | grep -c 198.18.0.8:80)" "1"
+check "-R with refused lines (line 5 applied)" "$(lbctl -S -n | grep -c 198.18.0.9:80)" "1"
+err=$(printf -- '-A -t 198.18.0.10:80 -s rr\n-D -t 198.18.0.11:80\n' | lbctl -R 2>&1)
+check "-R with a refused last line (exit status)" "$?" "255"
+check "-R with a refused last line (message)" "$err" "No such service"
+check "-R with a refused last line (line 1 applied)" "$(lbctl -S -n | grep -c 198.18.0.10:80)" "1"
 run -D -t 198.18.0.8:80
+run -D -t 198.18.0.9:80
+run -D -t 198.18.0.10:80
 
 # --- lbctl's own commands: sysctls and fwmark classification rules ---------------------------
 run --sysctl expire_nodest_conn=1 net.ipv4.vs.sloppy_tcp=1 lblc_expiration=3600

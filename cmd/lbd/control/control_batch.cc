@@ -112,7 +112,8 @@ class ControlOps::Batch {
   }
 
   // Runs `op` through ControlOps::applyOp on the scratch table and stages the result. On error
-  // nothing is staged.
+  // nothing is staged, and the next operation starts from a scratch table built afresh from
+  // the staged model.
   absl::Status apply(const Op& op) {
     if (op.kind_case() == Op::KIND_NOT_SET)
       return absl::InvalidArgumentError("operation: no kind set");
@@ -120,8 +121,10 @@ class ControlOps::Batch {
     const std::optional<ServiceKey> key = wide ? std::nullopt : opKey(op);
     if (absl::Status st = prepareScratch(key, wide); !st.ok())
       return st;
-    if (absl::Status st = dispatch(*scratch_, op); !st.ok())
+    if (absl::Status st = dispatch(*scratch_, op); !st.ok()) {
+      scratch_.reset();
       return st;
+    }
     if (wide) {
       const FullConfig& c = scratch_->config();
       globals_.timeouts = c.timeouts;
@@ -260,11 +263,12 @@ class ControlOps::Batch {
   size_t scratch_cap_ = 0;                 // scratch_'s dest ids
 };
 
-// Operations [begin, end) of `req`, staged in `batch`, into the live table, then published.
-// Returns where the committed run ends: `end`, or, when the live table refuses what the scratch
-// tables cannot see (its limits and ids), the first operation it refuses (*refused says why;
-// the ones before it are committed). Found by bisection over staged prefixes, so the rare case
-// costs O(n log n), never a commit per operation.
+// Operations [begin, end) of `req`, staged in `batch` (the refused ones staged nothing), into
+// the live table, then published. Returns where the committed run ends: `end`, or, when the
+// live table refuses what the scratch tables cannot see (its limits and ids), the first
+// operation it refuses (*refused says why; the ones before it are committed). Found by
+// bisection over staged prefixes, so the rare case costs O(n log n), never a commit per
+// operation.
 size_t ControlOps::commitBatchLocked(Batch& batch,
                                      const pb::ApplyBatchRequest& req,
                                      size_t begin,
@@ -273,11 +277,12 @@ size_t ControlOps::commitBatchLocked(Batch& batch,
                                      absl::Status* publish) {
   if (begin == end)
     return end;
-  // Only after a refused commit, when table_ is still the base of the run.
+  // Only after a refused commit, when table_ is still the base of the run. An operation
+  // refused when it was staged is refused again here (same model before it), staging nothing.
   auto stage = [&](size_t upto) {
     Batch b(table_.config());
     for (size_t i = begin; i < upto; ++i)
-      b.apply(req.operations(static_cast<int>(i))).IgnoreError();  // each was accepted before
+      b.apply(req.operations(static_cast<int>(i))).IgnoreError();
     return b.take();
   };
   size_t done = end;
@@ -302,14 +307,51 @@ size_t ControlOps::commitBatchLocked(Batch& batch,
       return begin;
     }
   }
-  for (size_t i = begin; i < done; ++i) {
-    LB_LOG(kInfo, "applied ApplyBatch operation %d %s", i,
-           req.operations(static_cast<int>(i)).ShortDebugString());
-  }
-  accepted_ += done - begin;
   if (absl::Status p = publishLocked(); !p.ok() && publish->ok())
     *publish = p;
   return done;
+}
+
+// Operations from `from` on, staged in one Batch and committed once at the end (and once more
+// before an operation that creates again a live service the batch deleted). An operation
+// refused when staged goes into *refusals and the run goes on with the next one. Returns the
+// operation count, or the first operation the live table refused at a commit (in *refusals;
+// the ones before it are committed, the ones after it not yet: the caller goes on after it).
+size_t ControlOps::runBatchLocked(const pb::ApplyBatchRequest& req,
+                                  size_t from,
+                                  std::vector<BatchRefusal>* refusals,
+                                  absl::Status* publish) {
+  const size_t n = static_cast<size_t>(req.operations_size());
+  Batch batch(table_.config());
+  size_t begin = from;  // the first operation not committed yet
+  auto commit = [&](size_t end) {
+    size_t refused_here = 0;
+    for (auto r = refusals->rbegin(); r != refusals->rend() && r->index >= begin; ++r)
+      ++refused_here;
+    if (refused_here == end - begin)
+      return end;  // nothing staged: no commit
+    absl::Status refused;
+    const size_t done = commitBatchLocked(batch, req, begin, end, &refused, publish);
+    if (done < end) {
+      // The refusals after `done` are not final: the caller runs those operations again.
+      while (!refusals->empty() && refusals->back().index >= done)
+        refusals->pop_back();
+      refusals->push_back(BatchRefusal{done, std::move(refused)});
+    }
+    return done;
+  };
+  for (size_t i = from; i < n; ++i) {
+    const Op& op = req.operations(static_cast<int>(i));
+    if (batch.recreatesLive(op)) {
+      if (const size_t done = commit(i); done < i)
+        return done;
+      begin = i;
+      batch.rebase(table_.config());
+    }
+    if (absl::Status st = batch.apply(op); !st.ok())
+      refusals->push_back(BatchRefusal{i, std::move(st)});
+  }
+  return commit(n);
 }
 
 absl::Status ControlOps::applyBatch(const pb::ApplyBatchRequest& req,
@@ -326,45 +368,37 @@ absl::Status ControlOps::applyBatch(const pb::ApplyBatchRequest& req,
   return st;
 }
 
+// ipvsadm's restore_table() runs every line and reports each line the kernel refuses; so does
+// a batch: a refused operation changes nothing, and the ones after it still run.
 absl::Status ControlOps::applyBatchLocked(const pb::ApplyBatchRequest& req,
                                           pb::ApplyBatchResponse* resp) {
   const size_t n = static_cast<size_t>(req.operations_size());
-  Batch batch(table_.config());
-  absl::Status refused = absl::OkStatus(), publish = absl::OkStatus();
-  size_t applied = n;
-  size_t begin = 0;  // the first operation not committed yet
-  bool stopped = false;
-  for (size_t i = 0; i < n && !stopped; ++i) {
+  std::vector<BatchRefusal> refusals;  // in index order
+  absl::Status publish = absl::OkStatus();
+  for (size_t from = 0; from < n;) {
+    const size_t stop = runBatchLocked(req, from, &refusals, &publish);
+    if (stop >= n)
+      break;
+    from = stop + 1;
+  }
+  auto next = refusals.begin();
+  for (size_t i = 0; i < n; ++i) {
     const Op& op = req.operations(static_cast<int>(i));
-    if (batch.recreatesLive(op)) {
-      applied = commitBatchLocked(batch, req, begin, i, &refused, &publish);
-      if (applied < i) {
-        stopped = true;
-        break;
-      }
-      begin = i;
-      batch.rebase(table_.config());
+    if (next != refusals.end() && next->index == i) {
+      ++rejected_;
+      LB_LOG(kWarn, "rejected ApplyBatch operation %d %s: %s", i, op.ShortDebugString(),
+             next->status.ToString());
+      pb::BatchFailure* f = resp->add_failures();
+      f->set_index(static_cast<uint32_t>(i));
+      f->set_code(static_cast<int32_t>(next->status.code()));
+      f->set_message(std::string(next->status.message()));
+      ++next;
+      continue;
     }
-    if (absl::Status st = batch.apply(op); !st.ok()) {
-      applied = commitBatchLocked(batch, req, begin, i, &refused, &publish);
-      if (applied == i)
-        refused = st;
-      stopped = true;
-    }
+    ++accepted_;
+    LB_LOG(kInfo, "applied ApplyBatch operation %d %s", i, op.ShortDebugString());
   }
-  if (!stopped)
-    applied = commitBatchLocked(batch, req, begin, n, &refused, &publish);
-  resp->set_applied(static_cast<uint32_t>(applied));
-  if (!refused.ok()) {
-    ++rejected_;
-    LB_LOG(kWarn, "rejected ApplyBatch operation %d %s: %s (%d before it applied)", applied,
-           req.operations(static_cast<int>(applied)).ShortDebugString(), refused.ToString(),
-           applied);
-    pb::BatchFailure* f = resp->mutable_failure();
-    f->set_index(static_cast<uint32_t>(applied));
-    f->set_code(static_cast<int32_t>(refused.code()));
-    f->set_message(std::string(refused.message()));
-  }
+  resp->set_applied(static_cast<uint32_t>(n - refusals.size()));
   return publish;
 }
 

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -46,9 +47,9 @@ class ControlOps {
   absl::Status replaceConfig(const ::lbd::v1::ReplaceConfigRequest& req);
   absl::Status zeroStats(const ::lbd::v1::ZeroStatsRequest& req);
   // ipvsadm -R (control_batch.cc): the operations in order, each checked by the same code as
-  // its own RPC, committed and published once. A refused operation stops the batch and is
-  // reported in resp->failure (the ones before it stay applied); the Status is not OK only
-  // when publishing failed.
+  // its own RPC, committed and published once. A refused operation changes nothing, is
+  // reported in resp->failures with its own RPC's error, and the ones after it still run; the
+  // Status is not OK only when publishing failed.
   absl::Status applyBatch(const ::lbd::v1::ApplyBatchRequest& req,
                           ::lbd::v1::ApplyBatchResponse* resp);
 
@@ -77,8 +78,19 @@ class ControlOps {
   template <typename Req>
   absl::Status mutateOp(absl::string_view rpc, const Req& req);
   absl::Status publishLocked();
+
+  // An operation of a batch that was refused, and why (what its own RPC returns).
+  struct BatchRefusal {
+    size_t index;
+    absl::Status status;
+  };
+
   absl::Status applyBatchLocked(const ::lbd::v1::ApplyBatchRequest& req,
                                 ::lbd::v1::ApplyBatchResponse* resp);
+  size_t runBatchLocked(const ::lbd::v1::ApplyBatchRequest& req,
+                        size_t from,
+                        std::vector<BatchRefusal>* refusals,
+                        absl::Status* publish);
   size_t commitBatchLocked(Batch& batch,
                            const ::lbd::v1::ApplyBatchRequest& req,
                            size_t begin,

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // ApplyBatch and lbctl -R on it: the gRPC server in-process on a unix socket in a temp dir.
-// Order, a refused line k (the lines before it applied, k and after not, the error of k's own
-// RPC), one commit and one state-file write per batch, 10,000 services in one commit.
+// Order; refused operations skipped with the error of their own RPC and the rest applied, as
+// ipvsadm -R goes on after a line the kernel refuses; a line that does not parse ends -R with
+// the lines before it applied; one commit and one state-file write per batch; 10,000 services
+// in one commit.
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -157,7 +159,7 @@ TEST_F(ControlBatchTest, AppliesInOrderWithOneCommitAndOneStateFileWrite) {
             &resp)
           .ok());
   EXPECT_EQ(resp.applied(), 7u);
-  EXPECT_FALSE(resp.has_failure());
+  EXPECT_EQ(resp.failures_size(), 0);
   EXPECT_EQ(hooks_.commits, commits + 1);
   EXPECT_EQ(stateWrites(), writes + 1);
   EXPECT_EQ(metrics()["lb_control_commits_total"], 1u);
@@ -182,74 +184,126 @@ TEST_F(ControlBatchTest, AppliesInOrderWithOneCommitAndOneStateFileWrite) {
   EXPECT_EQ(run("-S -n").out, want);
 }
 
-TEST_F(ControlBatchTest, RefusedOperationStopsTheBatchWithItsOwnRpcsError) {
+TEST_F(ControlBatchTest, RefusedOperationsAreSkippedWithTheirOwnRpcsErrorAndTheRestApplied) {
   initStub();
   ASSERT_EQ(run("-A -t 198.18.0.9:80 -s rr").rc, 0);
-  // The error CreateService gives on its own for a service that exists.
-  grpc::Status single;
+  // The errors the single RPCs give: a service that exists, a dest of a missing service.
+  grpc::Status exists, missing;
   {
     grpc::ClientContext ctx;
     pb::CreateServiceResponse r;
-    single = stub_->CreateService(&ctx, createService("198.18.0.9").create_service(), &r);
+    exists = stub_->CreateService(&ctx, createService("198.18.0.9").create_service(), &r);
   }
-  ASSERT_EQ(single.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  {
+    grpc::ClientContext ctx;
+    pb::CreateDestResponse r;
+    missing = stub_->CreateDest(&ctx, createDest("198.18.0.7", "198.18.1.1", 1).create_dest(), &r);
+  }
+  ASSERT_EQ(exists.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  ASSERT_EQ(missing.error_code(), grpc::StatusCode::NOT_FOUND);
   const int commits = hooks_.commits;
   const uint64_t writes = stateWrites();
+  const uint64_t rejected = metrics()["lb_control_mutations_total{result=\"rejected\"}"];
   pb::ApplyBatchResponse resp;
-  ASSERT_TRUE(apply({createService("198.18.0.1"), createDest("198.18.0.1", "198.18.1.1", 1),
-                     createService("198.18.0.9"), createService("198.18.0.2"),
-                     createDest("198.18.0.1", "198.18.1.2", 1)},
-                    &resp)
-                  .ok());
-  EXPECT_EQ(resp.applied(), 2u);
-  ASSERT_TRUE(resp.has_failure());
-  EXPECT_EQ(resp.failure().index(), 2u);
-  EXPECT_EQ(resp.failure().code(), static_cast<int>(single.error_code()));
-  EXPECT_EQ(resp.failure().message(), single.error_message());
+  ASSERT_TRUE(
+      apply({createService("198.18.0.1"), createDest("198.18.0.1", "198.18.1.1", 1),
+             createService("198.18.0.9"), createService("198.18.0.2"),
+             createDest("198.18.0.1", "198.18.1.2", 1), createDest("198.18.0.7", "198.18.1.1", 1),
+             createDest("198.18.0.1", "198.18.1.1", 4), createService("198.18.0.3")},
+            &resp)
+          .ok());
+  // Refused on its own now too (the dest exists): the same error as in the batch.
+  grpc::Status dup;
+  {
+    grpc::ClientContext ctx;
+    pb::CreateDestResponse r;
+    dup = stub_->CreateDest(&ctx, createDest("198.18.0.1", "198.18.1.1", 4).create_dest(), &r);
+  }
+  ASSERT_EQ(dup.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(resp.applied(), 5u);
+  ASSERT_EQ(resp.failures_size(), 3);
+  const std::vector<std::pair<uint32_t, grpc::Status>> want = {{2, exists}, {5, missing}, {6, dup}};
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(resp.failures(i).index(), want[i].first);
+    EXPECT_EQ(resp.failures(i).code(), static_cast<int>(want[i].second.error_code()));
+    EXPECT_EQ(resp.failures(i).message(), want[i].second.error_message());
+  }
   EXPECT_EQ(hooks_.commits, commits + 1);
   EXPECT_EQ(stateWrites(), writes + 1);
-  EXPECT_EQ(run("-S -n").out,
+  // 3 refused in the batch, then `dup` on its own.
+  EXPECT_EQ(metrics()["lb_control_mutations_total{result=\"rejected\"}"], rejected + 4);
+  EXPECT_EQ(run("-S -n").out,  // sorted, as ipvsadm -S sorts
             "-A -t 198.18.0.1:80 -s rr\n"
             "-a -t 198.18.0.1:80 -r 198.18.1.1:8080 -m -w 1\n"
+            "-a -t 198.18.0.1:80 -r 198.18.1.2:8080 -m -w 1\n"
+            "-A -t 198.18.0.2:80 -s rr\n"
+            "-A -t 198.18.0.3:80 -s rr\n"
             "-A -t 198.18.0.9:80 -s rr\n");
 }
 
-TEST_F(ControlBatchTest, RefusedFirstOperationCommitsNothing) {
+TEST_F(ControlBatchTest, RefusedFirstOperationStillAppliesTheRest) {
   initStub();
   const int commits = hooks_.commits;
+  const uint64_t writes = stateWrites();
+  pb::ApplyBatchResponse none;
+  ASSERT_TRUE(apply({createDest("198.18.0.1", "198.18.1.1", 1)}, &none).ok());
+  EXPECT_EQ(none.applied(), 0u);
+  ASSERT_EQ(none.failures_size(), 1);
+  EXPECT_EQ(none.failures(0).index(), 0u);
+  EXPECT_EQ(none.failures(0).code(), static_cast<int>(grpc::StatusCode::NOT_FOUND));
+  EXPECT_EQ(none.failures(0).message(), "no such service: TCP 198.18.0.1:80");
+  EXPECT_EQ(hooks_.commits, commits);  // nothing applied, nothing committed
+  EXPECT_EQ(stateWrites(), writes);
+
   pb::ApplyBatchResponse resp;
   ASSERT_TRUE(
       apply({createDest("198.18.0.1", "198.18.1.1", 1), createService("198.18.0.1")}, &resp).ok());
-  EXPECT_EQ(resp.applied(), 0u);
-  EXPECT_EQ(resp.failure().index(), 0u);
-  EXPECT_EQ(resp.failure().code(), static_cast<int>(grpc::StatusCode::NOT_FOUND));
-  EXPECT_EQ(resp.failure().message(), "no such service: TCP 198.18.0.1:80");
-  EXPECT_EQ(hooks_.commits, commits);
-  EXPECT_EQ(run("-S -n").out, "");
+  EXPECT_EQ(resp.applied(), 1u);
+  ASSERT_EQ(resp.failures_size(), 1);
+  EXPECT_EQ(resp.failures(0).index(), 0u);
+  EXPECT_EQ(hooks_.commits, commits + 1);
+  EXPECT_EQ(run("-S -n").out, "-A -t 198.18.0.1:80 -s rr\n");
 
   pb::ApplyBatchResponse empty;
-  ASSERT_TRUE(apply({createService("198.18.0.1"), pb::BatchOperation()}, &empty).ok());
-  EXPECT_EQ(empty.applied(), 1u);
-  EXPECT_EQ(empty.failure().code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  ASSERT_TRUE(
+      apply({createService("198.18.0.2"), pb::BatchOperation(), createService("198.18.0.3")},
+            &empty)
+          .ok());
+  EXPECT_EQ(empty.applied(), 2u);
+  ASSERT_EQ(empty.failures_size(), 1);
+  EXPECT_EQ(empty.failures(0).index(), 1u);
+  EXPECT_EQ(empty.failures(0).code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
 }
 
 // Limits only the live table knows (here max_services) are found after the staged commit is
-// refused, and still name the operation that crossed them.
-TEST_F(ControlBatchTest, LiveTableLimitNamesTheOperation) {
+// refused, still name the operation that crossed them, and the operations after it still run.
+TEST_F(ControlBatchTest, LiveTableLimitNamesTheOperationAndTheRestRun) {
   ServiceTable::Limits limits;
   limits.max_services = 3;
   startServer(limits);
   initStub();
   std::vector<pb::BatchOperation> ops;
-  for (int i = 1; i <= 5; ++i)
+  for (int i = 1; i <= 2; ++i)
     ops.push_back(createService(absl::StrCat("198.18.0.", i)));
+  ops.push_back(createService("198.18.0.1"));  // 2: exists
+  for (int i = 3; i <= 5; ++i)
+    ops.push_back(createService(absl::StrCat("198.18.0.", i)));  // 4, 5: a 4th, 5th service
+  ops.push_back(createDest("198.18.0.1", "198.18.1.1", 1));
   pb::ApplyBatchResponse resp;
   ASSERT_TRUE(apply(ops, &resp).ok());
-  EXPECT_EQ(resp.applied(), 3u);
-  EXPECT_EQ(resp.failure().index(), 3u);
-  EXPECT_EQ(resp.failure().code(), static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED));
-  EXPECT_EQ(run("-Ln").out.find("198.18.0.4"), std::string::npos);
-  EXPECT_NE(run("-Ln").out.find("198.18.0.3"), std::string::npos);
+  EXPECT_EQ(resp.applied(), 4u);
+  ASSERT_EQ(resp.failures_size(), 3);
+  EXPECT_EQ(resp.failures(0).index(), 2u);
+  EXPECT_EQ(resp.failures(0).code(), static_cast<int>(grpc::StatusCode::ALREADY_EXISTS));
+  EXPECT_EQ(resp.failures(1).index(), 4u);
+  EXPECT_EQ(resp.failures(1).code(), static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED));
+  EXPECT_EQ(resp.failures(2).index(), 5u);
+  EXPECT_EQ(resp.failures(2).code(), static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED));
+  EXPECT_EQ(run("-S -n").out,
+            "-A -t 198.18.0.1:80 -s rr\n"
+            "-a -t 198.18.0.1:80 -r 198.18.1.1:8080 -m -w 1\n"
+            "-A -t 198.18.0.2:80 -s rr\n"
+            "-A -t 198.18.0.3:80 -s rr\n");
 }
 
 TEST_F(ControlBatchTest, DeleteThenCreateOfALiveServiceIsANewService) {
@@ -269,25 +323,80 @@ TEST_F(ControlBatchTest, DeleteThenCreateOfALiveServiceIsANewService) {
             "-a -t 198.18.0.1:80 -r 198.18.1.2:80 -m -w 1\n");
 }
 
-TEST_F(ControlBatchTest, RestoreNamesTheRefusedLine) {
+// ipvsadm's restore_table(): a line the kernel refuses prints its message and the restore goes
+// on; the exit status is the last line's.
+TEST_F(ControlBatchTest, RestoreGoesOnAfterARefusedLine) {
   initStub();
   const int commits = hooks_.commits;
+  const std::string dup = "-a -t 198.18.0.1:80 -r 198.18.1.1:80 -m\n";
   Result r = run("-R",
                  "# restore\n"
                  "-A -t 198.18.0.1:80 -s rr\n"
-                 "\n"
-                 "-a -t 198.18.0.1:80 -r 198.18.1.1:80 -m\n"
-                 "-a -t 198.18.0.1:80 -r 198.18.1.1:80 -m\n"
-                 "-A -t 198.18.0.2:80\n");
-  EXPECT_EQ(r.rc, 255);
-  EXPECT_EQ(r.err,
-            "Destination already exists\n"
-            "ipvsadm -R: line 5 refused (-a -t 198.18.0.1:80 -r 198.18.1.1:80 -m); the lines "
-            "before it are applied, it and the lines after it are not\n");
+                 "\n" +
+                     dup + dup +
+                     "-D -t 198.18.0.7:80\n"
+                     "-A -t 198.18.0.2:80\n");
+  EXPECT_EQ(r.rc, 0);  // the last line was applied
+  // The messages the same commands print on their own.
+  const Result single_dup = run(dup.substr(0, dup.size() - 1));
+  const Result single_del = run("-D -t 198.18.0.7:80");
+  EXPECT_EQ(single_dup.err, "Destination already exists\n");
+  EXPECT_EQ(single_del.err, "No such service\n");
+  EXPECT_EQ(r.err, single_dup.err + single_del.err);
   EXPECT_EQ(hooks_.commits, commits + 1);
   EXPECT_EQ(run("-S -n").out,
             "-A -t 198.18.0.1:80 -s rr\n"
-            "-a -t 198.18.0.1:80 -r 198.18.1.1:80 -m -w 1\n");
+            "-a -t 198.18.0.1:80 -r 198.18.1.1:80 -m -w 1\n"
+            "-A -t 198.18.0.2:80 -s wlc\n");
+
+  r = run("-R", "-A -t 198.18.0.3:80\n-A -t 198.18.0.2:80\n");
+  EXPECT_EQ(r.rc, 255);  // the last line was refused
+  EXPECT_EQ(r.err, "Service already exists\n");
+  EXPECT_NE(run("-S -n").out.find("-A -t 198.18.0.3:80 -s wlc\n"), std::string::npos);
+}
+
+// A line parse_options() exits on (fail(2, ...)) ends the restore: the lines before it are
+// applied, in order, it and the ones after it are not.
+TEST_F(ControlBatchTest, RestoreStopsAtALineThatDoesNotParse) {
+  initStub();
+  Result r = run("-R",
+                 "-A -t 198.18.0.1:80 -s rr\n"
+                 "-a -t 198.18.0.1:80 -r 198.18.1.1:80 -m\n"
+                 "-A -t 198.18.0.1:80\n"  // refused by lbd: the restore goes on
+                 "-a -t 198.18.0.1:80 -r 198.18.1.2:80 -m\n"
+                 "-a -t 198.18.0.1:80 -r 198.18.1.3:80 -w x\n"
+                 "-A -t 198.18.0.2:80\n");
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_EQ(r.err, "Service already exists\nillegal weight specified\n");
+  EXPECT_EQ(run("-S -n").out,
+            "-A -t 198.18.0.1:80 -s rr\n"
+            "-a -t 198.18.0.1:80 -r 198.18.1.1:80 -m -w 1\n"
+            "-a -t 198.18.0.1:80 -r 198.18.1.2:80 -m -w 1\n");
+
+  // Before the command, popt's error is tryhelp_exit(-1): the restore ends with 255.
+  r = run("-R", "-A -t 198.18.0.3:80\n--bogus -A -t 198.18.0.4:80\n-A -t 198.18.0.5:80\n");
+  EXPECT_EQ(r.rc, 255);
+  EXPECT_EQ(r.err, "Try `ipvsadm -h' or 'ipvsadm --help' for more information.\n");
+  const std::string saved = run("-S -n").out;
+  EXPECT_NE(saved.find("198.18.0.3:80"), std::string::npos);
+  EXPECT_EQ(saved.find("198.18.0.5:80"), std::string::npos);
+}
+
+// popt's own errors after the command (unknown option, missing argument): parse_options()
+// returns -1, so only that line fails and the restore goes on.
+TEST_F(ControlBatchTest, RestoreGoesOnAfterAnUnknownOption) {
+  initStub();
+  Result r = run("-R",
+                 "-A -t 198.18.0.1:80 -s rr\n"
+                 "-A -t 198.18.0.2:80 -q\n"
+                 "-A -t 198.18.0.3:80 -s rr\n");
+  EXPECT_EQ(r.rc, 0);
+  EXPECT_EQ(r.err, "-q: unknown option\n");
+  EXPECT_EQ(run("-S -n").out, "-A -t 198.18.0.1:80 -s rr\n-A -t 198.18.0.3:80 -s rr\n");
+  r = run("-R", "-A -t 198.18.0.4:80 -s rr\n-A -t\n");
+  EXPECT_EQ(r.rc, 255);  // the last line's
+  EXPECT_EQ(r.err, "-t: missing argument\n");
+  EXPECT_NE(run("-S -n").out.find("198.18.0.4:80"), std::string::npos);
 }
 
 TEST_F(ControlBatchTest, TenThousandServicesInOneCommit) {
