@@ -46,6 +46,11 @@ ABSL_FLAG(bool,
           true,
           "send forwarded packets on the egress Ethernet link (AF_PACKET) once its next hop is "
           "known, instead of back through the TUN device");
+ABSL_FLAG(bool,
+          bpf_fast_path,
+          true,
+          "attach a tc ingress BPF program that hands packets for lbd straight to the TUN "
+          "device (falls back to the kernel path where BPF is not permitted)");
 
 namespace lb::lbd {
 namespace {
@@ -188,6 +193,7 @@ int lbdMain(int argc, char** argv) {
   dopts.gue_port = static_cast<uint16_t>(gue_port);
   dopts.offloads = absl::GetFlag(FLAGS_offloads);
   dopts.direct_egress = absl::GetFlag(FLAGS_direct_egress);
+  dopts.bpf_fast_path = absl::GetFlag(FLAGS_bpf_fast_path);
   auto dataplane = Dataplane::create(dopts, table);
   if (!dataplane.ok())
     return fail(dataplane.status());

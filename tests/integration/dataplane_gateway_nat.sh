@@ -143,6 +143,17 @@ metric() { dp_get l http://127.0.0.1:9479/metrics | awk -v m="$1" '$1 == m { pri
 direct=$(metric lb_dataplane_tx_direct_total)
 echo "direct egress: $direct packets, $(metric lb_dataplane_tx_tun_total) through the TUN device"
 [[ ${direct:-0} -gt 0 ]] || dp_fail "no packet left through direct egress"
+# --- the tc ingress fast path took the VIP's packets and the NAT replies past the kernel's
+#     first pass (CI builds it: libbpf-dev; a build without it must say so).
+bpf_dst=$(metric lb_dataplane_bpf_redirected_dst_total)
+bpf_reply=$(metric lb_dataplane_bpf_redirected_reply_total)
+echo "tc ingress fast path: $bpf_dst packets by destination, $bpf_reply replies"
+if [[ -z $bpf_dst ]]; then
+  grep -q "fast path not built" "$DP_TMP/lbd-gw.log" || dp_fail "no fast-path metrics, no reason logged"
+  [[ ${CI:-} != true ]] || dp_fail "CI builds the tc fast path; this lbd has none"
+else
+  [[ $bpf_dst -gt 0 && $bpf_reply -gt 0 ]] || dp_fail "the tc fast path redirected nothing"
+fi
 ip -n "$(n l)" rule add from 198.18.1.2 lookup main pref 1000
 sleep 2.5  # the next full neighbour refresh re-reads the rules
 before_rule=$(metric lb_dataplane_tx_direct_total)

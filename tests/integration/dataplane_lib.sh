@@ -210,6 +210,12 @@ dp_kernel_state() {
     /proc/sys/net/ipv4/conf/*/forwarding /proc/sys/net/ipv4/conf/*/proxy_arp \
     /proc/sys/net/ipv4/conf/*/accept_local /proc/sys/net/ipv4/conf/*/rp_filter; do
     echo "$f $(cat "$f")"; done'
+  # lbd's tc ingress filters (fast path). An empty clsact qdisc may stay behind a kill -9:
+  # lbd removes only a qdisc it knows it created, never one another program may use.
+  local dev
+  for dev in $(ip -n "$ns" -o link show | awk -F': ' '{ print $2 }' | cut -d@ -f1); do
+    tc -n "$ns" filter show dev "$dev" ingress 2>/dev/null | sed "s/^/$dev: /"
+  done
 }
 
 # dp_lbd_kill9 TAG: SIGKILL (no cleanup at all), reaped within a bounded wait.

@@ -5,8 +5,11 @@
 // kernel state of the mode; and in decap mode a thread writing decapsulated packets to TUN.
 #include "cmd/lbd/dataplane/dataplane.h"
 
+#include <net/if.h>
+#include <net/if_arp.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -29,6 +32,9 @@
 #include "cmd/lbd/dataplane/published.h"
 #include "core/base/log.h"
 #include "core/pipeline/pipeline.h"
+#ifdef LB_HAVE_BPF
+#include "io/bpf/ingress_redirect.h"
+#endif
 #include "io/netlink/netlink.h"
 #include "io/raw/decap.h"
 #include "io/raw/l2_sender.h"
@@ -190,6 +196,7 @@ class DataplaneImpl : public Dataplane {
       kernel_.removeAll();
       return s;
     }
+    startFastPath();
     const size_t n = tun_->queues();
     table_.runtime().setWorkers(n);
     ConnTable::Options copts;
@@ -260,6 +267,9 @@ class DataplaneImpl : public Dataplane {
     if (decap_thread_.joinable())
       decap_thread_.join();
     std::lock_guard<std::mutex> klock(kernel_mu_);
+#ifdef LB_HAVE_BPF
+    redirect_.reset();  // detaches from every device first: nothing is sent to a dead TUN
+#endif
     kernel_.removeAll();
     LB_LOG(kInfo, "dataplane stopped; kernel state removed");
   }
@@ -288,10 +298,13 @@ class DataplaneImpl : public Dataplane {
     }
     neigh_.setWanted(std::move(dr));
     hk_cv_.notify_all();
+    updateFastPath(table.config());
     return kernel_.reconcile(table.config());
   }
 
-  const ConnTable* conns() const override { return conns_.get(); }
+  const ConnTable* conns() const override {
+    return conns_.get();
+  }
 
   std::vector<std::pair<std::string, uint64_t>> metrics() const override {
     std::vector<std::pair<std::string, uint64_t>> out;
@@ -307,6 +320,18 @@ class DataplaneImpl : public Dataplane {
                                                    }) + hk_counters_.name.value());
     LB_DATAPLANE_COUNTERS(LB_EMIT_DP)
 #undef LB_EMIT_DP
+#ifdef LB_HAVE_BPF
+    {
+      std::lock_guard<std::mutex> lock(kernel_mu_);
+      if (redirect_ != nullptr) {
+        if (auto c = redirect_->counters(); c.ok()) {
+          out.emplace_back("lb_dataplane_bpf_redirected_dst_total", c->redirected_dst);
+          out.emplace_back("lb_dataplane_bpf_redirected_reply_total", c->redirected_reply);
+          out.emplace_back("lb_dataplane_bpf_passed_total", c->passed);
+        }
+      }
+    }
+#endif
 #define LB_EMIT_PL(name)                          \
   out.emplace_back("lb_pipeline_" #name "_total", \
                    sum([](const Worker& w) { return w.pipeline->counters().name.value(); }));
@@ -322,6 +347,100 @@ class DataplaneImpl : public Dataplane {
   }
 
  private:
+  // Control thread, at start: loads the tc ingress program and attaches it to every Ethernet
+  // device. Not permitted (a container without CAP_BPF/CAP_SYS_ADMIN) or not built: the kernel
+  // path, which needs nothing but the routes and rules, carries everything.
+  void startFastPath() {
+    if (!options_.bpf_fast_path || options_.mode == Mode::kDecap)
+      return;
+#ifdef LB_HAVE_BPF
+    io::IngressRedirectOptions o;
+    // Gateway: the local table (pref 0) comes before lbd's diversion rules, so a real server's
+    // packet to one of the balancer's own sockets stays the kernel's; sidecar moves it after.
+    o.local_sockets_first = options_.mode == Mode::kGateway;
+    auto r = io::IngressRedirect::create(tun_->ifindex(), o);
+    if (!r.ok()) {
+      LB_LOG(kWarn, "tc ingress fast path off (the kernel path carries everything): %s",
+             r.status().ToString());
+      return;
+    }
+    std::lock_guard<std::mutex> lock(kernel_mu_);
+    redirect_ = std::move(*r);
+    attachFastPath();
+    updateFastPath(table_.config());
+    LB_LOG(kInfo, "tc ingress fast path on %d device(s)",
+           static_cast<int>(redirect_->attached().size()));
+#else
+    LB_LOG(kInfo, "tc ingress fast path not built (no libbpf); the kernel path carries everything");
+#endif
+  }
+
+#ifdef LB_HAVE_BPF
+  // kernel_mu_ held. Attaches to Ethernet devices that appeared since the last scan.
+  void attachFastPath() {
+    if (redirect_ == nullptr)
+      return;
+    std::vector<int> have = redirect_->attached();
+    struct if_nameindex* names = if_nameindex();
+    if (names == nullptr)
+      return;
+    const int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    for (struct if_nameindex* i = names; s >= 0 && i->if_index != 0; ++i) {
+      const int idx = static_cast<int>(i->if_index);
+      if (idx == tun_->ifindex() || std::find(have.begin(), have.end(), idx) != have.end())
+        continue;
+      ifreq ifr{};
+      std::strncpy(ifr.ifr_name, i->if_name, IFNAMSIZ - 1);
+      if (ioctl(s, SIOCGIFHWADDR, &ifr) != 0 || ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER)
+        continue;
+      if (absl::Status st = redirect_->attach(idx); !st.ok())
+        LB_LOG_EVERY_N_SEC(kWarn, 60, "tc ingress fast path on %s: %s", i->if_name, st.ToString());
+    }
+    if (s >= 0)
+      close(s);
+    if_freenameindex(names);
+  }
+#endif
+
+  // Control thread (kernel_mu_ held): the fast path's sets follow the config: VIPs and full-NAT
+  // local addresses by destination, NAT real servers' (address, protocol, port) by source: the
+  // same traffic kernel_state.cc routes and diverts into the TUN device.
+  void updateFastPath(const FullConfig& cfg) {
+#ifdef LB_HAVE_BPF
+    if (redirect_ == nullptr)
+      return;
+    std::vector<IpAddr> dsts;
+    std::vector<io::ReplyKey> replies;
+    for (const auto& sd : cfg.services) {
+      const ServiceKey& key = sd.service.key;
+      if (!key.isFwmark())
+        dsts.push_back(key.vaddr);
+      for (const IpAddr& l : sd.service.local_addrs)
+        dsts.push_back(l);
+      for (const DestConfig& d : sd.dests) {
+        if (d.fwd != FwdMethod::kMasq)
+          continue;
+        for (L4Proto p : {L4Proto::kTcp, L4Proto::kUdp, L4Proto::kSctp}) {
+          if (key.isFwmark() ? p == L4Proto::kSctp : p != key.proto)
+            continue;
+          replies.push_back(io::ReplyKey{d.addr, p, d.port});
+        }
+      }
+    }
+    absl::Status s = redirect_->setDsts(dsts);
+    if (s.ok())
+      s = redirect_->setReplies(replies);
+    if (!s.ok()) {
+      // A partial set would still be right (what the maps lack takes the kernel path), but a
+      // stale entry could divert a removed server's traffic: drop the fast path altogether.
+      LB_LOG(kWarn, "tc ingress fast path off: %s", s.ToString());
+      redirect_.reset();
+    }
+#else
+    (void)cfg;
+#endif
+  }
+
   void publishConfig(SnapshotPtr snap, const FullConfig& cfg) {
     auto wc = std::make_shared<WorkerConfig>();
     wc->snap = std::move(snap);
@@ -568,6 +687,13 @@ class DataplaneImpl : public Dataplane {
         last_neigh_full = now;
       if (full || neigh_.refreshRequested() || neigh_.incomplete())
         neigh_.refresh(full, now);
+#ifdef LB_HAVE_BPF
+      if (full) {
+        std::lock_guard<std::mutex> klock(kernel_mu_);
+        if (!stopped_)
+          attachFastPath();
+      }
+#endif
       if (now - last_est >= millis(kEstimatorPeriodMs)) {
         last_est = now;
         tickEstimators();
@@ -639,13 +765,16 @@ class DataplaneImpl : public Dataplane {
   ServiceTable& table_;
   std::unique_ptr<io::TunDevice> tun_;
   std::unique_ptr<io::Netlink> nl_;
-  std::mutex kernel_mu_;
+  mutable std::mutex kernel_mu_;
   KernelState kernel_;
   NeighCache neigh_;
   Published<WorkerConfig> config_;
   std::unique_ptr<ConnTable> conns_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<io::DecapReceiver> decap_;
+#ifdef LB_HAVE_BPF
+  std::unique_ptr<io::IngressRedirect> redirect_;  // kernel_mu_
+#endif
   std::mutex lifecycle_mu_;
   std::atomic<bool> stopped_{false};
   std::atomic<bool> running_{false};

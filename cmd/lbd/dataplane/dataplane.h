@@ -28,6 +28,10 @@ struct DataplaneOptions {
   // Direct Ethernet egress: forwarded packets to a learned next hop leave through AF_PACKET on
   // the egress interface instead of the TUN device (see neigh_cache.h). Off: always TUN.
   bool direct_egress = true;
+  // The tc ingress BPF fast path (io/bpf): packets for VIPs, local addresses and NAT replies
+  // go from the Ethernet devices straight to the TUN device. Falls back to the kernel path
+  // (with a warning) where BPF is not permitted or lbd was built without libbpf.
+  bool bpf_fast_path = true;
   // lbd's runtime directory: the sysctl journal that lets the next start undo a crashed run's
   // sysctl changes lives here (empty = no journal).
   std::string run_dir = "/run/lbd";

@@ -217,11 +217,15 @@ TEST_F(ControlPlaneTest, SaveClearRestoreSaveAndRestart) {
             "                              198.18.9.9           0          0         \n");
 }
 
-TEST_F(ControlPlaneTest, RestoreWithABadLineChangesNothing) {
-  Result r = run("-R", "-A -t 198.18.0.1:80 -s rr\n-a -t 198.18.0.1:80 -r 198.18.1.1 -w x\n");
+// ipvsadm's restore_table() runs each line as it reads it; fail() on an unparsable line exits
+// 2 there, so the lines before it stay applied and the rest never run.
+TEST_F(ControlPlaneTest, RestoreStopsAtAnUnparsableLineKeepingTheLinesBefore) {
+  Result r = run("-R",
+                 "-A -t 198.18.0.1:80 -s rr\n-a -t 198.18.0.1:80 -r 198.18.1.1 -w x\n"
+                 "-A -t 198.18.0.2:80 -s rr\n");
   EXPECT_EQ(r.rc, 2);
   EXPECT_EQ(r.err, "illegal weight specified\n");
-  EXPECT_EQ(run("-S -n").out, "");
+  EXPECT_EQ(run("-S -n").out, "-A -t 198.18.0.1:80 -s rr\n");
 }
 
 TEST_F(ControlPlaneTest, ListingsWithoutDataplane) {
