@@ -674,6 +674,7 @@ class DataplaneImpl : public Dataplane {
     MonoTime last_neigh_full = last_est;
     MonoTime last_defense = last_est;
     SnapshotPtr last_snap;
+    neigh_.refresh(true, last_est);  // the rules check: direct egress from the first packets on
     std::unique_lock<std::mutex> lock(hk_mu_);
     while (running_.load()) {
       hk_cv_.wait_for(lock, std::chrono::milliseconds(kHousekeepingTickMs));
