@@ -205,9 +205,25 @@ declare -A ROWNAME=([tcp1]="TCP 1 stream (Gbit/s)" [tcp4]="TCP 4 streams (Gbit/s
   [cps]="new conns/s (wrk, close)" [rps]="requests/s (keep-alive)" [p50]="p50 latency (ms)"
   [p99]="p99 latency (ms)" [udp]="UDP 64 B (pkt/s)")
 
-topology
+# Each contender gets fresh namespaces: TIME_WAIT sockets left by the previous one (tens of
+# thousands in the client and server after a connection-rate row) would otherwise meet the next
+# contender's SYNs on reused ports (PAWS rejects, 1 s SYN retransmits) and measure the order of
+# the contenders instead of the contenders.
+teardown_topology() {
+  local f ns
+  for f in iperf.pid iperf-dr.pid nginx.pid; do
+    [ -s "$tmp/$f" ] && kill "$(cat "$tmp/$f")" 2>/dev/null
+    rm -f "$tmp/$f"
+  done
+  sleep 0.2
+  for ns in "$C" "$B" "$S"; do
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
+    ip netns del "$ns" 2>/dev/null
+  done
+}
 for c in $contenders; do
   echo "== $c (t=${SECONDS}s)" >&2
+  topology
   if ! "setup_$c"; then echo "setup of $c failed" >&2; "teardown_$c" 2>/dev/null; continue; fi
   for r in tcp1 tcp4 cps rps udp; do
     [[ " ${ROWS:-tcp1 tcp4 cps rps udp} " == *" $r "* ]] || continue
@@ -224,7 +240,9 @@ for c in $contenders; do
   fi
   echo "   teardown (t=${SECONDS}s)" >&2
   "teardown_$c"
+  teardown_topology
 done
+topology  # for the memory and config-load rows
 
 printf '\n%-26s' "row"; for c in $contenders; do printf '%14s' "$c"; done; echo
 for r in $rows; do
