@@ -223,9 +223,14 @@ int lbdMain(int argc, char** argv) {
          copts.listen);
 
   for (;;) {
-    int sig = 0;
-    if (sigwait(&sigs, &sig) != 0)
+    // Once a second, between signals: removed dests whose last conn has expired give their
+    // ids back (the kernel's dest trash timer).
+    const timespec tick{1, 0};
+    const int sig = sigtimedwait(&sigs, nullptr, &tick);
+    if (sig < 0) {
+      control.collectTrash();
       continue;
+    }
     if (sig == SIGHUP) {
       // Logs go to stderr; a supervisor that rotates them reopens the stream itself.
       LB_LOG(kInfo, "SIGHUP: logs reopened");

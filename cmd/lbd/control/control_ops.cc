@@ -283,6 +283,11 @@ absl::Status ControlOps::replaceConfig(const pb::ReplaceConfigRequest& req) {
                 });
 }
 
+size_t ControlOps::collectTrash() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return table_.collectTrash();
+}
+
 absl::Status ControlOps::zeroStats(const pb::ZeroStatsRequest& req) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!req.has_key()) {

@@ -63,6 +63,10 @@ class ControlOps {
   absl::Status getSysctls(::lbd::v1::GetSysctlsResponse* resp);
   absl::Status getConfig(::lbd::v1::GetConfigResponse* resp);
 
+  // Frees tombstoned dest ids with no conns left (the kernel's dest trash, ip_vs_ctl.c
+  // ip_vs_dest_trash_expire); returns how many.
+  size_t collectTrash();
+
   // Start-up: --config (the line at fault on error) or else the state file.
   absl::Status loadInitial(const std::string& config_file);
   // Prometheus text for /metrics.

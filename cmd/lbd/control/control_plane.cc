@@ -249,6 +249,10 @@ absl::Status ControlPlane::start() {
   return absl::OkStatus();
 }
 
+size_t ControlPlane::collectTrash() {
+  return impl_->ops.collectTrash();
+}
+
 void ControlPlane::shutdown() {
   if (impl_->stopped)
     return;

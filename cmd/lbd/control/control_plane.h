@@ -57,6 +57,9 @@ class ControlPlane {
   absl::Status start();
   // Stops serving; safe to call twice.
   void shutdown();
+  // Frees removed dests' ids once their last conn is gone (ServiceTable::collectTrash); lbd's
+  // main thread calls it every second. Any thread.
+  size_t collectTrash();
   // Blocks until shutdown() is called.
   void wait();
   // The TCP port the gRPC server listens on after start() (tcp://...:0 picks one); 0 for unix.
