@@ -27,19 +27,25 @@ HAP_VIP=198.19.60.2
 tmp=$(mktemp -d /tmp/lbdperf.XXXXXX)
 pids=()
 
-cleanup() {
-  set +e
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+# Stops the servers and removes the three namespaces with whatever still runs in them.
+teardown_topology() {
+  local f ns
   # iperf3 -D and nginx daemonize: stop them through their pid files.
   for f in iperf.pid iperf-dr.pid nginx.pid haproxy.pid; do
     [ -s "$tmp/$f" ] && kill "$(cat "$tmp/$f")" 2>/dev/null
+    rm -f "$tmp/$f"
   done
   sleep 0.2
   for ns in "$C" "$B" "$S"; do
     ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
     ip netns del "$ns" 2>/dev/null
   done
+}
+cleanup() {
+  set +e
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  teardown_topology
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -209,18 +215,6 @@ declare -A ROWNAME=([tcp1]="TCP 1 stream (Gbit/s)" [tcp4]="TCP 4 streams (Gbit/s
 # thousands in the client and server after a connection-rate row) would otherwise meet the next
 # contender's SYNs on reused ports (PAWS rejects, 1 s SYN retransmits) and measure the order of
 # the contenders instead of the contenders.
-teardown_topology() {
-  local f ns
-  for f in iperf.pid iperf-dr.pid nginx.pid; do
-    [ -s "$tmp/$f" ] && kill "$(cat "$tmp/$f")" 2>/dev/null
-    rm -f "$tmp/$f"
-  done
-  sleep 0.2
-  for ns in "$C" "$B" "$S"; do
-    ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
-    ip netns del "$ns" 2>/dev/null
-  done
-}
 for c in $contenders; do
   echo "== $c (t=${SECONDS}s)" >&2
   topology

@@ -417,15 +417,8 @@ class DataplaneImpl : public Dataplane {
         dsts.push_back(key.vaddr);
       for (const IpAddr& l : sd.service.local_addrs)
         dsts.push_back(l);
-      for (const DestConfig& d : sd.dests) {
-        if (d.fwd != FwdMethod::kMasq)
-          continue;
-        for (L4Proto p : {L4Proto::kTcp, L4Proto::kUdp, L4Proto::kSctp}) {
-          if (key.isFwmark() ? p == L4Proto::kSctp : p != key.proto)
-            continue;
-          replies.push_back(io::ReplyKey{d.addr, p, d.port});
-        }
-      }
+      for (const KernelState::NatReply& nr : KernelState::natReplies(sd))
+        replies.push_back(io::ReplyKey{nr.addr, nr.proto, nr.port});
     }
     absl::Status s = redirect_->setDsts(dsts);
     if (s.ok())

@@ -160,6 +160,21 @@ void KernelState::restoreJournal() {
   unlink(journal_.c_str());
 }
 
+std::vector<KernelState::NatReply> KernelState::natReplies(const ServiceWithDests& sd) {
+  std::vector<NatReply> out;
+  const ServiceKey& key = sd.service.key;
+  for (const DestConfig& d : sd.dests) {
+    if (d.fwd != FwdMethod::kMasq)
+      continue;
+    for (L4Proto p : {L4Proto::kTcp, L4Proto::kUdp, L4Proto::kSctp}) {
+      if (key.isFwmark() ? p == L4Proto::kSctp : p != key.proto)
+        continue;
+      out.push_back(NatReply{d.addr, p, d.port});
+    }
+  }
+  return out;
+}
+
 bool KernelState::hasTunnelDests(const FullConfig& cfg) {
   for (const auto& s : cfg.services) {
     for (const auto& d : s.dests) {
@@ -445,23 +460,17 @@ absl::Status KernelState::reconcile(const FullConfig& cfg) {
       route(l, fullPrefix(l.af()));
       proxied.push_back(l);
     }
-    for (const DestConfig& d : sd.dests) {
-      if (d.fwd != FwdMethod::kMasq)
-        continue;
-      for (L4Proto p : {L4Proto::kTcp, L4Proto::kUdp, L4Proto::kSctp}) {
-        if (key.isFwmark() ? p == L4Proto::kSctp : p != key.proto)
-          continue;
-        io::RuleSpec r;
-        r.af = d.addr.af();
-        r.pref = kPrefDivert;
-        r.src = d.addr;
-        r.src_len = fullPrefix(d.addr.af());
-        r.ip_proto = static_cast<uint8_t>(p);
-        r.sport = d.port;
-        r.table = io::kLbdTable;
-        if (want_rule_set.insert(r).second)
-          want_rules.push_back(r);
-      }
+    for (const NatReply& nr : natReplies(sd)) {
+      io::RuleSpec r;
+      r.af = nr.addr.af();
+      r.pref = kPrefDivert;
+      r.src = nr.addr;
+      r.src_len = fullPrefix(nr.addr.af());
+      r.ip_proto = static_cast<uint8_t>(nr.proto);
+      r.sport = nr.port;
+      r.table = io::kLbdTable;
+      if (want_rule_set.insert(r).second)
+        want_rules.push_back(r);
     }
   }
   for (const FwmarkRule& fr : cfg.fwmark_rules)

@@ -52,6 +52,18 @@ class KernelState {
   // True when some dest of `cfg` tunnels (TSO must then be off on the TUN; see dataplane.cc).
   static bool hasTunnelDests(const FullConfig& cfg);
 
+  // A NAT real server's (address, L4 protocol, port): its packets are replies lbd must see. The
+  // diversion rules match them (`from RIP ipproto P sport PORT`), and so does the tc fast path.
+  struct NatReply {
+    IpAddr addr;
+    L4Proto proto = L4Proto::kTcp;
+    uint16_t port = 0;
+  };
+
+  // The NAT replies of one service: its masquerading dests, with the service's protocol (TCP
+  // and UDP for a fwmark service).
+  static std::vector<NatReply> natReplies(const ServiceWithDests& sd);
+
  private:
   absl::Status setSysctl(const std::string& path, const std::string& value);
   // Where /proc/sys is read-only (Docker), IPv4 per-device settings go through netlink.
