@@ -6,6 +6,8 @@
 #include <endian.h>
 #include <errno.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdarg>
@@ -154,6 +156,7 @@ absl::StatusOr<std::unique_ptr<IngressRedirect>> IngressRedirect::create(
     return absl::InvalidArgumentError(absl::StrCat("tun ifindex ", tun_ifindex));
 
   std::unique_ptr<IngressRedirect> r(new IngressRedirect());
+  r->options_ = options;
   bpf_object_open_opts open_opts;
   std::memset(&open_opts, 0, sizeof(open_opts));
   open_opts.sz = sizeof(open_opts);
@@ -205,11 +208,48 @@ IngressRedirect::~IngressRedirect() {
     bpf_object__close(obj_);
 }
 
+// A tcx ingress link (BPF_LINK_CREATE, attach type BPF_TCX_INGRESS, Linux 6.6): the link
+// lives as long as its file descriptor, so a killed lbd leaves nothing attached. Debian
+// bookworm's UAPI headers predate tcx, hence the number. Returns the fd or -errno.
+static int tcxLinkCreate(int prog_fd, int ifindex) {
+  constexpr int kBpfTcxIngress = 46;
+  bpf_attr attr;
+  std::memset(&attr, 0, sizeof(attr));
+  attr.link_create.prog_fd = static_cast<uint32_t>(prog_fd);
+  attr.link_create.target_ifindex = static_cast<uint32_t>(ifindex);
+  attr.link_create.attach_type = static_cast<bpf_attach_type>(kBpfTcxIngress);
+  const long fd = syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr));
+  return fd < 0 ? -errno : static_cast<int>(fd);
+}
+
 absl::Status IngressRedirect::attach(int ifindex) {
   for (const Attachment& a : attached_) {
     if (a.ifindex == ifindex)
       return absl::OkStatus();
   }
+  if (options_.attach != IngressRedirectOptions::Attach::kTcFilter) {
+    const int fd = tcxLinkCreate(prog_fd_, ifindex);
+    if (fd >= 0) {
+      // A filter of ours that a crashed tc-filter run left behind would still redirect what
+      // this program passes on (tcx runs first, then the clsact filters): remove it.
+      bpf_tc_hook hook = ingressHook(ifindex);
+      bpf_tc_opts opts = filterOpts(kTcHandle, kTcPriority);
+      (void)bpf_tc_detach(&hook, &opts);
+      Attachment a;
+      a.ifindex = ifindex;
+      a.link_fd = fd;
+      attached_.push_back(a);
+      LB_LOG(kInfo, "bpf ingress redirect attached to ifindex %d (tcx link)", ifindex);
+      return absl::OkStatus();
+    }
+    // EINVAL: a kernel without tcx (before 6.6) rejects the attach type.
+    if (options_.attach == IngressRedirectOptions::Attach::kTcx || fd != -EINVAL)
+      return errnoStatus(absl::StrCat("attach tcx ingress link on ifindex ", ifindex), -fd);
+  }
+  return attachTcFilter(ifindex);
+}
+
+absl::Status IngressRedirect::attachTcFilter(int ifindex) {
   bpf_tc_hook hook = ingressHook(ifindex);
   int err = bpf_tc_hook_create(&hook);
   if (err != 0 && err != -EEXIST)
@@ -240,6 +280,10 @@ absl::Status IngressRedirect::detach(int ifindex) {
     return absl::NotFoundError(absl::StrCat("ifindex ", ifindex, " not attached"));
   const Attachment a = *it;
   attached_.erase(it);
+  if (a.link_fd >= 0) {
+    close(a.link_fd);  // the last reference: the kernel detaches the link
+    return absl::OkStatus();
+  }
   bpf_tc_hook hook = ingressHook(ifindex);
   bpf_tc_opts opts = filterOpts(kTcHandle, kTcPriority);
   int err = bpf_tc_detach(&hook, &opts);

@@ -43,6 +43,13 @@ struct IngressRedirectOptions {
   // or UDP sockets is left to the kernel, as the local table (rule pref 0) wins over lbd's
   // diversion rules. Sidecar mode moves the local rule after them: set false there.
   bool local_sockets_first = true;
+
+  // How the program is attached. kTcx: a tcx BPF link (Linux 6.6+), owned by a file descriptor
+  // of this process, so the kernel detaches it when lbd dies, even by `kill -9`. kTcFilter: a
+  // cls_bpf filter on a clsact qdisc (netlink), which outlives the process until the next start
+  // replaces it. kAuto: tcx, and the tc filter where the kernel has no tcx.
+  enum class Attach { kAuto, kTcx, kTcFilter };
+  Attach attach = Attach::kAuto;
 };
 
 // Summed over CPUs since create().
@@ -93,10 +100,15 @@ class IngressRedirect {
  private:
   struct Attachment {
     int ifindex = 0;
+    int link_fd = -1;  // a tcx link; -1: a tc filter
     bool created_qdisc = false;
   };
 
+  absl::Status attachTcFilter(int ifindex);
+
   IngressRedirect() = default;
+
+  IngressRedirectOptions options_;
 
   bpf_object* obj_ = nullptr;
   int prog_fd_ = -1;

@@ -13,9 +13,11 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
@@ -80,7 +82,9 @@ class IngressRedirectTest : public ::testing::Test {
       GTEST_SKIP() << "needs root";
     }
     ASSERT_TRUE(net_.setUp()) << net_.error();
-    auto r = IngressRedirect::create(net_.tunIfindex());
+    IngressRedirectOptions o;
+    o.attach = attachMode();
+    auto r = IngressRedirect::create(net_.tunIfindex(), o);
     ASSERT_TRUE(r.ok()) << r.status();
     redirect_ = std::move(*r);
     ASSERT_TRUE(redirect_->setDsts({ip(kVip), ip(kVip6)}).ok());
@@ -95,6 +99,24 @@ class IngressRedirectTest : public ::testing::Test {
   void TearDown() override {
     redirect_.reset();  // detaches inside B
     net_.tearDown();
+  }
+
+  virtual IngressRedirectOptions::Attach attachMode() const {
+    return IngressRedirectOptions::Attach::kAuto;
+  }
+
+  // Sends a VIP packet, then one to B's own socket: once that one arrived, the first was
+  // handled; true when the VIP packet did not reach the TUN device (the kernel had it).
+  bool vipPacketLeftToKernel() {
+    int sock = net_.udpSocketInB(kBalancer, 7001);
+    if (sock < 0)
+      return false;
+    bool sent = net_.sendFrame(PacketBuilder::udp(kClient, 2, kVip, 53).build()) &&
+                net_.sendFrame(PacketBuilder::udp(kClient, 2, kBalancer, 7001).build());
+    pollfd p{sock, POLLIN, 0};
+    const bool arrived = sent && poll(&p, 1, 2000) == 1;
+    close(sock);
+    return arrived && !net_.readTun(std::chrono::milliseconds(0)).has_value();
   }
 
   // The next packet on the TUN fd (IP bytes after the virtio header), within 2 s.
@@ -207,25 +229,75 @@ TEST_F(IngressRedirectTest, SetDstsReplacesTheSet) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(IngressRedirectTest, DetachStopsRedirectingAndRemovesOurQdisc) {
+// The legacy attachment (kernels before 6.6): a cls_bpf filter on a clsact qdisc.
+class IngressRedirectTcFilterTest : public IngressRedirectTest {
+ protected:
+  IngressRedirectOptions::Attach attachMode() const override {
+    return IngressRedirectOptions::Attach::kTcFilter;
+  }
+};
+
+// On this kernel kAuto takes a tcx link: no qdisc, no filter, and detach really detaches.
+TEST_F(IngressRedirectTest, TcxLinkNeedsNoQdiscAndDetaches) {
+  expectRedirected(PacketBuilder::udp(kClient, 1, kVip, 53).build());
+  EXPECT_FALSE(net_.hasClsact()) << "a tcx link needs no clsact qdisc";
+  EXPECT_FALSE(net_.hasOurFilter());
+  ASSERT_TRUE(redirect_->detach(net_.vethIfindex()).ok());
+  EXPECT_TRUE(vipPacketLeftToKernel());
+}
+
+// A tcx link belongs to its file descriptor: when lbd dies, even by SIGKILL, the kernel
+// detaches the program and packets take the kernel path again.
+TEST_F(IngressRedirectTest, TcxLinkDiesWithTheProcess) {
+  ASSERT_TRUE(redirect_->detach(net_.vethIfindex()).ok());
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(ready[0]);
+    IngressRedirectOptions o;
+    o.attach = IngressRedirectOptions::Attach::kTcx;
+    auto r = IngressRedirect::create(net_.tunIfindex(), o);
+    const bool ok =
+        r.ok() && (*r)->setDsts({ip(kVip)}).ok() && (*r)->attach(net_.vethIfindex()).ok();
+    const char c = ok ? 'y' : 'n';
+    (void)!write(ready[1], &c, 1);
+    for (;;)
+      pause();
+  }
+  close(ready[1]);
+  char c = 0;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  close(ready[0]);
+  if (c != 'y') {
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+    FAIL() << "the child could not attach a tcx link";
+  }
+  expectRedirected(PacketBuilder::udp(kClient, 1, kVip, 53).build());
+  kill(child, SIGKILL);
+  ASSERT_EQ(waitpid(child, nullptr, 0), child);
+  // The link is released with the dead process's files; give the kernel a moment.
+  bool left = false;
+  for (int i = 0; i < 20 && !left; ++i) {
+    left = vipPacketLeftToKernel();
+    if (!left)
+      usleep(50'000);
+  }
+  EXPECT_TRUE(left) << "the program stayed attached after its process was killed";
+}
+
+TEST_F(IngressRedirectTcFilterTest, DetachStopsRedirectingAndRemovesOurQdisc) {
   expectRedirected(PacketBuilder::udp(kClient, 1, kVip, 53).build());
   ASSERT_TRUE(net_.hasClsact());
   ASSERT_TRUE(redirect_->detach(net_.vethIfindex()).ok());
   EXPECT_FALSE(net_.hasClsact()) << "attach created the clsact qdisc; detach removes it";
   EXPECT_EQ(redirect_->detach(net_.vethIfindex()).code(), absl::StatusCode::kNotFound);
-
-  // The VIP packet, then one to B's own socket: once that arrived, the first was handled.
-  int sock = net_.udpSocketInB(kBalancer, 7001);
-  ASSERT_GE(sock, 0);
-  ASSERT_TRUE(net_.sendFrame(PacketBuilder::udp(kClient, 2, kVip, 53).build()));
-  ASSERT_TRUE(net_.sendFrame(PacketBuilder::udp(kClient, 2, kBalancer, 7001).build()));
-  pollfd p{sock, POLLIN, 0};
-  EXPECT_EQ(poll(&p, 1, 2000), 1);
-  close(sock);
-  EXPECT_FALSE(net_.readTun(std::chrono::milliseconds(0)).has_value());
+  EXPECT_TRUE(vipPacketLeftToKernel());
 }
 
-TEST_F(IngressRedirectTest, DetachLeavesSomeoneElsesQdisc) {
+TEST_F(IngressRedirectTcFilterTest, DetachLeavesSomeoneElsesQdisc) {
   ASSERT_TRUE(redirect_->detach(net_.vethIfindex()).ok());
   ASSERT_TRUE(net_.run("tc qdisc add dev vb clsact"));
   ASSERT_TRUE(redirect_->attach(net_.vethIfindex()).ok());
