@@ -133,7 +133,7 @@ void NeighCache::refresh(bool full, MonoTime now) {
   std::shared_ptr<const NeighMap> cur = map_.get();
   auto next = std::make_shared<NeighMap>();
   size_t missing = 0;
-  auto add = [&](const IpAddr& a, bool learned) {
+  auto add = [&](const IpAddr& a, bool learned, MonoTime since) {
     if (next->contains(a))
       return;
     auto it = cur->find(a);
@@ -141,6 +141,11 @@ void NeighCache::refresh(bool full, MonoTime now) {
       next->emplace(a, it->second);
       return;
     }
+    // A learned destination whose neighbour did not answer within its first second waits for
+    // the next full refresh: a few thousand unreachable destinations must not cost netlink
+    // round trips every tick.
+    if (!full && learned && now - since >= millis(kLearnedRetryMs))
+      return;
     NeighEntry e;
     if (resolve(a, learned, e)) {
       next->emplace(a, e);
@@ -153,9 +158,9 @@ void NeighCache::refresh(bool full, MonoTime now) {
       next->emplace(a, it->second);
   };
   for (const IpAddr& a : wanted)
-    add(a, false);
+    add(a, false, now);
   for (const auto& [a, l] : learned_)
-    add(a, true);
+    add(a, true, l.since);
   incomplete_ = missing != 0;
 
   bool changed = next->size() != cur->size();

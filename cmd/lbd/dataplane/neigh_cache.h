@@ -75,6 +75,8 @@ class NeighCache {
   // must be asked for again.
   static constexpr size_t kMaxLearned = 4096;
   static constexpr int64_t kLearnedTtlMs = 60'000;
+  // How long a new learned destination is retried every tick while its neighbour resolves.
+  static constexpr int64_t kLearnedRetryMs = 1'000;
 
   // `tun_ifindex`: lbd's own device (routes through it get negative entries). `workers`: one
   // request ring each. `direct_egress`: learn destinations on demand at all.
