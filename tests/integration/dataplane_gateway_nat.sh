@@ -154,6 +154,28 @@ if [[ -z $bpf_dst ]]; then
 else
   [[ $bpf_dst -gt 0 && $bpf_reply -gt 0 ]] || dp_fail "the tc fast path redirected nothing"
 fi
+# --- path MTU with direct egress: the client-side link shrinks to 1280 bytes. The servers'
+#     1500-byte segments (and GSO super-packets) no longer fit it, so lbd hands them to the
+#     kernel through the TUN device; the kernel's frag-needed goes to the VIP, lbd translates
+#     it for the real server, whose route learns MTU 1280, and the transfer completes intact.
+for i in 1 2; do head -c 300000 /dev/urandom >"$DP_TMP/www-S$i-80/big.bin"; done
+cmp -s "$DP_TMP/www-S1-80/big.bin" "$DP_TMP/www-S2-80/big.bin" && dp_fail "random files equal"
+ip -n "$(n l)" link set l0 mtu 1280
+sleep 2.5  # the next full refresh re-reads the link MTU
+tun_before=$(metric lb_dataplane_tx_tun_total)
+for i in 1 2; do
+  ip netns exec "$(n c)" curl -s --max-time 10 --noproxy '*' -o "$DP_TMP/big-$i.bin" \
+    "http://$VIP/big.bin" || dp_fail "big transfer $i through a 1280-byte link failed"
+  cmp -s "$DP_TMP/big-$i.bin" "$DP_TMP/www-S1-80/big.bin" ||
+    cmp -s "$DP_TMP/big-$i.bin" "$DP_TMP/www-S2-80/big.bin" ||
+    dp_fail "big transfer $i arrived corrupted or short ($(stat -c %s "$DP_TMP/big-$i.bin") bytes)"
+done
+[[ $(metric lb_dataplane_tx_tun_total) -gt $tun_before ]] ||
+  dp_fail "no too-big packet was handed to the kernel"
+ip -n "$(n s1)" route get 198.18.1.2 | grep -q "mtu 1280" || ip -n "$(n s2)" route get 198.18.1.2 |
+  grep -q "mtu 1280" || dp_fail "no real server learned the path MTU"
+ip -n "$(n l)" link set l0 mtu 1500
+
 ip -n "$(n l)" rule add from 198.18.1.2 lookup main pref 1000
 sleep 2.5  # the next full neighbour refresh re-reads the rules
 before_rule=$(metric lb_dataplane_tx_direct_total)

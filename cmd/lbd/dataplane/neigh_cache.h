@@ -12,6 +12,9 @@
 //    to a local address or over a non-Ethernet link gets a negative entry (TUN stays the way).
 //    Direct egress switches itself off while the namespace has policy-routing rules other than
 //    the defaults and lbd's own, because the lookup here is by destination only.
+//    The link MTU is read with the entry, so for up to one full refresh (2 s) after an MTU
+//    change GSO packets are checked against the old value (AF_PACKET itself checks only
+//    non-GSO packets).
 #pragma once
 
 #include <atomic>
