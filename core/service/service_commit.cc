@@ -17,9 +17,16 @@ struct ServiceTable::Plan {
   enum class SchedAction { kKeep, kCreate, kUpdate, kNone };
   enum class DestAction { kKeep, kRecover, kNew };
 
+  static constexpr size_t kNoIndex = static_cast<size_t>(-1);
+
   struct Svc {
     ServiceId id = kNoService;
     bool is_new = false;
+    // An existing service whose config, dests and scheduler options are all as before: the
+    // commit keeps its ids, scheduler, pool and snapshot part as they are, and the vectors below
+    // stay empty.
+    bool unchanged = false;
+    size_t old_index = kNoIndex;  // position in the current model; kNoIndex for a new service
     SchedAction sched_action = SchedAction::kKeep;
     SchedState sched;  // the scheduler state after the commit
     std::vector<DestId> dest_ids;
@@ -66,6 +73,23 @@ SchedulerOptions schedulerOptions(const ServiceConfig& svc, const Sysctls& sysct
 
 constexpr L4Proto kPortProtos[] = {L4Proto::kTcp, L4Proto::kUdp, L4Proto::kSctp};
 
+// Calls f(proto, addr, port) for each NAT or full-NAT dest of `s` (ip_vs_has_real_service);
+// dests of fwmark services count for TCP, UDP and SCTP.
+template <typename F>
+void forEachRealServer(const ServiceWithDests& s, F f) {
+  const ServiceKey& key = s.service.key;
+  for (const DestConfig& d : s.dests) {
+    if (d.fwd != FwdMethod::kMasq && d.fwd != FwdMethod::kFullNat)
+      continue;
+    if (key.isFwmark()) {
+      for (L4Proto p : kPortProtos)
+        f(p, d.addr, d.port);
+    } else {
+      f(key.proto, d.addr, d.port);
+    }
+  }
+}
+
 }  // namespace
 
 ServiceTable::ServiceTable(const Limits& limits)
@@ -94,10 +118,11 @@ absl::Status ServiceTable::commit(FullConfig next) {
   if (absl::Status s = applySchedulers(*plan); !s.ok())
     return s;
   applyIds(next, *plan);
+  const bool real_servers_changed = updateRealServers(next, *plan);
   config_ = std::move(next);
   collectTrash();
   ++generation_;
-  buildSnapshot();
+  buildSnapshot(&*plan, real_servers_changed);
   return absl::OkStatus();
 }
 
@@ -113,6 +138,13 @@ absl::StatusOr<ServiceTable::Plan> ServiceTable::makePlan(const FullConfig& next
     Plan::Svc& ps = plan.services[i];
     if (auto it = service_ids_.find(svc.key); it != service_ids_.end()) {
       ps.id = it->second;
+      // The current snapshot's services are parallel to config_.services.
+      ps.old_index = snapshot_->by_key_.at(svc.key);
+      if (config_.services[ps.old_index] == next.services[i] &&
+          keepsScheduler(svc, next.sysctls, ps.id)) {
+        ps.unchanged = true;
+        continue;
+      }
     } else {
       std::optional<ServiceId> id = peekId(new_services++, next_service_id_, limits_.max_services,
                                            free_service_ids_, free_service_head_);
@@ -158,6 +190,22 @@ absl::StatusOr<ServiceTable::Plan> ServiceTable::makePlan(const FullConfig& next
     }
   }
   return plan;
+}
+
+// True when the service's current scheduler instance serves `svc` as it is (same name and
+// options), or when both have none: with an unchanged dest list, planScheduler would keep it.
+bool ServiceTable::keepsScheduler(const ServiceConfig& svc,
+                                  const Sysctls& sysctls,
+                                  ServiceId id) const {
+  auto it = schedulers_.find(id);
+  if (svc.scheduler == "none")
+    return it == schedulers_.end();
+  if (it == schedulers_.end())
+    return false;
+  const SchedState& cur = it->second;
+  const SchedulerOptions opts = schedulerOptions(svc, sysctls);
+  return cur.scheduler != nullptr && cur.name == svc.scheduler && cur.options.flags == opts.flags &&
+         cur.options.lblc_expiration == opts.lblc_expiration;
 }
 
 // The scheduler service `i` will have: the current instance (updated if its dest list changed)
@@ -218,33 +266,44 @@ absl::Status ServiceTable::applySchedulers(Plan& plan) {
 }
 
 void ServiceTable::applyIds(const FullConfig& next, const Plan& plan) {
-  removeGone(next);
-  for (size_t i = 0; i < next.services.size(); ++i)
-    applyService(next.services[i], plan, i);
+  removeGone(next, plan);
+  for (size_t i = 0; i < next.services.size(); ++i) {
+    if (!plan.services[i].unchanged)
+      applyService(next.services[i], plan, i);
+  }
 }
 
 // Dests and services that disappear: dests go to the trash (ip_vs_del_dest), services retire
 // their id until no tombstone names it.
-void ServiceTable::removeGone(const FullConfig& next) {
-  absl::flat_hash_set<ServiceKey> next_keys;
-  absl::flat_hash_set<DestKey> next_dests;
-  for (const ServiceWithDests& s : next.services) {
-    next_keys.insert(s.service.key);
-    for (const DestConfig& d : s.dests)
-      next_dests.insert(DestKey{s.service.key, d.addr, d.port});
+void ServiceTable::removeGone(const FullConfig& next, const Plan& plan) {
+  // Where each current service is in `next` (keys are unique on both sides).
+  std::vector<size_t> next_index(config_.services.size(), Plan::kNoIndex);
+  for (size_t i = 0; i < plan.services.size(); ++i) {
+    if (plan.services[i].old_index != Plan::kNoIndex)
+      next_index[plan.services[i].old_index] = i;
   }
-  for (const ServiceWithDests& s : config_.services) {
+  absl::flat_hash_set<std::pair<IpAddr, uint16_t>> kept;  // one service's dests in `next`
+  for (size_t j = 0; j < config_.services.size(); ++j) {
+    const ServiceWithDests& s = config_.services[j];
+    const size_t i = next_index[j];
+    if (i != Plan::kNoIndex && plan.services[i].unchanged)
+      continue;
+    kept.clear();
+    if (i != Plan::kNoIndex) {
+      for (const DestConfig& d : next.services[i].dests)
+        kept.insert({d.addr, d.port});
+    }
     for (const DestConfig& d : s.dests) {
-      DestKey dk{s.service.key, d.addr, d.port};
-      if (next_dests.contains(dk))
+      if (kept.contains(std::pair<IpAddr, uint16_t>(d.addr, d.port)))
         continue;
-      DestId id = dest_index_.at(dk);
+      DestId id = dest_index_.at(DestKey{s.service.key, d.addr, d.port});
       dest_slots_[id].live = false;
       trash_.push_back(id);
     }
   }
-  for (const ServiceWithDests& s : config_.services) {
-    if (next_keys.contains(s.service.key))
+  for (size_t j = 0; j < config_.services.size(); ++j) {
+    const ServiceWithDests& s = config_.services[j];
+    if (next_index[j] != Plan::kNoIndex)
       continue;
     auto it = service_ids_.find(s.service.key);
     const ServiceId id = it->second;
@@ -253,6 +312,37 @@ void ServiceTable::removeGone(const FullConfig& next) {
     runtime_->dropPool(id);
     retireService(id);
   }
+}
+
+// Unchanged services keep their counts; the others' old dests are uncounted, their new ones
+// counted (new ones first, so a key that stays never drops to zero).
+bool ServiceTable::updateRealServers(const FullConfig& next, const Plan& plan) {
+  bool changed = false;
+  std::vector<bool> old_unchanged(config_.services.size(), false);
+  for (size_t i = 0; i < next.services.size(); ++i) {
+    const Plan::Svc& ps = plan.services[i];
+    if (ps.unchanged) {
+      old_unchanged[ps.old_index] = true;
+      continue;
+    }
+    forEachRealServer(next.services[i], [&](L4Proto p, const IpAddr& a, uint16_t port) {
+      if (++real_server_refs_[ServiceSnapshot::RealServerKey{p, a, port}] == 1)
+        changed = true;
+    });
+  }
+  for (size_t j = 0; j < config_.services.size(); ++j) {
+    if (old_unchanged[j])
+      continue;
+    forEachRealServer(config_.services[j], [&](L4Proto p, const IpAddr& a, uint16_t port) {
+      auto it = real_server_refs_.find(ServiceSnapshot::RealServerKey{p, a, port});
+      LB_CHECK(it != real_server_refs_.end());
+      if (--it->second == 0) {
+        real_server_refs_.erase(it);
+        changed = true;
+      }
+    });
+  }
+  return changed;
 }
 
 // Service `i` of the new model: its id, dests, scheduler and full-NAT pool.
@@ -392,21 +482,32 @@ size_t ServiceTable::collectTrash() {
   return freed;
 }
 
-void ServiceTable::buildSnapshot() {
+void ServiceTable::buildSnapshot(const Plan* plan, bool real_servers_changed) {
   auto snap = std::make_shared<ServiceSnapshot>();
-  snap->services_.reserve(config_.services.size());
-  for (const ServiceWithDests& s : config_.services) {
+  const size_t n = config_.services.size();
+  snap->services_.reserve(n);
+  snap->by_id_.reserve(n);
+  snap->by_key_.reserve(n);
+  snap->vips_.reserve(snapshot_ != nullptr ? snapshot_->vips_.size() : 0);
+  for (size_t i = 0; i < n; ++i) {
+    const ServiceWithDests& s = config_.services[i];
     const ServiceKey& key = s.service.key;
     SnapService ss;
-    ss.id = service_ids_.at(key);
-    ss.config = s.service;
-    ss.netmask_prefix = static_cast<int>(s.service.netmask);
-    for (const DestConfig& d : s.dests)
-      ss.dests.push_back(dest_index_.at(DestKey{key, d.addr, d.port}));
-    if (auto it = schedulers_.find(ss.id); it != schedulers_.end())
-      ss.scheduler = it->second.scheduler;
-    if (!s.service.local_addrs.empty())
-      ss.laddr_pool = runtime_->poolFor(ss.id, s.service.local_addrs);
+    if (plan != nullptr && plan->services[i].unchanged) {
+      // Same id, config, dest ids, scheduler instance and pool as in the current snapshot.
+      ss = snapshot_->services_[plan->services[i].old_index];
+    } else {
+      ss.id = service_ids_.at(key);
+      ss.config = s.service;
+      ss.netmask_prefix = static_cast<int>(s.service.netmask);
+      ss.dests.reserve(s.dests.size());
+      for (const DestConfig& d : s.dests)
+        ss.dests.push_back(dest_index_.at(DestKey{key, d.addr, d.port}));
+      if (auto it = schedulers_.find(ss.id); it != schedulers_.end())
+        ss.scheduler = it->second.scheduler;
+      if (!s.service.local_addrs.empty())
+        ss.laddr_pool = runtime_->poolFor(ss.id, s.service.local_addrs);
+    }
     const uint32_t idx = static_cast<uint32_t>(snap->services_.size());
     snap->by_id_[ss.id] = idx;
     snap->by_key_[key] = idx;
@@ -417,17 +518,16 @@ void ServiceTable::buildSnapshot() {
       if (key.vport == 21)
         snap->has_ftp_ = true;
     }
-    for (const DestConfig& d : s.dests) {
-      if (d.fwd != FwdMethod::kMasq && d.fwd != FwdMethod::kFullNat)
-        continue;
-      if (key.isFwmark()) {
-        for (L4Proto p : kPortProtos)
-          snap->real_servers_[{p, d.addr, d.port}] = true;
-      } else {
-        snap->real_servers_[{key.proto, d.addr, d.port}] = true;
-      }
-    }
     snap->services_.push_back(std::move(ss));
+  }
+  if (real_servers_changed || snapshot_ == nullptr || snapshot_->real_servers_ == nullptr) {
+    auto rs = std::make_shared<ServiceSnapshot::RealServerSet>();
+    rs->reserve(real_server_refs_.size());
+    for (const auto& [k, refs] : real_server_refs_)
+      rs->emplace(k, true);
+    snap->real_servers_ = std::move(rs);
+  } else {
+    snap->real_servers_ = snapshot_->real_servers_;
   }
   snap->dests_.resize(dest_slots_.size());
   for (DestId id = 0; id < dest_slots_.size(); ++id) {

@@ -118,12 +118,18 @@ class ServiceTable {
                              std::vector<DestInfo> infos,
                              Plan& plan,
                              size_t i) const;
+  bool keepsScheduler(const ServiceConfig& svc, const Sysctls& sysctls, ServiceId id) const;
   absl::Status applySchedulers(Plan& plan);
   void applyIds(const FullConfig& next, const Plan& plan);
-  void removeGone(const FullConfig& next);
+  void removeGone(const FullConfig& next, const Plan& plan);
+  // Counts `next`'s NAT real servers into real_server_refs_; true when the set changed.
+  bool updateRealServers(const FullConfig& next, const Plan& plan);
   void applyService(const ServiceWithDests& s, const Plan& plan, size_t i);
   void applyDest(const ServiceWithDests& s, const Plan& plan, size_t i, size_t j);
-  void buildSnapshot();
+  // From config_; services the plan marks unchanged reuse their part of the current snapshot.
+  // The real-server set is rebuilt from real_server_refs_ when `real_servers_changed`, else
+  // shared with the current snapshot.
+  void buildSnapshot(const Plan* plan = nullptr, bool real_servers_changed = true);
   void releaseServiceRef(ServiceId id);
   void retireService(ServiceId id);
 
@@ -146,6 +152,8 @@ class ServiceTable {
   std::vector<DestId> free_dest_ids_;                // FIFO: reused only when fresh ids run out
   size_t free_dest_head_ = 0;
   std::vector<DestId> trash_;  // tombstoned ids
+  // NAT and full-NAT real servers of the model, each with the number of dests naming it.
+  absl::flat_hash_map<ServiceSnapshot::RealServerKey, uint32_t> real_server_refs_;
   uint64_t generation_ = 0;
 };
 

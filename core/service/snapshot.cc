@@ -83,7 +83,7 @@ bool ServiceSnapshot::isVip(const IpAddr& addr) const noexcept {
 bool ServiceSnapshot::isNatRealServer(L4Proto proto,
                                       const IpAddr& addr,
                                       uint16_t port) const noexcept {
-  return real_servers_.contains(RealServerKey{proto, addr, port});
+  return real_servers_ != nullptr && real_servers_->contains(RealServerKey{proto, addr, port});
 }
 
 }  // namespace lb

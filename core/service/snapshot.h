@@ -101,7 +101,10 @@ class ServiceSnapshot {
     }
   };
 
-  absl::flat_hash_map<RealServerKey, bool> real_servers_;
+  using RealServerSet = absl::flat_hash_map<RealServerKey, bool>;
+  // Shared with the previous snapshot while the set is unchanged; never null once built by
+  // ServiceTable.
+  std::shared_ptr<const RealServerSet> real_servers_;
   std::vector<FwmarkRule> rules_;  // dst already masked to prefix_len
   ProtoTimeouts timeouts_{};
   Sysctls sysctls_;

@@ -46,12 +46,17 @@ bool isUnicast(const IpAddr& a) {
   return !(b[0] == 0xfe && (b[1] & 0xc0) == 0x80);  // fe80::/10
 }
 
+// Names the dest in an error; built only on the error path (a commit validates every dest).
+std::string destWho(const ServiceConfig& svc, const DestConfig& d) {
+  return absl::StrCat("dest ", destName(d), " in service ", svc.key.toString());
+}
+
 absl::Status checkTunnel(const ServiceConfig& svc, const DestConfig& d) {
-  const std::string who = absl::StrCat("dest ", destName(d), " in service ", svc.key.toString());
+  auto who = [&] { return destWho(svc, d); };
   if (d.fwd != FwdMethod::kTunnel) {
     if (d.tun_type != TunType::kIpip || d.tun_port != 0 || d.tun_csum != TunCsum::kNoCsum) {
       return absl::InvalidArgumentError(
-          absl::StrCat(who, ": tunnel options need the tunnel forwarding method"));
+          absl::StrCat(who(), ": tunnel options need the tunnel forwarding method"));
     }
     return absl::OkStatus();
   }
@@ -59,11 +64,11 @@ absl::Status checkTunnel(const ServiceConfig& svc, const DestConfig& d) {
     case TunType::kGue:
       // ip_vs_ctl.c ip_vs_check_udest: "tunnel port is zero".
       if (d.tun_port == 0) {
-        return absl::InvalidArgumentError(absl::StrCat(who, ": GUE tunnel needs a tunnel port"));
+        return absl::InvalidArgumentError(absl::StrCat(who(), ": GUE tunnel needs a tunnel port"));
       }
       if (d.tun_csum > TunCsum::kRemCsum) {
         return absl::InvalidArgumentError(absl::StrCat(
-            who, ": tunnel checksum option ", static_cast<int>(d.tun_csum), " not supported"));
+            who(), ": tunnel checksum option ", static_cast<int>(d.tun_csum), " not supported"));
       }
       return absl::OkStatus();
     case TunType::kIpip:
@@ -71,20 +76,20 @@ absl::Status checkTunnel(const ServiceConfig& svc, const DestConfig& d) {
       break;
     default:
       return absl::InvalidArgumentError(
-          absl::StrCat(who, ": tunnel type ", static_cast<int>(d.tun_type), " not supported"));
+          absl::StrCat(who(), ": tunnel type ", static_cast<int>(d.tun_type), " not supported"));
   }
   const absl::string_view type = d.tun_type == TunType::kGre ? "GRE" : "IPIP";
   // ipvsadm tunnel_types_v_options: --tun-port is GUE only; ipip takes no checksum option,
   // gre takes nocsum or csum.
   if (d.tun_port != 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat(who, ": tunnel port ", d.tun_port, " is only valid for GUE, not ", type));
+        absl::StrCat(who(), ": tunnel port ", d.tun_port, " is only valid for GUE, not ", type));
   }
   bool csum_ok =
       d.tun_type == TunType::kGre ? d.tun_csum <= TunCsum::kCsum : d.tun_csum == TunCsum::kNoCsum;
   if (!csum_ok) {
     return absl::InvalidArgumentError(absl::StrCat(
-        who, ": tunnel checksum option ", static_cast<int>(d.tun_csum), " not valid for ", type));
+        who(), ": tunnel checksum option ", static_cast<int>(d.tun_csum), " not valid for ", type));
   }
   return absl::OkStatus();
 }
@@ -113,77 +118,79 @@ void normalizeConfig(FullConfig& cfg) {
 
 absl::Status validateService(const ServiceConfig& svc) {
   const ServiceKey& k = svc.key;
-  const std::string name = absl::StrCat("service ", k.toString());
+  // Built only on the error path (a commit validates every service).
+  auto name = [&] { return absl::StrCat("service ", k.toString()); };
   if (!validAf(k.af)) {
     return absl::InvalidArgumentError(
-        absl::StrCat(name, ": address family ", static_cast<int>(k.af), " not supported"));
+        absl::StrCat(name(), ": address family ", static_cast<int>(k.af), " not supported"));
   }
   if (!k.isFwmark()) {
     if (k.proto != L4Proto::kTcp && k.proto != L4Proto::kUdp && k.proto != L4Proto::kSctp) {
-      return absl::InvalidArgumentError(absl::StrCat(name, ": protocol ", static_cast<int>(k.proto),
-                                                     " not supported (TCP, UDP or SCTP)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          name(), ": protocol ", static_cast<int>(k.proto), " not supported (TCP, UDP or SCTP)"));
     }
     if (k.vaddr.af() != k.af) {
       return absl::InvalidArgumentError(
-          absl::StrCat(name, ": virtual address is not ", afName(k.af)));
+          absl::StrCat(name(), ": virtual address is not ", afName(k.af)));
     }
   }
   constexpr uint32_t kKnownFlags =
       kSvcPersistent | kSvcOnePacket | kSchedFlag1 | kSchedFlag2 | kSchedFlag3;
   if ((svc.flags & ~kKnownFlags) != 0) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("%s: unknown service flags 0x%x", name, svc.flags & ~kKnownFlags));
+        absl::StrFormat("%s: unknown service flags 0x%x", name(), svc.flags & ~kKnownFlags));
   }
   const bool persistent = (svc.flags & kSvcPersistent) != 0;
   // ipvsadm: "Zero port specified for non-persistent service"; the kernel never schedules one.
   if (!k.isFwmark() && k.vport == 0 && !persistent) {
     return absl::InvalidArgumentError(
-        absl::StrCat(name, ": port zero is only allowed for persistent services"));
+        absl::StrCat(name(), ": port zero is only allowed for persistent services"));
   }
   if (persistent && (svc.timeout_s < 1 || svc.timeout_s > kMaxPersistTimeout)) {
-    return absl::InvalidArgumentError(absl::StrCat(name, ": persistence timeout ", svc.timeout_s,
+    return absl::InvalidArgumentError(absl::StrCat(name(), ": persistence timeout ", svc.timeout_s,
                                                    " out of range 1..", kMaxPersistTimeout));
   }
   const int max_prefix = maxPrefix(k.af);
   if (svc.netmask < 1 || svc.netmask > static_cast<uint32_t>(max_prefix)) {
     return absl::InvalidArgumentError(
-        absl::StrCat(name, ": netmask /", svc.netmask, " out of range 1..", max_prefix));
+        absl::StrCat(name(), ": netmask /", svc.netmask, " out of range 1..", max_prefix));
   }
   // ipvsadm: one-packet scheduling "only for UDP" (and fwmark services).
   if ((svc.flags & kSvcOnePacket) != 0 && !k.isFwmark() && k.proto != L4Proto::kUdp) {
     return absl::InvalidArgumentError(
-        absl::StrCat(name, ": one-packet scheduling is only for UDP and fwmark services"));
+        absl::StrCat(name(), ": one-packet scheduling is only for UDP and fwmark services"));
   }
   if (!svc.pe_name.empty() && svc.pe_name != "sip") {
     return absl::NotFoundError(
-        absl::StrCat(name, ": persistence engine '", svc.pe_name, "' not found"));
+        absl::StrCat(name(), ": persistence engine '", svc.pe_name, "' not found"));
   }
   if (svc.scheduler != "none" && findScheduler(svc.scheduler) == nullptr) {
     return absl::NotFoundError(absl::StrCat("scheduler '", svc.scheduler, "' not found"));
   }
   if (svc.local_addrs.size() > kMaxLocalAddrsPerService) {
-    return absl::ResourceExhaustedError(absl::StrCat(name, ": ", svc.local_addrs.size(),
+    return absl::ResourceExhaustedError(absl::StrCat(name(), ": ", svc.local_addrs.size(),
                                                      " local addresses, at most ",
                                                      kMaxLocalAddrsPerService));
   }
   absl::flat_hash_set<IpAddr> seen;
   for (const IpAddr& a : svc.local_addrs) {
     if (a.af() != k.af || a.isUnspecified()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          name, ": local address ", a.toString(), " is not a unicast ", afName(k.af), " address"));
+      return absl::InvalidArgumentError(absl::StrCat(name(), ": local address ", a.toString(),
+                                                     " is not a unicast ", afName(k.af),
+                                                     " address"));
     }
     if (!seen.insert(a).second) {
       return absl::AlreadyExistsError(
-          absl::StrCat("local address ", a.toString(), " already exists in ", name));
+          absl::StrCat("local address ", a.toString(), " already exists in ", name()));
     }
   }
   return absl::OkStatus();
 }
 
 absl::Status validateDest(const ServiceConfig& svc, const DestConfig& d) {
-  const std::string who = absl::StrCat("dest ", destName(d), " in service ", svc.key.toString());
+  auto who = [&] { return destWho(svc, d); };
   if (!validAf(d.addr.af()) || !isUnicast(d.addr)) {
-    return absl::InvalidArgumentError(absl::StrCat(who, ": address is not unicast"));
+    return absl::InvalidArgumentError(absl::StrCat(who(), ": address is not unicast"));
   }
   switch (d.fwd) {
     case FwdMethod::kMasq:
@@ -194,28 +201,28 @@ absl::Status validateDest(const ServiceConfig& svc, const DestConfig& d) {
       break;
     default:
       return absl::InvalidArgumentError(
-          absl::StrCat(who, ": forwarding method ", static_cast<int>(d.fwd), " not supported"));
+          absl::StrCat(who(), ": forwarding method ", static_cast<int>(d.fwd), " not supported"));
   }
   // ip_vs_check_udest: a different family is allowed only for tunnels.
   if (d.addr.af() != svc.key.af && d.fwd != FwdMethod::kTunnel) {
     return absl::InvalidArgumentError(absl::StrCat(
-        who, ": address family differs from the service's (allowed only for tunnel dests)"));
+        who(), ": address family differs from the service's (allowed only for tunnel dests)"));
   }
   if (d.weight > kMaxWeight) {
     return absl::InvalidArgumentError(
-        absl::StrCat(who, ": weight ", d.weight, " out of range 0..", kMaxWeight));
+        absl::StrCat(who(), ": weight ", d.weight, " out of range 0..", kMaxWeight));
   }
   if (d.u_threshold > kMaxThreshold) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(who, ": upper threshold ", d.u_threshold, " out of range 0..", kMaxThreshold));
+    return absl::InvalidArgumentError(absl::StrCat(who(), ": upper threshold ", d.u_threshold,
+                                                   " out of range 0..", kMaxThreshold));
   }
   if (d.l_threshold > kMaxThreshold) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(who, ": lower threshold ", d.l_threshold, " out of range 0..", kMaxThreshold));
+    return absl::InvalidArgumentError(absl::StrCat(who(), ": lower threshold ", d.l_threshold,
+                                                   " out of range 0..", kMaxThreshold));
   }
   // ip_vs_check_udest: -ERANGE when l_threshold > u_threshold (so -y without -x fails too).
   if (d.l_threshold > d.u_threshold) {
-    return absl::InvalidArgumentError(absl::StrCat(who, ": lower threshold ", d.l_threshold,
+    return absl::InvalidArgumentError(absl::StrCat(who(), ": lower threshold ", d.l_threshold,
                                                    " above upper threshold ", d.u_threshold));
   }
   if (absl::Status s = checkTunnel(svc, d); !s.ok())
@@ -276,11 +283,14 @@ absl::Status validateFwmarkRule(const FwmarkRule& r, size_t index) {
 }
 
 absl::Status validateConfig(const FullConfig& cfg, size_t max_services) {
+  constexpr size_t kSmallService = 32;
   if (cfg.services.size() > max_services) {
     return absl::ResourceExhaustedError(
         absl::StrCat(cfg.services.size(), " services, at most ", max_services));
   }
   absl::flat_hash_set<ServiceKey> keys;
+  keys.reserve(cfg.services.size());
+  absl::flat_hash_set<std::pair<IpAddr, uint16_t>> dests;  // a large service's; reused
   for (const ServiceWithDests& s : cfg.services) {
     if (absl::Status st = validateService(s.service); !st.ok())
       return st;
@@ -288,11 +298,19 @@ absl::Status validateConfig(const FullConfig& cfg, size_t max_services) {
       return absl::AlreadyExistsError(
           absl::StrCat("service ", s.service.key.toString(), " already exists"));
     }
-    absl::flat_hash_set<std::pair<IpAddr, uint16_t>> dests;
-    for (const DestConfig& d : s.dests) {
+    // Duplicates: a scan of the earlier dests for small services (no hashing), a set otherwise.
+    const bool small = s.dests.size() <= kSmallService;
+    dests.clear();
+    for (size_t j = 0; j < s.dests.size(); ++j) {
+      const DestConfig& d = s.dests[j];
       if (absl::Status st = validateDest(s.service, d); !st.ok())
         return st;
-      if (!dests.insert({d.addr, d.port}).second) {
+      const bool dup =
+          small ? std::any_of(
+                      s.dests.begin(), s.dests.begin() + static_cast<std::ptrdiff_t>(j),
+                      [&](const DestConfig& e) { return e.addr == d.addr && e.port == d.port; })
+                : !dests.insert({d.addr, d.port}).second;
+      if (dup) {
         return absl::AlreadyExistsError(absl::StrCat(
             "dest ", destName(d), " already exists in service ", s.service.key.toString()));
       }
