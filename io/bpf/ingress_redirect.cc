@@ -84,48 +84,70 @@ std::string keyBytes(const Key& k) {
   return std::string(reinterpret_cast<const char*>(&k), sizeof(k));
 }
 
-// Deletes every key of `fd` not in `want`. Keys are collected before any is deleted: deleting
-// while walking with get_next_key can restart or skip the walk.
-absl::Status deleteStale(int fd, size_t key_size, const KeySet& want, absl::string_view what) {
-  std::vector<std::string> stale;
-  std::string cur(key_size, '\0');
-  std::string next(key_size, '\0');
-  const void* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, next.data()) == 0) {
-    if (!want.contains(next))
-      stale.push_back(next);
-    cur = next;
-    prev = cur.data();
-  }
-  for (const std::string& k : stale) {
-    if (bpf_map_delete_elem(fd, k.data()) != 0 && errno != ENOENT)
-      return errnoStatus(absl::StrCat("delete stale ", what, " entry"), errno);
-  }
-  return absl::OkStatus();
-}
-
-// Makes map `fd` hold exactly `want`: updates first (BPF_ANY keeps a present key present),
-// then deletes the stale keys. A map full of stale keys (E2BIG) is pruned before retrying.
-absl::Status syncMap(
-    int fd, size_t key_size, size_t max_entries, const KeySet& want, absl::string_view what) {
+// Makes map `fd`, which holds `have`, hold exactly `want`: adds the missing keys first, then
+// deletes the stale ones, so a kept key is never absent; only changed keys cost a syscall. A
+// map too full for the additions (E2BIG) has its stale keys deleted first. On error `have` is
+// re-read from the kernel, so the next call starts from the truth.
+absl::Status syncMap(int fd,
+                     size_t key_size,
+                     size_t max_entries,
+                     const KeySet& want,
+                     KeySet& have,
+                     absl::string_view what) {
   if (want.size() > max_entries) {
     return absl::ResourceExhaustedError(
         absl::StrCat(what, ": ", want.size(), " entries, the map holds ", max_entries));
   }
+  auto reread = [&] {
+    have.clear();
+    std::string cur(key_size, '\0');
+    std::string next(key_size, '\0');
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, next.data()) == 0) {
+      have.insert(next);
+      cur = next;
+      prev = cur.data();
+    }
+  };
+  auto deleteStale = [&]() -> absl::Status {
+    std::vector<std::string> stale;
+    for (const std::string& k : have) {
+      if (!want.contains(k))
+        stale.push_back(k);
+    }
+    for (const std::string& k : stale) {
+      if (bpf_map_delete_elem(fd, k.data()) != 0 && errno != ENOENT) {
+        const int err = errno;
+        reread();
+        return errnoStatus(absl::StrCat("delete stale ", what, " entry"), err);
+      }
+      have.erase(k);
+    }
+    return absl::OkStatus();
+  };
   const uint8_t one = 1;
   bool pruned = false;
   for (const std::string& k : want) {
-    if (bpf_map_update_elem(fd, k.data(), &one, BPF_ANY) == 0)
+    if (have.contains(k))
       continue;
-    if (errno != E2BIG || pruned)
-      return errnoStatus(absl::StrCat("update ", what), errno);
-    if (absl::Status s = deleteStale(fd, key_size, want, what); !s.ok())
-      return s;
-    pruned = true;
-    if (bpf_map_update_elem(fd, k.data(), &one, BPF_ANY) != 0)
-      return errnoStatus(absl::StrCat("update ", what), errno);
+    if (bpf_map_update_elem(fd, k.data(), &one, BPF_ANY) != 0) {
+      if (errno != E2BIG || pruned) {
+        const int err = errno;
+        reread();
+        return errnoStatus(absl::StrCat("update ", what), err);
+      }
+      if (absl::Status s = deleteStale(); !s.ok())
+        return s;
+      pruned = true;
+      if (bpf_map_update_elem(fd, k.data(), &one, BPF_ANY) != 0) {
+        const int err = errno;
+        reread();
+        return errnoStatus(absl::StrCat("update ", what), err);
+      }
+    }
+    have.insert(k);
   }
-  return deleteStale(fd, key_size, want, what);
+  return deleteStale();
 }
 
 bpf_tc_hook ingressHook(int ifindex) {
@@ -309,7 +331,7 @@ absl::Status IngressRedirect::setDsts(const std::vector<IpAddr>& dsts) {
     fillDstKey(a, k);
     want.insert(keyBytes(k));
   }
-  return syncMap(dsts_fd_, sizeof(lb_bpf_dst_key), LB_BPF_MAX_DSTS, want, "bpf dsts");
+  return syncMap(dsts_fd_, sizeof(lb_bpf_dst_key), LB_BPF_MAX_DSTS, want, dsts_have_, "bpf dsts");
 }
 
 absl::Status IngressRedirect::setReplies(const std::vector<ReplyKey>& replies) {
@@ -326,7 +348,8 @@ absl::Status IngressRedirect::setReplies(const std::vector<ReplyKey>& replies) {
     fillReplyKey(r, k);
     want.insert(keyBytes(k));
   }
-  return syncMap(replies_fd_, sizeof(lb_bpf_reply_key), LB_BPF_MAX_REPLIES, want, "bpf replies");
+  return syncMap(replies_fd_, sizeof(lb_bpf_reply_key), LB_BPF_MAX_REPLIES, want, replies_have_,
+                 "bpf replies");
 }
 
 absl::StatusOr<IngressRedirectCounters> IngressRedirect::counters() const {

@@ -18,8 +18,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
@@ -115,6 +117,10 @@ class IngressRedirect {
   int dsts_fd_ = -1;
   int replies_fd_ = -1;
   int counters_fd_ = -1;
+  // What each map holds (only this object writes them): a commit sends the kernel only the
+  // keys that changed, not the whole set.
+  absl::flat_hash_set<std::string> dsts_have_;
+  absl::flat_hash_set<std::string> replies_have_;
   std::vector<Attachment> attached_;
 };
 

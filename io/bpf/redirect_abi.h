@@ -14,7 +14,7 @@
 #define LB_BPF_CONFIG_SECTION ".rodata.cfg"
 
 // Capacities (hash maps; set at load time, fixed afterwards).
-#define LB_BPF_MAX_DSTS 4096
+#define LB_BPF_MAX_DSTS 65536
 #define LB_BPF_MAX_REPLIES 65536
 
 // dsts key: a VIP or full-NAT local address. family is AF_INET (2) or AF_INET6 (10); an IPv4
