@@ -63,7 +63,7 @@ wait_for() {  # wait_for SECONDS CMD...: poll every 50 ms, bounded
 # 1. Packages: the build's and the demo's.
 PKGS=(cmake g++ pkg-config libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
       protobuf-compiler libabsl-dev libboost-dev libgtest-dev libgmock-dev libbenchmark-dev
-      libnl-route-3-dev libmnl-dev iproute2 curl python3 socat iperf3)
+      libnl-route-3-dev libmnl-dev libbpf-dev clang iproute2 curl python3 socat iperf3)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
