@@ -109,6 +109,12 @@ absl::Status syncMap(int fd,
       prev = cur.data();
     }
   };
+  // A failed syscall: `have` is re-read, so the next call starts from the truth.
+  auto fail = [&](absl::string_view step) {
+    const int err = errno;
+    reread();
+    return errnoStatus(absl::StrCat(step, " ", what), err);
+  };
   auto deleteStale = [&]() -> absl::Status {
     std::vector<std::string> stale;
     for (const std::string& k : have) {
@@ -116,11 +122,8 @@ absl::Status syncMap(int fd,
         stale.push_back(k);
     }
     for (const std::string& k : stale) {
-      if (bpf_map_delete_elem(fd, k.data()) != 0 && errno != ENOENT) {
-        const int err = errno;
-        reread();
-        return errnoStatus(absl::StrCat("delete stale ", what, " entry"), err);
-      }
+      if (bpf_map_delete_elem(fd, k.data()) != 0 && errno != ENOENT)
+        return fail("delete stale entry of");
       have.erase(k);
     }
     return absl::OkStatus();
@@ -131,19 +134,13 @@ absl::Status syncMap(int fd,
     if (have.contains(k))
       continue;
     if (bpf_map_update_elem(fd, k.data(), &one, BPF_ANY) != 0) {
-      if (errno != E2BIG || pruned) {
-        const int err = errno;
-        reread();
-        return errnoStatus(absl::StrCat("update ", what), err);
-      }
+      if (errno != E2BIG || pruned)
+        return fail("update");
       if (absl::Status s = deleteStale(); !s.ok())
         return s;
       pruned = true;
-      if (bpf_map_update_elem(fd, k.data(), &one, BPF_ANY) != 0) {
-        const int err = errno;
-        reread();
-        return errnoStatus(absl::StrCat("update ", what), err);
-      }
+      if (bpf_map_update_elem(fd, k.data(), &one, BPF_ANY) != 0)
+        return fail("update");
     }
     have.insert(k);
   }

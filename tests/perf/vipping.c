@@ -50,6 +50,29 @@ static int cmpDouble(const void* a, const void* b) {
   return (x > y) - (x < y);
 }
 
+// Reads one datagram; an echo reply to one of our `seq` probes not yet answered records its
+// RTT (ms) in rtt[*replies].
+static void readReply(
+    int fd, uint16_t id, uint32_t seq, int64_t* sent_at, double* rtt, uint32_t* replies) {
+  uint8_t buf[1500];
+  ssize_t n = recv(fd, buf, sizeof(buf), 0);
+  const int64_t t = nowNs();
+  if (n < 28)
+    return;
+  size_t ihl = (size_t)(buf[0] & 0x0f) * 4;
+  if ((size_t)n < ihl + 8 + 4)
+    return;
+  const uint8_t* icmp = buf + ihl;
+  if (icmp[0] != ICMP_ECHOREPLY || (uint16_t)(icmp[4] << 8 | icmp[5]) != id)
+    return;
+  uint32_t s;
+  memcpy(&s, icmp + 8, sizeof(s));
+  if (s >= seq || sent_at[s] == 0)
+    return;
+  rtt[(*replies)++] = (double)(t - sent_at[s]) / 1e6;
+  sent_at[s] = 0;
+}
+
 int main(int argc, char** argv) {
   if (argc != 4) {
     fprintf(stderr, "usage: %s ADDR INTERVAL_US SECONDS\n", argv[0]);
@@ -97,23 +120,7 @@ int main(int argc, char** argv) {
     int wait_ms = (int)((next - now) / 1000000);
     if (poll(&p, 1, wait_ms) <= 0)
       continue;
-    uint8_t buf[1500];
-    ssize_t n = recv(fd, buf, sizeof(buf), 0);
-    const int64_t t = nowNs();
-    if (n < 28)
-      continue;
-    size_t ihl = (size_t)(buf[0] & 0x0f) * 4;
-    if ((size_t)n < ihl + 8 + 4)
-      continue;
-    const uint8_t* icmp = buf + ihl;
-    if (icmp[0] != ICMP_ECHOREPLY || (uint16_t)(icmp[4] << 8 | icmp[5]) != id)
-      continue;
-    uint32_t s;
-    memcpy(&s, icmp + 8, sizeof(s));
-    if (s >= seq || sent_at[s] == 0)
-      continue;
-    rtt[replies++] = (double)(t - sent_at[s]) / 1e6;
-    sent_at[s] = 0;
+    readReply(fd, id, seq, sent_at, rtt, &replies);
   }
   // Late replies: wait up to 200 ms more.
   const int64_t drain_end = nowNs() + 200000000;
@@ -121,21 +128,7 @@ int main(int argc, char** argv) {
     struct pollfd p = {fd, POLLIN, 0};
     if (poll(&p, 1, 50) <= 0)
       continue;
-    uint8_t buf[1500];
-    ssize_t n = recv(fd, buf, sizeof(buf), 0);
-    const int64_t t = nowNs();
-    size_t ihl = (size_t)(buf[0] & 0x0f) * 4;
-    if (n < 28 || (size_t)n < ihl + 12)
-      continue;
-    const uint8_t* icmp = buf + ihl;
-    if (icmp[0] != ICMP_ECHOREPLY || (uint16_t)(icmp[4] << 8 | icmp[5]) != id)
-      continue;
-    uint32_t s;
-    memcpy(&s, icmp + 8, sizeof(s));
-    if (s >= seq || sent_at[s] == 0)
-      continue;
-    rtt[replies++] = (double)(t - sent_at[s]) / 1e6;
-    sent_at[s] = 0;
+    readReply(fd, id, seq, sent_at, rtt, &replies);
   }
   qsort(rtt, replies, sizeof(double), cmpDouble);
   if (replies == 0) {

@@ -412,11 +412,8 @@ class DataplaneImpl : public Dataplane {
     std::vector<IpAddr> dsts;
     std::vector<io::ReplyKey> replies;
     for (const auto& sd : cfg.services) {
-      const ServiceKey& key = sd.service.key;
-      if (!key.isFwmark())
-        dsts.push_back(key.vaddr);
-      for (const IpAddr& l : sd.service.local_addrs)
-        dsts.push_back(l);
+      for (const IpAddr& a : KernelState::ownAddrs(sd))
+        dsts.push_back(a);
       for (const KernelState::NatReply& nr : KernelState::natReplies(sd))
         replies.push_back(io::ReplyKey{nr.addr, nr.proto, nr.port});
     }
@@ -438,10 +435,8 @@ class DataplaneImpl : public Dataplane {
     auto wc = std::make_shared<WorkerConfig>();
     wc->snap = std::move(snap);
     for (const auto& sd : cfg.services) {
-      if (!sd.service.key.isFwmark())
-        wc->routed.insert(sd.service.key.vaddr);
-      for (const IpAddr& l : sd.service.local_addrs)
-        wc->routed.insert(l);
+      for (const IpAddr& a : KernelState::ownAddrs(sd))
+        wc->routed.insert(a);
     }
     for (const auto& fr : cfg.fwmark_rules)
       wc->routed_prefixes.emplace_back(fr.dst, fr.prefix_len);

@@ -160,6 +160,14 @@ void KernelState::restoreJournal() {
   unlink(journal_.c_str());
 }
 
+std::vector<IpAddr> KernelState::ownAddrs(const ServiceWithDests& sd) {
+  std::vector<IpAddr> out;
+  if (!sd.service.key.isFwmark())
+    out.push_back(sd.service.key.vaddr);
+  out.insert(out.end(), sd.service.local_addrs.begin(), sd.service.local_addrs.end());
+  return out;
+}
+
 std::vector<KernelState::NatReply> KernelState::natReplies(const ServiceWithDests& sd) {
   std::vector<NatReply> out;
   const ServiceKey& key = sd.service.key;
@@ -452,13 +460,9 @@ absl::Status KernelState::reconcile(const FullConfig& cfg) {
     const ServiceKey& key = sd.service.key;
     if (key.af == Af::kInet6)
       any_v6 = true;
-    if (!key.isFwmark()) {
-      route(key.vaddr, fullPrefix(key.af));
-      proxied.push_back(key.vaddr);
-    }
-    for (const IpAddr& l : sd.service.local_addrs) {
-      route(l, fullPrefix(l.af()));
-      proxied.push_back(l);
+    for (const IpAddr& a : ownAddrs(sd)) {
+      route(a, fullPrefix(a.af()));
+      proxied.push_back(a);
     }
     for (const NatReply& nr : natReplies(sd)) {
       io::RuleSpec r;

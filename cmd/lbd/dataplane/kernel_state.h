@@ -60,6 +60,9 @@ class KernelState {
     uint16_t port = 0;
   };
 
+  // The addresses of one service that lbd routes into its own device: the VIP (not for a fwmark
+  // service) and the full-NAT local addresses.
+  static std::vector<IpAddr> ownAddrs(const ServiceWithDests& sd);
   // The NAT replies of one service: its masquerading dests, with the service's protocol (TCP
   // and UDP for a fwmark service).
   static std::vector<NatReply> natReplies(const ServiceWithDests& sd);
