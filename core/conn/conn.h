@@ -22,6 +22,8 @@ inline constexpr uint32_t kConnFNoCport = 0x0800;
 inline constexpr uint32_t kConnFTemplate = 0x1000;
 inline constexpr uint32_t kConnFOnePacket = 0x2000;
 inline constexpr uint32_t kConnFFullNat = 0x00800000;  // lbd: src rewritten to laddr:lport
+// lbd: handed to an established-flow fast path (core/pipeline/offload.h); never offered again.
+inline constexpr uint32_t kConnFOffloaded = 0x01000000;
 inline constexpr uint32_t kConnFSync = 0x0020;
 
 // Template states (IP_VS_CTPL_S_*): shown as NONE / ASSURED by -Lnc.

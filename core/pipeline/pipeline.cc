@@ -140,6 +140,7 @@ bool Pipeline::handleReply(Packet& p) noexcept {
   if (runtime_ != nullptr)
     runtime_->workerStats(worker_).addOut(cp->svc, cp->dest, p.bytes);
   applyState(p, cp, ConnDir::kOutput);
+  maybeOffload(cp);
   Conn conn = *cp;  // a copy, so the shard lock is not held while the packet is rewritten
   cp.release();
   xmit(p, conn, Direction::kToClient);
@@ -217,6 +218,7 @@ void Pipeline::inbound(Packet& p, ConnGuard& cp) noexcept {
     runtime_->workerStats(worker_).addIn(cp->svc, cp->dest, p.bytes);
   applyState(p, cp, ConnDir::kInput);
   cp->in_pkts++;
+  maybeOffload(cp);
   Conn conn = *cp;
   if ((conn.flags & kConnFOnePacket) != 0) {
     conns_.expireNow(cp);  // ip_vs_conn_put: ONE_PACKET conns are freed after their packet
@@ -245,6 +247,17 @@ void Pipeline::applyState(Packet& p, ConnGuard& cp, ConnDir dir) noexcept {
     conns_.assureTemplate(cp->control);
   cp->old_state = cp->state;
   cp.setTimeout(cp->timeout, p.now);
+}
+
+// Offers a conn that just became eligible to the offloader (offload.h). Only this worker's
+// packets reach here with the conn's lock held, so the flag is set once.
+void Pipeline::maybeOffload(ConnGuard& cp) noexcept {
+  if (offloader_ == nullptr || !offloadEligible(*cp, offload_min_in_pkts_))
+    return;
+  if (offloader_->offer(*cp, cp.index())) {
+    cp->flags |= kConnFOffloaded;
+    counters_.conns_offloaded.add();
+  }
 }
 
 // cp->packet_xmit: the conn's forwarder. TTL and MTU failures are answered with ICMP.

@@ -15,6 +15,7 @@
 #include "core/base/verdict.h"
 #include "core/conn/conn_table.h"
 #include "core/packet/packet_buffer.h"
+#include "core/pipeline/offload.h"
 #include "core/service/config.h"
 #include "core/service/snapshot.h"
 #include "core/xmit/forwarder.h"
@@ -24,11 +25,12 @@ namespace lb {
 // rx/tx count every packet in and every packet forwarded (tx_bytes after rewriting);
 // conns_reused counts conns expired to reschedule a SYN/INIT (conn_reuse_mode,
 // expire_nodest_conn); icmp_sent counts ICMP errors lbd generated; icmp_send_failed those it
-// could not send (no sink buffer).
+// could not send (no sink buffer); conns_offloaded counts conns a FlowOffloader took.
 // clang-format off
 #define LB_PIPELINE_COUNTERS(C) \
   C(rx_packets) C(rx_bytes) C(tx_packets) C(tx_bytes) C(to_host) C(conns_created) \
-  C(conns_reused) C(icmp_sent) C(icmp_echo_replies) C(templates_created) C(icmp_send_failed)
+  C(conns_reused) C(icmp_sent) C(icmp_echo_replies) C(templates_created) C(icmp_send_failed) \
+  C(conns_offloaded)
 
 // clang-format on
 
@@ -136,6 +138,14 @@ class Pipeline {
   // (kUnsupported).
   void setTunnelSource(const IpAddr& addr);
 
+  // Worker thread, between batches. Established-flow offload (offload.h): conns that become
+  // eligible with `min_in_pkts` client packets seen are offered to `offloader` (nullptr: off).
+  // The offloader must outlive the pipeline or be replaced first.
+  void setOffloader(FlowOffloader* offloader, uint32_t min_in_pkts) {
+    offloader_ = offloader;
+    offload_min_in_pkts_ = min_in_pkts;
+  }
+
   const PipelineCounters& counters() const { return counters_; }
 
   // The ConnEvents the ConnTable must be built with so that freed conns are unbound from
@@ -168,6 +178,7 @@ class Pipeline {
   void leave(Packet& p, const SnapService& svc) noexcept;
   void inbound(Packet& p, ConnGuard& cp) noexcept;
   void applyState(Packet& p, ConnGuard& cp, ConnDir dir) noexcept;
+  void maybeOffload(ConnGuard& cp) noexcept;
   void xmit(Packet& p, const Conn& conn, Direction dir) noexcept;
   void handleIcmp(Packet& p) noexcept;
   void handleIcmpError(Packet& p) noexcept;
@@ -185,6 +196,8 @@ class Pipeline {
   IpAddr tunnel_src_v4_, tunnel_src_v6_;
   ServiceRuntime* runtime_ = nullptr;  // of the last snapshot seen
   PipelineConnEvents* events_ = nullptr;
+  FlowOffloader* offloader_ = nullptr;
+  uint32_t offload_min_in_pkts_ = 0;
   PipelineCounters counters_;
   DefenseLevel defense_;
   int64_t drop_counter_ = 0;  // ip_vs_todrop's drop_counter

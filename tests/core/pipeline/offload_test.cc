@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: Apache-2.0
+// Pipeline::setOffloader: which conns are offered to an established-flow fast path, when, and
+// how often (core/pipeline/offload.h).
+#include "core/pipeline/offload.h"
+
+#include <vector>
+
+#include "tests/core/pipeline/pipeline_fixture.h"
+
+namespace lb::testing {
+namespace {
+
+constexpr const char* kClient = "198.18.0.1";
+constexpr const char* kVip = "198.18.100.1";
+constexpr const char* kRs = "198.18.1.10";
+
+// Records every offer; takes them while `accept` is true.
+class RecordingOffloader : public FlowOffloader {
+ public:
+  bool offer(const Conn& conn, uint32_t index) noexcept override {
+    offers.push_back(conn);
+    indexes.push_back(index);
+    return accept;
+  }
+
+  bool accept = true;
+  std::vector<Conn> offers;
+  std::vector<uint32_t> indexes;
+};
+
+class OffloadTest : public PipelineFixture {
+ protected:
+  Verdict in(uint8_t flags, uint16_t cport = 40000, const char* payload = "") {
+    return send(PacketBuilder::tcp(kClient, cport, kVip, 80, flags).payload(payload).build())
+        .verdict;
+  }
+
+  Verdict out(uint8_t flags, uint16_t cport = 40000) {
+    return send(PacketBuilder::tcp(kRs, 8080, kClient, cport, flags).build()).verdict;
+  }
+
+  // SYN, SYN-ACK, ACK: ESTABLISHED with two client packets.
+  void handshake(uint16_t cport = 40000) {
+    ASSERT_EQ(in(kTcpSyn, cport), Verdict::kForward);
+    ASSERT_EQ(out(kTcpSyn | kTcpAck, cport), Verdict::kForward);
+    ASSERT_EQ(in(kTcpAck, cport), Verdict::kForward);
+    ASSERT_EQ(stateOf(kClient, cport), "ESTABLISHED");
+  }
+
+  void natService(FwdMethod fwd = FwdMethod::kMasq) {
+    ServiceKey key = tcpKey(kVip, 80);
+    addService(key, "rr", 0, 0,
+               fwd == FwdMethod::kFullNat ? std::vector{ip("198.18.1.1")} : std::vector<IpAddr>{});
+    addDest(key, dest(kRs, 8080, fwd));
+  }
+
+  RecordingOffloader off_;
+};
+
+TEST_F(OffloadTest, EstablishedNatConnIsOfferedOnceWithItsHandle) {
+  natService();
+  pipe_->setOffloader(&off_, 2);
+  ASSERT_EQ(in(kTcpSyn), Verdict::kForward);
+  ASSERT_EQ(out(kTcpSyn | kTcpAck), Verdict::kForward);
+  EXPECT_TRUE(off_.offers.empty());  // SYN_RECV is not offered
+  ASSERT_EQ(in(kTcpAck), Verdict::kForward);
+  ASSERT_EQ(off_.offers.size(), 1u);
+  const Conn& c = off_.offers[0];
+  EXPECT_EQ(c.state, kTcpEstablished);
+  EXPECT_EQ(c.caddr, ip(kClient));
+  EXPECT_EQ(c.daddr, ip(kRs));
+  EXPECT_EQ(c.dport, 8080);
+  // The handle finds the conn, which is now flagged.
+  ConnGuard g = conns_->get(off_.indexes[0], c.generation);
+  ASSERT_TRUE(g);
+  EXPECT_NE(g->flags & kConnFOffloaded, 0u);
+  g.release();
+  // Later packets (both directions) are not offered again; they are still forwarded.
+  EXPECT_EQ(in(kTcpAck | kTcpPsh, 40000, "GET /"), Verdict::kForward);
+  EXPECT_EQ(out(kTcpAck), Verdict::kForward);
+  EXPECT_EQ(off_.offers.size(), 1u);
+  EXPECT_EQ(pipe_->counters().conns_offloaded.value(), 1u);
+}
+
+TEST_F(OffloadTest, ThresholdCountsClientPackets) {
+  natService();
+  pipe_->setOffloader(&off_, 4);
+  handshake();  // in_pkts 2
+  EXPECT_TRUE(off_.offers.empty());
+  ASSERT_EQ(out(kTcpAck), Verdict::kForward);  // replies do not count
+  EXPECT_TRUE(off_.offers.empty());
+  ASSERT_EQ(in(kTcpAck, 40000, "a"), Verdict::kForward);  // 3
+  EXPECT_TRUE(off_.offers.empty());
+  ASSERT_EQ(in(kTcpAck, 40000, "b"), Verdict::kForward);  // 4
+  EXPECT_EQ(off_.offers.size(), 1u);
+}
+
+TEST_F(OffloadTest, ThresholdReachedOnAReplyOffersThere) {
+  natService();
+  pipe_->setOffloader(&off_, 3);
+  ASSERT_EQ(in(kTcpSyn), Verdict::kForward);
+  ASSERT_EQ(in(kTcpSyn), Verdict::kForward);  // a retransmitted SYN: in_pkts 2, SYN_RECV
+  ASSERT_EQ(out(kTcpSyn | kTcpAck), Verdict::kForward);
+  EXPECT_TRUE(off_.offers.empty());
+  ASSERT_EQ(in(kTcpAck), Verdict::kForward);  // in_pkts 3, ESTABLISHED
+  EXPECT_EQ(off_.offers.size(), 1u);
+}
+
+TEST_F(OffloadTest, RefusedOfferIsRepeatedWithTheNextPacket) {
+  natService();
+  off_.accept = false;
+  pipe_->setOffloader(&off_, 2);
+  handshake();
+  ASSERT_EQ(off_.offers.size(), 1u);
+  EXPECT_EQ(connFrom(kClient, 40000).flags & kConnFOffloaded, 0u);
+  off_.accept = true;
+  ASSERT_EQ(out(kTcpAck), Verdict::kForward);
+  EXPECT_EQ(off_.offers.size(), 2u);
+  EXPECT_NE(connFrom(kClient, 40000).flags & kConnFOffloaded, 0u);
+  ASSERT_EQ(in(kTcpAck), Verdict::kForward);
+  EXPECT_EQ(off_.offers.size(), 2u);
+  EXPECT_EQ(pipe_->counters().conns_offloaded.value(), 1u);
+}
+
+TEST_F(OffloadTest, FullNatIsOfferedWithItsLocalAddress) {
+  natService(FwdMethod::kFullNat);
+  pipe_->setOffloader(&off_, 2);
+  ASSERT_EQ(in(kTcpSyn), Verdict::kForward);
+  Conn c = connFrom(kClient, 40000);
+  ASSERT_EQ(
+      send(PacketBuilder::tcp(kRs, 8080, "198.18.1.1", c.lport, kTcpSyn | kTcpAck).build()).verdict,
+      Verdict::kForward);
+  ASSERT_EQ(in(kTcpAck), Verdict::kForward);
+  ASSERT_EQ(off_.offers.size(), 1u);
+  EXPECT_EQ(off_.offers[0].laddr, ip("198.18.1.1"));
+  EXPECT_EQ(off_.offers[0].lport, c.lport);
+  EXPECT_NE(off_.offers[0].flags & kConnFFullNat, 0u);
+}
+
+TEST_F(OffloadTest, DirectRoutingAndTunnelsAreNotOffered) {
+  ServiceKey key = tcpKey(kVip, 80);
+  addService(key);
+  addDest(key, dest(kRs, 80, FwdMethod::kDirectRoute));
+  pipe_->setOffloader(&off_, 1);
+  ASSERT_EQ(in(kTcpSyn), Verdict::kForward);
+  ASSERT_EQ(in(kTcpAck), Verdict::kForward);
+  ASSERT_EQ(in(kTcpAck, 40000, "x"), Verdict::kForward);
+  EXPECT_EQ(stateOf(kClient, 40000), "ESTABLISHED");
+  EXPECT_TRUE(off_.offers.empty());
+}
+
+TEST_F(OffloadTest, UdpIsOfferedFromItsFirstPacketTemplatesNever) {
+  ServiceKey key = udpKey(kVip, 53);
+  addService(key, "rr", kSvcPersistent, 60);
+  addDest(key, dest(kRs, 5353, FwdMethod::kMasq));
+  pipe_->setOffloader(&off_, 1);
+  ASSERT_EQ(send(PacketBuilder::udp(kClient, 40000, kVip, 53).payload("q").build()).verdict,
+            Verdict::kForward);
+  ASSERT_EQ(off_.offers.size(), 1u);  // the conn, not its persistence template
+  EXPECT_EQ(off_.offers[0].flags & kConnFTemplate, 0u);
+  EXPECT_EQ(off_.offers[0].proto, L4Proto::kUdp);
+  EXPECT_EQ(conns().size(), 2u);
+}
+
+TEST_F(OffloadTest, NoOffloaderNoFlag) {
+  natService();
+  handshake();
+  EXPECT_EQ(connFrom(kClient, 40000).flags & kConnFOffloaded, 0u);
+  EXPECT_EQ(pipe_->counters().conns_offloaded.value(), 0u);
+}
+
+TEST(OffloadEligible, Rules) {
+  Conn c;
+  c.proto = L4Proto::kTcp;
+  c.state = kTcpEstablished;
+  c.in_pkts = 5;
+  EXPECT_TRUE(offloadEligible(c, 5));
+  EXPECT_FALSE(offloadEligible(c, 6));
+  c.flags = kConnFOnePacket;
+  EXPECT_FALSE(offloadEligible(c, 1));
+  c.flags = kConnFTemplate;
+  EXPECT_FALSE(offloadEligible(c, 1));
+  c.flags = kConnFOffloaded;
+  EXPECT_FALSE(offloadEligible(c, 1));
+  c.flags = kConnFFullNat;
+  EXPECT_TRUE(offloadEligible(c, 1));
+  c.daf = Af::kInet6;  // a 4-in-6 conn: the fast path keeps one family
+  EXPECT_FALSE(offloadEligible(c, 1));
+  c.daf = Af::kInet;
+  c.state = kTcpFinWait;
+  EXPECT_FALSE(offloadEligible(c, 1));
+  c.proto = L4Proto::kSctp;
+  c.state = kSctpEstablished;
+  EXPECT_FALSE(offloadEligible(c, 1));  // the fast path has no CRC32c rewrite
+  c.proto = L4Proto::kUdp;
+  c.flags = static_cast<uint32_t>(FwdMethod::kTunnel);
+  EXPECT_FALSE(offloadEligible(c, 1));
+}
+
+}  // namespace
+}  // namespace lb::testing
