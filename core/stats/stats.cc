@@ -43,6 +43,20 @@ void WorkerStats::addOut(ServiceId svc, DestId dest, uint64_t bytes) noexcept {
     bump(dest_[dest]);
 }
 
+void WorkerStats::addTraffic(ServiceId svc, DestId dest, const StatsValues& v) noexcept {
+  auto bump = [&v](Slot& s) {
+    s.inpkts.add(v.inpkts);
+    s.inbytes.add(v.inbytes);
+    s.outpkts.add(v.outpkts);
+    s.outbytes.add(v.outbytes);
+  };
+  bump(svc_[0]);
+  if (svc < max_services_)
+    bump(svc_[svc + 1]);
+  if (dest < max_dests_)
+    bump(dest_[dest]);
+}
+
 namespace {
 
 StatsValues read(const Counter& conns,

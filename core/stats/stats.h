@@ -53,6 +53,9 @@ class WorkerStats {
   void addConn(ServiceId svc, DestId dest) noexcept;
   void addIn(ServiceId svc, DestId dest, uint64_t bytes) noexcept;
   void addOut(ServiceId svc, DestId dest, uint64_t bytes) noexcept;
+  // Packets and bytes forwarded elsewhere (an offloaded conn's fast path): v's in/out packets
+  // and bytes are added, v.conns is ignored.
+  void addTraffic(ServiceId svc, DestId dest, const StatsValues& v) noexcept;
   // Any thread: current values for a service (kNoService => total) or a dest.
   StatsValues service(ServiceId svc) const noexcept;
   StatsValues dest(DestId dest) const noexcept;

@@ -36,6 +36,16 @@ TEST(WorkerStatsTest, OutOfRangeIdsCountOnlyTowardsTotal) {
   EXPECT_EQ(ws.dest(kNoDest), StatsValues{});
 }
 
+TEST(WorkerStatsTest, AddTrafficAddsPacketsAndBytesNotConns) {
+  WorkerStats ws(4, 8);
+  ws.addIn(3, 7, 100);
+  ws.addTraffic(3, 7, StatsValues{/*conns=*/9, 10, 20, 1000, 2000});
+  StatsValues want{0, 11, 20, 1100, 2000};
+  EXPECT_EQ(ws.service(3), want);
+  EXPECT_EQ(ws.dest(7), want);
+  EXPECT_EQ(ws.service(kNoService), want);
+}
+
 // ip_vs_est.c by hand. 1000 conns in the first 2 s:
 //   rate = 1000 << 9 = 512000; avg = 0 + (512000 - 0) >> 2 = 128000;
 //   cps = (128000 + 0x1FF) >> 10 = 128511 >> 10 = 125.
