@@ -1,9 +1,14 @@
-// SPDX-License-Identifier: Apache-2.0
+// SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-only
 // tc (clsact) ingress fast path: packets for lbd (to a VIP or full-NAT local address, or a NAT
 // reply from a real server's port) go straight to the TUN device with bpf_redirect, skipping
 // ip_rcv, the policy-rule FIB lookup and ip_forward. Anything this program is not sure about
 // is left to the kernel (TC_ACT_UNSPEC: the next tc filter, then the normal stack), which still
 // routes it to lbd through lbd's routes and rules as before. Built with clang -target bpf.
+//
+// In front of that, the established-flow fast path ("flow offload", Katran-style): a packet of
+// a connection lbd installed in `flows` is rewritten here (addresses, ports, checksums, TTL,
+// MAC) and sent out of the egress device bpf_fib_lookup picks, never reaching userspace. What
+// it cannot do (no neighbour, too big, SYN/FIN/RST) takes the TUN path as before.
 // libbpf's headers need the kernel's types first.
 // clang-format off
 #include <linux/bpf.h>
@@ -17,6 +22,8 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/pkt_cls.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
 
 #include "io/bpf/redirect_abi.h"
 
@@ -37,6 +44,14 @@ struct {
   __type(key, struct lb_bpf_reply_key);
   __type(value, __u8);
 } replies SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, LB_BPF_MAX_FLOWS);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct lb_bpf_flow_key);
+  __type(value, struct lb_bpf_flow);
+} flows SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -136,6 +151,237 @@ static __always_inline int ownedByLocalSocket(struct __sk_buff* skb,
   return 0;
 }
 
+// ---- Established-flow fast path -------------------------------------------------------
+
+#define LB_TCP_FIN_SYN_RST 0x07
+// bpf_l4_csum_replace: an IPv6 pseudo-header change leaves a CHECKSUM_COMPLETE skb->csum
+// alone (Linux 6.16; older kernels reject the flag with EINVAL and get the call without it).
+#define LB_BPF_F_IPV6 (1ULL << 7)
+
+static __always_inline int flowDrop(void) {
+  count(LB_BPF_CNT_FLOW_DROP);
+  return TC_ACT_SHOT;
+}
+
+// The slow path after a packet-changing helper: the parsed pointers are gone, so the kernel
+// path (which still routes the packet to lbd) takes it rather than the dsts/replies lookup.
+static __always_inline int flowSlowToKernel(void) {
+  count(LB_BPF_CNT_FLOW_SLOW);
+  return TC_ACT_UNSPEC;
+}
+
+// TCP flags (0 for UDP) and the L4 header length. 0 when the header is not in the linear data.
+static __always_inline int flowL4(void* l4, void* end, __u8 proto, __u8* tcp_flags, __u32* hlen) {
+  if (proto == IPPROTO_TCP) {
+    struct tcphdr* th = l4;
+    if ((void*)(th + 1) > end)
+      return 0;
+    *tcp_flags = ((__u8*)th)[13];
+    *hlen = th->doff * 4;
+    return 1;
+  }
+  struct udphdr* uh = l4;
+  if ((void*)(uh + 1) > end)
+    return 0;
+  *tcp_flags = 0;
+  *hlen = sizeof(*uh);
+  return 1;
+}
+
+// The open entry for `k`, or NULL. SYN, FIN or RST closes the entry and its reverse: lbd's
+// state machine must see the teardown (or a new connection on a reused tuple) from here on.
+static __always_inline struct lb_bpf_flow* flowMatch(const struct lb_bpf_flow_key* k,
+                                                     __u8 tcp_flags) {
+  struct lb_bpf_flow* f = bpf_map_lookup_elem(&flows, k);
+  if (!f)
+    return NULL;
+  if (f->flags & LB_BPF_FLOW_F_CLOSED) {
+    count(LB_BPF_CNT_FLOW_SLOW);
+    return NULL;
+  }
+  if (tcp_flags & LB_TCP_FIN_SYN_RST) {
+    struct lb_bpf_flow_key rk = f->reverse;
+    f->flags |= LB_BPF_FLOW_F_CLOSED;
+    struct lb_bpf_flow* r = bpf_map_lookup_elem(&flows, &rk);
+    if (r)
+      r->flags |= LB_BPF_FLOW_F_CLOSED;
+    count(LB_BPF_CNT_FLOW_SLOW);
+    return NULL;
+  }
+  return f;
+}
+
+// Routes the rewritten packet as ip_forward would when it comes out of the TUN device (lbd's
+// slow path re-enters the kernel there): policy rules, forwarding on, a valid neighbour. A
+// non-GSO packet is checked against the route MTU (tot_len); a GSO skb segment by segment
+// against the egress device's MTU (with tot_len 0 is_skb_forwardable lets GSO through and
+// reports the device MTU), as ip_forward's ip_exceeds_mtu does with skb_gso_validate_*.
+static __always_inline int flowRoute(struct __sk_buff* skb,
+                                     struct bpf_fib_lookup* fib,
+                                     __u32 tot,
+                                     __u32 hdrs) {
+  if (skb->gso_size == 0 && tot > 0xffff)
+    return 0;
+  fib->tot_len = skb->gso_size != 0 ? 0 : tot;
+  fib->ifindex = cfg.tun_ifindex;
+  if (bpf_fib_lookup(skb, fib, sizeof(*fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+    return 0;
+  return skb->gso_size == 0 || hdrs + skb->gso_size <= fib->mtu_result;
+}
+
+// Drops Ethernet padding (ip_rcv_core trims it too) and makes the headers up to `hdr_end`
+// linear and writable (a tap may hold a clone), before anything is written.
+static __always_inline int flowPrepare(struct __sk_buff* skb, __u32 tot, __u32 hdr_end) {
+  if (skb->gso_size == 0 && skb->len > ETH_HLEN + tot &&
+      bpf_skb_change_tail(skb, ETH_HLEN + tot, 0))
+    return 0;
+  return bpf_skb_pull_data(skb, hdr_end) == 0;
+}
+
+// The packet is rewritten: MAC header, the entry's counters, out of the egress device.
+static __always_inline int flowTransmit(struct __sk_buff* skb,
+                                        struct lb_bpf_flow* f,
+                                        const struct bpf_fib_lookup* fib) {
+  __u8 macs[2 * ETH_ALEN];
+  __builtin_memcpy(macs, fib->dmac, ETH_ALEN);
+  __builtin_memcpy(macs + ETH_ALEN, fib->smac, ETH_ALEN);
+  if (bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0))
+    return flowDrop();
+  __sync_fetch_and_add(&f->packets, 1);
+  __sync_fetch_and_add(&f->bytes, skb->len - ETH_HLEN);
+  f->last_ns = bpf_ktime_get_ns();
+  count(LB_BPF_CNT_FLOW_FWD);
+  return bpf_redirect(fib->ifindex, 0);
+}
+
+// Checksum offsets: helpers handle CHECKSUM_PARTIAL (GSO from a veth: the field holds the
+// pseudo-header seed, so only BPF_F_PSEUDO_HDR changes touch it) and CHECKSUM_COMPLETE.
+static __always_inline __u32 flowCsumOff(__u32 l4_off, __u8 proto) {
+  return l4_off + (proto == IPPROTO_TCP ? __builtin_offsetof(struct tcphdr, check)
+                                        : __builtin_offsetof(struct udphdr, check));
+}
+
+// IPv4 without options, not a fragment, TCP or UDP: 1 when the flows entry decided the
+// packet's fate (*verdict), 0 when the dsts/replies logic decides. (A verdict-or-sentinel
+// return would not do: the verifier cannot tell bpf_redirect's result from the sentinel.)
+static __always_inline int flowV4(
+    struct __sk_buff* skb, struct iphdr* iph, void* end, __u32 tot, int* verdict) {
+  const __u8 proto = iph->protocol;
+  __be16* ports = (void*)(iph + 1);
+  __u8 tcp_flags = 0;
+  __u32 l4_hlen = 0;
+  if (!flowL4(ports, end, proto, &tcp_flags, &l4_hlen))
+    return 0;
+  struct lb_bpf_flow_key k = {.family = LB_AF_INET, .proto = proto};
+  k.sport = ports[0];
+  k.dport = ports[1];
+  __builtin_memcpy(k.saddr, &iph->saddr, 4);
+  __builtin_memcpy(k.daddr, &iph->daddr, 4);
+  struct lb_bpf_flow* f = flowMatch(&k, tcp_flags);
+  if (!f)
+    return 0;
+  __be32 addrs[4] = {iph->saddr, iph->daddr};  // old saddr, daddr; new saddr, daddr
+  __builtin_memcpy(&addrs[2], f->new_saddr, 4);
+  __builtin_memcpy(&addrs[3], f->new_daddr, 4);
+  struct bpf_fib_lookup fib = {.family = LB_AF_INET, .l4_protocol = proto};
+  fib.sport = f->new_sport;
+  fib.dport = f->new_dport;
+  fib.tos = iph->tos;
+  fib.ipv4_src = addrs[2];
+  fib.ipv4_dst = addrs[3];
+  if (!flowRoute(skb, &fib, tot, sizeof(*iph) + l4_hlen)) {
+    count(LB_BPF_CNT_FLOW_SLOW);
+    return 0;
+  }
+  __be32 old_ports = *(__be32*)ports;
+  __be32 new_ports;
+  __builtin_memcpy(&new_ports, &f->new_sport, 4);  // new_sport, new_dport
+  __be16 old_ttl = ((__be16*)iph)[4];              // ttl and protocol
+  __be16 new_ttl = old_ttl - bpf_htons(0x0100);    // ttl > 1 was checked
+  const __u32 csum_off = flowCsumOff(ETH_HLEN + sizeof(*iph), proto);
+  const __u64 mangled = proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+  if (!flowPrepare(skb, tot, csum_off + 2))
+    *verdict = flowSlowToKernel();
+  return 1;
+  const __s64 diff = bpf_csum_diff(&addrs[0], 8, &addrs[2], 8, 0);
+  const __u32 l3_csum = ETH_HLEN + __builtin_offsetof(struct iphdr, check);
+  if (diff < 0 || bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR | mangled) ||
+      bpf_l4_csum_replace(skb, csum_off, old_ports, new_ports, mangled | 4) ||
+      bpf_l3_csum_replace(skb, l3_csum, 0, diff, 0) ||
+      bpf_l3_csum_replace(skb, l3_csum, old_ttl, new_ttl, 2) ||
+      bpf_skb_store_bytes(skb, ETH_HLEN + __builtin_offsetof(struct iphdr, ttl), &new_ttl, 2, 0) ||
+      bpf_skb_store_bytes(skb, ETH_HLEN + __builtin_offsetof(struct iphdr, saddr), &addrs[2], 8,
+                          0) ||
+      bpf_skb_store_bytes(skb, ETH_HLEN + sizeof(*iph), &new_ports, 4, 0))
+    *verdict = flowDrop();
+  return 1;
+  *verdict = flowTransmit(skb, f, &fib);
+  return 1;
+}
+
+// IPv6 with TCP or UDP right after the fixed header: as flowV4.
+static __always_inline int flowV6(
+    struct __sk_buff* skb, struct ipv6hdr* ip6, void* end, __u32 tot, int* verdict) {
+  const __u8 proto = ip6->nexthdr;
+  __be16* ports = (void*)(ip6 + 1);
+  __u8 tcp_flags = 0;
+  __u32 l4_hlen = 0;
+  if (!flowL4(ports, end, proto, &tcp_flags, &l4_hlen))
+    return 0;
+  struct lb_bpf_flow_key k = {.family = LB_AF_INET6, .proto = proto};
+  k.sport = ports[0];
+  k.dport = ports[1];
+  __builtin_memcpy(k.saddr, &ip6->saddr, 16);
+  __builtin_memcpy(k.daddr, &ip6->daddr, 16);
+  struct lb_bpf_flow* f = flowMatch(&k, tcp_flags);
+  if (!f)
+    return 0;
+  __be32 addrs[16];  // old saddr, daddr; new saddr, daddr
+  __builtin_memcpy(&addrs[0], &ip6->saddr, 32);
+  __builtin_memcpy(&addrs[8], f->new_saddr, 32);  // new_saddr, new_daddr
+  struct bpf_fib_lookup fib = {.family = LB_AF_INET6, .l4_protocol = proto};
+  fib.sport = f->new_sport;
+  fib.dport = f->new_dport;
+  fib.flowinfo = *(__be32*)ip6 & bpf_htonl(0x0fffffff);  // IPV6_FLOWINFO_MASK
+  __builtin_memcpy(fib.ipv6_src, &addrs[8], 16);
+  __builtin_memcpy(fib.ipv6_dst, &addrs[12], 16);
+  if (!flowRoute(skb, &fib, tot, sizeof(*ip6) + l4_hlen)) {
+    count(LB_BPF_CNT_FLOW_SLOW);
+    return 0;
+  }
+  __be32 old_ports = *(__be32*)ports;
+  __be32 new_ports;
+  __builtin_memcpy(&new_ports, &f->new_sport, 4);  // new_sport, new_dport
+  __be16 old_hop = ((__be16*)ip6)[3];              // nexthdr and hop_limit
+  __be16 new_hop = old_hop - bpf_htons(0x0001);    // hop_limit > 1 was checked
+  const __u32 csum_off = flowCsumOff(ETH_HLEN + sizeof(*ip6), proto);
+  const __u64 mangled = proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+  if (!flowPrepare(skb, tot, csum_off + 2))
+    *verdict = flowSlowToKernel();
+  return 1;
+  const __s64 diff = bpf_csum_diff(&addrs[0], 32, &addrs[8], 32, 0);
+  if (diff < 0)
+    *verdict = flowDrop();
+  return 1;
+  long err =
+      bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR | LB_BPF_F_IPV6 | mangled);
+  if (err == -22)  // EINVAL: a kernel before BPF_F_IPV6
+    err = bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR | mangled);
+  // The hop limit has no header checksum: BPF_F_RECOMPUTE_CSUM keeps a CHECKSUM_COMPLETE
+  // skb->csum right (an aligned 16-bit word, so the byte's parity is the word's).
+  if (err || bpf_l4_csum_replace(skb, csum_off, old_ports, new_ports, mangled | 4) ||
+      bpf_skb_store_bytes(skb, ETH_HLEN + 6, &new_hop, 2, BPF_F_RECOMPUTE_CSUM) ||
+      bpf_skb_store_bytes(skb, ETH_HLEN + __builtin_offsetof(struct ipv6hdr, saddr), &addrs[8], 32,
+                          0) ||
+      bpf_skb_store_bytes(skb, ETH_HLEN + sizeof(*ip6), &new_ports, 4, 0))
+    *verdict = flowDrop();
+  return 1;
+  *verdict = flowTransmit(skb, f, &fib);
+  return 1;
+}
+
+// ---- VIPs and NAT replies to the TUN device ------------------------------------------------
+
 static __always_inline int handleV4(struct __sk_buff* skb, void* l3, void* end) {
   struct iphdr* iph = l3;
   if ((void*)(iph + 1) > end)
@@ -151,6 +397,12 @@ static __always_inline int handleV4(struct __sk_buff* skb, void* l3, void* end) 
     return pass();
   if (skb->gso_size != 0)
     tot = skb->len - ETH_HLEN;
+  if (hlen == sizeof(*iph) && !(bpf_ntohs(iph->frag_off) & LB_IP_MF_OFFSET) &&
+      (iph->protocol == IPPROTO_TCP || iph->protocol == IPPROTO_UDP)) {
+    int verdict;
+    if (flowV4(skb, iph, end, tot, &verdict))
+      return verdict;
+  }
 
   struct lb_bpf_dst_key dk = {.family = LB_AF_INET};
   __builtin_memcpy(dk.addr, &iph->daddr, 4);
@@ -191,6 +443,11 @@ static __always_inline int handleV6(struct __sk_buff* skb, void* l3, void* end) 
     tot = skb->len - ETH_HLEN;
   else if (tot == sizeof(*ip6) || tot > skb->len - ETH_HLEN)
     return pass();
+  if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
+    int verdict;
+    if (flowV6(skb, ip6, end, tot, &verdict))
+      return verdict;
+  }
 
   if (proto == IPPROTO_ICMPV6) {
     // Neighbour discovery to a proxied address (a unicast NS for NUD) is ip6_forward's
@@ -248,4 +505,7 @@ int lb_ingress_redirect(struct __sk_buff* skb) {
   return pass();
 }
 
-char LICENSE[] SEC("license") = "Apache-2.0";
+// bpf_fib_lookup (the flow fast path's routing) is a GPL-only helper: the kernel refuses a
+// program calling it unless the object declares a GPL-compatible licence
+// (license_is_gpl_compatible; "Apache-2.0" is not on its list), hence this file's dual licence.
+char LICENSE[] SEC("license") = "GPL";

@@ -76,6 +76,31 @@ void fillReplyKey(const ReplyKey& r, lb_bpf_reply_key& k) {
   std::memcpy(k.addr, r.addr.data(), r.addr.size());
 }
 
+// InvalidArgument unless `k` is a TCP or UDP tuple of one family (`af`, when given).
+absl::Status checkFlowKey(const FlowKey& k, absl::string_view what, Af af) {
+  if (k.proto != L4Proto::kTcp && k.proto != L4Proto::kUdp) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "bpf flow ", what, ": protocol ", static_cast<int>(k.proto), " is not TCP or UDP"));
+  }
+  if ((!k.saddr.isV4() && !k.saddr.isV6()) || k.daddr.af() != k.saddr.af() ||
+      (af != Af::kUnspec && k.saddr.af() != af)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bpf flow ", what, " ", formatAddrPort(k.saddr, k.sport), " -> ",
+                     formatAddrPort(k.daddr, k.dport), ": mixed or missing address families"));
+  }
+  return absl::OkStatus();
+}
+
+void fillFlowKey(const FlowKey& f, lb_bpf_flow_key& k) {
+  std::memset(&k, 0, sizeof(k));
+  k.family = static_cast<uint8_t>(f.saddr.af());
+  k.proto = static_cast<uint8_t>(f.proto);
+  k.sport = htobe16(f.sport);
+  k.dport = htobe16(f.dport);
+  std::memcpy(k.saddr, f.saddr.data(), f.saddr.size());
+  std::memcpy(k.daddr, f.daddr.data(), f.daddr.size());
+}
+
 // Keys as raw bytes, so one sync routine serves both maps.
 using KeySet = absl::flat_hash_set<std::string>;
 
@@ -212,7 +237,9 @@ absl::StatusOr<std::unique_ptr<IngressRedirect>> IngressRedirect::create(
   r->dsts_fd_ = bpf_object__find_map_fd_by_name(r->obj_, LB_BPF_MAP_DSTS);
   r->replies_fd_ = bpf_object__find_map_fd_by_name(r->obj_, LB_BPF_MAP_REPLIES);
   r->counters_fd_ = bpf_object__find_map_fd_by_name(r->obj_, LB_BPF_MAP_COUNTERS);
-  if (r->prog_fd_ < 0 || r->dsts_fd_ < 0 || r->replies_fd_ < 0 || r->counters_fd_ < 0)
+  r->flows_fd_ = bpf_object__find_map_fd_by_name(r->obj_, LB_BPF_MAP_FLOWS);
+  if (r->prog_fd_ < 0 || r->dsts_fd_ < 0 || r->replies_fd_ < 0 || r->counters_fd_ < 0 ||
+      r->flows_fd_ < 0)
     return absl::InternalError("BPF object lacks its maps after load");
   return r;
 }
@@ -365,7 +392,72 @@ absl::StatusOr<IngressRedirectCounters> IngressRedirect::counters() const {
   c.redirected_dst = sums[LB_BPF_CNT_REDIRECT_DST];
   c.redirected_reply = sums[LB_BPF_CNT_REDIRECT_REPLY];
   c.passed = sums[LB_BPF_CNT_PASS];
+  c.flow_forwarded = sums[LB_BPF_CNT_FLOW_FWD];
+  c.flow_slow = sums[LB_BPF_CNT_FLOW_SLOW];
+  c.flow_dropped = sums[LB_BPF_CNT_FLOW_DROP];
   return c;
+}
+
+absl::Status IngressRedirect::addFlow(const FlowKey& key,
+                                      const FlowRewrite& rw,
+                                      const FlowKey& reverse) {
+  if (absl::Status s = checkFlowKey(key, "key", Af::kUnspec); !s.ok())
+    return s;
+  if (absl::Status s = checkFlowKey(reverse, "reverse key", key.saddr.af()); !s.ok())
+    return s;
+  if (rw.saddr.af() != key.saddr.af() || rw.daddr.af() != key.saddr.af()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "bpf flow ", formatAddrPort(key.saddr, key.sport), " -> ",
+        formatAddrPort(key.daddr, key.dport), ": rewrite to ", formatAddrPort(rw.saddr, rw.sport),
+        " -> ", formatAddrPort(rw.daddr, rw.dport), " is another family"));
+  }
+  lb_bpf_flow_key k;
+  fillFlowKey(key, k);
+  lb_bpf_flow v;
+  std::memset(&v, 0, sizeof(v));
+  std::memcpy(v.new_saddr, rw.saddr.data(), rw.saddr.size());
+  std::memcpy(v.new_daddr, rw.daddr.data(), rw.daddr.size());
+  v.new_sport = htobe16(rw.sport);
+  v.new_dport = htobe16(rw.dport);
+  fillFlowKey(reverse, v.reverse);
+  if (bpf_map_update_elem(flows_fd_, &k, &v, BPF_ANY) != 0) {
+    return errnoStatus(absl::StrCat("add bpf flow ", formatAddrPort(key.saddr, key.sport), " -> ",
+                                    formatAddrPort(key.daddr, key.dport)),
+                       errno);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status IngressRedirect::removeFlow(const FlowKey& key) {
+  if (absl::Status s = checkFlowKey(key, "key", Af::kUnspec); !s.ok())
+    return s;
+  lb_bpf_flow_key k;
+  fillFlowKey(key, k);
+  if (bpf_map_delete_elem(flows_fd_, &k) != 0) {
+    return errnoStatus(absl::StrCat("remove bpf flow ", formatAddrPort(key.saddr, key.sport),
+                                    " -> ", formatAddrPort(key.daddr, key.dport)),
+                       errno);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<FlowState> IngressRedirect::flowState(const FlowKey& key) const {
+  if (absl::Status s = checkFlowKey(key, "key", Af::kUnspec); !s.ok())
+    return s;
+  lb_bpf_flow_key k;
+  fillFlowKey(key, k);
+  lb_bpf_flow v;
+  if (bpf_map_lookup_elem(flows_fd_, &k, &v) != 0) {
+    return errnoStatus(absl::StrCat("bpf flow ", formatAddrPort(key.saddr, key.sport), " -> ",
+                                    formatAddrPort(key.daddr, key.dport)),
+                       errno);
+  }
+  FlowState st;
+  st.packets = v.packets;
+  st.bytes = v.bytes;
+  st.last_ns = static_cast<int64_t>(v.last_ns);
+  st.closed = (v.flags & LB_BPF_FLOW_F_CLOSED) != 0;
+  return st;
 }
 
 std::vector<int> IngressRedirect::attached() const {

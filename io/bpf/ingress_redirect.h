@@ -13,12 +13,17 @@
 //     (*r)->setReplies(nat_reply_tuples);         // the tuples of the `from RIP ...` rules
 //     (*r)->attach(if_nametoindex("eth0"));       // each ingress Ethernet device
 //   }
+//   // Established NAT / full-NAT connections (any one thread, see addFlow):
+//   (*r)->addFlow(request_key, request_rewrite, reply_key);
+//   (*r)->addFlow(reply_key, reply_rewrite, request_key);
+//   // ... later: flowState() for counters and `closed`, removeFlow() for both keys.
 //   // The destructor detaches everything it attached.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
@@ -54,15 +59,47 @@ struct IngressRedirectOptions {
   Attach attach = Attach::kAuto;
 };
 
+// One direction of an offloaded connection: the packet's tuple as it arrives on an Ethernet
+// device (host-order ports).
+struct FlowKey {
+  L4Proto proto = L4Proto::kTcp;  // kTcp or kUdp
+  IpAddr saddr, daddr;            // one family
+  uint16_t sport = 0, dport = 0;
+  friend bool operator==(const FlowKey&, const FlowKey&) = default;
+
+  template <typename H>
+  friend H AbslHashValue(H h, const FlowKey& k) {
+    return H::combine(std::move(h), k.proto, k.saddr, k.daddr, k.sport, k.dport);
+  }
+};
+
+// What the packet leaves with (same family as the key).
+struct FlowRewrite {
+  IpAddr saddr, daddr;
+  uint16_t sport = 0, dport = 0;
+};
+
+// A flow entry's program-written part.
+struct FlowState {
+  uint64_t packets = 0;  // forwarded by the program
+  uint64_t bytes = 0;    // IP bytes (one GSO skb counts once)
+  int64_t last_ns = 0;   // CLOCK_MONOTONIC ns of the last forwarded packet; 0 = none yet
+  bool closed = false;   // the program saw SYN, FIN or RST on this flow or its reverse
+};
+
 // Summed over CPUs since create().
 struct IngressRedirectCounters {
   uint64_t redirected_dst = 0;    // destination in the dsts set
   uint64_t redirected_reply = 0;  // source tuple in the replies set
   uint64_t passed = 0;            // everything else, left to the kernel (incl. ARP, NDP)
+  uint64_t flow_forwarded = 0;    // forwarded by a flows entry, never reaching userspace
+  uint64_t flow_slow = 0;         // a flows entry matched, the packet took the paths above
+  uint64_t flow_dropped = 0;      // a flows rewrite failed half-way (helper error; expect 0)
 };
 
 // Owns the loaded program and its maps, and the tc filters (plus clsact qdiscs) it attached.
-// Control thread: create/attach/detach/set*; counters() from any thread. Not copyable.
+// Control thread: create/attach/detach/set*; counters() from any thread; addFlow/removeFlow/
+// flowState from one other thread (or the control thread). Not copyable.
 // Errors name the step and the kernel's errno: PermissionDenied (no CAP_BPF/CAP_SYS_ADMIN or
 // CAP_NET_ADMIN, e.g. in a container), Unavailable (kernel without BPF, or the program is
 // rejected), InvalidArgument, ResourceExhausted (a set larger than the map), Internal.
@@ -92,6 +129,19 @@ class IngressRedirect {
 
   absl::StatusOr<IngressRedirectCounters> counters() const;
 
+  // The established-flow fast path. These three touch only the flows map (its fd is fixed at
+  // create()): they may be called from one thread other than the control thread, concurrently
+  // with attach/detach/setDsts/setReplies. One syscall each; may allocate (the Status).
+  //
+  // Installs or replaces `key` -> `rw`; `reverse` is the other direction's key, closed with it.
+  // Counters start at 0. InvalidArgument (mixed families, other protocols), ResourceExhausted
+  // (map full), Internal otherwise.
+  absl::Status addFlow(const FlowKey& key, const FlowRewrite& rw, const FlowKey& reverse);
+  // NotFound when absent.
+  absl::Status removeFlow(const FlowKey& key);
+  // NotFound when absent.
+  absl::StatusOr<FlowState> flowState(const FlowKey& key) const;
+
   // Interfaces attached by this object.
   std::vector<int> attached() const;
 
@@ -117,6 +167,7 @@ class IngressRedirect {
   int dsts_fd_ = -1;
   int replies_fd_ = -1;
   int counters_fd_ = -1;
+  int flows_fd_ = -1;
   // What each map holds (only this object writes them): a commit sends the kernel only the
   // keys that changed, not the whole set.
   absl::flat_hash_set<std::string> dsts_have_;

@@ -9,6 +9,7 @@
 #define LB_BPF_MAP_DSTS "dsts"
 #define LB_BPF_MAP_REPLIES "replies"
 #define LB_BPF_MAP_COUNTERS "counters"
+#define LB_BPF_MAP_FLOWS "flows"
 #define LB_BPF_PROG_NAME "lb_ingress_redirect"
 // The section (and libbpf map) holding struct lb_bpf_config.
 #define LB_BPF_CONFIG_SECTION ".rodata.cfg"
@@ -16,6 +17,7 @@
 // Capacities (hash maps; set at load time, fixed afterwards).
 #define LB_BPF_MAX_DSTS 65536
 #define LB_BPF_MAX_REPLIES 65536
+#define LB_BPF_MAX_FLOWS 131072  // two per connection; BPF_F_NO_PREALLOC
 
 // dsts key: a VIP or full-NAT local address. family is AF_INET (2) or AF_INET6 (10); an IPv4
 // address fills addr[0..4), the rest is zero. Value: __u8, unused (1).
@@ -34,12 +36,43 @@ struct lb_bpf_reply_key {
   __u8 addr[16];
 };
 
+// flows key: one direction of an offloaded NAT or full-NAT connection, the packet's tuple as
+// it arrives at ingress. family AF_INET (2) or AF_INET6 (10), proto IPPROTO_TCP or
+// IPPROTO_UDP, ports in network byte order, pad zero; an IPv4 address fills [0..4), the rest
+// is zero.
+struct lb_bpf_flow_key {
+  __u8 family;
+  __u8 proto;
+  __be16 sport, dport;
+  __u8 pad[2];
+  __u8 saddr[16], daddr[16];
+};
+
+// flows value flag: the program saw SYN, FIN or RST on this flow or its reverse; from then on
+// the connection's packets take the slow path (lbd's TUN device) again.
+#define LB_BPF_FLOW_F_CLOSED 1u
+
+// flows value: what a matching packet leaves with (same family as the key), written by the
+// loader; the counters and CLOSED are written by the program. A packet that is forwarded
+// leaves through the device the FIB picks for the new tuple, with its TTL / hop limit
+// decremented once.
+struct lb_bpf_flow {
+  __u8 new_saddr[16], new_daddr[16];
+  __be16 new_sport, new_dport;
+  __u32 flags;                     // LB_BPF_FLOW_F_*
+  struct lb_bpf_flow_key reverse;  // the other direction's key: closed together
+  __u64 packets, bytes, last_ns;   // IP bytes (a GSO skb counts once); bpf_ktime_get_ns()
+};
+
 // Per-CPU counters, one array slot each.
 enum lb_bpf_counter {
   LB_BPF_CNT_REDIRECT_DST = 0,    // redirected: destination in dsts
   LB_BPF_CNT_REDIRECT_REPLY = 1,  // redirected: (source, proto, sport) in replies
   LB_BPF_CNT_PASS = 2,            // left to the kernel
-  LB_BPF_CNT_MAX = 3,
+  LB_BPF_CNT_FLOW_FWD = 3,        // forwarded by a flows entry
+  LB_BPF_CNT_FLOW_SLOW = 4,       // a flows entry matched, but the packet took the paths above
+  LB_BPF_CNT_FLOW_DROP = 5,       // a flows rewrite failed half-way (never seen in practice)
+  LB_BPF_CNT_MAX = 6,
 };
 
 // The program's configuration, a `const volatile` global (.rodata) set before load.
