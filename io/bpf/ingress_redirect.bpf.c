@@ -300,9 +300,10 @@ static __always_inline int flowV4(
   __be16 new_ttl = old_ttl - bpf_htons(0x0100);    // ttl > 1 was checked
   const __u32 csum_off = flowCsumOff(ETH_HLEN + sizeof(*iph), proto);
   const __u64 mangled = proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
-  if (!flowPrepare(skb, tot, csum_off + 2))
+  if (!flowPrepare(skb, tot, csum_off + 2)) {
     *verdict = flowSlowToKernel();
-  return 1;
+    return 1;
+  }
   const __s64 diff = bpf_csum_diff(&addrs[0], 8, &addrs[2], 8, 0);
   const __u32 l3_csum = ETH_HLEN + __builtin_offsetof(struct iphdr, check);
   if (diff < 0 || bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR | mangled) ||
@@ -312,9 +313,10 @@ static __always_inline int flowV4(
       bpf_skb_store_bytes(skb, ETH_HLEN + __builtin_offsetof(struct iphdr, ttl), &new_ttl, 2, 0) ||
       bpf_skb_store_bytes(skb, ETH_HLEN + __builtin_offsetof(struct iphdr, saddr), &addrs[2], 8,
                           0) ||
-      bpf_skb_store_bytes(skb, ETH_HLEN + sizeof(*iph), &new_ports, 4, 0))
+      bpf_skb_store_bytes(skb, ETH_HLEN + sizeof(*iph), &new_ports, 4, 0)) {
     *verdict = flowDrop();
-  return 1;
+    return 1;
+  }
   *verdict = flowTransmit(skb, f, &fib);
   return 1;
 }
@@ -356,13 +358,15 @@ static __always_inline int flowV6(
   __be16 new_hop = old_hop - bpf_htons(0x0001);    // hop_limit > 1 was checked
   const __u32 csum_off = flowCsumOff(ETH_HLEN + sizeof(*ip6), proto);
   const __u64 mangled = proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
-  if (!flowPrepare(skb, tot, csum_off + 2))
+  if (!flowPrepare(skb, tot, csum_off + 2)) {
     *verdict = flowSlowToKernel();
-  return 1;
+    return 1;
+  }
   const __s64 diff = bpf_csum_diff(&addrs[0], 32, &addrs[8], 32, 0);
-  if (diff < 0)
+  if (diff < 0) {
     *verdict = flowDrop();
-  return 1;
+    return 1;
+  }
   long err =
       bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR | LB_BPF_F_IPV6 | mangled);
   if (err == -22)  // EINVAL: a kernel before BPF_F_IPV6
@@ -373,9 +377,10 @@ static __always_inline int flowV6(
       bpf_skb_store_bytes(skb, ETH_HLEN + 6, &new_hop, 2, BPF_F_RECOMPUTE_CSUM) ||
       bpf_skb_store_bytes(skb, ETH_HLEN + __builtin_offsetof(struct ipv6hdr, saddr), &addrs[8], 32,
                           0) ||
-      bpf_skb_store_bytes(skb, ETH_HLEN + sizeof(*ip6), &new_ports, 4, 0))
+      bpf_skb_store_bytes(skb, ETH_HLEN + sizeof(*ip6), &new_ports, 4, 0)) {
     *verdict = flowDrop();
-  return 1;
+    return 1;
+  }
   *verdict = flowTransmit(skb, f, &fib);
   return 1;
 }

@@ -37,6 +37,13 @@ bool readMac(const char* ifname, uint8_t* mac) {
   return ok;
 }
 
+std::string macText(const uint8_t* m) {
+  char buf[18];
+  std::snprintf(buf, sizeof(buf), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4],
+                m[5]);
+  return buf;
+}
+
 }  // namespace
 
 bool BpfNetns::sh(const std::string& cmd) {
@@ -122,7 +129,7 @@ bool BpfNetns::setUp() {
 }
 
 void BpfNetns::tearDown() {
-  for (int* fd : {&tun_fd_, &packet_fd_}) {
+  for (int* fd : {&tun_fd_, &packet_fd_, &s_packet_fd_}) {
     if (*fd >= 0)
       close(*fd);
     *fd = -1;
@@ -134,7 +141,9 @@ void BpfNetns::tearDown() {
   }
   if (created_) {
     created_ = false;
-    for (const std::string& ns : {ns_c_, ns_b_}) {
+    for (const std::string& ns : {ns_c_, ns_b_, ns_s_}) {
+      if (ns.empty())
+        continue;
       // Whatever still runs in it first (nothing should), then the namespace.
       std::string cmd =
           absl::StrCat("pids=$(ip netns pids ", ns, " 2>/dev/null); [ -z \"$pids\" ] ",
@@ -145,11 +154,25 @@ void BpfNetns::tearDown() {
 }
 
 bool BpfNetns::sendFrame(const std::vector<uint8_t>& ip_pkt, size_t pad, bool otherhost) {
+  return sendOn(packet_fd_, c_ifindex_, b_mac_, c_mac_, ip_pkt, pad, otherhost);
+}
+
+bool BpfNetns::sendFrameFromServer(const std::vector<uint8_t>& ip_pkt) {
+  return sendOn(s_packet_fd_, s_ifindex_, b_s_mac_, s_mac_, ip_pkt, 0, false);
+}
+
+bool BpfNetns::sendOn(int fd,
+                      int ifindex,
+                      const uint8_t* dst_mac,
+                      const uint8_t* src_mac,
+                      const std::vector<uint8_t>& ip_pkt,
+                      size_t pad,
+                      bool otherhost) {
   std::vector<uint8_t> frame(14);
-  std::memcpy(frame.data(), b_mac_, 6);
+  std::memcpy(frame.data(), dst_mac, 6);
   if (otherhost)
     frame[5] ^= 0x55;
-  std::memcpy(frame.data() + 6, c_mac_, 6);
+  std::memcpy(frame.data() + 6, src_mac, 6);
   uint16_t type = (ip_pkt[0] >> 4) == 6 ? ETHERTYPE_IPV6 : ETHERTYPE_IP;
   frame[12] = static_cast<uint8_t>(type >> 8);
   frame[13] = static_cast<uint8_t>(type);
@@ -157,11 +180,11 @@ bool BpfNetns::sendFrame(const std::vector<uint8_t>& ip_pkt, size_t pad, bool ot
   frame.insert(frame.end(), pad, 0xee);
   sockaddr_ll to{};
   to.sll_family = AF_PACKET;
-  to.sll_ifindex = c_ifindex_;
+  to.sll_ifindex = ifindex;
   to.sll_halen = 6;
   std::memcpy(to.sll_addr, frame.data(), 6);
-  ssize_t n = sendto(packet_fd_, frame.data(), frame.size(), 0, reinterpret_cast<sockaddr*>(&to),
-                     sizeof(to));
+  ssize_t n =
+      sendto(fd, frame.data(), frame.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof(to));
   return n == static_cast<ssize_t>(frame.size());
 }
 
@@ -244,6 +267,128 @@ int BpfNetns::tcpSocketInC() {
 
 bool BpfNetns::ipInC(const std::string& args) {
   return sh("ip -n " + ns_c_ + " " + args);
+}
+
+bool BpfNetns::addServer() {
+  ns_s_ = "lbdbpf-s-" + std::to_string(getpid());
+  const std::string s = "ip -n " + ns_s_ + " ", b = "ip -n " + ns_b_ + " ",
+                    c = "ip -n " + ns_c_ + " ";
+  if (!sh("ip netns add " + ns_s_) ||
+      !sh(s + "link add vs address 02:00:c6:12:5e:01 type veth peer name vbs netns " + ns_b_) ||
+      !sh(s + "addr add 198.18.94.1/24 dev vs") ||
+      !sh(s + "addr add 2001:2:94::1/64 dev vs nodad") || !sh(s + "link set lo up") ||
+      !sh(s + "link set vs up") || !sh(b + "addr add 198.18.94.2/24 dev vbs") ||
+      !sh(b + "addr add 2001:2:94::2/64 dev vbs nodad") || !sh(b + "link set vbs up") ||
+      !sh(s + "route add 198.18.90.0/24 via 198.18.94.2") ||
+      !sh(s + "-6 route add 2001:2:90::/64 via 2001:2:94::2") ||
+      !sh(c + "route add 198.18.91.0/24 via 198.18.90.2") ||
+      !sh(c + "-6 route add 2001:2:91::/64 via 2001:2:90::2") ||
+      !sh(b + "route add 198.18.93.0/24 via 198.18.90.1") ||
+      !sh(b + "-6 route add 2001:2:93::/64 via 2001:2:90::1") ||
+      !sh("ip netns exec " + ns_b_ +
+          " sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1"))
+    return false;
+  const std::string cm = macText(c_mac_), sm = "02:00:c6:12:5e:01";
+  if (!sh(b + "neigh replace 198.18.90.1 lladdr " + cm + " dev vb nud permanent") ||
+      !sh(b + "neigh replace 2001:2:90::1 lladdr " + cm + " dev vb nud permanent") ||
+      !sh(b + "neigh replace 198.18.94.1 lladdr " + sm + " dev vbs nud permanent") ||
+      !sh(b + "neigh replace 2001:2:94::1 lladdr " + sm + " dev vbs nud permanent"))
+    return false;
+  b_s_ifindex_ = static_cast<int>(if_nametoindex("vbs"));
+  if (b_s_ifindex_ == 0 || !readMac("vbs", b_s_mac_) || !enter(ns_s_)) {
+    error_ = "vbs in B";
+    return false;
+  }
+  s_ifindex_ = static_cast<int>(if_nametoindex("vs"));
+  s_packet_fd_ = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+  const bool ok = s_ifindex_ != 0 && s_packet_fd_ >= 0 && readMac("vs", s_mac_);
+  if (!enter(ns_b_) || !ok) {
+    error_ = "AF_PACKET socket on vs";
+    return false;
+  }
+  return true;
+}
+
+int BpfNetns::socketIn(Ns ns, int domain, int type) {
+  if (!enter(ns == Ns::kClient ? ns_c_ : ns_s_))
+    return -1;
+  int s = socket(domain, type | SOCK_CLOEXEC, 0);
+  if (!enter(ns_b_)) {
+    if (s >= 0)
+      close(s);
+    return -1;
+  }
+  return s;
+}
+
+int BpfNetns::captureSocket(Ns ns) {
+  if (!enter(ns == Ns::kClient ? ns_c_ : ns_s_))
+    return -1;
+  int s = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+  sockaddr_ll sa{};
+  sa.sll_family = AF_PACKET;
+  sa.sll_protocol = htons(ETH_P_ALL);
+  sa.sll_ifindex = static_cast<int>(if_nametoindex(ns == Ns::kClient ? "vc" : "vs"));
+  int one = 1;
+  bool ok = s >= 0 && sa.sll_ifindex != 0 &&
+            bind(s, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0 &&
+            setsockopt(s, SOL_PACKET, PACKET_AUXDATA, &one, sizeof(one)) == 0;
+  if (!enter(ns_b_) || !ok) {
+    if (s >= 0)
+      close(s);
+    return -1;
+  }
+  return s;
+}
+
+std::optional<std::vector<uint8_t>> BpfNetns::nextCaptured(
+    int fd,
+    std::chrono::milliseconds timeout,
+    const std::function<bool(const std::vector<uint8_t>&)>& match,
+    bool* partial_csum) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::vector<uint8_t> buf(70000);
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    pollfd p{fd, POLLIN, 0};
+    if (left.count() < 0 || poll(&p, 1, static_cast<int>(left.count())) != 1)
+      return std::nullopt;
+    sockaddr_ll from{};
+    iovec iov{buf.data(), buf.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(tpacket_auxdata))];
+    msghdr msg{};
+    msg.msg_name = &from;
+    msg.msg_namelen = sizeof(from);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    ssize_t n = recvmsg(fd, &msg, 0);
+    if (n <= 14 || from.sll_pkttype == PACKET_OUTGOING)
+      continue;
+    const uint16_t type = static_cast<uint16_t>(buf[12] << 8 | buf[13]);
+    if (type != ETHERTYPE_IP && type != ETHERTYPE_IPV6)
+      continue;
+    std::vector<uint8_t> pkt(buf.begin() + 14, buf.begin() + n);
+    if (!match(pkt))
+      continue;
+    if (partial_csum != nullptr) {
+      *partial_csum = false;
+      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_PACKET && c->cmsg_type == PACKET_AUXDATA) {
+          tpacket_auxdata aux;
+          std::memcpy(&aux, CMSG_DATA(c), sizeof(aux));
+          *partial_csum = (aux.tp_status & TP_STATUS_CSUMNOTREADY) != 0;
+        }
+      }
+    }
+    return pkt;
+  }
+}
+
+bool BpfNetns::ipInB(const std::string& args) {
+  return sh("ip -n " + ns_b_ + " " + args);
 }
 
 bool BpfNetns::hasClsact() {

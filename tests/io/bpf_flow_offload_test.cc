@@ -1,0 +1,485 @@
+// SPDX-License-Identifier: Apache-2.0
+// The established-flow fast path of IngressRedirect (flows map) in three real namespaces
+// (label integration, needs root): client C -- balancer B (program on both veths, TUN device)
+// -- server S. Flow entries are installed by hand with addFlow, as lbd would for an established
+// NAT or full-NAT connection; B's kernel has no route or NAT that could deliver these packets
+// rewritten, so a rewritten packet in C or S can only come from the program, and a packet on
+// the TUN fd took the old path.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+
+#include "io/bpf/ingress_redirect.h"
+#include "tests/io/bpf_netns.h"
+#include "tests/testlib/packet_builder.h"
+
+namespace lb::io {
+namespace {
+
+using ::lb::testing::checksumsValid;
+using ::lb::testing::hexDump;
+using ::lb::testing::ip;
+using ::lb::testing::PacketBuilder;
+using Bytes = std::vector<uint8_t>;
+using Ns = BpfNetns::Ns;
+
+constexpr const char* kVip = "198.18.91.1";
+constexpr const char* kVip6 = "2001:2:91::1";
+constexpr const char* kClient = "198.18.90.1";
+constexpr const char* kClient6 = "2001:2:90::1";
+constexpr const char* kFarClient = "198.18.93.7";  // routed by B via C; S has no route back
+constexpr const char* kFarClient6 = "2001:2:93::7";
+constexpr const char* kRip = "198.18.94.1";  // S
+constexpr const char* kRip6 = "2001:2:94::1";
+constexpr const char* kLip = "198.18.94.2";  // B's own address on vbs: the full-NAT source
+constexpr const char* kLip6 = "2001:2:94::2";
+constexpr auto kWait = std::chrono::seconds(2);
+
+int64_t monoNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+// Field accessors on an IP packet (IPv4 without options or IPv6 with the L4 header next).
+bool isV6(const Bytes& p) {
+  return !p.empty() && (p[0] >> 4) == 6;
+}
+
+size_t l3Len(const Bytes& p) {
+  return isV6(p) ? 40 : 20;
+}
+
+uint8_t l4Proto(const Bytes& p) {
+  return isV6(p) ? p[6] : p[9];
+}
+
+uint8_t ttl(const Bytes& p) {
+  return isV6(p) ? p[7] : p[8];
+}
+
+IpAddr srcAddr(const Bytes& p) {
+  return isV6(p) ? IpAddr::fromBytes(Af::kInet6, &p[8]) : IpAddr::fromBytes(Af::kInet, &p[12]);
+}
+
+IpAddr dstAddr(const Bytes& p) {
+  return isV6(p) ? IpAddr::fromBytes(Af::kInet6, &p[24]) : IpAddr::fromBytes(Af::kInet, &p[16]);
+}
+
+uint16_t be16(const Bytes& p, size_t off) {
+  return static_cast<uint16_t>(p[off] << 8 | p[off + 1]);
+}
+
+uint16_t sport(const Bytes& p) {
+  return be16(p, l3Len(p));
+}
+
+uint16_t dport(const Bytes& p) {
+  return be16(p, l3Len(p) + 2);
+}
+
+// A matcher for BpfNetns::nextCaptured: protocol and destination port.
+std::function<bool(const Bytes&)> toPort(uint8_t proto, uint16_t port) {
+  return [proto, port](const Bytes& p) {
+    return p.size() >= l3Len(p) + 4 && l4Proto(p) == proto && dport(p) == port;
+  };
+}
+
+// The L4 checksum: complete and valid, or (CHECKSUM_PARTIAL, as a veth hands a socket's
+// packet on) the pseudo-header seed of the packet's own addresses, as tcp_v4_send_check /
+// udp6_hwcsum leave it for the device.
+bool l4ChecksumOk(const Bytes& p, bool partial) {
+  if (!partial)
+    return checksumsValid(p);
+  const size_t l3 = l3Len(p), alen = isV6(p) ? 16 : 4;
+  const size_t l4_len = p.size() - l3;
+  uint32_t sum = l4Proto(p) + static_cast<uint32_t>(l4_len);
+  const size_t src_off = isV6(p) ? 8 : 12;
+  for (size_t i = 0; i < 2 * alen; i += 2)
+    sum += be16(p, src_off + i);
+  while (sum >> 16)
+    sum = (sum & 0xffff) + (sum >> 16);
+  const size_t csum_off = l3 + (l4Proto(p) == IPPROTO_TCP ? 16 : 6);
+  return be16(p, csum_off) == sum;
+}
+
+sockaddr_storage sockAddr(const IpAddr& a, uint16_t port, socklen_t* len) {
+  sockaddr_storage ss{};
+  if (a.isV4()) {
+    auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons(port);
+    std::memcpy(&sa->sin_addr, a.data(), 4);
+    *len = sizeof(*sa);
+  } else {
+    auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
+    sa->sin6_family = AF_INET6;
+    sa->sin6_port = htons(port);
+    std::memcpy(&sa->sin6_addr, a.data(), 16);
+    *len = sizeof(*sa);
+  }
+  return ss;
+}
+
+struct Datagram {
+  IpAddr from;
+  uint16_t port = 0;
+  std::string payload;
+};
+
+std::optional<Datagram> recvDatagram(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  if (poll(&p, 1, static_cast<int>(std::chrono::milliseconds(kWait).count())) != 1)
+    return std::nullopt;
+  char buf[2048];
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  ssize_t n = recvfrom(fd, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&ss), &len);
+  if (n < 0)
+    return std::nullopt;
+  Datagram d;
+  d.payload.assign(buf, static_cast<size_t>(n));
+  if (ss.ss_family == AF_INET) {
+    const auto* sa = reinterpret_cast<const sockaddr_in*>(&ss);
+    d.from = IpAddr::fromBytes(Af::kInet, reinterpret_cast<const uint8_t*>(&sa->sin_addr));
+    d.port = ntohs(sa->sin_port);
+  } else {
+    const auto* sa = reinterpret_cast<const sockaddr_in6*>(&ss);
+    d.from = IpAddr::fromBytes(Af::kInet6, reinterpret_cast<const uint8_t*>(&sa->sin6_addr));
+    d.port = ntohs(sa->sin6_port);
+  }
+  return d;
+}
+
+class FlowOffloadTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) {
+      if (const char* ci = getenv("CI"); ci != nullptr && std::string(ci) == "true")
+        FAIL() << "needs root (CI=true)";
+      GTEST_SKIP() << "needs root";
+    }
+    ASSERT_TRUE(net_.setUp()) << net_.error();
+    ASSERT_TRUE(net_.addServer()) << net_.error();
+    auto r = IngressRedirect::create(net_.tunIfindex());
+    ASSERT_TRUE(r.ok()) << r.status();
+    redirect_ = std::move(*r);
+    ASSERT_TRUE(redirect_->setDsts({ip(kVip), ip(kVip6), ip(kLip), ip(kLip6)}).ok());
+    ASSERT_TRUE(redirect_->attach(net_.vethIfindex()).ok());
+    ASSERT_TRUE(redirect_->attach(net_.serverVethIfindex()).ok());
+    cap_s_ = net_.captureSocket(Ns::kServer);
+    cap_c_ = net_.captureSocket(Ns::kClient);
+    ASSERT_GE(cap_s_, 0);
+    ASSERT_GE(cap_c_, 0);
+  }
+
+  void TearDown() override {
+    for (int fd : {cap_s_, cap_c_}) {
+      if (fd >= 0)
+        close(fd);
+    }
+    redirect_.reset();
+    net_.tearDown();
+  }
+
+  // Installs both directions of a connection.
+  void addConnection(const FlowKey& in,
+                     const FlowRewrite& in_rw,
+                     const FlowKey& out,
+                     const FlowRewrite& out_rw) {
+    ASSERT_TRUE(redirect_->addFlow(in, in_rw, out).ok());
+    ASSERT_TRUE(redirect_->addFlow(out, out_rw, in).ok());
+  }
+
+  // A NAT connection kFarClient(6):cport -> VIP:vport, real server rip:rport.
+  void addNat(L4Proto proto,
+              const IpAddr& client,
+              uint16_t cport,
+              const IpAddr& vip,
+              uint16_t vport,
+              const IpAddr& rip,
+              uint16_t rport,
+              FlowKey* in_out = nullptr,
+              FlowKey* out_out = nullptr) {
+    const FlowKey in{proto, client, vip, cport, vport};
+    const FlowKey out{proto, rip, client, rport, cport};
+    addConnection(in, {client, rip, cport, rport}, out, {vip, client, vport, cport});
+    if (in_out != nullptr)
+      *in_out = in;
+    if (out_out != nullptr)
+      *out_out = out;
+  }
+
+  int udpSocket(Ns ns, const IpAddr& addr, uint16_t* port) {
+    int s = net_.socketIn(ns, addr.isV4() ? AF_INET : AF_INET6, SOCK_DGRAM);
+    socklen_t len = 0;
+    sockaddr_storage ss = sockAddr(addr, 0, &len);
+    if (s < 0 || bind(s, reinterpret_cast<sockaddr*>(&ss), len) != 0 ||
+        getsockname(s, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+      if (s >= 0)
+        close(s);
+      return -1;
+    }
+    *port = ntohs(ss.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
+                                          : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+    return s;
+  }
+
+  static bool sendDatagram(int fd, const IpAddr& to, uint16_t port, const std::string& data) {
+    socklen_t len = 0;
+    sockaddr_storage ss = sockAddr(to, port, &len);
+    return sendto(fd, data.data(), data.size(), 0, reinterpret_cast<sockaddr*>(&ss), len) ==
+           static_cast<ssize_t>(data.size());
+  }
+
+  // Sends `pkt` from C: it must arrive unchanged on the TUN device (the old path).
+  void expectOldPath(const Bytes& pkt) {
+    ASSERT_TRUE(net_.sendFrame(pkt));
+    auto got = net_.readTun(kWait);
+    ASSERT_TRUE(got.has_value()) << "nothing arrived on the TUN device";
+    EXPECT_EQ(*got, pkt) << "got " << hexDump(got->data(), got->size());
+  }
+
+  IngressRedirectCounters counters() {
+    auto c = redirect_->counters();
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.value_or(IngressRedirectCounters{});
+  }
+
+  FlowState state(const FlowKey& k) {
+    auto s = redirect_->flowState(k);
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.value_or(FlowState{});
+  }
+
+  void udpRoundTrip(bool v6, bool full_nat);
+  void tcpCrafted(bool v6);
+
+  BpfNetns net_;
+  std::unique_ptr<IngressRedirect> redirect_;
+  int cap_s_ = -1, cap_c_ = -1;
+};
+
+// Real UDP sockets in C and S; the datagrams carry CHECKSUM_PARTIAL from the sender's veth.
+void FlowOffloadTest::udpRoundTrip(bool v6, bool full_nat) {
+  const IpAddr client = ip(v6 ? kClient6 : kClient), vip = ip(v6 ? kVip6 : kVip);
+  const IpAddr rip = ip(v6 ? kRip6 : kRip), lip = ip(v6 ? kLip6 : kLip);
+  uint16_t cport = 0, rport = 0;
+  const uint16_t vport = 8053, lport = 40123;
+  int cs = udpSocket(Ns::kClient, client, &cport);
+  int ss = udpSocket(Ns::kServer, rip, &rport);
+  ASSERT_GE(cs, 0);
+  ASSERT_GE(ss, 0);
+  const IpAddr src = full_nat ? lip : client;  // what S sees
+  const uint16_t src_port = full_nat ? lport : cport;
+  const FlowKey in{L4Proto::kUdp, client, vip, cport, vport};
+  const FlowKey out{L4Proto::kUdp, rip, src, rport, src_port};
+  addConnection(in, {src, rip, src_port, rport}, out, {vip, client, vport, cport});
+  const int64_t before = monoNs();
+
+  ASSERT_TRUE(sendDatagram(cs, vip, vport, "request"));
+  auto d = recvDatagram(ss);
+  ASSERT_TRUE(d.has_value()) << "the server got nothing";
+  EXPECT_EQ(d->payload, "request");
+  EXPECT_EQ(d->from, src) << d->from.toString();
+  EXPECT_EQ(d->port, src_port);
+  bool partial = false;
+  auto p = BpfNetns::nextCaptured(cap_s_, kWait, toPort(IPPROTO_UDP, rport), &partial);
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(ttl(*p), 63) << "TTL / hop limit decremented once";
+  EXPECT_EQ(srcAddr(*p), src);
+  EXPECT_EQ(dstAddr(*p), rip);
+  EXPECT_TRUE(l4ChecksumOk(*p, partial))
+      << (partial ? "partial " : "") << hexDump(p->data(), p->size());
+  RecordProperty("server_saw_partial_csum", partial ? 1 : 0);
+
+  ASSERT_TRUE(sendDatagram(ss, src, src_port, "reply"));
+  auto r = recvDatagram(cs);
+  ASSERT_TRUE(r.has_value()) << "the client got no reply";
+  EXPECT_EQ(r->payload, "reply");
+  EXPECT_EQ(r->from, vip) << r->from.toString();
+  EXPECT_EQ(r->port, vport);
+  auto q = BpfNetns::nextCaptured(cap_c_, kWait, toPort(IPPROTO_UDP, cport), &partial);
+  ASSERT_TRUE(q.has_value());
+  EXPECT_EQ(ttl(*q), 63);
+  EXPECT_TRUE(l4ChecksumOk(*q, partial)) << hexDump(q->data(), q->size());
+
+  const uint64_t hdrs = (v6 ? 40 : 20) + 8;
+  FlowState a = state(in), b = state(out);
+  EXPECT_EQ(a.packets, 1u);
+  EXPECT_EQ(a.bytes, hdrs + 7);
+  EXPECT_GE(a.last_ns, before);
+  EXPECT_LE(a.last_ns, monoNs());
+  EXPECT_FALSE(a.closed);
+  EXPECT_EQ(b.packets, 1u);
+  EXPECT_EQ(b.bytes, hdrs + 5);
+  EXPECT_GE(b.last_ns, a.last_ns);
+  IngressRedirectCounters c = counters();
+  EXPECT_EQ(c.flow_forwarded, 2u);
+  EXPECT_EQ(c.flow_slow, 0u);
+  EXPECT_EQ(c.flow_dropped, 0u);
+  EXPECT_FALSE(net_.readTun(std::chrono::milliseconds(0)).has_value());
+  close(cs);
+  close(ss);
+}
+
+TEST_F(FlowOffloadTest, UdpNatV4RoundTrip) {
+  udpRoundTrip(false, false);
+}
+
+TEST_F(FlowOffloadTest, UdpFullNatV4RoundTrip) {
+  udpRoundTrip(false, true);
+}
+
+TEST_F(FlowOffloadTest, UdpNatV6RoundTrip) {
+  udpRoundTrip(true, false);
+}
+
+TEST_F(FlowOffloadTest, UdpFullNatV6RoundTrip) {
+  udpRoundTrip(true, true);
+}
+
+// Crafted TCP segments with complete checksums: the program's incremental update must leave
+// a checksum that verifies from scratch.
+void FlowOffloadTest::tcpCrafted(bool v6) {
+  const char* client = v6 ? kFarClient6 : kFarClient;
+  const char* vip = v6 ? kVip6 : kVip;
+  const char* rip = v6 ? kRip6 : kRip;
+  addNat(L4Proto::kTcp, ip(client), 40000, ip(vip), 80, ip(rip), 8080);
+  Bytes seg = PacketBuilder::tcp(client, 40000, vip, 80, 0x18).payload("segment").build();
+  ASSERT_TRUE(net_.sendFrame(seg));
+  bool partial = true;
+  auto p = BpfNetns::nextCaptured(cap_s_, kWait, toPort(IPPROTO_TCP, 8080), &partial);
+  ASSERT_TRUE(p.has_value()) << "the server side saw nothing";
+  EXPECT_FALSE(partial);
+  EXPECT_EQ(srcAddr(*p), ip(client));
+  EXPECT_EQ(dstAddr(*p), ip(rip));
+  EXPECT_EQ(sport(*p), 40000);
+  EXPECT_EQ(dport(*p), 8080);
+  EXPECT_EQ(ttl(*p), 63);
+  EXPECT_EQ(p->size(), seg.size());
+  EXPECT_TRUE(checksumsValid(*p)) << hexDump(p->data(), p->size());
+
+  Bytes ans = PacketBuilder::tcp(rip, 8080, client, 40000, 0x10).payload("answer").build();
+  ASSERT_TRUE(net_.sendFrameFromServer(ans));
+  auto q = BpfNetns::nextCaptured(cap_c_, kWait, toPort(IPPROTO_TCP, 40000), &partial);
+  ASSERT_TRUE(q.has_value()) << "the client side saw nothing";
+  EXPECT_EQ(srcAddr(*q), ip(vip));
+  EXPECT_EQ(dstAddr(*q), ip(client));
+  EXPECT_EQ(sport(*q), 80);
+  EXPECT_EQ(ttl(*q), 63);
+  EXPECT_TRUE(checksumsValid(*q)) << hexDump(q->data(), q->size());
+  EXPECT_EQ(counters().flow_forwarded, 2u);
+}
+
+TEST_F(FlowOffloadTest, TcpV4RewrittenWithValidChecksum) {
+  tcpCrafted(false);
+}
+
+TEST_F(FlowOffloadTest, TcpV6RewrittenWithValidChecksum) {
+  tcpCrafted(true);
+}
+
+// SYN, FIN and RST close both directions and take the old path, as do later packets.
+TEST_F(FlowOffloadTest, SynFinRstCloseBothDirections) {
+  const struct {
+    uint8_t flags;
+    const char* name;
+  } cases[] = {{0x11, "FIN"}, {0x04, "RST"}, {0x02, "SYN"}};
+
+  uint16_t cport = 41000;
+  uint64_t slow = 0;
+  for (const auto& tc : cases) {
+    SCOPED_TRACE(tc.name);
+    FlowKey in, out;
+    addNat(L4Proto::kTcp, ip(kFarClient), ++cport, ip(kVip), 80, ip(kRip), 8080, &in, &out);
+    ASSERT_TRUE(
+        net_.sendFrame(PacketBuilder::tcp(kFarClient, cport, kVip, 80, 0x10).payload("a").build()));
+    ASSERT_TRUE(BpfNetns::nextCaptured(cap_s_, kWait, [&](const Bytes& p) {
+                  return toPort(IPPROTO_TCP, 8080)(p) && sport(p) == cport;
+                }).has_value());
+    EXPECT_FALSE(state(in).closed);
+    expectOldPath(PacketBuilder::tcp(kFarClient, cport, kVip, 80, tc.flags).build());
+    EXPECT_TRUE(state(in).closed);
+    EXPECT_TRUE(state(out).closed) << "the reverse entry closes with it";
+    expectOldPath(PacketBuilder::tcp(kFarClient, cport, kVip, 80, 0x10).payload("b").build());
+    slow += 2;
+    EXPECT_EQ(counters().flow_slow, slow);
+    EXPECT_EQ(state(in).packets, 1u);
+  }
+}
+
+// A flow the FIB cannot forward right now takes the old path and stays open.
+TEST_F(FlowOffloadTest, NoNeighbourUnroutableAndTooBigTakeTheOldPath) {
+  FlowKey no_neigh, unroutable, big;
+  addNat(L4Proto::kUdp, ip(kFarClient), 1001, ip(kVip), 53, ip("198.18.94.99"), 53, &no_neigh);
+  addNat(L4Proto::kUdp, ip(kFarClient), 1002, ip(kVip), 53, ip("198.18.99.1"), 53, &unroutable);
+  addNat(L4Proto::kUdp, ip(kFarClient), 1003, ip(kVip), 53, ip(kRip), 5353, &big);
+  expectOldPath(PacketBuilder::udp(kFarClient, 1001, kVip, 53).payload("no neighbour").build());
+  expectOldPath(PacketBuilder::udp(kFarClient, 1002, kVip, 53).payload("no route").build());
+  // Egress MTU 1000: a 1200-byte datagram (no GSO) is the kernel's to fragment or refuse.
+  ASSERT_TRUE(net_.ipInB("link set vbs mtu 1000"));
+  expectOldPath(PacketBuilder::udp(kFarClient, 1003, kVip, 53).payloadSize(1172).build());
+  EXPECT_EQ(counters().flow_slow, 3u);
+  for (const FlowKey& k : {no_neigh, unroutable, big}) {
+    FlowState s = state(k);
+    EXPECT_FALSE(s.closed);
+    EXPECT_EQ(s.packets, 0u);
+  }
+  // The same flow still forwards what fits.
+  ASSERT_TRUE(
+      net_.sendFrame(PacketBuilder::udp(kFarClient, 1003, kVip, 53).payloadSize(900).build()));
+  auto p = BpfNetns::nextCaptured(cap_s_, kWait, toPort(IPPROTO_UDP, 5353));
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->size(), 928u);
+  EXPECT_TRUE(checksumsValid(*p));
+  EXPECT_EQ(state(big).packets, 1u);
+  EXPECT_EQ(state(big).bytes, 928u);
+  EXPECT_EQ(counters().flow_forwarded, 1u);
+}
+
+TEST_F(FlowOffloadTest, RemovedFlowTakesTheOldPath) {
+  FlowKey in, out;
+  addNat(L4Proto::kUdp, ip(kFarClient6), 2000, ip(kVip6), 53, ip(kRip6), 5353, &in, &out);
+  ASSERT_TRUE(net_.sendFrame(PacketBuilder::udp(kFarClient6, 2000, kVip6, 53).build()));
+  ASSERT_TRUE(BpfNetns::nextCaptured(cap_s_, kWait, toPort(IPPROTO_UDP, 5353)).has_value());
+  ASSERT_TRUE(redirect_->removeFlow(in).ok());
+  expectOldPath(PacketBuilder::udp(kFarClient6, 2000, kVip6, 53).build());
+  EXPECT_EQ(redirect_->flowState(in).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(redirect_->removeFlow(in).code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(redirect_->flowState(out).ok());
+  EXPECT_EQ(counters().flow_slow, 0u) << "a miss is not a slow flow";
+}
+
+TEST_F(FlowOffloadTest, AddFlowRejectsMixedFamiliesAndOtherProtocols) {
+  const FlowKey v4{L4Proto::kUdp, ip(kClient), ip(kVip), 1, 2};
+  const FlowKey mixed{L4Proto::kUdp, ip(kClient), ip(kVip6), 1, 2};
+  const FlowKey icmp{L4Proto::kIcmp, ip(kClient), ip(kVip), 1, 2};
+  const FlowRewrite rw4{ip(kClient), ip(kRip), 1, 2};
+  const FlowRewrite rw6{ip(kClient6), ip(kRip6), 1, 2};
+  EXPECT_EQ(redirect_->addFlow(mixed, rw4, v4).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(redirect_->addFlow(v4, rw6, v4).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(redirect_->addFlow(icmp, rw4, v4).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(redirect_->addFlow(v4, rw4, mixed).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(redirect_->addFlow(v4, rw4, v4).ok());
+  EXPECT_TRUE(redirect_->addFlow(v4, rw4, v4).ok()) << "replaces";
+}
+
+}  // namespace
+}  // namespace lb::io
