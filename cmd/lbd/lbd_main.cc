@@ -51,6 +51,15 @@ ABSL_FLAG(bool,
           true,
           "attach a tc ingress BPF program that hands packets for lbd straight to the TUN "
           "device (falls back to the kernel path where BPF is not permitted)");
+ABSL_FLAG(bool,
+          flow_offload,
+          true,
+          "gateway mode with the tc fast path: established NAT and full-NAT conns are rewritten "
+          "and forwarded by the tc program itself; SYN, FIN and RST still come to lbd");
+ABSL_FLAG(uint32_t,
+          flow_offload_min_packets,
+          4,
+          "client packets a conn must have sent through lbd before it is offloaded (1..1000000)");
 
 namespace lb::lbd {
 namespace {
@@ -194,6 +203,12 @@ int lbdMain(int argc, char** argv) {
   dopts.offloads = absl::GetFlag(FLAGS_offloads);
   dopts.direct_egress = absl::GetFlag(FLAGS_direct_egress);
   dopts.bpf_fast_path = absl::GetFlag(FLAGS_bpf_fast_path);
+  dopts.flow_offload = absl::GetFlag(FLAGS_flow_offload);
+  dopts.flow_offload_min_packets = absl::GetFlag(FLAGS_flow_offload_min_packets);
+  if (dopts.flow_offload_min_packets < 1 || dopts.flow_offload_min_packets > 1000000) {
+    return fail(absl::InvalidArgumentError(absl::StrCat(
+        "--flow-offload-min-packets=", dopts.flow_offload_min_packets, ": 1..1000000")));
+  }
   auto dataplane = Dataplane::create(dopts, table);
   if (!dataplane.ok())
     return fail(dataplane.status());

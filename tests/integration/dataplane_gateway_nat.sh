@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 # lbd as a NAT gateway (-m) in its own namespace: rr over 2 real servers (exact 20/20,
 # alternating), wrr 4/3/2 (the kernel's sequence), UDP rr with socat, IPv6 rr, a 10 s iperf3
-# transfer through the VIP, -Lnc state names, proxy ARP/NDP for on-link VIPs, and every route,
+# transfer through the VIP, established-flow offload (30 MB downloads over IPv4 and IPv6 arrive
+# intact while the tc program forwards them, the stats count every byte, the FIN still reaches
+# lbd), -Lnc state names, proxy ARP/NDP for on-link VIPs, and every route,
 # rule, proxy entry and sysctl lbd installed gone after it stops.
 #
 #   client (c0 198.18.1.2, 2001:2:1::2)  --  lbd ns (l0 198.18.1.1 | l1 198.18.2.1)  --  br0  --  s1 s2 s3
@@ -134,12 +136,50 @@ sys.exit(0 if secs >= 9.5 and bps > 0 else 1)
 PY
 fi
 
+# --- established-flow offload: after 4 client packets an ESTABLISHED conn's packets are
+#     rewritten and forwarded by the tc program (no copy through lbd). A rate-limited 30 MB
+#     download (~2 s) is offloaded mid-transfer, arrives intact over IPv4 and IPv6 (the
+#     receivers check every TCP checksum the program rewrote), the service's OutBytes count
+#     all of it once the sweep has folded the counters, and the FIN still comes to lbd, so the
+#     conn leaves ESTABLISHED and the offload gives it back.
+metric() { dp_get l http://127.0.0.1:9479/metrics | awk -v m="$1" '$1 == m { print $2 }'; }
+if [[ -n $(metric lb_dataplane_offload_installed_total) ]]; then
+  head -c 30000000 /dev/urandom >"$DP_TMP/www-S3-8080/big30.bin"
+  cp "$DP_TMP/www-S3-8080/big30.bin" "$DP_TMP/www-S3-81/big30.bin"
+  lbctl gw -A -t $VIP:8081 -s rr
+  lbctl gw -a -t $VIP:8081 -r 198.18.2.13:8080 -m
+  lbctl gw -A -t "[$VIP6]:8081" -s rr
+  lbctl gw -a -t "[$VIP6]:8081" -r "[2001:2:2::13]:81" -m
+  fwd_before=$(metric lb_dataplane_bpf_flow_forwarded_total)
+  inst_before=$(metric lb_dataplane_offload_installed_total)
+  for url in "http://$VIP:8081/big30.bin" "http://[$VIP6]:8081/big30.bin"; do
+    ip netns exec "$(n c)" curl -s --max-time 30 --noproxy '*' --limit-rate 15M \
+      -o "$DP_TMP/got30.bin" "$url" || dp_fail "offloaded download $url failed"
+    cmp -s "$DP_TMP/got30.bin" "$DP_TMP/www-S3-8080/big30.bin" ||
+      dp_fail "offloaded download $url arrived corrupted ($(stat -c %s "$DP_TMP/got30.bin") bytes)"
+  done
+  installed=$(($(metric lb_dataplane_offload_installed_total) - inst_before))
+  fwd=$(($(metric lb_dataplane_bpf_flow_forwarded_total) - fwd_before))
+  echo "offload: $installed conns installed, $fwd packets forwarded by the tc program," \
+    "$(metric lb_dataplane_bpf_flow_slow_total) flow packets sent the slow way"
+  [[ $installed -ge 2 && $fwd -gt 1000 ]] || dp_fail "the downloads were not offloaded"
+  # The sweep (1 s) folds the program's counters and gives closed conns back.
+  sleep 2.5
+  out_bytes=$(lbctl gw -Ln --stats --exact | awk -v s="$VIP:8081" '$1 == "TCP" && $2 == s { print $7 }')
+  echo "offloaded service: OutBytes $out_bytes"
+  [[ ${out_bytes:-0} -ge 30000000 ]] || dp_fail "OutBytes $out_bytes < 30 MB: offloaded traffic not counted"
+  [[ $(metric lb_dataplane_offload_active) -eq 0 ]] ||
+    dp_fail "$(metric lb_dataplane_offload_active) conns still offloaded after their FIN"
+  lbctl gw -Lnc | grep -E ":8081 " | grep -q ESTABLISHED && dp_fail "an offloaded conn stayed ESTABLISHED after its FIN"
+elif [[ ${CI:-} == true ]]; then
+  dp_fail "CI builds the tc fast path; this lbd has no flow offload"
+fi
+
 lbctl gw -Ln --stats
 
 # --- direct egress: forwarded packets left through AF_PACKET on l0/l1 once their next hops
 #     were learned; with a foreign policy rule in the namespace lbd goes back to the TUN device
 #     (a destination-only lookup could disagree with the rule), and traffic still flows.
-metric() { dp_get l http://127.0.0.1:9479/metrics | awk -v m="$1" '$1 == m { print $2 }'; }
 direct=$(metric lb_dataplane_tx_direct_total)
 echo "direct egress: $direct packets, $(metric lb_dataplane_tx_tun_total) through the TUN device"
 [[ ${direct:-0} -gt 0 ]] || dp_fail "no packet left through direct egress"

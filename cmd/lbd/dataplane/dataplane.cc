@@ -27,6 +27,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 
+#include "cmd/lbd/dataplane/flow_offload.h"
 #include "cmd/lbd/dataplane/kernel_state.h"
 #include "cmd/lbd/dataplane/neigh_cache.h"
 #include "cmd/lbd/dataplane/published.h"
@@ -47,6 +48,8 @@ namespace {
 constexpr size_t kBatch = 64;
 constexpr size_t kSinkBuffers = 16;
 constexpr int64_t kHousekeepingTickMs = 100;
+// How often offloaded conns' counters are folded into the stats and their timers re-armed.
+constexpr int64_t kOffloadSweepMs = 1000;
 constexpr int64_t kEstimatorPeriodMs = 2000;
 constexpr int64_t kDefensePeriodMs = 1000;  // ip_vs_ctl.c DEFENSE_TIMER_PERIOD
 
@@ -198,7 +201,8 @@ class DataplaneImpl : public Dataplane {
     }
     startFastPath();
     const size_t n = tun_->queues();
-    table_.runtime().setWorkers(n);
+    // One stats block per worker, plus the housekeeping thread's (offloaded conns' traffic).
+    table_.runtime().setWorkers(n + 1);
     ConnTable::Options copts;
     copts.capacity = options_.conn_capacity;
     uint64_t seed = 0;
@@ -221,6 +225,7 @@ class DataplaneImpl : public Dataplane {
       }
       workers_.push_back(std::move(w));
     }
+    startFlowOffload();
     if (options_.mode == Mode::kDecap) {
       auto d = io::DecapReceiver::create(options_.gue_port);
       if (!d.ok()) {
@@ -299,6 +304,12 @@ class DataplaneImpl : public Dataplane {
     neigh_.setWanted(std::move(dr));
     hk_cv_.notify_all();
     updateFastPath(table.config());
+#ifdef LB_HAVE_BPF
+    if (offload_ != nullptr && redirect_ != nullptr) {
+      RedirectFlowMap map(*redirect_);
+      offload_->dropUnavailable(map, *table.snapshot());
+    }
+#endif
     return kernel_.reconcile(table.config());
   }
 
@@ -328,8 +339,19 @@ class DataplaneImpl : public Dataplane {
           out.emplace_back("lb_dataplane_bpf_redirected_dst_total", c->redirected_dst);
           out.emplace_back("lb_dataplane_bpf_redirected_reply_total", c->redirected_reply);
           out.emplace_back("lb_dataplane_bpf_passed_total", c->passed);
+          out.emplace_back("lb_dataplane_bpf_flow_forwarded_total", c->flow_forwarded);
+          out.emplace_back("lb_dataplane_bpf_flow_slow_total", c->flow_slow);
         }
       }
+    }
+    if (offload_ != nullptr) {
+      const FlowOffloadCounters& oc = offload_->counters();
+      out.emplace_back("lb_dataplane_offload_active", offload_->active());
+      out.emplace_back("lb_dataplane_offload_installed_total", oc.installed.value());
+      out.emplace_back("lb_dataplane_offload_skipped_total", oc.skipped.value());
+      out.emplace_back("lb_dataplane_offload_install_failed_total", oc.install_failed.value());
+      out.emplace_back("lb_dataplane_offload_removed_total", oc.removed.value());
+      out.emplace_back("lb_dataplane_offload_ring_full_total", offload_->ringFull());
     }
 #endif
 #define LB_EMIT_PL(name)                          \
@@ -375,7 +397,64 @@ class DataplaneImpl : public Dataplane {
 #endif
   }
 
+  // Control thread, at start, after the workers exist: established-flow offload rides on the
+  // tc program, so it needs the fast path; sidecar clients are local sockets, whose packets
+  // never cross a tc ingress hook.
+  void startFlowOffload() {
 #ifdef LB_HAVE_BPF
+    if (!options_.flow_offload || options_.mode != Mode::kGateway)
+      return;
+    {
+      std::lock_guard<std::mutex> lock(kernel_mu_);
+      if (redirect_ == nullptr)
+        return;
+    }
+    const size_t n = workers_.size();
+    offload_ = std::make_unique<FlowOffload>(n, *conns_, table_.runtime().workerStats(n));
+    for (auto& w : workers_)
+      w->pipeline->setOffloader(&offload_->port(w->index), options_.flow_offload_min_packets);
+    LB_LOG(kInfo, "established-flow offload on (after %u client packets)",
+           options_.flow_offload_min_packets);
+#endif
+  }
+
+#ifdef LB_HAVE_BPF
+  // The flow map of the tc program, for FlowOffload.
+  class RedirectFlowMap final : public FlowMap {
+   public:
+    explicit RedirectFlowMap(io::IngressRedirect& r) : r_(r) {}
+
+    absl::Status add(const io::FlowKey& key,
+                     const io::FlowRewrite& rw,
+                     const io::FlowKey& reverse) override {
+      return r_.addFlow(key, rw, reverse);
+    }
+
+    absl::Status remove(const io::FlowKey& key) override { return r_.removeFlow(key); }
+
+    absl::StatusOr<io::FlowState> state(const io::FlowKey& key) override {
+      return r_.flowState(key);
+    }
+
+   private:
+    io::IngressRedirect& r_;
+  };
+
+  // Housekeeping thread: installs offered conns every tick, sweeps every kOffloadSweepMs.
+  void runFlowOffload(const ServiceSnapshot& snap, bool sweep) {
+    if (offload_ == nullptr)
+      return;
+    std::lock_guard<std::mutex> lock(kernel_mu_);
+    if (redirect_ == nullptr || stopped_) {
+      offload_->forget();  // the fast path is gone: every conn is on the slow path again
+      return;
+    }
+    RedirectFlowMap map(*redirect_);
+    offload_->install(map, snap);
+    if (sweep)
+      offload_->sweep(map, snap);
+  }
+
   // kernel_mu_ held. Attaches to Ethernet devices that appeared since the last scan.
   void attachFastPath() {
     if (redirect_ == nullptr)
@@ -661,6 +740,7 @@ class DataplaneImpl : public Dataplane {
     MonoTime last_est = monoNow();
     MonoTime last_neigh_full = last_est;
     MonoTime last_defense = last_est;
+    MonoTime last_sweep = last_est;
     SnapshotPtr last_snap;
     neigh_.refresh(true, last_est);  // the rules check: direct egress from the first packets on
     std::unique_lock<std::mutex> lock(hk_mu_);
@@ -695,6 +775,12 @@ class DataplaneImpl : public Dataplane {
           last_snap = cfg->snap;
           expireNodestConns(*cfg->snap);
         }
+#ifdef LB_HAVE_BPF
+        const bool sweep = now - last_sweep >= millis(kOffloadSweepMs);
+        if (sweep)
+          last_sweep = now;
+        runFlowOffload(*cfg->snap, sweep);
+#endif
         if (now - last_defense >= millis(kDefensePeriodMs)) {
           last_defense = now;
           uint64_t r = 0;
@@ -764,6 +850,7 @@ class DataplaneImpl : public Dataplane {
 #ifdef LB_HAVE_BPF
   std::unique_ptr<io::IngressRedirect> redirect_;  // kernel_mu_
 #endif
+  std::unique_ptr<FlowOffload> offload_;  // null: off; used with kernel_mu_ held
   std::mutex lifecycle_mu_;
   std::atomic<bool> stopped_{false};
   std::atomic<bool> running_{false};

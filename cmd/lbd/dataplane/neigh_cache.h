@@ -26,6 +26,7 @@
 #include "absl/container/flat_hash_map.h"
 
 #include "cmd/lbd/dataplane/published.h"
+#include "cmd/lbd/dataplane/spsc_ring.h"
 #include "core/base/addr.h"
 #include "core/base/time.h"
 #include "io/netlink/netlink.h"
@@ -41,36 +42,9 @@ struct NeighEntry {
 
 using NeighMap = absl::flat_hash_map<IpAddr, NeighEntry>;
 
-// One worker's requests for destinations it found no entry for: a single-producer (the worker),
-// single-consumer (housekeeping) ring. A full ring loses the request; the next packet repeats it.
-class NeighRequests {
- public:
-  static constexpr size_t kSize = 256;
-
-  // Worker thread. Hot path.
-  void push(const IpAddr& a) noexcept {
-    const uint32_t h = head_.load(std::memory_order_relaxed);
-    if (h - tail_.load(std::memory_order_acquire) >= kSize)
-      return;
-    ring_[h % kSize] = a;
-    head_.store(h + 1, std::memory_order_release);
-  }
-
-  // Housekeeping thread.
-  template <typename F>
-  void drain(F&& f) {
-    const uint32_t h = head_.load(std::memory_order_acquire);
-    uint32_t t = tail_.load(std::memory_order_relaxed);
-    for (; t != h; ++t)
-      f(ring_[t % kSize]);
-    tail_.store(t, std::memory_order_release);
-  }
-
- private:
-  IpAddr ring_[kSize];
-  std::atomic<uint32_t> head_{0};
-  std::atomic<uint32_t> tail_{0};
-};
+// One worker's requests for destinations it found no entry for. A full ring loses the request;
+// the next packet repeats it.
+using NeighRequests = SpscRing<IpAddr, 256>;
 
 class NeighCache {
  public:
@@ -100,7 +74,7 @@ class NeighCache {
   void request(size_t worker, const IpAddr& dst) noexcept {
     if (!egress_on_.load(std::memory_order_relaxed) || worker >= requests_.size())
       return;
-    requests_[worker]->push(dst);
+    requests_[worker]->push([&dst](IpAddr& slot) { slot = dst; });
     wanted_refresh_.store(true, std::memory_order_relaxed);
   }
 
