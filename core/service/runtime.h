@@ -72,8 +72,10 @@ class ServiceRuntime {
   void updateOverloadOnUnbind(DestId d, uint32_t u_threshold, uint32_t l_threshold) noexcept;
 
   static constexpr size_t kMaxWorkers = 256;
-  // Control thread, before the workers using the new blocks start: ensures at least `n` stats
-  // blocks (never shrinks; existing blocks stay where they are). May allocate.
+  // One thread at a time (lbd: the control thread at start; later the housekeeping thread once,
+  // for offloaded traffic), before whoever writes a new block starts: ensures at least `n` stats
+  // blocks (never shrinks; existing blocks stay where they are). Readers of the sums may run
+  // concurrently: a block is published, zeroed, before the count that covers it. May allocate.
   void setWorkers(size_t n);
 
   // Worker `w`'s stats block (w < workers()). Hot path.

@@ -201,8 +201,7 @@ class DataplaneImpl : public Dataplane {
     }
     startFastPath();
     const size_t n = tun_->queues();
-    // One stats block per worker, plus the housekeeping thread's (offloaded conns' traffic).
-    table_.runtime().setWorkers(n + 1);
+    table_.runtime().setWorkers(n);
     ConnTable::Options copts;
     copts.capacity = options_.conn_capacity;
     uint64_t seed = 0;
@@ -341,6 +340,7 @@ class DataplaneImpl : public Dataplane {
           out.emplace_back("lb_dataplane_bpf_passed_total", c->passed);
           out.emplace_back("lb_dataplane_bpf_flow_forwarded_total", c->flow_forwarded);
           out.emplace_back("lb_dataplane_bpf_flow_slow_total", c->flow_slow);
+          out.emplace_back("lb_dataplane_bpf_flow_dropped_total", c->flow_dropped);
         }
       }
     }
@@ -410,7 +410,7 @@ class DataplaneImpl : public Dataplane {
         return;
     }
     const size_t n = workers_.size();
-    offload_ = std::make_unique<FlowOffload>(n, *conns_, table_.runtime().workerStats(n));
+    offload_ = std::make_unique<FlowOffload>(n, *conns_, table_.runtime(), n);
     for (auto& w : workers_)
       w->pipeline->setOffloader(&offload_->port(w->index), options_.flow_offload_min_packets);
     LB_LOG(kInfo, "established-flow offload on (after %u client packets)",

@@ -29,8 +29,11 @@ bool FlowOffloadPort::offer(const Conn& conn, uint32_t index) noexcept {
   return pushed;
 }
 
-FlowOffload::FlowOffload(size_t workers, ConnTable& conns, WorkerStats& stats)
-    : conns_(conns), stats_(stats) {
+FlowOffload::FlowOffload(size_t workers,
+                         ConnTable& conns,
+                         ServiceRuntime& runtime,
+                         size_t stats_block)
+    : conns_(conns), runtime_(runtime), stats_block_(stats_block) {
   for (size_t i = 0; i < workers; ++i)
     ports_.push_back(std::make_unique<FlowOffloadPort>());
 }
@@ -121,8 +124,13 @@ void FlowOffload::fold(Entry& e, const io::FlowState& in, const io::FlowState& o
   v.inbytes = in.bytes - std::min(in.bytes, e.in.bytes);
   v.outpkts = out.packets - std::min(out.packets, e.out.packets);
   v.outbytes = out.bytes - std::min(out.bytes, e.out.bytes);
-  if (v.inpkts != 0 || v.outpkts != 0)
-    stats_.addTraffic(e.offer.svc, e.offer.dest, v);
+  if (v.inpkts != 0 || v.outpkts != 0) {
+    if (stats_ == nullptr) {
+      runtime_.setWorkers(stats_block_ + 1);
+      stats_ = &runtime_.workerStats(stats_block_);
+    }
+    stats_->addTraffic(e.offer.svc, e.offer.dest, v);
+  }
   e.in = in;
   e.out = out;
 }

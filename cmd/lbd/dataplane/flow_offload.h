@@ -29,6 +29,7 @@
 #include "core/base/counters.h"
 #include "core/conn/conn_table.h"
 #include "core/pipeline/offload.h"
+#include "core/service/runtime.h"
 #include "core/service/snapshot.h"
 #include "core/stats/stats.h"
 #include "io/bpf/ingress_redirect.h"
@@ -90,8 +91,11 @@ struct FlowOffloadCounters {
 
 class FlowOffload {
  public:
-  // `stats` is a stats block no worker writes (the housekeeping thread's).
-  FlowOffload(size_t workers, ConnTable& conns, WorkerStats& stats);
+  // Offloaded traffic is counted in `runtime`'s stats block `stats_block`, which no worker
+  // writes. It is allocated (ServiceRuntime::setWorkers) when the first packets are folded, not
+  // before: a balancer that never offloads does not pay for it (a block is 40 bytes per service
+  // and dest limit).
+  FlowOffload(size_t workers, ConnTable& conns, ServiceRuntime& runtime, size_t stats_block);
   ~FlowOffload();
   FlowOffload(const FlowOffload&) = delete;
   FlowOffload& operator=(const FlowOffload&) = delete;
@@ -137,7 +141,9 @@ class FlowOffload {
   bool stillOffloadable(const OffloadOffer& o, const ServiceSnapshot& snap);
 
   ConnTable& conns_;
-  WorkerStats& stats_;
+  ServiceRuntime& runtime_;
+  const size_t stats_block_;
+  WorkerStats* stats_ = nullptr;
   std::vector<std::unique_ptr<FlowOffloadPort>> ports_;
   absl::flat_hash_map<uint32_t, Entry> entries_;  // by conn slab index
   std::atomic<size_t> active_{0};

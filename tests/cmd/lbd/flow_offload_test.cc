@@ -68,7 +68,7 @@ class FlowOffloadTest : public ::testing::Test {
     limits.max_services = 8;
     limits.max_dests = 16;
     table_ = std::make_unique<ServiceTable>(limits);
-    table_->runtime().setWorkers(2);
+    table_->runtime().setWorkers(1);  // FlowOffload adds block 1 when it first counts
     ConnTable::Options opt;
     opt.capacity = 64;
     opt.shards = 2;
@@ -90,7 +90,7 @@ class FlowOffloadTest : public ::testing::Test {
     EXPECT_TRUE(table_->addDest(key_, d).ok());
     dest_ = *table_->destId(key_, ip(kRs), 8080);
     svc_ = *table_->serviceId(key_);
-    offload_ = std::make_unique<FlowOffload>(1, *conns_, table_->runtime().workerStats(1));
+    offload_ = std::make_unique<FlowOffload>(1, *conns_, table_->runtime(), 1);
   }
 
   // An ESTABLISHED conn from kClient:cport, offered through worker 0's port.
@@ -211,7 +211,9 @@ TEST_F(FlowOffloadTest, SweepFoldsOnlyNewTrafficIntoTheStats) {
   const io::FlowKey out = key(kRs, 8080, kClient, 40000);
   map_.flows[in].state = io::FlowState{10, 1000, now_.ns, false};
   map_.flows[out].state = io::FlowState{20, 30000, now_.ns, false};
+  EXPECT_EQ(table_->runtime().workers(), 1u);
   offload_->sweep(map_, *table_->snapshot());
+  EXPECT_EQ(table_->runtime().workers(), 2u);
   EXPECT_EQ(destStats(), (StatsValues{0, 10, 20, 1000, 30000}));
   EXPECT_EQ(table_->runtime().serviceStats(svc_), (StatsValues{0, 10, 20, 1000, 30000}));
   map_.flows[in].state = io::FlowState{11, 1100, now_.ns, false};
