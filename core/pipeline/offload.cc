@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "core/pipeline/offload.h"
 
-#include "core/proto/proto.h"
+#include "core/packet/parse.h"
 
 namespace lb {
 
@@ -13,8 +13,68 @@ bool offloadEligible(const Conn& c, uint32_t min_in_pkts) noexcept {
   if (m != FwdMethod::kMasq && m != FwdMethod::kFullNat)
     return false;
   if (c.proto == L4Proto::kTcp)
-    return c.state == kTcpEstablished;
+    return c.state == kTcpSynRecv || c.state == kTcpEstablished;
   return c.proto == L4Proto::kUdp;
+}
+
+void commitStateChange(ConnGuard& g,
+                       const StateChange& sc,
+                       ServiceRuntime* runtime,
+                       ConnTable& conns,
+                       MonoTime when) noexcept {
+  if (sc.was_active != sc.is_active && runtime != nullptr && g->dest < runtime->maxDests()) {
+    DestCounters& dc = runtime->destCounters()[g->dest];
+    if (sc.is_active) {
+      dc.active_conns.fetch_add(1, std::memory_order_relaxed);
+      dc.inact_conns.fetch_sub(1, std::memory_order_relaxed);
+    } else {
+      dc.active_conns.fetch_sub(1, std::memory_order_relaxed);
+      dc.inact_conns.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  if (sc.assure_control && g->control != kNoConn)
+    conns.assureTemplate(g->control);
+  g->old_state = g->state;
+  g.setTimeout(g->timeout, when);
+}
+
+StateChange applyFastPathFlags(ConnGuard& g,
+                               FastPathFlags in,
+                               FastPathFlags out,
+                               const ProtoTimeouts& timeouts,
+                               bool secure_tcp,
+                               ServiceRuntime* runtime,
+                               ConnTable& conns,
+                               MonoTime when) noexcept {
+  StateChange total;
+  total.was_active = (g->flags & kConnFInactive) == 0;
+  total.is_active = total.was_active;
+  if (g->proto != L4Proto::kTcp) {
+    g.setTimeout(g->timeout, when);
+    return total;
+  }
+  const auto feed = [&](ConnDir dir, uint8_t flags) {
+    L3L4 pkt;
+    pkt.proto = L4Proto::kTcp;
+    pkt.tcp_flags = flags;
+    StateChange sc = updateConnState(*g, dir, pkt, timeouts, secure_tcp);
+    total.changed |= sc.changed;
+    total.assure_control |= sc.assure_control;
+    total.is_active = sc.is_active;
+    total.timeout = sc.timeout;
+  };
+  if (in.ack)
+    feed(ConnDir::kInput, kTcpAck);
+  if (out.fin)
+    feed(ConnDir::kOutput, kTcpFin | kTcpAck);
+  if (in.fin)
+    feed(ConnDir::kInput, kTcpFin | kTcpAck);
+  if (in.rst)
+    feed(ConnDir::kInput, kTcpRst);
+  if (out.rst)
+    feed(ConnDir::kOutput, kTcpRst);
+  commitStateChange(g, total, runtime, conns, when);
+  return total;
 }
 
 }  // namespace lb

@@ -1,18 +1,25 @@
 // SPDX-License-Identifier: Apache-2.0
-// Established-flow offload. Once a NAT or full-NAT conn has settled (TCP ESTABLISHED, or UDP)
-// the pipeline offers it to a fast path outside it; lbd's is the tc program's flow map
-// (io/bpf), which then rewrites and forwards the conn's packets in the kernel. The pipeline
-// keeps the conn: whoever takes the offer keeps its timer and stats current from the fast
-// path's counters and gives the conn back (the fast path sends every later packet the slow
-// way) when a SYN, FIN or RST shows up, or the conn or its dest goes away.
+// Flow offload. A NAT or full-NAT conn is offered to a fast path outside the pipeline; lbd's is
+// the tc program's flow map (io/bpf), which then rewrites and forwards the conn's packets in the
+// kernel. A TCP conn is offered as soon as its client's SYN is scheduled (with the default
+// threshold of one client packet), so the handshake's second half, the data and the teardown
+// all stay in the kernel and lbd sees one packet per connection. The pipeline keeps the conn:
+// whoever takes the offer reports what the fast path forwarded back into it
+// (applyFastPathFlags below, the stats, the timer) and gives the conn back to the slow path
+// when the fast path saw a new SYN on the tuple, the conn is over, or its dest goes away.
 //
-// The kernel's IPVS has no such split; the states, timeouts and stats an operator sees are the
-// same, up to the taker's refresh period.
+// The kernel's IPVS has no such split. The states, active/inactive counts, timeouts and stats
+// an operator sees are the kernel's, applied up to the taker's refresh period late (lbd: 100 ms
+// for young conns, 1 s for the rest).
 #pragma once
 
 #include <cstdint>
 
+#include "core/base/time.h"
 #include "core/conn/conn.h"
+#include "core/conn/conn_table.h"
+#include "core/proto/proto.h"
+#include "core/service/runtime.h"
 
 namespace lb {
 
@@ -27,9 +34,41 @@ class FlowOffloader {
 };
 
 // Whether the pipeline offers `c` after one of its packets: NAT or full NAT, one address
-// family on both sides, TCP in ESTABLISHED or UDP, not a template or one-packet conn, not
-// taken before, and at least `min_in_pkts` client packets seen (short conns are not worth an
-// offload's set-up). Pure.
+// family on both sides, TCP in SYN_RECV or ESTABLISHED (not closing) or UDP, not a template or
+// one-packet conn, not taken before, and at least `min_in_pkts` client packets seen. Pure.
 bool offloadEligible(const Conn& c, uint32_t min_in_pkts) noexcept;
+
+// TCP flags the fast path forwarded in one direction since it last reported them.
+struct FastPathFlags {
+  bool ack = false;  // a packet with ACK and without SYN
+  bool fin = false;
+  bool rst = false;
+};
+
+// Feeds what the fast path forwarded through the conn's TCP state machine (updateConnState),
+// as the packets would have done in the pipeline, and does what Pipeline::applyState does after
+// a transition: moves the dest between active and inactive conns in `runtime` (may be null),
+// assures the controlling template in `conns`, re-arms the timer as of `when`. The packets'
+// order across directions is lost, so they are applied in the order that is right for a
+// normal connection: the client's handshake ACK first, then the FINs (server's first; both
+// orders end in TIME_WAIT), then an RST. Each call applies only the flags it is given: the
+// caller passes each direction's flags once. Returns the conn's transition. No-op but for the
+// timer on a non-TCP conn. Pure; `g` must hold the conn.
+StateChange applyFastPathFlags(ConnGuard& g,
+                               FastPathFlags in,
+                               FastPathFlags out,
+                               const ProtoTimeouts& timeouts,
+                               bool secure_tcp,
+                               ServiceRuntime* runtime,
+                               ConnTable& conns,
+                               MonoTime when) noexcept;
+
+// What Pipeline::applyState does after updateConnState: the dest's active/inactive move, the
+// template's assurance, the old state and the timer. Shared by the pipeline and the above.
+void commitStateChange(ConnGuard& g,
+                       const StateChange& sc,
+                       ServiceRuntime* runtime,
+                       ConnTable& conns,
+                       MonoTime when) noexcept;
 
 }  // namespace lb

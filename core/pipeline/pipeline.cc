@@ -233,20 +233,7 @@ void Pipeline::inbound(Packet& p, ConnGuard& cp) noexcept {
 // ip_vs_conn_put's timer re-arm with the conn's (new) timeout on every packet.
 void Pipeline::applyState(Packet& p, ConnGuard& cp, ConnDir dir) noexcept {
   StateChange sc = updateConnState(*cp, dir, p.pp.outer, p.snap.timeouts(), defense_.secure_tcp);
-  if (sc.was_active != sc.is_active && runtime_ != nullptr && cp->dest < runtime_->maxDests()) {
-    DestCounters& dc = runtime_->destCounters()[cp->dest];
-    if (sc.is_active) {
-      dc.active_conns.fetch_add(1, std::memory_order_relaxed);
-      dc.inact_conns.fetch_sub(1, std::memory_order_relaxed);
-    } else {
-      dc.active_conns.fetch_sub(1, std::memory_order_relaxed);
-      dc.inact_conns.fetch_add(1, std::memory_order_relaxed);
-    }
-  }
-  if (sc.assure_control && cp->control != kNoConn)
-    conns_.assureTemplate(cp->control);
-  cp->old_state = cp->state;
-  cp.setTimeout(cp->timeout, p.now);
+  commitStateChange(cp, sc, runtime_, conns_, p.now);
 }
 
 // Offers a conn that just became eligible to the offloader (offload.h). Only this worker's

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Pipeline::setOffloader: which conns are offered to an established-flow fast path, when, and
-// how often (core/pipeline/offload.h).
+// Pipeline::setOffloader: which conns are offered to a flow fast path, when, and how often;
+// applyFastPathFlags: what the fast path forwarded, fed back into the conn
+// (core/pipeline/offload.h).
 #include "core/pipeline/offload.h"
 
 #include <vector>
@@ -62,7 +63,7 @@ TEST_F(OffloadTest, EstablishedNatConnIsOfferedOnceWithItsHandle) {
   pipe_->setOffloader(&off_, 2);
   ASSERT_EQ(in(kTcpSyn), Verdict::kForward);
   ASSERT_EQ(out(kTcpSyn | kTcpAck), Verdict::kForward);
-  EXPECT_TRUE(off_.offers.empty());  // SYN_RECV is not offered
+  EXPECT_TRUE(off_.offers.empty());  // one client packet so far
   ASSERT_EQ(in(kTcpAck), Verdict::kForward);
   ASSERT_EQ(off_.offers.size(), 1u);
   const Conn& c = off_.offers[0];
@@ -80,6 +81,102 @@ TEST_F(OffloadTest, EstablishedNatConnIsOfferedOnceWithItsHandle) {
   EXPECT_EQ(out(kTcpAck), Verdict::kForward);
   EXPECT_EQ(off_.offers.size(), 1u);
   EXPECT_EQ(pipe_->counters().conns_offloaded.value(), 1u);
+}
+
+TEST_F(OffloadTest, WithThresholdOneTheSynIsOffered) {
+  natService();
+  pipe_->setOffloader(&off_, 1);
+  ASSERT_EQ(in(kTcpSyn), Verdict::kForward);
+  ASSERT_EQ(off_.offers.size(), 1u);
+  EXPECT_EQ(off_.offers[0].state, kTcpSynRecv);
+  EXPECT_EQ(off_.offers[0].daddr, ip(kRs));
+  // A conn that got past its handshake unoffered (a refused offer) is still offered; a
+  // closing one is not.
+  off_.accept = false;
+  ASSERT_EQ(in(kTcpSyn, 40001), Verdict::kForward);
+  off_.accept = true;
+  ASSERT_EQ(in(kTcpFin | kTcpAck, 40001), Verdict::kForward);
+  EXPECT_EQ(stateOf(kClient, 40001), "TIME_WAIT");
+  EXPECT_EQ(off_.offers.size(), 2u);
+}
+
+// The fast path forwarded the rest of a connection; lbd feeds the flags in afterwards.
+TEST_F(OffloadTest, FastPathFlagsDriveTheStateMachine) {
+  natService();
+  const DestId d = destId(tcpKey(kVip, 80), kRs, 8080);
+  pipe_->setOffloader(&off_, 1);
+  ASSERT_EQ(in(kTcpSyn), Verdict::kForward);
+  ASSERT_EQ(off_.offers.size(), 1u);
+  EXPECT_EQ(active(d), 1);  // SYN_RECV is active (tcp_state_active_table)
+  const uint32_t index = off_.indexes[0];
+  const uint32_t gen = off_.offers[0].generation;
+  SnapshotPtr snap = table_->snapshot();
+
+  // The handshake's ACK: ESTABLISHED, active, timer re-armed as of `when`.
+  clock_.advance(seconds(1));
+  {
+    ConnGuard g = conns_->get(index, gen);
+    ASSERT_TRUE(g);
+    StateChange sc =
+        applyFastPathFlags(g, FastPathFlags{.ack = true}, FastPathFlags{}, snap->timeouts(), false,
+                           &table_->runtime(), *conns_, clock_.now());
+    EXPECT_TRUE(sc.was_active);
+    EXPECT_TRUE(sc.is_active);
+    EXPECT_EQ(g->state, kTcpEstablished);
+    EXPECT_EQ(g->expires, clock_.now() + snap->timeouts().tcp[kTcpEstablished]);
+  }
+  EXPECT_EQ(active(d), 1);
+  EXPECT_EQ(inactive(d), 0);
+
+  // The server's FIN alone: FIN_WAIT; then the client's: TIME_WAIT, inactive.
+  {
+    ConnGuard g = conns_->get(index, gen);
+    applyFastPathFlags(g, FastPathFlags{}, FastPathFlags{.fin = true}, snap->timeouts(), false,
+                       &table_->runtime(), *conns_, clock_.now());
+    EXPECT_EQ(g->state, kTcpFinWait);
+  }
+  EXPECT_EQ(active(d), 0);
+  {
+    ConnGuard g = conns_->get(index, gen);
+    applyFastPathFlags(g, FastPathFlags{.fin = true}, FastPathFlags{}, snap->timeouts(), false,
+                       &table_->runtime(), *conns_, clock_.now());
+    EXPECT_EQ(g->state, kTcpTimeWait);
+    EXPECT_EQ(g->expires, clock_.now() + snap->timeouts().tcp[kTcpTimeWait]);
+  }
+  EXPECT_EQ(stateOf(kClient, 40000), "TIME_WAIT");
+  EXPECT_EQ(active(d), 0);
+  EXPECT_EQ(inactive(d), 1);
+}
+
+TEST_F(OffloadTest, FastPathFlagsAllAtOnce) {
+  natService();
+  const DestId d = destId(tcpKey(kVip, 80), kRs, 8080);
+  pipe_->setOffloader(&off_, 1);
+  SnapshotPtr snap = table_->snapshot();
+  // A whole short connection between two looks: handshake, both FINs.
+  ASSERT_EQ(in(kTcpSyn), Verdict::kForward);
+  {
+    ConnGuard g = conns_->get(off_.indexes[0], off_.offers[0].generation);
+    StateChange sc = applyFastPathFlags(g, FastPathFlags{.ack = true, .fin = true},
+                                        FastPathFlags{.ack = true, .fin = true}, snap->timeouts(),
+                                        false, &table_->runtime(), *conns_, clock_.now());
+    EXPECT_TRUE(sc.was_active);
+    EXPECT_FALSE(sc.is_active);
+    EXPECT_EQ(g->state, kTcpTimeWait);
+  }
+  EXPECT_EQ(active(d), 0);
+  EXPECT_EQ(inactive(d), 1);
+  // A reset from the server: CLOSE.
+  ASSERT_EQ(in(kTcpSyn, 40001), Verdict::kForward);
+  ASSERT_EQ(off_.offers.size(), 2u);
+  {
+    ConnGuard g = conns_->get(off_.indexes[1], off_.offers[1].generation);
+    applyFastPathFlags(g, FastPathFlags{.ack = true}, FastPathFlags{.rst = true}, snap->timeouts(),
+                       false, &table_->runtime(), *conns_, clock_.now());
+    EXPECT_EQ(g->state, kTcpClose);
+  }
+  EXPECT_EQ(active(d), 0);
+  EXPECT_EQ(inactive(d), 2);
 }
 
 TEST_F(OffloadTest, ThresholdCountsClientPackets) {
@@ -187,7 +284,11 @@ TEST(OffloadEligible, Rules) {
   c.daf = Af::kInet6;  // a 4-in-6 conn: the fast path keeps one family
   EXPECT_FALSE(offloadEligible(c, 1));
   c.daf = Af::kInet;
+  c.state = kTcpSynRecv;
+  EXPECT_TRUE(offloadEligible(c, 1));
   c.state = kTcpFinWait;
+  EXPECT_FALSE(offloadEligible(c, 1));
+  c.state = kTcpTimeWait;
   EXPECT_FALSE(offloadEligible(c, 1));
   c.proto = L4Proto::kSctp;
   c.state = kSctpEstablished;
