@@ -8,7 +8,12 @@
 // In front of that, the established-flow fast path ("flow offload", Katran-style): a packet of
 // a connection lbd installed in `flows` is rewritten here (addresses, ports, checksums, TTL,
 // MAC) and sent out of the egress device bpf_fib_lookup picks, never reaching userspace. What
-// it cannot do (no neighbour, too big, SYN/FIN/RST) takes the TUN path as before.
+// it cannot do (no neighbour, too big) takes the TUN path as before. lbd may install a TCP
+// conn's entries right after it scheduled the client's SYN: the SYN-ACK, the handshake ACK,
+// data, FINs and RSTs are all forwarded here, and each forwarded segment ORs its ACK/FIN/RST
+// into its entry's flags, which lbd reads to drive its state machine. A SYN without ACK (a new
+// connection on a reused tuple, or a retransmitted SYN) closes the entry and its reverse: that
+// packet and the conn's later ones take the TUN path, so lbd decides about it.
 // libbpf's headers need the kernel's types first.
 // clang-format off
 #include <linux/bpf.h>
@@ -153,7 +158,10 @@ static __always_inline int ownedByLocalSocket(struct __sk_buff* skb,
 
 // ---- Established-flow fast path -------------------------------------------------------
 
-#define LB_TCP_FIN_SYN_RST 0x07
+#define LB_TCP_FIN 0x01
+#define LB_TCP_SYN 0x02
+#define LB_TCP_RST 0x04
+#define LB_TCP_ACK 0x10
 // bpf_l4_csum_replace: an IPv6 pseudo-header change leaves a CHECKSUM_COMPLETE skb->csum
 // alone (Linux 6.16; older kernels reject the flag with EINVAL and get the call without it).
 #define LB_BPF_F_IPV6 (1ULL << 7)
@@ -188,8 +196,19 @@ static __always_inline int flowL4(void* l4, void* end, __u8 proto, __u8* tcp_fla
   return 1;
 }
 
-// The open entry for `k`, or NULL. SYN, FIN or RST closes the entry and its reverse: lbd's
-// state machine must see the teardown (or a new connection on a reused tuple) from here on.
+// Sets `bits` in an entry's flags. Several CPUs may update one entry (and a SYN on the
+// reverse direction closes it), hence the atomic OR; a plain read first, so a flow
+// whose bits are all set already (the steady state) writes nothing more to the entry.
+static __always_inline void flowSetFlags(struct lb_bpf_flow* f, __u64 bits) {
+  const __u64 missing = bits & ~*(volatile __u64*)&f->flags;
+  if (missing)
+    __sync_fetch_and_or(&f->flags, missing);
+}
+
+// The open entry for `k`, or NULL. A TCP SYN without ACK (a new connection on a reused tuple,
+// or the client retransmitting its SYN) closes the entry and its reverse: lbd's state machine
+// decides about it, and the conn's later packets, from here on. SYN-ACK, FIN and RST are
+// forwarded like any other packet (flowTransmit records them).
 static __always_inline struct lb_bpf_flow* flowMatch(const struct lb_bpf_flow_key* k,
                                                      __u8 tcp_flags) {
   struct lb_bpf_flow* f = bpf_map_lookup_elem(&flows, k);
@@ -199,16 +218,28 @@ static __always_inline struct lb_bpf_flow* flowMatch(const struct lb_bpf_flow_ke
     count(LB_BPF_CNT_FLOW_SLOW);
     return NULL;
   }
-  if (tcp_flags & LB_TCP_FIN_SYN_RST) {
+  if ((tcp_flags & (LB_TCP_SYN | LB_TCP_ACK)) == LB_TCP_SYN) {
     struct lb_bpf_flow_key rk = f->reverse;
-    f->flags |= LB_BPF_FLOW_F_CLOSED;
+    flowSetFlags(f, LB_BPF_FLOW_F_CLOSED);
     struct lb_bpf_flow* r = bpf_map_lookup_elem(&flows, &rk);
     if (r)
-      r->flags |= LB_BPF_FLOW_F_CLOSED;
+      flowSetFlags(r, LB_BPF_FLOW_F_CLOSED);
     count(LB_BPF_CNT_FLOW_SLOW);
     return NULL;
   }
   return f;
+}
+
+// The LB_BPF_FLOW_F_* bits a forwarded segment records (0 for UDP, whose tcp_flags are 0).
+static __always_inline __u64 flowTcpBits(__u8 tcp_flags) {
+  __u64 bits = 0;
+  if ((tcp_flags & (LB_TCP_SYN | LB_TCP_ACK)) == LB_TCP_ACK)
+    bits |= LB_BPF_FLOW_F_ACK;
+  if (tcp_flags & LB_TCP_FIN)
+    bits |= LB_BPF_FLOW_F_FIN;
+  if (tcp_flags & LB_TCP_RST)
+    bits |= LB_BPF_FLOW_F_RST;
+  return bits;
 }
 
 // Routes the rewritten packet as ip_forward would when it comes out of the TUN device (lbd's
@@ -238,10 +269,12 @@ static __always_inline int flowPrepare(struct __sk_buff* skb, __u32 tot, __u32 h
   return bpf_skb_pull_data(skb, hdr_end) == 0;
 }
 
-// The packet is rewritten: MAC header, the entry's counters, out of the egress device.
+// The packet is rewritten: MAC header, the entry's counters and TCP flags, out of the egress
+// device.
 static __always_inline int flowTransmit(struct __sk_buff* skb,
                                         struct lb_bpf_flow* f,
-                                        const struct bpf_fib_lookup* fib) {
+                                        const struct bpf_fib_lookup* fib,
+                                        __u8 tcp_flags) {
   __u8 macs[2 * ETH_ALEN];
   __builtin_memcpy(macs, fib->dmac, ETH_ALEN);
   __builtin_memcpy(macs + ETH_ALEN, fib->smac, ETH_ALEN);
@@ -250,6 +283,9 @@ static __always_inline int flowTransmit(struct __sk_buff* skb,
   __sync_fetch_and_add(&f->packets, 1);
   __sync_fetch_and_add(&f->bytes, skb->len - ETH_HLEN);
   f->last_ns = bpf_ktime_get_ns();
+  const __u64 bits = flowTcpBits(tcp_flags);
+  if (bits)
+    flowSetFlags(f, bits);
   count(LB_BPF_CNT_FLOW_FWD);
   return bpf_redirect(fib->ifindex, 0);
 }
@@ -317,7 +353,7 @@ static __always_inline int flowV4(
     *verdict = flowDrop();
     return 1;
   }
-  *verdict = flowTransmit(skb, f, &fib);
+  *verdict = flowTransmit(skb, f, &fib, tcp_flags);
   return 1;
 }
 
@@ -381,7 +417,7 @@ static __always_inline int flowV6(
     *verdict = flowDrop();
     return 1;
   }
-  *verdict = flowTransmit(skb, f, &fib);
+  *verdict = flowTransmit(skb, f, &fib, tcp_flags);
   return 1;
 }
 

@@ -5,6 +5,7 @@
 #include <bpf/libbpf.h>
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <utility>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
@@ -91,7 +93,7 @@ absl::Status checkFlowKey(const FlowKey& k, absl::string_view what, Af af) {
   return absl::OkStatus();
 }
 
-void fillFlowKey(const FlowKey& f, lb_bpf_flow_key& k) {
+void fillFlowKey(const FlowKey& f, lb_bpf_flow_key& k) noexcept {
   std::memset(&k, 0, sizeof(k));
   k.family = static_cast<uint8_t>(f.saddr.af());
   k.proto = static_cast<uint8_t>(f.proto);
@@ -99,6 +101,16 @@ void fillFlowKey(const FlowKey& f, lb_bpf_flow_key& k) {
   k.dport = htobe16(f.dport);
   std::memcpy(k.saddr, f.saddr.data(), f.saddr.size());
   std::memcpy(k.daddr, f.daddr.data(), f.daddr.size());
+}
+
+// A new entry: the rewrite and the reverse key; flags and counters 0.
+void fillFlow(const FlowRewrite& rw, const FlowKey& reverse, lb_bpf_flow& v) noexcept {
+  std::memset(&v, 0, sizeof(v));
+  std::memcpy(v.new_saddr, rw.saddr.data(), rw.saddr.size());
+  std::memcpy(v.new_daddr, rw.daddr.data(), rw.daddr.size());
+  v.new_sport = htobe16(rw.sport);
+  v.new_dport = htobe16(rw.dport);
+  fillFlowKey(reverse, v.reverse);
 }
 
 // Keys as raw bytes, so one sync routine serves both maps.
@@ -414,12 +426,7 @@ absl::Status IngressRedirect::addFlow(const FlowKey& key,
   lb_bpf_flow_key k;
   fillFlowKey(key, k);
   lb_bpf_flow v;
-  std::memset(&v, 0, sizeof(v));
-  std::memcpy(v.new_saddr, rw.saddr.data(), rw.saddr.size());
-  std::memcpy(v.new_daddr, rw.daddr.data(), rw.daddr.size());
-  v.new_sport = htobe16(rw.sport);
-  v.new_dport = htobe16(rw.dport);
-  fillFlowKey(reverse, v.reverse);
+  fillFlow(rw, reverse, v);
   if (bpf_map_update_elem(flows_fd_, &k, &v, BPF_ANY) != 0) {
     return errnoStatus(absl::StrCat("add bpf flow ", formatAddrPort(key.saddr, key.sport), " -> ",
                                     formatAddrPort(key.daddr, key.dport)),
@@ -457,7 +464,53 @@ absl::StatusOr<FlowState> IngressRedirect::flowState(const FlowKey& key) const {
   st.bytes = v.bytes;
   st.last_ns = static_cast<int64_t>(v.last_ns);
   st.closed = (v.flags & LB_BPF_FLOW_F_CLOSED) != 0;
+  st.ack = (v.flags & LB_BPF_FLOW_F_ACK) != 0;
+  st.fin = (v.flags & LB_BPF_FLOW_F_FIN) != 0;
+  st.rst = (v.flags & LB_BPF_FLOW_F_RST) != 0;
   return st;
+}
+
+absl::StatusOr<FlowWriter> IngressRedirect::flowWriter() const {
+  const int fd = fcntl(flows_fd_, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0)
+    return errnoStatus("dup the bpf flows map fd", errno);
+  return FlowWriter(fd);
+}
+
+FlowWriter::~FlowWriter() {
+  if (fd_ >= 0)
+    close(fd_);
+}
+
+FlowWriter::FlowWriter(FlowWriter&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+
+FlowWriter& FlowWriter::operator=(FlowWriter&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0)
+      close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
+// libbpf's wrappers fill a bpf_attr on the stack and make the syscall; on failure they set
+// errno (libbpf 1.x also returns -errno, 0.x returns -1).
+int FlowWriter::add(const FlowKey& key, const FlowRewrite& rw, const FlowKey& reverse) noexcept {
+  if (fd_ < 0)
+    return EBADF;
+  lb_bpf_flow_key k;
+  fillFlowKey(key, k);
+  lb_bpf_flow v;
+  fillFlow(rw, reverse, v);
+  return bpf_map_update_elem(fd_, &k, &v, BPF_NOEXIST) == 0 ? 0 : errno;
+}
+
+int FlowWriter::remove(const FlowKey& key) noexcept {
+  if (fd_ < 0)
+    return EBADF;
+  lb_bpf_flow_key k;
+  fillFlowKey(key, k);
+  return bpf_map_delete_elem(fd_, &k) == 0 ? 0 : errno;
 }
 
 std::vector<int> IngressRedirect::attached() const {

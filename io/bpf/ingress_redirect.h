@@ -16,7 +16,10 @@
 //   // Established NAT / full-NAT connections (any one thread, see addFlow):
 //   (*r)->addFlow(request_key, request_rewrite, reply_key);
 //   (*r)->addFlow(reply_key, reply_rewrite, request_key);
-//   // ... later: flowState() for counters and `closed`, removeFlow() for both keys.
+//   // ... later: flowState() for counters and TCP flags, removeFlow() for both keys.
+//   // From a worker thread, without allocating (an fd of its own, see FlowWriter):
+//   io::FlowWriter w = *(*r)->flowWriter();       // control thread, once per worker
+//   int err = w.add(request_key, request_rewrite, reply_key);  // 0, EEXIST, E2BIG, ...
 //   // The destructor detaches everything it attached.
 #pragma once
 
@@ -79,12 +82,52 @@ struct FlowRewrite {
   uint16_t sport = 0, dport = 0;
 };
 
-// A flow entry's program-written part.
+// A flow entry's program-written part. The TCP flags are sticky (set once, never cleared by
+// the program) and come only from packets the program forwarded: one that took the slow path
+// reached lbd's TUN device instead.
 struct FlowState {
   uint64_t packets = 0;  // forwarded by the program
   uint64_t bytes = 0;    // IP bytes (one GSO skb counts once)
   int64_t last_ns = 0;   // CLOCK_MONOTONIC ns of the last forwarded packet; 0 = none yet
-  bool closed = false;   // the program saw SYN, FIN or RST on this flow or its reverse
+  // The program saw a TCP SYN without ACK on this flow or its reverse (a new connection on a
+  // reused tuple, or a retransmitted SYN): that packet and all later ones of the conn take the
+  // slow path. Set on both entries.
+  bool closed = false;
+  bool ack = false;  // forwarded a TCP segment with ACK set and SYN clear (not a SYN-ACK)
+  bool fin = false;  // forwarded a TCP segment with FIN
+  bool rst = false;  // forwarded a TCP segment with RST
+};
+
+// Adds and removes flow entries from a worker thread: its own dup of the flows map fd, so it
+// outlives the IngressRedirect safely (writes then go to an orphaned map and are harmless).
+// Never allocates or throws; one syscall per call. add() and remove() only read the fd, so
+// threads may share a writer (not while it is moved or destroyed), and any number of writers,
+// addFlow / removeFlow / flowState included, may work on the map at once.
+class FlowWriter {
+ public:
+  FlowWriter() = default;  // invalid: add() and remove() return EBADF
+  ~FlowWriter();
+  FlowWriter(FlowWriter&& other) noexcept;
+  FlowWriter& operator=(FlowWriter&& other) noexcept;
+  FlowWriter(const FlowWriter&) = delete;
+  FlowWriter& operator=(const FlowWriter&) = delete;
+
+  bool valid() const { return fd_ >= 0; }
+
+  // Installs `key` -> `rw` (`reverse`: the other direction's key, closed with it) only if no
+  // entry for `key` exists (BPF_NOEXIST): 0 on success, else an errno (EEXIST: an entry for
+  // the key is there already and is left unchanged; E2BIG or ENOMEM: the map is full). Keys
+  // are not validated: the caller passes TCP or UDP keys and a rewrite of one family.
+  int add(const FlowKey& key, const FlowRewrite& rw, const FlowKey& reverse) noexcept;
+  // Removes the entry for `key`: 0, or an errno (ENOENT when absent).
+  int remove(const FlowKey& key) noexcept;
+
+ private:
+  friend class IngressRedirect;
+
+  explicit FlowWriter(int fd) : fd_(fd) {}
+
+  int fd_ = -1;
 };
 
 // Summed over CPUs since create().
@@ -141,6 +184,9 @@ class IngressRedirect {
   absl::Status removeFlow(const FlowKey& key);
   // NotFound when absent.
   absl::StatusOr<FlowState> flowState(const FlowKey& key) const;
+  // A writer for a worker thread: a dup (F_DUPFD_CLOEXEC) of the flows map fd. Any thread;
+  // may allocate (the Status). Internal when dup fails (EMFILE, ...).
+  absl::StatusOr<FlowWriter> flowWriter() const;
 
   // Interfaces attached by this object.
   std::vector<int> attached() const;

@@ -48,20 +48,31 @@ struct lb_bpf_flow_key {
   __u8 saddr[16], daddr[16];
 };
 
-// flows value flag: the program saw SYN, FIN or RST on this flow or its reverse; from then on
-// the connection's packets take the slow path (lbd's TUN device) again.
+// flows value flags (`flags`), set by the program and never cleared by it; the loader writes 0.
+// CLOSED: the program saw a TCP SYN without ACK on this flow or its reverse (a new connection
+// on a reused tuple, or a retransmitted SYN); the packet and every later packet of both
+// directions take the slow path (lbd's TUN device) again. Set on both entries.
 #define LB_BPF_FLOW_F_CLOSED 1u
+// The TCP flags of the packets this entry forwarded (never of one that took the slow path,
+// which lbd sees itself): ACK for a segment with ACK set and SYN clear (so not a SYN-ACK),
+// FIN and RST for a segment carrying them. lbd reads them to drive its TCP state machine.
+#define LB_BPF_FLOW_F_ACK 2u
+#define LB_BPF_FLOW_F_FIN 4u
+#define LB_BPF_FLOW_F_RST 8u
 
 // flows value: what a matching packet leaves with (same family as the key), written by the
-// loader; the counters and CLOSED are written by the program. A packet that is forwarded
-// leaves through the device the FIB picks for the new tuple, with its TTL / hop limit
-// decremented once.
+// loader; `flags` and the counters are written by the program (atomically: several CPUs may
+// forward the same flow). A packet that is forwarded leaves through the device the FIB picks
+// for the new tuple, with its TTL / hop limit decremented once.
 struct lb_bpf_flow {
   __u8 new_saddr[16], new_daddr[16];
   __be16 new_sport, new_dport;
-  __u32 flags;                     // LB_BPF_FLOW_F_*
+  __u8 pad[4];                     // zero
   struct lb_bpf_flow_key reverse;  // the other direction's key: closed together
-  __u64 packets, bytes, last_ns;   // IP bytes (a GSO skb counts once); bpf_ktime_get_ns()
+  // LB_BPF_FLOW_F_*. 64 bits because the program ORs bits in with an atomic, and clang's BPF
+  // target (without -mcpu=v3) has only the 64-bit form.
+  __u64 flags;
+  __u64 packets, bytes, last_ns;  // IP bytes (a GSO skb counts once); bpf_ktime_get_ns()
 };
 
 // Per-CPU counters, one array slot each.

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // The established-flow fast path of IngressRedirect (flows map) in three real namespaces
 // (label integration, needs root): client C -- balancer B (program on both veths, TUN device)
-// -- server S. Flow entries are installed by hand with addFlow, as lbd would for an established
-// NAT or full-NAT connection; B's kernel has no route or NAT that could deliver these packets
-// rewritten, so a rewritten packet in C or S can only come from the program, and a packet on
-// the TUN fd took the old path.
+// -- server S. Flow entries are installed by hand with addFlow (or a FlowWriter), as lbd would
+// for a NAT or full-NAT connection (TCP: right after the client's SYN); B's kernel has no route or
+// NAT that could deliver these packets rewritten, so a rewritten packet in C or S can only come
+// from the program, and a packet on the TUN fd took the old path.
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -92,6 +93,10 @@ uint16_t sport(const Bytes& p) {
 
 uint16_t dport(const Bytes& p) {
   return be16(p, l3Len(p) + 2);
+}
+
+uint8_t tcpFlags(const Bytes& p) {
+  return p[l3Len(p) + 13];
 }
 
 // A matcher for BpfNetns::nextCaptured: protocol and destination port.
@@ -268,8 +273,36 @@ class FlowOffloadTest : public ::testing::Test {
     return s.value_or(FlowState{});
   }
 
+  // Sends the crafted TCP segment `seg` from C (or S) and returns it as S (or C) received it,
+  // identified by its (rewritten) ports and its flags; nullopt when it did not arrive.
+  std::optional<Bytes> forwardTcp(bool from_server,
+                                  const Bytes& seg,
+                                  uint16_t new_sport,
+                                  uint16_t new_dport) {
+    if (!(from_server ? net_.sendFrameFromServer(seg) : net_.sendFrame(seg)))
+      return std::nullopt;
+    const uint8_t flags = tcpFlags(seg);
+    return BpfNetns::nextCaptured(from_server ? cap_c_ : cap_s_, kWait, [&](const Bytes& p) {
+      return toPort(IPPROTO_TCP, new_dport)(p) && sport(p) == new_sport && tcpFlags(p) == flags;
+    });
+  }
+
+  // Whether a TCP segment is waiting on the TUN device (took the old path). Other packets are
+  // skipped: C answers the segments to kFarClient, which it cannot route, with ICMP errors to
+  // the VIP, and those reach the TUN device the old way.
+  bool tcpOnTun() {
+    while (auto p = net_.readTun(std::chrono::milliseconds(0))) {
+      if (p->size() >= l3Len(*p) && l4Proto(*p) == IPPROTO_TCP) {
+        ADD_FAILURE() << "on the TUN device: " << hexDump(p->data(), p->size());
+        return true;
+      }
+    }
+    return false;
+  }
+
   void udpRoundTrip(bool v6, bool full_nat);
   void tcpCrafted(bool v6);
+  void tcpLifecycle(bool v6);
 
   BpfNetns net_;
   std::unique_ptr<IngressRedirect> redirect_;
@@ -396,33 +429,167 @@ TEST_F(FlowOffloadTest, TcpV6RewrittenWithValidChecksum) {
   tcpCrafted(true);
 }
 
-// SYN, FIN and RST close both directions and take the old path, as do later packets.
-TEST_F(FlowOffloadTest, SynFinRstCloseBothDirections) {
+// A conn installed right after the client's SYN, as lbd does: the whole rest of the handshake
+// and the teardown is forwarded by the program, which records ACK and FIN per direction.
+void FlowOffloadTest::tcpLifecycle(bool v6) {
+  const char* client = v6 ? kFarClient6 : kFarClient;
+  const char* vip = v6 ? kVip6 : kVip;
+  const char* rip = v6 ? kRip6 : kRip;
+  FlowKey in, out;
+  addNat(L4Proto::kTcp, ip(client), 40100, ip(vip), 80, ip(rip), 8080, &in, &out);
+
   const struct {
+    bool from_server;
     uint8_t flags;
     const char* name;
-  } cases[] = {{0x11, "FIN"}, {0x04, "RST"}, {0x02, "SYN"}};
+  } steps[] = {{true, 0x12, "SYN-ACK"},  {false, 0x10, "ACK"},    {false, 0x18, "request"},
+               {true, 0x18, "response"}, {true, 0x11, "FIN-ACK"}, {false, 0x11, "FIN-ACK"},
+               {true, 0x10, "last ACK"}};
+
+  for (const auto& st : steps) {
+    SCOPED_TRACE(absl::StrCat(st.from_server ? "server " : "client ", st.name));
+    Bytes seg = st.from_server
+                    ? PacketBuilder::tcp(rip, 8080, client, 40100, st.flags).payload("s").build()
+                    : PacketBuilder::tcp(client, 40100, vip, 80, st.flags).payload("c").build();
+    auto p =
+        st.from_server ? forwardTcp(true, seg, 80, 40100) : forwardTcp(false, seg, 40100, 8080);
+    ASSERT_TRUE(p.has_value()) << "not forwarded";
+    EXPECT_EQ(srcAddr(*p), ip(st.from_server ? vip : client));
+    EXPECT_EQ(dstAddr(*p), ip(st.from_server ? client : rip));
+    EXPECT_EQ(ttl(*p), 63);
+    EXPECT_TRUE(checksumsValid(*p)) << hexDump(p->data(), p->size());
+    if (st.flags == 0x12) {  // the SYN-ACK records nothing
+      FlowState o = state(out);
+      EXPECT_EQ(o.packets, 1u);
+      EXPECT_FALSE(o.ack || o.fin || o.rst || o.closed);
+    }
+  }
+  FlowState a = state(in), b = state(out);
+  EXPECT_EQ(a.packets, 3u);
+  EXPECT_EQ(b.packets, 4u);
+  EXPECT_TRUE(a.ack && a.fin && b.ack && b.fin);
+  EXPECT_FALSE(a.rst || b.rst || a.closed || b.closed);
+  IngressRedirectCounters c = counters();
+  EXPECT_EQ(c.flow_forwarded, 7u);
+  EXPECT_EQ(c.flow_slow, 0u);
+  EXPECT_FALSE(tcpOnTun());
+}
+
+TEST_F(FlowOffloadTest, TcpV4HandshakeToTeardownForwarded) {
+  tcpLifecycle(false);
+}
+
+TEST_F(FlowOffloadTest, TcpV6HandshakeToTeardownForwarded) {
+  tcpLifecycle(true);
+}
+
+// Each forwarded segment ORs exactly its bits into the entry it matched: ACK iff ACK without
+// SYN, FIN, RST. The entry stays open and keeps forwarding.
+TEST_F(FlowOffloadTest, ForwardedTcpFlagsAreRecordedPerEntry) {
+  const struct {
+    bool from_server;
+    uint8_t flags;
+    bool ack, fin, rst;
+    const char* name;
+  } cases[] = {
+      {true, 0x12, false, false, false, "SYN-ACK"}, {false, 0x10, true, false, false, "ACK"},
+      {false, 0x18, true, false, false, "PSH-ACK"}, {false, 0x01, false, true, false, "FIN"},
+      {true, 0x11, true, true, false, "FIN-ACK"},   {false, 0x04, false, false, true, "RST"},
+      {true, 0x14, true, false, true, "RST-ACK"},
+  };
 
   uint16_t cport = 41000;
-  uint64_t slow = 0;
+  uint64_t forwarded = 0;
   for (const auto& tc : cases) {
-    SCOPED_TRACE(tc.name);
+    SCOPED_TRACE(absl::StrCat(tc.from_server ? "server " : "client ", tc.name));
     FlowKey in, out;
     addNat(L4Proto::kTcp, ip(kFarClient), ++cport, ip(kVip), 80, ip(kRip), 8080, &in, &out);
-    ASSERT_TRUE(
-        net_.sendFrame(PacketBuilder::tcp(kFarClient, cport, kVip, 80, 0x10).payload("a").build()));
-    ASSERT_TRUE(BpfNetns::nextCaptured(cap_s_, kWait, [&](const Bytes& p) {
-                  return toPort(IPPROTO_TCP, 8080)(p) && sport(p) == cport;
-                }).has_value());
-    EXPECT_FALSE(state(in).closed);
-    expectOldPath(PacketBuilder::tcp(kFarClient, cport, kVip, 80, tc.flags).build());
-    EXPECT_TRUE(state(in).closed);
-    EXPECT_TRUE(state(out).closed) << "the reverse entry closes with it";
-    expectOldPath(PacketBuilder::tcp(kFarClient, cport, kVip, 80, 0x10).payload("b").build());
-    slow += 2;
-    EXPECT_EQ(counters().flow_slow, slow);
-    EXPECT_EQ(state(in).packets, 1u);
+    auto build = [&](uint8_t flags) {
+      return tc.from_server ? PacketBuilder::tcp(kRip, 8080, kFarClient, cport, flags).build()
+                            : PacketBuilder::tcp(kFarClient, cport, kVip, 80, flags).build();
+    };
+    const uint16_t new_sport = tc.from_server ? 80 : cport;
+    const uint16_t new_dport = tc.from_server ? cport : 8080;
+    auto p = forwardTcp(tc.from_server, build(tc.flags), new_sport, new_dport);
+    ASSERT_TRUE(p.has_value()) << "not forwarded";
+    EXPECT_EQ(srcAddr(*p), ip(tc.from_server ? kVip : kFarClient));
+    EXPECT_EQ(dstAddr(*p), ip(tc.from_server ? kFarClient : kRip));
+    EXPECT_TRUE(checksumsValid(*p)) << hexDump(p->data(), p->size());
+    const FlowKey& hit = tc.from_server ? out : in;
+    const FlowKey& other = tc.from_server ? in : out;
+    FlowState h = state(hit), o = state(other);
+    EXPECT_EQ(h.packets, 1u);
+    EXPECT_EQ(h.ack, tc.ack);
+    EXPECT_EQ(h.fin, tc.fin);
+    EXPECT_EQ(h.rst, tc.rst);
+    EXPECT_FALSE(h.closed);
+    EXPECT_EQ(o.packets, 0u);
+    EXPECT_FALSE(o.ack || o.fin || o.rst || o.closed) << "the reverse entry is untouched";
+    // Still open: a plain ACK after it is forwarded too and adds only ACK.
+    ASSERT_TRUE(forwardTcp(tc.from_server, build(0x10), new_sport, new_dport).has_value());
+    h = state(hit);
+    EXPECT_EQ(h.packets, 2u);
+    EXPECT_TRUE(h.ack);
+    EXPECT_EQ(h.fin, tc.fin);
+    EXPECT_EQ(h.rst, tc.rst);
+    forwarded += 2;
   }
+  IngressRedirectCounters c = counters();
+  EXPECT_EQ(c.flow_forwarded, forwarded);
+  EXPECT_EQ(c.flow_slow, 0u);
+  EXPECT_FALSE(tcpOnTun());
+}
+
+// A SYN without ACK (a new connection on the tuple, or the client retransmitting its SYN)
+// closes both directions and takes the old path, as do later packets of either direction.
+TEST_F(FlowOffloadTest, SynWithoutAckClosesBothDirections) {
+  uint16_t cport = 42000;
+  uint64_t slow = 0;
+  for (bool after_data : {false, true}) {
+    SCOPED_TRACE(after_data ? "after data" : "retransmitted SYN");
+    FlowKey in, out;
+    addNat(L4Proto::kTcp, ip(kFarClient), ++cport, ip(kVip), 80, ip(kRip), 8080, &in, &out);
+    uint64_t fwd = 0;
+    if (after_data) {
+      ASSERT_TRUE(
+          forwardTcp(false,
+                     PacketBuilder::tcp(kFarClient, cport, kVip, 80, 0x18).payload("a").build(),
+                     cport, 8080)
+              .has_value());
+      fwd = 1;
+    }
+    EXPECT_FALSE(state(in).closed);
+    expectOldPath(PacketBuilder::tcp(kFarClient, cport, kVip, 80, 0x02).build());
+    FlowState a = state(in), b = state(out);
+    EXPECT_TRUE(a.closed);
+    EXPECT_TRUE(b.closed) << "the reverse entry closes with it";
+    EXPECT_FALSE(a.fin || a.rst || b.ack || b.fin || b.rst) << "the SYN records nothing else";
+    EXPECT_EQ(a.ack, after_data);
+    expectOldPath(PacketBuilder::tcp(kFarClient, cport, kVip, 80, 0x10).payload("b").build());
+    // The server's SYN-ACK is not the program's either (no dsts/replies match here: the kernel).
+    ASSERT_TRUE(
+        net_.sendFrameFromServer(PacketBuilder::tcp(kRip, 8080, kFarClient, cport, 0x12).build()));
+    slow += 3;
+    for (int i = 0; i < 100 && counters().flow_slow < slow; ++i)
+      usleep(10'000);
+    EXPECT_EQ(counters().flow_slow, slow);
+    EXPECT_EQ(state(in).packets, fwd);
+    EXPECT_EQ(state(out).packets, 0u);
+    EXPECT_FALSE(state(out).ack);
+  }
+}
+
+// A segment that takes the slow path (here: no neighbour for the real server) records nothing:
+// lbd sees it itself.
+TEST_F(FlowOffloadTest, SlowPathSegmentsRecordNoFlags) {
+  FlowKey in;
+  addNat(L4Proto::kTcp, ip(kFarClient), 43000, ip(kVip), 80, ip("198.18.94.99"), 8080, &in);
+  expectOldPath(PacketBuilder::tcp(kFarClient, 43000, kVip, 80, 0x11).build());
+  expectOldPath(PacketBuilder::tcp(kFarClient, 43000, kVip, 80, 0x14).build());
+  FlowState s = state(in);
+  EXPECT_EQ(s.packets, 0u);
+  EXPECT_FALSE(s.ack || s.fin || s.rst || s.closed);
+  EXPECT_EQ(counters().flow_slow, 2u);
 }
 
 // A flow the FIB cannot forward right now takes the old path and stays open.
@@ -479,6 +646,77 @@ TEST_F(FlowOffloadTest, AddFlowRejectsMixedFamiliesAndOtherProtocols) {
   EXPECT_EQ(redirect_->addFlow(v4, rw4, mixed).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(redirect_->addFlow(v4, rw4, v4).ok());
   EXPECT_TRUE(redirect_->addFlow(v4, rw4, v4).ok()) << "replaces";
+}
+
+// A worker's writer: BPF_NOEXIST, errnos, no Status.
+TEST_F(FlowOffloadTest, FlowWriterAddsOnlyAbsentKeys) {
+  FlowWriter none;
+  EXPECT_FALSE(none.valid());
+  const FlowKey in{L4Proto::kUdp, ip(kFarClient), ip(kVip), 3000, 53};
+  const FlowKey out{L4Proto::kUdp, ip(kRip), ip(kFarClient), 5353, 3000};
+  const FlowRewrite rw{ip(kFarClient), ip(kRip), 3000, 5353};
+  EXPECT_EQ(none.add(in, rw, out), EBADF);
+  EXPECT_EQ(none.remove(in), EBADF);
+
+  auto w = redirect_->flowWriter();
+  ASSERT_TRUE(w.ok()) << w.status();
+  ASSERT_TRUE(w->valid());
+  ASSERT_EQ(w->add(in, rw, out), 0);
+  ASSERT_TRUE(net_.sendFrame(PacketBuilder::udp(kFarClient, 3000, kVip, 53).build()));
+  ASSERT_TRUE(BpfNetns::nextCaptured(cap_s_, kWait, toPort(IPPROTO_UDP, 5353)).has_value());
+  EXPECT_EQ(state(in).packets, 1u);
+
+  // Another rewrite for the same key: refused, the entry (rewrite and counters) unchanged.
+  const FlowRewrite other{ip(kFarClient), ip(kRip), 3000, 5454};
+  EXPECT_EQ(w->add(in, other, out), EEXIST);
+  EXPECT_EQ(state(in).packets, 1u);
+  ASSERT_TRUE(net_.sendFrame(PacketBuilder::udp(kFarClient, 3000, kVip, 53).build()));
+  ASSERT_TRUE(BpfNetns::nextCaptured(cap_s_, kWait, toPort(IPPROTO_UDP, 5353)).has_value());
+  EXPECT_EQ(state(in).packets, 2u);
+
+  // Moving hands the fd over.
+  FlowWriter moved = std::move(*w);
+  EXPECT_FALSE(w->valid());
+  EXPECT_TRUE(moved.valid());
+  EXPECT_EQ(moved.remove(in), 0);
+  EXPECT_EQ(moved.remove(in), ENOENT);
+  EXPECT_EQ(redirect_->flowState(in).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(moved.add(in, other, out), 0);
+  EXPECT_EQ(state(in).packets, 0u);
+}
+
+TEST_F(FlowOffloadTest, FlowWriterReportsAFullMap) {
+  auto w = redirect_->flowWriter();
+  ASSERT_TRUE(w.ok()) << w.status();
+  const FlowRewrite rw{ip(kFarClient6), ip(kRip6), 1, 2};
+  FlowKey k{L4Proto::kUdp, ip(kFarClient6), ip(kVip6), 0, 53};
+  int err = 0;
+  uint32_t added = 0;
+  for (uint32_t i = 0; i < 200'000 && err == 0; ++i) {
+    k.sport = static_cast<uint16_t>(i);
+    k.dport = static_cast<uint16_t>(53 + (i >> 16));
+    err = w->add(k, rw, k);
+    added += err == 0 ? 1 : 0;
+  }
+  EXPECT_TRUE(err == E2BIG || err == ENOMEM) << strerror(err);
+  EXPECT_EQ(added, 131072u) << "LB_BPF_MAX_FLOWS";
+}
+
+// The writer's fd keeps the map alive: after the IngressRedirect is gone its writes go to an
+// orphaned map, harmlessly.
+TEST_F(FlowOffloadTest, FlowWriterOutlivesIngressRedirect) {
+  auto w = redirect_->flowWriter();
+  ASSERT_TRUE(w.ok()) << w.status();
+  redirect_.reset();
+  const FlowKey k{L4Proto::kTcp, ip(kFarClient), ip(kVip), 4000, 80};
+  EXPECT_EQ(w->add(k, {ip(kFarClient), ip(kRip), 4000, 8080}, k), 0);
+  EXPECT_EQ(w->add(k, {ip(kFarClient), ip(kRip), 4000, 8080}, k), EEXIST);
+  EXPECT_EQ(w->remove(k), 0);
+  // Nothing is attached any more: a packet of the flow takes the kernel path.
+  ASSERT_TRUE(net_.sendFrame(PacketBuilder::tcp(kFarClient, 4000, kVip, 80, 0x10).build()));
+  EXPECT_FALSE(
+      BpfNetns::nextCaptured(cap_s_, std::chrono::milliseconds(200), toPort(IPPROTO_TCP, 8080))
+          .has_value());
 }
 
 }  // namespace
