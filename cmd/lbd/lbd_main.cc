@@ -54,12 +54,14 @@ ABSL_FLAG(bool,
 ABSL_FLAG(bool,
           flow_offload,
           true,
-          "gateway mode with the tc fast path: established NAT and full-NAT conns are rewritten "
-          "and forwarded by the tc program itself; SYN, FIN and RST still come to lbd");
+          "gateway mode with the tc fast path: NAT and full-NAT conns are rewritten and forwarded "
+          "by the tc program itself once lbd scheduled them (TCP: from the SYN on); lbd follows "
+          "their state from the program's flags within 100 ms");
 ABSL_FLAG(uint32_t,
           flow_offload_min_packets,
-          4,
-          "client packets a conn must have sent through lbd before it is offloaded (1..1000000)");
+          1,
+          "client packets a conn must have sent through lbd before it is offloaded (1..1000000; "
+          "1: a TCP conn from its SYN on)");
 
 namespace lb::lbd {
 namespace {

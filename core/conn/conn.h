@@ -22,7 +22,7 @@ inline constexpr uint32_t kConnFNoCport = 0x0800;
 inline constexpr uint32_t kConnFTemplate = 0x1000;
 inline constexpr uint32_t kConnFOnePacket = 0x2000;
 inline constexpr uint32_t kConnFFullNat = 0x00800000;  // lbd: src rewritten to laddr:lport
-// lbd: handed to an established-flow fast path (core/pipeline/offload.h); never offered again.
+// lbd: handed to a flow fast path (core/pipeline/offload.h); never offered again.
 inline constexpr uint32_t kConnFOffloaded = 0x01000000;
 inline constexpr uint32_t kConnFSync = 0x0020;
 

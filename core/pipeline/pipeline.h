@@ -138,7 +138,7 @@ class Pipeline {
   // (kUnsupported).
   void setTunnelSource(const IpAddr& addr);
 
-  // Worker thread, between batches. Established-flow offload (offload.h): conns that become
+  // Worker thread, between batches. Flow offload (offload.h): conns that become
   // eligible with `min_in_pkts` client packets seen are offered to `offloader` (nullptr: off).
   // The offloader must outlive the pipeline or be replaced first.
   void setOffloader(FlowOffloader* offloader, uint32_t min_in_pkts) {

@@ -2,9 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 # lbd as a NAT gateway (-m) in its own namespace: rr over 2 real servers (exact 20/20,
 # alternating), wrr 4/3/2 (the kernel's sequence), UDP rr with socat, IPv6 rr, a 10 s iperf3
-# transfer through the VIP, established-flow offload (30 MB downloads over IPv4 and IPv6 arrive
-# intact while the tc program forwards them, the stats count every byte, the FIN still reaches
-# lbd), -Lnc state names, proxy ARP/NDP for on-link VIPs, and every route,
+# transfer through the VIP, flow offload (30 MB downloads over IPv4 and IPv6 arrive
+# intact while the tc program forwards them, the stats count every byte, the FINs reach
+# lbd's state machine), -Lnc state names, proxy ARP/NDP for on-link VIPs, and every route,
 # rule, proxy entry and sysctl lbd installed gone after it stops.
 #
 #   client (c0 198.18.1.2, 2001:2:1::2)  --  lbd ns (l0 198.18.1.1 | l1 198.18.2.1)  --  br0  --  s1 s2 s3
@@ -136,12 +136,12 @@ sys.exit(0 if secs >= 9.5 and bps > 0 else 1)
 PY
 fi
 
-# --- established-flow offload: after 4 client packets an ESTABLISHED conn's packets are
-#     rewritten and forwarded by the tc program (no copy through lbd). A rate-limited 30 MB
-#     download (~2 s) is offloaded mid-transfer, arrives intact over IPv4 and IPv6 (the
-#     receivers check every TCP checksum the program rewrote), the service's OutBytes count
-#     all of it once the sweep has folded the counters, and the FIN still comes to lbd, so the
-#     conn leaves ESTABLISHED and the offload gives it back.
+# --- flow offload: once lbd scheduled the SYN, a conn's packets are rewritten and forwarded
+#     by the tc program (no copy through lbd). A rate-limited 30 MB download (~2 s) arrives
+#     intact over IPv4 and IPv6 (the receivers check every TCP checksum the program
+#     rewrote), the service's OutBytes count all of it once the counters are folded, and the
+#     FINs the program forwarded reach lbd's state machine: the conn ends in TIME_WAIT, as if
+#     lbd had seen them, and the offload gives it back.
 metric() { dp_get l http://127.0.0.1:9479/metrics | awk -v m="$1" '$1 == m { print $2 }'; }
 if [[ -n $(metric lb_dataplane_offload_installed_total) ]]; then
   head -c 30000000 /dev/urandom >"$DP_TMP/www-S3-8080/big30.bin"
@@ -152,6 +152,7 @@ if [[ -n $(metric lb_dataplane_offload_installed_total) ]]; then
   lbctl gw -a -t "[$VIP6]:8081" -r "[2001:2:2::13]:81" -m
   fwd_before=$(metric lb_dataplane_bpf_flow_forwarded_total)
   inst_before=$(metric lb_dataplane_offload_installed_total)
+  active_before=$(metric lb_dataplane_offload_active)  # the UDP conns above stay offloaded
   for url in "http://$VIP:8081/big30.bin" "http://[$VIP6]:8081/big30.bin"; do
     ip netns exec "$(n c)" curl -s --max-time 30 --noproxy '*' --limit-rate 15M \
       -o "$DP_TMP/got30.bin" "$url" || dp_fail "offloaded download $url failed"
@@ -168,9 +169,11 @@ if [[ -n $(metric lb_dataplane_offload_installed_total) ]]; then
   out_bytes=$(lbctl gw -Ln --stats --exact | awk -v s="$VIP:8081" '$1 == "TCP" && $2 == s { print $7 }')
   echo "offloaded service: OutBytes $out_bytes"
   [[ ${out_bytes:-0} -ge 30000000 ]] || dp_fail "OutBytes $out_bytes < 30 MB: offloaded traffic not counted"
-  [[ $(metric lb_dataplane_offload_active) -eq 0 ]] ||
-    dp_fail "$(metric lb_dataplane_offload_active) conns still offloaded after their FIN"
-  lbctl gw -Lnc | grep -E ":8081 " | grep -q ESTABLISHED && dp_fail "an offloaded conn stayed ESTABLISHED after its FIN"
+  [[ $(metric lb_dataplane_offload_active) -eq $active_before ]] ||
+    dp_fail "$(($(metric lb_dataplane_offload_active) - active_before)) conns still offloaded after their FINs"
+  lbctl gw -Lnc | grep -E ":8081 "
+  [[ $(lbctl gw -Lnc | grep -E ":8081 " | grep -c TIME_WAIT) -eq 2 ]] ||
+    dp_fail "the offloaded downloads' conns are not in TIME_WAIT after their FINs"
 elif [[ ${CI:-} == true ]]; then
   dp_fail "CI builds the tc fast path; this lbd has no flow offload"
 fi
@@ -192,7 +195,12 @@ if [[ -z $bpf_dst ]]; then
   grep -q "fast path not built" "$DP_TMP/lbd-gw.log" || dp_fail "no fast-path metrics, no reason logged"
   [[ ${CI:-} != true ]] || dp_fail "CI builds the tc fast path; this lbd has none"
 else
-  [[ $bpf_dst -gt 0 && $bpf_reply -gt 0 ]] || dp_fail "the tc fast path redirected nothing"
+  # With the flow offload on, every reply of an offloaded conn (the SYN-ACK on) is forwarded
+  # by its flow entry instead of redirected: a reply redirect then needs a conn lbd did not
+  # offload.
+  flow_fwd=$(metric lb_dataplane_bpf_flow_forwarded_total)
+  [[ $bpf_dst -gt 0 && ($bpf_reply -gt 0 || ${flow_fwd:-0} -gt 0) ]] ||
+    dp_fail "the tc fast path redirected nothing"
 fi
 # --- path MTU with direct egress: the client-side link shrinks to 1280 bytes. The servers'
 #     1500-byte segments (and GSO super-packets) no longer fit it, so lbd hands them to the

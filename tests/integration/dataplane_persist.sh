@@ -70,8 +70,15 @@ session_close() {
 }
 
 # conn_listed TAG CLIENT_SUFFIX: -Lnc has an ESTABLISHED entry from 198.18.1.SUFFIX.
+# With the flow offload, the handshake's last ACK reaches lbd's state machine at the next
+# housekeeping tick (within 100 ms): the session shows ESTABLISHED within a second.
 conn_listed() {
-  lbctl "$1" -Lnc | grep -Eq "^TCP +[0-9:]+ +ESTABLISHED +198\.18\.1\.$2:[0-9]+ +$VIP:7 "
+  local _
+  for _ in $(seq 10); do
+    lbctl "$1" -Lnc | grep -Eq "^TCP +[0-9:]+ +ESTABLISHED +198\.18\.1\.$2:[0-9]+ +$VIP:7 " && return 0
+    sleep 0.1
+  done
+  return 1
 }
 
 before=$(dp_kernel_state l)

@@ -84,9 +84,9 @@ send 4 $VIP 40 || dp_fail "IPv4 UDP exchange failed"
 send 6 $VIP6 40 || dp_fail "IPv6 UDP exchange failed"
 want4="1 40 40 $((40 * 128)) $((40 * 78))"
 want6="1 40 40 $((40 * 148)) $((40 * 98))"
-# With established-flow offload (the default where the tc fast path loads) the conns are
-# handed to the tc program after 4 client packets; its counters reach the stats at the next
-# 1 s sweep, so the totals may lag that long, and then must be exact.
+# With the flow offload (the default where the tc fast path loads) the conns are handed to
+# the tc program after their first packet; its counters reach the stats at the next tick or
+# sweep (at most 1 s), so the totals may lag that long, and then must be exact.
 for _ in $(seq 30); do
   stats=$(lbctl st -Ln --stats)
   [[ $(stats_of "$stats" "$VIP:9") == "$want4" && $(stats_of "$stats" "[$VIP6]:9") == "$want6" ]] &&

@@ -155,6 +155,7 @@ struct Worker {
   std::vector<PacketBuffer*> ptrs;
   SinkPool sink;
   std::unique_ptr<io::L2Sender> l2;
+  FlowOffloadPort* offload = nullptr;  // set before the thread starts; null: no flow offload
   DataplaneCounters counters;
   std::thread thread;
 };
@@ -348,7 +349,6 @@ class DataplaneImpl : public Dataplane {
       const FlowOffloadCounters& oc = offload_->counters();
       out.emplace_back("lb_dataplane_offload_active", offload_->active());
       out.emplace_back("lb_dataplane_offload_installed_total", oc.installed.value());
-      out.emplace_back("lb_dataplane_offload_skipped_total", oc.skipped.value());
       out.emplace_back("lb_dataplane_offload_install_failed_total", oc.install_failed.value());
       out.emplace_back("lb_dataplane_offload_removed_total", oc.removed.value());
       out.emplace_back("lb_dataplane_offload_ring_full_total", offload_->ringFull());
@@ -397,24 +397,32 @@ class DataplaneImpl : public Dataplane {
 #endif
   }
 
-  // Control thread, at start, after the workers exist: established-flow offload rides on the
+  // Control thread, at start, after the workers exist: the flow offload rides on the
   // tc program, so it needs the fast path; sidecar clients are local sockets, whose packets
   // never cross a tc ingress hook.
   void startFlowOffload() {
 #ifdef LB_HAVE_BPF
     if (!options_.flow_offload || options_.mode != Mode::kGateway)
       return;
+    absl::StatusOr<io::FlowWriter> writer;
     {
       std::lock_guard<std::mutex> lock(kernel_mu_);
       if (redirect_ == nullptr)
         return;
+      writer = redirect_->flowWriter();
+    }
+    if (!writer.ok()) {
+      LB_LOG(kWarn, "flow offload off: %s", writer.status().ToString());
+      return;
     }
     const size_t n = workers_.size();
     offload_ = std::make_unique<FlowOffload>(n, *conns_, table_.runtime(), n);
-    for (auto& w : workers_)
-      w->pipeline->setOffloader(&offload_->port(w->index), options_.flow_offload_min_packets);
-    LB_LOG(kInfo, "established-flow offload on (after %u client packets)",
-           options_.flow_offload_min_packets);
+    offload_->setInstaller(std::make_unique<RedirectFlowInstaller>(std::move(*writer)));
+    for (auto& w : workers_) {
+      w->offload = &offload_->port(w->index);
+      w->pipeline->setOffloader(w->offload, options_.flow_offload_min_packets);
+    }
+    LB_LOG(kInfo, "flow offload on (after %u client packets)", options_.flow_offload_min_packets);
 #endif
   }
 
@@ -423,12 +431,6 @@ class DataplaneImpl : public Dataplane {
   class RedirectFlowMap final : public FlowMap {
    public:
     explicit RedirectFlowMap(io::IngressRedirect& r) : r_(r) {}
-
-    absl::Status add(const io::FlowKey& key,
-                     const io::FlowRewrite& rw,
-                     const io::FlowKey& reverse) override {
-      return r_.addFlow(key, rw, reverse);
-    }
 
     absl::Status remove(const io::FlowKey& key) override { return r_.removeFlow(key); }
 
@@ -440,7 +442,24 @@ class DataplaneImpl : public Dataplane {
     io::IngressRedirect& r_;
   };
 
-  // Housekeeping thread: installs offered conns every tick, sweeps every kOffloadSweepMs.
+  // The workers' side of the flow map: its own fd, so it outlives redirect_.
+  class RedirectFlowInstaller final : public FlowInstaller {
+   public:
+    explicit RedirectFlowInstaller(io::FlowWriter w) : w_(std::move(w)) {}
+
+    int add(const io::FlowKey& key,
+            const io::FlowRewrite& rw,
+            const io::FlowKey& reverse) noexcept override {
+      return w_.add(key, rw, reverse);
+    }
+
+    int remove(const io::FlowKey& key) noexcept override { return w_.remove(key); }
+
+   private:
+    io::FlowWriter w_;
+  };
+
+  // Housekeeping thread: every tick, with a sweep of all offloaded conns every kOffloadSweepMs.
   void runFlowOffload(const ServiceSnapshot& snap, bool sweep) {
     if (offload_ == nullptr)
       return;
@@ -450,9 +469,7 @@ class DataplaneImpl : public Dataplane {
       return;
     }
     RedirectFlowMap map(*redirect_);
-    offload_->install(map, snap);
-    if (sweep)
-      offload_->sweep(map, snap);
+    offload_->tick(map, snap, sweep);
   }
 
   // kernel_mu_ held. Attaches to Ethernet devices that appeared since the last scan.
@@ -566,6 +583,8 @@ class DataplaneImpl : public Dataplane {
       if (options_.mode == Mode::kDecap || cfg == nullptr || cfg->snap == nullptr)
         continue;
       w.pipeline->process(*cfg->snap, absl::MakeConstSpan(w.ptrs.data(), n), w.sink, monoNow());
+      if (w.offload != nullptr)
+        w.offload->flush();  // the batch's new conns' entries go in before their packets leave
       for (size_t i = 0; i < n; ++i)
         transmit(w, *w.ptrs[i], *cfg, neigh.get());
       for (size_t i = 0; i < w.sink.used(); ++i) {

@@ -32,11 +32,11 @@ struct DataplaneOptions {
   // go from the Ethernet devices straight to the TUN device. Falls back to the kernel path
   // (with a warning) where BPF is not permitted or lbd was built without libbpf.
   bool bpf_fast_path = true;
-  // Established-flow offload (gateway mode, with the tc fast path): NAT and full-NAT conns that
-  // reach ESTABLISHED (TCP) or exist (UDP) after `flow_offload_min_packets` client packets are
-  // forwarded by the tc program itself (flow_offload.h); SYN, FIN and RST still come to lbd.
+  // Flow offload (gateway mode, with the tc fast path): NAT and full-NAT conns are forwarded by
+  // the tc program itself once `flow_offload_min_packets` client packets went through lbd (1: a
+  // TCP conn from its SYN on); lbd follows their state from the program (flow_offload.h).
   bool flow_offload = true;
-  uint32_t flow_offload_min_packets = 4;
+  uint32_t flow_offload_min_packets = 1;
   // lbd's runtime directory: the sysctl journal that lets the next start undo a crashed run's
   // sysctl changes lives here (empty = no journal).
   std::string run_dir = "/run/lbd";

@@ -2,31 +2,60 @@
 #include "cmd/lbd/dataplane/flow_offload.h"
 
 #include <algorithm>
+#include <cerrno>
 
+#include "core/pipeline/pipeline.h"
 #include "core/proto/proto.h"
 
 namespace lb::lbd {
 
 bool FlowOffloadPort::offer(const Conn& conn, uint32_t index) noexcept {
-  const bool pushed = ring_.push([&](OffloadOffer& o) {
-    o.index = index;
-    o.generation = conn.generation;
-    o.proto = conn.proto;
-    o.full_nat = (conn.flags & kConnFFullNat) != 0;
-    o.caddr = conn.caddr;
-    o.vaddr = conn.vaddr;
-    o.daddr = conn.daddr;
-    o.laddr = conn.laddr;
-    o.cport = conn.cport;
-    o.vport = conn.vport;
-    o.dport = conn.dport;
-    o.lport = conn.lport;
-    o.svc = conn.svc;
-    o.dest = conn.dest;
-  });
-  if (!pushed)
+  if (npending_ == kPending || ring_.room() <= npending_) {
     full_.add();
-  return pushed;
+    return false;
+  }
+  OffloadOffer& o = pending_[npending_++];
+  o.index = index;
+  o.generation = conn.generation;
+  o.proto = conn.proto;
+  o.full_nat = (conn.flags & kConnFFullNat) != 0;
+  o.caddr = conn.caddr;
+  o.vaddr = conn.vaddr;
+  o.daddr = conn.daddr;
+  o.laddr = conn.laddr;
+  o.cport = conn.cport;
+  o.vport = conn.vport;
+  o.dport = conn.dport;
+  o.lport = conn.lport;
+  o.svc = conn.svc;
+  o.dest = conn.dest;
+  o.err = 0;
+  return true;
+}
+
+void FlowOffloadPort::flush() noexcept {
+  if (npending_ == 0)
+    return;
+  FlowInstaller* inst = installer_.load(std::memory_order_acquire);
+  for (size_t i = 0; i < npending_; ++i) {
+    const OffloadOffer& p = pending_[i];
+    // offer() kept room for every pending conn.
+    (void)ring_.push([&](OffloadOffer& o) {
+      o = p;
+      if (inst == nullptr) {
+        o.err = EBADF;
+        return;
+      }
+      const io::FlowKey in = FlowOffload::inKey(p), out = FlowOffload::outKey(p);
+      o.err = inst->add(in, FlowOffload::inRewrite(p), out);
+      if (o.err == 0) {
+        o.err = inst->add(out, FlowOffload::outRewrite(p), in);
+        if (o.err != 0)
+          (void)inst->remove(in);
+      }
+    });
+  }
+  npending_ = 0;
 }
 
 FlowOffload::FlowOffload(size_t workers,
@@ -35,7 +64,7 @@ FlowOffload::FlowOffload(size_t workers,
                          size_t stats_block)
     : conns_(conns), runtime_(runtime), stats_block_(stats_block) {
   for (size_t i = 0; i < workers; ++i)
-    ports_.push_back(std::make_unique<FlowOffloadPort>());
+    ports_.push_back(std::make_unique<FlowOffloadPort>(installer_));
 }
 
 FlowOffload::~FlowOffload() = default;
@@ -69,53 +98,33 @@ io::FlowRewrite FlowOffload::outRewrite(const OffloadOffer& o) {
   return io::FlowRewrite{o.vaddr, o.caddr, o.vport, o.cport};
 }
 
-// The conn is still the one offered, still ESTABLISHED (UDP has no states to miss) and its dest
-// still takes traffic: otherwise its packets belong to the slow path, which decides what
-// happens to them (the kernel drops a removed dest's packets unless expire_nodest_conn).
-bool FlowOffload::stillOffloadable(const OffloadOffer& o, const ServiceSnapshot& snap) {
-  const SnapDest* d = snap.dest(o.dest);
-  if (d == nullptr || !d->available)
-    return false;
-  ConnGuard g = conns_.get(o.index, o.generation);
-  if (!g)
-    return false;
-  return o.proto != L4Proto::kTcp || g->state == kTcpEstablished;
+void FlowOffload::setInstaller(std::unique_ptr<FlowInstaller> installer) {
+  installer_owned_ = std::move(installer);
+  installer_.store(installer_owned_.get(), std::memory_order_release);
 }
 
-void FlowOffload::install(FlowMap& map, const ServiceSnapshot& snap) {
+void FlowOffload::adopt(FlowMap& map) {
   for (auto& port : ports_) {
     port->drain([&](const OffloadOffer& o) {
+      if (o.err != 0) {
+        counters_.install_failed.add();
+        return;
+      }
       if (auto it = entries_.find(o.index); it != entries_.end()) {
-        // The slab entry was reused: the old conn is over.
-        removeEntry(map, it->second);
+        // The slab entry was reused: the old conn is over. Its map entries are gone unless they
+        // are the new conn's (the same tuple: the worker's add would have failed otherwise).
+        Entry& old = it->second;
+        if (inKey(old.offer) != inKey(o) || outKey(old.offer) != outKey(o)) {
+          removeEntry(map, old);
+        } else {
+          counters_.removed.add();
+        }
         entries_.erase(it);
       }
-      if (!stillOffloadable(o, snap)) {
-        counters_.skipped.add();
-        return;
-      }
-      const io::FlowKey in = inKey(o), out = outKey(o);
-      if (!map.add(in, inRewrite(o), out).ok()) {
-        counters_.install_failed.add();
-        return;
-      }
-      if (!map.add(out, outRewrite(o), in).ok()) {
-        (void)map.remove(in);
-        counters_.install_failed.add();
-        return;
-      }
-      Entry& e = entries_[o.index];
-      e = Entry{o, {}, {}};
+      entries_[o.index] = Entry{o, {}, {}, kYoungTicks};
       counters_.installed.add();
-      // A FIN the slow path handled while the entries went in would otherwise go unnoticed
-      // until the next sweep.
-      if (!stillOffloadable(o, snap)) {
-        removeEntry(map, e);
-        entries_.erase(o.index);
-      }
     });
   }
-  active_.store(entries_.size(), std::memory_order_relaxed);
 }
 
 void FlowOffload::fold(Entry& e, const io::FlowState& in, const io::FlowState& out) {
@@ -135,35 +144,78 @@ void FlowOffload::fold(Entry& e, const io::FlowState& in, const io::FlowState& o
   e.out = out;
 }
 
-void FlowOffload::removeEntry(FlowMap& map, Entry& e) {
-  const io::FlowKey in = inKey(e.offer), out = outKey(e.offer);
-  auto si = map.state(in);
-  auto so = map.state(out);
-  fold(e, si.ok() ? *si : e.in, so.ok() ? *so : e.out);
-  (void)map.remove(in);
-  (void)map.remove(out);
+void FlowOffload::removeEntry(FlowMap& map,
+                              Entry& e,
+                              const io::FlowState* in,
+                              const io::FlowState* out) {
+  const io::FlowKey ik = inKey(e.offer), ok = outKey(e.offer);
+  if (in == nullptr || out == nullptr) {
+    auto si = map.state(ik);
+    auto so = map.state(ok);
+    fold(e, si.ok() ? *si : e.in, so.ok() ? *so : e.out);
+  } else {
+    fold(e, *in, *out);
+  }
+  (void)map.remove(ik);
+  (void)map.remove(ok);
   counters_.removed.add();
 }
 
-void FlowOffload::sweep(FlowMap& map, const ServiceSnapshot& snap) {
+namespace {
+
+// TCP states in which the fast path keeps a conn: before the teardown, or half-closed.
+bool keptState(uint8_t state) {
+  return state == kTcpSynRecv || state == kTcpEstablished || state == kTcpFinWait ||
+         state == kTcpCloseWait;
+}
+
+}  // namespace
+
+bool FlowOffload::refresh(FlowMap& map, Entry& e, const ServiceSnapshot& snap, bool secure_tcp) {
+  auto si = map.state(inKey(e.offer));
+  auto so = map.state(outKey(e.offer));
+  if (!si.ok() || !so.ok()) {
+    removeEntry(map, e);  // one is gone: give the conn back whole
+    return true;
+  }
+  bool over = si->closed || so->closed;
+  const int64_t last = std::max(si->last_ns, so->last_ns);
+  const int64_t seen = std::max(e.in.last_ns, e.out.last_ns);
+  if (ConnGuard g = conns_.get(e.offer.index, e.offer.generation)) {
+    const FastPathFlags in{si->ack && !e.in.ack, si->fin && !e.in.fin, si->rst && !e.in.rst};
+    const FastPathFlags out{so->ack && !e.out.ack, so->fin && !e.out.fin, so->rst && !e.out.rst};
+    if (last > seen) {
+      // ip_vs_set_state and ip_vs_conn_put's re-arm, as of the last packet the fast path
+      // forwarded.
+      applyFastPathFlags(g, in, out, snap.timeouts(), secure_tcp, &runtime_, conns_,
+                         MonoTime{last});
+    }
+    over = over || (g->proto == L4Proto::kTcp && !keptState(g->state));
+  } else {
+    over = true;
+  }
+  const SnapDest* d = snap.dest(e.offer.dest);
+  over = over || d == nullptr || !d->available || si->rst || so->rst || (si->fin && so->fin);
+  if (over) {
+    removeEntry(map, e, &*si, &*so);
+  } else {
+    fold(e, *si, *so);
+  }
+  return over;
+}
+
+void FlowOffload::tick(FlowMap& map, const ServiceSnapshot& snap, bool sweep) {
+  adopt(map);
+  const ConnTableStats st = conns_.stats();
+  const bool secure_tcp = defenseLevel(snap.sysctls(), st.entries, st.capacity).secure_tcp;
   for (auto it = entries_.begin(); it != entries_.end();) {
     Entry& e = it->second;
-    auto si = map.state(inKey(e.offer));
-    auto so = map.state(outKey(e.offer));
-    bool over = !si.ok() || !so.ok();
-    if (!over) {
-      const int64_t last = std::max(si->last_ns, so->last_ns);
-      const int64_t armed = std::max(e.in.last_ns, e.out.last_ns);
-      fold(e, *si, *so);
-      over = si->closed || so->closed || !stillOffloadable(e.offer, snap);
-      if (!over && last > armed) {
-        // ip_vs_conn_put's re-arm, as of the last packet the fast path forwarded.
-        if (ConnGuard g = conns_.get(e.offer.index, e.offer.generation))
-          g.setTimeout(g->timeout, MonoTime{last});
-      }
+    if (!sweep && e.young <= 0) {
+      ++it;
+      continue;
     }
-    if (over) {
-      removeEntry(map, e);
+    --e.young;
+    if (refresh(map, e, snap, secure_tcp)) {
       entries_.erase(it++);
     } else {
       ++it;
@@ -186,6 +238,7 @@ void FlowOffload::dropUnavailable(FlowMap& map, const ServiceSnapshot& snap) {
 }
 
 void FlowOffload::forget() {
+  installer_.store(nullptr, std::memory_order_release);
   for (auto& port : ports_)
     port->drain([](const OffloadOffer&) {});
   entries_.clear();

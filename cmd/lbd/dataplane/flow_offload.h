@@ -1,17 +1,22 @@
 // SPDX-License-Identifier: Apache-2.0
-// Established-flow offload, lbd's side (core/pipeline/offload.h is the pipeline's): conns the
-// workers offer are installed as two entries (one per direction) in the tc program's flow map
-// (io/bpf), which from then on rewrites and forwards their packets in the kernel. The
-// housekeeping thread does the work; a commit may call dropUnavailable() from the control thread,
-// so every method but the ports' runs under one lock of the caller's (lbd's kernel_mu_):
-//   - every tick it installs what the workers offered, if the conn is still there and still
-//     ESTABLISHED (a short conn is over before the tick and costs nothing);
-//   - every sweep it folds the entries' packet and byte counts into the service and dest
-//     stats, re-arms the conn's timer from the last forwarded packet (so -Lnc's expiry and the
-//     idle timeout behave as if lbd had seen each packet), and removes both entries once the
-//     program closed them (it saw a SYN, FIN or RST and sent that packet the slow way), the conn
-//     is gone, has left ESTABLISHED, or its dest is no longer available.
-// Between sweeps the stats lag by at most one sweep period.
+// Flow offload, lbd's side (core/pipeline/offload.h is the pipeline's): the conns the pipeline
+// offers are installed as two entries (one per direction) in the tc program's flow map (io/bpf),
+// which from then on rewrites and forwards their packets in the kernel.
+//   - The worker installs them itself, right after the batch that offered them was processed
+//     and before it is transmitted: a TCP conn's entries are in place before its SYN leaves, so
+//     the SYN-ACK, the handshake's ACK, the data and the FINs all stay in the kernel.
+//   - The worker then hands the conn to the housekeeping thread, which owns the bookkeeping.
+//     Every tick (100 ms) for conns installed in the last second, and every sweep (1 s) for all,
+//     it reads both entries and:
+//       - feeds the TCP flags the program forwarded into the conn's state machine
+//         (applyFastPathFlags), so -Lnc, the active/inactive counts and the timeouts follow;
+//       - folds the packet and byte counts into the service and dest stats;
+//       - re-arms the conn's timer from the last forwarded packet;
+//       - removes both entries once the conn is over (both FINs or an RST forwarded, a new SYN
+//         on the tuple, the conn gone or its dest unavailable). Later packets (the last ACK, a
+//         retransmission) take the slow path, where the conn is in TIME_WAIT or CLOSE.
+// The housekeeping methods run under one lock of the caller's (lbd's kernel_mu_): a commit may
+// call dropUnavailable() from the control thread.
 #pragma once
 
 #include <atomic>
@@ -36,16 +41,24 @@
 
 namespace lb::lbd {
 
-// The flow map as FlowOffload uses it: io::IngressRedirect's flow methods, behind an interface
-// so the bookkeeping is tested without BPF.
+// The flow map as the housekeeping thread uses it: io::IngressRedirect's flow methods, behind
+// an interface so the bookkeeping is tested without BPF.
 class FlowMap {
  public:
   virtual ~FlowMap() = default;
-  virtual absl::Status add(const io::FlowKey& key,
-                           const io::FlowRewrite& rw,
-                           const io::FlowKey& reverse) = 0;
   virtual absl::Status remove(const io::FlowKey& key) = 0;
   virtual absl::StatusOr<io::FlowState> state(const io::FlowKey& key) = 0;
+};
+
+// The flow map as the workers use it (io::FlowWriter): adds an entry unless its key is there
+// already, removes one. Any thread; never allocates or throws. 0 or an errno.
+class FlowInstaller {
+ public:
+  virtual ~FlowInstaller() = default;
+  virtual int add(const io::FlowKey& key,
+                  const io::FlowRewrite& rw,
+                  const io::FlowKey& reverse) noexcept = 0;
+  virtual int remove(const io::FlowKey& key) noexcept = 0;
 };
 
 // What a worker hands over: the parts of the conn the two entries are made of.
@@ -58,15 +71,24 @@ struct OffloadOffer {
   uint16_t cport = 0, vport = 0, dport = 0, lport = 0;
   ServiceId svc = kNoService;
   DestId dest = kNoDest;
+  int err = 0;  // the worker's install: 0, or the errno of the entry that failed
 };
 
-// One worker's end: a single-producer ring the housekeeping thread drains.
+// One worker's end: the conns offered in the current batch, and a single-producer ring of
+// installed conns the housekeeping thread drains.
 class FlowOffloadPort final : public FlowOffloader {
  public:
-  static constexpr size_t kSize = 1024;
+  static constexpr size_t kSize = 4096;   // ring: installs between two ticks (100 ms)
+  static constexpr size_t kPending = 64;  // offers per batch (one per packet at most)
 
-  // Worker thread. Hot path. False when the ring is full (the conn is offered again later).
+  explicit FlowOffloadPort(const std::atomic<FlowInstaller*>& installer) : installer_(installer) {}
+
+  // Worker thread, shard lock held. Hot path. Queues the conn for flush(); false when the batch
+  // or the ring is full (the conn is offered again with its next packet).
   bool offer(const Conn& conn, uint32_t index) noexcept override;
+  // Worker thread, no lock held, after the pipeline processed a batch and before it is sent:
+  // installs each queued conn's two entries and hands the conn to the housekeeping thread.
+  void flush() noexcept;
 
   // Housekeeping thread.
   template <typename F>
@@ -77,15 +99,18 @@ class FlowOffloadPort final : public FlowOffloader {
   uint64_t full() const { return full_.value(); }
 
  private:
+  const std::atomic<FlowInstaller*>& installer_;
+  OffloadOffer pending_[kPending];
+  size_t npending_ = 0;
   SpscRing<OffloadOffer, kSize> ring_;
-  Counter full_;  // offers refused for a full ring (worker-owned)
+  Counter full_;  // offers refused for a full batch or ring (worker-owned)
 };
 
 // Counts exposed as lb_dataplane_offload_* metrics. Housekeeping-owned.
 struct FlowOffloadCounters {
   Counter installed;       // conns whose two entries went in
-  Counter skipped;         // offered, but over (or not ESTABLISHED) by the time of install
-  Counter install_failed;  // the map refused an entry (full, or an error)
+  Counter install_failed;  // the map refused an entry (full, the tuple's old entries still
+                           // there, or the fast path gone)
   Counter removed;         // conns given back to the slow path
 };
 
@@ -103,16 +128,21 @@ class FlowOffload {
   // Worker `w`'s offloader, for Pipeline::setOffloader.
   FlowOffloadPort& port(size_t w) { return *ports_[w]; }
 
-  // Housekeeping thread. Installs every conn offered since the last call.
-  void install(FlowMap& map, const ServiceSnapshot& snap);
-  // Housekeeping thread. Folds counters, re-arms timers, removes what is over (see above).
-  void sweep(FlowMap& map, const ServiceSnapshot& snap);
+  // Control thread, before the workers offer anything: what they install with. Kept until
+  // the FlowOffload is destroyed (a worker may be using it when forget() runs).
+  void setInstaller(std::unique_ptr<FlowInstaller> installer);
+
+  // Housekeeping thread, every tick: takes over what the workers installed, then brings the
+  // young conns (installed less than kYoungTicks ago) or, on a sweep, all of them up to date
+  // (see above).
+  void tick(FlowMap& map, const ServiceSnapshot& snap, bool sweep);
+  static constexpr int kYoungTicks = 10;
   // Control thread, at a commit: gives back the conns whose dest is no longer available now,
   // so a removed real server's packets stop at once, as the kernel drops them (ip_vs_in with
   // expire_nodest_conn=0) or flushes their conns (=1), instead of at the next sweep.
   void dropUnavailable(FlowMap& map, const ServiceSnapshot& snap);
   // Housekeeping thread. Forgets every conn without touching the map (the map is gone, e.g.
-  // the fast path was torn down); pending offers are dropped.
+  // the fast path was torn down) and stops the workers' installs.
   void forget();
 
   // Offloaded conns now. Any thread.
@@ -132,18 +162,27 @@ class FlowOffload {
  private:
   struct Entry {
     OffloadOffer offer;
-    io::FlowState in, out;  // as of the last sweep (what is already in the stats)
+    io::FlowState in, out;  // as of the last look (what is already in the stats and the conn)
+    int young = kYoungTicks;
   };
 
-  // Removes both entries of `e` and folds what they forwarded since the last sweep.
-  void removeEntry(FlowMap& map, Entry& e);
+  void adopt(FlowMap& map);
+  // Brings `e` up to date; true when it is over (its entries are then removed).
+  bool refresh(FlowMap& map, Entry& e, const ServiceSnapshot& snap, bool secure_tcp);
+  // Removes both entries of `e` and folds what they forwarded since the last look; `in` and
+  // `out` are the entries' states when the caller has them.
+  void removeEntry(FlowMap& map,
+                   Entry& e,
+                   const io::FlowState* in = nullptr,
+                   const io::FlowState* out = nullptr);
   void fold(Entry& e, const io::FlowState& in, const io::FlowState& out);
-  bool stillOffloadable(const OffloadOffer& o, const ServiceSnapshot& snap);
 
   ConnTable& conns_;
   ServiceRuntime& runtime_;
   const size_t stats_block_;
   WorkerStats* stats_ = nullptr;
+  std::unique_ptr<FlowInstaller> installer_owned_;
+  std::atomic<FlowInstaller*> installer_{nullptr};
   std::vector<std::unique_ptr<FlowOffloadPort>> ports_;
   absl::flat_hash_map<uint32_t, Entry> entries_;  // by conn slab index
   std::atomic<size_t> active_{0};

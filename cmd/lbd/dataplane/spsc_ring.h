@@ -25,6 +25,11 @@ class SpscRing {
     return true;
   }
 
+  // Producer thread: how many pushes would succeed now (at least; the consumer only frees).
+  size_t room() const noexcept {
+    return N - (head_.load(std::memory_order_relaxed) - tail_.load(std::memory_order_acquire));
+  }
+
   // Consumer thread: calls f(const T&) on every item pushed so far, oldest first.
   template <typename F>
   void drain(F&& f) {

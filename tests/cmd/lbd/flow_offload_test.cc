@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // FlowOffload's bookkeeping against a fake flow map and a real ConnTable and ServiceTable:
-// which entries go in, what the sweep folds into the stats, how it re-arms timers and when it
-// gives a conn back to the slow path. The tc program itself is tested in tests/io.
+// which entries the workers put in, how the ticks feed the program's flags into the conn,
+// fold its counts into the stats, re-arm timers, and when a conn goes back to the slow path.
+// The tc program itself is tested in tests/io.
 #include "cmd/lbd/dataplane/flow_offload.h"
 
+#include <atomic>
+#include <cerrno>
 #include <memory>
 
 #include "absl/container/flat_hash_map.h"
@@ -30,17 +33,6 @@ class FakeFlowMap : public FlowMap {
     io::FlowState state;
   };
 
-  absl::Status add(const io::FlowKey& key,
-                   const io::FlowRewrite& rw,
-                   const io::FlowKey& reverse) override {
-    if (fail_adds > 0) {
-      --fail_adds;
-      return absl::ResourceExhaustedError("full");
-    }
-    flows[key] = Value{rw, reverse, {}};
-    return absl::OkStatus();
-  }
-
   absl::Status remove(const io::FlowKey& key) override {
     return flows.erase(key) == 1 ? absl::OkStatus() : absl::NotFoundError("no flow");
   }
@@ -52,8 +44,38 @@ class FakeFlowMap : public FlowMap {
     return it->second.state;
   }
 
-  int fail_adds = 0;
+  // The workers' side (FlowInstaller semantics: BPF_NOEXIST).
+  int add(const io::FlowKey& key, const io::FlowRewrite& rw, const io::FlowKey& reverse) {
+    ++adds;
+    if (fail_add == adds)
+      return ENOMEM;
+    if (flows.contains(key))
+      return EEXIST;
+    flows[key] = Value{rw, reverse, {}};
+    return 0;
+  }
+
+  int fail_add = 0;  // the n-th add() fails with ENOMEM
+  int adds = 0;
   absl::flat_hash_map<io::FlowKey, Value> flows;
+};
+
+class FakeInstaller : public FlowInstaller {
+ public:
+  explicit FakeInstaller(FakeFlowMap& m) : m_(m) {}
+
+  int add(const io::FlowKey& key,
+          const io::FlowRewrite& rw,
+          const io::FlowKey& reverse) noexcept override {
+    return m_.add(key, rw, reverse);
+  }
+
+  int remove(const io::FlowKey& key) noexcept override {
+    return m_.flows.erase(key) == 1 ? 0 : ENOENT;
+  }
+
+ private:
+  FakeFlowMap& m_;
 };
 
 constexpr const char* kClient = "198.18.0.1";
@@ -91,9 +113,11 @@ class FlowOffloadTest : public ::testing::Test {
     dest_ = *table_->destId(key_, ip(kRs), 8080);
     svc_ = *table_->serviceId(key_);
     offload_ = std::make_unique<FlowOffload>(1, *conns_, table_->runtime(), 1);
+    offload_->setInstaller(std::make_unique<FakeInstaller>(map_));
   }
 
-  // An ESTABLISHED conn from kClient:cport, offered through worker 0's port.
+  // A conn from kClient:cport just past its SYN (SYN_RECV), offered through worker 0's port
+  // and installed by its flush().
   uint32_t offerConn(uint16_t cport, bool full_nat = false, L4Proto proto = L4Proto::kTcp) {
     ConnParams p;
     p.proto = proto;
@@ -113,10 +137,20 @@ class FlowOffloadTest : public ::testing::Test {
     p.timeout = seconds(900);
     ConnGuard g = conns_->create(p, now_);
     EXPECT_TRUE(g);
-    g->state = proto == L4Proto::kTcp ? kTcpEstablished : 0;
+    g->state = proto == L4Proto::kTcp ? kTcpSynRecv : 0;
     const uint32_t index = g.index();
     EXPECT_TRUE(offload_->port(0).offer(*g, index));
+    g.release();
+    offload_->port(0).flush();
     return index;
+  }
+
+  void tick(bool sweep = false) { offload_->tick(map_, *table_->snapshot(), sweep); }
+
+  io::FlowState& inState(uint16_t cport) { return map_.flows[key(kClient, cport, kVip, 80)].state; }
+
+  io::FlowState& outState(uint16_t cport) {
+    return map_.flows[key(kRs, 8080, kClient, cport)].state;
   }
 
   io::FlowKey key(const char* s, uint16_t sp, const char* d, uint16_t dp) {
@@ -134,6 +168,7 @@ class FlowOffloadTest : public ::testing::Test {
 
   StatsValues destStats() { return table_->runtime().destStats(dest_); }
 
+  FakeFlowMap map_;  // before offload_, which holds an installer of it
   std::unique_ptr<ServiceTable> table_;
   std::unique_ptr<ConnTable> conns_;
   std::unique_ptr<FlowOffload> offload_;
@@ -141,13 +176,11 @@ class FlowOffloadTest : public ::testing::Test {
   DestId dest_ = kNoDest;
   ServiceId svc_ = kNoService;
   MonoTime now_ = MonoTime::fromSeconds(1000);
-  FakeFlowMap map_;
 };
 
-TEST_F(FlowOffloadTest, NatConnGetsBothDirections) {
+TEST_F(FlowOffloadTest, WorkerInstallsBothDirectionsTickAdopts) {
   offerConn(40000);
-  offload_->install(map_, *table_->snapshot());
-  ASSERT_EQ(map_.flows.size(), 2u);
+  ASSERT_EQ(map_.flows.size(), 2u);  // in place before the batch is sent
   const io::FlowKey in = key(kClient, 40000, kVip, 80);
   const io::FlowKey out = key(kRs, 8080, kClient, 40000);
   ASSERT_TRUE(map_.flows.contains(in));
@@ -164,13 +197,15 @@ TEST_F(FlowOffloadTest, NatConnGetsBothDirections) {
   EXPECT_EQ(vo.rw.sport, 80);
   EXPECT_EQ(vo.rw.dport, 40000);
   EXPECT_EQ(vo.reverse, in);
+  EXPECT_EQ(offload_->active(), 0u);
+  tick();
   EXPECT_EQ(offload_->active(), 1u);
   EXPECT_EQ(offload_->counters().installed.value(), 1u);
+  EXPECT_EQ(map_.flows.size(), 2u);  // nothing forwarded yet: nothing changes
 }
 
 TEST_F(FlowOffloadTest, FullNatRewritesTheSourceToTheLocalAddress) {
   offerConn(40000, /*full_nat=*/true);
-  offload_->install(map_, *table_->snapshot());
   const io::FlowKey in = key(kClient, 40000, kVip, 80);
   const io::FlowKey out = key(kRs, 8080, kLaddr, 2000);
   ASSERT_TRUE(map_.flows.contains(in));
@@ -182,94 +217,147 @@ TEST_F(FlowOffloadTest, FullNatRewritesTheSourceToTheLocalAddress) {
   EXPECT_EQ(map_.flows[out].rw.dport, 40000);
 }
 
-TEST_F(FlowOffloadTest, ConnThatEndedOrLeftEstablishedBeforeInstallIsSkipped) {
+TEST_F(FlowOffloadTest, RefusedInstallLeavesNothingHalfInstalled) {
+  map_.fail_add = 1;  // the first entry is refused
   offerConn(40000);
-  offerConn(40001);
-  conns_->expireIf([](const Conn& c) { return c.cport == 40000; });
-  conns_->expireIf([](const Conn&) { return false; });
-  {
-    ConnTuple t;
-    t.proto = L4Proto::kTcp;
-    t.saddr = ip(kClient);
-    t.sport = 40001;
-    t.daddr = ip(kVip);
-    t.dport = 80;
-    ConnGuard g = conns_->findIn(t);
-    ASSERT_TRUE(g);
-    g->state = kTcpFinWait;
-  }
-  offload_->install(map_, *table_->snapshot());
   EXPECT_TRUE(map_.flows.empty());
-  EXPECT_EQ(offload_->counters().skipped.value(), 2u);
+  map_.adds = 0;
+  map_.fail_add = 2;  // the second: the first is taken out again
+  offerConn(40001);
+  EXPECT_TRUE(map_.flows.empty());
+  tick();
+  EXPECT_EQ(offload_->counters().install_failed.value(), 2u);
   EXPECT_EQ(offload_->active(), 0u);
 }
 
-TEST_F(FlowOffloadTest, SweepFoldsOnlyNewTrafficIntoTheStats) {
-  offerConn(40000);
-  offload_->install(map_, *table_->snapshot());
+TEST_F(FlowOffloadTest, OldEntriesOfTheTupleRefuseTheInstall) {
   const io::FlowKey in = key(kClient, 40000, kVip, 80);
-  const io::FlowKey out = key(kRs, 8080, kClient, 40000);
-  map_.flows[in].state = io::FlowState{10, 1000, now_.ns, false};
-  map_.flows[out].state = io::FlowState{20, 30000, now_.ns, false};
+  map_.flows[in] = FakeFlowMap::Value{};  // an old conn's entry, not yet removed
+  map_.flows[in].state.packets = 7;
+  offerConn(40000);
+  tick();
+  EXPECT_EQ(offload_->counters().install_failed.value(), 1u);
+  EXPECT_EQ(map_.flows.size(), 1u);
+  EXPECT_EQ(map_.flows[in].state.packets, 7u);  // untouched
+}
+
+TEST_F(FlowOffloadTest, TickFoldsOnlyNewTrafficIntoTheStats) {
+  offerConn(40000);
+  tick();
+  inState(40000) = io::FlowState{.packets = 10, .bytes = 1000, .last_ns = now_.ns, .ack = true};
+  outState(40000) = io::FlowState{.packets = 20, .bytes = 30000, .last_ns = now_.ns};
   EXPECT_EQ(table_->runtime().workers(), 1u);
-  offload_->sweep(map_, *table_->snapshot());
-  EXPECT_EQ(table_->runtime().workers(), 2u);
+  tick();
+  EXPECT_EQ(table_->runtime().workers(), 2u);  // the stats block, at the first fold
   EXPECT_EQ(destStats(), (StatsValues{0, 10, 20, 1000, 30000}));
   EXPECT_EQ(table_->runtime().serviceStats(svc_), (StatsValues{0, 10, 20, 1000, 30000}));
-  map_.flows[in].state = io::FlowState{11, 1100, now_.ns, false};
-  offload_->sweep(map_, *table_->snapshot());
+  inState(40000).packets = 11;
+  inState(40000).bytes = 1100;
+  tick();
   EXPECT_EQ(destStats(), (StatsValues{0, 11, 20, 1100, 30000}));
   EXPECT_EQ(offload_->active(), 1u);
 }
 
-TEST_F(FlowOffloadTest, SweepRearmsTheTimerFromTheLastForwardedPacket) {
+TEST_F(FlowOffloadTest, FlagsDriveTheConnAndTheTeardownGivesItBack) {
   offerConn(40000);
-  offload_->install(map_, *table_->snapshot());
-  EXPECT_EQ(connFrom(40000).expires, now_ + seconds(900));
-  const MonoTime last = now_ + seconds(500);
-  map_.flows[key(kRs, 8080, kClient, 40000)].state = io::FlowState{1, 60, last.ns, false};
-  offload_->sweep(map_, *table_->snapshot());
-  EXPECT_EQ(connFrom(40000).expires, last + seconds(900));
-  // The conn outlives its original expiry: at +901 s nothing fires.
-  EXPECT_EQ(conns_->expire(now_ + seconds(901)), 0u);
-  EXPECT_EQ(conns_->expire(last + seconds(901)), 1u);
+  tick();
+  // The handshake's ACK and some data.
+  inState(40000) = io::FlowState{.packets = 2, .bytes = 140, .last_ns = now_.ns, .ack = true};
+  outState(40000) = io::FlowState{.packets = 1, .bytes = 60, .last_ns = now_.ns, .ack = true};
+  tick();
+  EXPECT_EQ(connFrom(40000).state, kTcpEstablished);
+  const DestCounters& dc = table_->runtime().destCounters()[dest_];
+  const int active = dc.active_conns.load(), inactive = dc.inact_conns.load();
+  // The server closes first; the client's FIN is still to come: half-closed, kept.
+  outState(40000).fin = true;
+  outState(40000).packets = 2;
+  outState(40000).last_ns = (now_ + seconds(1)).ns;
+  tick();
+  EXPECT_EQ(connFrom(40000).state, kTcpFinWait);
+  EXPECT_EQ(map_.flows.size(), 2u);
+  // Both FINs: TIME_WAIT, the entries go; the last ACK takes the slow path.
+  inState(40000).fin = true;
+  inState(40000).packets = 3;
+  inState(40000).last_ns = (now_ + seconds(2)).ns;
+  tick();
+  const Conn c = connFrom(40000);
+  EXPECT_EQ(c.state, kTcpTimeWait);
+  EXPECT_EQ(c.expires, now_ + seconds(2) + table_->snapshot()->timeouts().tcp[kTcpTimeWait]);
+  EXPECT_TRUE(map_.flows.empty());
+  EXPECT_EQ(offload_->active(), 0u);
+  EXPECT_EQ(offload_->counters().removed.value(), 1u);
+  EXPECT_EQ(destStats(), (StatsValues{0, 3, 2, 140, 60}));
+  EXPECT_EQ(dc.active_conns.load(), active - 1);  // left ESTABLISHED at the server's FIN
+  EXPECT_EQ(dc.inact_conns.load(), inactive + 1);
 }
 
-TEST_F(FlowOffloadTest, ClosedFlowIsGivenBackWithItsLastCounts) {
+TEST_F(FlowOffloadTest, ResetGivesTheConnBackClosed) {
   offerConn(40000);
-  offload_->install(map_, *table_->snapshot());
-  const io::FlowKey in = key(kClient, 40000, kVip, 80);
-  map_.flows[in].state = io::FlowState{5, 500, now_.ns, true};
-  offload_->sweep(map_, *table_->snapshot());
+  tick();
+  outState(40000) = io::FlowState{.packets = 1, .bytes = 40, .last_ns = now_.ns, .rst = true};
+  tick();
+  EXPECT_EQ(connFrom(40000).state, kTcpClose);
+  EXPECT_TRUE(map_.flows.empty());
+}
+
+TEST_F(FlowOffloadTest, NewSynOnTheTupleGivesTheConnBack) {
+  offerConn(40000);
+  tick();
+  inState(40000) = io::FlowState{.packets = 5, .bytes = 500, .last_ns = now_.ns, .closed = true};
+  tick();
   EXPECT_TRUE(map_.flows.empty());
   EXPECT_EQ(offload_->active(), 0u);
   EXPECT_EQ(offload_->counters().removed.value(), 1u);
   EXPECT_EQ(destStats().inpkts, 5u);
-  // The conn itself stays: the slow path now handles its FIN.
+  // The conn itself stays: the slow path now sees the SYN.
   EXPECT_EQ(connFrom(40000).cport, 40000);
+}
+
+TEST_F(FlowOffloadTest, TimerIsRearmedFromTheLastForwardedPacket) {
+  offerConn(40000);
+  tick();
+  inState(40000) = io::FlowState{.packets = 1, .bytes = 60, .last_ns = now_.ns, .ack = true};
+  tick();
+  const MonoTime last = now_ + seconds(500);
+  outState(40000) = io::FlowState{.packets = 1, .bytes = 60, .last_ns = last.ns};
+  tick(/*sweep=*/true);
+  EXPECT_EQ(connFrom(40000).expires, last + seconds(900));  // ESTABLISHED's 15 min
+  EXPECT_EQ(conns_->expire(now_ + seconds(901)), 0u);
+  EXPECT_EQ(conns_->expire(last + seconds(901)), 1u);
+}
+
+TEST_F(FlowOffloadTest, OlderConnsAreOnlyLookedAtBySweeps) {
+  offerConn(40000);
+  for (int i = 0; i <= FlowOffload::kYoungTicks; ++i)
+    tick();
+  inState(40000) = io::FlowState{.packets = 1, .bytes = 60, .last_ns = now_.ns, .ack = true};
+  tick();
+  EXPECT_EQ(connFrom(40000).state, kTcpSynRecv);
+  tick(/*sweep=*/true);
+  EXPECT_EQ(connFrom(40000).state, kTcpEstablished);
 }
 
 TEST_F(FlowOffloadTest, ExpiredConnOrUnavailableDestIsGivenBack) {
   offerConn(40000);
   offerConn(40001);
-  offload_->install(map_, *table_->snapshot());
+  tick();
   ASSERT_EQ(map_.flows.size(), 4u);
   conns_->expireIf([](const Conn& c) { return c.cport == 40000; });
-  offload_->sweep(map_, *table_->snapshot());
+  tick();
   EXPECT_EQ(map_.flows.size(), 2u);
   EXPECT_FALSE(map_.flows.contains(key(kClient, 40000, kVip, 80)));
   ASSERT_TRUE(table_->deleteDest(key_, ip(kRs), 8080).ok());
-  offload_->sweep(map_, *table_->snapshot());
+  tick();
   EXPECT_TRUE(map_.flows.empty());
   EXPECT_EQ(offload_->active(), 0u);
 }
 
 TEST_F(FlowOffloadTest, CommitDropsAnUnavailableDestsConnsAtOnce) {
   offerConn(40000);
-  offload_->install(map_, *table_->snapshot());
+  tick();
   offload_->dropUnavailable(map_, *table_->snapshot());
   EXPECT_EQ(map_.flows.size(), 2u);  // the dest is still there
-  map_.flows[key(kClient, 40000, kVip, 80)].state = io::FlowState{3, 300, now_.ns, false};
+  inState(40000) = io::FlowState{.packets = 3, .bytes = 300, .last_ns = now_.ns};
   ASSERT_TRUE(table_->deleteDest(key_, ip(kRs), 8080).ok());
   offload_->dropUnavailable(map_, *table_->snapshot());
   EXPECT_TRUE(map_.flows.empty());
@@ -277,65 +365,68 @@ TEST_F(FlowOffloadTest, CommitDropsAnUnavailableDestsConnsAtOnce) {
   EXPECT_EQ(destStats().inpkts, 3u);  // what it forwarded until then is counted
 }
 
-TEST_F(FlowOffloadTest, MapRefusalLeavesNoHalfInstalledConn) {
-  offerConn(40000);
-  map_.fail_adds = 1;
-  offload_->install(map_, *table_->snapshot());
-  EXPECT_TRUE(map_.flows.empty());
-  offerConn(40001);
-
-  // The first entry goes in, the second is refused: the first is taken out again.
-  struct SecondFails : FakeFlowMap {
-    absl::Status add(const io::FlowKey& k,
-                     const io::FlowRewrite& rw,
-                     const io::FlowKey& rev) override {
-      if (++calls == 2)
-        return absl::ResourceExhaustedError("full");
-      return FakeFlowMap::add(k, rw, rev);
-    }
-
-    int calls = 0;
-  } second;
-
-  offload_->install(second, *table_->snapshot());
-  EXPECT_TRUE(second.flows.empty());
-  EXPECT_EQ(offload_->counters().install_failed.value(), 2u);
-  EXPECT_EQ(offload_->active(), 0u);
-}
-
-TEST_F(FlowOffloadTest, FullRingRefusesOffers) {
-  FlowOffloadPort port;
+TEST_F(FlowOffloadTest, FullBatchOrRingRefusesOffers) {
+  std::atomic<FlowInstaller*> none{nullptr};
+  FlowOffloadPort port(none);
   Conn c;
-  for (size_t i = 0; i < FlowOffloadPort::kSize; ++i)
+  for (size_t i = 0; i < FlowOffloadPort::kPending; ++i)
     EXPECT_TRUE(port.offer(c, static_cast<uint32_t>(i)));
-  EXPECT_FALSE(port.offer(c, 9999));
+  EXPECT_FALSE(port.offer(c, 9999));  // the batch is full
   EXPECT_EQ(port.full(), 1u);
   size_t n = 0;
-  port.drain([&](const OffloadOffer&) { ++n; });
+  for (size_t pushed = FlowOffloadPort::kPending; pushed < FlowOffloadPort::kSize;) {
+    port.flush();
+    for (size_t i = 0; i < FlowOffloadPort::kPending && pushed < FlowOffloadPort::kSize;
+         ++i, ++pushed)
+      EXPECT_TRUE(port.offer(c, static_cast<uint32_t>(i)));
+  }
+  port.flush();
+  EXPECT_FALSE(port.offer(c, 1));  // the ring is full
+  port.drain([&](const OffloadOffer& o) {
+    EXPECT_EQ(o.err, EBADF);  // no installer: nothing went in
+    ++n;
+  });
   EXPECT_EQ(n, FlowOffloadPort::kSize);
   EXPECT_TRUE(port.offer(c, 1));
 }
 
 TEST_F(FlowOffloadTest, ReusedSlabEntryReplacesTheOldConnsEntries) {
   const uint32_t index = offerConn(40000);
-  offload_->install(map_, *table_->snapshot());
+  tick();
   conns_->expireIf([](const Conn&) { return true; });
   const uint32_t again = offerConn(40001);
   ASSERT_EQ(again, index);  // the slab's free list is LIFO
-  offload_->install(map_, *table_->snapshot());
+  tick();
   EXPECT_FALSE(map_.flows.contains(key(kClient, 40000, kVip, 80)));
   EXPECT_TRUE(map_.flows.contains(key(kClient, 40001, kVip, 80)));
   EXPECT_EQ(offload_->active(), 1u);
 }
 
-TEST_F(FlowOffloadTest, ForgetDropsEverythingWithoutTheMap) {
+TEST_F(FlowOffloadTest, ReusedSlabEntryWithTheSameTupleKeepsTheNewEntries) {
+  const uint32_t index = offerConn(40000);
+  tick();
+  // The program closed the old conn's entries; the slow path expired it and a new conn on the
+  // same tuple took the same slab entry before the next tick. (The fake drops the entries as the
+  // tick would have.)
+  map_.flows.clear();
+  conns_->expireIf([](const Conn&) { return true; });
+  ASSERT_EQ(offerConn(40000), index);
+  tick();
+  EXPECT_EQ(map_.flows.size(), 2u);
+  EXPECT_EQ(offload_->active(), 1u);
+}
+
+TEST_F(FlowOffloadTest, ForgetStopsTheWorkersAndDropsEverythingWithoutTheMap) {
   offerConn(40000);
-  offload_->install(map_, *table_->snapshot());
-  offerConn(40001);
+  tick();
   offload_->forget();
   EXPECT_EQ(offload_->active(), 0u);
-  offload_->install(map_, *table_->snapshot());
-  EXPECT_EQ(map_.flows.size(), 2u);  // 40001's offer was dropped, 40000's entries untouched
+  EXPECT_EQ(map_.flows.size(), 2u);  // untouched: the map is gone as far as lbd knows
+  offerConn(40001);
+  EXPECT_EQ(map_.flows.size(), 2u);  // no installer any more
+  tick();
+  EXPECT_EQ(offload_->counters().install_failed.value(), 1u);
+  EXPECT_EQ(offload_->active(), 0u);
 }
 
 }  // namespace
