@@ -230,7 +230,7 @@ for c in $contenders; do
   done
   if [[ $c == lbd-* ]] && [ -n "$LBD_PID" ]; then  # how lbd's traffic crossed the TUN device
     m=$(ip netns exec "$LBD_NS" curl -s --max-time 5 http://127.0.0.1:9477/metrics)
-    echo "   $c: $(echo "$m" | awk '/^lb_(dataplane|pipeline)_((rx|tx)_(gso|tun|l2|direct|packets)|bpf_flow_forwarded|offload_installed)_total / {printf "%s=%s ", $1, $2}')" >&2
+    echo "   $c: $(echo "$m" | awk '/^lb_(dataplane|pipeline)_((rx|tx)_(gso|tun|l2|direct|packets)|bpf_flow_forwarded|bpf_flow_slow|offload_installed|conns_created)_total / {printf "%s=%s ", $1, $2}')" >&2
   fi
   echo "   teardown (t=${SECONDS}s)" >&2
   "teardown_$c"
