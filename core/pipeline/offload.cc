@@ -14,7 +14,8 @@ bool offloadEligible(const Conn& c, uint32_t min_in_pkts) noexcept {
     return false;
   if (c.proto == L4Proto::kTcp)
     return c.state == kTcpSynRecv || c.state == kTcpEstablished;
-  return c.proto == L4Proto::kUdp;
+  // A one-datagram exchange (DNS) would pay two map updates and the bookkeeping for nothing.
+  return c.proto == L4Proto::kUdp && c.in_pkts >= 2;
 }
 
 void commitStateChange(ConnGuard& g,

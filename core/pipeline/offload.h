@@ -34,8 +34,9 @@ class FlowOffloader {
 };
 
 // Whether the pipeline offers `c` after one of its packets: NAT or full NAT, one address
-// family on both sides, TCP in SYN_RECV or ESTABLISHED (not closing) or UDP, not a template or
-// one-packet conn, not taken before, and at least `min_in_pkts` client packets seen. Pure.
+// family on both sides, TCP in SYN_RECV or ESTABLISHED (not closing) or UDP with at least two
+// client datagrams, not a template or one-packet conn, not taken before, and at least
+// `min_in_pkts` client packets seen. Pure.
 bool offloadEligible(const Conn& c, uint32_t min_in_pkts) noexcept;
 
 // TCP flags the fast path forwarded in one direction since it last reported them.

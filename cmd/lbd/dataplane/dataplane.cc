@@ -48,6 +48,10 @@ namespace {
 constexpr size_t kBatch = 64;
 constexpr size_t kSinkBuffers = 16;
 constexpr int64_t kHousekeepingTickMs = 100;
+// With the flow offload on, the housekeeping thread also wakes this often for it alone: a short
+// conn's FINs reach its state machine (and its entries leave the map, freeing the tuple for the
+// client's next connection) within this.
+constexpr int64_t kOffloadTickMs = 20;
 // How often offloaded conns' counters are folded into the stats and their timers re-armed.
 constexpr int64_t kOffloadSweepMs = 1000;
 constexpr int64_t kEstimatorPeriodMs = 2000;
@@ -302,6 +306,7 @@ class DataplaneImpl : public Dataplane {
       }
     }
     neigh_.setWanted(std::move(dr));
+    hk_poked_.store(true);
     hk_cv_.notify_all();
     updateFastPath(table.config());
 #ifdef LB_HAVE_BPF
@@ -762,13 +767,27 @@ class DataplaneImpl : public Dataplane {
     MonoTime last_sweep = last_est;
     SnapshotPtr last_snap;
     neigh_.refresh(true, last_est);  // the rules check: direct egress from the first packets on
+    MonoTime last_tick = last_est;
     std::unique_lock<std::mutex> lock(hk_mu_);
     while (running_.load()) {
-      hk_cv_.wait_for(lock, std::chrono::milliseconds(kHousekeepingTickMs));
+      hk_cv_.wait_for(lock, std::chrono::milliseconds(offload_ != nullptr ? kOffloadTickMs
+                                                                          : kHousekeepingTickMs));
       if (!running_.load())
         break;
       lock.unlock();
       const MonoTime now = monoNow();
+#ifdef LB_HAVE_BPF
+      if (now - last_tick < millis(kHousekeepingTickMs - kOffloadTickMs / 2) &&
+          !hk_poked_.exchange(false)) {
+        // A flow-offload-only tick.
+        if (std::shared_ptr<const WorkerConfig> cfg = config_.get(); cfg && cfg->snap)
+          runFlowOffload(*cfg->snap, false);
+        lock.lock();
+        continue;
+      }
+#endif
+      last_tick = now;
+      hk_poked_.store(false);
       conns_->expire(now);
       const bool full = now - last_neigh_full >= millis(kEstimatorPeriodMs);
       if (full)
@@ -876,7 +895,8 @@ class DataplaneImpl : public Dataplane {
   std::mutex hk_mu_;
   std::condition_variable hk_cv_;
   std::thread housekeeping_;
-  DataplaneCounters hk_counters_;  // the housekeeping thread's
+  std::atomic<bool> hk_poked_{false};  // a commit wants a full housekeeping tick now
+  DataplaneCounters hk_counters_;      // the housekeeping thread's
   std::thread decap_thread_;
 };
 

@@ -122,6 +122,7 @@ void FlowOffload::adopt(FlowMap& map) {
         entries_.erase(it);
       }
       entries_[o.index] = Entry{o, {}, {}, kYoungTicks};
+      young_.push_back(o.index);
       counters_.installed.add();
     });
   }
@@ -208,19 +209,37 @@ void FlowOffload::tick(FlowMap& map, const ServiceSnapshot& snap, bool sweep) {
   adopt(map);
   const ConnTableStats st = conns_.stats();
   const bool secure_tcp = defenseLevel(snap.sysctls(), st.entries, st.capacity).secure_tcp;
-  for (auto it = entries_.begin(); it != entries_.end();) {
-    Entry& e = it->second;
-    if (!sweep && e.young <= 0) {
-      ++it;
-      continue;
-    }
-    --e.young;
-    if (refresh(map, e, snap, secure_tcp)) {
-      entries_.erase(it++);
-    } else {
-      ++it;
+  if (sweep) {
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      Entry& e = it->second;
+      if (e.young > 0)
+        --e.young;
+      if (refresh(map, e, snap, secure_tcp)) {
+        entries_.erase(it++);
+      } else {
+        ++it;
+      }
     }
   }
+  // The young conns, by index (an index whose entry is gone, or now another young conn's, is
+  // harmless: dropped, or looked at once more).
+  size_t keep = 0;
+  for (const uint32_t index : young_) {
+    auto it = entries_.find(index);
+    if (it == entries_.end() || it->second.young <= 0)
+      continue;
+    Entry& e = it->second;
+    if (!sweep) {
+      --e.young;
+      if (refresh(map, e, snap, secure_tcp)) {
+        entries_.erase(it);
+        continue;
+      }
+    }
+    if (e.young > 0)
+      young_[keep++] = index;
+  }
+  young_.resize(keep);
   active_.store(entries_.size(), std::memory_order_relaxed);
 }
 
@@ -242,6 +261,7 @@ void FlowOffload::forget() {
   for (auto& port : ports_)
     port->drain([](const OffloadOffer&) {});
   entries_.clear();
+  young_.clear();
   active_.store(0, std::memory_order_relaxed);
 }
 

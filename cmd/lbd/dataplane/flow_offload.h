@@ -6,7 +6,7 @@
 //     and before it is transmitted: a TCP conn's entries are in place before its SYN leaves, so
 //     the SYN-ACK, the handshake's ACK, the data and the FINs all stay in the kernel.
 //   - The worker then hands the conn to the housekeeping thread, which owns the bookkeeping.
-//     Every tick (100 ms) for conns installed in the last second, and every sweep (1 s) for all,
+//     Every tick (20 ms) for conns installed in the last second, and every sweep (1 s) for all,
 //     it reads both entries and:
 //       - feeds the TCP flags the program forwarded into the conn's state machine
 //         (applyFastPathFlags), so -Lnc, the active/inactive counts and the timeouts follow;
@@ -136,7 +136,7 @@ class FlowOffload {
   // young conns (installed less than kYoungTicks ago) or, on a sweep, all of them up to date
   // (see above).
   void tick(FlowMap& map, const ServiceSnapshot& snap, bool sweep);
-  static constexpr int kYoungTicks = 10;
+  static constexpr int kYoungTicks = 50;  // at lbd's 20 ms tick: the first second
   // Control thread, at a commit: gives back the conns whose dest is no longer available now,
   // so a removed real server's packets stop at once, as the kernel drops them (ip_vs_in with
   // expire_nodest_conn=0) or flushes their conns (=1), instead of at the next sweep.
@@ -185,6 +185,7 @@ class FlowOffload {
   std::atomic<FlowInstaller*> installer_{nullptr};
   std::vector<std::unique_ptr<FlowOffloadPort>> ports_;
   absl::flat_hash_map<uint32_t, Entry> entries_;  // by conn slab index
+  std::vector<uint32_t> young_;                   // slab indexes of the young entries
   std::atomic<size_t> active_{0};
   FlowOffloadCounters counters_;
 };

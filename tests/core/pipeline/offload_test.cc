@@ -246,12 +246,15 @@ TEST_F(OffloadTest, DirectRoutingAndTunnelsAreNotOffered) {
   EXPECT_TRUE(off_.offers.empty());
 }
 
-TEST_F(OffloadTest, UdpIsOfferedFromItsFirstPacketTemplatesNever) {
+TEST_F(OffloadTest, UdpIsOfferedFromItsSecondDatagramTemplatesNever) {
   ServiceKey key = udpKey(kVip, 53);
   addService(key, "rr", kSvcPersistent, 60);
   addDest(key, dest(kRs, 5353, FwdMethod::kMasq));
   pipe_->setOffloader(&off_, 1);
   ASSERT_EQ(send(PacketBuilder::udp(kClient, 40000, kVip, 53).payload("q").build()).verdict,
+            Verdict::kForward);
+  EXPECT_TRUE(off_.offers.empty());  // a one-datagram exchange is not worth the set-up
+  ASSERT_EQ(send(PacketBuilder::udp(kClient, 40000, kVip, 53).payload("r").build()).verdict,
             Verdict::kForward);
   ASSERT_EQ(off_.offers.size(), 1u);  // the conn, not its persistence template
   EXPECT_EQ(off_.offers[0].flags & kConnFTemplate, 0u);
