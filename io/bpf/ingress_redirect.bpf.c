@@ -11,7 +11,9 @@
 // it cannot do (no neighbour, too big) takes the TUN path as before. lbd may install a TCP
 // conn's entries right after it scheduled the client's SYN: the SYN-ACK, the handshake ACK,
 // data, FINs and RSTs are all forwarded here, and each forwarded segment ORs its ACK/FIN/RST
-// into its entry's flags, which lbd reads to drive its state machine. A SYN without ACK (a new
+// into its entry's flags, which lbd reads to drive its state machine. The last ACK of a close
+// (after both FINs) or an RST finishes the conn: one record with both entries' counters and
+// flags goes to the `done` ring buffer, and both entries are deleted. A SYN without ACK (a new
 // connection on a reused tuple, or a retransmitted SYN) closes the entry and its reverse: that
 // packet and the conn's later ones take the TUN path, so lbd decides about it.
 // libbpf's headers need the kernel's types first.
@@ -57,6 +59,13 @@ struct {
   __type(key, struct lb_bpf_flow_key);
   __type(value, struct lb_bpf_flow);
 } flows SEC(".maps");
+
+// Conns the program finished (struct lb_bpf_flow_done), read by the loader from its mmapped
+// pages. Pushed without a wakeup: the loader polls it on its own clock, never epoll.
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, LB_BPF_DONE_BYTES);
+} done SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -269,9 +278,52 @@ static __always_inline int flowPrepare(struct __sk_buff* skb, __u32 tot, __u32 h
   return bpf_skb_pull_data(skb, hdr_end) == 0;
 }
 
-// The packet is rewritten: MAC header, the entry's counters and TCP flags, out of the egress
-// device.
+static __always_inline void flowCounts(struct lb_bpf_flow_counts* c, const struct lb_bpf_flow* f) {
+  c->packets = f->packets;
+  c->bytes = f->bytes;
+  c->last_ns = f->last_ns;
+  c->flags = f->flags;
+}
+
+// Finishes a TCP conn whose entry `f` (key `k`) has just forwarded a segment and recorded it:
+// on an RST, or on an ACK without SYN and FIN from a direction that sent its FIN once the other
+// direction's FIN was forwarded too (the last ACK of a close). Both entries' counters and flags
+// go to the `done` ring in one record and both entries are deleted, so lbd learns about the
+// close without a syscall. A full ring, or a missing reverse entry, leaves the entries as they
+// are (lbd's periodic reads find the flags). Exactly once per conn: the record is reserved
+// first, and the deletion of the reply == 0 entry decides which CPU pushes it.
+static __always_inline void flowFinish(const struct lb_bpf_flow_key* k,
+                                       struct lb_bpf_flow* f,
+                                       __u8 tcp_flags) {
+  const int rst = (tcp_flags & LB_TCP_RST) != 0;
+  if (!rst && ((tcp_flags & (LB_TCP_SYN | LB_TCP_ACK | LB_TCP_FIN)) != LB_TCP_ACK ||
+               !(f->flags & LB_BPF_FLOW_F_FIN)))
+    return;
+  struct lb_bpf_flow_key fk = *k;  // keys on the stack: the entries go away below
+  struct lb_bpf_flow_key rk = f->reverse;
+  struct lb_bpf_flow* r = bpf_map_lookup_elem(&flows, &rk);
+  if (!r || (!rst && !(r->flags & LB_BPF_FLOW_F_FIN)))
+    return;
+  struct lb_bpf_flow_done* rec = bpf_ringbuf_reserve(&done, sizeof(*rec), 0);
+  if (!rec)
+    return;  // the ring is full
+  const int f_is_in = !f->reply;
+  rec->cookie = f->cookie;
+  flowCounts(&rec->in, f_is_in ? f : r);
+  flowCounts(&rec->out, f_is_in ? r : f);
+  if (bpf_map_delete_elem(&flows, f_is_in ? &fk : &rk)) {
+    bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);  // another CPU finished it (or lbd removed it)
+    return;
+  }
+  bpf_map_delete_elem(&flows, f_is_in ? &rk : &fk);
+  bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+  count(LB_BPF_CNT_FLOW_DONE);
+}
+
+// The packet is rewritten: MAC header, the entry's counters and TCP flags, the conn finished if
+// this was its last segment (flowFinish), out of the egress device.
 static __always_inline int flowTransmit(struct __sk_buff* skb,
+                                        const struct lb_bpf_flow_key* k,
                                         struct lb_bpf_flow* f,
                                         const struct bpf_fib_lookup* fib,
                                         __u8 tcp_flags) {
@@ -284,8 +336,10 @@ static __always_inline int flowTransmit(struct __sk_buff* skb,
   __sync_fetch_and_add(&f->bytes, skb->len - ETH_HLEN);
   f->last_ns = bpf_ktime_get_ns();
   const __u64 bits = flowTcpBits(tcp_flags);
-  if (bits)
+  if (bits) {
     flowSetFlags(f, bits);
+    flowFinish(k, f, tcp_flags);
+  }
   count(LB_BPF_CNT_FLOW_FWD);
   return bpf_redirect(fib->ifindex, 0);
 }
@@ -353,7 +407,7 @@ static __always_inline int flowV4(
     *verdict = flowDrop();
     return 1;
   }
-  *verdict = flowTransmit(skb, f, &fib, tcp_flags);
+  *verdict = flowTransmit(skb, &k, f, &fib, tcp_flags);
   return 1;
 }
 
@@ -417,7 +471,7 @@ static __always_inline int flowV6(
     *verdict = flowDrop();
     return 1;
   }
-  *verdict = flowTransmit(skb, f, &fib, tcp_flags);
+  *verdict = flowTransmit(skb, &k, f, &fib, tcp_flags);
   return 1;
 }
 

@@ -30,6 +30,12 @@
 namespace lb::io {
 namespace {
 
+// The layouts the program and lbd share (redirect_abi.h), 64-bit aligned without holes.
+static_assert(sizeof(lb_bpf_flow_key) == 40);
+static_assert(sizeof(lb_bpf_flow) == 120);
+static_assert(sizeof(lb_bpf_flow_counts) == 32);
+static_assert(sizeof(lb_bpf_flow_done) == 72);
+
 absl::Status errnoStatus(absl::string_view what, int err) {
   std::string msg = absl::StrCat(what, ": ", strerror(err));
   switch (err) {
@@ -103,9 +109,15 @@ void fillFlowKey(const FlowKey& f, lb_bpf_flow_key& k) noexcept {
   std::memcpy(k.daddr, f.daddr.data(), f.daddr.size());
 }
 
-// A new entry: the rewrite and the reverse key; flags and counters 0.
-void fillFlow(const FlowRewrite& rw, const FlowKey& reverse, lb_bpf_flow& v) noexcept {
+// A new entry: the rewrite, the reverse key, cookie and direction; flags and counters 0.
+void fillFlow(const FlowRewrite& rw,
+              const FlowKey& reverse,
+              uint64_t cookie,
+              bool reply,
+              lb_bpf_flow& v) noexcept {
   std::memset(&v, 0, sizeof(v));
+  v.cookie = cookie;
+  v.reply = reply ? 1 : 0;
   std::memcpy(v.new_saddr, rw.saddr.data(), rw.saddr.size());
   std::memcpy(v.new_daddr, rw.daddr.data(), rw.daddr.size());
   v.new_sport = htobe16(rw.sport);
@@ -184,6 +196,22 @@ absl::Status syncMap(int fd,
   return deleteStale();
 }
 
+FlowState flowStateOf(uint64_t packets, uint64_t bytes, uint64_t last_ns, uint64_t flags) {
+  FlowState st;
+  st.packets = packets;
+  st.bytes = bytes;
+  st.last_ns = static_cast<int64_t>(last_ns);
+  st.closed = (flags & LB_BPF_FLOW_F_CLOSED) != 0;
+  st.ack = (flags & LB_BPF_FLOW_F_ACK) != 0;
+  st.fin = (flags & LB_BPF_FLOW_F_FIN) != 0;
+  st.rst = (flags & LB_BPF_FLOW_F_RST) != 0;
+  return st;
+}
+
+FlowState flowStateOf(const lb_bpf_flow_counts& c) {
+  return flowStateOf(c.packets, c.bytes, c.last_ns, c.flags);
+}
+
 bpf_tc_hook ingressHook(int ifindex) {
   bpf_tc_hook hook;
   std::memset(&hook, 0, sizeof(hook));
@@ -250,9 +278,14 @@ absl::StatusOr<std::unique_ptr<IngressRedirect>> IngressRedirect::create(
   r->replies_fd_ = bpf_object__find_map_fd_by_name(r->obj_, LB_BPF_MAP_REPLIES);
   r->counters_fd_ = bpf_object__find_map_fd_by_name(r->obj_, LB_BPF_MAP_COUNTERS);
   r->flows_fd_ = bpf_object__find_map_fd_by_name(r->obj_, LB_BPF_MAP_FLOWS);
+  const int done_fd = bpf_object__find_map_fd_by_name(r->obj_, LB_BPF_MAP_DONE);
   if (r->prog_fd_ < 0 || r->dsts_fd_ < 0 || r->replies_fd_ < 0 || r->counters_fd_ < 0 ||
-      r->flows_fd_ < 0)
+      r->flows_fd_ < 0 || done_fd < 0)
     return absl::InternalError("BPF object lacks its maps after load");
+  // mmaps the ring's consumer and producer pages once; consumeDone() only reads them.
+  r->done_ = ring_buffer__new(done_fd, &IngressRedirect::onDone, r.get(), nullptr);
+  if (r->done_ == nullptr)
+    return errnoStatus("map the bpf " LB_BPF_MAP_DONE " ring buffer (ring_buffer__new)", errno);
   return r;
 }
 
@@ -262,6 +295,8 @@ IngressRedirect::~IngressRedirect() {
     if (absl::Status s = detach(attached_.back().ifindex); !s.ok())
       LB_LOG(kWarn, "%s", s.ToString());
   }
+  if (done_ != nullptr)
+    ring_buffer__free(done_);
   if (obj_ != nullptr)
     bpf_object__close(obj_);
 }
@@ -407,12 +442,15 @@ absl::StatusOr<IngressRedirectCounters> IngressRedirect::counters() const {
   c.flow_forwarded = sums[LB_BPF_CNT_FLOW_FWD];
   c.flow_slow = sums[LB_BPF_CNT_FLOW_SLOW];
   c.flow_dropped = sums[LB_BPF_CNT_FLOW_DROP];
+  c.flow_done = sums[LB_BPF_CNT_FLOW_DONE];
   return c;
 }
 
 absl::Status IngressRedirect::addFlow(const FlowKey& key,
                                       const FlowRewrite& rw,
-                                      const FlowKey& reverse) {
+                                      const FlowKey& reverse,
+                                      uint64_t cookie,
+                                      bool reply) {
   if (absl::Status s = checkFlowKey(key, "key", Af::kUnspec); !s.ok())
     return s;
   if (absl::Status s = checkFlowKey(reverse, "reverse key", key.saddr.af()); !s.ok())
@@ -426,7 +464,7 @@ absl::Status IngressRedirect::addFlow(const FlowKey& key,
   lb_bpf_flow_key k;
   fillFlowKey(key, k);
   lb_bpf_flow v;
-  fillFlow(rw, reverse, v);
+  fillFlow(rw, reverse, cookie, reply, v);
   if (bpf_map_update_elem(flows_fd_, &k, &v, BPF_ANY) != 0) {
     return errnoStatus(absl::StrCat("add bpf flow ", formatAddrPort(key.saddr, key.sport), " -> ",
                                     formatAddrPort(key.daddr, key.dport)),
@@ -459,15 +497,28 @@ absl::StatusOr<FlowState> IngressRedirect::flowState(const FlowKey& key) const {
                                     formatAddrPort(key.daddr, key.dport)),
                        errno);
   }
-  FlowState st;
-  st.packets = v.packets;
-  st.bytes = v.bytes;
-  st.last_ns = static_cast<int64_t>(v.last_ns);
-  st.closed = (v.flags & LB_BPF_FLOW_F_CLOSED) != 0;
-  st.ack = (v.flags & LB_BPF_FLOW_F_ACK) != 0;
-  st.fin = (v.flags & LB_BPF_FLOW_F_FIN) != 0;
-  st.rst = (v.flags & LB_BPF_FLOW_F_RST) != 0;
-  return st;
+  return flowStateOf(v.packets, v.bytes, v.last_ns, v.flags);
+}
+
+int IngressRedirect::onDone(void* ctx, void* data, size_t size) {
+  auto* self = static_cast<IngressRedirect*>(ctx);
+  if (size < sizeof(lb_bpf_flow_done) || self->done_fn_ == nullptr)
+    return 0;  // not ours (a newer program's record is at least as long)
+  lb_bpf_flow_done rec;
+  std::memcpy(&rec, data, sizeof(rec));
+  FlowDone d;
+  d.cookie = rec.cookie;
+  d.in = flowStateOf(rec.in);
+  d.out = flowStateOf(rec.out);
+  (*self->done_fn_)(d);
+  return 0;
+}
+
+size_t IngressRedirect::consumeDone(absl::FunctionRef<void(const FlowDone&)> f) {
+  done_fn_ = &f;
+  const int n = ring_buffer__consume(done_);
+  done_fn_ = nullptr;
+  return n > 0 ? static_cast<size_t>(n) : 0;
 }
 
 absl::StatusOr<FlowWriter> IngressRedirect::flowWriter() const {
@@ -495,13 +546,17 @@ FlowWriter& FlowWriter::operator=(FlowWriter&& other) noexcept {
 
 // libbpf's wrappers fill a bpf_attr on the stack and make the syscall; on failure they set
 // errno (libbpf 1.x also returns -errno, 0.x returns -1).
-int FlowWriter::add(const FlowKey& key, const FlowRewrite& rw, const FlowKey& reverse) noexcept {
+int FlowWriter::add(const FlowKey& key,
+                    const FlowRewrite& rw,
+                    const FlowKey& reverse,
+                    uint64_t cookie,
+                    bool reply) noexcept {
   if (fd_ < 0)
     return EBADF;
   lb_bpf_flow_key k;
   fillFlowKey(key, k);
   lb_bpf_flow v;
-  fillFlow(rw, reverse, v);
+  fillFlow(rw, reverse, cookie, reply, v);
   return bpf_map_update_elem(fd_, &k, &v, BPF_NOEXIST) == 0 ? 0 : errno;
 }
 

@@ -17,12 +17,16 @@
 //   (*r)->addFlow(request_key, request_rewrite, reply_key);
 //   (*r)->addFlow(reply_key, reply_rewrite, request_key);
 //   // ... later: flowState() for counters and TCP flags, removeFlow() for both keys.
+//   // TCP conns the program finished itself (last ACK after both FINs, or RST; entries gone):
+//   (*r)->consumeDone([](const io::FlowDone& d) { /* d.cookie, d.in, d.out */ });
 //   // From a worker thread, without allocating (an fd of its own, see FlowWriter):
 //   io::FlowWriter w = *(*r)->flowWriter();       // control thread, once per worker
-//   int err = w.add(request_key, request_rewrite, reply_key);  // 0, EEXIST, E2BIG, ...
+//   int err = w.add(request_key, request_rewrite, reply_key, cookie, /*reply=*/false);
+//   // 0, EEXIST, E2BIG, ...; the reply direction with reply = true and the same cookie.
 //   // The destructor detaches everything it attached.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -30,12 +34,14 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 #include "core/base/addr.h"
 
 struct bpf_object;
+struct ring_buffer;
 
 namespace lb::io {
 
@@ -98,6 +104,13 @@ struct FlowState {
   bool rst = false;  // forwarded a TCP segment with RST
 };
 
+// A TCP conn the program finished (it forwarded the last ACK after both directions' FINs, or
+// an RST) and whose two entries it deleted: their final states.
+struct FlowDone {
+  uint64_t cookie = 0;  // as given to FlowWriter::add / addFlow
+  FlowState in, out;    // in: the entry added with reply = false (client -> VIP); out: the other
+};
+
 // Adds and removes flow entries from a worker thread: its own dup of the flows map fd, so it
 // outlives the IngressRedirect safely (writes then go to an orphaned map and are harmless).
 // Never allocates or throws; one syscall per call. add() and remove() only read the fd, so
@@ -118,7 +131,13 @@ class FlowWriter {
   // entry for `key` exists (BPF_NOEXIST): 0 on success, else an errno (EEXIST: an entry for
   // the key is there already and is left unchanged; E2BIG or ENOMEM: the map is full). Keys
   // are not validated: the caller passes TCP or UDP keys and a rewrite of one family.
-  int add(const FlowKey& key, const FlowRewrite& rw, const FlowKey& reverse) noexcept;
+  // `cookie` (opaque) comes back in the conn's FlowDone; `reply`: this entry is the real server
+  // -> client direction (FlowDone::out). Both entries of a conn get the same cookie.
+  int add(const FlowKey& key,
+          const FlowRewrite& rw,
+          const FlowKey& reverse,
+          uint64_t cookie = 0,
+          bool reply = false) noexcept;
   // Removes the entry for `key`: 0, or an errno (ENOENT when absent).
   int remove(const FlowKey& key) noexcept;
 
@@ -138,6 +157,7 @@ struct IngressRedirectCounters {
   uint64_t flow_forwarded = 0;    // forwarded by a flows entry, never reaching userspace
   uint64_t flow_slow = 0;         // a flows entry matched, the packet took the paths above
   uint64_t flow_dropped = 0;      // a flows rewrite failed half-way (helper error; expect 0)
+  uint64_t flow_done = 0;         // TCP conns the program finished (FlowDone pushed, entries gone)
 };
 
 // Owns the loaded program and its maps, and the tc filters (plus clsact qdiscs) it attached.
@@ -176,10 +196,14 @@ class IngressRedirect {
   // create()): they may be called from one thread other than the control thread, concurrently
   // with attach/detach/setDsts/setReplies. One syscall each; may allocate (the Status).
   //
-  // Installs or replaces `key` -> `rw`; `reverse` is the other direction's key, closed with it.
-  // Counters start at 0. InvalidArgument (mixed families, other protocols), ResourceExhausted
-  // (map full), Internal otherwise.
-  absl::Status addFlow(const FlowKey& key, const FlowRewrite& rw, const FlowKey& reverse);
+  // Installs or replaces `key` -> `rw`; `reverse` is the other direction's key, closed with it;
+  // `cookie` and `reply` as for FlowWriter::add. Counters start at 0. InvalidArgument (mixed
+  // families, other protocols), ResourceExhausted (map full), Internal otherwise.
+  absl::Status addFlow(const FlowKey& key,
+                       const FlowRewrite& rw,
+                       const FlowKey& reverse,
+                       uint64_t cookie = 0,
+                       bool reply = false);
   // NotFound when absent.
   absl::Status removeFlow(const FlowKey& key);
   // NotFound when absent.
@@ -187,6 +211,13 @@ class IngressRedirect {
   // A writer for a worker thread: a dup (F_DUPFD_CLOEXEC) of the flows map fd. Any thread;
   // may allocate (the Status). Internal when dup fails (EMFILE, ...).
   absl::StatusOr<FlowWriter> flowWriter() const;
+
+  // Calls `f` for each TCP conn the program finished since the last call, oldest first, and
+  // returns how many. Reads the `done` ring buffer's mmapped pages: no syscall, no allocation
+  // (unless `f` allocates). One consumer thread at a time (any one thread, concurrently with
+  // everything else here). The program pushes a conn's record only when it fits, deleting its
+  // entries then; when the ring (LB_BPF_DONE_BYTES) is full the entries stay in the map.
+  size_t consumeDone(absl::FunctionRef<void(const FlowDone&)> f);
 
   // Interfaces attached by this object.
   std::vector<int> attached() const;
@@ -203,6 +234,8 @@ class IngressRedirect {
   };
 
   absl::Status attachTcFilter(int ifindex);
+  // ring_buffer_sample_fn for done_: one record to *done_fn_.
+  static int onDone(void* ctx, void* data, size_t size);
 
   IngressRedirect() = default;
 
@@ -214,6 +247,9 @@ class IngressRedirect {
   int replies_fd_ = -1;
   int counters_fd_ = -1;
   int flows_fd_ = -1;
+  ring_buffer* done_ = nullptr;  // libbpf's consumer of the `done` ring buffer map
+  // The callback of the consumeDone() in progress (libbpf's ctx is fixed at ring_buffer__new).
+  absl::FunctionRef<void(const FlowDone&)>* done_fn_ = nullptr;
   // What each map holds (only this object writes them): a commit sends the kernel only the
   // keys that changed, not the whole set.
   absl::flat_hash_set<std::string> dsts_have_;

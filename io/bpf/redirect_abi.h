@@ -10,6 +10,7 @@
 #define LB_BPF_MAP_REPLIES "replies"
 #define LB_BPF_MAP_COUNTERS "counters"
 #define LB_BPF_MAP_FLOWS "flows"
+#define LB_BPF_MAP_DONE "done"
 #define LB_BPF_PROG_NAME "lb_ingress_redirect"
 // The section (and libbpf map) holding struct lb_bpf_config.
 #define LB_BPF_CONFIG_SECTION ".rodata.cfg"
@@ -18,6 +19,9 @@
 #define LB_BPF_MAX_DSTS 65536
 #define LB_BPF_MAX_REPLIES 65536
 #define LB_BPF_MAX_FLOWS 131072  // two per connection; BPF_F_NO_PREALLOC
+// The `done` ring buffer's data area (a power of two, a multiple of the page size): about
+// 13,000 struct lb_bpf_flow_done records (72 bytes plus an 8-byte header each).
+#define LB_BPF_DONE_BYTES (1u << 20)
 
 // dsts key: a VIP or full-NAT local address. family is AF_INET (2) or AF_INET6 (10); an IPv4
 // address fills addr[0..4), the rest is zero. Value: __u8, unused (1).
@@ -67,12 +71,31 @@ struct lb_bpf_flow_key {
 struct lb_bpf_flow {
   __u8 new_saddr[16], new_daddr[16];
   __be16 new_sport, new_dport;
-  __u8 pad[4];                     // zero
-  struct lb_bpf_flow_key reverse;  // the other direction's key: closed together
+  // 1: this entry is the real server -> client direction; 0: client -> VIP. Tells the `done`
+  // record's `in` from its `out`.
+  __u8 reply;
+  __u8 pad[3];                     // zero
+  struct lb_bpf_flow_key reverse;  // the other direction's key: closed and finished together
   // LB_BPF_FLOW_F_*. 64 bits because the program ORs bits in with an atomic, and clang's BPF
   // target (without -mcpu=v3) has only the 64-bit form.
   __u64 flags;
   __u64 packets, bytes, last_ns;  // IP bytes (a GSO skb counts once); bpf_ktime_get_ns()
+  __u64 cookie;                   // the loader's, opaque: copied into the `done` record
+};
+
+// One direction's program-written part, as the `done` record carries it.
+struct lb_bpf_flow_counts {
+  __u64 packets, bytes, last_ns, flags;  // as in struct lb_bpf_flow
+};
+
+// A `done` ring buffer record: the program finished a TCP conn (it forwarded the last ACK after
+// both directions' FINs, or an RST) and deleted both of its entries. Pushed only when the
+// record fits in the ring, and then exactly once per conn (the deletion of the reply == 0
+// entry is the claim, so two CPUs finishing the same conn at once push one record); when the
+// ring is full the entries stay, and the loader finds the conn through them as before.
+struct lb_bpf_flow_done {
+  __u64 cookie;                       // of the entry whose packet finished the conn
+  struct lb_bpf_flow_counts in, out;  // in: the reply == 0 entry (client -> VIP); out: the other
 };
 
 // Per-CPU counters, one array slot each.
@@ -83,7 +106,8 @@ enum lb_bpf_counter {
   LB_BPF_CNT_FLOW_FWD = 3,        // forwarded by a flows entry
   LB_BPF_CNT_FLOW_SLOW = 4,       // a flows entry matched, but the packet took the paths above
   LB_BPF_CNT_FLOW_DROP = 5,       // a flows rewrite failed half-way (never seen in practice)
-  LB_BPF_CNT_MAX = 6,
+  LB_BPF_CNT_FLOW_DONE = 6,       // TCP conns finished: `done` record pushed, entries deleted
+  LB_BPF_CNT_MAX = 7,
 };
 
 // The program's configuration, a `const volatile` global (.rodata) set before load.

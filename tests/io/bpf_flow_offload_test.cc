@@ -21,12 +21,14 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 #include "io/bpf/ingress_redirect.h"
+#include "io/bpf/redirect_abi.h"
 #include "tests/io/bpf_netns.h"
 #include "tests/testlib/packet_builder.h"
 
@@ -203,13 +205,14 @@ class FlowOffloadTest : public ::testing::Test {
     net_.tearDown();
   }
 
-  // Installs both directions of a connection.
+  // Installs both directions of a connection (`out` with reply = true), as lbd does.
   void addConnection(const FlowKey& in,
                      const FlowRewrite& in_rw,
                      const FlowKey& out,
-                     const FlowRewrite& out_rw) {
-    ASSERT_TRUE(redirect_->addFlow(in, in_rw, out).ok());
-    ASSERT_TRUE(redirect_->addFlow(out, out_rw, in).ok());
+                     const FlowRewrite& out_rw,
+                     uint64_t cookie = 0) {
+    ASSERT_TRUE(redirect_->addFlow(in, in_rw, out, cookie, false).ok());
+    ASSERT_TRUE(redirect_->addFlow(out, out_rw, in, cookie, true).ok());
   }
 
   // A NAT connection kFarClient(6):cport -> VIP:vport, real server rip:rport.
@@ -221,10 +224,11 @@ class FlowOffloadTest : public ::testing::Test {
               const IpAddr& rip,
               uint16_t rport,
               FlowKey* in_out = nullptr,
-              FlowKey* out_out = nullptr) {
+              FlowKey* out_out = nullptr,
+              uint64_t cookie = 0) {
     const FlowKey in{proto, client, vip, cport, vport};
     const FlowKey out{proto, rip, client, rport, cport};
-    addConnection(in, {client, rip, cport, rport}, out, {vip, client, vport, cport});
+    addConnection(in, {client, rip, cport, rport}, out, {vip, client, vport, cport}, cookie);
     if (in_out != nullptr)
       *in_out = in;
     if (out_out != nullptr)
@@ -273,6 +277,36 @@ class FlowOffloadTest : public ::testing::Test {
     return s.value_or(FlowState{});
   }
 
+  bool gone(const FlowKey& k) {
+    return redirect_->flowState(k).status().code() == absl::StatusCode::kNotFound;
+  }
+
+  // Every record the program pushed since the last call.
+  std::vector<FlowDone> done() {
+    std::vector<FlowDone> out;
+    const size_t n = redirect_->consumeDone([&](const FlowDone& d) { out.push_back(d); });
+    EXPECT_EQ(n, out.size());
+    return out;
+  }
+
+  // A crafted TCP segment of the conn kFarClient(6):cport -> VIP:80, real server rip:8080.
+  static Bytes segment(bool v6, bool from_server, uint16_t cport, uint8_t flags) {
+    const char* client = v6 ? kFarClient6 : kFarClient;
+    const char* vip = v6 ? kVip6 : kVip;
+    const char* rip = v6 ? kRip6 : kRip;
+    return from_server ? PacketBuilder::tcp(rip, 8080, client, cport, flags).payload("s").build()
+                       : PacketBuilder::tcp(client, cport, vip, 80, flags).payload("c").build();
+  }
+
+  // Sends segment() and expects it forwarded (rewritten) to the other side.
+  void forwardSeg(bool v6, bool from_server, uint16_t cport, uint8_t flags) {
+    SCOPED_TRACE(absl::StrCat(from_server ? "server " : "client ", "flags 0x", absl::Hex(flags)));
+    const Bytes seg = segment(v6, from_server, cport, flags);
+    auto p = from_server ? forwardTcp(true, seg, 80, cport) : forwardTcp(false, seg, cport, 8080);
+    ASSERT_TRUE(p.has_value()) << "not forwarded";
+    EXPECT_TRUE(checksumsValid(*p)) << hexDump(p->data(), p->size());
+  }
+
   // Sends the crafted TCP segment `seg` from C (or S) and returns it as S (or C) received it,
   // identified by its (rewritten) ports and its flags; nullopt when it did not arrive.
   std::optional<Bytes> forwardTcp(bool from_server,
@@ -303,6 +337,7 @@ class FlowOffloadTest : public ::testing::Test {
   void udpRoundTrip(bool v6, bool full_nat);
   void tcpCrafted(bool v6);
   void tcpLifecycle(bool v6);
+  void tcpFinished(bool v6);
 
   BpfNetns net_;
   std::unique_ptr<IngressRedirect> redirect_;
@@ -367,6 +402,8 @@ void FlowOffloadTest::udpRoundTrip(bool v6, bool full_nat) {
   EXPECT_EQ(c.flow_forwarded, 2u);
   EXPECT_EQ(c.flow_slow, 0u);
   EXPECT_EQ(c.flow_dropped, 0u);
+  EXPECT_EQ(c.flow_done, 0u) << "UDP is never finished by the program";
+  EXPECT_TRUE(done().empty());
   EXPECT_FALSE(net_.readTun(std::chrono::milliseconds(0)).has_value());
   close(cs);
   close(ss);
@@ -429,14 +466,22 @@ TEST_F(FlowOffloadTest, TcpV6RewrittenWithValidChecksum) {
   tcpCrafted(true);
 }
 
-// A conn installed right after the client's SYN, as lbd does: the whole rest of the handshake
-// and the teardown is forwarded by the program, which records ACK and FIN per direction.
+// A conn installed right after the client's SYN, as lbd does (a worker's FlowWriter, a cookie,
+// the reply flag): the whole rest of the handshake and the teardown is forwarded by the
+// program, which records ACK and FIN per direction; the last ACK after both FINs finishes the
+// conn: one `done` record with both entries' final state, both entries deleted.
 void FlowOffloadTest::tcpLifecycle(bool v6) {
   const char* client = v6 ? kFarClient6 : kFarClient;
   const char* vip = v6 ? kVip6 : kVip;
   const char* rip = v6 ? kRip6 : kRip;
-  FlowKey in, out;
-  addNat(L4Proto::kTcp, ip(client), 40100, ip(vip), 80, ip(rip), 8080, &in, &out);
+  const uint64_t cookie = 0xc00c1e0000000000ull | (v6 ? 6 : 4);
+  const FlowKey in{L4Proto::kTcp, ip(client), ip(vip), 40100, 80};
+  const FlowKey out{L4Proto::kTcp, ip(rip), ip(client), 8080, 40100};
+  auto w = redirect_->flowWriter();
+  ASSERT_TRUE(w.ok()) << w.status();
+  ASSERT_EQ(w->add(in, {ip(client), ip(rip), 40100, 8080}, out, cookie, false), 0);
+  ASSERT_EQ(w->add(out, {ip(vip), ip(client), 80, 40100}, in, cookie, true), 0);
+  const int64_t before = monoNs();
 
   const struct {
     bool from_server;
@@ -446,11 +491,11 @@ void FlowOffloadTest::tcpLifecycle(bool v6) {
                {true, 0x18, "response"}, {true, 0x11, "FIN-ACK"}, {false, 0x11, "FIN-ACK"},
                {true, 0x10, "last ACK"}};
 
+  uint64_t bytes[2] = {};  // in, out
   for (const auto& st : steps) {
     SCOPED_TRACE(absl::StrCat(st.from_server ? "server " : "client ", st.name));
-    Bytes seg = st.from_server
-                    ? PacketBuilder::tcp(rip, 8080, client, 40100, st.flags).payload("s").build()
-                    : PacketBuilder::tcp(client, 40100, vip, 80, st.flags).payload("c").build();
+    Bytes seg = segment(v6, st.from_server, 40100, st.flags);
+    bytes[st.from_server ? 1 : 0] += seg.size();
     auto p =
         st.from_server ? forwardTcp(true, seg, 80, 40100) : forwardTcp(false, seg, 40100, 8080);
     ASSERT_TRUE(p.has_value()) << "not forwarded";
@@ -463,16 +508,44 @@ void FlowOffloadTest::tcpLifecycle(bool v6) {
       EXPECT_EQ(o.packets, 1u);
       EXPECT_FALSE(o.ack || o.fin || o.rst || o.closed);
     }
+    if (st.flags != 0x10 || st.name != std::string("last ACK")) {
+      EXPECT_TRUE(redirect_->flowState(in).ok() && redirect_->flowState(out).ok())
+          << "only the last ACK finishes the conn";
+      EXPECT_TRUE(done().empty());
+    }
   }
-  FlowState a = state(in), b = state(out);
+  EXPECT_TRUE(gone(in)) << "the last ACK deleted the client's entry";
+  EXPECT_TRUE(gone(out)) << "and the server's";
+  std::vector<FlowDone> d = done();
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].cookie, cookie);
+  const FlowState& a = d[0].in;
+  const FlowState& b = d[0].out;
   EXPECT_EQ(a.packets, 3u);
   EXPECT_EQ(b.packets, 4u);
+  EXPECT_EQ(a.bytes, bytes[0]);
+  EXPECT_EQ(b.bytes, bytes[1]);
+  EXPECT_GE(a.last_ns, before);
+  EXPECT_GE(b.last_ns, a.last_ns) << "the server's last ACK came last";
+  EXPECT_LE(b.last_ns, monoNs());
   EXPECT_TRUE(a.ack && a.fin && b.ack && b.fin);
   EXPECT_FALSE(a.rst || b.rst || a.closed || b.closed);
+  EXPECT_TRUE(done().empty()) << "consumed once";
   IngressRedirectCounters c = counters();
   EXPECT_EQ(c.flow_forwarded, 7u);
   EXPECT_EQ(c.flow_slow, 0u);
+  EXPECT_EQ(c.flow_done, 1u);
   EXPECT_FALSE(tcpOnTun());
+  // A retransmitted FIN after that is lbd's again (the old path: the VIP is in dsts). ICMP
+  // errors from C (see tcpOnTun) may come first.
+  const Bytes fin = segment(v6, false, 40100, 0x11);
+  ASSERT_TRUE(net_.sendFrame(fin));
+  std::optional<Bytes> got;
+  while ((got = net_.readTun(kWait)) && l4Proto(*got) != IPPROTO_TCP) {
+  }
+  ASSERT_TRUE(got.has_value()) << "the retransmitted FIN did not reach the TUN device";
+  EXPECT_EQ(*got, fin);
+  EXPECT_TRUE(done().empty());
 }
 
 TEST_F(FlowOffloadTest, TcpV4HandshakeToTeardownForwarded) {
@@ -484,7 +557,7 @@ TEST_F(FlowOffloadTest, TcpV6HandshakeToTeardownForwarded) {
 }
 
 // Each forwarded segment ORs exactly its bits into the entry it matched: ACK iff ACK without
-// SYN, FIN, RST. The entry stays open and keeps forwarding.
+// SYN, FIN. The entry stays open and keeps forwarding (an RST finishes the conn: below).
 TEST_F(FlowOffloadTest, ForwardedTcpFlagsAreRecordedPerEntry) {
   const struct {
     bool from_server;
@@ -494,8 +567,7 @@ TEST_F(FlowOffloadTest, ForwardedTcpFlagsAreRecordedPerEntry) {
   } cases[] = {
       {true, 0x12, false, false, false, "SYN-ACK"}, {false, 0x10, true, false, false, "ACK"},
       {false, 0x18, true, false, false, "PSH-ACK"}, {false, 0x01, false, true, false, "FIN"},
-      {true, 0x11, true, true, false, "FIN-ACK"},   {false, 0x04, false, false, true, "RST"},
-      {true, 0x14, true, false, true, "RST-ACK"},
+      {true, 0x11, true, true, false, "FIN-ACK"},
   };
 
   uint16_t cport = 41000;
@@ -537,6 +609,153 @@ TEST_F(FlowOffloadTest, ForwardedTcpFlagsAreRecordedPerEntry) {
   IngressRedirectCounters c = counters();
   EXPECT_EQ(c.flow_forwarded, forwarded);
   EXPECT_EQ(c.flow_slow, 0u);
+  EXPECT_EQ(c.flow_done, 0u);
+  EXPECT_TRUE(done().empty());
+  EXPECT_FALSE(tcpOnTun());
+}
+
+// An RST from either side, with or without ACK, in any state, is forwarded and finishes the
+// conn at once: its record carries the RST on the direction that sent it, entries are gone.
+TEST_F(FlowOffloadTest, RstIsForwardedAndFinishesTheConn) {
+  const struct {
+    bool from_server;
+    uint8_t flags;
+    bool data_first;  // established with data both ways first; else right after the SYN
+    const char* name;
+  } cases[] = {
+      {false, 0x04, false, "client RST after the SYN"},
+      {true, 0x14, false, "server RST-ACK refusing the SYN"},
+      {false, 0x14, true, "client RST-ACK mid-conn"},
+      {true, 0x04, true, "server RST mid-conn"},
+  };
+
+  uint16_t cport = 44000;
+  uint64_t n = 0;
+  for (const auto& tc : cases) {
+    SCOPED_TRACE(tc.name);
+    FlowKey in, out;
+    const uint64_t cookie = 1000 + n;
+    addNat(L4Proto::kTcp, ip(kFarClient), ++cport, ip(kVip), 80, ip(kRip), 8080, &in, &out, cookie);
+    uint64_t in_pkts = 0, out_pkts = 0;
+    if (tc.data_first) {
+      forwardSeg(false, true, cport, 0x12);
+      forwardSeg(false, false, cport, 0x18);
+      forwardSeg(false, true, cport, 0x18);
+      in_pkts = 1;
+      out_pkts = 2;
+    }
+    forwardSeg(false, tc.from_server, cport, tc.flags);
+    (tc.from_server ? out_pkts : in_pkts) += 1;
+    ++n;
+    EXPECT_TRUE(gone(in));
+    EXPECT_TRUE(gone(out));
+    std::vector<FlowDone> d = done();
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_EQ(d[0].cookie, cookie);
+    const FlowState& rst_side = tc.from_server ? d[0].out : d[0].in;
+    const FlowState& other = tc.from_server ? d[0].in : d[0].out;
+    EXPECT_TRUE(rst_side.rst);
+    EXPECT_FALSE(other.rst);
+    EXPECT_FALSE(rst_side.fin || other.fin || rst_side.closed || other.closed);
+    EXPECT_EQ(d[0].in.packets, in_pkts);
+    EXPECT_EQ(d[0].out.packets, out_pkts);
+    EXPECT_EQ(counters().flow_done, n);
+  }
+  EXPECT_EQ(counters().flow_slow, 0u);
+  EXPECT_FALSE(tcpOnTun());
+}
+
+// A full ring: the program forwards the RST but leaves the entries (with their RST) for lbd's
+// periodic reads, pushing nothing. Once lbd consumed the ring, conns finish again.
+TEST_F(FlowOffloadTest, FullDoneRingLeavesTheEntries) {
+  constexpr uint32_t kRecord = 8 + sizeof(lb_bpf_flow_done);  // ring header + record
+  constexpr uint32_t kFits = LB_BPF_DONE_BYTES / kRecord;
+  constexpr uint32_t kConns = kFits + 50;
+  auto w = redirect_->flowWriter();
+  ASSERT_TRUE(w.ok()) << w.status();
+  auto keys = [](uint32_t i) {
+    const uint16_t cport = static_cast<uint16_t>(10000 + i);
+    return std::pair<FlowKey, FlowKey>{{L4Proto::kTcp, ip(kFarClient), ip(kVip), cport, 80},
+                                       {L4Proto::kTcp, ip(kRip), ip(kFarClient), 8080, cport}};
+  };
+  for (uint32_t i = 0; i < kConns; ++i) {
+    auto [in, out] = keys(i);
+    ASSERT_EQ(w->add(in, {in.saddr, ip(kRip), in.sport, 8080}, out, i, false), 0);
+    ASSERT_EQ(w->add(out, {ip(kVip), in.saddr, 80, in.sport}, in, i, true), 0);
+  }
+  for (uint32_t i = 0; i < kConns; ++i) {
+    ASSERT_TRUE(net_.sendFrame(
+        PacketBuilder::tcp(kFarClient, keys(i).first.sport, kVip, 80, 0x04).build()));
+  }
+  for (int t = 0; t < 500 && counters().flow_forwarded < kConns; ++t)
+    usleep(10'000);
+  IngressRedirectCounters c = counters();
+  ASSERT_EQ(c.flow_forwarded, kConns) << "every RST is forwarded, ring full or not";
+  EXPECT_EQ(c.flow_done, kFits);
+  uint32_t left = 0, last_left = 0;
+  for (uint32_t i = 0; i < kConns; ++i) {
+    auto [in, out] = keys(i);
+    auto s = redirect_->flowState(in);
+    if (s.ok()) {
+      EXPECT_TRUE(s->rst);
+      EXPECT_TRUE(redirect_->flowState(out).ok());
+      ++left;
+      last_left = i;
+    } else {
+      EXPECT_TRUE(gone(out));
+    }
+  }
+  EXPECT_EQ(left, kConns - kFits);
+  std::vector<FlowDone> d = done();
+  EXPECT_EQ(d.size(), kFits);
+  // Room again: the next RST of a conn left behind finishes it.
+  ASSERT_TRUE(net_.sendFrame(
+      PacketBuilder::tcp(kFarClient, keys(last_left).first.sport, kVip, 80, 0x04).build()));
+  for (int t = 0; t < 200 && counters().flow_done == kFits; ++t)
+    usleep(10'000);
+  d = done();
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].cookie, last_left);
+  EXPECT_EQ(d[0].in.packets, 2u);
+  EXPECT_TRUE(gone(keys(last_left).first));
+}
+
+// Closes the program does not finish: the entries stay (flags recorded) for lbd's periodic
+// reads, and no record is pushed. The last ACK must come from a direction that sent its FIN,
+// after the other direction's FIN, and carry neither FIN nor SYN.
+TEST_F(FlowOffloadTest, CloseWithoutASeparateLastAckLeavesTheEntries) {
+  const struct {
+    std::vector<std::pair<bool, uint8_t>> segs;  // (from_server, flags)
+    const char* name;
+  } cases[] = {
+      // Both FINs; the final ACK is never sent (or takes another path).
+      {{{true, 0x18}, {false, 0x11}, {true, 0x11}}, "both FINs, no last ACK"},
+      // One side closed; the other keeps ACKing and sending data.
+      {{{false, 0x11}, {true, 0x10}, {true, 0x18}, {false, 0x10}}, "half-closed"},
+      // A side ACKs after its own FIN, but the other side's FIN has not come.
+      {{{true, 0x11}, {true, 0x10}, {false, 0x10}}, "ACK after own FIN only"},
+      // The second FIN carries the ACK (FIN-ACK is not the last ACK).
+      {{{false, 0x11}, {true, 0x11}, {false, 0x11}}, "FIN-ACK retransmitted"},
+  };
+
+  uint16_t cport = 45000;
+  uint64_t fwd = 0;
+  for (const auto& tc : cases) {
+    SCOPED_TRACE(tc.name);
+    FlowKey in, out;
+    addNat(L4Proto::kTcp, ip(kFarClient), ++cport, ip(kVip), 80, ip(kRip), 8080, &in, &out, 7);
+    for (const auto& [from_server, flags] : tc.segs) {
+      forwardSeg(false, from_server, cport, flags);
+      ++fwd;
+    }
+    FlowState a = state(in), b = state(out);
+    EXPECT_EQ(a.packets + b.packets, tc.segs.size());
+    EXPECT_FALSE(a.rst || b.rst || a.closed || b.closed);
+    EXPECT_TRUE(done().empty());
+  }
+  IngressRedirectCounters c = counters();
+  EXPECT_EQ(c.flow_forwarded, fwd);
+  EXPECT_EQ(c.flow_done, 0u);
   EXPECT_FALSE(tcpOnTun());
 }
 
@@ -590,6 +809,8 @@ TEST_F(FlowOffloadTest, SlowPathSegmentsRecordNoFlags) {
   EXPECT_EQ(s.packets, 0u);
   EXPECT_FALSE(s.ack || s.fin || s.rst || s.closed);
   EXPECT_EQ(counters().flow_slow, 2u);
+  EXPECT_EQ(counters().flow_done, 0u) << "an RST that was not forwarded finishes nothing";
+  EXPECT_TRUE(done().empty());
 }
 
 // A flow the FIB cannot forward right now takes the old path and stays open.
