@@ -56,7 +56,7 @@ ABSL_FLAG(bool,
           true,
           "gateway mode with the tc fast path: NAT and full-NAT conns are rewritten and forwarded "
           "by the tc program itself once lbd scheduled them (TCP: from the SYN on); lbd follows "
-          "their state from the program's flags within 100 ms");
+          "their state from the program's flags within 20 ms");
 ABSL_FLAG(uint32_t,
           flow_offload_min_packets,
           1,

@@ -9,7 +9,7 @@
 // when the fast path saw a new SYN on the tuple, the conn is over, or its dest goes away.
 //
 // The kernel's IPVS has no such split. The states, active/inactive counts, timeouts and stats
-// an operator sees are the kernel's, applied up to the taker's refresh period late (lbd: 100 ms
+// an operator sees are the kernel's, applied up to the taker's refresh period late (lbd: 20 ms
 // for young conns, 1 s for the rest).
 #pragma once
 

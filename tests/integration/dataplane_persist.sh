@@ -71,7 +71,7 @@ session_close() {
 
 # conn_listed TAG CLIENT_SUFFIX: -Lnc has an ESTABLISHED entry from 198.18.1.SUFFIX.
 # With the flow offload, the handshake's last ACK reaches lbd's state machine at the next
-# housekeeping tick (within 100 ms): the session shows ESTABLISHED within a second.
+# housekeeping tick (within 20 ms): the session shows ESTABLISHED within a second.
 conn_listed() {
   local _
   for _ in $(seq 10); do

@@ -67,6 +67,9 @@ topology() {
   # Servers: iperf3 (TCP 5201, UDP 5201), nginx on 80 with a 612-byte page.
   ip netns exec "$S" iperf3 -s -D -p 5201 --pidfile "$tmp/iperf.pid" >/dev/null
   mkdir -p "$tmp/www"; head -c 612 /dev/zero | tr '\0' x > "$tmp/www/index.html"
+  # nginx's workers run as an unprivileged user: mktemp's 0700 directory would make every
+  # response a 403 (the rows ran on 403s until this was noticed).
+  chmod 755 "$tmp" "$tmp/www"; chmod 644 "$tmp/www/index.html"
   cat > "$tmp/nginx.conf" <<NGX
 worker_processes 1; pid $tmp/nginx.pid; error_log $tmp/nginx.err;
 events { worker_connections 4096; }
@@ -199,8 +202,14 @@ row_udp() {
   grep -o '"error":.*' "$tmp/udp.json" >&2
 }
 wrk_out() { ip netns exec "$C" wrk -t2 -c"$1" -d${T}s --latency "${@:2}" "http://$TARGET/" 2>/dev/null; }
-row_cps() { wrk_out 50 -H "Connection: close" | awk '/Requests\/sec/ {printf "%.0f", $2}'; }
-row_rps() { wrk_out 50 >"$tmp/wrk.txt"; awk '/Requests\/sec/ {printf "%.0f", $2}' "$tmp/wrk.txt"; }
+# A row whose responses were not all 200 says so on stderr (a broken server setup, or a
+# contender mangling traffic).
+wrk_check() { awk '/Non-2xx|Socket errors/ { print "   wrk: " $0 > "/dev/stderr" }' "$1"; }
+row_cps() {
+  wrk_out 50 -H "Connection: close" >"$tmp/wrk.txt"; wrk_check "$tmp/wrk.txt"
+  awk '/Requests\/sec/ {printf "%.0f", $2}' "$tmp/wrk.txt"
+}
+row_rps() { wrk_out 50 >"$tmp/wrk.txt"; wrk_check "$tmp/wrk.txt"; awk '/Requests\/sec/ {printf "%.0f", $2}' "$tmp/wrk.txt"; }
 lat() {  # lat <50%|99%> from the last row_rps, in ms
   awk -v q="$1" '$1 == q { v=$2; if (v ~ /us$/) { sub(/us/,"",v); v/=1000 } else if (v ~ /ms$/) { sub(/ms/,"",v) } else if (v ~ /s$/) { sub(/s/,"",v); v*=1000 }; printf "%.3f", v }' "$tmp/wrk.txt"
 }
@@ -230,8 +239,11 @@ for c in $contenders; do
   done
   if [[ $c == lbd-* ]] && [ -n "$LBD_PID" ]; then  # how lbd's traffic crossed the TUN device
     m=$(ip netns exec "$LBD_NS" curl -s --max-time 5 http://127.0.0.1:9477/metrics)
-    echo "   $c: $(echo "$m" | awk '/^lb_(dataplane|pipeline)_((rx|tx)_(gso|tun|l2|direct|packets)|bpf_flow_forwarded|bpf_flow_slow|offload_installed|conns_created)_total / {printf "%s=%s ", $1, $2}')" >&2
+    echo "   $c: $(echo "$m" | awk '/^lb_(dataplane|pipeline)_((rx|tx)_(gso|tun|l2|direct|packets)|bpf_flow_forwarded|bpf_flow_slow|bpf_flow_done|offload_installed|offload_finished|offload_ring_full|conns_created)_total / {printf "%s=%s ", $1, $2}')" >&2
   fi
+  for ns in "$C" "$S"; do  # retransmissions and resets seen by the client and the server
+    echo "   $c ns $ns: $(ip netns exec "$ns" nstat -az 2>/dev/null | awk '$1 ~ /^(TcpRetransSegs|TcpExtTCPSynRetrans|TcpOutRsts|TcpEstabResets|TcpExtTCPTimeouts|TcpExtTW(Recycled|Killed)|TcpExtPAWSEstabRejected|TcpExtTCPChallengeACK)$/ && $2 > 0 {printf "%s=%s ", $1, $2}')" >&2
+  done
   echo "   teardown (t=${SECONDS}s)" >&2
   "teardown_$c"
   teardown_topology

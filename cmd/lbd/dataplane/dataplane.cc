@@ -347,6 +347,7 @@ class DataplaneImpl : public Dataplane {
           out.emplace_back("lb_dataplane_bpf_flow_forwarded_total", c->flow_forwarded);
           out.emplace_back("lb_dataplane_bpf_flow_slow_total", c->flow_slow);
           out.emplace_back("lb_dataplane_bpf_flow_dropped_total", c->flow_dropped);
+          out.emplace_back("lb_dataplane_bpf_flow_done_total", c->flow_done);
         }
       }
     }
@@ -356,6 +357,7 @@ class DataplaneImpl : public Dataplane {
       out.emplace_back("lb_dataplane_offload_installed_total", oc.installed.value());
       out.emplace_back("lb_dataplane_offload_install_failed_total", oc.install_failed.value());
       out.emplace_back("lb_dataplane_offload_removed_total", oc.removed.value());
+      out.emplace_back("lb_dataplane_offload_finished_total", oc.finished.value());
       out.emplace_back("lb_dataplane_offload_ring_full_total", offload_->ringFull());
     }
 #endif
@@ -443,6 +445,10 @@ class DataplaneImpl : public Dataplane {
       return r_.flowState(key);
     }
 
+    size_t consumeDone(absl::FunctionRef<void(const io::FlowDone&)> f) override {
+      return r_.consumeDone(f);
+    }
+
    private:
     io::IngressRedirect& r_;
   };
@@ -454,8 +460,10 @@ class DataplaneImpl : public Dataplane {
 
     int add(const io::FlowKey& key,
             const io::FlowRewrite& rw,
-            const io::FlowKey& reverse) noexcept override {
-      return w_.add(key, rw, reverse);
+            const io::FlowKey& reverse,
+            uint64_t cookie,
+            bool reply) noexcept override {
+      return w_.add(key, rw, reverse, cookie, reply);
     }
 
     int remove(const io::FlowKey& key) noexcept override { return w_.remove(key); }

@@ -47,9 +47,10 @@ void FlowOffloadPort::flush() noexcept {
         return;
       }
       const io::FlowKey in = FlowOffload::inKey(p), out = FlowOffload::outKey(p);
-      o.err = inst->add(in, FlowOffload::inRewrite(p), out);
+      const uint64_t cookie = FlowOffload::cookie(p);
+      o.err = inst->add(in, FlowOffload::inRewrite(p), out, cookie, false);
       if (o.err == 0) {
-        o.err = inst->add(out, FlowOffload::outRewrite(p), in);
+        o.err = inst->add(out, FlowOffload::outRewrite(p), in, cookie, true);
         if (o.err != 0)
           (void)inst->remove(in);
       }
@@ -172,6 +173,30 @@ bool keptState(uint8_t state) {
 
 }  // namespace
 
+bool FlowOffload::update(Entry& e,
+                         const io::FlowState& in,
+                         const io::FlowState& out,
+                         const ServiceSnapshot& snap,
+                         bool secure_tcp) {
+  bool over = in.closed || out.closed;
+  const int64_t last = std::max(in.last_ns, out.last_ns);
+  const int64_t seen = std::max(e.in.last_ns, e.out.last_ns);
+  if (ConnGuard g = conns_.get(e.offer.index, e.offer.generation)) {
+    const FastPathFlags fi{in.ack && !e.in.ack, in.fin && !e.in.fin, in.rst && !e.in.rst};
+    const FastPathFlags fo{out.ack && !e.out.ack, out.fin && !e.out.fin, out.rst && !e.out.rst};
+    if (last > seen) {
+      // ip_vs_set_state and ip_vs_conn_put's re-arm, as of the last packet the fast path
+      // forwarded.
+      applyFastPathFlags(g, fi, fo, snap.timeouts(), secure_tcp, &runtime_, conns_, MonoTime{last});
+    }
+    over = over || (g->proto == L4Proto::kTcp && !keptState(g->state));
+  } else {
+    over = true;
+  }
+  const SnapDest* d = snap.dest(e.offer.dest);
+  return over || d == nullptr || !d->available || in.rst || out.rst || (in.fin && out.fin);
+}
+
 bool FlowOffload::refresh(FlowMap& map, Entry& e, const ServiceSnapshot& snap, bool secure_tcp) {
   auto si = map.state(inKey(e.offer));
   auto so = map.state(outKey(e.offer));
@@ -179,36 +204,33 @@ bool FlowOffload::refresh(FlowMap& map, Entry& e, const ServiceSnapshot& snap, b
     removeEntry(map, e);  // one is gone: give the conn back whole
     return true;
   }
-  bool over = si->closed || so->closed;
-  const int64_t last = std::max(si->last_ns, so->last_ns);
-  const int64_t seen = std::max(e.in.last_ns, e.out.last_ns);
-  if (ConnGuard g = conns_.get(e.offer.index, e.offer.generation)) {
-    const FastPathFlags in{si->ack && !e.in.ack, si->fin && !e.in.fin, si->rst && !e.in.rst};
-    const FastPathFlags out{so->ack && !e.out.ack, so->fin && !e.out.fin, so->rst && !e.out.rst};
-    if (last > seen) {
-      // ip_vs_set_state and ip_vs_conn_put's re-arm, as of the last packet the fast path
-      // forwarded.
-      applyFastPathFlags(g, in, out, snap.timeouts(), secure_tcp, &runtime_, conns_,
-                         MonoTime{last});
-    }
-    over = over || (g->proto == L4Proto::kTcp && !keptState(g->state));
-  } else {
-    over = true;
-  }
-  const SnapDest* d = snap.dest(e.offer.dest);
-  over = over || d == nullptr || !d->available || si->rst || so->rst || (si->fin && so->fin);
-  if (over) {
+  if (update(e, *si, *so, snap, secure_tcp)) {
     removeEntry(map, e, &*si, &*so);
-  } else {
-    fold(e, *si, *so);
+    return true;
   }
-  return over;
+  fold(e, *si, *so);
+  return false;
+}
+
+void FlowOffload::takeFinished(FlowMap& map, const ServiceSnapshot& snap, bool secure_tcp) {
+  map.consumeDone([&](const io::FlowDone& d) {
+    auto it = entries_.find(static_cast<uint32_t>(d.cookie));
+    if (it == entries_.end() || cookie(it->second.offer) != d.cookie)
+      return;  // a conn lbd already gave back (its entries were deleted before the program's)
+    Entry& e = it->second;
+    (void)update(e, d.in, d.out, snap, secure_tcp);
+    fold(e, d.in, d.out);
+    counters_.removed.add();
+    counters_.finished.add();
+    entries_.erase(it);
+  });
 }
 
 void FlowOffload::tick(FlowMap& map, const ServiceSnapshot& snap, bool sweep) {
   adopt(map);
   const ConnTableStats st = conns_.stats();
   const bool secure_tcp = defenseLevel(snap.sysctls(), st.entries, st.capacity).secure_tcp;
+  takeFinished(map, snap, secure_tcp);
   if (sweep) {
     for (auto it = entries_.begin(); it != entries_.end();) {
       Entry& e = it->second;

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
@@ -48,6 +49,9 @@ class FlowMap {
   virtual ~FlowMap() = default;
   virtual absl::Status remove(const io::FlowKey& key) = 0;
   virtual absl::StatusOr<io::FlowState> state(const io::FlowKey& key) = 0;
+  // The conns the program finished itself (forwarded their last ACK or an RST, deleted both
+  // entries) since the last call: f(record) each. No syscall (io::IngressRedirect::consumeDone).
+  virtual size_t consumeDone(absl::FunctionRef<void(const io::FlowDone&)> f) = 0;
 };
 
 // The flow map as the workers use it (io::FlowWriter): adds an entry unless its key is there
@@ -55,9 +59,13 @@ class FlowMap {
 class FlowInstaller {
  public:
   virtual ~FlowInstaller() = default;
+  // `cookie` comes back in the program's records (FlowOffload::cookie); `reply`: the real
+  // server -> client entry.
   virtual int add(const io::FlowKey& key,
                   const io::FlowRewrite& rw,
-                  const io::FlowKey& reverse) noexcept = 0;
+                  const io::FlowKey& reverse,
+                  uint64_t cookie,
+                  bool reply) noexcept = 0;
   virtual int remove(const io::FlowKey& key) noexcept = 0;
 };
 
@@ -78,7 +86,8 @@ struct OffloadOffer {
 // installed conns the housekeeping thread drains.
 class FlowOffloadPort final : public FlowOffloader {
  public:
-  static constexpr size_t kSize = 4096;   // ring: installs between two ticks (100 ms)
+  static constexpr size_t kSize =
+      4096;  // ring: installs between two ticks (20 ms; 100 ms at worst)
   static constexpr size_t kPending = 64;  // offers per batch (one per packet at most)
 
   explicit FlowOffloadPort(const std::atomic<FlowInstaller*>& installer) : installer_(installer) {}
@@ -112,6 +121,7 @@ struct FlowOffloadCounters {
   Counter install_failed;  // the map refused an entry (full, the tuple's old entries still
                            // there, or the fast path gone)
   Counter removed;         // conns given back to the slow path
+  Counter finished;        // of those, conns the program finished itself (no map update)
 };
 
 class FlowOffload {
@@ -159,6 +169,9 @@ class FlowOffload {
   static io::FlowRewrite inRewrite(const OffloadOffer& o);
   static io::FlowRewrite outRewrite(const OffloadOffer& o);
 
+  // What identifies the conn in the program's records: its slab index and generation.
+  static uint64_t cookie(const OffloadOffer& o) { return (uint64_t{o.generation} << 32) | o.index; }
+
  private:
   struct Entry {
     OffloadOffer offer;
@@ -167,8 +180,17 @@ class FlowOffload {
   };
 
   void adopt(FlowMap& map);
+  // Takes the conns the program finished: their last states, no entries left to remove.
+  void takeFinished(FlowMap& map, const ServiceSnapshot& snap, bool secure_tcp);
   // Brings `e` up to date; true when it is over (its entries are then removed).
   bool refresh(FlowMap& map, Entry& e, const ServiceSnapshot& snap, bool secure_tcp);
+  // Feeds the entries' states `in` and `out` into the conn, its stats and timer; true when the
+  // conn is over for the fast path.
+  bool update(Entry& e,
+              const io::FlowState& in,
+              const io::FlowState& out,
+              const ServiceSnapshot& snap,
+              bool secure_tcp);
   // Removes both entries of `e` and folds what they forwarded since the last look; `in` and
   // `out` are the entries' states when the caller has them.
   void removeEntry(FlowMap& map,

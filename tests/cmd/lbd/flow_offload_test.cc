@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cerrno>
 #include <memory>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "gtest/gtest.h"
@@ -31,6 +32,8 @@ class FakeFlowMap : public FlowMap {
     io::FlowRewrite rw;
     io::FlowKey reverse;
     io::FlowState state;
+    uint64_t cookie = 0;
+    bool reply = false;
   };
 
   absl::Status remove(const io::FlowKey& key) override {
@@ -44,20 +47,40 @@ class FakeFlowMap : public FlowMap {
     return it->second.state;
   }
 
+  size_t consumeDone(absl::FunctionRef<void(const io::FlowDone&)> f) override {
+    for (const io::FlowDone& d : done)
+      f(d);
+    const size_t n = done.size();
+    done.clear();
+    return n;
+  }
+
   // The workers' side (FlowInstaller semantics: BPF_NOEXIST).
-  int add(const io::FlowKey& key, const io::FlowRewrite& rw, const io::FlowKey& reverse) {
+  int add(const io::FlowKey& key,
+          const io::FlowRewrite& rw,
+          const io::FlowKey& reverse,
+          uint64_t cookie,
+          bool reply) {
     ++adds;
     if (fail_add == adds)
       return ENOMEM;
     if (flows.contains(key))
       return EEXIST;
-    flows[key] = Value{rw, reverse, {}};
+    flows[key] = Value{rw, reverse, {}, cookie, reply};
     return 0;
+  }
+
+  // What the program does when it forwards a conn's last ACK: a record, both entries gone.
+  void finish(const io::FlowKey& in, const io::FlowKey& out) {
+    done.push_back(io::FlowDone{flows[in].cookie, flows[in].state, flows[out].state});
+    flows.erase(in);
+    flows.erase(out);
   }
 
   int fail_add = 0;  // the n-th add() fails with ENOMEM
   int adds = 0;
   absl::flat_hash_map<io::FlowKey, Value> flows;
+  std::vector<io::FlowDone> done;
 };
 
 class FakeInstaller : public FlowInstaller {
@@ -66,8 +89,10 @@ class FakeInstaller : public FlowInstaller {
 
   int add(const io::FlowKey& key,
           const io::FlowRewrite& rw,
-          const io::FlowKey& reverse) noexcept override {
-    return m_.add(key, rw, reverse);
+          const io::FlowKey& reverse,
+          uint64_t cookie,
+          bool reply) noexcept override {
+    return m_.add(key, rw, reverse, cookie, reply);
   }
 
   int remove(const io::FlowKey& key) noexcept override {
@@ -157,6 +182,18 @@ class FlowOffloadTest : public ::testing::Test {
     return io::FlowKey{L4Proto::kTcp, ip(s), ip(d), sp, dp};
   }
 
+  uint32_t connIndex(uint16_t cport) {
+    ConnTuple t;
+    t.proto = L4Proto::kTcp;
+    t.saddr = ip(kClient);
+    t.sport = cport;
+    t.daddr = ip(kVip);
+    t.dport = 80;
+    ConnGuard g = conns_->findIn(t);
+    EXPECT_TRUE(g);
+    return g ? g.index() : kNoConn;
+  }
+
   Conn connFrom(uint16_t cport) {
     Conn out;
     conns_->forEach([&](const Conn& c) {
@@ -197,6 +234,11 @@ TEST_F(FlowOffloadTest, WorkerInstallsBothDirectionsTickAdopts) {
   EXPECT_EQ(vo.rw.sport, 80);
   EXPECT_EQ(vo.rw.dport, 40000);
   EXPECT_EQ(vo.reverse, in);
+  EXPECT_FALSE(vi.reply);
+  EXPECT_TRUE(vo.reply);
+  EXPECT_EQ(vi.cookie, vo.cookie);
+  EXPECT_EQ(static_cast<uint32_t>(vi.cookie), connIndex(40000));
+  EXPECT_EQ(vi.cookie >> 32, connFrom(40000).generation);
   EXPECT_EQ(offload_->active(), 0u);
   tick();
   EXPECT_EQ(offload_->active(), 1u);
@@ -289,6 +331,32 @@ TEST_F(FlowOffloadTest, FlagsDriveTheConnAndTheTeardownGivesItBack) {
   EXPECT_EQ(destStats(), (StatsValues{0, 3, 2, 140, 60}));
   EXPECT_EQ(dc.active_conns.load(), active - 1);  // left ESTABLISHED at the server's FIN
   EXPECT_EQ(dc.inact_conns.load(), inactive + 1);
+}
+
+TEST_F(FlowOffloadTest, ConnTheProgramFinishedIsTakenFromItsRecord) {
+  offerConn(40000);
+  offerConn(40001);
+  tick();
+  // A whole short conn between two ticks: handshake, data, both FINs, the last ACK.
+  inState(40000) =
+      io::FlowState{.packets = 4, .bytes = 300, .last_ns = now_.ns, .ack = true, .fin = true};
+  outState(40000) = io::FlowState{
+      .packets = 3, .bytes = 900, .last_ns = (now_ + seconds(1)).ns, .ack = true, .fin = true};
+  map_.finish(key(kClient, 40000, kVip, 80), key(kRs, 8080, kClient, 40000));
+  tick();
+  const Conn c = connFrom(40000);
+  EXPECT_EQ(c.state, kTcpTimeWait);
+  EXPECT_EQ(c.expires, now_ + seconds(1) + table_->snapshot()->timeouts().tcp[kTcpTimeWait]);
+  EXPECT_EQ(destStats(), (StatsValues{0, 4, 3, 300, 900}));
+  EXPECT_EQ(offload_->counters().finished.value(), 1u);
+  EXPECT_EQ(offload_->counters().removed.value(), 1u);
+  EXPECT_EQ(offload_->active(), 1u);  // 40001 is still offloaded
+  EXPECT_EQ(map_.flows.size(), 2u);
+  // A record for a conn lbd no longer has (its slab entry reused since) is ignored.
+  map_.done.push_back(io::FlowDone{uint64_t{999} << 32 | connIndex(40001), {}, {}});
+  tick();
+  EXPECT_EQ(offload_->counters().finished.value(), 1u);
+  EXPECT_EQ(offload_->active(), 1u);
 }
 
 TEST_F(FlowOffloadTest, ResetGivesTheConnBackClosed) {
