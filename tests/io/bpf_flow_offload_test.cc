@@ -177,11 +177,9 @@ std::optional<Datagram> recvDatagram(int fd) {
 class FlowOffloadTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) {
-      if (const char* ci = getenv("CI"); ci != nullptr && std::string(ci) == "true")
-        FAIL() << "needs root (CI=true)";
-      GTEST_SKIP() << "needs root";
-    }
+    requireRoot();
+    if (IsSkipped() || HasFatalFailure())
+      return;
     ASSERT_TRUE(net_.setUp()) << net_.error();
     ASSERT_TRUE(net_.addServer()) << net_.error();
     auto r = IngressRedirect::create(net_.tunIfindex());

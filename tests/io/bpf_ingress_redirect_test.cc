@@ -76,11 +76,9 @@ Bytes fragment(Bytes p, uint16_t offset_units, bool more) {
 class IngressRedirectTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) {
-      if (const char* ci = getenv("CI"); ci != nullptr && std::string(ci) == "true")
-        FAIL() << "needs root (CI=true)";
-      GTEST_SKIP() << "needs root";
-    }
+    requireRoot();
+    if (IsSkipped() || HasFatalFailure())
+      return;
     ASSERT_TRUE(net_.setUp()) << net_.error();
     IngressRedirectOptions o;
     o.attach = attachMode();

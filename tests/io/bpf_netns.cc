@@ -20,8 +20,18 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
 
 namespace lb::io {
+
+void requireRoot() {
+  if (geteuid() == 0)
+    return;
+  if (const char* ci = getenv("CI"); ci != nullptr && std::string(ci) == "true")
+    FAIL() << "needs root (CI=true)";
+  GTEST_SKIP() << "needs root";
+}
+
 namespace {
 
 bool readMac(const char* ifname, uint8_t* mac) {

@@ -15,6 +15,10 @@
 
 namespace lb::io {
 
+// For a fixture's SetUp(): skips the test when not root, and fails it under CI=true, where
+// root is a given. SetUp() then returns when IsSkipped() or HasFatalFailure().
+void requireRoot();
+
 class BpfNetns {
  public:
   ~BpfNetns() { tearDown(); }
