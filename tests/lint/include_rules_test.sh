@@ -22,6 +22,8 @@ check core "boost/|grpc|grpcpp/|google/protobuf|spdlog|io/|api/|cmd/|$sys" \
 check io "api/|cmd/|grpc|grpcpp/|google/protobuf" "io/ may depend on core/ and Linux only"
 check api "core/|io/|cmd/" "api/ is the generated proto library: nothing of ours"
 check cmd/lbctl "core/|io/|cmd/lbd/" "lbctl speaks only the API (api/proto, abseil)"
+check cmd/lbd-controller "core/|io/|cmd/lbd/" \
+  "lbd-controller: api/proto, abseil, Beast, JSON, OpenSSL only (STYLE.md §1)"
 if [ "$fail" -eq 0 ]; then
   echo "include rules: ok"
 fi
