@@ -34,7 +34,11 @@ inline constexpr absl::string_view kReasonHeadless = "Headless";  // clusterIP N
 inline constexpr absl::string_view kReasonExternalName = "ExternalName";                // no VS
 inline constexpr absl::string_view kReasonUnsupportedProtocol = "UnsupportedProtocol";  // no VS
 inline constexpr absl::string_view kReasonBadAnnotation = "BadAnnotation";              // no VS
-inline constexpr absl::string_view kReasonBadAddress = "BadAddress";  // no VS (unparsable IP)
+// A clusterIP that is no IP: no VS. An externalIP or ingress IP that is none: that address is
+// left out (blocking = false).
+inline constexpr absl::string_view kReasonBadAddress = "BadAddress";
+// A spec value out of range (clusterIPs vs ipFamilies, affinity timeout): no VS.
+inline constexpr absl::string_view kReasonInvalidSpec = "InvalidSpec";
 // A VS (address, port, protocol) that another Service (first in key order) already claims:
 // this Service gets no VS at all.
 inline constexpr absl::string_view kReasonAddressConflict = "AddressConflict";

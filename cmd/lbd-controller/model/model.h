@@ -126,9 +126,10 @@ absl::StatusOr<Service> parseService(const nlohmann::json& object);
 absl::StatusOr<EndpointSlice> parseEndpointSlice(const nlohmann::json& object);
 absl::StatusOr<Node> parseNode(const nlohmann::json& object);
 
-// The same from JSON text (tests, tools). INVALID_ARGUMENT on a syntax error too.
-absl::StatusOr<Service> parseService(absl::string_view json_text);
-absl::StatusOr<EndpointSlice> parseEndpointSlice(absl::string_view json_text);
-absl::StatusOr<Node> parseNode(absl::string_view json_text);
+// The same from JSON text (tests, tools). INVALID_ARGUMENT on a syntax error too. (Named apart:
+// a string literal converts to both nlohmann::json and absl::string_view.)
+absl::StatusOr<Service> parseServiceText(absl::string_view json_text);
+absl::StatusOr<EndpointSlice> parseEndpointSliceText(absl::string_view json_text);
+absl::StatusOr<Node> parseNodeText(absl::string_view json_text);
 
 }  // namespace lbd::controller::model
