@@ -143,6 +143,8 @@ fi
 #     FINs the program forwarded reach lbd's state machine: the conn ends in TIME_WAIT, as if
 #     lbd had seen them, and the offload gives it back.
 metric() { dp_get l http://127.0.0.1:9479/metrics | awk -v m="$1" '$1 == m { print $2 }'; }
+# The metrics port answers the Helm chart's probes.
+[[ $(dp_get l http://127.0.0.1:9479/healthz) == ok ]] || dp_fail "/healthz did not answer ok"
 if [[ -n $(metric lb_dataplane_offload_installed_total) ]]; then
   head -c 30000000 /dev/urandom >"$DP_TMP/www-S3-8080/big30.bin"
   cp "$DP_TMP/www-S3-8080/big30.bin" "$DP_TMP/www-S3-81/big30.bin"

@@ -70,6 +70,8 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::start(const std::s
     return absl::InternalError(absl::StrCat("metrics socket: ", std::strerror(errno)));
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  // A hot restart's new lbd binds the port while the old one still serves it.
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
   if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 16) != 0) {
     const int e = errno;
     ::close(fd);
@@ -145,6 +147,12 @@ void MetricsServer::serveOne(int conn) {
     const std::string body = render_();
     sendAll(conn, absl::StrCat("HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n",
                                "Content-Length: ", body.size(), "\r\n\r\n", body));
+    return;
+  }
+  // Kubernetes probes (the Helm chart's liveness and readiness): this thread answers only while
+  // lbd runs, and it starts after the data plane and the control service are up.
+  if (absl::StartsWith(req, "GET /healthz ") || absl::StartsWith(req, "GET /readyz ")) {
+    sendAll(conn, "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n");
     return;
   }
   sendAll(conn, "HTTP/1.0 404 Not Found\r\nContent-Length: 10\r\n\r\nnot found\n");
