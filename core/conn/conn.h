@@ -24,6 +24,10 @@ inline constexpr uint32_t kConnFOnePacket = 0x2000;
 inline constexpr uint32_t kConnFFullNat = 0x00800000;  // lbd: src rewritten to laddr:lport
 // lbd: handed to a flow fast path (core/pipeline/offload.h); never offered again.
 inline constexpr uint32_t kConnFOffloaded = 0x01000000;
+// lbd: the conn proved its client's address, as conntrack's IPS_ASSURED: TCP or SCTP reached
+// ESTABLISHED, a UDP reply was seen (or, for a method whose replies bypass lbd, a second client
+// datagram). The pipeline sets it; the table's early drop never takes an assured conn.
+inline constexpr uint32_t kConnFAssured = 0x02000000;
 inline constexpr uint32_t kConnFSync = 0x0020;
 
 // Template states (IP_VS_CTPL_S_*): shown as NONE / ASSURED by -Lnc.

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// The connection table's timer wheel, flush and drop_entry defence: ip_vs_conn.c's
-// ip_vs_conn_expire / expire_later / ip_vs_conn_flush and ip_vs_ctl.c's ip_vs_random_dropentry.
+// The connection table's timer wheel, flush and defences: ip_vs_conn.c's ip_vs_conn_expire /
+// expire_later / ip_vs_conn_flush, ip_vs_ctl.c's ip_vs_random_dropentry, and early drop on a
+// full table (nf_conntrack_core.c early_drop).
 #include <algorithm>
 #include <functional>
 #include <vector>
@@ -9,6 +10,14 @@
 #include "core/conn/conn_table_impl.h"
 
 namespace lb {
+
+namespace {
+
+// Early drop looks at most this many entries of one shard's list before moving on (assured
+// ones it meets at the head leave the list, so the walk is amortised O(1) per conn).
+constexpr size_t kEarlyScan = 64;
+
+}  // namespace
 
 size_t ConnTable::Impl::expireShard(ConnShard& s, MonoTime now, size_t budget) noexcept {
   size_t fired = 0;
@@ -161,6 +170,41 @@ size_t ConnTable::dropEntries(MonoTime now, uint64_t rand, size_t buckets) noexc
     m.finishDeferred(deferred);
   }
   return dropped;
+}
+
+// nf_conntrack_core.c early_drop, on one shard: frees the oldest conn on its list that early
+// drop may take; assured conns met on the way leave the list. True when one was freed.
+bool ConnTable::Impl::earlyDropShard(ConnShard& s) noexcept {
+  uint32_t deferred = kNil;
+  bool dropped = false;
+  s.lock.lock();
+  for (size_t seen = 0; s.early_head != kNil && seen < kEarlyScan; ++seen) {
+    const uint32_t idx = s.early_head;
+    if (earlyDroppable(entries[idx].conn)) {
+      freeLocked(s, idx, &deferred);
+      dropped = true;
+      break;
+    }
+    earlyUnlink(s, idx);
+  }
+  s.lock.unlock();
+  finishDeferred(deferred);
+  if (dropped)
+    early_drops.fetch_add(1, std::memory_order_relaxed);
+  return dropped;
+}
+
+// Unlike conntrack, which looks only near the new tuple's bucket and refuses when it finds
+// nothing there, lbd walks every shard before refusing: a table full of assured conns and
+// templates is the only reason to drop a new conn.
+bool ConnTable::Impl::earlyDrop(size_t home) noexcept {
+  for (size_t k = 0; k < shard_count; ++k) {
+    if (early_count.load(std::memory_order_relaxed) == 0)
+      return false;
+    if (earlyDropShard(shards[(home + k) & shard_mask]))
+      return true;
+  }
+  return false;
 }
 
 }  // namespace lb

@@ -9,6 +9,12 @@
 
 namespace lb {
 
+namespace {
+
+constexpr int kEarlyDropRounds = 4;
+
+}  // namespace
+
 ConnGuard ConnTable::Impl::guardFor(ConnTable* table, size_t shard, uint32_t idx) noexcept {
   foldAssured(idx);
   ConnGuard g;
@@ -147,6 +153,14 @@ ConnGuard ConnTable::get(uint32_t index, uint32_t generation) noexcept {
 ConnGuard ConnTable::create(const ConnParams& p, MonoTime now) noexcept {
   Impl& m = *impl_;
   uint32_t idx = m.popFree();
+  // A full table first makes room by early drop (the oldest unassured conn goes); another
+  // worker may take the freed slot first, so a few rounds are tried before refusing.
+  for (int round = 0; idx == kNil && round < kEarlyDropRounds; ++round) {
+    const uint16_t cport = (p.flags & kConnFNoCport) != 0 ? uint16_t{0} : p.cport;
+    if (!m.earlyDrop(m.shardOf(hashSide(m.seed, p.af, p.proto, p.caddr, cport))))
+      break;
+    idx = m.popFree();
+  }
   if (idx == kNil) {
     m.table_full.fetch_add(1, std::memory_order_relaxed);
     return {};
@@ -191,6 +205,8 @@ ConnGuard ConnTable::create(const ConnParams& p, MonoTime now) noexcept {
     e.bits |= kInLinked;
   }
   m.timerLink(s, idx);
+  if (hashed && Impl::earlyDroppable(c))
+    m.earlyLink(s, idx);
   e.tag.store(c.generation, std::memory_order_release);
   m.count.fetch_add(1, std::memory_order_relaxed);
   if ((c.flags & kConnFTemplate) != 0)
@@ -249,6 +265,8 @@ ConnTableStats ConnTable::stats() const {
   st.templates = impl_->templates.load(std::memory_order_relaxed);
   st.capacity = impl_->capacity;
   st.table_full = impl_->table_full.load(std::memory_order_relaxed);
+  st.early_drops = impl_->early_drops.load(std::memory_order_relaxed);
+  st.early_droppable = impl_->early_count.load(std::memory_order_relaxed);
   return st;
 }
 

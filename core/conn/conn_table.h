@@ -82,6 +82,8 @@ struct ConnTableStats {
   size_t templates = 0;
   size_t capacity = 0;
   uint64_t table_full = 0;
+  uint64_t early_drops = 0;    // unassured conns freed to make room (create on a full table)
+  size_t early_droppable = 0;  // conns on the early-drop lists (assured ones leave lazily)
 };
 
 class ConnTable {
@@ -112,7 +114,13 @@ class ConnTable {
 
   // Worker thread. Hot path. Creates and hashes a conn (ONE_PACKET conns are created unhashed
   // and must be freed with expireNow; their timer still runs as a safety net). The timer is
-  // armed for p.timeout. Empty guard when the table is full (counted in stats().table_full).
+  // armed for p.timeout. When the table is full it first makes room by early drop, as
+  // conntrack's early_drop does: it frees the oldest conn that never became ASSURED
+  // (kConnFAssured: TCP SYN_RECV and other embryonic states, a UDP conn that saw no reply),
+  // looking first in the new conn's home shard (conns there are in creation order), then in
+  // the next shards; templates, assured and ESTABLISHED conns are never taken
+  // (stats().early_drops). Empty guard when the table is full and nothing could be dropped
+  // (counted in stats().table_full).
   // Must not be called while holding another guard. A controlled conn is created like this:
   // under the template's guard do `t->n_control.fetch_add(1)`, note t.index(), release the
   // guard, then create with control = that index; if create fails, undo through nControl().
@@ -133,6 +141,9 @@ class ConnTable {
   // Control thread. Calls fn on a copy of every entry (templates included), shard by shard,
   // without any lock held. May allocate.
   void forEach(const std::function<void(const Conn&)>& fn) const;
+  // Control thread. As forEach, with each entry's slab index (what Conn::control holds), for
+  // exportConns (conn_snapshot.h, where it is defined). May allocate.
+  void forEachIndexed(const std::function<void(uint32_t index, const Conn&)>& fn) const;
   // Control thread. Frees every conn matching pred (called with the shard lock held; it must
   // not call the table), non-templates first, then templates whose n_control dropped to 0
   // (matching templates still controlling conns are left alone). Returns how many were freed.

@@ -43,6 +43,7 @@ inline constexpr Duration kExpireLater = seconds(60);  // ip_vs_conn.c expire_la
 inline constexpr uint8_t kInLinked = 0x1;
 inline constexpr uint8_t kOutLinked = 0x2;
 inline constexpr uint8_t kTimerLinked = 0x4;
+inline constexpr uint8_t kEarlyLinked = 0x8;  // on its home shard's early-drop list
 
 inline void cpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -107,11 +108,15 @@ struct alignas(64) ConnEntry {
   uint8_t bits = 0;
   uint16_t out_shard = 0;
   uint32_t out_bucket = 0;
-  int64_t wheel_sec = 0;  // the wheel second whose slot holds the entry (<= its expiry)
+  uint32_t early_prev = kNil;  // early-drop list (home shard), oldest first
+  int64_t wheel_sec = 0;       // the wheel second whose slot holds the entry (<= its expiry)
+  uint32_t early_next = kNil;
 };
 
 // Layout: in_next and tag take bytes 0..7, Conn starts at 8 (it is 8-aligned), and ConnParams'
-// af/daf/proto/flags/ports/caddr/vaddr end at byte 50 of Conn: byte 58 of the entry.
+// af/daf/proto/flags/ports/caddr/vaddr end at byte 50 of Conn: byte 58 of the entry. The
+// early-drop links fill the padding the 64-byte alignment left: the entry stays 192 bytes.
+static_assert(sizeof(ConnEntry) == 192, "a slab entry is three cache lines");
 
 struct alignas(64) ConnShard {
   SpinLock lock;
@@ -119,6 +124,10 @@ struct alignas(64) ConnShard {
   std::vector<uint32_t> in_heads;
   std::vector<uint32_t> out_heads;
   std::array<uint32_t, kWheelSlots> wheel{};
+  // Conns early drop may take (not ASSURED, not templates), in creation order: the head is the
+  // oldest. Assured conns leave it lazily, when early drop meets them at the head.
+  uint32_t early_head = kNil;
+  uint32_t early_tail = kNil;
 };
 
 }  // namespace conn_internal
@@ -130,6 +139,7 @@ using conn_internal::floorSec;
 using conn_internal::hashSide;
 using conn_internal::kCursorUnset;
 using conn_internal::kDeadTag;
+using conn_internal::kEarlyLinked;
 using conn_internal::kExpireLater;
 using conn_internal::kInLinked;
 using conn_internal::kNil;
@@ -321,6 +331,40 @@ struct ConnTable::Impl {
     e.bits &= static_cast<uint8_t>(~kInLinked);
   }
 
+  // --- early-drop list (home lock held) ---
+  void earlyLink(ConnShard& s, uint32_t idx) noexcept {
+    ConnEntry& e = entries[idx];
+    e.early_next = kNil;
+    e.early_prev = s.early_tail;
+    if (s.early_tail != kNil) {
+      entries[s.early_tail].early_next = idx;
+    } else {
+      s.early_head = idx;
+    }
+    s.early_tail = idx;
+    e.bits |= kEarlyLinked;
+    early_count.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  void earlyUnlink(ConnShard& s, uint32_t idx) noexcept {
+    ConnEntry& e = entries[idx];
+    if ((e.bits & kEarlyLinked) == 0)
+      return;
+    if (e.early_prev != kNil) {
+      entries[e.early_prev].early_next = e.early_next;
+    } else {
+      s.early_head = e.early_next;
+    }
+    if (e.early_next != kNil) {
+      entries[e.early_next].early_prev = e.early_prev;
+    } else {
+      s.early_tail = e.early_prev;
+    }
+    e.early_prev = e.early_next = kNil;
+    e.bits &= static_cast<uint8_t>(~kEarlyLinked);
+    early_count.fetch_sub(1, std::memory_order_relaxed);
+  }
+
   // Unlinks the entry everywhere it is reachable from its home shard, reports it and bumps its
   // generation. Returns true when the slot can go back to the slab now; false when its
   // full-NAT out node must first be unlinked by finishDeferred() (pushed on *deferred).
@@ -329,6 +373,7 @@ struct ConnTable::Impl {
     e.tag.store(kDeadTag, std::memory_order_release);
     inUnlink(s, idx);
     timerUnlink(s, idx);
+    earlyUnlink(s, idx);
     if (events != nullptr)
       events->onConnFreed(e.conn);
     e.conn.generation = (e.conn.generation + 1) & 0x7fffffffu;
@@ -391,6 +436,20 @@ struct ConnTable::Impl {
 
   size_t expireShard(ConnShard& s, MonoTime now, size_t budget) noexcept;
   bool dropCandidate(const Conn& c, MonoTime now) noexcept;
+  bool earlyDropShard(ConnShard& s) noexcept;
+  bool earlyDrop(size_t home) noexcept;
+
+  // Whether early drop may take `c`: never a template, an assured conn or one that reached
+  // ESTABLISHED (checked by state too, whoever set it).
+  static bool earlyDroppable(const Conn& c) noexcept {
+    if ((c.flags & (kConnFTemplate | kConnFAssured)) != 0)
+      return false;
+    // TCP ESTABLISHED is 1 and SCTP ESTABLISHED 8 (ip_vs_proto_tcp.c, ip_vs_proto_sctp.c).
+    if ((c.proto == L4Proto::kTcp && c.state == 1) || (c.proto == L4Proto::kSctp && c.state == 8))
+      return false;
+    return c.n_control.load(std::memory_order_relaxed) == 0;
+  }
+
   bool todropEntry(const Conn& c, MonoTime now) noexcept;
   ConnGuard guardFor(ConnTable* table, size_t shard, uint32_t idx) noexcept;
   template <typename Fn>
@@ -410,6 +469,8 @@ struct ConnTable::Impl {
   std::atomic<size_t> templates{0};
   std::atomic<size_t> no_cport{0};
   std::atomic<uint64_t> table_full{0};
+  std::atomic<size_t> early_count{0};  // entries on the early-drop lists
+  std::atomic<uint64_t> early_drops{0};
   std::atomic<size_t> expire_rotor{0};
   std::array<std::atomic<int8_t>, 9> todrop_counter{};
 };

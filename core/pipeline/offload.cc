@@ -33,8 +33,12 @@ void commitStateChange(ConnGuard& g,
       dc.inact_conns.fetch_add(1, std::memory_order_relaxed);
     }
   }
-  if (sc.assure_control && g->control != kNoConn)
-    conns.assureTemplate(g->control);
+  if (sc.assure_control) {
+    // The conn proved its client (TCP/SCTP ESTABLISHED, a UDP reply): early drop keeps it.
+    g->flags |= kConnFAssured;
+    if (g->control != kNoConn)
+      conns.assureTemplate(g->control);
+  }
   g->old_state = g->state;
   g.setTimeout(g->timeout, when);
 }

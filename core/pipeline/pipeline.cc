@@ -218,6 +218,10 @@ void Pipeline::inbound(Packet& p, ConnGuard& cp) noexcept {
     runtime_->workerStats(worker_).addIn(cp->svc, cp->dest, p.bytes);
   applyState(p, cp, ConnDir::kInput);
   cp->in_pkts++;
+  // Replies to a UDP conn of a method that bypasses lbd on the way back (DR, tunnel) are never
+  // seen: a second datagram from the client is the best proof of its address there is.
+  if (cp->proto == L4Proto::kUdp && (cp->flags & kConnFNoOutput) != 0 && cp->in_pkts >= 2)
+    cp->flags |= kConnFAssured;
   maybeOffload(cp);
   Conn conn = *cp;
   if ((conn.flags & kConnFOnePacket) != 0) {

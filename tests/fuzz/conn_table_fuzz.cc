@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Fuzzes ConnTable with op sequences decoded from the input bytes and checks every result
 // against a std::map model: create / findIn / findOut / findTemplate / setTimeout /
-// expireNow / advance clock + expire / stale get. Aborts on the first disagreement.
+// expireNow / advance clock + expire / stale get. Aborts on the first disagreement. Conns with
+// an even id are assured; a create on a full table must early-drop an unassured conn (odd id,
+// not a template) when there is one, and fail otherwise.
 #include "core/conn/conn_table.h"
 
 #include <cstdint>
@@ -27,9 +29,13 @@ struct ModelConn {
 
 class Events : public ConnEvents {
  public:
-  void onConnFreed(const Conn&) noexcept override { ++freed; }
+  void onConnFreed(const Conn& c) noexcept override {
+    ++freed;
+    last_caddr = c.caddr;
+  }
 
   size_t freed = 0;
+  IpAddr last_caddr;
 };
 
 [[noreturn]] void fail(const char* what, unsigned id) {
@@ -69,19 +75,21 @@ ConnParams paramsFor(uint16_t id, Kind k, Duration timeout) {
   p.daddr = kRs;
   p.dport = 8080;
   p.timeout = timeout;
+  if (id % 2 == 0)
+    p.flags |= kConnFAssured;
   switch (k) {
     case Kind::kNat:
       break;
     case Kind::kDr:
-      p.flags = static_cast<uint32_t>(FwdMethod::kDirectRoute);
+      p.flags |= static_cast<uint32_t>(FwdMethod::kDirectRoute);
       break;
     case Kind::kFullNat:
-      p.flags = kConnFFullNat;
+      p.flags |= kConnFFullNat;
       p.laddr = kLocal;
       p.lport = static_cast<uint16_t>(5000 + id);
       break;
     case Kind::kNoCport:
-      p.flags = kConnFNoCport;
+      p.flags |= kConnFNoCport;
       p.cport = 0;
       break;
     case Kind::kTemplate:
@@ -155,10 +163,29 @@ class Runner {
         Duration timeout = millis(250) * (1 + arg / 5 % 16);
         ConnGuard g = table_.create(paramsFor(id, k, timeout), now_);
         if (model_.size() == kCapacity) {
-          FUZZ_CHECK(!g, "create beyond capacity", id);
-          return;
+          bool droppable = false;
+          for (const auto& [mid, m] : model_)
+            droppable = droppable || (mid % 2 == 1 && m.kind != Kind::kTemplate);
+          if (!droppable) {
+            FUZZ_CHECK(!g, "create beyond capacity", id);
+            return;
+          }
+          FUZZ_CHECK(static_cast<bool>(g), "early drop refused", id);
+          uint16_t victim = kIds;
+          for (uint16_t v = 0; v < kIds; ++v) {
+            if (clientOf(v) == events_.last_caddr)
+              victim = v;
+          }
+          auto vit = model_.find(victim);
+          FUZZ_CHECK(vit != model_.end(), "early drop freed an unknown conn", id);
+          FUZZ_CHECK(victim % 2 == 1 && vit->second.kind != Kind::kTemplate,
+                     "early drop freed an assured conn or a template", id);
+          stale_.push_back(vit->second);
+          model_.erase(vit);
+          ++freed_;
+        } else {
+          FUZZ_CHECK(static_cast<bool>(g), "create failed below capacity", id);
         }
-        FUZZ_CHECK(static_cast<bool>(g), "create failed below capacity", id);
         model_[id] = ModelConn{k, now_ + timeout, g.index(), g->generation};
         return;
       }

@@ -6,6 +6,7 @@
 
 #include "core/pipeline/pipeline.h"
 #include "core/proto/proto.h"
+#include "io/bpf/redirect_abi.h"
 
 namespace lb::lbd {
 
@@ -13,6 +14,14 @@ bool FlowOffloadPort::offer(const Conn& conn, uint32_t index) noexcept {
   if (npending_ == kPending || ring_.room() <= npending_) {
     full_.add();
     return false;
+  }
+  if (in_map_ != nullptr) {
+    const int64_t n = in_map_->load(std::memory_order_relaxed);
+    const bool handshaken = (conn.flags & kConnFAssured) != 0 || conn.proto != L4Proto::kTcp;
+    if (n >= map_conns_ - margin(map_conns_) || (!handshaken && n >= synLimit(map_conns_))) {
+      held_.add();
+      return false;
+    }
   }
   OffloadOffer& o = pending_[npending_++];
   o.index = index;
@@ -54,21 +63,31 @@ void FlowOffloadPort::flush() noexcept {
         if (o.err != 0)
           (void)inst->remove(in);
       }
+      if (o.err == 0 && in_map_ != nullptr)
+        in_map_->fetch_add(1, std::memory_order_relaxed);
     });
   }
   npending_ = 0;
 }
 
-FlowOffload::FlowOffload(size_t workers,
-                         ConnTable& conns,
-                         ServiceRuntime& runtime,
-                         size_t stats_block)
-    : conns_(conns), runtime_(runtime), stats_block_(stats_block) {
+FlowOffload::FlowOffload(
+    size_t workers, ConnTable& conns, ServiceRuntime& runtime, size_t stats_block, size_t map_conns)
+    : conns_(conns),
+      runtime_(runtime),
+      stats_block_(stats_block),
+      map_conns_(map_conns != 0 ? map_conns : LB_BPF_MAX_FLOWS / 2) {
   for (size_t i = 0; i < workers; ++i)
-    ports_.push_back(std::make_unique<FlowOffloadPort>(installer_));
+    ports_.push_back(std::make_unique<FlowOffloadPort>(installer_, &in_map_, map_conns_));
 }
 
 FlowOffload::~FlowOffload() = default;
+
+uint64_t FlowOffload::held() const {
+  uint64_t n = 0;
+  for (const auto& p : ports_)
+    n += p->held();
+  return n;
+}
 
 uint64_t FlowOffload::ringFull() const {
   uint64_t n = 0;
@@ -119,10 +138,11 @@ void FlowOffload::adopt(FlowMap& map) {
           removeEntry(map, old);
         } else {
           counters_.removed.add();
+          in_map_.fetch_sub(1, std::memory_order_relaxed);
         }
         entries_.erase(it);
       }
-      entries_[o.index] = Entry{o, {}, {}, kYoungTicks};
+      entries_[o.index] = Entry{o, {}, {}, kYoungTicks, false};
       young_.push_back(o.index);
       counters_.installed.add();
     });
@@ -161,6 +181,7 @@ void FlowOffload::removeEntry(FlowMap& map,
   (void)map.remove(ik);
   (void)map.remove(ok);
   counters_.removed.add();
+  in_map_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 namespace {
@@ -189,7 +210,20 @@ bool FlowOffload::update(Entry& e,
       // forwarded.
       applyFastPathFlags(g, fi, fo, snap.timeouts(), secure_tcp, &runtime_, conns_, MonoTime{last});
     }
+    // A reply the fast path forwarded assures a UDP conn, as one through lbd would.
+    if (g->proto == L4Proto::kUdp && out.packets != 0)
+      g->flags |= kConnFAssured;
     over = over || (g->proto == L4Proto::kTcp && !keptState(g->state));
+    // A handshake not done a second after its SYN is a spoofed source or a lost ACK: while the
+    // map is past half full, the slow path takes it back (and may offload it again once its
+    // ACK comes).
+    if (!over && g->proto == L4Proto::kTcp && g->state == kTcpSynRecv && e.young <= 0 &&
+        in_map_.load(std::memory_order_relaxed) >=
+            FlowOffloadPort::synLimit(static_cast<int64_t>(map_conns_))) {
+      e.retry = true;
+      counters_.unhandshaken.add();
+      over = true;
+    }
   } else {
     over = true;
   }
@@ -206,6 +240,11 @@ bool FlowOffload::refresh(FlowMap& map, Entry& e, const ServiceSnapshot& snap, b
   }
   if (update(e, *si, *so, snap, secure_tcp)) {
     removeEntry(map, e, &*si, &*so);
+    // Only once its entries are gone may a worker offer the conn again.
+    if (e.retry) {
+      if (ConnGuard g = conns_.get(e.offer.index, e.offer.generation))
+        g->flags &= ~kConnFOffloaded;
+    }
     return true;
   }
   fold(e, *si, *so);
@@ -222,6 +261,7 @@ void FlowOffload::takeFinished(FlowMap& map, const ServiceSnapshot& snap, bool s
     fold(e, d.in, d.out);
     counters_.removed.add();
     counters_.finished.add();
+    in_map_.fetch_sub(1, std::memory_order_relaxed);
     entries_.erase(it);
   });
 }
@@ -285,6 +325,7 @@ void FlowOffload::forget() {
   entries_.clear();
   young_.clear();
   active_.store(0, std::memory_order_relaxed);
+  in_map_.store(0, std::memory_order_relaxed);
 }
 
 }  // namespace lb::lbd

@@ -17,8 +17,17 @@
 //         retransmission) take the slow path, where the conn is in TIME_WAIT or CLOSE.
 // The housekeeping methods run under one lock of the caller's (lbd's kernel_mu_): a commit may
 // call dropUnavailable() from the control thread.
+//
+// A SYN flood must not fill the map (conns offloaded from the SYN that never complete their
+// handshake stay until they expire or the conn table drops them): a worker offloads a conn that
+// is not yet assured (TCP SYN_RECV) only while fewer than half the map's conns are in it, and
+// any conn only while the map has room; a refused conn is offered again with its next packet
+// (the handshake's ACK, through lbd: it is then ESTABLISHED). While the map is past that half,
+// each sweep gives conns still in SYN_RECV a second after their install back to the slow path.
+// A real client's conn is therefore offloaded from its SYN, or at worst from its ACK.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -90,10 +99,16 @@ class FlowOffloadPort final : public FlowOffloader {
       4096;  // ring: installs between two ticks (20 ms; 100 ms at worst)
   static constexpr size_t kPending = 64;  // offers per batch (one per packet at most)
 
-  explicit FlowOffloadPort(const std::atomic<FlowInstaller*>& installer) : installer_(installer) {}
+  // `in_map` counts the conns whose entries are in the map (workers add, the housekeeping
+  // thread subtracts); null: no limits. `map_conns`: the conns the map holds.
+  explicit FlowOffloadPort(const std::atomic<FlowInstaller*>& installer,
+                           std::atomic<int64_t>* in_map = nullptr,
+                           size_t map_conns = 0)
+      : installer_(installer), in_map_(in_map), map_conns_(static_cast<int64_t>(map_conns)) {}
 
   // Worker thread, shard lock held. Hot path. Queues the conn for flush(); false when the batch
-  // or the ring is full (the conn is offered again with its next packet).
+  // or the ring is full, or the map has no room for it (see above; counted in held()): the conn
+  // is offered again with its next packet.
   bool offer(const Conn& conn, uint32_t index) noexcept override;
   // Worker thread, no lock held, after the pipeline processed a batch and before it is sent:
   // installs each queued conn's two entries and hands the conn to the housekeeping thread.
@@ -107,12 +122,23 @@ class FlowOffloadPort final : public FlowOffloader {
 
   uint64_t full() const { return full_.value(); }
 
+  uint64_t held() const { return held_.value(); }
+
+  // Below this many conns in the map a conn is offloaded from its SYN.
+  static int64_t synLimit(int64_t map_conns) { return map_conns / 2; }
+
+  // Conns the map keeps free for what the workers have queued but not installed yet.
+  static int64_t margin(int64_t map_conns) { return std::min<int64_t>(1024, map_conns / 16); }
+
  private:
   const std::atomic<FlowInstaller*>& installer_;
+  std::atomic<int64_t>* in_map_;
+  const int64_t map_conns_;
   OffloadOffer pending_[kPending];
   size_t npending_ = 0;
   SpscRing<OffloadOffer, kSize> ring_;
   Counter full_;  // offers refused for a full batch or ring (worker-owned)
+  Counter held_;  // offers refused for want of room in the map (worker-owned)
 };
 
 // Counts exposed as lb_dataplane_offload_* metrics. Housekeeping-owned.
@@ -122,6 +148,7 @@ struct FlowOffloadCounters {
                            // there, or the fast path gone)
   Counter removed;         // conns given back to the slow path
   Counter finished;        // of those, conns the program finished itself (no map update)
+  Counter unhandshaken;    // of those, conns given back still in SYN_RECV (map past half)
 };
 
 class FlowOffload {
@@ -130,7 +157,12 @@ class FlowOffload {
   // writes. It is allocated (ServiceRuntime::setWorkers) when the first packets are folded, not
   // before: a balancer that never offloads does not pay for it (a block is 40 bytes per service
   // and dest limit).
-  FlowOffload(size_t workers, ConnTable& conns, ServiceRuntime& runtime, size_t stats_block);
+  // `map_conns`: the conns the flow map holds (two entries each; 0: LB_BPF_MAX_FLOWS / 2).
+  FlowOffload(size_t workers,
+              ConnTable& conns,
+              ServiceRuntime& runtime,
+              size_t stats_block,
+              size_t map_conns = 0);
   ~FlowOffload();
   FlowOffload(const FlowOffload&) = delete;
   FlowOffload& operator=(const FlowOffload&) = delete;
@@ -161,6 +193,11 @@ class FlowOffload {
   const FlowOffloadCounters& counters() const { return counters_; }
 
   uint64_t ringFull() const;
+  // Offers the workers refused for want of room in the map (SYN_RECV conns past the half).
+  uint64_t held() const;
+
+  // Conns in the map, or being installed now. Any thread.
+  int64_t inMap() const { return in_map_.load(std::memory_order_relaxed); }
 
   // The two map entries of a conn: what arrives from the client (to the VIP) and what
   // arrives from the real server (to the client, or to the local address for full NAT).
@@ -177,6 +214,7 @@ class FlowOffload {
     OffloadOffer offer;
     io::FlowState in, out;  // as of the last look (what is already in the stats and the conn)
     int young = kYoungTicks;
+    bool retry = false;  // given back in SYN_RECV: may be offered again
   };
 
   void adopt(FlowMap& map);
@@ -209,6 +247,8 @@ class FlowOffload {
   absl::flat_hash_map<uint32_t, Entry> entries_;  // by conn slab index
   std::vector<uint32_t> young_;                   // slab indexes of the young entries
   std::atomic<size_t> active_{0};
+  std::atomic<int64_t> in_map_{0};  // installed by a worker and not yet removed
+  size_t map_conns_;
   FlowOffloadCounters counters_;
 };
 

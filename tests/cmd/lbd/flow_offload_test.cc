@@ -497,5 +497,87 @@ TEST_F(FlowOffloadTest, ForgetStopsTheWorkersAndDropsEverythingWithoutTheMap) {
   EXPECT_EQ(offload_->active(), 0u);
 }
 
+// A SYN flood must not fill the map: past half of it only handshaken conns go in, and
+// conns still in SYN_RECV a second after their install are given back.
+TEST_F(FlowOffloadTest, FloodOfSynsLeavesTheMapRoomForHandshakenConns) {
+  offload_ = std::make_unique<FlowOffload>(1, *conns_, table_->runtime(), 1, /*map_conns=*/8);
+  offload_->setInstaller(std::make_unique<FakeInstaller>(map_));
+  auto offer = [&](uint16_t cport, bool handshaken) {
+    ConnParams p;
+    p.caddr = ip(kClient);
+    p.cport = cport;
+    p.vaddr = ip(kVip);
+    p.vport = 80;
+    p.daddr = ip(kRs);
+    p.dport = 8080;
+    p.svc = svc_;
+    p.dest = dest_;
+    p.timeout = seconds(60);
+    ConnGuard g = conns_->create(p, now_);
+    EXPECT_TRUE(g);
+    g->state = handshaken ? kTcpEstablished : kTcpSynRecv;
+    if (handshaken)
+      g->flags |= kConnFAssured;
+    const bool taken = offload_->port(0).offer(*g, g.index());
+    if (taken)
+      g->flags |= kConnFOffloaded;  // as the pipeline does
+    g.release();
+    offload_->port(0).flush();
+    return taken;
+  };
+  for (uint16_t p = 1; p <= 4; ++p)
+    EXPECT_TRUE(offer(p, false)) << p;  // the flood's SYNs, up to half the map
+  EXPECT_FALSE(offer(5, false));        // a real client's SYN: not now
+  EXPECT_EQ(offload_->held(), 1u);
+  EXPECT_EQ(offload_->inMap(), 4);
+  {
+    // Its ACK comes through lbd: ESTABLISHED, and offloaded then.
+    ConnTuple t{Af::kInet, L4Proto::kTcp, ip(kClient), ip(kVip), 5, 80};
+    ConnGuard g = conns_->findIn(t);
+    ASSERT_TRUE(g);
+    g->state = kTcpEstablished;
+    g->flags |= kConnFAssured;
+    EXPECT_TRUE(offload_->port(0).offer(*g, g.index()));
+    g.release();
+    offload_->port(0).flush();
+  }
+  for (uint16_t p = 6; p <= 8; ++p)
+    EXPECT_TRUE(offer(p, true)) << p;
+  EXPECT_FALSE(offer(9, true));  // the map is full
+  EXPECT_EQ(offload_->inMap(), 8);
+  EXPECT_EQ(map_.flows.size(), 16u);
+  tick();
+  EXPECT_EQ(offload_->active(), 8u);
+
+  // A second on, the sweep gives the four half-open conns back to the slow path.
+  for (int i = 0; i < FlowOffload::kYoungTicks; ++i)
+    tick();
+  tick(/*sweep=*/true);
+  EXPECT_EQ(offload_->counters().unhandshaken.value(), 4u);
+  EXPECT_EQ(offload_->inMap(), 4);
+  EXPECT_EQ(map_.flows.size(), 8u);
+  for (uint16_t p = 1; p <= 4; ++p) {
+    EXPECT_FALSE(map_.flows.contains(key(kClient, p, kVip, 80))) << p;
+    EXPECT_EQ(connFrom(p).flags & kConnFOffloaded, 0u) << "may be offered again";
+    EXPECT_EQ(connFrom(p).state, kTcpSynRecv);
+  }
+  for (uint16_t p = 5; p <= 8; ++p)
+    EXPECT_TRUE(map_.flows.contains(key(kClient, p, kVip, 80))) << p;
+  EXPECT_FALSE(offer(10, false));  // still at half: SYNs wait for their ACK
+  EXPECT_TRUE(offer(11, true));
+}
+
+// A UDP reply the fast path forwarded assures the conn (early drop keeps it).
+TEST_F(FlowOffloadTest, ForwardedUdpReplyAssuresTheConn) {
+  offerConn(5353, false, L4Proto::kUdp);
+  tick();
+  EXPECT_EQ(connFrom(5353).flags & kConnFAssured, 0u);
+  io::FlowKey out{L4Proto::kUdp, ip(kRs), ip(kClient), 8080, 5353};
+  ASSERT_TRUE(map_.flows.contains(out));
+  map_.flows[out].state = io::FlowState{.packets = 1, .bytes = 60, .last_ns = now_.ns};
+  tick();
+  EXPECT_NE(connFrom(5353).flags & kConnFAssured, 0u);
+}
+
 }  // namespace
 }  // namespace lb::lbd

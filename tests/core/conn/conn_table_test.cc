@@ -242,25 +242,158 @@ TEST(ConnTableTest, OnePacketConnsAreNotHashed) {
   EXPECT_EQ(t.stats().entries, 0u);
 }
 
+// A table full of assured conns refuses a new one (early drop finds nothing to take).
 TEST(ConnTableTest, FullTableReturnsEmptyGuardAndCounts) {
   FakeClock clock;
   CountingEvents ev;
   ConnTable t(opts(4, 2), &ev);
   for (uint16_t i = 0; i < 4; ++i)
-    ASSERT_TRUE(t.create(natParams(i + 1), clock.now()));
+    ASSERT_TRUE(t.create(natParams(i + 1, kConnFAssured), clock.now()));
   EXPECT_FALSE(t.create(natParams(100), clock.now()));
   EXPECT_FALSE(t.create(natParams(101), clock.now()));
   ConnTableStats st = t.stats();
   EXPECT_EQ(st.entries, 4u);
   EXPECT_EQ(st.capacity, 4u);
   EXPECT_EQ(st.table_full, 2u);
+  EXPECT_EQ(st.early_drops, 0u);
   {
     ConnGuard g = t.findIn(inTuple(2));
     t.expireNow(g);
   }
   EXPECT_EQ(ev.freed.load(), 1);
-  EXPECT_TRUE(t.create(natParams(100), clock.now()));
+  EXPECT_TRUE(t.create(natParams(100, kConnFAssured), clock.now()));
   EXPECT_FALSE(t.create(natParams(101), clock.now()));
+}
+
+// A half-open TCP conn: created, then moved to SYN_RECV as the pipeline would.
+void createHalfOpen(ConnTable& t, uint16_t cport, MonoTime now) {
+  ConnGuard g = t.create(natParams(cport), now);
+  ASSERT_TRUE(g) << cport;
+  g->state = 3;  // SYN_RECV
+  g.setTimeout(seconds(60), now);
+}
+
+// nf_conntrack early_drop: a full table admits a new conn by freeing the oldest unassured one.
+TEST(ConnTableTest, FullTableEarlyDropsTheOldestHalfOpenConn) {
+  FakeClock clock;
+  CountingEvents ev;
+  ConnTable t(opts(8, 1), &ev);
+  for (uint16_t i = 1; i <= 8; ++i) {
+    createHalfOpen(t, i, clock.now());
+    clock.advance(std::chrono::milliseconds(10));
+  }
+  for (uint16_t i = 9; i <= 20; ++i) {
+    createHalfOpen(t, i, clock.now());
+    ASSERT_EQ(ev.last_cport.load(), i - 8) << "the oldest goes first";
+    for (uint16_t k = 1; k <= i; ++k)
+      EXPECT_EQ(static_cast<bool>(t.findIn(inTuple(k))), k > i - 8) << k;
+  }
+  ConnTableStats st = t.stats();
+  EXPECT_EQ(st.entries, 8u);
+  EXPECT_EQ(st.early_drops, 12u);
+  EXPECT_EQ(st.table_full, 0u);
+  EXPECT_EQ(ev.freed.load(), 12);
+}
+
+// Early drop never takes a template, an assured conn or an ESTABLISHED one, wherever they sit
+// in creation order; once only those are left, a new conn is refused.
+TEST(ConnTableTest, EarlyDropNeverTakesEstablishedAssuredOrTemplates) {
+  FakeClock clock;
+  CountingEvents ev;
+  ConnTable t(opts(6, 2), &ev);
+  ev.table = &t;
+  ConnParams tp = natParams(0, kConnFTemplate);
+  tp.caddr = v4(0xc6120009);
+  ASSERT_TRUE(t.create(tp, clock.now()));  // an unassured template: the oldest entry
+  tp.caddr = v4(0xc612000a);
+  {
+    ConnGuard g = t.create(tp, clock.now());
+    ASSERT_TRUE(g);
+    g->n_control.fetch_add(1);  // a template controlling a conn
+  }
+  {
+    ConnGuard g = t.create(natParams(1), clock.now());
+    g->state = 1;  // ESTABLISHED, whoever forgot the flag
+  }
+  ASSERT_TRUE(t.create(natParams(2, kConnFAssured), clock.now()));
+  {
+    ConnParams u = natParams(3, kConnFAssured);
+    u.proto = L4Proto::kUdp;  // a UDP conn that saw a reply
+    ASSERT_TRUE(t.create(u, clock.now()));
+  }
+  createHalfOpen(t, 4, clock.now());
+  ASSERT_EQ(t.stats().entries, 6u);
+
+  createHalfOpen(t, 5, clock.now());  // takes conn 4, the only unassured one
+  EXPECT_FALSE(t.findIn(inTuple(4)));
+  EXPECT_TRUE(t.findIn(inTuple(5)));
+  createHalfOpen(t, 6, clock.now());  // takes conn 5
+  EXPECT_FALSE(t.findIn(inTuple(5)));
+  {
+    // Conn 6 becomes assured: nothing is left to take.
+    ConnGuard g = t.findIn(inTuple(6));
+    g->state = 1;
+    g->flags |= kConnFAssured;
+  }
+  EXPECT_FALSE(t.create(natParams(7), clock.now()));
+  ConnTableStats st = t.stats();
+  EXPECT_EQ(st.early_drops, 2u);
+  EXPECT_EQ(st.table_full, 1u);
+  EXPECT_EQ(st.templates, 2u);
+  for (uint16_t k : {1, 2, 6})
+    EXPECT_TRUE(t.findIn(inTuple(k))) << k;
+  EXPECT_TRUE(t.findIn(ConnTuple{Af::kInet, L4Proto::kUdp, kClient, kVip, 3, 80}));
+}
+
+// An unassured UDP conn (no reply seen) is taken like a half-open TCP one; assured conns at
+// the head of the list are skipped (and leave it).
+TEST(ConnTableTest, EarlyDropTakesUnassuredUdpAndSkipsAssuredOnes) {
+  FakeClock clock;
+  CountingEvents ev;
+  ConnTable t(opts(4, 1), &ev);
+  {
+    ConnGuard g = t.create(natParams(1), clock.now());
+    g->state = 1;
+    g->flags |= kConnFAssured;  // assured after creation: still on the list, skipped lazily
+  }
+  ConnParams u = natParams(2);
+  u.proto = L4Proto::kUdp;
+  ASSERT_TRUE(t.create(u, clock.now()));
+  ASSERT_TRUE(t.create(natParams(3, kConnFAssured), clock.now()));
+  createHalfOpen(t, 4, clock.now());
+  EXPECT_EQ(t.stats().early_droppable, 3u);  // 1 (not yet met), 2 and 4
+  createHalfOpen(t, 5, clock.now());
+  EXPECT_EQ(ev.last_cport.load(), 2);
+  EXPECT_TRUE(t.findIn(inTuple(1)));
+  EXPECT_FALSE(t.findIn(ConnTuple{Af::kInet, L4Proto::kUdp, kClient, kVip, 2, 80}));
+  EXPECT_EQ(t.stats().early_droppable, 2u);  // 4 and 5: conn 1 left the list
+  createHalfOpen(t, 6, clock.now());
+  EXPECT_EQ(ev.last_cport.load(), 4);
+}
+
+// A flood larger than the table, over many shards: every new conn is admitted, and the
+// established conns made before it are all still there.
+TEST(ConnTableTest, FloodOverManyShardsKeepsEstablishedConns) {
+  FakeClock clock;
+  CountingEvents ev;
+  ConnTable t(opts(256, 16), &ev);
+  for (uint16_t i = 1; i <= 64; ++i)
+    ASSERT_TRUE(t.create(natParams(i, kConnFAssured), clock.now()));
+  const uint64_t before = lb::testing::threadAllocations();
+  for (uint32_t i = 0; i < 5000; ++i) {
+    ConnParams p = natParams(static_cast<uint16_t>(1000 + i % 50000));
+    p.caddr = v4(0xc6130000u + i);  // 198.19.x.y, spoofed
+    ConnGuard g = t.create(p, clock.now());
+    ASSERT_TRUE(g) << i;
+    g->state = 3;
+  }
+  EXPECT_EQ(lb::testing::threadAllocations(), before);
+  ConnTableStats st = t.stats();
+  EXPECT_EQ(st.entries, 256u);
+  EXPECT_EQ(st.early_drops, 5000u - 192u);
+  EXPECT_EQ(st.table_full, 0u);
+  for (uint16_t i = 1; i <= 64; ++i)
+    EXPECT_TRUE(t.findIn(inTuple(i))) << i;
 }
 
 TEST(ConnTableTest, ExpiresAtExactSecondBoundaries) {

@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: Apache-2.0
+// A full conn table under a SYN flood (nf_conntrack early_drop): a new client's SYN is admitted
+// by freeing the oldest half-open conn; established conns, persistence templates and UDP conns
+// that saw a reply are never freed for it.
+#include <cstdint>
+#include <string>
+
+#include "core/pipeline/pipeline.h"
+#include "tests/core/pipeline/pipeline_fixture.h"
+
+namespace lb::testing {
+namespace {
+
+constexpr const char* kVip = "198.18.100.1";
+constexpr const char* kRs1 = "198.18.1.10";
+constexpr const char* kRs2 = "198.18.1.11";
+constexpr const char* kClient = "198.18.0.1";
+
+class EarlyDropTest : public PipelineFixture {
+ protected:
+  EarlyDropTest() : PipelineFixture(32) {}
+
+  void SetUp() override {
+    addService(tcpKey(kVip, 80));
+    addDest(tcpKey(kVip, 80), dest(kRs1, 8080, FwdMethod::kMasq));
+    addService(tcpKey(kVip, 443), "rr", kSvcPersistent, 300);
+    addDest(tcpKey(kVip, 443), dest(kRs2, 8443, FwdMethod::kMasq));
+    addService(udpKey(kVip, 53));
+    addDest(udpKey(kVip, 53), dest(kRs1, 53, FwdMethod::kMasq));
+    d_ = destId(tcpKey(kVip, 80), kRs1, 8080);
+  }
+
+  // A spoofed source from 198.19.0.0/16, n = 0..65535.
+  static std::string spoofed(uint32_t n) {
+    return "198.19." + std::to_string((n >> 8) & 0xff) + "." + std::to_string(n & 0xff);
+  }
+
+  Result syn(const std::string& src, uint16_t sport, uint16_t vport = 80) {
+    return send(PacketBuilder::tcp(src.c_str(), sport, kVip, vport, kTcpSyn).build());
+  }
+
+  // The whole handshake of a real client through lbd: SYN, the server's SYN-ACK, the ACK.
+  void connect(const std::string& src, uint16_t sport, uint16_t vport = 80) {
+    ASSERT_EQ(syn(src, sport, vport).verdict, Verdict::kForward);
+    const char* rs = vport == 80 ? kRs1 : kRs2;
+    uint16_t rport = vport == 80 ? 8080 : 8443;
+    ASSERT_EQ(
+        send(PacketBuilder::tcp(rs, rport, src.c_str(), sport, kTcpSyn | kTcpAck).build()).verdict,
+        Verdict::kForward);
+    ASSERT_EQ(send(PacketBuilder::tcp(src.c_str(), sport, kVip, vport, kTcpAck).build()).verdict,
+              Verdict::kForward);
+    ASSERT_EQ(stateOf(src.c_str(), sport), "ESTABLISHED");
+  }
+
+  Result data(const std::string& src, uint16_t sport, uint16_t vport = 80) {
+    return send(PacketBuilder::tcp(src.c_str(), sport, kVip, vport, kTcpAck | kTcpPsh)
+                    .payload("GET /")
+                    .build());
+  }
+
+  DestId d_ = kNoDest;
+};
+
+TEST_F(EarlyDropTest, FullTableAdmitsANewSynByFreeingTheOldestHalfOpen) {
+  for (uint32_t n = 0; n < 32; ++n) {
+    ASSERT_EQ(syn(spoofed(n), 1000).verdict, Verdict::kForward);
+    clock_.advance(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(conns_->stats().entries, 32u);
+  // A real client's SYN: admitted, and the oldest spoofed conn made room for it.
+  ASSERT_EQ(syn(kClient, 40000).verdict, Verdict::kForward);
+  EXPECT_EQ(stateOf(kClient, 40000), "SYN_RECV");
+  EXPECT_EQ(stateOf(spoofed(0).c_str(), 1000), "<none>");
+  EXPECT_EQ(stateOf(spoofed(1).c_str(), 1000), "SYN_RECV");
+  EXPECT_EQ(conns_->stats().early_drops, 1u);
+  EXPECT_EQ(drops(DropReason::kConnTableFull), 0u);
+  // The freed conn was unbound from its dest: 32 conns, all counted once.
+  EXPECT_EQ(active(d_) + inactive(d_), 32);
+  // Its handshake completes while the flood goes on.
+  ASSERT_EQ(send(PacketBuilder::tcp(kClient, 40000, kVip, 80, kTcpAck).build()).verdict,
+            Verdict::kForward);
+  EXPECT_EQ(stateOf(kClient, 40000), "ESTABLISHED");
+}
+
+TEST_F(EarlyDropTest, FloodNeverFreesEstablishedConnsOrTemplates) {
+  // 4 persistent clients (a template and a conn each), 4 plain established conns, and a UDP
+  // conn that saw a reply: 13 entries that early drop must leave alone.
+  for (uint16_t i = 0; i < 4; ++i)
+    connect("198.18.0." + std::to_string(10 + i), 2000, 443);
+  for (uint16_t i = 0; i < 4; ++i)
+    connect(kClient, static_cast<uint16_t>(3000 + i));
+  ASSERT_EQ(send(PacketBuilder::udp(kClient, 5353, kVip, 53).payload("q").build()).verdict,
+            Verdict::kForward);
+  ASSERT_EQ(send(PacketBuilder::udp(kRs1, 53, kClient, 5353).payload("a").build()).verdict,
+            Verdict::kForward);
+  ASSERT_EQ(conns_->stats().entries, 13u);
+  ASSERT_EQ(conns_->stats().templates, 4u);
+
+  // 2,000 spoofed SYNs through a 32-entry table (and a few unanswered UDP datagrams).
+  for (uint32_t n = 0; n < 2000; ++n) {
+    ASSERT_EQ(syn(spoofed(n), static_cast<uint16_t>(1024 + n % 7)).verdict, Verdict::kForward) << n;
+    if (n % 100 == 0) {
+      ASSERT_EQ(
+          send(PacketBuilder::udp(spoofed(n).c_str(), 999, kVip, 53).payload("q").build()).verdict,
+          Verdict::kForward);
+    }
+  }
+  EXPECT_EQ(drops(DropReason::kConnTableFull), 0u);
+  EXPECT_EQ(conns_->stats().entries, 32u);
+  EXPECT_EQ(conns_->stats().templates, 4u);
+  EXPECT_EQ(conns_->stats().early_drops, 2000u + 20u - (32u - 13u));
+  for (uint16_t i = 0; i < 4; ++i) {
+    std::string c = "198.18.0." + std::to_string(10 + i);
+    EXPECT_EQ(stateOf(c.c_str(), 2000), "ESTABLISHED") << c;
+    EXPECT_EQ(data(c, 2000, 443).verdict, Verdict::kForward);
+  }
+  for (uint16_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(stateOf(kClient, static_cast<uint16_t>(3000 + i)), "ESTABLISHED");
+    EXPECT_EQ(data(kClient, static_cast<uint16_t>(3000 + i)).verdict, Verdict::kForward);
+  }
+  EXPECT_EQ(stateOf(kClient, 5353), "UDP");
+
+  // A persistent client's next conn still finds its template (same real server).
+  connect("198.18.0.10", 2001, 443);
+  EXPECT_EQ(connFrom("198.18.0.10", 2001).daddr, ip(kRs2));
+}
+
+TEST_F(EarlyDropTest, TableOfOnlyEstablishedConnsRefusesANewSyn) {
+  for (uint16_t i = 0; i < 32; ++i)
+    connect(kClient, static_cast<uint16_t>(3000 + i));
+  Result r = syn(spoofed(1), 1000);
+  EXPECT_EQ(r.verdict, Verdict::kDrop);
+  EXPECT_EQ(r.reason, DropReason::kConnTableFull);
+  EXPECT_EQ(conns_->stats().early_drops, 0u);
+  EXPECT_EQ(conns_->stats().table_full, 1u);
+}
+
+// A UDP conn of a direct-routing service never sees its replies: its client's second datagram
+// assures it instead.
+TEST_F(EarlyDropTest, DirectRoutingUdpIsAssuredByASecondDatagram) {
+  addService(udpKey(kVip, 54));
+  addDest(udpKey(kVip, 54), dest(kRs2, 54, FwdMethod::kDirectRoute));
+  auto dg = [&](const char* src, uint16_t sport) {
+    return send(PacketBuilder::udp(src, sport, kVip, 54).payload("q").build()).verdict;
+  };
+  ASSERT_EQ(dg(kClient, 7000), Verdict::kForward);
+  ASSERT_EQ(dg(kClient, 7000), Verdict::kForward);
+  ASSERT_EQ(dg(kClient, 7001), Verdict::kForward);  // one datagram: unassured
+  for (uint32_t n = 0; n < 100; ++n)
+    ASSERT_EQ(syn(spoofed(n), 1000).verdict, Verdict::kForward);
+  EXPECT_EQ(stateOf(kClient, 7000), "UDP");
+  EXPECT_EQ(stateOf(kClient, 7001), "<none>");
+}
+
+}  // namespace
+}  // namespace lb::testing
