@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <ctime>
@@ -20,6 +21,7 @@
 
 #include "cmd/lbd/control/control_plane.h"
 #include "cmd/lbd/dataplane/dataplane.h"
+#include "cmd/lbd/takeover/owner_lock.h"
 #include "core/base/log.h"
 #include "core/service/service_table.h"
 
@@ -32,6 +34,11 @@ ABSL_FLAG(std::string,
           "gRPC listen address: unix:///path or tcp://host:port");
 ABSL_FLAG(std::string, state_file, "", "state file, written atomically on every change");
 ABSL_FLAG(std::string, config, "", "configuration file loaded at start");
+ABSL_FLAG(std::string,
+          run_dir,
+          "/run/lbd",
+          "runtime directory: the namespace's owner lock (one lbd per network namespace) and "
+          "the sysctl journal");
 ABSL_FLAG(std::string, log_format, "text", "text | json");
 ABSL_FLAG(std::string, log_level, "info", "debug | info | warn | error");
 ABSL_FLAG(std::string, tls_cert, "", "server certificate (PEM) for TCP listeners");
@@ -211,6 +218,17 @@ int lbdMain(int argc, char** argv) {
     return fail(absl::InvalidArgumentError(absl::StrCat(
         "--flow-offload-min-packets=", dopts.flow_offload_min_packets, ": 1..1000000")));
   }
+  // One owner per network namespace, before anything in the kernel is touched: a second lbd
+  // stops here having changed nothing, and leftovers are cleaned (by the dataplane) only once
+  // the lock proves their owner gone.
+  dopts.run_dir = absl::GetFlag(FLAGS_run_dir);
+  OwnerInfo me{static_cast<int>(getpid()), dopts.tun, absl::GetFlag(FLAGS_mode),
+               absl::GetFlag(FLAGS_listen)};
+  auto owner = OwnerLock::acquire(dopts.run_dir, me);
+  if (!owner.ok())
+    return fail(owner.status());
+  if (absl::Status s = checkNoLiveOwner(dopts.tun, 2000); !s.ok())
+    return fail(s);
   auto dataplane = Dataplane::create(dopts, table);
   if (!dataplane.ok())
     return fail(dataplane.status());

@@ -75,7 +75,15 @@ absl::StatusOr<std::unique_ptr<TunDevice>> TunDevice::create(const TunOptions& o
     ifreq ifr{};
     std::strncpy(ifr.ifr_name, options.name.c_str(), IFNAMSIZ - 1);
     ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE;
+    if (q == 0 && options.exclusive)
+      ifr.ifr_flags |= IFF_TUN_EXCL;  // tun.c tun_set_iff: EBUSY if the device exists
     if (ioctl(fd, TUNSETIFF, &ifr) != 0) {
+      if (errno == EBUSY && q == 0 && options.exclusive) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("TUN device ", options.name,
+                         " exists already: another lbd (or another program) owns "
+                         "it; lbd does not share its device"));
+      }
       return errnoStatus(absl::StrCat("TUNSETIFF ", options.name, " queue ", q), errno);
     }
     if (q == 0)

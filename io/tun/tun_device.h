@@ -31,14 +31,19 @@ struct TunOptions {
   // checksums and segments before handing packets over.
   bool offloads = true;
   uint32_t txqueuelen = 4096;
+  // Create the device, never attach to an existing one (IFF_TUN_EXCL on the first queue):
+  // EBUSY becomes FailedPrecondition. Another lbd (or any program) already holding a device of
+  // that name keeps it to itself. Later queues attach to the device just created.
+  bool exclusive = true;
 };
 
 // Owns the queue fds; the device disappears when the last fd closes. Setup on the control
 // thread; readPacket/writePacket on the worker owning the queue.
 class TunDevice {
  public:
-  // Creates (or attaches to) the device with `queues` queues. Errors name the step and errno:
-  // NotFound (/dev/net/tun missing), PermissionDenied (no CAP_NET_ADMIN), Internal.
+  // Creates (or, without `exclusive`, attaches to) the device with `queues` queues. Errors name
+  // the step and errno: NotFound (/dev/net/tun missing), PermissionDenied (no CAP_NET_ADMIN),
+  // FailedPrecondition (exclusive and the device exists), Internal.
   static absl::StatusOr<std::unique_ptr<TunDevice>> create(const TunOptions& options);
   ~TunDevice();
   TunDevice(const TunDevice&) = delete;

@@ -6,7 +6,10 @@
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -118,6 +121,21 @@ absl::Status makeDirs(const std::string& dir) {
   }
 }
 
+// Whether a process accepts connections on the Unix socket `path`.
+bool unixSocketAnswers(const std::string& path) {
+  sockaddr_un sa{};
+  if (path.size() >= sizeof(sa.sun_path))
+    return false;
+  sa.sun_family = AF_UNIX;
+  std::memcpy(sa.sun_path, path.c_str(), path.size());
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return false;
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0;
+  ::close(fd);
+  return ok;
+}
+
 std::string readFile(const std::string& path) {
   std::ifstream f(path);
   std::stringstream ss;
@@ -206,7 +224,13 @@ absl::Status ControlPlane::start() {
     struct stat sb {};
 
     if (::lstat(impl_->unix_path.c_str(), &sb) == 0 && S_ISSOCK(sb.st_mode)) {
-      ::unlink(impl_->unix_path.c_str());  // a stale socket from a previous run
+      // A stale socket from a previous run; one that still accepts is another process's.
+      if (unixSocketAnswers(impl_->unix_path)) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("--listen=", listen,
+                         ": another process serves this socket (another lbd?); left alone"));
+      }
+      ::unlink(impl_->unix_path.c_str());
     }
   } else {
     return absl::InvalidArgumentError(
