@@ -3,7 +3,8 @@
 # archive only). install_deps <group>...  groups: build test demo e2e bench
 LB_DEPS_build="cmake g++ make pkg-config libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
   protobuf-compiler libabsl-dev libboost-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libnl-route-3-dev libmnl-dev libspdlog-dev nlohmann-json3-dev libbpf-dev clang"
+  libnl-route-3-dev libmnl-dev libspdlog-dev nlohmann-json3-dev libbpf-dev clang
+  libssl-dev libyaml-dev"
 LB_DEPS_test="clang clang-format libclang-rt-14-dev iproute2 socat iperf3 curl python3 nftables procps kmod
   ethtool"
 LB_DEPS_demo="iproute2 curl python3 socat procps libbpf1"

@@ -4,6 +4,8 @@
 #include <openssl/ssl.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -111,7 +113,7 @@ class Exchange {
                                           HttpClient::Duration idle,
                                           const HttpClient::OnData& on_data) {
     http::response_parser<http::buffer_body> p;
-    p.body_limit(boost::none);
+    p.body_limit(std::numeric_limits<std::uint64_t>::max());  // boost::none is broken in 1.74
     beast::get_lowest_layer(s).expires_after(idle);
     if (auto ec = run([&](auto h) { http::async_read_header(s, buf, p, h); }))
       return fail("read header", ec);

@@ -107,6 +107,12 @@ void Reflector::run() {
   }
 }
 
+Reflector::Failure Reflector::failureOf(absl::Status st) {
+  Failure f;
+  f.status = std::move(st);
+  return f;
+}
+
 Reflector::Failure Reflector::httpFailure(const char* what, const HttpResponse& r) {
   ApiStatus s = parseApiStatusBody(r.body);
   Failure f;
@@ -160,7 +166,7 @@ std::optional<Reflector::Failure> Reflector::list() {
     absl::StatusOr<HttpResponse> r =
         client_->request("GET", listTarget(options_.path, o), "", options_.request_timeout);
     if (!r.ok())
-      return Failure{r.status()};
+      return failureOf(r.status());
     if (r->status == 410) {
       // Our version is compacted away, or a continue token expired: list from scratch, at once,
       // the most recent state (RV unset). A second 410 there backs off.
@@ -169,7 +175,9 @@ std::optional<Reflector::Failure> Reflector::list() {
         return httpFailure("list", *r);
       logEvent(LogLevel::kInfo, "reflector", "list answered 410 Gone; listing the latest state",
                {{"resource", options_.name}, {"resourceVersion", o.resource_version}});
-      o = ListOptions{options_.label_selector, options_.field_selector, options_.page_size};
+      o.continue_token.clear();
+      o.resource_version.clear();
+      o.resource_version_match.clear();
       fresh.clear();
       list_from_rv_ = false;
       continue;
@@ -179,8 +187,8 @@ std::optional<Reflector::Failure> Reflector::list() {
     json page = json::parse(r->body.begin(), r->body.end(), nullptr, false);
     auto items = page.is_object() ? page.find("items") : page.end();
     if (page.is_discarded() || items == page.end() || !(items->is_array() || items->is_null()))
-      return Failure{absl::DataLossError(absl::StrCat(
-          "list ", options_.name, ": response is not a list (", r->body.size(), " bytes)"))};
+      return failureOf(absl::DataLossError(absl::StrCat(
+          "list ", options_.name, ": response is not a list (", r->body.size(), " bytes)")));
     if (items->is_array()) {
       for (json& item : *items) {
         std::string key = objectKeyOf(item);

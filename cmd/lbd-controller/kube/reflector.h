@@ -89,6 +89,7 @@ class Reflector {
   WatchEnd watch(Failure* failure);
   // Applies one chunk's events; false when the stream must end (ERROR event or bad object).
   bool applyEvents(WatchDecoder& dec, std::vector<Delta>& deltas, bool* gone, Failure* failure);
+  static Failure failureOf(absl::Status st);
   Failure httpFailure(const char* what, const HttpResponse& r);
   void onFailure(const Failure& f);
   void sleepFor(std::chrono::steady_clock::duration d);
