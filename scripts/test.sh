@@ -133,6 +133,8 @@ fi
 
 # --- 6. integration (root, namespaces, TUN) ---------------------------------------------------
 if [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ]; then
+  # The Kubernetes test bed's binaries (kube-apiserver, kubectl, etcd): cold ~20 min, then cached.
+  step "Kubernetes test bed binaries (scripts/k8s-build.sh)" scripts/k8s-build.sh
   run_ctest build integration "integration"
 elif [ "${CI:-}" = true ]; then
   failed=$((failed + 1)); failures+=("integration: needs root and /dev/net/tun under CI")
