@@ -71,6 +71,9 @@ struct ServiceConfig {
   uint32_t netmask = 0;             // persistence granularity as a prefix length: 32 / 128 default
   std::string pe_name;              // persistence engine ("sip"), empty for none
   std::vector<IpAddr> local_addrs;  // full-NAT local-address pool (DPVS -P/-Q)
+  // Who created it (lbd.v1 Service.owner): "" = an operator, else a controller's name.
+  // Control-plane bookkeeping that rides with the service; the pipeline never reads it.
+  std::string owner;
   friend bool operator==(const ServiceConfig&, const ServiceConfig&) = default;
 };
 

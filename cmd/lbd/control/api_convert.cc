@@ -15,6 +15,8 @@ namespace {
 
 namespace pb = ::lbd::v1;
 
+constexpr size_t kMaxOwnerLength = 253;  // Service.owner: a DNS name's length at most
+
 absl::Status invalid(absl::string_view field, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
 }
@@ -278,6 +280,11 @@ absl::StatusOr<ServiceConfig> serviceFromProto(const pb::Service& p) {
       return addr.status();
     s.local_addrs.push_back(*addr);
   }
+  if (p.owner().size() > kMaxOwnerLength) {
+    return invalid("service.owner",
+                   absl::StrCat(p.owner().size(), " characters, at most ", kMaxOwnerLength));
+  }
+  s.owner = p.owner();
   return s;
 }
 
@@ -307,6 +314,7 @@ pb::Service serviceToProto(const ServiceConfig& s) {
   p.set_one_packet((f & kSvcOnePacket) != 0);
   for (const IpAddr& a : s.local_addrs)
     p.add_local_addresses(a.toString());
+  p.set_owner(s.owner);
   return p;
 }
 

@@ -67,6 +67,11 @@ std::optional<ServiceKey> opKey(const Op& op) {
   return *k;
 }
 
+std::string ownerText(const std::string& owner) {
+  return owner.empty() ? std::string("an operator (no owner)")
+                       : absl::StrCat("owner \"", owner, "\"");
+}
+
 bool isTableWide(const Op& op) {
   switch (op.kind_case()) {
     case Op::kFlushServices:
@@ -85,7 +90,8 @@ bool isTableWide(const Op& op) {
 // Control thread, under ControlOps::mu_.
 class ControlOps::Batch {
  public:
-  explicit Batch(const FullConfig& base) { rebase(base); }
+  // owner: ApplyBatchRequest.owner ("" = no ownership checks).
+  Batch(const FullConfig& base, std::string owner) : owner_(std::move(owner)) { rebase(base); }
 
   // Starts over from `base` (the live table's config after a commit).
   void rebase(const FullConfig& base) {
@@ -117,6 +123,87 @@ class ControlOps::Batch {
   absl::Status apply(const Op& op) {
     if (op.kind_case() == Op::KIND_NOT_SET)
       return absl::InvalidArgumentError("operation: no kind set");
+    if (owner_.empty())
+      return applyChecked(op);
+    if (absl::Status st = checkOwner(op); !st.ok())
+      return st;
+    if (op.kind_case() == Op::kFlushServices) {
+      flushOwned();
+      return absl::OkStatus();
+    }
+    if (op.kind_case() == Op::kCreateService) {
+      Op stamped = op;
+      stamped.mutable_create_service()->mutable_service()->set_owner(owner_);
+      return applyChecked(stamped);
+    }
+    return applyChecked(op);
+  }
+
+  // The staged model; the Batch must be rebased before further use.
+  FullConfig take() {
+    FullConfig out = std::move(globals_);
+    out.services.reserve(index_.size());
+    for (std::optional<ServiceWithDests>& s : services_) {
+      if (s.has_value())
+        out.services.push_back(std::move(*s));
+    }
+    services_.clear();
+    index_.clear();
+    scratch_.reset();
+    return out;
+  }
+
+ private:
+  // A batch with an owner acts for that owner only: the settings of the whole table are the
+  // operator's, and a service of another owner (or an operator's) is not its to change.
+  absl::Status checkOwner(const Op& op) const {
+    switch (op.kind_case()) {
+      case Op::kSetTimeouts:
+      case Op::kSetSysctls:
+      case Op::kSetFwmarkRules:
+        return absl::FailedPreconditionError(
+            absl::StrCat("batch of owner \"", owner_,
+                         "\": timeouts, sysctls and fwmark rules are the operator's"));
+      case Op::kFlushServices:
+        return absl::OkStatus();
+      default:
+        break;
+    }
+    const std::optional<ServiceKey> key = opKey(op);
+    if (!key.has_value())
+      return absl::OkStatus();  // refused by its own RPC's checks
+    auto it = index_.find(*key);
+    if (it == index_.end())
+      return absl::OkStatus();  // created here, or NOT_FOUND as usual
+    const std::string& have = services_[it->second]->service.owner;
+    if (have == owner_)
+      return absl::OkStatus();
+    if (op.kind_case() == Op::kCreateService) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("service ", key->toString(), " already exists, of ", ownerText(have)));
+    }
+    return absl::FailedPreconditionError(absl::StrCat("service ", key->toString(), " belongs to ",
+                                                      ownerText(have), ", not to owner \"", owner_,
+                                                      "\""));
+  }
+
+  // FlushServices in a batch with an owner: that owner's services only.
+  void flushOwned() {
+    for (auto it = index_.begin(); it != index_.end();) {
+      std::optional<ServiceWithDests>& s = services_[it->second];
+      if (s->service.owner != owner_) {
+        ++it;
+        continue;
+      }
+      if (live_.contains(it->first))
+        deleted_live_.insert(it->first);
+      s.reset();
+      index_.erase(it++);
+    }
+    scratch_.reset();
+  }
+
+  absl::Status applyChecked(const Op& op) {
     const bool wide = isTableWide(op);
     const std::optional<ServiceKey> key = wide ? std::nullopt : opKey(op);
     if (absl::Status st = prepareScratch(key, wide); !st.ok())
@@ -139,21 +226,6 @@ class ControlOps::Batch {
     return absl::OkStatus();
   }
 
-  // The staged model; the Batch must be rebased before further use.
-  FullConfig take() {
-    FullConfig out = std::move(globals_);
-    out.services.reserve(index_.size());
-    for (std::optional<ServiceWithDests>& s : services_) {
-      if (s.has_value())
-        out.services.push_back(std::move(*s));
-    }
-    services_.clear();
-    index_.clear();
-    scratch_.reset();
-    return out;
-  }
-
- private:
   static absl::Status dispatch(ServiceTable& t, const Op& op) {
     switch (op.kind_case()) {
       case Op::kCreateService:
@@ -253,7 +325,8 @@ class ControlOps::Batch {
     index_.clear();
   }
 
-  FullConfig globals_;  // timeouts, sysctls, fwmark rules; no services
+  const std::string owner_;  // ApplyBatchRequest.owner
+  FullConfig globals_;       // timeouts, sysctls, fwmark rules; no services
   std::vector<std::optional<ServiceWithDests>> services_;  // creation order; nullopt = deleted
   absl::flat_hash_map<ServiceKey, size_t> index_;          // staged services in services_
   absl::flat_hash_set<ServiceKey> live_;                   // services the live table has
@@ -280,7 +353,7 @@ size_t ControlOps::commitBatchLocked(Batch& batch,
   // Only after a refused commit, when table_ is still the base of the run. An operation
   // refused when it was staged is refused again here (same model before it), staging nothing.
   auto stage = [&](size_t upto) {
-    Batch b(table_.config());
+    Batch b(table_.config(), req.owner());
     for (size_t i = begin; i < upto; ++i)
       b.apply(req.operations(static_cast<int>(i))).IgnoreError();
     return b.take();
@@ -322,7 +395,7 @@ size_t ControlOps::runBatchLocked(const pb::ApplyBatchRequest& req,
                                   std::vector<BatchRefusal>* refusals,
                                   absl::Status* publish) {
   const size_t n = static_cast<size_t>(req.operations_size());
-  Batch batch(table_.config());
+  Batch batch(table_.config(), req.owner());
   size_t begin = from;  // the first operation not committed yet
   auto commit = [&](size_t end) {
     size_t refused_here = 0;

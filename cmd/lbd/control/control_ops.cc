@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
@@ -40,6 +41,46 @@ std::string promEscape(absl::string_view s) {
     if (c == '"' || c == '\\')
       out += '\\';
     out += c;
+  }
+  return out;
+}
+
+std::string ownerText(const std::string& owner) {
+  return owner.empty() ? std::string("an operator (no owner)")
+                       : absl::StrCat("owner \"", owner, "\"");
+}
+
+// ReplaceConfig with an owner: `live` with the services of `owner` replaced by `desired`'s
+// services (stamped with `owner`); everything else of `live` as it is. A desired service whose
+// key another owner holds refuses the whole request. Owned services that stay keep their
+// place in the creation order; new ones come after the rest.
+absl::StatusOr<FullConfig> ownerScoped(const FullConfig& live,
+                                       FullConfig desired,
+                                       const std::string& owner) {
+  absl::flat_hash_map<ServiceKey, size_t> wanted;
+  for (size_t i = 0; i < desired.services.size(); ++i) {
+    desired.services[i].service.owner = owner;
+    wanted.emplace(desired.services[i].service.key, i);
+  }
+  FullConfig out{{}, live.timeouts, live.sysctls, live.fwmark_rules};
+  std::vector<bool> placed(desired.services.size(), false);
+  for (const ServiceWithDests& sd : live.services) {
+    auto it = wanted.find(sd.service.key);
+    if (sd.service.owner != owner) {
+      if (it != wanted.end()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("service ", sd.service.key.toString(), " belongs to ",
+                         ownerText(sd.service.owner), ", not to owner \"", owner, "\""));
+      }
+      out.services.push_back(sd);
+    } else if (it != wanted.end() && !placed[it->second]) {
+      placed[it->second] = true;
+      out.services.push_back(std::move(desired.services[it->second]));
+    }
+  }
+  for (size_t i = 0; i < desired.services.size(); ++i) {
+    if (!placed[i])
+      out.services.push_back(std::move(desired.services[i]));
   }
   return out;
 }
@@ -118,12 +159,13 @@ absl::Status ControlOps::applyOp(ServiceTable& t, const pb::UpdateServiceRequest
     return s.status();
   if (absl::Status st = requireService(t, s->key); !st.ok())
     return st;
-  if (req.service().local_addresses_size() == 0) {
+  for (const ServiceWithDests& sd : t.config().services) {
+    if (sd.service.key != s->key)
+      continue;
     // -E from ipvsadm's syntax cannot name the pool: keep it (DeleteLocalAddress clears).
-    for (const ServiceWithDests& sd : t.config().services) {
-      if (sd.service.key == s->key)
-        s->local_addrs = sd.service.local_addrs;
-    }
+    if (req.service().local_addresses_size() == 0)
+      s->local_addrs = sd.service.local_addrs;
+    s->owner = sd.service.owner;  // who created it stays its owner
   }
   return t.editService(*s);
 }
@@ -274,13 +316,22 @@ absl::Status ControlOps::setFwmarkRules(const pb::SetFwmarkRulesRequest& req) {
 }
 
 absl::Status ControlOps::replaceConfig(const pb::ReplaceConfigRequest& req) {
-  return mutate(absl::StrCat("ReplaceConfig (", req.config().services_size(), " services)"),
-                [&]() -> absl::Status {
-                  absl::StatusOr<FullConfig> c = configFromProto(req.config());
-                  if (!c.ok())
-                    return c.status();
-                  return table_.replace(*c);
-                });
+  const std::string what =
+      req.owner().empty()
+          ? absl::StrCat("ReplaceConfig (", req.config().services_size(), " services)")
+          : absl::StrCat("ReplaceConfig (", req.config().services_size(), " services of owner \"",
+                         req.owner(), "\")");
+  return mutate(what, [&]() -> absl::Status {
+    absl::StatusOr<FullConfig> c = configFromProto(req.config());
+    if (!c.ok())
+      return c.status();
+    if (req.owner().empty())
+      return table_.replace(*c);
+    absl::StatusOr<FullConfig> scoped = ownerScoped(table_.config(), std::move(*c), req.owner());
+    if (!scoped.ok())
+      return scoped.status();
+    return table_.replace(*scoped);
+  });
 }
 
 size_t ControlOps::collectTrash() {

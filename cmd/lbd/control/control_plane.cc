@@ -15,10 +15,12 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 #include "cmd/lbd/control/api_convert.h"
 #include "cmd/lbd/control/control_ops.h"
@@ -44,7 +46,8 @@ grpc::ServerUnaryReactor* done(grpc::CallbackServerContext* ctx, const absl::Sta
 // Callback API; handlers return at once with a finished reactor.
 class LoadBalancerService final : public pb::LoadBalancer::CallbackService {
  public:
-  explicit LoadBalancerService(ControlOps& ops) : ops_(ops) {}
+  explicit LoadBalancerService(ControlOps& ops)
+      : ops_(ops), start_(std::chrono::system_clock::now()), instance_id_(randomInstanceId()) {}
 
 #define LB_MUTATION_RPC(Name, method)                                                            \
   grpc::ServerUnaryReactor* Name(grpc::CallbackServerContext* ctx, const pb::Name##Request* req, \
@@ -102,8 +105,33 @@ class LoadBalancerService final : public pb::LoadBalancer::CallbackService {
   LB_GET_RPC(GetConfig, getConfig)
 #undef LB_GET_RPC
 
+  grpc::ServerUnaryReactor* GetInfo(grpc::CallbackServerContext* ctx,
+                                    const pb::GetInfoRequest*,
+                                    pb::GetInfoResponse* resp) override {
+    resp->set_version(LBD_VERSION);
+    resp->set_pid(static_cast<uint32_t>(::getpid()));
+    const auto since_epoch = start_.time_since_epoch();
+    const auto secs = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
+    resp->mutable_start_time()->set_seconds(secs.count());
+    resp->mutable_start_time()->set_nanos(static_cast<int32_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch - secs).count()));
+    resp->set_instance_id(instance_id_);
+    return done(ctx, absl::OkStatus());
+  }
+
  private:
+  // 128 bits from the system's entropy, 32 hex digits: a new one every start (GetInfo).
+  static std::string randomInstanceId() {
+    std::random_device rd;
+    std::string id;
+    for (int i = 0; i < 4; ++i)
+      id += absl::StrFormat("%08x", rd());
+    return id;
+  }
+
   ControlOps& ops_;
+  const std::chrono::system_clock::time_point start_;
+  const std::string instance_id_;
 };
 
 // mkdir -p for the socket's directory.
