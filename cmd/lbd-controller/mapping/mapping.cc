@@ -134,20 +134,26 @@ bool has(const std::vector<std::string>& v, absl::string_view s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
+// One Service port's endpoints in one family, and where each (address, port) is in the list.
+struct PortEndpoints {
+  std::vector<Ep> list;
+  std::map<std::pair<std::string, uint32_t>, size_t> index;
+};
+
 // (port name, protocol, family) -> endpoints, as endpointslicecache.go keys them.
 using PortKey = std::tuple<std::string, std::string, Family>;
-using EndpointsByPort = std::map<PortKey, std::vector<Ep>>;
+using EndpointsByPort = std::map<PortKey, PortEndpoints>;
 
-void addEndpoint(std::vector<Ep>& eps, Ep ep) {
-  for (Ep& e : eps) {
-    if (e.address != ep.address || e.port != ep.port)
-      continue;
-    // The same endpoint in two slices (moving between them): prefer the non-terminating entry.
-    if (e.terminating && !ep.terminating)
-      e = std::move(ep);
+void addEndpoint(PortEndpoints& eps, Ep ep) {
+  auto [it, fresh] = eps.index.emplace(std::make_pair(ep.address, ep.port), eps.list.size());
+  if (fresh) {
+    eps.list.push_back(std::move(ep));
     return;
   }
-  eps.push_back(std::move(ep));
+  // The same endpoint in two slices (moving between them): prefer the non-terminating entry.
+  Ep& e = eps.list[it->second];
+  if (e.terminating && !ep.terminating)
+    e = std::move(ep);
 }
 
 Ep endpointFrom(const model::Endpoint& e, const std::string& address, uint32_t port) {
@@ -186,7 +192,7 @@ void collectSlice(const model::EndpointSlice& slice,
     // kube-proxy skips nil names and nil or 0 ports ("all ports" is not supported).
     if (!p.name.has_value() || !p.port.has_value() || *p.port <= 0)
       continue;
-    std::vector<Ep>& eps = out[PortKey{*p.name, p.protocol, *family}];
+    PortEndpoints& eps = out[PortKey{*p.name, p.protocol, *family}];
     for (const model::Endpoint& e : slice.endpoints) {
       if (e.addresses.empty())
         continue;
@@ -475,7 +481,7 @@ Mapped mapService(const model::Service& svc,
     }
     for (size_t i = 0; i < svc.ports.size(); ++i) {
       const model::ServicePort& sp = svc.ports[i];
-      const std::vector<Ep>& list = eps[PortKey{sp.name, sp.protocol, family}];
+      const std::vector<Ep>& list = eps[PortKey{sp.name, sp.protocol, family}].list;
       Selection sel = categorize(list, options.node_name, zone);
       for (const VsAddress& a : addrs) {
         uint32_t port = a.node_port ? sp.node_port : sp.port;
