@@ -21,6 +21,8 @@
 
 #include "cmd/lbd/control/control_plane.h"
 #include "cmd/lbd/dataplane/dataplane.h"
+#include "cmd/lbd/lbd_takeover.h"
+#include "cmd/lbd/takeover/handover_socket.h"
 #include "cmd/lbd/takeover/owner_lock.h"
 #include "core/base/log.h"
 #include "core/service/service_table.h"
@@ -39,6 +41,12 @@ ABSL_FLAG(std::string,
           "/run/lbd",
           "runtime directory: the namespace's owner lock (one lbd per network namespace) and "
           "the sysctl journal");
+ABSL_FLAG(bool,
+          takeover,
+          false,
+          "hot restart: take over from the lbd running in this namespace (same --listen) its "
+          "TUN queues, configuration, kernel state and connections, without dropping any; it "
+          "exits once this one serves");
 ABSL_FLAG(std::string, log_format, "text", "text | json");
 ABSL_FLAG(std::string, log_level, "info", "debug | info | warn | error");
 ABSL_FLAG(std::string, tls_cert, "", "server certificate (PEM) for TCP listeners");
@@ -170,7 +178,10 @@ int fail(const absl::Status& s) {
 int lbdMain(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "lbd --tun=NAME --mode=gateway|sidecar|decap --workers=N --listen=ADDR "
-      "[--state-file=PATH] [--config=PATH] [--log-format=text|json]");
+      "[--state-file=PATH] [--config=PATH] [--log-format=text|json] [--takeover]\n"
+      "  --takeover: hot restart (e.g. to a new binary): the running lbd hands over its TUN "
+      "queues, configuration, kernel state and connection table over the Unix socket beside "
+      "its control socket, and exits once this one serves; no connection is dropped");
   std::vector<std::string> arg_storage;
   std::vector<char*> args = normaliseFlagNames(argc, argv, arg_storage);
   absl::ParseCommandLine(argc, args.data());
@@ -196,6 +207,7 @@ int lbdMain(int argc, char** argv) {
   sigaddset(&sigs, SIGTERM);
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGHUP);
+  sigaddset(&sigs, SIGUSR2);  // a new lbd took over (TakeoverServer)
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
   ServiceTable table;
@@ -224,14 +236,42 @@ int lbdMain(int argc, char** argv) {
   dopts.run_dir = absl::GetFlag(FLAGS_run_dir);
   OwnerInfo me{static_cast<int>(getpid()), dopts.tun, absl::GetFlag(FLAGS_mode),
                absl::GetFlag(FLAGS_listen)};
-  auto owner = OwnerLock::acquire(dopts.run_dir, me);
-  if (!owner.ok())
-    return fail(owner.status());
-  if (absl::Status s = checkNoLiveOwner(dopts.tun, 2000); !s.ok())
+  const bool takeover = absl::GetFlag(FLAGS_takeover);
+  const std::string takeover_path = takeoverSocketPath(me.listen, dopts.run_dir);
+  std::unique_ptr<OwnerLock> owner;
+  absl::StatusOr<std::unique_ptr<Dataplane>> dataplane;
+  TakenOver taken;
+  std::string mode_name = absl::GetFlag(FLAGS_mode);
+  if (takeover) {
+    // Hot restart: the lock, the TUN queues and everything else come from the running lbd.
+    auto t = takeOver(takeover_path, dopts, table, me);
+    if (!t.ok())
+      return fail(t.status());
+    taken = std::move(*t);
+    owner = std::move(taken.owner);
+    dataplane = std::move(taken.dataplane);
+    mode_name = taken.mode;
+  } else {
+    auto lock = OwnerLock::acquire(dopts.run_dir, me);
+    if (!lock.ok())
+      return fail(lock.status());
+    owner = std::move(*lock);
+    if (absl::Status s = checkNoLiveOwner(dopts.tun, 2000); !s.ok())
+      return fail(s);
+    dataplane = Dataplane::create(dopts, table);
+    if (!dataplane.ok())
+      return fail(dataplane.status());
+  }
+  // A failed takeover tells the old lbd, which carries on, and leaves its kernel state alone.
+  auto failStart = [&](const absl::Status& s) {
+    if (takeover) {
+      finishTakeover(taken, s);
+      (*dataplane)->abandon();
+    } else {
+      (*dataplane)->stop();
+    }
     return fail(s);
-  auto dataplane = Dataplane::create(dopts, table);
-  if (!dataplane.ok())
-    return fail(dataplane.status());
+  };
 
   ControlOptions copts;
   copts.listen = absl::GetFlag(FLAGS_listen);
@@ -241,21 +281,25 @@ int lbdMain(int argc, char** argv) {
   copts.tls_key = absl::GetFlag(FLAGS_tls_key);
   copts.tls_ca = absl::GetFlag(FLAGS_tls_ca);
   copts.metrics_listen = absl::GetFlag(FLAGS_metrics);
+  copts.replace_socket = takeover;
   ControlPlane control(table, dataplane->get(), copts);
-  if (absl::Status s = control.loadInitialConfig(); !s.ok()) {
-    (*dataplane)->stop();
-    return fail(s);
+  if (!takeover) {
+    if (absl::Status s = control.loadInitialConfig(); !s.ok())
+      return failStart(s);
   }
-  if (absl::Status s = (*dataplane)->start(); !s.ok()) {
-    (*dataplane)->stop();
-    return fail(s);
+  if (absl::Status s = (*dataplane)->start(); !s.ok())
+    return failStart(s);
+  if (absl::Status s = control.start(); !s.ok())
+    return failStart(s);
+  if (takeover)
+    finishTakeover(taken, absl::OkStatus());
+  auto takeover_server =
+      TakeoverServer::start(takeover_path, control, **dataplane, *owner, dopts.mode, mode_name);
+  if (!takeover_server.ok()) {
+    LB_LOG(kWarn, "hot restart unavailable: %s", takeover_server.status().ToString());
   }
-  if (absl::Status s = control.start(); !s.ok()) {
-    (*dataplane)->stop();
-    return fail(s);
-  }
-  LB_LOG(kInfo, "lbd started: tun=%s mode=%s listen=%s", dopts.tun, absl::GetFlag(FLAGS_mode),
-         copts.listen);
+  LB_LOG(kInfo, "lbd started: tun=%s mode=%s listen=%s%s", dopts.tun, mode_name, copts.listen,
+         takeover ? " (took over)" : "");
 
   for (;;) {
     // Once a second, between signals: removed dests whose last conn has expired give their
@@ -266,6 +310,11 @@ int lbdMain(int argc, char** argv) {
       control.collectTrash();
       continue;
     }
+    if (sig == SIGUSR2) {
+      if (takeover_server.ok() && (*takeover_server)->handedOver())
+        break;
+      continue;
+    }
     if (sig == SIGHUP) {
       // Logs go to stderr; a supervisor that rotates them reopens the stream itself.
       LB_LOG(kInfo, "SIGHUP: logs reopened");
@@ -274,6 +323,17 @@ int lbdMain(int argc, char** argv) {
     LB_LOG(kInfo, "signal %d: stopping", sig);
     break;
   }
+  if (takeover_server.ok() && (*takeover_server)->handedOver()) {
+    // The new lbd owns the sockets, the TUN queues and the kernel state now.
+    (*takeover_server)->stop();
+    control.releaseSocket();
+    control.shutdown();
+    (*dataplane)->abandon();
+    LB_LOG(kInfo, "lbd handed over and stopped");
+    return 0;
+  }
+  if (takeover_server.ok())
+    (*takeover_server)->stop();
   control.shutdown();
   (*dataplane)->stop();
   LB_LOG(kInfo, "lbd stopped");

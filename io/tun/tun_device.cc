@@ -89,6 +89,33 @@ absl::StatusOr<std::unique_ptr<TunDevice>> TunDevice::create(const TunOptions& o
     if (q == 0)
       dev->name_ = ifr.ifr_name;
   }
+  if (absl::Status s = dev->setup(options); !s.ok())
+    return s;
+  return dev;
+}
+
+absl::StatusOr<std::unique_ptr<TunDevice>> TunDevice::adopt(std::vector<int> fds,
+                                                            const TunOptions& options) {
+  std::unique_ptr<TunDevice> dev(new TunDevice());
+  dev->fds_ = std::move(fds);
+  if (dev->fds_.empty())
+    return absl::InvalidArgumentError("TUN adopt: no queue fds");
+  ifreq ifr{};
+  if (ioctl(dev->fds_[0], TUNGETIFF, &ifr) != 0)
+    return errnoStatus("TUNGETIFF on a handed-over fd", errno);
+  dev->name_ = ifr.ifr_name;
+  for (int fd : dev->fds_) {
+    const int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
+      return errnoStatus("TUN adopt: O_NONBLOCK", errno);
+  }
+  if (absl::Status s = dev->setup(options); !s.ok())
+    return s;
+  return dev;
+}
+
+absl::Status TunDevice::setup(const TunOptions& options) {
+  TunDevice* dev = this;
   int hdr_len = static_cast<int>(kVnetHdrLen);
   if (ioctl(dev->fds_[0], TUNSETVNETHDRSZ, &hdr_len) != 0) {
     return errnoStatus("TUNSETVNETHDRSZ 12", errno);
@@ -111,9 +138,7 @@ absl::StatusOr<std::unique_ptr<TunDevice>> TunDevice::create(const TunOptions& o
   dev->ifindex_ = static_cast<int>(if_nametoindex(dev->name_.c_str()));
   if (dev->ifindex_ == 0)
     return errnoStatus(absl::StrCat("if_nametoindex ", dev->name_), errno);
-  if (absl::Status s = linkSetup(dev->name_, options.txqueuelen); !s.ok())
-    return s;
-  return dev;
+  return linkSetup(dev->name_, options.txqueuelen);
 }
 
 TunDevice::~TunDevice() {

@@ -45,6 +45,11 @@ class TunDevice {
   // the step and errno: NotFound (/dev/net/tun missing), PermissionDenied (no CAP_NET_ADMIN),
   // FailedPrecondition (exclusive and the device exists), Internal.
   static absl::StatusOr<std::unique_ptr<TunDevice>> create(const TunOptions& options);
+  // Hot restart: takes over the queue fds of a running device, received from the lbd that
+  // created it (SCM_RIGHTS). Asks for the same offloads as create(); the device's name comes
+  // from the fds (TUNGETIFF). Owns the fds from the call on, failure included.
+  static absl::StatusOr<std::unique_ptr<TunDevice>> adopt(std::vector<int> fds,
+                                                          const TunOptions& options);
   ~TunDevice();
   TunDevice(const TunDevice&) = delete;
   TunDevice& operator=(const TunDevice&) = delete;
@@ -76,6 +81,8 @@ class TunDevice {
 
  private:
   TunDevice() = default;
+  // TUNSETVNETHDRSZ, the offload probe, ifindex and link setup, on fds_ (create and adopt).
+  absl::Status setup(const TunOptions& options);
   std::string name_;
   int ifindex_ = 0;
   std::vector<int> fds_;

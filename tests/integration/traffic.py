@@ -20,6 +20,11 @@ import threading
 import time
 
 
+def stamp():
+    t = time.time()
+    return time.strftime("%H:%M:%S", time.gmtime(t)) + ".%03d" % int((t % 1) * 1000)
+
+
 def family(addr):
     return socket.AF_INET6 if ":" in addr else socket.AF_INET
 
@@ -106,7 +111,8 @@ def ticks(addr, port, seconds):
 def bulk(addr, port, size, rate):
     s = connect(addr, port, timeout=10)
     s.sendall(b"%d %d\n" % (size, rate))
-    h, got, gap, last = hashlib.sha256(), 0, 0.0, time.monotonic()
+    # Gaps count from the first byte on (the server computes the data before it sends any).
+    h, got, gap, last, at = hashlib.sha256(), 0, 0.0, None, "-"
     while True:
         b = s.recv(1 << 16)
         now = time.monotonic()
@@ -114,10 +120,12 @@ def bulk(addr, port, size, rate):
             break
         h.update(b)
         got += len(b)
-        gap, last = max(gap, now - last), now
+        if last is not None and now - last > gap:
+            gap, at = now - last, stamp()
+        last = now
     ok = got == size and h.digest() == hashlib.sha256(pattern(size)).digest()
-    print("bulk bytes %d of %d sha256 %s max_gap_ms %.1f" %
-          (got, size, "equal" if ok else "DIFFERENT", gap * 1000))
+    print("bulk bytes %d of %d sha256 %s max_gap_ms %.1f (ended %s UTC)" %
+          (got, size, "equal" if ok else "DIFFERENT", gap * 1000, at))
     return 0 if ok else 1
 
 
@@ -132,7 +140,7 @@ def udp(addr, port, seconds):
     s = socket.socket(family(addr), socket.SOCK_DGRAM)
     s.connect((addr, port))
     s.settimeout(0.02)
-    sent, answered, names = 0, set(), set()
+    sent, answered, names, at = 0, set(), set(), "-"
     last_ok, gap = time.monotonic(), 0.0
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -148,17 +156,19 @@ def udp(addr, port, seconds):
                 time.sleep(0.005)
                 continue
             now = time.monotonic()
-            gap, last_ok = max(gap, now - last_ok), now
+            if now - last_ok > gap:
+                gap, at = now - last_ok, stamp()
+            last_ok = now
             answered.add(int(seq))
             names.add(name.decode())
     lost = sent - len(answered)
-    print("udp sent %d answered %d lost %d servers %s max_gap_ms %.1f" %
-          (sent, len(answered), lost, ",".join(sorted(names)), gap * 1000))
+    print("udp sent %d answered %d lost %d servers %s max_gap_ms %.1f (ended %s UTC)" %
+          (sent, len(answered), lost, ",".join(sorted(names)), gap * 1000, at))
     return 0 if answered else 1
 
 
 def conns(addr, port, seconds, every_ms, src=None):
-    fails, n, seen, gap = 0, 0, {}, 0.0
+    fails, n, seen, gap, at = 0, 0, {}, 0.0, "-"
     last_ok = time.monotonic()
     end = last_ok + seconds
     while time.monotonic() < end:
@@ -171,7 +181,9 @@ def conns(addr, port, seconds, every_ms, src=None):
             c.close()
             seen[body] = seen.get(body, 0) + 1
             now = time.monotonic()
-            gap, last_ok = max(gap, now - last_ok), now
+            if now - last_ok > gap:
+                gap, at = now - last_ok, stamp()
+            last_ok = now
         except OSError as e:
             fails += 1
             print("conns: request %d failed: %s" % (n, e))
@@ -179,8 +191,8 @@ def conns(addr, port, seconds, every_ms, src=None):
         delay = t0 + every_ms / 1000 - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-    print("conns %d failed %d servers %s max_gap_ms %.1f" %
-          (n, fails, ",".join("%s=%d" % kv for kv in sorted(seen.items())), gap * 1000))
+    print("conns %d failed %d servers %s max_gap_ms %.1f (ended %s UTC)" %
+          (n, fails, ",".join("%s=%d" % kv for kv in sorted(seen.items())), gap * 1000, at))
     return 0 if fails == 0 and n > 0 else 1
 
 

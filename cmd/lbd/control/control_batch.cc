@@ -430,6 +430,8 @@ size_t ControlOps::runBatchLocked(const pb::ApplyBatchRequest& req,
 absl::Status ControlOps::applyBatch(const pb::ApplyBatchRequest& req,
                                     pb::ApplyBatchResponse* resp) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (frozen_)
+    return frozenError();
   // A big batch is seconds of CPU: it runs on a thread of its own at nice 10 (this one waits,
   // holding mu_ for it), so that on a busy machine the workers preempt it at once.
   absl::Status st;

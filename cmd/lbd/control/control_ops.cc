@@ -116,8 +116,26 @@ absl::Status ControlOps::publishLocked() {
   return st;
 }
 
+absl::Status ControlOps::frozenError() {
+  return absl::UnavailableError(
+      "lbd is handing over to a new process (lbd --takeover): no changes until it has; retry");
+}
+
+std::string ControlOps::freeze() {
+  std::lock_guard<std::mutex> lock(mu_);
+  frozen_ = true;
+  return configToProto(table_.config()).SerializeAsString();
+}
+
+void ControlOps::thaw() {
+  std::lock_guard<std::mutex> lock(mu_);
+  frozen_ = false;
+}
+
 absl::Status ControlOps::mutate(absl::string_view what, const std::function<absl::Status()>& fn) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (frozen_)
+    return frozenError();
   absl::Status st = fn();
   if (!st.ok()) {
     ++rejected_;
@@ -341,6 +359,8 @@ size_t ControlOps::collectTrash() {
 
 absl::Status ControlOps::zeroStats(const pb::ZeroStatsRequest& req) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (frozen_)
+    return frozenError();
   if (!req.has_key()) {
     table_.runtime().zeroService(kNoService, {});
     LB_LOG(kInfo, "applied ZeroStats (all)");

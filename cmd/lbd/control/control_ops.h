@@ -69,6 +69,11 @@ class ControlOps {
 
   // Start-up: --config (the line at fault on error) or else the state file.
   absl::Status loadInitial(const std::string& config_file);
+  // Hot restart (lbd --takeover), the old side: every mutation is refused (Unavailable) from
+  // now on; returns the configuration as a serialized lbd.v1.Config. thaw() ends the refusal
+  // (the handover failed). Reads go on.
+  std::string freeze();
+  void thaw();
   // Prometheus text for /metrics.
   std::string renderMetrics();
 
@@ -127,7 +132,10 @@ class ControlOps {
   absl::StatusOr<std::optional<ServiceKey>> filterKeyLocked(const Req& req) const;
   ::lbd::v1::ServiceStatus serviceStatusLocked(const ServiceWithDests& sd);
 
+  static absl::Status frozenError();
+
   std::mutex mu_;
+  bool frozen_ = false;  // mu_; see freeze()
   ServiceTable& table_;
   DataplaneHooks* hooks_;
   std::string state_file_;

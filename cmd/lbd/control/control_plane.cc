@@ -236,6 +236,7 @@ absl::Status ControlPlane::loadInitialConfig() {
 absl::Status ControlPlane::start() {
   const std::string& listen = impl_->options.listen;
   std::string target;
+  std::string bind_path;  // unix: where the socket is made before it is renamed to the path
   const bool tcp = absl::StartsWith(listen, "tcp://");
   if (tcp) {
     target = listen.substr(6);
@@ -251,7 +252,9 @@ absl::Status ControlPlane::start() {
 
     struct stat sb {};
 
-    if (::lstat(impl_->unix_path.c_str(), &sb) == 0 && S_ISSOCK(sb.st_mode)) {
+    if (impl_->options.replace_socket) {
+      // Hot restart: the old lbd still serves the path; this one's socket replaces it below.
+    } else if (::lstat(impl_->unix_path.c_str(), &sb) == 0 && S_ISSOCK(sb.st_mode)) {
       // A stale socket from a previous run; one that still accepts is another process's.
       if (unixSocketAnswers(impl_->unix_path)) {
         return absl::FailedPreconditionError(
@@ -260,6 +263,13 @@ absl::Status ControlPlane::start() {
       }
       ::unlink(impl_->unix_path.c_str());
     }
+    // The socket is made under a name of this process's and renamed to the path once it
+    // serves: the path never lacks a socket that answers (a hot restart replaces the old lbd's
+    // atomically), and gRPC's unlink of its listener's name at shutdown never removes the
+    // socket a new lbd put at the path.
+    bind_path = absl::StrCat(impl_->unix_path, ".", ::getpid());
+    target = absl::StrCat("unix://", bind_path);
+    ::unlink(bind_path.c_str());
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat("--listen=", listen, ": expected unix:///path or tcp://host:port"));
@@ -281,9 +291,14 @@ absl::Status ControlPlane::start() {
   if (impl_->server == nullptr || (tcp && impl_->port == 0)) {
     return absl::UnavailableError(absl::StrCat("gRPC: cannot listen on ", listen));
   }
-  if (!impl_->unix_path.empty() && ::chmod(impl_->unix_path.c_str(), 0600) != 0) {
+  const std::string& made = bind_path.empty() ? impl_->unix_path : bind_path;
+  if (!impl_->unix_path.empty() && ::chmod(made.c_str(), 0600) != 0) {
     return absl::InternalError(
         absl::StrCat("chmod ", impl_->unix_path, ": ", std::strerror(errno)));
+  }
+  if (!bind_path.empty() && ::rename(bind_path.c_str(), impl_->unix_path.c_str()) != 0) {
+    return absl::InternalError(
+        absl::StrCat("rename ", bind_path, " to ", impl_->unix_path, ": ", std::strerror(errno)));
   }
   impl_->server->GetHealthCheckService()->SetServingStatus("lbd.v1.LoadBalancer", true);
 
@@ -320,6 +335,32 @@ void ControlPlane::shutdown() {
 
 int ControlPlane::boundPort() const {
   return impl_->port;
+}
+
+ControlOps& ControlPlane::ops() {
+  return impl_->ops;
+}
+
+std::string ControlPlane::freezeForHandover() {
+  return impl_->ops.freeze();
+}
+
+void ControlPlane::thaw() {
+  impl_->ops.thaw();
+}
+
+void ControlPlane::releaseSocket() {
+  impl_->unix_path.clear();
+}
+
+absl::Status ControlPlane::loadHandedOver(ServiceTable& table, const std::string& bytes) {
+  ::lbd::v1::Config p;
+  if (!p.ParseFromString(bytes))
+    return absl::InvalidArgumentError("configuration handed over: does not parse");
+  absl::StatusOr<FullConfig> cfg = configFromProto(p);
+  if (!cfg.ok())
+    return cfg.status();
+  return table.replace(*cfg);
 }
 
 void ControlPlane::wait() {

@@ -31,6 +31,9 @@ struct ControlOptions {
   // The dataplane's clock for -Lnc's expire column (Conn::expires is on it). Empty: the
   // CLOCK_MONOTONIC reading cmd/lbd/dataplane uses. Tests pass a fake.
   std::function<MonoTime()> clock;
+  // Hot restart (lbd --takeover): the old lbd still serves the Unix socket. Listen on
+  // PATH.new and rename() it over PATH, so that the path never stops answering.
+  bool replace_socket = false;
 };
 
 // What the control plane needs from the packet side. Implemented by the dataplane; the
@@ -46,6 +49,8 @@ class DataplaneHooks {
   // Extra metrics for /metrics and GetStats: name -> value (e.g. lb_pipeline_drops_total).
   virtual std::vector<std::pair<std::string, uint64_t>> metrics() const = 0;
 };
+
+class ControlOps;
 
 class ControlPlane {
  public:
@@ -64,6 +69,19 @@ class ControlPlane {
   void wait();
   // The TCP port the gRPC server listens on after start() (tcp://...:0 picks one); 0 for unix.
   int boundPort() const;
+  // The operations behind the RPCs, for subsystems that commit as an RPC does (health).
+  ControlOps& ops();
+
+  // Hot restart, the old side: refuses mutations from now on and returns the configuration
+  // (a serialized lbd.v1.Config); thaw() undoes it when the handover fails. Any thread.
+  std::string freezeForHandover();
+  void thaw();
+  // Hot restart, the old side, once the new lbd has its socket: shutdown() leaves the Unix
+  // socket path alone (it is the new lbd's).
+  void releaseSocket();
+  // Hot restart, the new side: replaces `table`'s configuration with freezeForHandover()'s.
+  // InvalidArgument when the bytes do not parse.
+  static absl::Status loadHandedOver(ServiceTable& table, const std::string& bytes);
 
  private:
   struct Impl;

@@ -28,10 +28,12 @@
 #include "absl/strings/str_cat.h"
 
 #include "cmd/lbd/dataplane/flow_offload.h"
+#include "cmd/lbd/dataplane/handover.h"
 #include "cmd/lbd/dataplane/kernel_state.h"
 #include "cmd/lbd/dataplane/neigh_cache.h"
 #include "cmd/lbd/dataplane/published.h"
 #include "core/base/log.h"
+#include "core/conn/conn_snapshot.h"
 #include "core/pipeline/pipeline.h"
 #ifdef LB_HAVE_BPF
 #include "io/bpf/ingress_redirect.h"
@@ -197,12 +199,16 @@ class DataplaneImpl : public Dataplane {
 
   ~DataplaneImpl() override { stop(); }
 
-  absl::Status init() {
-    if (absl::Status s = kernel_.cleanupLeftovers(); !s.ok())
-      return s;
-    if (absl::Status s = kernel_.installBase(); !s.ok()) {
-      kernel_.removeAll();
-      return s;
+  // `adopting`: a hot restart's first step (Dataplane::adopt): the kernel state is the old
+  // lbd's, taken over by completeHandover().
+  absl::Status init(bool adopting = false) {
+    if (!adopting) {
+      if (absl::Status s = kernel_.cleanupLeftovers(); !s.ok())
+        return s;
+      if (absl::Status s = kernel_.installBase(); !s.ok()) {
+        kernel_.removeAll();
+        return s;
+      }
     }
     startFastPath();
     const size_t n = tun_->queues();
@@ -233,13 +239,27 @@ class DataplaneImpl : public Dataplane {
     if (options_.mode == Mode::kDecap) {
       auto d = io::DecapReceiver::create(options_.gue_port);
       if (!d.ok()) {
-        kernel_.removeAll();
+        if (!adopting)
+          kernel_.removeAll();
         return d.status();
       }
       decap_ = std::move(*d);
     }
     publishConfig(table_.snapshot(), table_.config());
     return absl::OkStatus();
+  }
+
+  absl::Status completeHandover(const DataplaneHandover& rest) override {
+    {
+      std::lock_guard<std::mutex> klock(kernel_mu_);
+      if (absl::Status s = kernel_.importState(rest.kernel_state); !s.ok())
+        return s;
+    }
+    if (absl::Status s = adoptConns(rest); !s.ok())
+      return s;
+    // TSO per tunnel dests, direct-routing neighbours, the fast path's sets: as after a commit
+    // (the routes and rules are there already: the reconcile finds nothing to do).
+    return onCommit(table_);
   }
 
   absl::Status start() override {
@@ -262,25 +282,69 @@ class DataplaneImpl : public Dataplane {
     if (stopped_)
       return;
     stopped_ = true;
-    {
-      std::lock_guard<std::mutex> hk(hk_mu_);
-      running_.store(false);
-    }
-    hk_cv_.notify_all();
-    for (auto& w : workers_) {
-      if (w->thread.joinable())
-        w->thread.join();
-    }
-    if (housekeeping_.joinable())
-      housekeeping_.join();
-    if (decap_thread_.joinable())
-      decap_thread_.join();
+    joinThreads();
     std::lock_guard<std::mutex> klock(kernel_mu_);
 #ifdef LB_HAVE_BPF
     redirect_.reset();  // detaches from every device first: nothing is sent to a dead TUN
 #endif
     kernel_.removeAll();
     LB_LOG(kInfo, "dataplane stopped; kernel state removed");
+  }
+
+  absl::StatusOr<DataplaneHandover> pauseForHandover() override {
+    std::lock_guard<std::mutex> lock(lifecycle_mu_);
+    if (stopped_)
+      return absl::FailedPreconditionError("dataplane stopped");
+    joinThreads();
+    DataplaneHandover h;
+    {
+      std::lock_guard<std::mutex> klock(kernel_mu_);
+#ifdef LB_HAVE_BPF
+      std::shared_ptr<const WorkerConfig> cfg = config_.get();
+      if (offload_ != nullptr && redirect_ != nullptr && cfg != nullptr && cfg->snap != nullptr) {
+        RedirectFlowMap map(*redirect_);
+        offload_->tick(map, *cfg->snap, true);  // the conns as the program left them
+      }
+      redirect_.reset();
+      if (offload_ != nullptr) {
+        offload_->forget();
+        for (auto& w : workers_) {
+          w->offload = nullptr;
+          w->pipeline->setOffloader(nullptr, options_.flow_offload_min_packets);
+        }
+      }
+#endif
+      h.kernel_state = kernel_.exportState();
+    }
+    h.tun_fds = tunFds();
+    h.conns = encodeConns(exportConns(*conns_));
+    if (std::shared_ptr<const WorkerConfig> cfg = config_.get(); cfg && cfg->snap)
+      h.ids = handoverIds(*cfg->snap);
+    return h;
+  }
+
+  std::vector<int> tunFds() const override {
+    std::vector<int> fds;
+    for (size_t q = 0; q < tun_->queues(); ++q)
+      fds.push_back(tun_->fd(q));
+    return fds;
+  }
+
+  absl::Status resumeAfterHandover() override {
+    startFastPath();
+    LB_LOG(kWarn, "hot restart failed: carrying on (flow offload off until the next restart)");
+    return start();
+  }
+
+  void abandon() override {
+    std::lock_guard<std::mutex> lock(lifecycle_mu_);
+    joinThreads();
+    stopped_ = true;
+#ifdef LB_HAVE_BPF
+    std::lock_guard<std::mutex> klock(kernel_mu_);
+    redirect_.reset();
+#endif
+    LB_LOG(kInfo, "dataplane handed over; kernel state left to the new lbd");
   }
 
   absl::Status onCommit(const ServiceTable& table) override {
@@ -376,6 +440,51 @@ class DataplaneImpl : public Dataplane {
   }
 
  private:
+  // lifecycle_mu_ held: stops the workers (at a batch boundary), housekeeping and decap
+  // threads. start() runs them again.
+  void joinThreads() {
+    {
+      std::lock_guard<std::mutex> hk(hk_mu_);
+      running_.store(false);
+    }
+    hk_cv_.notify_all();
+    for (auto& w : workers_) {
+      if (w->thread.joinable())
+        w->thread.join();
+    }
+    if (housekeeping_.joinable())
+      housekeeping_.join();
+    if (decap_thread_.joinable())
+      decap_thread_.join();
+  }
+
+  // Control thread, before the workers start: the handed-over conns into conns_, bound to this
+  // configuration's ids, counted in their dests' active/inactive/persistent conns.
+  absl::Status adoptConns(const DataplaneHandover& from) {
+    auto records = decodeConns(from.conns);
+    if (!records.ok())
+      return records.status();
+    SnapshotPtr snap = table_.snapshot();
+    const IdMap ids(from.ids, *snap);
+    absl::Span<DestCounters> dc = table_.runtime().destCounters();
+    const ConnImportResult r = importConns(
+        *conns_, *records, [&ids](ConnParams& p) { return ids.rebind(p); },
+        [dc](const Conn& c) {
+          if (c.dest >= dc.size())
+            return;
+          if ((c.flags & kConnFTemplate) != 0)
+            dc[c.dest].persist_conns.fetch_add(1, std::memory_order_relaxed);
+          else if ((c.flags & kConnFInactive) != 0)
+            dc[c.dest].inact_conns.fetch_add(1, std::memory_order_relaxed);
+          else
+            dc[c.dest].active_conns.fetch_add(1, std::memory_order_relaxed);
+        },
+        monoNow());
+    LB_LOG(kInfo, "hot restart: %d conns taken over, %d left out (full NAT, removed dests)",
+           static_cast<int>(r.imported), static_cast<int>(r.skipped));
+    return absl::OkStatus();
+  }
+
   // Control thread, at start: loads the tc ingress program and attaches it to every Ethernet
   // device. Not permitted (a container without CAP_BPF/CAP_SYS_ADMIN) or not built: the kernel
   // path, which needs nothing but the routes and rules, carries everything.
@@ -930,6 +1039,28 @@ absl::StatusOr<std::unique_ptr<Dataplane>> Dataplane::create(const DataplaneOpti
   auto dp = std::make_unique<DataplaneImpl>(options, table, std::move(*tun), std::move(*nl));
   if (absl::Status s = dp->init(); !s.ok())
     return s;
+  return std::unique_ptr<Dataplane>(std::move(dp));
+}
+
+absl::StatusOr<std::unique_ptr<Dataplane>> Dataplane::adopt(const DataplaneOptions& options,
+                                                            ServiceTable& table,
+                                                            std::vector<int> tun_fds) {
+  io::TunOptions topts;
+  topts.offloads = options.offloads && options.mode != Mode::kDecap;
+  topts.queues = tun_fds.size();
+  auto tun = io::TunDevice::adopt(std::move(tun_fds), topts);
+  if (!tun.ok())
+    return tun.status();
+  auto nl = io::Netlink::open();
+  if (!nl.ok())
+    return nl.status();
+  LB_LOG(kInfo, "TUN %s taken over: %d queues, offloads 0x%x", (*tun)->name(), (*tun)->queues(),
+         (*tun)->offloads());
+  auto dp = std::make_unique<DataplaneImpl>(options, table, std::move(*tun), std::move(*nl));
+  if (absl::Status s = dp->init(true); !s.ok()) {
+    dp->abandon();  // the kernel state stays the old lbd's, which carries on
+    return s;
+  }
   return std::unique_ptr<Dataplane>(std::move(dp));
 }
 

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 
 #include "cmd/lbd/control/control_plane.h"
+#include "cmd/lbd/dataplane/handover.h"
 #include "core/service/service_table.h"
 
 namespace lb::lbd {
@@ -52,6 +53,29 @@ class Dataplane : public DataplaneHooks {
   // Stops workers and removes every route, rule, address and sysctl change it made.
   // Idempotent.
   virtual void stop() = 0;
+
+  // Hot restart (lbd --takeover), the new side, in two steps so that the old lbd's workers
+  // pause only for the second. adopt(): a dataplane on the running lbd's TUN queues (owned
+  // from the call on), whose configuration `table` already holds: conn table, workers and
+  // the tc program (attached behind the old one's) made, nothing cleaned up or installed,
+  // nothing read from the queues yet. completeHandover(): the kernel state the old lbd
+  // installed and its conns (after its pauseForHandover); then start().
+  static absl::StatusOr<std::unique_ptr<Dataplane>> adopt(const DataplaneOptions& options,
+                                                          ServiceTable& table,
+                                                          std::vector<int> tun_fds);
+  virtual absl::Status completeHandover(const DataplaneHandover& rest) = 0;
+  // The old side. Stops the workers at a batch boundary and the housekeeping thread, folds
+  // what the tc program forwarded into the conns and detaches it (packets take the kernel's
+  // path into the TUN device, where they wait for the next reader), then exports. Kernel
+  // state stays. The fds stay this dataplane's.
+  virtual absl::StatusOr<DataplaneHandover> pauseForHandover() = 0;
+  // The TUN queue fds, still this dataplane's (sent in the handover's first step).
+  virtual std::vector<int> tunFds() const = 0;
+  // The handover failed: the fast path is attached again and the workers restart (without
+  // the flow offload, whose map went with the detached program).
+  virtual absl::Status resumeAfterHandover() = 0;
+  // The handover succeeded: from now on stop() and the destructor remove nothing.
+  virtual void abandon() = 0;
 };
 
 }  // namespace lb::lbd

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
@@ -570,6 +571,120 @@ absl::Status KernelState::ensureProxies(const std::vector<IpAddr>& wanted) {
       return s;
     proxies_.push_back(p);
   }
+  return absl::OkStatus();
+}
+
+namespace {
+
+std::string addrText(const IpAddr& a) {
+  return a.isUnspecified() ? std::string("-") : a.toString();
+}
+
+bool parseAddr(absl::string_view t, Af af, IpAddr& out) {
+  if (t == "-") {
+    out = IpAddr();
+    return true;
+  }
+  std::optional<IpAddr> a = IpAddr::parse(t);
+  if (!a.has_value() || a->af() != af)
+    return false;
+  out = *a;
+  return true;
+}
+
+std::string routeText(absl::string_view kind, const io::RouteSpec& r) {
+  return absl::StrCat(kind, " ", static_cast<int>(r.af), " ", addrText(r.dst), " ", r.prefix_len,
+                      " ", r.table, " ", r.oif, " ", r.protocol, "\n");
+}
+
+std::string ruleText(absl::string_view kind, const io::RuleSpec& r) {
+  return absl::StrCat(kind, " ", static_cast<int>(r.af), " ", r.pref, " ", addrText(r.src), " ",
+                      r.src_len, " ", r.iif.empty() ? "-" : r.iif, " ", r.ip_proto, " ", r.sport,
+                      " ", r.table, " ", r.goto_pref, " ", r.protocol, "\n");
+}
+
+Af afOf(int v) {
+  return v == static_cast<int>(Af::kInet6) ? Af::kInet6 : Af::kInet;
+}
+
+}  // namespace
+
+std::string KernelState::exportState() const {
+  std::string out;
+  for (const auto& [path, old] : sysctls_)
+    absl::StrAppend(&out, "sysctl ", path, " ", old, "\n");
+  for (const DevConf& d : devconfs_)
+    absl::StrAppend(&out, "devconf ", d.ifindex, " ", d.id, " ", d.old, "\n");
+  for (const auto& r : base_routes_)
+    out += routeText("base_route", r);
+  for (const auto& r : base_rules_)
+    out += ruleText("base_rule", r);
+  for (int i = 0; i < 2; ++i) {
+    if (local_moved_[i])
+      absl::StrAppend(&out, "local_moved ", i, "\n");
+  }
+  for (const auto& r : routes_)
+    out += routeText("route", r);
+  for (const auto& r : rules_)
+    out += ruleText("rule", r);
+  for (const auto& [addr, ifindex] : proxies_)
+    absl::StrAppend(&out, "proxy ", addr.toString(), " ", ifindex, "\n");
+  return out;
+}
+
+absl::Status KernelState::importState(const std::string& text) {
+  int n = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    ++n;
+    std::vector<std::string> f = absl::StrSplit(line, ' ');
+    bool ok = false;
+    int a = 0, b = 0, c = 0, d = 0, e = 0, g = 0, h = 0;
+    uint32_t u = 0, v = 0;
+    if (f[0] == "sysctl" && f.size() == 3) {
+      sysctls_.emplace_back(f[1], f[2]);
+      ok = true;
+    } else if (f[0] == "devconf" && f.size() == 4 && absl::SimpleAtoi(f[1], &a) &&
+               absl::SimpleAtoi(f[2], &b) && absl::SimpleAtoi(f[3], &u)) {
+      devconfs_.push_back({a, b, u});
+      ok = true;
+    } else if ((f[0] == "base_route" || f[0] == "route") && f.size() == 7) {
+      io::RouteSpec r;
+      ok = absl::SimpleAtoi(f[1], &a) && parseAddr(f[2], afOf(a), r.dst) &&
+           absl::SimpleAtoi(f[3], &r.prefix_len) && absl::SimpleAtoi(f[4], &r.table) &&
+           absl::SimpleAtoi(f[5], &r.oif) && absl::SimpleAtoi(f[6], &b);
+      r.af = afOf(a);
+      r.protocol = static_cast<uint8_t>(b);
+      (f[0] == "route" ? routes_ : base_routes_).push_back(r);
+    } else if ((f[0] == "base_rule" || f[0] == "rule") && f.size() == 11) {
+      io::RuleSpec r;
+      ok = absl::SimpleAtoi(f[1], &a) && absl::SimpleAtoi(f[2], &r.pref) &&
+           parseAddr(f[3], afOf(a), r.src) && absl::SimpleAtoi(f[4], &r.src_len) &&
+           absl::SimpleAtoi(f[6], &c) && absl::SimpleAtoi(f[7], &d) &&
+           absl::SimpleAtoi(f[8], &r.table) && absl::SimpleAtoi(f[9], &v) &&
+           absl::SimpleAtoi(f[10], &e);
+      r.af = afOf(a);
+      r.iif = f[5] == "-" ? "" : f[5];
+      r.ip_proto = static_cast<uint8_t>(c);
+      r.sport = static_cast<uint16_t>(d);
+      r.goto_pref = v;
+      r.protocol = static_cast<uint8_t>(e);
+      (f[0] == "rule" ? rules_ : base_rules_).push_back(r);
+    } else if (f[0] == "local_moved" && f.size() == 2 && absl::SimpleAtoi(f[1], &g) && g >= 0 &&
+               g < 2) {
+      local_moved_[g] = true;
+      ok = true;
+    } else if (f[0] == "proxy" && f.size() == 3 && absl::SimpleAtoi(f[2], &h)) {
+      std::optional<IpAddr> addr = IpAddr::parse(f[1]);
+      ok = addr.has_value();
+      if (ok)
+        proxies_.emplace_back(*addr, h);
+    }
+    if (!ok) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("kernel state handed over, line ", n, ": '", line, "'"));
+    }
+  }
+  saveJournal();
   return absl::OkStatus();
 }
 

@@ -49,6 +49,13 @@ class KernelState {
   // Removes everything installed, in reverse order, and restores every sysctl. Logs failures.
   void removeAll();
 
+  // Hot restart (lbd --takeover): what this object installed and must undo, as text, so that
+  // the next lbd adopts it instead of cleaning it up as leftovers and installing it again.
+  std::string exportState() const;
+  // Adopts what exportState() wrote (in place of cleanupLeftovers + installBase). The journal
+  // is rewritten for this process. InvalidArgument naming the line that does not parse.
+  absl::Status importState(const std::string& text);
+
   // True when some dest of `cfg` tunnels (TSO must then be off on the TUN; see dataplane.cc).
   static bool hasTunnelDests(const FullConfig& cfg);
 

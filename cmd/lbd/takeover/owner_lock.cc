@@ -112,27 +112,22 @@ absl::StatusOr<std::unique_ptr<OwnerLock>> OwnerLock::acquire(const std::string&
         "). Nothing was changed. Stop it first, or replace it with `lbd --takeover`"));
   }
   std::unique_ptr<OwnerLock> lock(new OwnerLock(fd, path));
-  if (absl::Status s = lock->write(me); !s.ok())
+  if (absl::Status s = lock->record(me); !s.ok())
     return s;
   return lock;
 }
 
-absl::StatusOr<std::unique_ptr<OwnerLock>> OwnerLock::adopt(int fd,
-                                                            std::string path,
-                                                            const OwnerInfo& me) {
+absl::StatusOr<std::unique_ptr<OwnerLock>> OwnerLock::adopt(int fd, std::string path) {
   // The flock is the open file description's: still held by this fd. Check it is.
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
     close(fd);
     return errnoError("owner lock: the fd handed over does not hold the lock", err);
   }
-  std::unique_ptr<OwnerLock> lock(new OwnerLock(fd, std::move(path)));
-  if (absl::Status s = lock->write(me); !s.ok())
-    return s;
-  return lock;
+  return std::unique_ptr<OwnerLock>(new OwnerLock(fd, std::move(path)));
 }
 
-absl::Status OwnerLock::write(const OwnerInfo& me) {
+absl::Status OwnerLock::record(const OwnerInfo& me) {
   const std::string text = format(me);
   if (ftruncate(fd_, 0) != 0 ||
       pwrite(fd_, text.data(), text.size(), 0) != static_cast<ssize_t>(text.size())) {

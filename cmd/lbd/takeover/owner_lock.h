@@ -35,10 +35,11 @@ class OwnerLock {
   static absl::StatusOr<std::unique_ptr<OwnerLock>> acquire(const std::string& run_dir,
                                                             const OwnerInfo& me);
   // Takes over an fd of the lock file received from the previous owner (hot restart): the
-  // flock belongs to the open file description, so it carries over; rewrites the record.
-  static absl::StatusOr<std::unique_ptr<OwnerLock>> adopt(int fd,
-                                                          std::string path,
-                                                          const OwnerInfo& me);
+  // flock belongs to the open file description, so it carries over. The record is left as it
+  // is until record() (once the takeover is complete).
+  static absl::StatusOr<std::unique_ptr<OwnerLock>> adopt(int fd, std::string path);
+  // Rewrites the record with `me`. Internal on I/O errors.
+  absl::Status record(const OwnerInfo& me);
   ~OwnerLock();
   OwnerLock(const OwnerLock&) = delete;
   OwnerLock& operator=(const OwnerLock&) = delete;
@@ -56,8 +57,6 @@ class OwnerLock {
 
  private:
   OwnerLock(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
-
-  absl::Status write(const OwnerInfo& me);
 
   int fd_;
   std::string path_;
