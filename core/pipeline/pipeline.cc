@@ -4,6 +4,8 @@
 // in icmp.cc.
 #include "core/pipeline/pipeline.h"
 
+#include <algorithm>
+
 #include "core/pipeline/conn_events.h"
 #include "core/pipeline/pipeline_internal.h"
 #include "core/proto/proto.h"
@@ -54,6 +56,11 @@ void Pipeline::process(const ServiceSnapshot& snap,
   if (snap.runtime() != runtime_)
     attachRuntime(snap.runtime());
   updateDefense(snap.sysctls(), now);
+  if (offloader_ != nullptr) {
+    const ConnTableStats st = conns_.stats();
+    table_roomy_ =
+        st.capacity - std::min(st.entries, st.capacity) >= st.capacity / kDefenseThresholdDivisor;
+  }
   for (PacketBuffer* pkt : batch) {
     processOne(snap, *pkt, sink, now);
     account(*pkt);
@@ -244,6 +251,11 @@ void Pipeline::applyState(Packet& p, ConnGuard& cp, ConnDir dir) noexcept {
 // packets reach here with the conn's lock held, so the flag is set once.
 void Pipeline::maybeOffload(ConnGuard& cp) noexcept {
   if (offloader_ == nullptr || !offloadEligible(*cp, offload_min_in_pkts_))
+    return;
+  // With the table in its last 1/16 (a SYN flood, most likely), a TCP conn is offloaded once
+  // its handshake is done, not from its SYN: a spoofed SYN would cost two map updates, a second
+  // of polling and two removals, and take map room from real conns.
+  if (!table_roomy_ && cp->proto == L4Proto::kTcp && (cp->flags & kConnFAssured) == 0)
     return;
   if (offloader_->offer(*cp, cp.index())) {
     cp->flags |= kConnFOffloaded;

@@ -139,7 +139,8 @@ class Pipeline {
   void setTunnelSource(const IpAddr& addr);
 
   // Worker thread, between batches. Flow offload (offload.h): conns that become
-  // eligible with `min_in_pkts` client packets seen are offered to `offloader` (nullptr: off).
+  // eligible with `min_in_pkts` client packets seen are offered to `offloader` (nullptr: off);
+  // while the conn table is in its last 1/16, TCP conns only once their handshake is done.
   // The offloader must outlive the pipeline or be replaced first.
   void setOffloader(FlowOffloader* offloader, uint32_t min_in_pkts) {
     offloader_ = offloader;
@@ -198,6 +199,9 @@ class Pipeline {
   PipelineConnEvents* events_ = nullptr;
   FlowOffloader* offloader_ = nullptr;
   uint32_t offload_min_in_pkts_ = 0;
+  // The conn table has more than 1/16 free (checked per batch): TCP conns are offloaded from
+  // their SYN; otherwise from their handshake's end (maybeOffload).
+  bool table_roomy_ = true;
   PipelineCounters counters_;
   DefenseLevel defense_;
   int64_t drop_counter_ = 0;  // ip_vs_todrop's drop_counter

@@ -64,6 +64,10 @@ topology() {
   ip -n "$C" route add 198.18.61.0/24 via 198.18.60.1
   ip -n "$C" route add 198.19.60.0/24 via 198.18.60.1
   ip -n "$S" route add 198.18.60.0/24 via 198.18.61.1
+  # The flood row's spoofed sources (198.19.0.0/16): their SYN-ACKs go back towards the client
+  # namespace, which drops them (not its addresses, no forwarding).
+  ip -n "$S" route add 198.19.0.0/16 via 198.18.61.1
+  ip -n "$B" route add 198.19.0.0/16 via 198.18.60.2
   # Servers: iperf3 (TCP 5201, UDP 5201), nginx on 80 with a 612-byte page.
   ip netns exec "$S" iperf3 -s -D -p 5201 --pidfile "$tmp/iperf.pid" >/dev/null
   mkdir -p "$tmp/www"; head -c 612 /dev/zero | tr '\0' x > "$tmp/www/index.html"
@@ -214,11 +218,39 @@ lat() {  # lat <50%|99%> from the last row_rps, in ms
   awk -v q="$1" '$1 == q { v=$2; if (v ~ /us$/) { sub(/us/,"",v); v/=1000 } else if (v ~ /ms$/) { sub(/ms/,"",v) } else if (v ~ /s$/) { sub(/s/,"",v); v*=1000 }; printf "%.3f", v }' "$tmp/wrk.txt"
 }
 
+# flood: a spoofed SYN flood (tests/integration/synflood.c: random sources in 198.19.0.0/16, as
+# fast as one core sends) at port 80 for FLOOD_T seconds, while an iperf3 stream runs and a
+# client opens a new connection every 100 ms (tests/integration/flood_client.py). Reported: the
+# stream's throughput during the flood (flood_tcp), its share of the unflooded one-stream row
+# (flood_share), and the share of the client's connections answered (flood_ok, %).
+FLOOD_T=${FLOOD_T:-$((quick ? 10 : 20))}
+SYNFLOOD=
+row_flood() {
+  if [ -z "$SYNFLOOD" ]; then
+    cc -O2 -o "$tmp/synflood" "$src/tests/integration/synflood.c" || { echo "NA NA"; return; }
+    SYNFLOOD=$tmp/synflood
+  fi
+  ip netns exec "$C" iperf3 -c "$TARGET" -p 5201 -t "$FLOOD_T" -J >"$tmp/flood-iperf.json" 2>/dev/null &
+  local iperf_pid=$!
+  ip netns exec "$C" "$SYNFLOOD" "$TARGET" 80 "$FLOOD_T" >"$tmp/flood.txt" 2>&1 &
+  local flood_pid=$!
+  sleep 1
+  ip netns exec "$C" python3 "$src/tests/integration/flood_client.py" "$TARGET" 80 $((FLOOD_T - 2)) \
+    >"$tmp/flood-client.txt" 2>&1
+  wait "$flood_pid"; wait "$iperf_pid"
+  sed 's/^/   /' "$tmp/flood.txt" "$tmp/flood-client.txt" | grep -v 'failed:' >&2
+  local gbps ok
+  gbps=$(json '"%.2f" % (d["end"]["sum_received"]["bits_per_second"]/1e9)' <"$tmp/flood-iperf.json")
+  ok=$(awk '/^client: [0-9]+ connections/ { if ($2 > 0) printf "%.1f", 100 * $4 / $2 }' "$tmp/flood-client.txt")
+  echo "$gbps ${ok:-NA}"
+}
+
 declare -A R
-rows="tcp1 tcp4 cps rps p50 p99 udp"
+rows="tcp1 tcp4 cps rps p50 p99 udp flood_tcp flood_share flood_ok"
 declare -A ROWNAME=([tcp1]="TCP 1 stream (Gbit/s)" [tcp4]="TCP 4 streams (Gbit/s)"
   [cps]="new conns/s (wrk, close)" [rps]="requests/s (keep-alive)" [p50]="p50 latency (ms)"
-  [p99]="p99 latency (ms)" [udp]="UDP 64 B (pkt/s)")
+  [p99]="p99 latency (ms)" [udp]="UDP 64 B (pkt/s)" [flood_tcp]="TCP under SYN flood (Gbit/s)"
+  [flood_share]="  share of TCP 1 stream" [flood_ok]="  new conns answered (%)")
 
 # Each contender gets fresh namespaces: TIME_WAIT sockets left by the previous one (tens of
 # thousands in the client and server after a connection-rate row) would otherwise meet the next
@@ -228,18 +260,24 @@ for c in $contenders; do
   echo "== $c (t=${SECONDS}s)" >&2
   topology
   if ! "setup_$c"; then echo "setup of $c failed" >&2; "teardown_$c" 2>/dev/null; continue; fi
-  for r in tcp1 tcp4 cps rps udp; do
-    [[ " ${ROWS:-tcp1 tcp4 cps rps udp} " == *" $r "* ]] || continue
+  for r in tcp1 tcp4 cps rps udp flood; do
+    [[ " ${ROWS:-tcp1 tcp4 cps rps udp flood} " == *" $r "* ]] || continue
     [ "$c,$r" = haproxy,udp ] && { R[$c,udp]="n/a"; continue; }
     echo "   $c $r (t=${SECONDS}s)" >&2
     prof_start "$c" "$r"
     R[$c,$r]=$("row_$r")
     prof_stop
     if [ "$r" = rps ]; then R[$c,p50]=$(lat 50%); R[$c,p99]=$(lat 99%); fi
+    if [ "$r" = flood ]; then
+      read -r R[$c,flood_tcp] R[$c,flood_ok] <<<"${R[$c,flood]}"
+      R[$c,flood_share]=$(python3 -c 'import sys; print("%.2f" % (float(sys.argv[1]) / float(sys.argv[2])))' \
+        "${R[$c,flood_tcp]}" "${R[$c,tcp1]:-NA}" 2>/dev/null || echo NA)
+    fi
   done
   if [[ $c == lbd-* ]] && [ -n "$LBD_PID" ]; then  # how lbd's traffic crossed the TUN device
     m=$(ip netns exec "$LBD_NS" curl -s --max-time 5 http://127.0.0.1:9477/metrics)
-    echo "   $c: $(echo "$m" | awk '/^lb_(dataplane|pipeline)_((rx|tx)_(gso|tun|l2|direct|packets)|bpf_flow_forwarded|bpf_flow_slow|bpf_flow_done|offload_installed|offload_finished|offload_ring_full|conns_created)_total / {printf "%s=%s ", $1, $2}')" >&2
+    echo "   $c: $(echo "$m" | awk '/^lb_(dataplane|pipeline)_((rx|tx)_(gso|tun|l2|direct|packets)|bpf_flow_forwarded|bpf_flow_slow|bpf_flow_done|offload_installed|offload_finished|offload_ring_full|offload_held|conns_created)_total / {printf "%s=%s ", $1, $2}')" >&2
+    echo "   $c: $(echo "$m" | awk '/^lb_conn_(entries|capacity|early_drops_total|table_full_total|synproxy_[a-z_]+) / {printf "%s=%s ", $1, $2}')" >&2
   fi
   for ns in "$C" "$S"; do  # retransmissions and resets seen by the client and the server
     echo "   $c ns $ns: $(ip netns exec "$ns" nstat -az 2>/dev/null | awk '$1 ~ /^(TcpRetransSegs|TcpExtTCPSynRetrans|TcpOutRsts|TcpEstabResets|TcpExtTCPTimeouts|TcpExtTW(Recycled|Killed)|TcpExtPAWSEstabRejected|TcpExtTCPChallengeACK)$/ && $2 > 0 {printf "%s=%s ", $1, $2}')" >&2

@@ -423,8 +423,20 @@ class DataplaneImpl : public Dataplane {
       out.emplace_back("lb_dataplane_offload_removed_total", oc.removed.value());
       out.emplace_back("lb_dataplane_offload_finished_total", oc.finished.value());
       out.emplace_back("lb_dataplane_offload_ring_full_total", offload_->ringFull());
+      out.emplace_back("lb_dataplane_offload_held_total", offload_->held());
+      out.emplace_back("lb_dataplane_offload_unhandshaken_total", oc.unhandshaken.value());
+      out.emplace_back("lb_dataplane_offload_in_map",
+                       static_cast<uint64_t>(std::max<int64_t>(offload_->inMap(), 0)));
     }
 #endif
+    if (conns_ != nullptr) {  // the conn table: fill, refusals, early drops (SYN floods)
+      const ConnTableStats cs = conns_->stats();
+      out.emplace_back("lb_conn_entries", cs.entries);
+      out.emplace_back("lb_conn_templates", cs.templates);
+      out.emplace_back("lb_conn_capacity", cs.capacity);
+      out.emplace_back("lb_conn_table_full_total", cs.table_full);
+      out.emplace_back("lb_conn_early_drops_total", cs.early_drops);
+    }
 #define LB_EMIT_PL(name)                          \
   out.emplace_back("lb_pipeline_" #name "_total", \
                    sum([](const Worker& w) { return w.pipeline->counters().name.value(); }));

@@ -4,7 +4,9 @@
 // that saw a reply are never freed for it.
 #include <cstdint>
 #include <string>
+#include <vector>
 
+#include "core/pipeline/offload.h"
 #include "core/pipeline/pipeline.h"
 #include "tests/core/pipeline/pipeline_fixture.h"
 
@@ -150,6 +152,35 @@ TEST_F(EarlyDropTest, DirectRoutingUdpIsAssuredByASecondDatagram) {
     ASSERT_EQ(syn(spoofed(n), 1000).verdict, Verdict::kForward);
   EXPECT_EQ(stateOf(kClient, 7000), "UDP");
   EXPECT_EQ(stateOf(kClient, 7001), "<none>");
+}
+
+class CountingOffloader : public FlowOffloader {
+ public:
+  bool offer(const Conn& conn, uint32_t /*index*/) noexcept override {
+    offered.push_back(conn.cport);
+    return true;
+  }
+
+  std::vector<uint16_t> offered;
+};
+
+// Under a flood (the table in its last 1/16) a TCP conn is offloaded at the end of its
+// handshake, not from its SYN; with room, from its SYN as before.
+TEST_F(EarlyDropTest, FullTableOffloadsTcpConnsOnlyOnceHandshaken) {
+  CountingOffloader off;
+  pipe_->setOffloader(&off, 1);
+  ASSERT_EQ(syn(kClient, 40000).verdict, Verdict::kForward);
+  ASSERT_EQ(off.offered, std::vector<uint16_t>{40000});  // room: from the SYN
+  for (uint32_t n = 0; n < 40; ++n)
+    ASSERT_EQ(syn(spoofed(n), 1000).verdict, Verdict::kForward);
+  // The client's and 30 spoofed ones: offered while 2 or more of the 32 slots were free.
+  EXPECT_EQ(off.offered.size(), 31u);
+  off.offered.clear();
+  ASSERT_EQ(syn(kClient, 40001).verdict, Verdict::kForward);
+  EXPECT_TRUE(off.offered.empty());
+  ASSERT_EQ(send(PacketBuilder::tcp(kClient, 40001, kVip, 80, kTcpAck).build()).verdict,
+            Verdict::kForward);
+  EXPECT_EQ(off.offered, std::vector<uint16_t>{40001});
 }
 
 }  // namespace
