@@ -21,6 +21,7 @@
 
 #include "cmd/lbd/control/control_plane.h"
 #include "cmd/lbd/dataplane/dataplane.h"
+#include "cmd/lbd/lbd_health.h"
 #include "cmd/lbd/lbd_takeover.h"
 #include "cmd/lbd/takeover/handover_socket.h"
 #include "cmd/lbd/takeover/owner_lock.h"
@@ -282,7 +283,11 @@ int lbdMain(int argc, char** argv) {
   copts.tls_ca = absl::GetFlag(FLAGS_tls_ca);
   copts.metrics_listen = absl::GetFlag(FLAGS_metrics);
   copts.replace_socket = takeover;
-  ControlPlane control(table, dataplane->get(), copts);
+  // --keepalived-conf: parsed (a bad file stops lbd here); its hooks see every commit.
+  auto health = HealthWiring::create(dataplane->get());
+  if (!health.ok())
+    return failStart(health.status());
+  ControlPlane control(table, (*health)->hooks(), copts);
   if (!takeover) {
     if (absl::Status s = control.loadInitialConfig(); !s.ok())
       return failStart(s);
@@ -297,6 +302,10 @@ int lbdMain(int argc, char** argv) {
       TakeoverServer::start(takeover_path, control, **dataplane, *owner, dopts.mode, mode_name);
   if (!takeover_server.ok()) {
     LB_LOG(kWarn, "hot restart unavailable: %s", takeover_server.status().ToString());
+  }
+  if (absl::Status s = (*health)->start(control); !s.ok()) {
+    control.shutdown();
+    return failStart(s);
   }
   LB_LOG(kInfo, "lbd started: tun=%s mode=%s listen=%s%s", dopts.tun, mode_name, copts.listen,
          takeover ? " (took over)" : "");
@@ -318,11 +327,13 @@ int lbdMain(int argc, char** argv) {
     if (sig == SIGHUP) {
       // Logs go to stderr; a supervisor that rotates them reopens the stream itself.
       LB_LOG(kInfo, "SIGHUP: logs reopened");
+      (*health)->reload();  // --keepalived-conf, if any
       continue;
     }
     LB_LOG(kInfo, "signal %d: stopping", sig);
     break;
   }
+  (*health)->stop();
   if (takeover_server.ok() && (*takeover_server)->handedOver()) {
     // The new lbd owns the sockets, the TUN queues and the kernel state now.
     (*takeover_server)->stop();

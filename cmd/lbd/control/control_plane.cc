@@ -341,6 +341,10 @@ ControlOps& ControlPlane::ops() {
   return impl_->ops;
 }
 
+ControlOps& ControlPlane::ops() {
+  return impl_->ops;
+}
+
 std::string ControlPlane::freezeForHandover() {
   return impl_->ops.freeze();
 }

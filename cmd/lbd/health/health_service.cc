@@ -535,6 +535,10 @@ absl::StatusOr<std::unique_ptr<HealthService>> HealthService::create(HealthOptio
   return std::unique_ptr<HealthService>(new HealthService(std::move(impl)));
 }
 
+void HealthService::setControl(ControlApi control) {
+  impl_->options.control = std::move(control);
+}
+
 absl::Status HealthService::start() {
   Impl& m = *impl_;
   m.setManaged();

@@ -58,6 +58,9 @@ class HealthService {
   static absl::StatusOr<std::unique_ptr<HealthService>> create(HealthOptions options);
   ~HealthService();
 
+  // Binds the control plane's commit API (when it was not known at create()). Before start().
+  void setControl(ControlApi control);
+
   // Commits the virtual servers (all real servers in, unless alpha), then starts the checks
   // on the health thread. Main thread, after the control plane loaded its configuration.
   absl::Status start();
