@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "cmd/lbd-controller/model/model.h"
 
+#include <functional>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -249,6 +251,67 @@ TEST(ModelNodeTest, TakesTheZoneLabel) {
   ASSERT_TRUE(bare.ok());
   EXPECT_EQ(bare->zone, "");
   EXPECT_FALSE(parseNodeText(R"({"metadata": {"name": 1}})").ok());
+}
+
+// Every node of a real document replaced by each JSON type in turn, and every prefix of its
+// text: the parsers return a Status (OK or INVALID_ARGUMENT) and never throw.
+void forEachNode(nlohmann::json& node, const std::function<void()>& visit, nlohmann::json& root) {
+  const nlohmann::json kinds[] = {nullptr,
+                                  1,
+                                  -7,
+                                  1.5,
+                                  "x",
+                                  true,
+                                  nlohmann::json::array(),
+                                  nlohmann::json::object(),
+                                  nlohmann::json::array({1, "y"})};
+  nlohmann::json saved = node;
+  for (const nlohmann::json& k : kinds) {
+    node = k;
+    visit();
+  }
+  node = saved;
+  if (node.is_object()) {
+    for (auto& [key, child] : node.items())
+      forEachNode(child, visit, root);
+  } else if (node.is_array()) {
+    for (auto& child : node)
+      forEachNode(child, visit, root);
+  }
+}
+
+template <typename Parse>
+int mutateEverywhere(absl::string_view text, Parse parse) {
+  nlohmann::json root = nlohmann::json::parse(text);
+  int runs = 0;
+  forEachNode(
+      root,
+      [&] {
+        ++runs;
+        auto r = parse(root);
+        if (!r.ok()) {
+          EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+          // Refused by the readers' checks, not by an exception caught at the boundary.
+          EXPECT_THAT(std::string(r.status().message()),
+                      ::testing::Not(HasSubstr("json.exception")));
+        }
+      },
+      root);
+  return runs;
+}
+
+TEST(ModelRobustnessTest, EveryNodeOfEveryTypeNeverThrows) {
+  EXPECT_GT(mutateEverywhere(kDualStackLb, [](const nlohmann::json& j) { return parseService(j); }),
+            300);
+  EXPECT_GT(mutateEverywhere(kSlice, [](const nlohmann::json& j) { return parseEndpointSlice(j); }),
+            300);
+}
+
+TEST(ModelRobustnessTest, EveryPrefixOfTheTextIsRefusedWithoutThrowing) {
+  for (size_t n = 0; n < kDualStackLb.size(); ++n)
+    EXPECT_FALSE(parseServiceText(kDualStackLb.substr(0, n)).ok()) << n;
+  for (size_t n = 0; n < kSlice.size(); ++n)
+    EXPECT_FALSE(parseEndpointSliceText(kSlice.substr(0, n)).ok()) << n;
 }
 
 }  // namespace
