@@ -91,7 +91,22 @@ run persist conns $VIP 8080 $SECONDS_OF_TRAFFIC 100
 ) >"$DP_TMP/lbctl.out" 2>&1 &
 DP_PIDS+=($!)
 PID_lbctl=$!
-sleep 3
+sleep 1
+
+# A takeover that fails late (the new lbd cannot bind its metrics port, after it took the TUN
+# queues and the conns) changes nothing: the old lbd carries on, serves, accepts changes again.
+rc=0
+timeout 60 ip netns exec "$(n l)" "$DP_TMP/lbd-b" --listen="unix://$DP_TMP/hr.sock" \
+  --tun=lbd0 --workers=2 --mode=gateway --state-file="$DP_TMP/state" --takeover \
+  --metrics=198.18.99.99:9 >"$DP_TMP/lbd-failed.log" 2>&1 || rc=$?
+[[ $rc -ne 0 && $rc -ne 124 ]] || dp_fail "the failing takeover exited with $rc"
+kill -0 "$pid_a" || dp_fail "the old lbd died in a failed takeover"
+grep -q "takeover failed" "$DP_TMP/lbd-hr.log" || dp_fail "the old lbd did not see the failure"
+[[ $(dp_get c "http://$VIP/") == S* ]] || dp_fail "no answer through the VIP after a failed takeover"
+lbctl hr -A -t $VIP:9 -s rr || dp_fail "changes still refused after a failed takeover"
+lbctl hr -D -t $VIP:9
+echo "failed takeover: $(grep -m1 "takeover failed" "$DP_TMP/lbd-hr.log" | cut -d' ' -f4-)"
+sleep 1.5
 
 # The takeover: -Lnc of the old lbd just before, of the new one just after.
 conns_of() { lbctl hr -Lnc | awk 'NR > 2 { print $1, $4, $5, $6 }' | sort; }

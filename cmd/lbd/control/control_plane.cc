@@ -185,6 +185,7 @@ struct ControlPlane::Impl {
   std::unique_ptr<grpc::Server> server;
   std::unique_ptr<MetricsServer> metrics;
   std::string unix_path;
+  bool socket_placed = false;  // this process's socket is at unix_path (shutdown removes it)
   int port = 0;
   bool stopped = false;
 
@@ -296,10 +297,6 @@ absl::Status ControlPlane::start() {
     return absl::InternalError(
         absl::StrCat("chmod ", impl_->unix_path, ": ", std::strerror(errno)));
   }
-  if (!bind_path.empty() && ::rename(bind_path.c_str(), impl_->unix_path.c_str()) != 0) {
-    return absl::InternalError(
-        absl::StrCat("rename ", bind_path, " to ", impl_->unix_path, ": ", std::strerror(errno)));
-  }
   impl_->server->GetHealthCheckService()->SetServingStatus("lbd.v1.LoadBalancer", true);
 
   if (!impl_->options.metrics_listen.empty()) {
@@ -308,6 +305,15 @@ absl::Status ControlPlane::start() {
     if (!m.ok())
       return m.status();
     impl_->metrics = std::move(*m);
+  }
+  // Last: a start that fails must not have replaced the socket at the path (in a hot restart,
+  // the old lbd's, which carries on).
+  if (!bind_path.empty()) {
+    if (::rename(bind_path.c_str(), impl_->unix_path.c_str()) != 0) {
+      return absl::InternalError(
+          absl::StrCat("rename ", bind_path, " to ", impl_->unix_path, ": ", std::strerror(errno)));
+    }
+    impl_->socket_placed = true;
   }
   LB_LOG(kInfo, "gRPC listening on %s%s", listen,
          impl_->options.metrics_listen.empty()
@@ -329,16 +335,12 @@ void ControlPlane::shutdown() {
   }
   if (impl_->metrics != nullptr)
     impl_->metrics->stop();
-  if (!impl_->unix_path.empty())
+  if (!impl_->unix_path.empty() && impl_->socket_placed)
     ::unlink(impl_->unix_path.c_str());
 }
 
 int ControlPlane::boundPort() const {
   return impl_->port;
-}
-
-ControlOps& ControlPlane::ops() {
-  return impl_->ops;
 }
 
 ControlOps& ControlPlane::ops() {
