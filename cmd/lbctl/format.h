@@ -8,11 +8,13 @@
 #include <string>
 #include <vector>
 
-#include "cmd/lbctl/ipvsadm_parser.h"
+#include "api/ipvsadm/parser.h"
 
 #include "lbd/v1/lbd.pb.h"
 
 namespace lb::lbctl {
+
+using ipvsadm::ListOptions;
 
 // print_largenum: K/M/G/T suffixes unless `exact`.
 std::string formatLargeNum(uint64_t v, bool exact);

@@ -20,13 +20,25 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 
+#include "api/ipvsadm/lbd_commands.h"
 #include "cmd/lbctl/format.h"
-#include "cmd/lbctl/lbctl_commands.h"
 
 namespace lb::lbctl {
 namespace {
 
 namespace pb = ::lbd::v1;
+
+using ipvsadm::canonicalFwmarkRule;
+using ipvsadm::formatSysctl;
+using ipvsadm::fwmarkRuleLine;
+using ipvsadm::parseIpvsadm;
+using ipvsadm::ParseResult;
+using ipvsadm::setSysctl;
+using ipvsadm::splitRuleLine;
+using ipvsadm::SysctlArg;
+using ipvsadm::sysctlNames;
+using ipvsadm::usageText;
+using ipvsadm::versionText;
 
 constexpr int kExitRefused = 255;
 constexpr int kMaxResponseBytes = 1 << 30;  // ipvsadm returns -1 when the kernel refuses

@@ -12,11 +12,15 @@
 
 #include "absl/status/statusor.h"
 
-#include "cmd/lbctl/ipvsadm_parser.h"
+#include "api/ipvsadm/parser.h"
 
 #include "lbd/v1/lbd.grpc.pb.h"
 
 namespace lb::lbctl {
+
+// The grammar's words, as lbctl names them.
+using ipvsadm::Command;
+using ipvsadm::CommandKind;
 
 inline constexpr char kDefaultServer[] = "unix:///run/lbd/lbd.sock";
 

@@ -20,8 +20,11 @@ sys='sys/socket\.h|sys/ioctl\.h|sys/epoll\.h|sys/mman\.h|unistd\.h|fcntl\.h|neti
 check core "boost/|grpc|grpcpp/|google/protobuf|spdlog|io/|api/|cmd/|$sys" \
   "core/ is pure: abseil and std only, no syscalls (STYLE.md §1)"
 check io "api/|cmd/|grpc|grpcpp/|google/protobuf" "io/ may depend on core/ and Linux only"
-check api "core/|io/|cmd/" "api/ is the generated proto library: nothing of ours"
-check cmd/lbctl "core/|io/|cmd/lbd/" "lbctl speaks only the API (api/proto, abseil)"
+check api/proto "core/|io/|cmd/|api/ipvsadm/" "api/proto is the generated proto library: nothing of ours"
+check api/ipvsadm "core/|io/|cmd/" \
+  "api/ipvsadm is the ipvsadm grammar library: api/proto and abseil only (STYLE.md §1)"
+check cmd/lbctl "core/|io/|cmd/lbd/" "lbctl speaks only the API (api/proto, api/ipvsadm, abseil)"
+check cmd/lbd "cmd/lbctl/" "lbd reads ipvsadm's language through api/ipvsadm, never through the CLI"
 check cmd/lbd-controller "core/|io/|cmd/lbd/" \
   "lbd-controller: api/proto, abseil, Beast, JSON, OpenSSL only (STYLE.md §1)"
 if [ "$fail" -eq 0 ]; then

@@ -17,14 +17,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
-#include "cmd/lbctl/lbctl_commands.h"
+#include "api/ipvsadm/lbd_commands.h"
 #include "cmd/lbd/control/api_convert.h"
 
 namespace lb::lbd {
 namespace {
 
 namespace pb = ::lbd::v1;
-using lbctl::CommandKind;
+using ipvsadm::CommandKind;
 
 absl::Status ioError(absl::string_view step, const std::string& path) {
   return absl::InternalError(absl::StrCat(step, " ", path, ": ", std::strerror(errno)));
@@ -65,7 +65,7 @@ absl::Status noSuchService(const ServiceKey& k) {
   return absl::NotFoundError(absl::StrCat("no such service: ", k.toString()));
 }
 
-absl::Status applyDestCommand(const lbctl::Command& cmd, ServiceWithDests& svc) {
+absl::Status applyDestCommand(const ipvsadm::Command& cmd, ServiceWithDests& svc) {
   absl::StatusOr<IpAddr> addr = addrFromProto(cmd.dest.address(), "dest.address");
   if (!addr.ok())
     return addr.status();
@@ -95,7 +95,7 @@ absl::Status applyDestCommand(const lbctl::Command& cmd, ServiceWithDests& svc) 
   return absl::OkStatus();
 }
 
-absl::Status applyLaddrCommand(const lbctl::Command& cmd, ServiceWithDests& svc) {
+absl::Status applyLaddrCommand(const ipvsadm::Command& cmd, ServiceWithDests& svc) {
   absl::StatusOr<IpAddr> addr = addrFromProto(cmd.laddr, "laddr");
   if (!addr.ok())
     return addr.status();
@@ -115,7 +115,7 @@ absl::Status applyLaddrCommand(const lbctl::Command& cmd, ServiceWithDests& svc)
   return absl::OkStatus();
 }
 
-absl::Status applyServiceCommand(const lbctl::Command& cmd, FullConfig& cfg) {
+absl::Status applyServiceCommand(const ipvsadm::Command& cmd, FullConfig& cfg) {
   absl::StatusOr<ServiceKey> key = serviceKeyFromProto(cmd.service.key());
   if (!key.ok())
     return key.status();
@@ -152,14 +152,14 @@ absl::Status applyServiceCommand(const lbctl::Command& cmd, FullConfig& cfg) {
   }
 }
 
-// --sysctl NAME=VALUE and the fwmark-rule commands (lbctl's own, cmd/lbctl/lbctl_commands.h).
-absl::Status applyLbctlCommand(const lbctl::Command& cmd, FullConfig& cfg) {
+// --sysctl NAME=VALUE and the fwmark-rule commands (lbctl's own, api/ipvsadm/lbd_commands.h).
+absl::Status applyLbctlCommand(const ipvsadm::Command& cmd, FullConfig& cfg) {
   if (cmd.kind == CommandKind::kSysctl) {
     pb::Sysctls s = sysctlsToProto(cfg.sysctls);
-    for (const lbctl::SysctlArg& a : cmd.sysctls) {
+    for (const ipvsadm::SysctlArg& a : cmd.sysctls) {
       if (!a.set)
         return absl::InvalidArgumentError(absl::StrCat("--sysctl ", a.name, ": needs =VALUE"));
-      if (absl::Status st = lbctl::setSysctl(s, a.name, a.value); !st.ok())
+      if (absl::Status st = ipvsadm::setSysctl(s, a.name, a.value); !st.ok())
         return st;
     }
     absl::StatusOr<Sysctls> next = sysctlsFromProto(s);
@@ -177,7 +177,7 @@ absl::Status applyLbctlCommand(const lbctl::Command& cmd, FullConfig& cfg) {
     return rule.status();
   rule->dst = rule->dst.masked(rule->prefix_len);  // as ServiceTable stores it
   auto it = std::find(cfg.fwmark_rules.begin(), cfg.fwmark_rules.end(), *rule);
-  const std::string line = lbctl::fwmarkRuleLine(cmd.fwmark_rule);
+  const std::string line = ipvsadm::fwmarkRuleLine(cmd.fwmark_rule);
   if (cmd.kind == CommandKind::kDelFwmarkRule) {
     if (it == cfg.fwmark_rules.end())
       return absl::NotFoundError(absl::StrCat("no such fwmark rule: ", line));
@@ -192,7 +192,7 @@ absl::Status applyLbctlCommand(const lbctl::Command& cmd, FullConfig& cfg) {
 
 }  // namespace
 
-absl::Status applyCommand(const lbctl::Command& cmd, FullConfig& cfg) {
+absl::Status applyCommand(const ipvsadm::Command& cmd, FullConfig& cfg) {
   switch (cmd.kind) {
     case CommandKind::kFlush:
       cfg.services.clear();
@@ -237,13 +237,13 @@ absl::StatusOr<FullConfig> parseConfigText(absl::string_view text,
   int line_no = 0;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
     ++line_no;
-    std::vector<std::string> words = lbctl::splitRuleLine(std::string(line));
+    std::vector<std::string> words = ipvsadm::splitRuleLine(std::string(line));
     if (words.empty())
       continue;
     auto at = [&](const absl::Status& s) {
       return absl::Status(s.code(), absl::StrCat("config ", name, ":", line_no, ": ", s.message()));
     };
-    lbctl::ParseResult r = lbctl::parseIpvsadm("lbd", words);
+    ipvsadm::ParseResult r = ipvsadm::parseIpvsadm("lbd", words);
     if (!r.ok)
       return at(absl::InvalidArgumentError(r.error.message));
     if (absl::Status s = applyCommand(r.command, cfg); !s.ok())

@@ -11,7 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-#include "cmd/lbctl/ipvsadm_parser.h"
+#include "api/ipvsadm/parser.h"
 #include "core/service/config.h"
 
 namespace lb::lbd {
@@ -28,7 +28,7 @@ using ConfigValidator = std::function<absl::Status(const FullConfig&)>;
 
 // Applies one parsed ipvsadm command to a configuration model, as lbd would apply it:
 // -A -E -D -C -a -e -d --set -P -Q. Other commands are refused (InvalidArgument).
-absl::Status applyCommand(const lbctl::Command& cmd, FullConfig& cfg);
+absl::Status applyCommand(const ipvsadm::Command& cmd, FullConfig& cfg);
 
 // Parses config text: every line is parsed and applied, then the result is validated; the
 // first bad line fails with the same code and "config NAME:LINE: reason".

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // ipvsadm's option tables and parsing helpers (ipvsadm.c: commands_v_options, optnames,
-// the popt table, string_to_number, parse_service), shared by the parser. Internal to lbctl.
+// the popt table, string_to_number, parse_service), shared by the parser. Internal to
+// the ipvsadm grammar library.
 #pragma once
 
 #include <getopt.h>
@@ -12,11 +13,11 @@
 #include <optional>
 #include <string>
 
-#include "cmd/lbctl/ipvsadm_parser.h"
+#include "api/ipvsadm/parser.h"
 
 #include "lbd/v1/lbd.pb.h"
 
-namespace lb::lbctl::ipvsadm {
+namespace lb::ipvsadm {
 
 inline constexpr int kMaxTimeout = 86400 * 31;  // ipvsadm's MAX_TIMEOUT
 inline constexpr int kDefaultPersistTimeout = 360;
@@ -245,4 +246,4 @@ std::optional<CommandKind> commandFor(int c);
 // The legality row of a command, or nullptr.
 const CommandInfo* commandInfo(CommandKind k);
 
-}  // namespace lb::lbctl::ipvsadm
+}  // namespace lb::ipvsadm

@@ -2,8 +2,8 @@
 // lbctl's own command-line words, which ipvsadm does not have: the global client options
 // (--server, --tls-*, --output), the IPVS sysctls (--sysctl; ipvsadm leaves them to sysctl(8)
 // and /proc/sys/net/ipv4/vs) and the fwmark classification rules (--add-fwmark-rule ...; with
-// the kernel, iptables -t mangle -j MARK sets the mark that ipvsadm -f matches). Also used by lbd
-// to read these lines from its --config file.
+// the kernel, iptables -t mangle -j MARK sets the mark that ipvsadm -f matches). lbd reads these
+// lines from its --config file too.
 #pragma once
 
 #include <cstdint>
@@ -13,11 +13,11 @@
 
 #include "absl/status/status.h"
 
-#include "cmd/lbctl/ipvsadm_parser.h"
+#include "api/ipvsadm/parser.h"
 
 #include "lbd/v1/lbd.pb.h"
 
-namespace lb::lbctl {
+namespace lb::ipvsadm {
 
 // Takes --server, --tls-ca, --tls-cert, --tls-key and --output (anywhere on the line, "--x=V"
 // or "--x V") out of `args` into `cmd`.
@@ -46,4 +46,4 @@ std::string formatSysctl(const ::lbd::v1::Sysctls& s, const std::string& name);
 // "--add-fwmark-rule --mark 1 --dest 198.18.0.0/24 --proto tcp --dport 80:90".
 std::string fwmarkRuleLine(const ::lbd::v1::FwmarkRule& r);
 
-}  // namespace lb::lbctl
+}  // namespace lb::ipvsadm

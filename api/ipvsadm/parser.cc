@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "cmd/lbctl/ipvsadm_parser.h"
+#include "api/ipvsadm/parser.h"
 
 #include <arpa/inet.h>
 #include <getopt.h>
@@ -22,10 +22,10 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
-#include "cmd/lbctl/ipvsadm_tables.h"
-#include "cmd/lbctl/lbctl_commands.h"
+#include "api/ipvsadm/lbd_commands.h"
+#include "api/ipvsadm/tables.h"
 
-namespace lb::lbctl::ipvsadm {
+namespace lb::ipvsadm {
 namespace {
 
 namespace pb = ::lbd::v1;
@@ -717,9 +717,9 @@ std::optional<Failure> Parser::semanticChecks() {
 }
 
 }  // namespace
-}  // namespace lb::lbctl::ipvsadm
+}  // namespace lb::ipvsadm
 
-namespace lb::lbctl {
+namespace lb::ipvsadm {
 
 ParseResult parseIpvsadm(const std::string& program, const std::vector<std::string>& args) {
   ParseResult r;
@@ -770,4 +770,4 @@ std::vector<std::string> splitRuleLine(const std::string& line) {
   return words;
 }
 
-}  // namespace lb::lbctl
+}  // namespace lb::ipvsadm

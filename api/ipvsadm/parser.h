@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // ipvsadm's command line (ipvsadm.c parse_options / process_options): commands, options, the
 // command-versus-option legality table, defaults and checks, producing lbd.v1 messages.
-// Also used by lbd to read its --config file (one ipvsadm command per line).
+// The ipvsadm grammar library: lbctl parses its command lines with it, lbd its --config file
+// (one ipvsadm command per line).
 #pragma once
 
 #include <cstdint>
@@ -12,7 +13,7 @@
 
 #include "lbd/v1/lbd.pb.h"
 
-namespace lb::lbctl {
+namespace lb::ipvsadm {
 
 enum class CommandKind {
   kNone,
@@ -33,7 +34,7 @@ enum class CommandKind {
   kAddLaddr,  // DPVS -P
   kDelLaddr,  // DPVS -Q
   kGetLaddr,  // DPVS -G
-  // lbctl's own commands (cmd/lbctl/lbctl_commands.h): no ipvsadm equivalent.
+  // lbctl's own commands (api/ipvsadm/lbd_commands.h): no ipvsadm equivalent.
   kSysctl,            // --sysctl [NAME[=VALUE]...]
   kAddFwmarkRule,     // --add-fwmark-rule
   kDelFwmarkRule,     // --del-fwmark-rule
@@ -116,4 +117,4 @@ std::vector<std::string> splitRuleLine(const std::string& line);
 std::string usageText(const std::string& program);
 std::string versionText();
 
-}  // namespace lb::lbctl
+}  // namespace lb::ipvsadm

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "cmd/lbctl/lbctl_commands.h"
+#include "api/ipvsadm/lbd_commands.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -15,7 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
-namespace lb::lbctl {
+namespace lb::ipvsadm {
 namespace {
 
 namespace pb = ::lbd::v1;
@@ -399,4 +399,4 @@ std::string fwmarkRuleLine(const pb::FwmarkRule& rule) {
   return line;
 }
 
-}  // namespace lb::lbctl
+}  // namespace lb::ipvsadm

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "cmd/lbctl/ipvsadm_parser.h"
+#include "api/ipvsadm/parser.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_split.h"
 
-namespace lb::lbctl {
+namespace lb::ipvsadm {
 namespace {
 
 namespace pb = ::lbd::v1;
@@ -358,4 +358,4 @@ TEST(IpvsadmParserTest, ParsesRepeatedlyWithoutLeakingState) {
 }
 
 }  // namespace
-}  // namespace lb::lbctl
+}  // namespace lb::ipvsadm

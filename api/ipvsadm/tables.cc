@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "cmd/lbctl/ipvsadm_tables.h"
+#include "api/ipvsadm/tables.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -9,7 +9,7 @@
 
 #include "absl/strings/ascii.h"
 
-namespace lb::lbctl::ipvsadm {
+namespace lb::ipvsadm {
 namespace {
 
 namespace pb = ::lbd::v1;
@@ -175,4 +175,4 @@ std::optional<int> maskToPrefix(in_addr mask) {
   return prefix;
 }
 
-}  // namespace lb::lbctl::ipvsadm
+}  // namespace lb::ipvsadm

@@ -5,9 +5,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
-#include "cmd/lbctl/ipvsadm_parser.h"
+#include "api/ipvsadm/parser.h"
 
-namespace lb::lbctl {
+namespace lb::ipvsadm {
 
 std::string versionText() {
   return "lbctl v0.1.0 (ipvsadm v1.31 syntax, compiled with getopt_long and IPVS v1.2.1)\n";
@@ -126,4 +126,4 @@ std::string usageText(const std::string& p) {
   return s;
 }
 
-}  // namespace lb::lbctl
+}  // namespace lb::ipvsadm
