@@ -16,6 +16,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 
+#include "core/base/log.h"
+#include "io/tun/tun_node.h"
 #include "io/tun/vnet_hdr.h"
 
 namespace lb::io {
@@ -66,6 +68,12 @@ absl::StatusOr<std::unique_ptr<TunDevice>> TunDevice::create(const TunOptions& o
   if (options.queues == 0 || options.queues > 256) {
     return absl::InvalidArgumentError(absl::StrCat("TUN queues ", options.queues, ": 1..256"));
   }
+  // A Kubernetes pod has no /dev/net/tun unless something added it: make the node (10:200).
+  bool created = false;
+  if (absl::Status s = ensureTunNode(std::string(kTunNodePath), &created); !s.ok())
+    return s;
+  if (created)
+    LB_LOG(kInfo, "%s was missing: created it (character device 10:200)", kTunNodePath);
   std::unique_ptr<TunDevice> dev(new TunDevice());
   for (size_t q = 0; q < options.queues; ++q) {
     int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
