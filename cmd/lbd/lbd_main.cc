@@ -292,10 +292,18 @@ int lbdMain(int argc, char** argv) {
     if (absl::Status s = control.loadInitialConfig(); !s.ok())
       return failStart(s);
   }
+  // A takeover starts the control plane first: whatever fails there fails before this lbd has
+  // read a packet from the queues, so the old one carries on with nothing missing.
+  if (takeover) {
+    if (absl::Status s = control.start(); !s.ok())
+      return failStart(s);
+  }
   if (absl::Status s = (*dataplane)->start(); !s.ok())
     return failStart(s);
-  if (absl::Status s = control.start(); !s.ok())
-    return failStart(s);
+  if (!takeover) {
+    if (absl::Status s = control.start(); !s.ok())
+      return failStart(s);
+  }
   if (takeover)
     finishTakeover(taken, absl::OkStatus());
   auto takeover_server =

@@ -77,4 +77,8 @@ ConnEvents* Pipeline::connEvents(ServiceRuntime& runtime) {
   return &connEventsFor(runtime);
 }
 
+void Pipeline::noteFullNatPool(ServiceRuntime& runtime, ServiceId svc, LocalAddrPool* pool) {
+  connEventsFor(runtime).notePool(svc, pool);
+}
+
 }  // namespace lb

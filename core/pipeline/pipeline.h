@@ -153,6 +153,10 @@ class Pipeline {
   // their dests, templates and full-NAT pools. Needs the current snapshot's runtime. Control
   // thread; may allocate. The object lives as long as the process; one ConnTable per runtime.
   static ConnEvents* connEvents(ServiceRuntime& runtime);
+  // Tells connEvents(runtime) the full-NAT pool of service `svc`, so that conns made outside
+  // the pipeline (a hot restart's import) give their local ports back when freed. Control
+  // thread.
+  static void noteFullNatPool(ServiceRuntime& runtime, ServiceId svc, LocalAddrPool* pool);
 
  private:
   struct Packet;

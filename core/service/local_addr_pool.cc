@@ -116,6 +116,19 @@ void LocalAddrPool::release(L4Proto proto, const IpAddr& laddr, uint16_t lport) 
                                                        std::memory_order_acq_rel);
 }
 
+bool LocalAddrPool::reserve(L4Proto proto, const IpAddr& laddr, uint16_t lport) noexcept {
+  const int pi = protoIndex(proto);
+  if (pi < 0 || lport < kPortMin)
+    return false;
+  Impl::Entry* e = impl_->find(laddr);
+  if (e == nullptr)
+    return false;
+  const size_t off = size_t{lport} - kPortMin;
+  const uint64_t bit = uint64_t{1} << (off % 64);
+  return (e->bits[static_cast<size_t>(pi)][off / 64].fetch_or(bit, std::memory_order_acq_rel) &
+          bit) == 0;
+}
+
 void LocalAddrPool::setAddrs(const std::vector<IpAddr>& addrs) {
   size_t n = impl_->count.load(std::memory_order_relaxed);
   for (size_t i = 0; i < n; ++i) {

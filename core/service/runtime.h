@@ -43,6 +43,10 @@ class LocalAddrPool {
   bool acquire(L4Proto proto, uint32_t hint, IpAddr* laddr, uint16_t* lport) noexcept;
   // Any thread. Hot path. Frees a pair from acquire(); unknown pairs are ignored.
   void release(L4Proto proto, const IpAddr& laddr, uint16_t lport) noexcept;
+  // Any thread. Takes the given pair (a conn carried over from another process, see
+  // core/conn/conn_snapshot.h): false when its address is not in the pool, the port is below
+  // kPortMin or the pair is taken already.
+  bool reserve(L4Proto proto, const IpAddr& laddr, uint16_t lport) noexcept;
   // Control thread. May allocate. At most kMaxAddrs distinct addresses ever (extra ignored).
   void setAddrs(const std::vector<IpAddr>& addrs);
   // Control thread. The addresses currently handed out, in the order first added.

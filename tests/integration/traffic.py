@@ -8,7 +8,7 @@
 #   traffic.py ticks ADDR PORT SECONDS          reads ticks; all consecutive?
 #   traffic.py serve-bulk ADDR PORT             sends SIZE pseudo-random bytes at RATE B/s
 #   traffic.py bulk ADDR PORT SIZE RATE         receives them; sha256 equal?
-#   traffic.py serve-udp ADDR PORT NAME         answers "NAME SEQ" to datagram "SEQ"
+#   traffic.py serve-udp ADDR PORT NAME         answers "NAME SEQ SRCPORT" to datagram "SEQ"
 #   traffic.py udp ADDR PORT SECONDS            a datagram every 20 ms; counts answers
 #   traffic.py conns ADDR PORT SECONDS MS [SRC] a new HTTP GET every MS ms; all answered?
 import hashlib
@@ -133,14 +133,16 @@ def serve_udp(addr, port, name):
     s = listener(addr, port, socket.SOCK_DGRAM)
     while True:
         d, a = s.recvfrom(2048)
-        s.sendto(b"%s %s" % (name.encode(), d), a)
+        s.sendto(b"%s %s %d" % (name.encode(), d, a[1]), a)
 
 
 def udp(addr, port, seconds):
     s = socket.socket(family(addr), socket.SOCK_DGRAM)
     s.connect((addr, port))
     s.settimeout(0.02)
-    sent, answered, names, at = 0, set(), set(), "-"
+    # peers: the source ports the server saw (one per conn: full NAT's local port changes with
+    # a new conn).
+    sent, answered, names, peers, at = 0, set(), set(), set(), "-"
     last_ok, gap = time.monotonic(), 0.0
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -149,7 +151,7 @@ def udp(addr, port, seconds):
         t = time.monotonic() + 0.02
         while time.monotonic() < t:
             try:
-                name, seq = s.recv(2048).split()
+                name, seq, peer = s.recv(2048).split()
             except (socket.timeout, ValueError):
                 break
             except OSError:
@@ -161,9 +163,10 @@ def udp(addr, port, seconds):
             last_ok = now
             answered.add(int(seq))
             names.add(name.decode())
+            peers.add(int(peer))
     lost = sent - len(answered)
-    print("udp sent %d answered %d lost %d servers %s max_gap_ms %.1f (ended %s UTC)" %
-          (sent, len(answered), lost, ",".join(sorted(names)), gap * 1000, at))
+    print("udp sent %d answered %d lost %d servers %s peers %d max_gap_ms %.1f (ended %s UTC)" %
+          (sent, len(answered), lost, ",".join(sorted(names)), len(peers), gap * 1000, at))
     return 0 if answered else 1
 
 

@@ -479,8 +479,21 @@ class DataplaneImpl : public Dataplane {
     SnapshotPtr snap = table_.snapshot();
     const IdMap ids(from.ids, *snap);
     absl::Span<DestCounters> dc = table_.runtime().destCounters();
+    // A full-NAT conn keeps its local address and port: taken in this side's pool (whose
+    // addresses come from the same configuration), given back when the conn goes.
+    const auto rebind = [&](ConnParams& p) {
+      if (!ids.rebind(p))
+        return false;
+      if ((p.flags & kConnFFullNat) == 0 || (p.flags & kConnFTemplate) != 0)
+        return true;
+      const SnapService* svc = snap->service(p.svc);
+      if (svc == nullptr || svc->laddr_pool == nullptr)
+        return false;
+      Pipeline::noteFullNatPool(table_.runtime(), p.svc, svc->laddr_pool);
+      return svc->laddr_pool->reserve(p.proto, p.laddr, p.lport);
+    };
     const ConnImportResult r = importConns(
-        *conns_, *records, [&ids](ConnParams& p) { return ids.rebind(p); },
+        *conns_, *records, rebind,
         [dc](const Conn& c) {
           if (c.dest >= dc.size())
             return;
@@ -492,7 +505,7 @@ class DataplaneImpl : public Dataplane {
             dc[c.dest].active_conns.fetch_add(1, std::memory_order_relaxed);
         },
         monoNow());
-    LB_LOG(kInfo, "hot restart: %d conns taken over, %d left out (full NAT, removed dests)",
+    LB_LOG(kInfo, "hot restart: %d conns taken over, %d left out (removed dests, pool changes)",
            static_cast<int>(r.imported), static_cast<int>(r.skipped));
     return absl::OkStatus();
   }

@@ -62,8 +62,6 @@ IdMap::IdMap(const std::string& old_ids, const ServiceSnapshot& snap) {
 }
 
 bool IdMap::rebind(ConnParams& p) const {
-  if ((p.flags & kConnFFullNat) != 0)
-    return false;
   auto s = svcs_.find(p.svc);
   auto d = dests_.find(p.dest);
   if (s == svcs_.end() || d == dests_.end())

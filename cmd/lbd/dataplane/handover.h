@@ -34,8 +34,7 @@ class IdMap {
   IdMap(const std::string& old_ids, const ServiceSnapshot& snap);
 
   // Rewrites p.svc and p.dest to this side's ids; false when the service or dest is not in this
-  // configuration, or for a full-NAT conn (its local port would have to be reserved in the new
-  // pool, which is not done yet: those conns are left out).
+  // configuration.
   bool rebind(ConnParams& p) const;
 
  private:

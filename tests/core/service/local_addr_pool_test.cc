@@ -58,6 +58,24 @@ TEST(LocalAddrPoolTest, EveryPairOnceThenExhaustedThenReleased) {
   EXPECT_FALSE(pool.acquire(L4Proto::kUdp, 9, &a, &p));
 }
 
+TEST(LocalAddrPoolTest, ReserveTakesThatPairOnce) {
+  LocalAddrPool pool({kA});
+  EXPECT_TRUE(pool.reserve(L4Proto::kTcp, kA, 1029));
+  EXPECT_FALSE(pool.reserve(L4Proto::kTcp, kA, 1029)) << "taken already";
+  EXPECT_TRUE(pool.reserve(L4Proto::kUdp, kA, 1029)) << "each protocol has its own ports";
+  EXPECT_FALSE(pool.reserve(L4Proto::kTcp, kB, 1029)) << "not in the pool";
+  EXPECT_FALSE(pool.reserve(L4Proto::kTcp, kA, 80)) << "below kPortMin";
+  EXPECT_FALSE(pool.reserve(L4Proto::kIcmp, kA, 2000));
+  // acquire() skips a reserved pair; release() frees it.
+  IpAddr a;
+  uint16_t p = 0;
+  ASSERT_TRUE(pool.acquire(L4Proto::kTcp, 5, &a, &p));
+  EXPECT_EQ(p, 1030);
+  pool.release(L4Proto::kTcp, kA, 1029);
+  EXPECT_TRUE(pool.reserve(L4Proto::kTcp, kA, 1029));
+  EXPECT_EQ(pool.inUse(), 3u);
+}
+
 TEST(LocalAddrPoolTest, OnlyPortProtocols) {
   LocalAddrPool pool({kA});
   IpAddr a;
