@@ -125,7 +125,8 @@ class Exchange {
       p.get().body().data = chunk;
       p.get().body().size = sizeof chunk;
       beast::get_lowest_layer(s).expires_after(idle);
-      beast::error_code ec = run([&](auto h) { http::async_read(s, buf, p, h); });
+      // read_some: a watch's events must come out as they arrive, not once 64 KiB collected.
+      beast::error_code ec = run([&](auto h) { http::async_read_some(s, buf, p, h); });
       if (ec == http::error::need_buffer)
         ec = {};
       if (ec)

@@ -32,6 +32,7 @@ struct Reply {
   std::vector<std::string> chunks;  // chunked transfer encoding when more than one or `chunked`
   bool chunked = false;
   bool hang = false;  // after the chunks, keep the connection open until the client closes it
+  int delay_ms = 0;   // between the head and the first chunk
 };
 
 struct Request {
@@ -132,6 +133,8 @@ class FakeApiServer {
       absl::StrAppend(&head, "Content-Length: ", body.size(), "\r\nConnection: close\r\n\r\n",
                       body);
     boost::asio::write(sock, boost::asio::buffer(head), ec);
+    if (reply.delay_ms > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(reply.delay_ms));
     if (chunked) {
       for (const auto& c : reply.chunks) {
         if (c.empty())

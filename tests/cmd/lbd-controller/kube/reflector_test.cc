@@ -283,19 +283,25 @@ TEST(ReflectorTest, ForbiddenIsLoudAndFailuresKeepTheCache) {
   EXPECT_TRUE(loud);
 }
 
-TEST(ReflectorTest, StopEndsAnOpenWatch) {
+// Events of a watch that stays open are applied as they arrive (not when the stream ends or a
+// buffer fills), and stop() ends the open watch.
+TEST(ReflectorTest, EventsOfAnOpenWatchArriveAndStopEndsIt) {
   FakeApiServer s([](const Request& r) {
     if (absl::StrContains(r.target, "watch=1"))
-      return Reply{200, {}, {}, true, true};
+      return Reply{200, {}, {event("ADDED", obj("live", "2"))}, true, true, 100};
     return Reply{200, {}, {list({}, "1")}};
   });
   Reflector r(clientFor(s), options(), [](const std::vector<Delta>&) {});
   std::thread t([&] { r.run(); });
   ASSERT_TRUE(s.waitForRequests(2, kWait));
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (r.store().size() == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(keys(r.store()), (std::set<std::string>{"ns/live"}));
   r.stop();
   t.join();  // bounded by ctest's timeout if stop() did not work
   EXPECT_TRUE(r.synced());
-  EXPECT_EQ(r.store().size(), 0u);
+  EXPECT_EQ(r.stats().watches.load(), 1u);
 }
 
 TEST(ApiStatusTest, Parse) {
