@@ -227,11 +227,9 @@ absl::Status validateDest(const ServiceConfig& svc, const DestConfig& d) {
   }
   if (absl::Status s = checkTunnel(svc, d); !s.ok())
     return s;
-  if (d.fwd == FwdMethod::kFullNat && svc.local_addrs.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat("service ", svc.key.toString(),
-                                                      " has no local addresses for full NAT (dest ",
-                                                      destName(d), ")"));
-  }
+  // A full-NAT dest may come before its service's first local address (DPVS's tutorials add
+  // them in that order, and so may -R): until the pool has one, new connections to it drop
+  // with DropReason::kNoLocalAddr (core/pipeline/schedule.cc).
   return absl::OkStatus();
 }
 
