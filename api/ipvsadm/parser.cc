@@ -385,6 +385,9 @@ std::optional<Failure> Parser::handleOption(int c, const char* arg) {
     case 'o':
       cmd_.service.set_one_packet(true);
       return setOption(kOptOnePacket);
+    case kTagSynproxy:
+      cmd_.service.set_synproxy(true);
+      return setOption(kOptSynproxy);
     case kTagPe:
       if (auto f = setOption(kOptPe))
         return f;

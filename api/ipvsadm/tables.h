@@ -59,6 +59,7 @@ enum Opt : int {
   kOptTunCsum,
   kOptTunRemCsum,
   kOptLaddr,
+  kOptSynproxy,  // DPVS's --synproxy
   kOptCount
 };
 
@@ -96,35 +97,36 @@ inline constexpr std::array<const char*, kOptCount> kOptNames = {"numeric",
                                                                  "tun-nocsum",
                                                                  "tun-csum",
                                                                  "tun-remcsum",
-                                                                 "laddr"};
+                                                                 "laddr",
+                                                                 "synproxy"};
 
 struct CommandInfo {
   CommandKind kind;
   const char* name;
   // One character per option column: '+' compulsory, 'x' illegal, '1' exclusive, ' ' optional
-  // (ipvsadm.c commands_v_options; the last column is lbctl's -z).
+  // (ipvsadm.c commands_v_options; the last two columns are lbctl's -z and --synproxy).
   const char* legal;
 };
 
 // Rows in ipvsadm's CMD_* order, then the DPVS local-address commands.
 inline constexpr std::array<CommandInfo, 17> kCommands = {{
-    {CommandKind::kAddService, "add-service", "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx"},
-    {CommandKind::kEditService, "edit-service", "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx"},
-    {CommandKind::kDeleteService, "delete-service", "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
-    {CommandKind::kFlush, "flush", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
-    {CommandKind::kList, "list", " 11xxxxxxxxx11       xxxxxxx xxxxxx"},
-    {CommandKind::kAddDest, "add-server", "xx+xxx+    xxxxxxxxxxxxxxxxxx     x"},
-    {CommandKind::kDeleteDest, "delete-server", "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
-    {CommandKind::kEditDest, "edit-server", "xx+xxx+    xxxxxxxxxxxxxxxxxx     x"},
-    {CommandKind::kSetTimeout, "set", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
-    {CommandKind::kStartDaemon, "start-daemon", "xxxxxxxxxxx xxxxxxx xxxx    xxxxxxx"},
-    {CommandKind::kStopDaemon, "stop-daemon", "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxx"},
-    {CommandKind::kRestore, "restore", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
-    {CommandKind::kSave, "save", " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
-    {CommandKind::kZero, "zero", "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
-    {CommandKind::kAddLaddr, "add-laddr", "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+"},
-    {CommandKind::kDelLaddr, "del-laddr", "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+"},
-    {CommandKind::kGetLaddr, "get-laddr", "  xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+    {CommandKind::kAddService, "add-service", "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx "},
+    {CommandKind::kEditService, "edit-service", "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx "},
+    {CommandKind::kDeleteService, "delete-service", "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+    {CommandKind::kFlush, "flush", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+    {CommandKind::kList, "list", " 11xxxxxxxxx11       xxxxxxx xxxxxxx"},
+    {CommandKind::kAddDest, "add-server", "xx+xxx+    xxxxxxxxxxxxxxxxxx     xx"},
+    {CommandKind::kDeleteDest, "delete-server", "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+    {CommandKind::kEditDest, "edit-server", "xx+xxx+    xxxxxxxxxxxxxxxxxx     xx"},
+    {CommandKind::kSetTimeout, "set", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+    {CommandKind::kStartDaemon, "start-daemon", "xxxxxxxxxxx xxxxxxx xxxx    xxxxxxxx"},
+    {CommandKind::kStopDaemon, "stop-daemon", "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxxx"},
+    {CommandKind::kRestore, "restore", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+    {CommandKind::kSave, "save", " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+    {CommandKind::kZero, "zero", "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+    {CommandKind::kAddLaddr, "add-laddr", "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+x"},
+    {CommandKind::kDelLaddr, "del-laddr", "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+x"},
+    {CommandKind::kGetLaddr, "get-laddr", "  xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
 }};
 
 // Long-only option tags (ipvsadm's TAG_*), outside the ASCII range.
@@ -155,6 +157,7 @@ enum Tag : int {
   kTagTunRemCsum,
   kTagFullNat,
   kTagSyncId,
+  kTagSynproxy,
 };
 
 inline constexpr char kShortOpts[] = "+:AEDCRSaedLlZhvt:u:f:s:p::M:r:migw:x:y:ncXo6b:PQGz:";
@@ -222,6 +225,7 @@ inline const struct option kLongOpts[] = {
     {"tun-csum", no_argument, nullptr, kTagTunCsum},
     {"tun-remcsum", no_argument, nullptr, kTagTunRemCsum},
     {"laddr", required_argument, nullptr, 'z'},
+    {"synproxy", no_argument, nullptr, kTagSynproxy},
     {nullptr, 0, nullptr, 0},
 };
 

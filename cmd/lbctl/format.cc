@@ -340,6 +340,8 @@ std::string serviceLine(const pb::ServiceStatus& st, const ListOptions& o) {
   }
   if (s.one_packet())
     absl::StrAppend(&line, " ops");
+  if (s.synproxy())
+    absl::StrAppend(&line, " synproxy");  // DPVS's listing
   return line + "\n";
 }
 
@@ -389,6 +391,8 @@ std::string serviceRules(const pb::ServiceStatus& st) {
   }
   if (s.one_packet())
     absl::StrAppend(&out, " -o");
+  if (s.synproxy())
+    absl::StrAppend(&out, " --synproxy");
   if (schedBits(s) != 0)
     absl::StrAppend(&out, " -b ", schedFlagNames(s));
   absl::StrAppend(&out, "\n");

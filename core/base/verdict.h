@@ -27,7 +27,8 @@ namespace lb {
   X(kNotNewConn, "not_new_conn")   /* no conn, and not a SYN/INIT */                      \
   X(kIcmpUnrelated, "icmp_unrelated")                                                     \
   X(kNoRoom, "no_room") /* buffer headroom/tailroom too small */                          \
-  X(kOnePacket, "one_packet")
+  X(kOnePacket, "one_packet")                                                             \
+  X(kSynproxy, "synproxy") /* SYN proxy: bad cookie, or no conn to the real server yet */
 
 // GCC 12's -Wshadow flags scoped enumerators that share a name with a namespace-scope
 // constant (DropReason::kNoDest vs lb::kNoDest in ids.h) although they cannot collide.

@@ -28,6 +28,10 @@ inline constexpr uint32_t kConnFOffloaded = 0x01000000;
 // ESTABLISHED, a UDP reply was seen (or, for a method whose replies bypass lbd, a second client
 // datagram). The pipeline sets it; the table's early drop never takes an assured conn.
 inline constexpr uint32_t kConnFAssured = 0x02000000;
+// lbd: made by the SYN proxy (core/pipeline/synproxy.cc): sequence numbers are translated by
+// ConnGuard::seqDelta; PENDING while the handshake with the real server is not done.
+inline constexpr uint32_t kConnFSynproxy = 0x04000000;
+inline constexpr uint32_t kConnFSynproxyPending = 0x08000000;
 inline constexpr uint32_t kConnFSync = 0x0020;
 
 // Template states (IP_VS_CTPL_S_*): shown as NONE / ASSURED by -Lnc.

@@ -56,6 +56,15 @@ void ConnGuard::setTimeout(Duration timeout, MonoTime now) noexcept {
   impl.retime(impl.shards[shard_], index_, now + timeout);
 }
 
+uint32_t ConnGuard::seqDelta() const noexcept {
+  return conn_ != nullptr ? table_->impl_->entries[index_].seq_delta : 0;
+}
+
+void ConnGuard::setSeqDelta(uint32_t delta) noexcept {
+  if (conn_ != nullptr)
+    table_->impl_->entries[index_].seq_delta = delta;
+}
+
 void ConnGuard::release() noexcept {
   if (conn_ != nullptr) {
     table_->impl_->shards[shard_].lock.unlock();
@@ -176,6 +185,7 @@ ConnGuard ConnTable::create(const ConnParams& p, MonoTime now) noexcept {
   c.in_pkts = 0;
   c.n_control.store(0, std::memory_order_relaxed);
   e.assure.store(false, std::memory_order_relaxed);
+  e.seq_delta = 0;
   c.expires = now + p.timeout;
   const bool hashed = (c.flags & kConnFOnePacket) == 0;
   const bool full_nat = hashed && (c.flags & (kConnFFullNat | kConnFTemplate)) == kConnFFullNat;
@@ -272,6 +282,10 @@ ConnTableStats ConnTable::stats() const {
 
 size_t ConnTable::capacity() const {
   return impl_->capacity;
+}
+
+uint64_t ConnTable::seed() const {
+  return impl_->seed;
 }
 
 size_t ConnTable::bucketCount() const {

@@ -68,6 +68,13 @@ class ConnGuard {
   // Releases the lock early.
   void release() noexcept;
 
+  // SYN proxy (core/pipeline/synproxy.h): lbd's ISN towards the client minus the real server's
+  // ISN, added to the server's sequence numbers (and taken from the client's acks) for the
+  // rest of the conn; while the handshake with the real server is pending, lbd's ISN itself.
+  // 0 for a new conn. Kept beside the Conn in the slab entry (not in forEach's copies). Hot path.
+  uint32_t seqDelta() const noexcept;
+  void setSeqDelta(uint32_t delta) noexcept;
+
  private:
   friend class ConnTable;
   ConnTable* table_ = nullptr;
@@ -175,6 +182,9 @@ class ConnTable {
 
   ConnTableStats stats() const;
   size_t capacity() const;
+  // The table's hash key (Options::seed): a secret other per-process hashes may derive theirs
+  // from (the SYN proxy's cookies). Any thread.
+  uint64_t seed() const;
   // Number of in-hash buckets over all shards (the kernel's ip_vs_conn_tab_size).
   size_t bucketCount() const;
   // Bytes of table memory per entry: slab entry plus its share of both hash-bucket arrays

@@ -111,11 +111,13 @@ struct alignas(64) ConnEntry {
   uint32_t early_prev = kNil;  // early-drop list (home shard), oldest first
   int64_t wheel_sec = 0;       // the wheel second whose slot holds the entry (<= its expiry)
   uint32_t early_next = kNil;
+  uint32_t seq_delta = 0;  // ConnGuard::seqDelta (SYN proxy)
 };
 
 // Layout: in_next and tag take bytes 0..7, Conn starts at 8 (it is 8-aligned), and ConnParams'
 // af/daf/proto/flags/ports/caddr/vaddr end at byte 50 of Conn: byte 58 of the entry. The
-// early-drop links fill the padding the 64-byte alignment left: the entry stays 192 bytes.
+// early-drop links and the SYN proxy's sequence offset fill the padding the 64-byte alignment
+// left: the entry stays 192 bytes.
 static_assert(sizeof(ConnEntry) == 192, "a slab entry is three cache lines");
 
 struct alignas(64) ConnShard {

@@ -6,7 +6,8 @@
 namespace lb {
 
 bool offloadEligible(const Conn& c, uint32_t min_in_pkts) noexcept {
-  constexpr uint32_t kNever = kConnFTemplate | kConnFOnePacket | kConnFOffloaded;
+  // SYN proxy conns stay on the slow path: the tc program does not translate sequence numbers.
+  constexpr uint32_t kNever = kConnFTemplate | kConnFOnePacket | kConnFOffloaded | kConnFSynproxy;
   if ((c.flags & kNever) != 0 || c.in_pkts < min_in_pkts || c.af != c.daf)
     return false;
   const FwdMethod m = connFwd(c);

@@ -35,7 +35,7 @@ class FlowOffloader {
 
 // Whether the pipeline offers `c` after one of its packets: NAT or full NAT, one address
 // family on both sides, TCP in SYN_RECV or ESTABLISHED (not closing) or UDP with at least two
-// client datagrams, not a template or one-packet conn, not taken before, and at least
+// client datagrams, not a template, one-packet or SYN proxy conn, not taken before, and at least
 // `min_in_pkts` client packets seen. Pure.
 bool offloadEligible(const Conn& c, uint32_t min_in_pkts) noexcept;
 

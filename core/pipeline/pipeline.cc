@@ -144,11 +144,16 @@ bool Pipeline::handleReply(Packet& p) noexcept {
   // DR / tunnel conns never see replies through lbd (ip_vs_out: ignore_cp).
   if (!isNatMethod(connFwd(*cp)))
     return false;
+  if ((cp->flags & kConnFSynproxyPending) != 0) {
+    synproxyReply(p, cp);
+    return true;
+  }
   if (runtime_ != nullptr)
     runtime_->workerStats(worker_).addOut(cp->svc, cp->dest, p.bytes);
   applyState(p, cp, ConnDir::kOutput);
   maybeOffload(cp);
   Conn conn = *cp;  // a copy, so the shard lock is not held while the packet is rewritten
+  p.seq_delta = cp.seqDelta();
   cp.release();
   xmit(p, conn, Direction::kToClient);
   return true;
@@ -185,11 +190,16 @@ void Pipeline::handleRequest(Packet& p) noexcept {
     }
   }
 
-  // 6. No conn: find the service and schedule (conn_schedule / ip_vs_schedule).
+  // 6. No conn: find the service and schedule (conn_schedule / ip_vs_schedule); the SYN
+  //    proxy's conns open their real server's side here.
   if (!cp) {
     cp = schedule(p);
     if (!cp)
       return;  // schedule() set the verdict
+    if (p.synproxy_mss != 0)
+      return synproxyOpen(p, cp);
+  } else if ((cp->flags & kConnFSynproxyPending) != 0) {
+    return drop(p.pkt, DropReason::kSynproxy);  // the real server has not answered yet
   }
 
   // 7. Stats, state transition, transmit.
@@ -231,6 +241,7 @@ void Pipeline::inbound(Packet& p, ConnGuard& cp) noexcept {
     cp->flags |= kConnFAssured;
   maybeOffload(cp);
   Conn conn = *cp;
+  p.seq_delta = cp.seqDelta();
   if ((conn.flags & kConnFOnePacket) != 0) {
     conns_.expireNow(cp);  // ip_vs_conn_put: ONE_PACKET conns are freed after their packet
   } else {
@@ -284,6 +295,7 @@ void Pipeline::xmit(Packet& p, const Conn& conn, Direction dir) noexcept {
                                                            : conn.vaddr;
   XmitResult r = f->forward(p.pkt, p.pp, conn, dir, ctx);
   if (r.verdict == Verdict::kForward) {
+    synproxyAdjust(p, conn, dir);
     pipeline_internal::setVerdict(p.pkt, Verdict::kForward);
     return;
   }

@@ -25,12 +25,14 @@ namespace lb {
 // rx/tx count every packet in and every packet forwarded (tx_bytes after rewriting);
 // conns_reused counts conns expired to reschedule a SYN/INIT (conn_reuse_mode,
 // expire_nodest_conn); icmp_sent counts ICMP errors lbd generated; icmp_send_failed those it
-// could not send (no sink buffer); conns_offloaded counts conns a FlowOffloader took.
+// could not send (no sink buffer); conns_offloaded counts conns a FlowOffloader took;
+// synproxy_syn_answered counts SYNs the SYN proxy answered with a cookie, synproxy_conns_opened
+// the conns its valid cookies made.
 // clang-format off
 #define LB_PIPELINE_COUNTERS(C) \
   C(rx_packets) C(rx_bytes) C(tx_packets) C(tx_bytes) C(to_host) C(conns_created) \
   C(conns_reused) C(icmp_sent) C(icmp_echo_replies) C(templates_created) C(icmp_send_failed) \
-  C(conns_offloaded)
+  C(conns_offloaded) C(synproxy_syn_answered) C(synproxy_conns_opened)
 
 // clang-format on
 
@@ -181,6 +183,12 @@ class Pipeline {
   const SnapDest* pickDest(Packet& p, const SnapService& svc) noexcept;
   void bindDest(Packet& p, const SnapDest& dest, bool is_template) noexcept;
   void leave(Packet& p, const SnapService& svc) noexcept;
+  // SYN proxy (synproxy_pipeline.cc).
+  bool synproxyAnswer(Packet& p) noexcept;
+  void synproxyOpen(Packet& p, ConnGuard& cp) noexcept;
+  void synproxyReply(Packet& p, ConnGuard& cp) noexcept;
+  void synproxyAdjust(Packet& p, const Conn& conn, Direction dir) noexcept;
+  uint64_t synproxySecret() const noexcept;
   void inbound(Packet& p, ConnGuard& cp) noexcept;
   void applyState(Packet& p, ConnGuard& cp, ConnDir dir) noexcept;
   void maybeOffload(ConnGuard& cp) noexcept;

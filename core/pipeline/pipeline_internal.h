@@ -24,6 +24,12 @@ struct Pipeline::Packet {
   // error scheduled with schedule_icmp the quoted packet turned around (the kernel's
   // IP_VS_HDR_INVERSE header).
   const L3L4* icmp_flow = nullptr;
+  // SYN proxy: a client's ACK with a valid cookie (synproxy.cc) is scheduled as a new conn;
+  // mss != 0 marks it. seq_delta: the conn's ConnGuard::seqDelta, for xmit.
+  uint16_t synproxy_mss = 0;
+  uint32_t synproxy_isn = 0;     // the client's ISN
+  uint32_t synproxy_cookie = 0;  // lbd's ISN towards the client
+  uint32_t seq_delta = 0;
 
   const L3L4& flow() const { return icmp_flow != nullptr ? *icmp_flow : pp.outer; }
 

@@ -41,7 +41,11 @@ ConnGuard Pipeline::schedule(Packet& p) noexcept {
     toHost(p.pkt);
     return {};
   }
-  if (!p.fromIcmp() && !isNewConnPacket(o, sys.sloppy_tcp, sys.sloppy_sctp)) {
+  // The SYN proxy answers SYNs itself and schedules an ACK that returns a valid cookie.
+  if (svc->synproxy() && o.proto == L4Proto::kTcp && !p.fromIcmp() && synproxyAnswer(p))
+    return {};
+  if (!p.fromIcmp() && p.synproxy_mss == 0 &&
+      !isNewConnPacket(o, sys.sloppy_tcp, sys.sloppy_sctp)) {
     drop(p.pkt, DropReason::kNotNewConn);
     return {};
   }

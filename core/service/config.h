@@ -28,6 +28,9 @@ enum class TunCsum : uint8_t { kNoCsum = 0, kCsum = 1, kRemCsum = 2 };
 // Service flags (IP_VS_SVC_F_*). Scheduler flags are kSchedFlag1..3 in core/sched/scheduler.h.
 inline constexpr uint32_t kSvcPersistent = 0x0001;
 inline constexpr uint32_t kSvcOnePacket = 0x0004;
+// DPVS's IP_VS_SVC_F_SYNPROXY: SYN cookies answer SYNs, the client's ACK makes the conn (TCP;
+// NAT and full-NAT real servers).
+inline constexpr uint32_t kSvcSynproxy = 0x8000;
 
 // A virtual service's identity: (af, protocol, vaddr, vport) or (af, fwmark).
 struct ServiceKey {

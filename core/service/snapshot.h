@@ -42,6 +42,8 @@ struct SnapService {
   bool persistent() const { return (config.flags & kSvcPersistent) != 0; }
 
   bool onePacket() const { return (config.flags & kSvcOnePacket) != 0; }
+
+  bool synproxy() const { return (config.flags & kSvcSynproxy) != 0; }
 };
 
 // Immutable once published; shared by the workers through SnapshotPtr. Any thread may read.

@@ -135,7 +135,7 @@ absl::Status validateService(const ServiceConfig& svc) {
     }
   }
   constexpr uint32_t kKnownFlags =
-      kSvcPersistent | kSvcOnePacket | kSchedFlag1 | kSchedFlag2 | kSchedFlag3;
+      kSvcPersistent | kSvcOnePacket | kSvcSynproxy | kSchedFlag1 | kSchedFlag2 | kSchedFlag3;
   if ((svc.flags & ~kKnownFlags) != 0) {
     return absl::InvalidArgumentError(
         absl::StrFormat("%s: unknown service flags 0x%x", name(), svc.flags & ~kKnownFlags));
@@ -159,6 +159,11 @@ absl::Status validateService(const ServiceConfig& svc) {
   if ((svc.flags & kSvcOnePacket) != 0 && !k.isFwmark() && k.proto != L4Proto::kUdp) {
     return absl::InvalidArgumentError(
         absl::StrCat(name(), ": one-packet scheduling is only for UDP and fwmark services"));
+  }
+  // DPVS: the SYN proxy answers TCP handshakes; a fwmark service has no single protocol.
+  if ((svc.flags & kSvcSynproxy) != 0 && (k.isFwmark() || k.proto != L4Proto::kTcp)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name(), ": the SYN proxy is only for TCP services"));
   }
   if (!svc.pe_name.empty() && svc.pe_name != "sip") {
     return absl::NotFoundError(

@@ -204,6 +204,12 @@ PacketBuilder& PacketBuilder::seq(uint32_t s) {
   return *this;
 }
 
+PacketBuilder& PacketBuilder::ack(uint32_t a) {
+  ack_ = a;
+  has_ack_ = true;
+  return *this;
+}
+
 PacketBuilder& PacketBuilder::udpZeroChecksum() {
   udp_zero_csum_ = true;
   return *this;
@@ -218,7 +224,7 @@ std::vector<uint8_t> PacketBuilder::build() const {
       put16(l4, 0, sport_);
       put16(l4, 2, dport_);
       put32(l4, 4, seq_);
-      put32(l4, 8, (flags_ & 0x10) ? 1 : 0);
+      put32(l4, 8, has_ack_ ? ack_ : (flags_ & 0x10) ? 1 : 0);
       l4[12] = 0x50;
       l4[13] = flags_;
       put16(l4, 14, 65535);

@@ -29,6 +29,7 @@ class PacketBuilder {
   PacketBuilder& df(bool df);
   PacketBuilder& ipId(uint16_t id);
   PacketBuilder& seq(uint32_t seq);
+  PacketBuilder& ack(uint32_t ack);  // TCP acknowledgement number (default: 1 with ACK, else 0)
   PacketBuilder& udpZeroChecksum();  // IPv4 UDP with checksum 0 (RFC 768 "none")
 
   // The finished packet, starting at the IP header.
@@ -52,6 +53,8 @@ class PacketBuilder {
   bool df_ = false;
   uint16_t ip_id_ = 1;
   uint32_t seq_ = 1000;
+  uint32_t ack_ = 0;
+  bool has_ack_ = false;
   bool udp_zero_csum_ = false;
   std::string payload_;
 };

@@ -274,6 +274,8 @@ absl::StatusOr<ServiceConfig> serviceFromProto(const pb::Service& p) {
   }
   if (p.one_packet())
     s.flags |= kSvcOnePacket;
+  if (p.synproxy())
+    s.flags |= kSvcSynproxy;
   for (const std::string& a : p.local_addresses()) {
     absl::StatusOr<IpAddr> addr = addrFromProto(a, "service.local_addresses");
     if (!addr.ok())
@@ -312,6 +314,7 @@ pb::Service serviceToProto(const ServiceConfig& s) {
     per->set_engine(s.pe_name);
   }
   p.set_one_packet((f & kSvcOnePacket) != 0);
+  p.set_synproxy((f & kSvcSynproxy) != 0);
   for (const IpAddr& a : s.local_addrs)
     p.add_local_addresses(a.toString());
   p.set_owner(s.owner);

@@ -286,6 +286,16 @@ TEST(IpvsadmParserTest, LbctlGlobalOptions) {
   EXPECT_TRUE(ok("-A -u 10.0.0.1:53 -o").service.one_packet());
 }
 
+// DPVS's --synproxy: on -A and -E only.
+TEST(IpvsadmParserTest, SynproxyOnServiceCommands) {
+  EXPECT_TRUE(ok("-A -t 10.0.0.1:80 -s rr --synproxy").service.synproxy());
+  EXPECT_TRUE(ok("-E -t 10.0.0.1:80 --synproxy").service.synproxy());
+  EXPECT_FALSE(ok("-A -t 10.0.0.1:80").service.synproxy());
+  expectError("-a -t 10.0.0.1:80 -r 10.1.0.1 -m --synproxy",
+              "Illegal 'synproxy' option with the 'add-server' command");
+  expectError("-A -t 10.0.0.1:80 --synproxy --synproxy", "multiple 'synproxy' options specified");
+}
+
 TEST(IpvsadmParserTest, LbctlTlsOptions) {
   Command c =
       ok("-Ln --server tls://lb.example:9000 --tls-ca=/ca.pem --tls-cert /c.pem "

@@ -111,6 +111,8 @@ std::vector<Case> cases() {
        "netmask /129 out of range 1..128"},
       {"OnePacketTcp", add(withFlags(svc(tcpKey("198.18.0.2", 80)), kSvcOnePacket)),
        C::kInvalidArgument, "TCP 198.18.0.2:80: one-packet scheduling is only for UDP"},
+      {"SynproxyUdp", add(withFlags(svc(key(L4Proto::kUdp, "198.18.0.2", 53)), kSvcSynproxy)),
+       C::kInvalidArgument, "UDP 198.18.0.2:53: the SYN proxy is only for TCP services"},
       {"UnknownFlag", add(withFlags(svc(tcpKey("198.18.0.2", 80)), 0x2)), C::kInvalidArgument,
        "unknown service flags 0x2"},
       {"UnknownScheduler", add(svc(tcpKey("198.18.0.2", 80), "xyz")), C::kNotFound,

@@ -1,0 +1,255 @@
+// SPDX-License-Identifier: Apache-2.0
+// The SYN proxy (core/pipeline/synproxy*.cc): a SYN answered with a cookie and no conn, the
+// client's ACK opening the real server's side, the server's SYN-ACK closing its handshake, and
+// sequence numbers translated both ways for the rest of the conn; NAT and full NAT.
+#include "core/pipeline/synproxy.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/pipeline/pipeline.h"
+#include "tests/core/pipeline/pipeline_fixture.h"
+
+namespace lb::testing {
+namespace {
+
+constexpr const char* kVip = "198.18.100.1";
+constexpr const char* kRs = "198.18.1.10";
+constexpr const char* kLaddr = "198.18.1.1";
+constexpr const char* kClient = "198.18.0.1";
+
+uint32_t get32(const Bytes& b, size_t off) {
+  return (uint32_t{b[off]} << 24) | (uint32_t{b[off + 1]} << 16) | (uint32_t{b[off + 2]} << 8) |
+         b[off + 3];
+}
+
+uint16_t get16(const Bytes& b, size_t off) {
+  return static_cast<uint16_t>((b[off] << 8) | b[off + 1]);
+}
+
+// An IPv4 TCP packet's fields (no IP options).
+struct Tcp {
+  explicit Tcp(const Bytes& b)
+      : src(IpAddr::fromBytes(Af::kInet, &b[12])),
+        dst(IpAddr::fromBytes(Af::kInet, &b[16])),
+        sport(get16(b, 20)),
+        dport(get16(b, 22)),
+        seq(get32(b, 24)),
+        ack(get32(b, 28)),
+        flags(b[33]),
+        payload(b.size() - 20 - static_cast<size_t>(b[32] >> 4) * 4),
+        mss(b[32] >> 4 == 6 && b[40] == 2 ? get16(b, 42) : 0) {}
+
+  IpAddr src, dst;
+  uint16_t sport, dport;
+  uint32_t seq, ack;
+  uint8_t flags;
+  size_t payload;
+  uint16_t mss;
+};
+
+class SynproxyTest : public PipelineFixture {
+ protected:
+  void SetUp() override { useMethod(FwdMethod::kMasq); }
+
+  void useMethod(FwdMethod m) {
+    std::vector<IpAddr> laddrs;
+    if (m == FwdMethod::kFullNat)
+      laddrs.push_back(ip(kLaddr));
+    addService(tcpKey(kVip, 80), "rr", kSvcSynproxy, 0, laddrs);
+    addDest(tcpKey(kVip, 80), dest(kRs, 8080, m));
+  }
+
+  Result fromClient(uint8_t flags, uint32_t seq, uint32_t ack, const std::string& data = "") {
+    PacketBuilder b = PacketBuilder::tcp(kClient, 40000, kVip, 80, flags).seq(seq).ack(ack);
+    if (!data.empty())
+      b.payload(data);
+    return send(b.build());
+  }
+
+  Result fromServer(const char* to,
+                    uint16_t port,
+                    uint8_t flags,
+                    uint32_t seq,
+                    uint32_t ack,
+                    const std::string& data = "") {
+    PacketBuilder b = PacketBuilder::tcp(kRs, 8080, to, port, flags).seq(seq).ack(ack);
+    if (!data.empty())
+      b.payload(data);
+    return send(b.build());
+  }
+
+  // SYN (ISN 1000) -> the cookie of lbd's SYN-ACK.
+  uint32_t handshake() {
+    Result r = fromClient(kTcpSyn, 1000, 0);
+    EXPECT_EQ(r.verdict, Verdict::kForward);
+    EXPECT_TRUE(checksumsValid(r.out)) << hexDump(r.out.data(), r.out.size());
+    Tcp t(r.out);
+    EXPECT_EQ(t.src, ip(kVip));
+    EXPECT_EQ(t.dst, ip(kClient));
+    EXPECT_EQ(t.sport, 80);
+    EXPECT_EQ(t.dport, 40000);
+    EXPECT_EQ(t.flags, kTcpSyn | kTcpAck);
+    EXPECT_EQ(t.ack, 1001u);
+    EXPECT_EQ(t.mss, 1460);
+    EXPECT_EQ(t.payload, 0u);
+    return t.seq;
+  }
+};
+
+TEST_F(SynproxyTest, SynIsAnsweredWithACookieAndLeavesNoConn) {
+  handshake();
+  EXPECT_TRUE(conns().empty());
+  EXPECT_EQ(pipe_->counters().synproxy_syn_answered.value(), 1u);
+  // The answer is the same for a retransmitted SYN (stateless).
+  uint32_t c1 = Tcp(fromClient(kTcpSyn, 1000, 0).out).seq;
+  uint32_t c2 = Tcp(fromClient(kTcpSyn, 1000, 0).out).seq;
+  EXPECT_EQ(c1, c2);
+  EXPECT_TRUE(conns().empty());
+}
+
+TEST_F(SynproxyTest, SpoofedFloodMakesNoConns) {
+  for (uint32_t n = 0; n < 1000; ++n) {
+    std::string src = "198.19." + std::to_string(n >> 8) + "." + std::to_string(n & 0xff);
+    Result r = send(PacketBuilder::tcp(src.c_str(), 1024, kVip, 80, kTcpSyn).seq(n).build());
+    ASSERT_EQ(r.verdict, Verdict::kForward);
+  }
+  EXPECT_TRUE(conns().empty());
+  EXPECT_EQ(conns_->stats().entries, 0u);
+}
+
+TEST_F(SynproxyTest, BadOrStaleCookieIsDropped) {
+  const uint32_t cookie = handshake();
+  // Not our ISN + 1 (as in the kernel, 4 of the 2^24 values of the hashed low bits are valid:
+  // the cookie's neighbours pass, a guess does not).
+  Result r = fromClient(kTcpAck, 1001, cookie + 0x12345);
+  EXPECT_EQ(r.reason, DropReason::kSynproxy);
+  r = fromClient(kTcpAck, 1002, cookie + 1);  // another client ISN
+  EXPECT_EQ(r.reason, DropReason::kSynproxy);
+  clock_.advance(seconds(200));  // two 64 s counter steps and more
+  r = fromClient(kTcpAck, 1001, cookie + 1);
+  EXPECT_EQ(r.reason, DropReason::kSynproxy);
+  EXPECT_TRUE(conns().empty());
+  // Data or a FIN without a conn is not a new conn.
+  EXPECT_EQ(fromClient(kTcpFin | kTcpAck, 1001, cookie + 1).reason, DropReason::kNotNewConn);
+}
+
+TEST_F(SynproxyTest, NatConnectionIsOpenedAndTranslatedBothWays) {
+  const uint32_t cookie = handshake();
+  clock_.advance(seconds(70));  // still valid one counter step later
+  // The client's ACK proves its address: the real server gets a SYN with the client's ISN.
+  Result r = fromClient(kTcpAck, 1001, cookie + 1);
+  ASSERT_EQ(r.verdict, Verdict::kForward);
+  EXPECT_TRUE(checksumsValid(r.out));
+  Tcp syn(r.out);
+  EXPECT_EQ(syn.src, ip(kClient));
+  EXPECT_EQ(syn.dst, ip(kRs));
+  EXPECT_EQ(syn.sport, 40000);
+  EXPECT_EQ(syn.dport, 8080);
+  EXPECT_EQ(syn.flags, kTcpSyn);
+  EXPECT_EQ(syn.seq, 1000u);
+  EXPECT_EQ(syn.mss, 536);  // the client's SYN had no MSS option
+  EXPECT_EQ(stateOf(kClient, 40000), "SYN_RECV");
+  EXPECT_EQ(pipe_->counters().synproxy_conns_opened.value(), 1u);
+  // Client data before the real server answered: dropped (the client sends it again).
+  EXPECT_EQ(fromClient(kTcpAck | kTcpPsh, 1001, cookie + 1, "GET /").reason, DropReason::kSynproxy);
+
+  // The real server's SYN-ACK (ISN 5000) becomes the ACK that completes its handshake.
+  r = fromServer(kClient, 40000, kTcpSyn | kTcpAck, 5000, 1001);
+  ASSERT_EQ(r.verdict, Verdict::kForward);
+  EXPECT_TRUE(checksumsValid(r.out));
+  Tcp ack(r.out);
+  EXPECT_EQ(ack.src, ip(kClient));
+  EXPECT_EQ(ack.dst, ip(kRs));
+  EXPECT_EQ(ack.dport, 8080);
+  EXPECT_EQ(ack.flags, kTcpAck);
+  EXPECT_EQ(ack.seq, 1001u);
+  EXPECT_EQ(ack.ack, 5001u);
+  EXPECT_EQ(stateOf(kClient, 40000), "ESTABLISHED");
+
+  // Client -> server: the client acks lbd's numbers; the server sees its own.
+  r = fromClient(kTcpAck | kTcpPsh, 1001, cookie + 1, "GET /");
+  ASSERT_EQ(r.verdict, Verdict::kForward);
+  EXPECT_TRUE(checksumsValid(r.out));
+  Tcp req(r.out);
+  EXPECT_EQ(req.dst, ip(kRs));
+  EXPECT_EQ(req.seq, 1001u);
+  EXPECT_EQ(req.ack, 5001u);
+  EXPECT_EQ(req.payload, 5u);
+  // Server -> client: its numbers shifted onto the cookie's.
+  r = fromServer(kClient, 40000, kTcpAck | kTcpPsh, 5001, 1006, "HTTP/1.0 200");
+  ASSERT_EQ(r.verdict, Verdict::kForward);
+  EXPECT_TRUE(checksumsValid(r.out));
+  Tcp resp(r.out);
+  EXPECT_EQ(resp.src, ip(kVip));
+  EXPECT_EQ(resp.sport, 80);
+  EXPECT_EQ(resp.seq, cookie + 1);
+  EXPECT_EQ(resp.ack, 1006u);
+  r = fromClient(kTcpAck, 1006, cookie + 13);
+  EXPECT_EQ(Tcp(r.out).ack, 5013u);
+  // Never offloaded.
+  EXPECT_FALSE(offloadEligible(connFrom(kClient, 40000), 1));
+}
+
+TEST_F(SynproxyTest, RealServerRefusalReachesTheClientOnItsNumbers) {
+  const uint32_t cookie = handshake();
+  ASSERT_EQ(fromClient(kTcpAck, 1001, cookie + 1).verdict, Verdict::kForward);
+  Result r = fromServer(kClient, 40000, kTcpRst | kTcpAck, 0, 1001);
+  ASSERT_EQ(r.verdict, Verdict::kForward);
+  EXPECT_TRUE(checksumsValid(r.out));
+  Tcp rst(r.out);
+  EXPECT_EQ(rst.src, ip(kVip));
+  EXPECT_EQ(rst.dst, ip(kClient));
+  EXPECT_EQ(rst.seq, cookie + 1);
+  EXPECT_NE(rst.flags & kTcpRst, 0);
+  EXPECT_EQ(stateOf(kClient, 40000), "CLOSE");
+}
+
+class SynproxyFullNatTest : public SynproxyTest {
+ protected:
+  void SetUp() override { useMethod(FwdMethod::kFullNat); }
+};
+
+TEST_F(SynproxyFullNatTest, ConnectionGoesFromTheLocalAddress) {
+  const uint32_t cookie = handshake();
+  Result r = fromClient(kTcpAck, 1001, cookie + 1);
+  ASSERT_EQ(r.verdict, Verdict::kForward);
+  Tcp syn(r.out);
+  EXPECT_EQ(syn.src, ip(kLaddr));
+  EXPECT_EQ(syn.dst, ip(kRs));
+  EXPECT_EQ(syn.flags, kTcpSyn);
+  const uint16_t lport = syn.sport;
+  r = fromServer(kLaddr, lport, kTcpSyn | kTcpAck, 7000, 1001);
+  ASSERT_EQ(r.verdict, Verdict::kForward);
+  EXPECT_TRUE(checksumsValid(r.out));
+  Tcp ack(r.out);
+  EXPECT_EQ(ack.src, ip(kLaddr));
+  EXPECT_EQ(ack.sport, lport);
+  EXPECT_EQ(ack.ack, 7001u);
+  r = fromServer(kLaddr, lport, kTcpAck | kTcpPsh, 7001, 1001, "hello");
+  ASSERT_EQ(r.verdict, Verdict::kForward);
+  Tcp resp(r.out);
+  EXPECT_EQ(resp.dst, ip(kClient));
+  EXPECT_EQ(resp.seq, cookie + 1);
+  EXPECT_TRUE(checksumsValid(r.out));
+}
+
+TEST(SynproxyCookieTest, CarriesTheMssAndExpiresAfterTwoSteps) {
+  synproxy::CookieFlow f{ip(kClient), ip(kVip), 40000, 80};
+  const MonoTime t0 = MonoTime::fromSeconds(6400);
+  for (uint16_t mss : {0, 536, 1200, 1300, 1439, 1440, 1460, 9000}) {
+    const uint32_t c = synproxy::makeCookie(42, f, 77, mss, t0);
+    auto got = synproxy::checkCookie(42, f, 77, c, t0 + seconds(100));
+    ASSERT_TRUE(got.has_value()) << mss;
+    EXPECT_EQ(*got, synproxy::cookieMss(mss == 0 ? 536 : mss)) << mss;
+    EXPECT_FALSE(synproxy::checkCookie(42, f, 77, c, t0 + seconds(128)).has_value());
+    EXPECT_FALSE(synproxy::checkCookie(43, f, 77, c, t0).has_value());  // another secret
+    synproxy::CookieFlow g = f;
+    g.sport = 40001;
+    EXPECT_FALSE(synproxy::checkCookie(42, g, 77, c, t0).has_value());
+  }
+}
+
+}  // namespace
+}  // namespace lb::testing
