@@ -130,6 +130,23 @@ TEST_F(PipelineTest, FullNatRepliesComeBackViaLocalAddress) {
   EXPECT_EQ(active(d), 0);
 }
 
+// A full-NAT dest accepted before its service has a local address: new conns drop, counted as
+// no_local_addr, until the first address arrives; then the next SYN goes through.
+TEST_F(PipelineTest, FullNatWithoutLocalAddressDropsUntilOneExists) {
+  ServiceKey key = tcpKey(kVip, 80);
+  addService(key);
+  addDest(key, dest(kRs1, 8080, FwdMethod::kFullNat));
+  Result r = send(syn(kClient, 40000));
+  EXPECT_EQ(r.verdict, Verdict::kDrop);
+  EXPECT_EQ(r.reason, DropReason::kNoLocalAddr);
+  EXPECT_EQ(drops(DropReason::kNoLocalAddr), 1u);
+  EXPECT_TRUE(conns().empty());
+  ASSERT_TRUE(table_->addLocalAddr(key, ip("198.18.1.1")).ok());
+  Result ok = send(syn(kClient, 40001));
+  ASSERT_EQ(ok.verdict, Verdict::kForward) << dropReasonName(ok.reason);
+  EXPECT_EQ(connFrom(kClient, 40001).laddr, ip("198.18.1.1"));
+}
+
 TEST_F(PipelineTest, DrUsesInputOnlyTableAndL2) {
   ServiceKey key = tcpKey(kVip, 80);
   addService(key);

@@ -430,10 +430,23 @@ TEST(ServiceTableTest, ValidateReportsSchedulerAndDestErrors) {
   EXPECT_EQ(t.validate(c).code(), absl::StatusCode::kNotFound);
   c.services[0].service.scheduler = "rr";
   c.services[0].dests.push_back(dest("198.18.1.1", 80, FwdMethod::kFullNat));
-  EXPECT_EQ(t.validate(c).code(), absl::StatusCode::kFailedPrecondition);
-  c.services[0].service.local_addrs = {ip("198.18.9.1")};
-  EXPECT_TRUE(t.validate(c).ok());
+  EXPECT_TRUE(t.validate(c).ok());  // a full-NAT dest without a pool yet: accepted
   EXPECT_TRUE(t.config().services.empty());
+}
+
+// DPVS's order (-A, -a --fullnat, then -P) and its reverse: a full-NAT dest before the first
+// local address, and the last local address deleted under full-NAT dests. The snapshot has no
+// pool then (the pipeline drops new conns with kNoLocalAddr), and gets one with the address.
+TEST(ServiceTableTest, FullNatDestBeforeItsFirstLocalAddress) {
+  ServiceTable t;
+  ASSERT_TRUE(t.addService(svc(kVip)).ok());
+  ASSERT_TRUE(t.addDest(kVip, dest("198.18.1.1", 80, FwdMethod::kFullNat)).ok());
+  EXPECT_EQ(t.snapshot()->services()[0].laddr_pool, nullptr);
+  ASSERT_TRUE(t.addLocalAddr(kVip, ip("198.18.9.1")).ok());
+  ASSERT_NE(t.snapshot()->services()[0].laddr_pool, nullptr);
+  ASSERT_TRUE(t.deleteLocalAddr(kVip, ip("198.18.9.1")).ok());
+  EXPECT_EQ(t.snapshot()->services()[0].laddr_pool, nullptr);
+  EXPECT_EQ(t.config().services[0].dests.size(), 1u);
 }
 
 TEST(ServiceTableTest, LocalAddressesFeedTheServicePool) {

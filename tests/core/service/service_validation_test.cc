@@ -174,13 +174,6 @@ std::vector<Case> cases() {
       {"TunOptionsWithNat",
        addDest(tun(dest("198.18.1.2", 80), TunType::kGue, 6080, TunCsum::kNoCsum)),
        C::kInvalidArgument, "dest 198.18.1.2:80 in service TCP 198.18.0.1:80: tunnel options"},
-      {"FullNatWithoutPool",
-       [](ServiceTable& t) {
-         return t.addDest(tcpKey("198.18.0.4", 80), dest("198.18.1.2", 80, FwdMethod::kFullNat));
-       },
-       C::kFailedPrecondition,
-       "service TCP 198.18.0.4:80 has no local addresses for full NAT (dest 198.18.1.2:80)",
-       [](ServiceTable& t) { ASSERT_TRUE(t.addService(svc(tcpKey("198.18.0.4", 80))).ok()); }},
       {"EditDestMissing", [](ServiceTable& t) { return t.editDest(kVip, dest("198.18.1.9", 80)); },
        C::kNotFound, "dest 198.18.1.9:80 not found in service TCP 198.18.0.1:80"},
       {"DeleteDestMissing",
@@ -200,18 +193,6 @@ std::vector<Case> cases() {
       {"LocalAddrWrongFamily",
        [](ServiceTable& t) { return t.addLocalAddr(kVip, ip("2001:2::9")); }, C::kInvalidArgument,
        "local address 2001:2::9 is not a unicast IPv4"},
-      {"LocalAddrLastWithFullNat",
-       [](ServiceTable& t) {
-         return t.deleteLocalAddr(tcpKey("198.18.0.3", 80), ip("198.18.9.3"));
-       },
-       C::kFailedPrecondition, "service TCP 198.18.0.3:80 has no local addresses for full NAT",
-       [](ServiceTable& t) {
-         ServiceKey k = tcpKey("198.18.0.3", 80);
-         ASSERT_TRUE(t.addService(svc(k)).ok());
-         ASSERT_TRUE(t.addLocalAddr(k, ip("198.18.9.3")).ok());
-         ASSERT_TRUE(t.addDest(k, dest("198.18.1.3", 80, FwdMethod::kFullNat)).ok());
-       }},
-      // Timeouts, sysctls, fwmark rules.
       {"TimeoutTooBig", [big](ServiceTable& t) { return t.setTimeouts(big); }, C::kInvalidArgument,
        "timeout tcpfin 2678401 out of range 0..2678400"},
       {"DropEntry", sysctls(drop_entry), C::kInvalidArgument, "sysctl drop_entry 4"},
