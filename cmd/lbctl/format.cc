@@ -13,6 +13,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 
+#include "api/ipvsadm/lbd_commands.h"
+
 namespace lb::lbctl {
 namespace {
 
@@ -216,7 +218,7 @@ std::string maskText(const pb::Service& s, int af, const char* word) {
 
 // The service's name column: "TCP  1.2.3.4:80" (truncated to 33 for IPv4), "FWM  7",
 // or in rules "-t 1.2.3.4:80" / "-f 7 -6".
-std::string serviceName(const pb::Service& s, bool rule) {
+std::string serviceName(const pb::Service& s, bool rule, const Names& names) {
   const pb::ServiceKey& k = s.key();
   const int af = serviceAf(k);
   if (k.has_fwmark()) {
@@ -224,7 +226,8 @@ std::string serviceName(const pb::Service& s, bool rule) {
       return absl::StrFormat(af == kAfInet6 ? "-f %u -6" : "-f %u", k.fwmark().mark());
     return absl::StrFormat(af == kAfInet6 ? "FWM  %u IPv6" : "FWM  %u", k.fwmark().mark());
   }
-  const std::string v = formatAddrPort(k.address().address(), k.address().port());
+  const std::string v =
+      names.addrPort(k.address().address(), k.address().port(), k.address().protocol());
   if (rule)
     return absl::StrFormat("%s %s", protoOption(k.address().protocol()), v);
   std::string name = absl::StrFormat("%-4s %s", protoName(k.address().protocol()), v);
@@ -233,8 +236,13 @@ std::string serviceName(const pb::Service& s, bool rule) {
   return name;
 }
 
-std::string destName(const pb::Dest& d, bool rule) {
-  std::string name = formatAddrPort(d.address(), d.port());
+// The service's protocol names the port (TCP for fwmark services, as ipvsadm stores them).
+pb::Protocol serviceProto(const pb::Service& s) {
+  return s.key().has_fwmark() ? pb::PROTOCOL_TCP : s.key().address().protocol();
+}
+
+std::string destName(const pb::Dest& d, pb::Protocol proto, bool rule, const Names& names) {
+  std::string name = names.addrPort(d.address(), d.port(), proto);
   if (!rule && !isV6(d.address()) && name.size() > 28)
     name.resize(28);
   return name;
@@ -310,9 +318,9 @@ std::string title(const ListOptions& o) {
          "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n";
 }
 
-std::string serviceLine(const pb::ServiceStatus& st, const ListOptions& o) {
+std::string serviceLine(const pb::ServiceStatus& st, const ListOptions& o, const Names& names) {
   const pb::Service& s = st.service();
-  const std::string name = serviceName(s, false);
+  const std::string name = serviceName(s, false, names);
   if (o.stats) {
     const pb::Stats& x = st.stats();
     return absl::StrCat(
@@ -345,9 +353,12 @@ std::string serviceLine(const pb::ServiceStatus& st, const ListOptions& o) {
   return line + "\n";
 }
 
-std::string destLine(const pb::DestStatus& ds, const ListOptions& o) {
+std::string destLine(const pb::DestStatus& ds,
+                     pb::Protocol proto,
+                     const ListOptions& o,
+                     const Names& names) {
   const pb::Dest& d = ds.dest();
-  const std::string name = destName(d, false);
+  const std::string name = destName(d, proto, false, names);
   if (o.stats) {
     const pb::Stats& x = ds.stats();
     return absl::StrCat(
@@ -379,9 +390,9 @@ std::string destLine(const pb::DestStatus& ds, const ListOptions& o) {
                          d.weight(), ds.active_conns(), ds.inactive_conns());
 }
 
-std::string serviceRules(const pb::ServiceStatus& st) {
+std::string serviceRules(const pb::ServiceStatus& st, const Names& names) {
   const pb::Service& s = st.service();
-  const std::string name = serviceName(s, true);
+  const std::string name = serviceName(s, true, names);
   std::string out = absl::StrFormat("-A %s -s %s", name, s.scheduler());
   if (s.has_persistence()) {
     absl::StrAppend(&out, " -p ", s.persistence().timeout().seconds(),
@@ -396,17 +407,19 @@ std::string serviceRules(const pb::ServiceStatus& st) {
   if (schedBits(s) != 0)
     absl::StrAppend(&out, " -b ", schedFlagNames(s));
   absl::StrAppend(&out, "\n");
+  // The pool before the dests: a full-NAT dest then never waits for its local address.
+  for (const std::string& laddr : s.local_addresses()) {
+    absl::StrAppend(&out, absl::StrFormat("-P %s -z %s\n", name, laddr));
+  }
   for (const pb::DestStatus& ds : st.dests()) {
     const pb::Dest& d = ds.dest();
-    absl::StrAppend(&out, absl::StrFormat("-a %s -r %s %s -w %d", name, destName(d, true),
+    absl::StrAppend(&out, absl::StrFormat("-a %s -r %s %s -w %d", name,
+                                          destName(d, serviceProto(s), true, names),
                                           fwdSwitch(d.forward_method()), d.weight()));
     if (d.forward_method() == pb::FORWARD_METHOD_TUNNEL) {
       absl::StrAppend(&out, tunnelRuleSuffix(d));
     }
     absl::StrAppend(&out, "\n");
-  }
-  for (const std::string& laddr : s.local_addresses()) {
-    absl::StrAppend(&out, absl::StrFormat("-P %s -z %s\n", name, laddr));
   }
   return out;
 }
@@ -477,29 +490,34 @@ std::vector<pb::ServiceStatus> sortedServices(const pb::ListServicesResponse& r,
 
 std::string formatServiceList(const pb::ListServicesResponse& r,
                               const ListOptions& o,
-                              bool with_header) {
+                              bool with_header,
+                              const Names& names) {
   std::string out;
   if (with_header) {
     out = absl::StrFormat("IP Virtual Server version 1.2.1 (size=%u)\n", r.conn_table_size());
   }
   absl::StrAppend(&out, title(o));
   for (const pb::ServiceStatus& st : sortedServices(r, o.nosort)) {
-    absl::StrAppend(&out, serviceLine(st, o));
+    absl::StrAppend(&out, serviceLine(st, o, names));
     for (const pb::DestStatus& ds : st.dests())
-      absl::StrAppend(&out, destLine(ds, o));
+      absl::StrAppend(&out, destLine(ds, serviceProto(st.service()), o, names));
   }
   return out;
 }
 
-std::string formatSave(const pb::ListServicesResponse& r, const ListOptions& o) {
+std::string formatSave(const pb::ListServicesResponse& r,
+                       const ListOptions& o,
+                       const Names& names) {
   std::string out;
   for (const pb::ServiceStatus& st : sortedServices(r, o.nosort)) {
-    absl::StrAppend(&out, serviceRules(st));
+    absl::StrAppend(&out, serviceRules(st, names));
   }
   return out;
 }
 
-std::string formatConnections(const pb::ListConnectionsResponse& r, const ListOptions& o) {
+std::string formatConnections(const pb::ListConnectionsResponse& r,
+                              const ListOptions& o,
+                              const Names& names) {
   std::string out = "IPVS connection entries\n";
   if (o.persistent_conn) {
     absl::StrAppend(
@@ -512,9 +530,9 @@ std::string formatConnections(const pb::ListConnectionsResponse& r, const ListOp
   for (const pb::Connection& c : r.connections()) {
     const int64_t secs = std::max<int64_t>(0, c.expires().seconds());
     const std::string expire = absl::StrFormat("%02d:%02d", secs / 60, secs % 60);
-    const std::string cname = formatAddrPort(c.client_address(), c.client_port());
-    const std::string vname = formatAddrPort(c.virtual_address(), c.virtual_port());
-    const std::string dname = formatAddrPort(c.dest_address(), c.dest_port());
+    const std::string cname = names.addrPort(c.client_address(), c.client_port(), c.protocol());
+    const std::string vname = names.addrPort(c.virtual_address(), c.virtual_port(), c.protocol());
+    const std::string dname = names.addrPort(c.dest_address(), c.dest_port(), c.protocol());
     if (o.persistent_conn && !c.engine().empty()) {
       absl::StrAppend(&out, absl::StrFormat("%-3s %-6s %-11s %-18s %-18s %-16s %-18s %s\n",
                                             protoName(c.protocol()), expire, c.state(), cname,
@@ -525,6 +543,42 @@ std::string formatConnections(const pb::ListConnectionsResponse& r, const ListOp
                                 c.state(), cname, vname, dname));
     }
   }
+  return out;
+}
+
+std::string formatSaveSettings(const pb::Config& cfg) {
+  std::string out;
+  const pb::Timeouts& t = cfg.timeouts();
+  // ip_vs_proto_tcp.c / ip_vs_proto_udp.c: ESTABLISHED 900 s, FIN_WAIT 120 s, UDP 300 s.
+  if (t.tcp().seconds() != 900 || t.tcp_fin().seconds() != 120 || t.udp().seconds() != 300) {
+    absl::StrAppend(&out, absl::StrFormat("--set %d %d %d\n", t.tcp().seconds(),
+                                          t.tcp_fin().seconds(), t.udp().seconds()));
+  }
+  // The kernel's defaults (ipvs-sysctl.rst); the rest are 0 / off.
+  pb::Sysctls defaults;
+  defaults.set_conn_reuse_mode(1);
+  defaults.set_pmtu_disc(true);
+  defaults.set_am_droprate(10);
+  defaults.mutable_lblc_expiration()->set_seconds(86400);
+  defaults.mutable_lblcr_expiration()->set_seconds(86400);
+  std::vector<std::string> changed;
+  for (const std::string& name : ipvsadm::sysctlNames()) {
+    absl::StatusOr<uint64_t> v = ipvsadm::getSysctl(cfg.sysctls(), name);
+    absl::StatusOr<uint64_t> d = ipvsadm::getSysctl(defaults, name);
+    if (v.ok() && d.ok() && *v != *d)
+      changed.push_back(absl::StrCat(name, "=", *v));
+  }
+  if (!changed.empty())
+    absl::StrAppend(&out, "--sysctl ", absl::StrJoin(changed, " "), "\n");
+  return out;
+}
+
+std::string formatSaveFwmarkRules(const pb::Config& cfg) {
+  if (cfg.fwmark_rules().empty())
+    return "";
+  std::string out = "--clear-fwmark-rules\n";
+  for (const pb::FwmarkRule& r : cfg.fwmark_rules())
+    absl::StrAppend(&out, ipvsadm::fwmarkRuleLine(r), "\n");
   return out;
 }
 
@@ -539,7 +593,7 @@ std::string formatLocalAddresses(const pb::ListLocalAddressesResponse& r) {
   for (const pb::ListLocalAddressesResponse::Entry& e : r.services()) {
     pb::Service s;
     *s.mutable_key() = e.key();
-    const std::string vname = e.key().has_fwmark() ? serviceName(s, false)
+    const std::string vname = e.key().has_fwmark() ? serviceName(s, false, Names())
                                                    : formatAddrPort(e.key().address().address(),
                                                                     e.key().address().port());
     absl::StrAppend(&out, absl::StrFormat("%-20s %-8u \n", vname, e.addresses_size()));

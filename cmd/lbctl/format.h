@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // ipvsadm's listings, byte for byte (ipvsadm.c print_title, print_service_entry, print_conn,
 // list_timeout; DPVS ipvsadm's local-address listing), rendered from lbd.v1 messages.
-// Addresses are always printed numerically; column widths are ipvsadm's.
+// Addresses print as `names` gives them (numeric by default: -n); column widths are ipvsadm's.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "api/ipvsadm/parser.h"
+#include "cmd/lbctl/names.h"
 
 #include "lbd/v1/lbd.pb.h"
 
@@ -31,13 +32,27 @@ std::vector<::lbd::v1::ServiceStatus> sortedServices(const ::lbd::v1::ListServic
 // the "IP Virtual Server version ..." line (list_all); -L with a service omits it.
 std::string formatServiceList(const ::lbd::v1::ListServicesResponse& r,
                               const ListOptions& o,
-                              bool with_header);
+                              bool with_header,
+                              const Names& names = Names());
 
-// -S [-n]: rules that -R reads back. Full-NAT pools are saved as "-P ... -z ADDR" lines.
-std::string formatSave(const ::lbd::v1::ListServicesResponse& r, const ListOptions& o);
+// -S [-n]: rules that -R reads back. Full-NAT pools are saved as "-P ... -z ADDR" lines, right
+// after their service's -A line.
+std::string formatSave(const ::lbd::v1::ListServicesResponse& r,
+                       const ListOptions& o,
+                       const Names& names = Names());
+
+// lbd's additions to -S, in lines -R reads back. Before the services: "--set TCP TCPFIN UDP"
+// when a timeout differs from the kernel's default, and one "--sysctl NAME=VALUE ..." line with
+// every sysctl that differs from its default. After them: the fwmark rules, after a
+// "--clear-fwmark-rules" line so that -R gives back exactly this list. Empty for a
+// configuration that ipvsadm alone could describe.
+std::string formatSaveSettings(const ::lbd::v1::Config& cfg);
+std::string formatSaveFwmarkRules(const ::lbd::v1::Config& cfg);
 
 // -Lc [--persistent-conn].
-std::string formatConnections(const ::lbd::v1::ListConnectionsResponse& r, const ListOptions& o);
+std::string formatConnections(const ::lbd::v1::ListConnectionsResponse& r,
+                              const ListOptions& o,
+                              const Names& names = Names());
 
 // -L --timeout.
 std::string formatTimeouts(const ::lbd::v1::Timeouts& t);

@@ -63,6 +63,15 @@ std::string jsonOf(const google::protobuf::Message& m) {
   return json;
 }
 
+// -n: numeric; otherwise every address and port of the listing looked up once, in parallel,
+// for at most kNameLookupBound in total (cmd/lbctl/names.h).
+template <typename Response>
+Names namesFor(const Response& resp, const ListOptions& o) {
+  if (o.numeric || o.json)
+    return Names();
+  return Names::lookup(nameRequestOf(resp), systemResolver(), kNameLookupBound);
+}
+
 bool unreachable(const grpc::Status& s) {
   return s.error_code() == grpc::StatusCode::UNAVAILABLE ||
          s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
@@ -83,7 +92,7 @@ int runList(const Command& cmd, Stub& stub, std::ostream& out, std::ostream& err
     grpc::Status s = stub.ListConnections(&ctx, pb::ListConnectionsRequest(), &resp);
     if (!s.ok())
       return report(cmd.kind, s, err, 1);
-    out << (o.json ? jsonOf(resp) : formatConnections(resp, o));
+    out << (o.json ? jsonOf(resp) : formatConnections(resp, o, namesFor(resp, o)));
     return 0;
   }
   if (!cmd.has_service && o.timeout) {
@@ -104,7 +113,7 @@ int runList(const Command& cmd, Stub& stub, std::ostream& out, std::ostream& err
   grpc::Status s = stub.ListServices(&ctx, req, &resp);
   if (!s.ok())
     return report(cmd.kind, s, err, 1);
-  out << (o.json ? jsonOf(resp) : formatServiceList(resp, o, !cmd.has_service));
+  out << (o.json ? jsonOf(resp) : formatServiceList(resp, o, !cmd.has_service, namesFor(resp, o)));
   return 0;
 }
 
@@ -115,7 +124,14 @@ int runSave(const Command& cmd, Stub& stub, std::ostream& out, std::ostream& err
   grpc::Status s = stub.ListServices(&ctx, pb::ListServicesRequest(), &resp);
   if (!s.ok())
     return report(cmd.kind, s, err, 1);
-  out << formatSave(resp, cmd.list);
+  // lbd's additions (timeouts, sysctls, fwmark rules), in lines -R reads back.
+  pb::GetConfigResponse cfg;
+  grpc::ClientContext cfg_ctx;
+  setDeadline(cfg_ctx);
+  if (grpc::Status cs = stub.GetConfig(&cfg_ctx, pb::GetConfigRequest(), &cfg); !cs.ok())
+    return report(cmd.kind, cs, err, 1);
+  out << formatSaveSettings(cfg.config()) << formatSave(resp, cmd.list, namesFor(resp, cmd.list))
+      << formatSaveFwmarkRules(cfg.config());
   return 0;
 }
 

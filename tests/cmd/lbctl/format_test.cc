@@ -265,8 +265,8 @@ TEST(FormatTest, PersistenceMaskAndEngineAndFullNat) {
   ListOptions o;
   EXPECT_EQ(formatSave(r, o),
             "-A -t 198.18.0.1:80 -s wlc -p 600 -M 255.255.255.0 --pe sip\n"
-            "-a -t 198.18.0.1:80 -r 198.18.2.1:8080 --fullnat -w 3\n"
             "-P -t 198.18.0.1:80 -z 198.18.1.1\n"
+            "-a -t 198.18.0.1:80 -r 198.18.2.1:8080 --fullnat -w 3\n"
             "-A -u [2001:2::1]:53 -s rr -p 30 -M 64\n"
             "-a -u [2001:2::1]:53 -r [2001:2::10]:53 -m -w 1\n");
   EXPECT_EQ(formatServiceList(r, o, false),
