@@ -184,6 +184,8 @@ def conns(addr, port, seconds, every_ms, src=None):
             c.close()
             seen[body] = seen.get(body, 0) + 1
             now = time.monotonic()
+            if now - t0 > 0.5:
+                print("conns: request %d took %.0f ms (ended %s UTC)" % (n, (now - t0) * 1000, stamp()))
             if now - last_ok > gap:
                 gap, at = now - last_ok, stamp()
             last_ok = now

@@ -9,6 +9,7 @@
 #include <net/if_arp.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -197,7 +198,11 @@ class DataplaneImpl : public Dataplane {
                 KernelState::journalPath(options.run_dir, tun_->name())),
         neigh_(*nl_, tun_->ifindex(), tun_->queues(), options.direct_egress) {}
 
-  ~DataplaneImpl() override { stop(); }
+  ~DataplaneImpl() override {
+    stop();
+    if (wake_fd_ >= 0)
+      close(wake_fd_);
+  }
 
   // `adopting`: a hot restart's first step (Dataplane::adopt): the kernel state is the old
   // lbd's, taken over by completeHandover().
@@ -460,10 +465,16 @@ class DataplaneImpl : public Dataplane {
       running_.store(false);
     }
     hk_cv_.notify_all();
+    const uint64_t one = 1;
+    if (wake_fd_ >= 0)
+      (void)!write(wake_fd_, &one, sizeof(one));
     for (auto& w : workers_) {
       if (w->thread.joinable())
         w->thread.join();
     }
+    uint64_t drained = 0;
+    if (wake_fd_ >= 0)
+      (void)!read(wake_fd_, &drained, sizeof(drained));  // start() may run them again
     if (housekeeping_.joinable())
       housekeeping_.join();
     if (decap_thread_.joinable())
@@ -704,7 +715,8 @@ class DataplaneImpl : public Dataplane {
     uint64_t gen = 0;
     std::shared_ptr<const NeighMap> neigh;
     uint64_t neigh_gen = 0;
-    pollfd pfd{tun_->fd(w.index), POLLIN, 0};
+    // The TUN queue, and the eventfd joinThreads() writes so that an idle worker stops at once.
+    pollfd pfd[2] = {{tun_->fd(w.index), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
     while (running_.load(std::memory_order_relaxed)) {
       if (config_.refresh(cfg, gen) && cfg != nullptr)
         applyWorkerConfig(w, *cfg);
@@ -724,7 +736,7 @@ class DataplaneImpl : public Dataplane {
         ++n;
       }
       if (n == 0) {
-        poll(&pfd, 1, 100);
+        poll(pfd, wake_fd_ >= 0 ? 2 : 1, 100);
         continue;
       }
       if (options_.mode == Mode::kDecap || cfg == nullptr || cfg->snap == nullptr)
@@ -1040,6 +1052,7 @@ class DataplaneImpl : public Dataplane {
   std::atomic<bool> hk_poked_{false};  // a commit wants a full housekeeping tick now
   DataplaneCounters hk_counters_;      // the housekeeping thread's
   std::thread decap_thread_;
+  int wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);  // workers' poll; -1: 100 ms polls
 };
 
 }  // namespace
