@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -22,6 +23,7 @@
 #include "cmd/lbd-controller/app/lbd_api.h"
 #include "cmd/lbd-controller/app/metrics.h"
 #include "cmd/lbd-controller/app/status_server.h"
+#include "cmd/lbd-controller/app/webhook_flags.h"
 #include "cmd/lbd-controller/kube/http_client.h"
 #include "cmd/lbd-controller/kube/kube_config.h"
 #include "cmd/lbd-controller/kube/log.h"
@@ -33,7 +35,11 @@ ABSL_FLAG(std::string,
           "",
           "kubeconfig file (its current context); empty: in-cluster (service account)");
 ABSL_FLAG(std::string, context, "", "kubeconfig context instead of the current one");
-ABSL_FLAG(std::string, lbd, "unix:///run/lbd/lbd.sock", "lbd's gRPC address (unix:// or tcp://)");
+ABSL_FLAG(
+    std::string,
+    lbd,
+    "unix:///run/lbd/lbd.sock",
+    "lbd's gRPC address (unix:// or tcp://); none: serve only the sidecar injector (--webhook)");
 ABSL_FLAG(std::string,
           proxy_name,
           "lbd",
@@ -71,6 +77,29 @@ int fail(const std::string& msg) {
   return 1;
 }
 
+// The flags are documented with hyphens (--drain-timeout, --log-format) as operators expect;
+// abseil knows the underscore names, so the name part of each --flag is normalised. "--" ends
+// the flags.
+std::vector<char*> hyphensToUnderscores(int argc, char** argv, std::vector<std::string>& storage) {
+  storage.reserve(static_cast<size_t>(argc));
+  bool flags = true;
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--")
+      flags = false;
+    if (flags && i > 0 && a.size() > 2 && a.compare(0, 2, "--") == 0) {
+      const size_t end = std::min(a.find('='), a.size());
+      std::replace(a.begin() + 2, a.begin() + static_cast<std::ptrdiff_t>(end), '-', '_');
+    }
+    storage.push_back(std::move(a));
+  }
+  std::vector<char*> out;
+  for (std::string& s : storage)
+    out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
 absl::StatusOr<kube::KubeConfig> loadConfig() {
   const std::string path = absl::GetFlag(FLAGS_kubeconfig);
   if (!path.empty())
@@ -83,7 +112,9 @@ absl::StatusOr<kube::KubeConfig> loadConfig() {
 int controllerMain(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Kubernetes Services and EndpointSlices -> lbd (list/watch, one ApplyBatch per change)");
-  absl::ParseCommandLine(argc, argv);
+  std::vector<std::string> storage;
+  std::vector<char*> args = hyphensToUnderscores(argc, argv, storage);
+  absl::ParseCommandLine(argc, args.data());
   const std::string log_format = absl::GetFlag(FLAGS_log_format);
   if (log_format != "text" && log_format != "json")
     return fail("--log-format: text or json");
@@ -92,6 +123,15 @@ int controllerMain(int argc, char** argv) {
   if (!kube::parseLogLevel(absl::GetFlag(FLAGS_log_level), &level))
     return fail("--log-level: debug, info, warn or error");
   kube::setLogLevel(level);
+
+  // Block the stop signals in every thread; the main thread takes them with sigwait.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  if (absl::GetFlag(FLAGS_lbd) == "none")
+    return runWebhookOnly(&stop_signals, absl::GetFlag(FLAGS_metrics));
 
   absl::StatusOr<kube::KubeConfig> config = loadConfig();
   if (!config.ok())
@@ -105,12 +145,9 @@ int controllerMain(int argc, char** argv) {
     return kube::HttpClient::create(*config, tokens);
   };
 
-  // Block the stop signals in every thread; the main thread takes them with sigwait.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  absl::StatusOr<std::unique_ptr<webhook::WebhookServer>> injector = startWebhookFromFlags();
+  if (!injector.ok())
+    return fail(std::string(injector.status().message()));
 
   absl::StatusOr<std::unique_ptr<GrpcLbdApi>> lbd = GrpcLbdApi::create(absl::GetFlag(FLAGS_lbd));
   if (!lbd.ok())
@@ -218,6 +255,8 @@ int controllerMain(int argc, char** argv) {
   for (auto& t : threads)
     t.join();
   events.stop();
+  if (*injector)
+    (*injector)->stop();
   if (status)
     status->stop();
   return 0;
