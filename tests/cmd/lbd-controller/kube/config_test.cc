@@ -15,6 +15,7 @@
 
 #include "cmd/lbd-controller/kube/backoff.h"
 #include "cmd/lbd-controller/kube/kube_config.h"
+#include "cmd/lbd-controller/kube/log.h"
 #include "cmd/lbd-controller/kube/token_source.h"
 #include "cmd/lbd-controller/kube/url.h"
 #include "cmd/lbd-controller/kube/yaml_json.h"
@@ -270,6 +271,31 @@ TEST(TokenSourceTest, ReReadsEveryMinuteAndAfterInvalidate) {
   EXPECT_FALSE(missing.token().ok());
   TokenSource fixed("abc", "");
   EXPECT_EQ(*fixed.token(), "abc");
+}
+
+}  // namespace
+}  // namespace lbd::controller::kube
+
+namespace lbd::controller::kube {
+namespace {
+
+TEST(LogLine, TextAndJson) {
+  std::string t = formatLogLine(false, LogLevel::kWarn, "reflector", "list failed",
+                                {{"resource", "services"}, {"error", "HTTP 500: \"x\" y=z"}});
+  EXPECT_NE(
+      t.find(" warn reflector list failed resource=services error=\"HTTP 500: \\\"x\\\" y=z\""),
+      std::string::npos)
+      << t;
+  std::string j = formatLogLine(true, LogLevel::kError, "main", "bad \xff byte", {{"k", "v\n"}});
+  nlohmann::json p = nlohmann::json::parse(j);
+  EXPECT_EQ(p["level"], "error");
+  EXPECT_EQ(p["component"], "main");
+  EXPECT_EQ(p["k"], "v\n");
+  EXPECT_TRUE(p["ts"].is_string());
+  LogLevel l;
+  EXPECT_TRUE(parseLogLevel("debug", &l));
+  EXPECT_EQ(l, LogLevel::kDebug);
+  EXPECT_FALSE(parseLogLevel("verbose", &l));
 }
 
 }  // namespace
