@@ -22,6 +22,7 @@
 
 #include "api/ipvsadm/lbd_commands.h"
 #include "cmd/lbctl/format.h"
+#include "cmd/lbctl/health_list.h"
 
 namespace lb::lbctl {
 namespace {
@@ -647,6 +648,8 @@ int runLbctl(const std::string& program,
              std::ostream& out,
              std::ostream& err,
              const StubFactory& factory) {
+  if (isListChecks(args))  // lbd's own: the health checks (cmd/lbctl/health_list.cc)
+    return runListChecks(args, out, err, factory);
   ParseResult r = parseIpvsadm(program, args);
   if (!r.ok) {
     err << r.error.message << "\n";

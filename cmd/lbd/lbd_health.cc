@@ -55,6 +55,13 @@ void HealthWiring::reload() {
            s.ToString());
 }
 
+absl::Status HealthWiring::list(const ::lbd::v1::ListHealthChecksRequest& req,
+                                ::lbd::v1::ListHealthChecksResponse* resp) const {
+  if (service_ == nullptr)
+    return absl::OkStatus();
+  return service_->list(req, resp);
+}
+
 void HealthWiring::stop() {
   if (service_ != nullptr)
     service_->stop();

@@ -26,6 +26,9 @@ class HealthWiring {
   // SIGHUP: re-reads the file; a bad one is refused whole and logged, the running one stays.
   void reload();
   void stop();
+  // ListHealthChecks (an empty list without --keepalived-conf).
+  absl::Status list(const ::lbd::v1::ListHealthChecksRequest& req,
+                    ::lbd::v1::ListHealthChecksResponse* resp) const;
 
  private:
   explicit HealthWiring(DataplaneHooks* dataplane) : hooks_(dataplane) {}

@@ -287,6 +287,10 @@ int lbdMain(int argc, char** argv) {
   auto health = HealthWiring::create(dataplane->get());
   if (!health.ok())
     return failStart(health.status());
+  copts.list_health_checks = [h = health->get()](const ::lbd::v1::ListHealthChecksRequest& req,
+                                                 ::lbd::v1::ListHealthChecksResponse* resp) {
+    return h->list(req, resp);
+  };
   ControlPlane control(table, (*health)->hooks(), copts);
   if (!takeover) {
     if (absl::Status s = control.loadInitialConfig(); !s.ok())

@@ -452,6 +452,23 @@ grep -q 'lb_health_checker_up{service="TCP 198.18.1.100:80",rs="198.18.2.11:80",
 grep -Eq 'lb_health_checker_transitions_total\{service="TCP 198.18.1.100:80",rs="198.18.2.11:80",checker="HTTP_GET"\} [4-9]' \
   "$DP_TMP/metrics" || dp_fail "HTTP_GET transitions not counted"
 
+# --- lbctl --list-checks: lbd's own listing (ipvsadm's stay as they are) and JSON.
+checks=$(lbctl hc --list-checks)
+echo "$checks" | head -n 4
+echo "$checks" | grep -Eq "^TCP +$VIP:80 +198.18.2.11:80 +HTTP_GET +UP +2 " ||
+  dp_fail "--list-checks: no HTTP_GET UP line for 198.18.2.11:80"
+echo "$checks" | grep -E "^TCP +$VIP:8080 +198.18.2.11:8080 +TCP_CHECK +UP +7 " |
+  grep -q "connect: Connection refused" || dp_fail "--list-checks: TCP_CHECK's last failure missing"
+lbctl hc --list-checks -u $VIP:53 --output=json >"$DP_TMP/checks.json"
+python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+c = d["checks"]
+assert len(c) == 1 and c[0]["type"] == "HEALTH_CHECK_TYPE_DNS" and c[0]["up"], c
+assert c[0]["config"].endswith("misc.conf:42"), c[0]["config"]
+' "$DP_TMP/checks.json" || dp_fail "--list-checks --output=json: $(cat "$DP_TMP/checks.json")"
+lbctl hc -Ln | grep -q "Check" && dp_fail "ipvsadm's listing changed"
+
 # --- SIGHUP after an edit: an open connection to an unchanged real server keeps flowing.
 mkfifo "$DP_TMP/keep.in"
 ip netns exec "$(n c)" python3 -c '

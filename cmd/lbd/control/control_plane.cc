@@ -105,6 +105,18 @@ class LoadBalancerService final : public pb::LoadBalancer::CallbackService {
   LB_GET_RPC(GetConfig, getConfig)
 #undef LB_GET_RPC
 
+  grpc::ServerUnaryReactor* ListHealthChecks(grpc::CallbackServerContext* ctx,
+                                             const pb::ListHealthChecksRequest* req,
+                                             pb::ListHealthChecksResponse* resp) override {
+    if (!list_health_checks)
+      return done(ctx, absl::OkStatus());
+    return done(ctx, list_health_checks(*req, resp));
+  }
+
+  // ListHealthChecks answers from the health subsystem (ControlOptions::list_health_checks).
+  std::function<absl::Status(const pb::ListHealthChecksRequest&, pb::ListHealthChecksResponse*)>
+      list_health_checks;
+
   grpc::ServerUnaryReactor* GetInfo(grpc::CallbackServerContext* ctx,
                                     const pb::GetInfoRequest*,
                                     pb::GetInfoResponse* resp) override {
@@ -177,7 +189,9 @@ struct ControlPlane::Impl {
   Impl(ServiceTable& table, DataplaneHooks* hooks, ControlOptions opts)
       : options(std::move(opts)),
         ops(table, hooks, options.state_file, options.clock),
-        service(ops) {}
+        service(ops) {
+    service.list_health_checks = options.list_health_checks;
+  }
 
   ControlOptions options;
   ControlOps ops;

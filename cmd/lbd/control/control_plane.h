@@ -16,6 +16,11 @@
 #include "core/conn/conn_table.h"
 #include "core/service/service_table.h"
 
+namespace lbd::v1 {
+class ListHealthChecksRequest;
+class ListHealthChecksResponse;
+}  // namespace lbd::v1
+
 namespace lb::lbd {
 
 struct ControlOptions {
@@ -31,6 +36,10 @@ struct ControlOptions {
   // The dataplane's clock for -Lnc's expire column (Conn::expires is on it). Empty: the
   // CLOCK_MONOTONIC reading cmd/lbd/dataplane uses. Tests pass a fake.
   std::function<MonoTime()> clock;
+  // Answers ListHealthChecks (the health subsystem); empty: an empty list.
+  std::function<absl::Status(const ::lbd::v1::ListHealthChecksRequest&,
+                             ::lbd::v1::ListHealthChecksResponse*)>
+      list_health_checks;
   // Hot restart (lbd --takeover): the old lbd still serves the Unix socket. Listen on
   // PATH.new and rename() it over PATH, so that the path never stops answering.
   bool replace_socket = false;

@@ -3,7 +3,9 @@
 
 #include <fcntl.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -36,6 +38,7 @@ namespace {
 namespace asio = boost::asio;
 namespace pb = ::lbd::v1;
 
+
 std::string specKey(const CheckerSpec& c) {
   // Everything but where it was written: an unchanged checker keeps its state on reload.
   std::string s = absl::StrCat(
@@ -65,6 +68,7 @@ struct CheckerRt {
   VsRt* vs = nullptr;
   size_t rs = 0;
   size_t index = 0;
+  size_t slot = 0;  // its entry in status_snapshot
   bool stopped = false;
   // Stats (also copied into the status snapshot).
   uint64_t checks = 0, failures = 0, transitions = 0, last_latency_us = 0;
@@ -399,7 +403,7 @@ struct HealthService::Impl {
     }
     if (dirty)
       scheduleFlush();
-    updateStatus();
+    updateStatus(*ck);
     arm(ck, step.retrying ? ck->timing.delay_before_retry : ck->timing.delay_loop);
   }
 
@@ -426,31 +430,71 @@ struct HealthService::Impl {
     }
   }
 
+  CheckerStatus statusOf(const CheckerRt& ck) const {
+    const VsRt& v = *ck.vs;
+    const RsRt& rs = v.rs[ck.rs];
+    CheckerStatus s;
+    s.service = v.name;
+    s.rs = rs.cfg.address.find(':') != std::string::npos
+               ? absl::StrCat("[", rs.dest.address(), "]:", rs.dest.port())
+               : absl::StrCat(rs.dest.address(), ":", rs.dest.port());
+    s.checker = checkTypeName(ck.spec.type);
+    s.up = ck.retry.up();
+    s.checks = ck.checks;
+    s.failures = ck.failures;
+    s.transitions = ck.transitions;
+    s.last_latency_us = ck.last_latency_us;
+    pb::HealthCheckStatus& p = s.proto;
+    if (!v.plan.keys.empty())
+      *p.mutable_key() = v.plan.keys[0];
+    p.set_address(rs.dest.address());
+    p.set_port(rs.dest.port());
+    p.set_type(static_cast<pb::HealthCheckType>(static_cast<int>(ck.spec.type) + 1));
+    p.set_target(ck.spec.type == CheckType::kMisc
+                     ? ck.spec.misc_path
+                     : (ck.target.address.find(':') != std::string::npos
+                            ? absl::StrCat("[", ck.target.address, "]:", ck.target.port)
+                            : absl::StrCat(ck.target.address, ":", ck.target.port)));
+    p.set_up(s.up);
+    p.set_real_server_up(v.health->alive(ck.rs));
+    p.set_weight(v.health->weight(ck.rs));
+    p.set_last_failure(ck.last_failure);
+    p.set_checks(ck.checks);
+    p.set_failures(ck.failures);
+    p.set_transitions(ck.transitions);
+    p.mutable_last_latency()->set_seconds(static_cast<int64_t>(ck.last_latency_us / 1000000));
+    p.mutable_last_latency()->set_nanos(static_cast<int32_t>(ck.last_latency_us % 1000000 * 1000));
+    p.set_config(absl::StrCat(ck.spec.file, ":", ck.spec.line));
+    return s;
+  }
+
+  // The whole snapshot (start, reload): every checker gets its slot.
   void updateStatus() {
     std::vector<CheckerStatus> out;
     for (const auto& v : vss) {
-      for (size_t r = 0; r < v->rs.size(); ++r) {
-        const RsRt& rs = v->rs[r];
+      for (const RsRt& rs : v->rs) {
         for (const auto& ck : rs.checkers) {
-          CheckerStatus s;
-          s.service = v->name;
-          s.rs = rs.cfg.address.find(':') != std::string::npos
-                     ? absl::StrCat("[", rs.cfg.address, "]:", rs.dest.port())
-                     : absl::StrCat(rs.cfg.address, ":", rs.dest.port());
-          s.checker = checkTypeName(ck->spec.type);
-          s.up = ck->retry.up();
-          s.rs_alive = v->health->alive(r);
-          s.checks = ck->checks;
-          s.failures = ck->failures;
-          s.transitions = ck->transitions;
-          s.last_latency_us = ck->last_latency_us;
-          s.last_failure = ck->last_failure;
-          out.push_back(std::move(s));
+          ck->slot = out.size();
+          out.push_back(statusOf(*ck));
         }
       }
     }
     std::lock_guard<std::mutex> lock(mu);
     status_snapshot = std::move(out);
+  }
+
+  // After one result: the checkers of that real server (its alive state and weight are
+  // theirs too), O(checkers of one real server).
+  void updateStatus(const CheckerRt& changed) {
+    const RsRt& rs = changed.vs->rs[changed.rs];
+    std::vector<CheckerStatus> fresh;
+    for (const auto& ck : rs.checkers)
+      fresh.push_back(statusOf(*ck));
+    std::lock_guard<std::mutex> lock(mu);
+    for (size_t i = 0; i < rs.checkers.size(); ++i) {
+      if (rs.checkers[i]->slot < status_snapshot.size())
+        status_snapshot[rs.checkers[i]->slot] = std::move(fresh[i]);
+    }
   }
 
   // An operator's commit seen by observe(): weights they set on managed real servers become
@@ -496,6 +540,8 @@ struct HealthService::Impl {
               for (const Transition& t : v->health->setWeight(r, w->second))
                 notify(*v, t);
               dirty = true;
+              if (!v->rs[r].checkers.empty())
+                updateStatus(*v->rs[r].checkers[0]);
             }
           }
         }
@@ -665,6 +711,17 @@ void HealthService::observe(const ServiceTable& table) {
 std::vector<CheckerStatus> HealthService::status() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->status_snapshot;
+}
+
+absl::Status HealthService::list(const pb::ListHealthChecksRequest& req,
+                                 pb::ListHealthChecksResponse* resp) const {
+  const std::string want = req.has_key() ? keyId(req.key()) : "";
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  for (const CheckerStatus& s : impl_->status_snapshot) {
+    if (want.empty() || keyId(s.proto.key()) == want)
+      *resp->add_checks() = s.proto;
+  }
+  return absl::OkStatus();
 }
 
 std::vector<std::pair<std::string, uint64_t>> HealthService::metrics() const {

@@ -42,13 +42,12 @@ struct CheckerStatus {
   std::string service;  // "TCP 198.18.0.1:80" style: the first key of its virtual server
   std::string rs;       // "198.18.1.1:8080"
   std::string checker;  // "TCP_CHECK", "HTTP_GET", ...
+  ::lbd::v1::HealthCheckStatus proto;  // the same for ListHealthChecks
   bool up = false;
-  bool rs_alive = false;
   uint64_t checks = 0;
   uint64_t failures = 0;
   uint64_t transitions = 0;
   uint64_t last_latency_us = 0;
-  std::string last_failure;
 };
 
 class HealthService {
@@ -77,6 +76,9 @@ class HealthService {
 
   // Any thread: per-checker state (a copy).
   std::vector<CheckerStatus> status() const;
+  // Any thread: ListHealthChecks (req.key() filters by the service).
+  absl::Status list(const ::lbd::v1::ListHealthChecksRequest& req,
+                    ::lbd::v1::ListHealthChecksResponse* resp) const;
   // Any thread: Prometheus samples "name{labels}" → value.
   std::vector<std::pair<std::string, uint64_t>> metrics() const;
 
