@@ -18,7 +18,9 @@ bool FlowOffloadPort::offer(const Conn& conn, uint32_t index) noexcept {
   if (in_map_ != nullptr) {
     const int64_t n = in_map_->load(std::memory_order_relaxed);
     const bool handshaken = (conn.flags & kConnFAssured) != 0 || conn.proto != L4Proto::kTcp;
-    if (n >= map_conns_ - margin(map_conns_) || (!handshaken && n >= synLimit(map_conns_))) {
+    if (n >= map_conns_ - margin(map_conns_) ||
+        (!handshaken && (n >= synLimit(map_conns_) ||
+                         half_open_->load(std::memory_order_relaxed) >= kHalfOpenLimit))) {
       held_.add();
       return false;
     }
@@ -38,6 +40,7 @@ bool FlowOffloadPort::offer(const Conn& conn, uint32_t index) noexcept {
   o.lport = conn.lport;
   o.svc = conn.svc;
   o.dest = conn.dest;
+  o.half_open = conn.proto == L4Proto::kTcp && conn.state == kTcpSynRecv;
   o.err = 0;
   return true;
 }
@@ -65,6 +68,8 @@ void FlowOffloadPort::flush() noexcept {
       }
       if (o.err == 0 && in_map_ != nullptr)
         in_map_->fetch_add(1, std::memory_order_relaxed);
+      if (o.err == 0 && p.half_open && half_open_ != nullptr)
+        half_open_->fetch_add(1, std::memory_order_relaxed);
     });
   }
   npending_ = 0;
@@ -77,7 +82,8 @@ FlowOffload::FlowOffload(
       stats_block_(stats_block),
       map_conns_(map_conns != 0 ? map_conns : LB_BPF_MAX_FLOWS / 2) {
   for (size_t i = 0; i < workers; ++i)
-    ports_.push_back(std::make_unique<FlowOffloadPort>(installer_, &in_map_, map_conns_));
+    ports_.push_back(
+        std::make_unique<FlowOffloadPort>(installer_, &in_map_, map_conns_, &half_open_));
 }
 
 FlowOffload::~FlowOffload() = default;
@@ -140,9 +146,12 @@ void FlowOffload::adopt(FlowMap& map) {
           counters_.removed.add();
           in_map_.fetch_sub(1, std::memory_order_relaxed);
         }
+        forgetEntry(it->second);
         entries_.erase(it);
       }
-      entries_[o.index] = Entry{o, {}, {}, kYoungTicks, false};
+      entries_[o.index] = Entry{o, {}, {}, kYoungTicks, false, o.half_open};
+      if (o.half_open)
+        ++half_open_count_;
       young_.push_back(o.index);
       counters_.installed.add();
     });
@@ -214,12 +223,18 @@ bool FlowOffload::update(Entry& e,
     if (g->proto == L4Proto::kUdp && out.packets != 0)
       g->flags |= kConnFAssured;
     over = over || (g->proto == L4Proto::kTcp && !keptState(g->state));
-    // A handshake not done a second after its SYN is a spoofed source or a lost ACK: while the
-    // map is past half full, the slow path takes it back (and may offload it again once its
-    // ACK comes).
-    if (!over && g->proto == L4Proto::kTcp && g->state == kTcpSynRecv && e.young <= 0 &&
-        in_map_.load(std::memory_order_relaxed) >=
-            FlowOffloadPort::synLimit(static_cast<int64_t>(map_conns_))) {
+    const bool half_open = g->proto == L4Proto::kTcp && g->state == kTcpSynRecv;
+    if (half_open != e.half_open) {
+      half_open_count_ = half_open ? half_open_count_ + 1 : half_open_count_ - 1;
+      e.half_open = half_open;
+    }
+    // A handshake not done 200 ms after its SYN is a spoofed source, a lost ACK or a long
+    // path: while the map is past half full or too many such conns are in it, the slow path
+    // takes it back (and may offload it again once its ACK comes).
+    const bool crowded = in_map_.load(std::memory_order_relaxed) >=
+                             FlowOffloadPort::synLimit(static_cast<int64_t>(map_conns_)) ||
+                         half_open_count_ >= static_cast<size_t>(FlowOffloadPort::kHalfOpenLimit);
+    if (!over && half_open && e.young <= kYoungTicks - kHandshakeTicks && crowded) {
       e.retry = true;
       counters_.unhandshaken.add();
       over = true;
@@ -262,6 +277,7 @@ void FlowOffload::takeFinished(FlowMap& map, const ServiceSnapshot& snap, bool s
     counters_.removed.add();
     counters_.finished.add();
     in_map_.fetch_sub(1, std::memory_order_relaxed);
+    forgetEntry(e);
     entries_.erase(it);
   });
 }
@@ -277,6 +293,7 @@ void FlowOffload::tick(FlowMap& map, const ServiceSnapshot& snap, bool sweep) {
       if (e.young > 0)
         --e.young;
       if (refresh(map, e, snap, secure_tcp)) {
+        forgetEntry(e);
         entries_.erase(it++);
       } else {
         ++it;
@@ -294,6 +311,7 @@ void FlowOffload::tick(FlowMap& map, const ServiceSnapshot& snap, bool sweep) {
     if (!sweep) {
       --e.young;
       if (refresh(map, e, snap, secure_tcp)) {
+        forgetEntry(e);
         entries_.erase(it);
         continue;
       }
@@ -303,6 +321,7 @@ void FlowOffload::tick(FlowMap& map, const ServiceSnapshot& snap, bool sweep) {
   }
   young_.resize(keep);
   active_.store(entries_.size(), std::memory_order_relaxed);
+  half_open_.store(static_cast<int64_t>(half_open_count_), std::memory_order_relaxed);
 }
 
 void FlowOffload::dropUnavailable(FlowMap& map, const ServiceSnapshot& snap) {
@@ -313,6 +332,7 @@ void FlowOffload::dropUnavailable(FlowMap& map, const ServiceSnapshot& snap) {
       continue;
     }
     removeEntry(map, it->second);
+    forgetEntry(it->second);
     entries_.erase(it++);
   }
   active_.store(entries_.size(), std::memory_order_relaxed);
@@ -326,6 +346,8 @@ void FlowOffload::forget() {
   young_.clear();
   active_.store(0, std::memory_order_relaxed);
   in_map_.store(0, std::memory_order_relaxed);
+  half_open_count_ = 0;
+  half_open_.store(0, std::memory_order_relaxed);
 }
 
 }  // namespace lb::lbd

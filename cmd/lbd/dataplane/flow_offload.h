@@ -20,11 +20,12 @@
 //
 // A SYN flood must not fill the map (conns offloaded from the SYN that never complete their
 // handshake stay until they expire or the conn table drops them): a worker offloads a conn that
-// is not yet assured (TCP SYN_RECV) only while fewer than half the map's conns are in it, and
-// any conn only while the map has room; a refused conn is offered again with its next packet
-// (the handshake's ACK, through lbd: it is then ESTABLISHED). While the map is past that half,
-// each sweep gives conns still in SYN_RECV a second after their install back to the slow path.
-// A real client's conn is therefore offloaded from its SYN, or at worst from its ACK.
+// is not yet assured (TCP SYN_RECV) only while fewer than half the map's conns and fewer than
+// kHalfOpenLimit half-open ones are in it, and any conn only while the map has room; a refused
+// conn is offered again with its next packet (the handshake's ACK, through lbd: it is then
+// ESTABLISHED). While the map is past either limit, conns still in SYN_RECV 200 ms after their
+// install go back to the slow path. A real client's conn is therefore offloaded from its SYN,
+// or at worst from its ACK.
 #pragma once
 
 #include <algorithm>
@@ -88,7 +89,8 @@ struct OffloadOffer {
   uint16_t cport = 0, vport = 0, dport = 0, lport = 0;
   ServiceId svc = kNoService;
   DestId dest = kNoDest;
-  int err = 0;  // the worker's install: 0, or the errno of the entry that failed
+  int err = 0;             // the worker's install: 0, or the errno of the entry that failed
+  bool half_open = false;  // TCP in SYN_RECV when offered
 };
 
 // One worker's end: the conns offered in the current batch, and a single-producer ring of
@@ -101,10 +103,16 @@ class FlowOffloadPort final : public FlowOffloader {
 
   // `in_map` counts the conns whose entries are in the map (workers add, the housekeeping
   // thread subtracts); null: no limits. `map_conns`: the conns the map holds.
+  // `half_open`: the conns in the map still in SYN_RECV (the housekeeping thread's count as of
+  // its last tick, plus the workers' installs since).
   explicit FlowOffloadPort(const std::atomic<FlowInstaller*>& installer,
                            std::atomic<int64_t>* in_map = nullptr,
-                           size_t map_conns = 0)
-      : installer_(installer), in_map_(in_map), map_conns_(static_cast<int64_t>(map_conns)) {}
+                           size_t map_conns = 0,
+                           std::atomic<int64_t>* half_open = nullptr)
+      : installer_(installer),
+        in_map_(in_map),
+        half_open_(half_open),
+        map_conns_(static_cast<int64_t>(map_conns)) {}
 
   // Worker thread, shard lock held. Hot path. Queues the conn for flush(); false when the batch
   // or the ring is full, or the map has no room for it (see above; counted in held()): the conn
@@ -127,12 +135,18 @@ class FlowOffloadPort final : public FlowOffloader {
   // Below this many conns in the map a conn is offloaded from its SYN.
   static int64_t synLimit(int64_t map_conns) { return map_conns / 2; }
 
+  // ... and below this many conns in the map still in SYN_RECV: each costs the housekeeping
+  // thread two map lookups every 20 ms until its handshake is seen. Above it (a flood, or
+  // over 50,000 new conns a second), conns are offloaded at their handshake's end.
+  static constexpr int64_t kHalfOpenLimit = 1024;
+
   // Conns the map keeps free for what the workers have queued but not installed yet.
   static int64_t margin(int64_t map_conns) { return std::min<int64_t>(1024, map_conns / 16); }
 
  private:
   const std::atomic<FlowInstaller*>& installer_;
   std::atomic<int64_t>* in_map_;
+  std::atomic<int64_t>* half_open_;
   const int64_t map_conns_;
   OffloadOffer pending_[kPending];
   size_t npending_ = 0;
@@ -178,7 +192,8 @@ class FlowOffload {
   // young conns (installed less than kYoungTicks ago) or, on a sweep, all of them up to date
   // (see above).
   void tick(FlowMap& map, const ServiceSnapshot& snap, bool sweep);
-  static constexpr int kYoungTicks = 50;  // at lbd's 20 ms tick: the first second
+  static constexpr int kYoungTicks = 50;      // at lbd's 20 ms tick: the first second
+  static constexpr int kHandshakeTicks = 10;  // 200 ms: a half-open conn's grace when crowded
   // Control thread, at a commit: gives back the conns whose dest is no longer available now,
   // so a removed real server's packets stop at once, as the kernel drops them (ip_vs_in with
   // expire_nodest_conn=0) or flushes their conns (=1), instead of at the next sweep.
@@ -214,8 +229,14 @@ class FlowOffload {
     OffloadOffer offer;
     io::FlowState in, out;  // as of the last look (what is already in the stats and the conn)
     int young = kYoungTicks;
-    bool retry = false;  // given back in SYN_RECV: may be offered again
+    bool retry = false;      // given back in SYN_RECV: may be offered again
+    bool half_open = false;  // in SYN_RECV as of the last look (counted in half_open_count_)
   };
+
+  void forgetEntry(const Entry& e) {
+    if (e.half_open)
+      --half_open_count_;
+  }
 
   void adopt(FlowMap& map);
   // Takes the conns the program finished: their last states, no entries left to remove.
@@ -247,7 +268,9 @@ class FlowOffload {
   absl::flat_hash_map<uint32_t, Entry> entries_;  // by conn slab index
   std::vector<uint32_t> young_;                   // slab indexes of the young entries
   std::atomic<size_t> active_{0};
-  std::atomic<int64_t> in_map_{0};  // installed by a worker and not yet removed
+  std::atomic<int64_t> in_map_{0};     // installed by a worker and not yet removed
+  std::atomic<int64_t> half_open_{0};  // half_open_count_ as of the last tick, + installs since
+  size_t half_open_count_ = 0;         // entries in SYN_RECV (housekeeping-owned)
   size_t map_conns_;
   FlowOffloadCounters counters_;
 };

@@ -567,6 +567,34 @@ TEST_F(FlowOffloadTest, FloodOfSynsLeavesTheMapRoomForHandshakenConns) {
   EXPECT_TRUE(offer(11, true));
 }
 
+// At most kHalfOpenLimit conns still in SYN_RECV go in (each is polled every 20 ms until its
+// handshake is seen); handshaken ones still do.
+TEST_F(FlowOffloadTest, HalfOpenConnsAreLimited) {
+  Conn c;
+  c.proto = L4Proto::kTcp;
+  c.caddr = ip(kClient);
+  c.vaddr = ip(kVip);
+  c.daddr = ip(kRs);
+  c.vport = 80;
+  c.dport = 8080;
+  c.state = kTcpSynRecv;
+  size_t taken = 0;
+  for (uint32_t i = 0; i < FlowOffloadPort::kHalfOpenLimit + 100; ++i) {
+    c.cport = static_cast<uint16_t>(1000 + i);
+    if (offload_->port(0).offer(c, i))
+      ++taken;
+    if (i % 32 == 31)
+      offload_->port(0).flush();
+  }
+  offload_->port(0).flush();
+  EXPECT_EQ(taken, static_cast<size_t>(FlowOffloadPort::kHalfOpenLimit));
+  EXPECT_EQ(offload_->held(), 100u);
+  c.cport = 60000;
+  c.state = kTcpEstablished;
+  c.flags = kConnFAssured;
+  EXPECT_TRUE(offload_->port(0).offer(c, 60000));
+}
+
 // A UDP reply the fast path forwarded assures the conn (early drop keeps it).
 TEST_F(FlowOffloadTest, ForwardedUdpReplyAssuresTheConn) {
   offerConn(5353, false, L4Proto::kUdp);
