@@ -347,8 +347,9 @@ int lbdMain(int argc, char** argv) {
   }
   (*health)->stop();
   if (takeover_server.ok() && (*takeover_server)->handedOver()) {
-    // The new lbd owns the sockets, the TUN queues and the kernel state now.
+    // The new lbd owns the sockets, the TUN queues, the lock and the kernel state now.
     (*takeover_server)->stop();
+    owner->handedOver();
     control.releaseSocket();
     control.shutdown();
     (*dataplane)->abandon();

@@ -93,23 +93,40 @@ absl::StatusOr<std::unique_ptr<OwnerLock>> OwnerLock::acquire(const std::string&
     return absl::InternalError("owner lock: cannot identify the network namespace");
   if (mkdir(run_dir.c_str(), 0755) != 0 && errno != EEXIST)
     return errnoError(absl::StrCat("owner lock: mkdir ", run_dir), errno);
-  // O_CREAT without O_TRUNC: a running owner's record is read, never touched.
-  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return errnoError(absl::StrCat("owner lock: open ", path), errno);
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    const int err = errno;
-    if (err != EWOULDBLOCK) {
+  // The owner removes the file when it stops (holding the lock), so a lock taken on a file
+  // that is no longer the one at the path proves nothing: take it again on the new one.
+  int fd = -1;
+  for (int attempt = 0;; ++attempt) {
+    // O_CREAT without O_TRUNC: a running owner's record is read, never touched.
+    fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+      return errnoError(absl::StrCat("owner lock: open ", path), errno);
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;
+      if (err != EWOULDBLOCK) {
+        close(fd);
+        return errnoError(absl::StrCat("owner lock: flock ", path), err);
+      }
+      const OwnerInfo owner = parse(readAll(fd));
       close(fd);
-      return errnoError(absl::StrCat("owner lock: flock ", path), err);
+      return absl::FailedPreconditionError(absl::StrCat(
+          "another lbd owns this network namespace: pid ", owner.pid, " (tun ",
+          owner.tun.empty() ? "?" : owner.tun, ", mode ", owner.mode.empty() ? "?" : owner.mode,
+          ", control socket ", owner.listen.empty() ? "?" : owner.listen, "; lock ", path,
+          "). Nothing was changed. Stop it first, or replace it with `lbd --takeover`"));
     }
-    const OwnerInfo owner = parse(readAll(fd));
+
+    struct stat held {};
+
+    struct stat named {};
+
+    if (fstat(fd, &held) == 0 && stat(path.c_str(), &named) == 0 && held.st_ino == named.st_ino &&
+        held.st_dev == named.st_dev) {
+      break;
+    }
     close(fd);
-    return absl::FailedPreconditionError(absl::StrCat(
-        "another lbd owns this network namespace: pid ", owner.pid, " (tun ",
-        owner.tun.empty() ? "?" : owner.tun, ", mode ", owner.mode.empty() ? "?" : owner.mode,
-        ", control socket ", owner.listen.empty() ? "?" : owner.listen, "; lock ", path,
-        "). Nothing was changed. Stop it first, or replace it with `lbd --takeover`"));
+    if (attempt == 10)
+      return absl::InternalError(absl::StrCat("owner lock: ", path, " keeps being replaced"));
   }
   std::unique_ptr<OwnerLock> lock(new OwnerLock(fd, path));
   if (absl::Status s = lock->record(me); !s.ok())
@@ -137,7 +154,10 @@ absl::Status OwnerLock::record(const OwnerInfo& me) {
 }
 
 OwnerLock::~OwnerLock() {
-  // The file stays (unlinking a lock file races with the next taker); the lock goes with the fd.
+  // Removed while still locked (a taker that opened it meanwhile sees it is gone, see
+  // acquire); left for the next owner after a handover.
+  if (!handed_over_)
+    unlink(path_.c_str());
   close(fd_);
 }
 

@@ -40,6 +40,11 @@ class OwnerLock {
   static absl::StatusOr<std::unique_ptr<OwnerLock>> adopt(int fd, std::string path);
   // Rewrites the record with `me`. Internal on I/O errors.
   absl::Status record(const OwnerInfo& me);
+
+  // Hot restart, the old side: the new lbd holds the lock now; the destructor leaves the file
+  // (otherwise it removes it, still locked, when lbd stops).
+  void handedOver() { handed_over_ = true; }
+
   ~OwnerLock();
   OwnerLock(const OwnerLock&) = delete;
   OwnerLock& operator=(const OwnerLock&) = delete;
@@ -60,6 +65,7 @@ class OwnerLock {
 
   int fd_;
   std::string path_;
+  bool handed_over_ = false;
 };
 
 // With the lock held: checks that no lbd not sharing `run_dir` (another mount namespace, a

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The owner lock (one lbd per network namespace) and the hot restart's wire.
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -36,9 +37,25 @@ TEST(OwnerLockTest, SecondOwnerIsRefusedNamingTheFirst) {
       << second.status();
   EXPECT_NE(second.status().message().find("control socket unix:///run/lbd/lbd.sock"),
             absl::string_view::npos);
+  const std::string path = (*first)->path();
   first->reset();
+  EXPECT_NE(access(path.c_str(), F_OK), 0) << "a stopping owner removes its lock file";
   auto third = OwnerLock::acquire(dir, OwnerInfo{7, "lbd0", "gateway", "unix:///y.sock"});
   EXPECT_TRUE(third.ok()) << "the lock goes with its owner: " << third.status();
+}
+
+TEST(OwnerLockTest, StaleFdOfARemovedFileDoesNotBlock) {
+  const std::string dir = tempDir();
+  auto first = OwnerLock::acquire(dir, OwnerInfo{1, "lbd0", "gateway", "unix:///a"});
+  ASSERT_TRUE(first.ok());
+  // An fd opened on the file before its owner removed it: locking it proves nothing.
+  const int stale = open((*first)->path().c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(stale, 0);
+  first->reset();
+  ASSERT_EQ(flock(stale, LOCK_EX | LOCK_NB), 0);
+  auto second = OwnerLock::acquire(dir, OwnerInfo{2, "lbd0", "gateway", "unix:///b"});
+  EXPECT_TRUE(second.ok()) << "the path's new file is free: " << second.status();
+  close(stale);
 }
 
 TEST(OwnerLockTest, RecordRoundTrips) {
@@ -59,7 +76,8 @@ TEST(OwnerLockTest, AdoptedFdKeepsTheLock) {
   auto adopted = OwnerLock::adopt(dup((*first)->fd()), (*first)->path());
   ASSERT_TRUE(adopted.ok()) << adopted.status();
   ASSERT_TRUE((*adopted)->record(OwnerInfo{2, "lbd0", "gateway", "unix:///b"}).ok());
-  first->reset();  // the old lbd exits
+  (*first)->handedOver();
+  first->reset();  // the old lbd exits, leaving the file to the new one
   auto other = OwnerLock::acquire(dir, OwnerInfo{3, "lbd0", "gateway", "unix:///c"});
   ASSERT_FALSE(other.ok()) << "the adopted fd still holds the lock";
   EXPECT_NE(other.status().message().find("pid 2 "), absl::string_view::npos) << other.status();
