@@ -29,7 +29,7 @@ void ConnTable::forEachIndexed(const std::function<void(uint32_t, const Conn&)>&
 namespace {
 
 constexpr char kMagic[8] = {'L', 'B', 'D', 'C', 'O', 'N', 'N', 'S'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;  // 2: seq_delta
 
 bool isTemplate(const ConnParams& p) {
   return (p.flags & kConnFTemplate) != 0;
@@ -91,7 +91,7 @@ class Reader {
 
 }  // namespace
 
-std::vector<ConnRecord> exportConns(const ConnTable& table) {
+std::vector<ConnRecord> exportConns(ConnTable& table) {
   std::vector<ConnRecord> templates, conns;
   absl::flat_hash_map<uint32_t, uint32_t> template_record;  // slab index -> record index
   std::vector<uint32_t> conn_controls;                      // slab index of each conn's template
@@ -102,6 +102,11 @@ std::vector<ConnRecord> exportConns(const ConnTable& table) {
     r.old_state = c.old_state;
     r.in_pkts = c.in_pkts;
     r.expires = c.expires;
+    if ((c.flags & kConnFSynproxy) != 0) {
+      // The SYN proxy's sequence offset lives beside the conn, not in forEach's copies.
+      if (ConnGuard g = table.get(idx, c.generation))
+        r.seq_delta = g.seqDelta();
+    }
     if (isTemplate(c)) {
       template_record[idx] = static_cast<uint32_t>(templates.size());
       r.params.control = kNoConn;
@@ -148,6 +153,7 @@ std::string encodeConns(absl::Span<const ConnRecord> records) {
     w.put(r.old_state);
     w.put(r.in_pkts);
     w.put(r.expires.ns);
+    w.put(r.seq_delta);
   }
   return w.take();
 }
@@ -181,7 +187,7 @@ absl::StatusOr<std::vector<ConnRecord>> decodeConns(absl::string_view bytes) {
                     rd.addr(p.caddr) && rd.addr(p.vaddr) && rd.addr(p.daddr) && rd.addr(p.laddr) &&
                     rd.get(p.fwmark) && rd.get(p.svc) && rd.get(p.dest) && rd.get(p.control) &&
                     rd.get(timeout) && rd.get(r.state) && rd.get(r.old_state) &&
-                    rd.get(r.in_pkts) && rd.get(r.expires.ns);
+                    rd.get(r.in_pkts) && rd.get(r.expires.ns) && rd.get(r.seq_delta);
     if (!ok)
       return absl::InvalidArgumentError("conn snapshot: truncated record");
     p.af = static_cast<Af>(af);
@@ -238,6 +244,7 @@ ConnImportResult importConns(ConnTable& table,
       g->state = r.state;
       g->old_state = r.old_state;
       g->in_pkts = r.in_pkts;
+      g.setSeqDelta(r.seq_delta);
       // The same instant as in the old table: now' + timeout == expires.
       g.setTimeout(p.timeout, r.expires - p.timeout);
       slab[i] = g.index();

@@ -29,12 +29,13 @@ struct ConnRecord {
   uint8_t state = 0;
   uint8_t old_state = 0;
   uint32_t in_pkts = 0;
-  MonoTime expires;  // CLOCK_MONOTONIC is system-wide: the same instant in the new process
+  MonoTime expires;        // CLOCK_MONOTONIC is system-wide: the same instant in the new process
+  uint32_t seq_delta = 0;  // SYN proxy conns: ConnGuard::seqDelta
 };
 
-// Control thread. Every entry of `table`, templates first, with each conn's template link
-// turned into a record index. May allocate.
-std::vector<ConnRecord> exportConns(const ConnTable& table);
+// Control thread, with the workers stopped. Every entry of `table`, templates first, with each
+// conn's template link turned into a record index. May allocate.
+std::vector<ConnRecord> exportConns(ConnTable& table);
 
 // Pure. A versioned, length-checked binary form (host byte order: both ends run on one host).
 std::string encodeConns(absl::Span<const ConnRecord> records);

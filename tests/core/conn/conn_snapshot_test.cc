@@ -153,6 +153,29 @@ TEST(ConnSnapshotTest, RoundTripKeepsStatesTimersAndTemplateLinks) {
   EXPECT_EQ(copy.stats().entries, 1u) << "the template outlives its conns by its own timer";
 }
 
+TEST(ConnSnapshotTest, SynproxySequenceOffsetComesAlong) {
+  Events events;
+  ConnTable table({.capacity = 16, .shards = 2}, &events);
+  ConnGuard sp =
+      table.create(params(4000, kConnFSynproxy, seconds(900)), MonoTime::fromSeconds(100));
+  sp.setSeqDelta(0xdeadbeef);
+  sp.release();
+  auto decoded = decodeConns(encodeConns(exportConns(table)));
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  ASSERT_EQ(decoded->size(), 1u);
+  EXPECT_EQ((*decoded)[0].seq_delta, 0xdeadbeefu);
+  Events events2;
+  ConnTable copy({.capacity = 16, .shards = 4}, &events2);
+  const ConnImportResult res = importConns(
+      copy, *decoded, [](ConnParams&) { return true; }, [](const Conn&) {},
+      MonoTime::fromSeconds(100));
+  EXPECT_EQ(res.imported, 1u);
+  ConnGuard g = copy.findIn(ConnTuple{Af::kInet, L4Proto::kTcp, kClient, kVip, 4000, 80});
+  ASSERT_TRUE(g);
+  EXPECT_NE(g->flags & kConnFSynproxy, 0u);
+  EXPECT_EQ(g.seqDelta(), 0xdeadbeefu);
+}
+
 TEST(ConnSnapshotTest, RebindRewritesIdsAndLeavesOutRefused) {
   Fixture f;
   auto decoded = decodeConns(encodeConns(exportConns(f.table)));
