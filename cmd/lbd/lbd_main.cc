@@ -238,7 +238,8 @@ int lbdMain(int argc, char** argv) {
   OwnerInfo me{static_cast<int>(getpid()), dopts.tun, absl::GetFlag(FLAGS_mode),
                absl::GetFlag(FLAGS_listen)};
   const bool takeover = absl::GetFlag(FLAGS_takeover);
-  const std::string takeover_path = takeoverSocketPath(me.listen, dopts.run_dir);
+  const std::string takeover_path =
+      takeoverSocketPath(me.listen, OwnerLock::lockPath(dopts.run_dir));
   std::unique_ptr<OwnerLock> owner;
   absl::StatusOr<std::unique_ptr<Dataplane>> dataplane;
   TakenOver taken;

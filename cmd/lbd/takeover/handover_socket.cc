@@ -95,10 +95,10 @@ const std::string* HandoverMessage::find(const std::string& name) const {
   return nullptr;
 }
 
-std::string takeoverSocketPath(const std::string& listen, const std::string& run_dir) {
+std::string takeoverSocketPath(const std::string& listen, const std::string& lock_path) {
   if (absl::StartsWith(listen, "unix://"))
     return absl::StrCat(listen.substr(7), ".takeover");
-  return absl::StrCat(run_dir, "/takeover.sock");
+  return absl::StrCat(lock_path, ".takeover");
 }
 
 absl::StatusOr<int> listenTakeover(const std::string& path) {

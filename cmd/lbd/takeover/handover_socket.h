@@ -25,8 +25,9 @@ struct HandoverMessage {
 };
 
 // The takeover socket for a control socket `listen` (unix:///run/lbd/lbd.sock ->
-// /run/lbd/lbd.sock.takeover); for a TCP listener, RUN_DIR/takeover.sock.
-std::string takeoverSocketPath(const std::string& listen, const std::string& run_dir);
+// /run/lbd/lbd.sock.takeover); for a TCP listener, beside the namespace's owner lock
+// (OwnerLock::lockPath: /run/lbd/owner-<netns>.lock.takeover).
+std::string takeoverSocketPath(const std::string& listen, const std::string& lock_path);
 
 // A listening socket at `path` (mode 0600), bound beside it and renamed over whatever is
 // there, so that a path in use by an old lbd is replaced atomically. Returns the fd.

@@ -132,7 +132,8 @@ TEST(HandoverSocketTest, SilenceAndGarbageAreErrors) {
 TEST(HandoverSocketTest, TakeoverSocketSitsBesideTheControlSocket) {
   EXPECT_EQ(takeoverSocketPath("unix:///run/lbd/lbd.sock", "/run/lbd"),
             "/run/lbd/lbd.sock.takeover");
-  EXPECT_EQ(takeoverSocketPath("tcp://0.0.0.0:50051", "/run/x"), "/run/x/takeover.sock");
+  EXPECT_EQ(takeoverSocketPath("tcp://0.0.0.0:50051", "/run/x/owner-c7.lock"),
+            "/run/x/owner-c7.lock.takeover");
 }
 
 }  // namespace
