@@ -41,7 +41,13 @@ ip -n "$(n s1)" addr add 198.18.2.11/24 dev s0
 ip -n "$(n s1)" route add 198.18.1.0/24 via 198.18.2.1
 ip -n "$(n s1)" route add 198.19.0.0/16 via 198.18.2.1
 ip netns exec "$(n l)" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
-ip netns exec "$(n s1)" sysctl -qw net.ipv4.tcp_syncookies=1 net.core.somaxconn=4096
+# The real server receives the flood too (NAT forwards every SYN). Its own defence is not what
+# this test is about: a deep SYN queue whose entries live ~3 s (one SYN-ACK retransmission)
+# holds the flood's half-open sockets without falling back to syncookies, whose failures (a
+# SYN-ACK lost in a busy queue, the request pruned, the client's ACK then reset) would be the
+# server's, not lbd's.
+ip netns exec "$(n s1)" sysctl -qw net.ipv4.tcp_syncookies=1 net.core.somaxconn=65535 \
+  net.ipv4.tcp_max_syn_backlog=262144 net.ipv4.tcp_synack_retries=1
 # The real server answers "S1" to every request, with a deep accept queue (python -m
 # http.server listens with a backlog of 5, which a loaded machine overflows).
 ip netns exec "$(n s1)" python3 -c '
@@ -55,7 +61,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 class Server(http.server.ThreadingHTTPServer):
-    request_queue_size = 4096
+    request_queue_size = 65535
 Server(("198.18.2.11", 80), Handler).serve_forever()
 ' >"$DP_TMP/http-s1.log" 2>&1 &
 DP_PIDS+=($!)

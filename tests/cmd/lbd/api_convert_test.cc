@@ -56,6 +56,16 @@ TEST(ApiConvertTest, ServiceDefaults) {
   EXPECT_EQ(fs->flags, kSvcOnePacket);
 }
 
+TEST(ApiConvertTest, SynproxyRoundTrip) {
+  pb::Service p = tcpService("198.18.0.1", 80, "rr");
+  p.set_synproxy(true);
+  absl::StatusOr<ServiceConfig> s = serviceFromProto(p);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->flags, kSvcSynproxy);
+  EXPECT_TRUE(serviceToProto(*s).synproxy());
+  EXPECT_FALSE(serviceToProto(ServiceConfig()).synproxy());
+}
+
 TEST(ApiConvertTest, ServiceRoundTrip) {
   ServiceConfig s;
   s.key.af = Af::kInet;
