@@ -416,6 +416,11 @@ std::string serviceRules(const pb::ServiceStatus& st, const Names& names) {
     absl::StrAppend(&out, absl::StrFormat("-a %s -r %s %s -w %d", name,
                                           destName(d, serviceProto(s), true, names),
                                           fwdSwitch(d.forward_method()), d.weight()));
+    // Thresholds: ipvsadm's -S leaves them out (so its -R loses them); lbctl saves them.
+    if (d.upper_threshold() != 0)
+      absl::StrAppend(&out, " -x ", d.upper_threshold());
+    if (d.lower_threshold() != 0)
+      absl::StrAppend(&out, " -y ", d.lower_threshold());
     if (d.forward_method() == pb::FORWARD_METHOD_TUNNEL) {
       absl::StrAppend(&out, tunnelRuleSuffix(d));
     }

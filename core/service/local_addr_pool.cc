@@ -36,6 +36,7 @@ struct LocalAddrPool::Impl {
   struct Entry {
     IpAddr addr;
     std::atomic<bool> enabled{true};
+    std::atomic<uint64_t> conflicts{0};  // acquire() races lost on this address
     std::array<std::array<std::atomic<uint64_t>, kWords>, kProtos> bits{};
   };
 
@@ -98,6 +99,8 @@ bool LocalAddrPool::acquire(L4Proto proto, uint32_t hint, IpAddr* laddr, uint16_
                                        static_cast<size_t>(std::countr_zero(bit)));
         return true;
       }
+      // Another worker took the port first (DPVS's port_conflict). Rare: only under a race.
+      e->conflicts.fetch_add(1, std::memory_order_relaxed);
       free &= ~old;
     }
   }
@@ -172,6 +175,19 @@ size_t LocalAddrPool::inUse() const noexcept {
     }
   }
   return used;
+}
+
+LocalAddrPool::AddrUse LocalAddrPool::use(const IpAddr& addr) const noexcept {
+  AddrUse u;
+  const Impl::Entry* e = impl_->find(addr);
+  if (e == nullptr)
+    return u;
+  for (const auto& proto_bits : e->bits) {
+    for (const auto& w : proto_bits)
+      u.conns += static_cast<size_t>(std::popcount(w.load(std::memory_order_relaxed)));
+  }
+  u.conflicts = e->conflicts.load(std::memory_order_relaxed);
+  return u;
 }
 
 }  // namespace lb

@@ -54,6 +54,17 @@ class LocalAddrPool {
   // Any thread. Pairs in use, all protocols (a scan of the bitmaps; not for the hot path).
   size_t inUse() const noexcept;
 
+  // One address's use, as DPVS's ipvsadm -G lists it: pairs in use (all protocols) and port
+  // conflicts, the times a port acquire() had found free there was taken by another worker
+  // before it (the bitmap never hands out a taken pair, so only races conflict).
+  struct AddrUse {
+    size_t conns = 0;
+    uint64_t conflicts = 0;
+  };
+
+  // Any thread. Zeros for an address the pool never had. A scan; not for the hot path.
+  AddrUse use(const IpAddr& addr) const noexcept;
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -341,18 +341,25 @@ rules=$(lbctl --list-fwmark-rules)
 # --- -S, -C, -R, -S -----------------------------------------------------------------------
 saved=$(lbctl -S -n; echo x)
 saved=${saved%x}
-check "-S -n" "$saved" '-A -t 198.18.0.1:80 -s wlc -p 60
+# lbd's additions come first (--set, --sysctl: what differs from the defaults) and last (the
+# fwmark rules); thresholds are saved (ipvsadm's -S leaves them out).
+check "-S -n" "$saved" '--set 1000 120 60
+--sysctl expire_nodest_conn=1 lblc_expiration=3600 sloppy_tcp=1
+-A -t 198.18.0.1:80 -s wlc -p 60
 -a -t 198.18.0.1:80 -r 198.18.1.1:80 -m -w 1
 -a -t 198.18.0.1:80 -r 198.18.1.2:80 -m -w 0
 -a -t 198.18.0.1:80 -r 198.18.1.3:80 -g -w 1
 -A -t 198.18.0.3:443 -s rr
 -a -t 198.18.0.3:443 -r 198.18.1.4:443 -i -w 3 --tun-type gue --tun-port 6080 --tun-csum
 -A -u 198.18.0.2:53 -s sh -o -b sh-fallback,sh-port
--a -u 198.18.0.2:53 -r 198.18.1.3:5353 -m -w 2
+-a -u 198.18.0.2:53 -r 198.18.1.3:5353 -m -w 2 -x 100 -y 10
 -A -t [2001:2::80]:80 -s rr
 -a -t [2001:2::80]:80 -r [2001:2::a0a0]:80 -m -w 1
 -A -f 1 -s rr
 -a -f 1 -r 198.18.1.1:0 -m -w 1
+--clear-fwmark-rules
+--add-fwmark-rule --mark 1 --dest 198.18.0.0/24 --proto tcp --dport 8000:8099
+--add-fwmark-rule --mark 1 --dest 2001:2::/64
 '
 run -C
 expect -Ln <<'EOF'
@@ -415,8 +422,11 @@ for ((i = 0; i < 150; i++)); do
   sleep 0.1
 done
 expect -S -n <<'EOF'
+--sysctl expire_quiescent_template=1
 -A -f 1 -s rr
 -a -f 1 -r 198.18.1.1:0 -m -w 1
+--clear-fwmark-rules
+--add-fwmark-rule --mark 1 --dest 198.18.0.0/24 --proto tcp --dport 80
 EOF
 expect --list-fwmark-rules <<'EOF'
 --add-fwmark-rule --mark 1 --dest 198.18.0.0/24 --proto tcp --dport 80

@@ -449,13 +449,27 @@ absl::Status ControlOps::listLocalAddresses(const pb::ListLocalAddressesRequest&
   if (!filter.ok())
     return filter.status();
   const std::optional<ServiceKey>& only = *filter;
+  const SnapshotPtr snap = table_.snapshot();
   for (const ServiceWithDests& sd : table_.config().services) {
     if (only ? !(sd.service.key == *only) : sd.service.local_addrs.empty())
       continue;
+    // The pool the workers use: pairs in use and port conflicts per address (DPVS -G).
+    const LocalAddrPool* pool = nullptr;
+    for (const SnapService& ss : snap->services()) {
+      if (ss.config.key == sd.service.key)
+        pool = ss.laddr_pool;
+    }
     pb::ListLocalAddressesResponse::Entry* e = resp->add_services();
     *e->mutable_key() = serviceKeyToProto(sd.service.key);
-    for (const IpAddr& a : sd.service.local_addrs)
-      e->add_addresses()->set_address(a.toString());
+    for (const IpAddr& a : sd.service.local_addrs) {
+      pb::LocalAddressStatus* st = e->add_addresses();
+      st->set_address(a.toString());
+      if (pool != nullptr) {
+        const LocalAddrPool::AddrUse u = pool->use(a);
+        st->set_conns(u.conns);
+        st->set_port_conflicts(u.conflicts);
+      }
+    }
   }
   return absl::OkStatus();
 }

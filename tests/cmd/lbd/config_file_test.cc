@@ -137,6 +137,30 @@ TEST(ConfigFileTest, SysctlsAndFwmarkRules) {
   EXPECT_TRUE(cleared->fwmark_rules.empty());
 }
 
+// lbctl -S's own lines read back by --config: --set, --sysctl, a full-NAT dest before its
+// service's first local address, and the fwmark rules after --clear-fwmark-rules.
+TEST(ConfigFileTest, ReadsWhatLbctlSaveWrites) {
+  ServiceTable table;
+  absl::StatusOr<FullConfig> cfg = parseConfigText(
+      "--set 1000 120 60\n"
+      "--sysctl am_droprate=20 expire_nodest_conn=1\n"
+      "-A -t 198.18.0.5:80 -s rr\n"
+      "-a -t 198.18.0.5:80 -r 198.18.1.5:8080 --fullnat -w 2\n"
+      "-P -t 198.18.0.5:80 -z 198.18.9.5\n"
+      "--clear-fwmark-rules\n"
+      "--add-fwmark-rule --mark 7 --dest 198.18.7.0/24 --proto tcp --dport 80:90\n",
+      "x.conf", validator(table));
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_EQ(cfg->timeouts.tcp, 1000u);
+  EXPECT_EQ(cfg->timeouts.udp, 60u);
+  EXPECT_EQ(cfg->sysctls.am_droprate, 20u);
+  ASSERT_EQ(cfg->services.size(), 1u);
+  EXPECT_EQ(cfg->services[0].dests.size(), 1u);
+  EXPECT_EQ(cfg->services[0].service.local_addrs.size(), 1u);
+  EXPECT_EQ(cfg->fwmark_rules.size(), 1u);
+  EXPECT_TRUE(table.replace(*cfg).ok());
+}
+
 TEST(ConfigFileTest, CorruptStateFileIsRefusedNamingIt) {
   const std::string dir = tempDir();
   const std::string path = dir + "/state";

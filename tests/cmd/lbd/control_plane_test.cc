@@ -223,7 +223,8 @@ pb::Config getConfig(lbctl::Stub& stub) {
 }
 
 // -S saves everything -R needs: a full-NAT dest added before its service's local address (DPVS's
-// order), the pool, lbd's timeouts, sysctls and fwmark rules; -C, -R of that gives back the same
+// order), the pool, thresholds (which ipvsadm's -S leaves out), lbd's timeouts, sysctls and
+// fwmark rules; -C, -R of that gives back the same
 // configuration, line for line and message for message.
 TEST_F(ControlPlaneTest, SaveRestoresFullNatPoolsSysctlsAndFwmarkRules) {
   const std::string typed =
@@ -232,7 +233,7 @@ TEST_F(ControlPlaneTest, SaveRestoresFullNatPoolsSysctlsAndFwmarkRules) {
       "-P -t 198.18.0.5:80 -z 198.18.9.5\n"
       "-P -t 198.18.0.5:80 -z 198.18.9.6\n"
       "-A -f 7 -s wlc\n"
-      "-a -f 7 -r 198.18.1.7:0 -g -w 1\n"
+      "-a -f 7 -r 198.18.1.7:0 -g -w 1 -x 50 -y 5\n"
       "--add-fwmark-rule --mark 7 --dest 198.18.7.0/24 --proto tcp --dport 80:90\n"
       "--add-fwmark-rule --mark 7 --dest 198.18.8.1 --proto udp\n"
       "--sysctl expire_nodest_conn=1 am_droprate=20\n"
@@ -248,7 +249,7 @@ TEST_F(ControlPlaneTest, SaveRestoresFullNatPoolsSysctlsAndFwmarkRules) {
             "-P -t 198.18.0.5:80 -z 198.18.9.6\n"
             "-a -t 198.18.0.5:80 -r 198.18.1.5:8080 --fullnat -w 2\n"
             "-A -f 7 -s wlc\n"
-            "-a -f 7 -r 198.18.1.7:0 -g -w 1\n"
+            "-a -f 7 -r 198.18.1.7:0 -g -w 1 -x 50 -y 5\n"
             "--clear-fwmark-rules\n"
             "--add-fwmark-rule --mark 7 --dest 198.18.7.0/24 --proto tcp --dport 80:90\n"
             "--add-fwmark-rule --mark 7 --dest 198.18.8.1/32 --proto udp\n");

@@ -35,6 +35,22 @@ TEST(LocalAddrPoolTest, HintPicksTheStartingPair) {
   EXPECT_EQ(pool.inUse(), 4u);
 }
 
+// -G's CONNS per address: pairs in use there, every protocol; CONFLICTS stay 0 without races.
+TEST(LocalAddrPoolTest, UsePerAddress) {
+  LocalAddrPool pool({kA, kB});
+  IpAddr a;
+  uint16_t p = 0;
+  ASSERT_TRUE(pool.acquire(L4Proto::kTcp, 5, &a, &p));
+  ASSERT_TRUE(pool.acquire(L4Proto::kUdp, 5, &a, &p));
+  ASSERT_TRUE(pool.acquire(L4Proto::kTcp, 64512 + 7, &a, &p));
+  EXPECT_EQ(pool.use(kA).conns, 2u);
+  EXPECT_EQ(pool.use(kB).conns, 1u);
+  EXPECT_EQ(pool.use(kA).conflicts, 0u);
+  pool.release(L4Proto::kTcp, kB, p);
+  EXPECT_EQ(pool.use(kB).conns, 0u);
+  EXPECT_EQ(pool.use(IpAddr::v4(0xc6120903)).conns, 0u);  // never in the pool
+}
+
 TEST(LocalAddrPoolTest, EveryPairOnceThenExhaustedThenReleased) {
   LocalAddrPool pool({kA});
   std::set<uint16_t> ports;
