@@ -6,7 +6,9 @@
 # The transfer arrives byte-exact (sha256), no new connection fails, the persistent client
 # keeps its real server, the UDP flow keeps its real server, `lbctl -Lnc` after the takeover
 # lists every connection the old lbd listed just before, lbctl answers throughout, the old lbd
-# exits 0 and nothing it installed is removed; then the new lbd stops and removes it all.
+# exits 0 and nothing it installed is removed. A takeover that fails late changes nothing
+# first; a second takeover, back to the first binary, keeps the persistent client's server;
+# then the last lbd stops and removes it all.
 # The clients' longest silences are printed (not asserted: timings are the benchmark's).
 #
 #   client c0 198.18.1.2  --  l0 198.18.1.1 [lbd] l1 198.18.2.1  --  br0  --  s1 .11, s2 .12
@@ -165,6 +167,25 @@ grep -q "lbctl_failures 0" "$DP_TMP/lbctl.out" || dp_fail "lbctl failed during t
   diff <(echo "$during") <(dp_kernel_state l) || true
   dp_fail "the takeover changed the kernel state"
 }
+
+# The new lbd hands over in turn: back to the first binary.
+ip netns exec "$(n l)" "$DP_TMP/lbd-a" --listen="unix://$DP_TMP/hr.sock" --tun=lbd0 --workers=2 \
+  --mode=gateway --state-file="$DP_TMP/state" --takeover >"$DP_TMP/lbd-hrc.log" 2>&1 &
+pid_c=$!
+DP_LBD_PIDS+=($pid_c)
+dp_wait_pid "$pid_b" 20 || dp_fail "the second takeover did not end the lbd it replaced"
+rc=0
+wait "$pid_b" || rc=$?
+[[ $rc -eq 0 ]] || dp_fail "the replaced lbd exited with $rc: $(tail -n 20 "$DP_TMP/lbd-hrb.log")"
+keep=()
+for p in "${DP_LBD_PIDS[@]}"; do [[ $p == "$pid_b" ]] || keep+=("$p"); done
+DP_LBD_PIDS=("${keep[@]}")
+DP_LBD_PID_hrb=$pid_c
+[[ $(dp_get c "http://$VIP:8080/") == "$(grep -Eo 'servers S[12]' "$DP_TMP/persist.out" | cut -c9-)" ]] ||
+  dp_fail "after a second takeover the persistent client went elsewhere"
+[[ $(dp_kernel_state l) == "$during" ]] || dp_fail "the second takeover changed the kernel state"
+echo "second takeover: $(grep -m1 "conns taken over" "$DP_TMP/lbd-hrc.log" | cut -d' ' -f4-)"
+
 dp_lbd_stop hrb
 after=$(dp_kernel_state l)
 if [[ "$before" != "$after" ]]; then
