@@ -21,6 +21,10 @@ double secondsSince(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+int64_t msBetween(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();
+}
+
 }  // namespace
 
 Controller::Controller(ControllerOptions options,
@@ -153,17 +157,20 @@ absl::Status Controller::reconcile() {
   mo.owner = options_.owner;
   mo.node_name = options_.node_name;
   mapping::Desired desired = mapping::mapCluster(services, slices, node, mo);
+  const auto t_mapped = Clock::now();
 
   absl::StatusOr<lbd::v1::ListServicesResponse> actual = lbd_.listServices();
   if (!actual.ok()) {
     metrics_.lbd_errors.fetch_add(1);
     return actual.status();
   }
+  const auto t_listed = Clock::now();
   mapping::PlanOptions po;
   po.owner = options_.owner;
   po.drain_timeout = options_.drain_timeout;
   mapping::Plan plan = mapping::planSync(desired, *actual, drain_, absl::Now(), po);
   const int ops = plan.request.operations_size();
+  const auto t_planned = Clock::now();
   size_t refused = 0;
   if (ops > 0) {
     absl::StatusOr<lbd::v1::ApplyBatchResponse> resp = lbd_.applyBatch(plan.request);
@@ -185,6 +192,7 @@ absl::Status Controller::reconcile() {
     if (refused > 0)
       metrics_.noteError();
   }
+  const auto t_applied = Clock::now();
   std::set<std::string> with_problems;
   for (const auto* problems : {&desired.problems, &plan.conflicts}) {
     for (const auto& [origin, list] : *problems) {
@@ -209,7 +217,11 @@ absl::Status Controller::reconcile() {
             {"refused", absl::StrCat(refused)},
             {"problems", absl::StrCat(with_problems.size())},
             {"draining", absl::StrCat(plan.draining)},
-            {"ms", absl::StrCat(static_cast<int64_t>(took * 1000))}});
+            {"ms", absl::StrCat(static_cast<int64_t>(took * 1000))},
+            {"map_ms", absl::StrCat(msBetween(t0, t_mapped))},
+            {"list_ms", absl::StrCat(msBetween(t_mapped, t_listed))},
+            {"plan_ms", absl::StrCat(msBetween(t_listed, t_planned))},
+            {"apply_ms", absl::StrCat(msBetween(t_planned, t_applied))}});
   return absl::OkStatus();
 }
 
