@@ -28,18 +28,21 @@ uint16_t get16(const Bytes& b, size_t off) {
   return static_cast<uint16_t>((b[off] << 8) | b[off + 1]);
 }
 
-// An IPv4 TCP packet's fields (no IP options).
+// A TCP packet's fields (IPv4 without options, or IPv6 without extension headers).
 struct Tcp {
-  explicit Tcp(const Bytes& b)
-      : src(IpAddr::fromBytes(Af::kInet, &b[12])),
-        dst(IpAddr::fromBytes(Af::kInet, &b[16])),
-        sport(get16(b, 20)),
-        dport(get16(b, 22)),
-        seq(get32(b, 24)),
-        ack(get32(b, 28)),
-        flags(b[33]),
-        payload(b.size() - 20 - static_cast<size_t>(b[32] >> 4) * 4),
-        mss(b[32] >> 4 == 6 && b[40] == 2 ? get16(b, 42) : 0) {}
+  explicit Tcp(const Bytes& b) : Tcp(b, (b[0] >> 4) == 6 ? size_t{40} : size_t{20}) {}
+
+  Tcp(const Bytes& b, size_t l4)
+      : src(l4 == 40 ? IpAddr::fromBytes(Af::kInet6, &b[8]) : IpAddr::fromBytes(Af::kInet, &b[12])),
+        dst(l4 == 40 ? IpAddr::fromBytes(Af::kInet6, &b[24])
+                     : IpAddr::fromBytes(Af::kInet, &b[16])),
+        sport(get16(b, l4)),
+        dport(get16(b, l4 + 2)),
+        seq(get32(b, l4 + 4)),
+        ack(get32(b, l4 + 8)),
+        flags(b[l4 + 13]),
+        payload(b.size() - l4 - static_cast<size_t>(b[l4 + 12] >> 4) * 4),
+        mss(b[l4 + 12] >> 4 == 6 && b[l4 + 20] == 2 ? get16(b, l4 + 22) : 0) {}
 
   IpAddr src, dst;
   uint16_t sport, dport;
@@ -249,6 +252,54 @@ TEST(SynproxyCookieTest, CarriesTheMssAndExpiresAfterTwoSteps) {
     g.sport = 40001;
     EXPECT_FALSE(synproxy::checkCookie(42, g, 77, c, t0).has_value());
   }
+}
+
+// The same handshake and translation over IPv6 (MSS 1440: the MTU less 60 bytes of headers).
+class SynproxyV6Test : public PipelineFixture {};
+
+TEST_F(SynproxyV6Test, HandshakeAndTranslation) {
+  ServiceKey key = tcpKey("2001:2::100", 80);
+  addService(key, "rr", kSvcSynproxy);
+  addDest(key, dest("2001:2:1::10", 8080, FwdMethod::kMasq));
+  Result r =
+      send(PacketBuilder::tcp("2001:2::1", 40000, "2001:2::100", 80, kTcpSyn).seq(1000).build());
+  ASSERT_EQ(r.verdict, Verdict::kForward);
+  EXPECT_TRUE(checksumsValid(r.out)) << hexDump(r.out.data(), r.out.size());
+  Tcp synack(r.out);
+  EXPECT_EQ(synack.src, ip("2001:2::100"));
+  EXPECT_EQ(synack.dst, ip("2001:2::1"));
+  EXPECT_EQ(synack.flags, kTcpSyn | kTcpAck);
+  EXPECT_EQ(synack.ack, 1001u);
+  EXPECT_EQ(synack.mss, 1440);
+  const uint32_t cookie = synack.seq;
+  EXPECT_TRUE(conns().empty());
+  r = send(PacketBuilder::tcp("2001:2::1", 40000, "2001:2::100", 80, kTcpAck)
+               .seq(1001)
+               .ack(cookie + 1)
+               .build());
+  ASSERT_EQ(r.verdict, Verdict::kForward);
+  EXPECT_TRUE(checksumsValid(r.out));
+  Tcp syn(r.out);
+  EXPECT_EQ(syn.dst, ip("2001:2:1::10"));
+  EXPECT_EQ(syn.flags, kTcpSyn);
+  EXPECT_EQ(syn.seq, 1000u);
+  r = send(PacketBuilder::tcp("2001:2:1::10", 8080, "2001:2::1", 40000, kTcpSyn | kTcpAck)
+               .seq(9000)
+               .ack(1001)
+               .build());
+  ASSERT_EQ(r.verdict, Verdict::kForward);
+  EXPECT_TRUE(checksumsValid(r.out));
+  EXPECT_EQ(Tcp(r.out).ack, 9001u);
+  r = send(PacketBuilder::tcp("2001:2:1::10", 8080, "2001:2::1", 40000, kTcpAck | kTcpPsh)
+               .seq(9001)
+               .ack(1001)
+               .payload("hi")
+               .build());
+  ASSERT_EQ(r.verdict, Verdict::kForward);
+  EXPECT_TRUE(checksumsValid(r.out));
+  Tcp resp(r.out);
+  EXPECT_EQ(resp.src, ip("2001:2::100"));
+  EXPECT_EQ(resp.seq, cookie + 1);
 }
 
 }  // namespace
