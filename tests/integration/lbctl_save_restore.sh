@@ -4,8 +4,8 @@
 # DPVS's tutorials do it (full-NAT real servers added before the service's local address: new
 # connections drop, counted as no_local_addr, until -P gives one), plus lbd's additions to
 # ipvsadm (sysctls, fwmark rules, timeouts). `lbctl -S` fed to `lbctl -R` after `-C`, and into a
-# fresh lbd without a state file, gives back the same configuration (thresholds included, which
-# ipvsadm's own -S leaves out): -S -n, -G, --sysctl,
+# fresh lbd without a state file, and as a fresh lbd's --config file, gives back the same
+# configuration (thresholds included, which ipvsadm's own -S leaves out): -S -n, -G, --sysctl,
 # --list-fwmark-rules and --timeout all equal, and full-NAT traffic answered by both real
 # servers again. -G lists real per-address connection counts.
 #
@@ -148,4 +148,16 @@ echo "ok   -R into a fresh lbd: the same configuration"
 split=$(ten_requests)
 echo "fresh lbd: $split"
 [[ $split == "S1=5 S2=5" ]] || dp_fail "rr in the fresh lbd: $split"
+
+# --- the same lines as lbd's --config file, no state file: the same configuration again.
+dp_lbd_stop b
+rm -f "$DP_TMP/state"
+printf '%s\n' "$saved" >"$DP_TMP/saved.conf"
+dp_lbd l c --tun=lbd0 --workers=2 --mode=gateway --config="$DP_TMP/saved.conf"
+got=$(config_view c)
+[[ $got == "$view" ]] || dp_fail "lbd --config of -S differs: $(diff <(echo "$view") <(echo "$got"))"
+echo "ok   lbd --config of the -S lines: the same configuration"
+split=$(ten_requests)
+echo "--config lbd: $split"
+[[ $split == "S1=5 S2=5" ]] || dp_fail "rr in the --config lbd: $split"
 echo "lbctl_save_restore: all checks passed"
