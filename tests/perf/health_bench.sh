@@ -42,22 +42,38 @@ ip -n "$P-c" addr add 198.18.1.2/24 dev c0
 ip -n "$P-l" addr add 198.18.1.1/24 dev l0
 ip -n "$P-l" addr add 198.18.2.1/24 dev l1
 ip -n "$P-s" addr add 198.18.2.11/24 dev s0
+for r in $(seq 12 110); do ip -n "$P-s" addr add "198.18.2.$r/24" dev s0; done
+METHOD=${METHOD:-DR}
 ip -n "$P-s" route add 198.18.1.0/24 via 198.18.2.1
 ip netns exec "$P-l" sysctl -qw net.ipv4.conf.all.rp_filter=0
 
-# 10,000 listening ports (20000..29999) and :80, accepting and closing.
+# 10,000 listening sockets (198.18.2.11..110 x 1000..1099; NAT: 198.18.2.11 x 20000..29999) and
+# 198.18.2.11:80, accepting and closing.
 ip netns exec "$P-s" python3 -c '
-import asyncio, resource
-_, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+import resource, selectors, socket, sys
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-async def handle(r, w):
-    w.close()
-async def main():
-    for p in [80] + list(range(20000, 30000)):
-        await asyncio.start_server(handle, "198.18.2.11", p, backlog=64)
-    await asyncio.Event().wait()
-asyncio.run(main())
-' &
+if sys.argv[1] == "NAT":
+    eps = [("198.18.2.11", p) for p in range(20000, 30000)]
+else:
+    eps = [("198.18.2.%d" % (11 + r), 1000 + v) for v in range(100) for r in range(100)]
+sel = selectors.DefaultSelector()
+for a, p in [("198.18.2.11", 80)] + eps:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((a, p))
+    s.listen(128)
+    s.setblocking(False)
+    sel.register(s, selectors.EVENT_READ)
+while True:
+    for key, _ in sel.select():
+        while True:
+            try:
+                c, _ = key.fileobj.accept()
+            except BlockingIOError:
+                break
+            c.close()
+' "$METHOD" &
 pids+=($!)
 for _ in $(seq 200); do
   [[ $(ip netns exec "$P-s" ss -ltnH | wc -l) -ge 10001 ]] && break
@@ -74,8 +90,13 @@ gen() {  # gen WITH_CHECKS
     echo "virtual_server 198.18.1.100 $((1000 + v)) {"
     echo "  delay_loop 1"
     echo "  lb_algo rr"
+    echo "  lb_kind $METHOD"
     for r in $(seq 0 99); do
-      echo "  real_server 198.18.2.11 $((20000 + v * 100 + r)) {"
+      if [[ $METHOD == NAT ]]; then
+        echo "  real_server 198.18.2.11 $((20000 + v * 100 + r)) {"
+      else
+        echo "  real_server 198.18.2.$((11 + r)) $((1000 + v)) {"
+      fi
       [[ $1 == 1 ]] && echo "    TCP_CHECK {" && echo "      connect_timeout 1" && echo "    }"
       echo "  }"
     done
@@ -119,11 +140,12 @@ run() {  # run NAME CONF
   echo "$1: $n real servers, lbd CPU ${cpu}% of one core, checks/s $(( (k1 - k0) * 1000 / ((t1 - t0) / 1000000) )), ping through the VIP: $ping"
   [[ -s "$tmp/metrics" ]] || echo "  (no /metrics answer)"
   grep -m2 lb_health_checks_total "$tmp/metrics" || true
+  echo "  log: $(grep -c 'failed' "$tmp/lbd-$1.log") failures, $(grep -c 'succeeded' "$tmp/lbd-$1.log") recoveries, $(grep -c 'applied ApplyBatch' "$tmp/lbd-$1.log") batch lines; dests now $(LBD_SERVER="unix://$tmp/lbd.sock" "$LBCTL" -Ln | grep -c -- '->')"
   kill -TERM $pid
   wait $pid 2>/dev/null || true
 }
 
 echo "machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
-run "without checks" "$tmp/nochecks.conf"
+[[ ${ONLY_CHECKS:-0} == 1 ]] || run "without checks" "$tmp/nochecks.conf"
 run "TCP_CHECK every 1 s" "$tmp/checks.conf"
-run "without checks (again)" "$tmp/nochecks.conf"
+[[ ${ONLY_CHECKS:-0} == 1 ]] || run "without checks (again)" "$tmp/nochecks.conf"

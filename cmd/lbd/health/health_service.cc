@@ -38,7 +38,6 @@ namespace {
 namespace asio = boost::asio;
 namespace pb = ::lbd::v1;
 
-
 std::string specKey(const CheckerSpec& c) {
   // Everything but where it was written: an unchanged checker keeps its state on reload.
   std::string s = absl::StrCat(
@@ -107,6 +106,7 @@ struct HealthService::Impl {
 
   Pool applied;  // what this service last committed (or found) for its services
   bool flush_posted = false;
+  absl::flat_hash_set<VsRt*> dirty_vs;  // changed since the last flush (cleared on reload)
   int fifo_fd = -1;
 
   // Shared with the control thread (observe) and readers of status()/metrics().
@@ -224,7 +224,15 @@ struct HealthService::Impl {
 
   Pool desiredPool() const {
     Pool pool;
-    for (const auto& v : vss) {
+    for (const auto& v : vss)
+      desiredFor(*v, pool);
+    return pool;
+  }
+
+  // The services of one virtual server as its health wants them.
+  static void desiredFor(const VsRt& vs, Pool& pool) {
+    {
+      const VsRt* v = &vs;
       VsHealth::Desired d = v->health->desired();
       for (const pb::ServiceKey& k : v->plan.keys) {
         PoolService ps;
@@ -242,7 +250,6 @@ struct HealthService::Impl {
         pool.emplace(keyId(k), std::move(ps));
       }
     }
-    return pool;
   }
 
   void setManaged() {
@@ -259,12 +266,19 @@ struct HealthService::Impl {
 
   // --- committing ---------------------------------------------------------------------------
 
+  // Everything (start, reload).
   absl::Status commit(const Pool& to) {
-    pb::ApplyBatchRequest req = diffPools(applied, to);
-    if (req.operations_size() == 0) {
-      applied = to;
+    absl::Status st = commitDiff(applied, to);
+    applied = to;
+    dirty_vs.clear();
+    return st;
+  }
+
+  // `from` → `to` in one ApplyBatch.
+  absl::Status commitDiff(const Pool& from, const Pool& to) {
+    pb::ApplyBatchRequest req = diffPools(from, to);
+    if (req.operations_size() == 0)
       return absl::OkStatus();
-    }
     pb::ApplyBatchResponse resp;
     own_commits.fetch_add(1);
     absl::Status st = options.control.apply_batch(req, &resp);
@@ -272,19 +286,31 @@ struct HealthService::Impl {
       LB_LOG(kWarn, "health: operation %d of %d refused: %s", f.index(), req.operations_size(),
              f.message());
     }
-    applied = to;
     return st;
   }
 
-  // Coalesces every change of one turn of the loop into one commit.
-  void scheduleFlush() {
+  // Coalesces the changes of one turn of the loop into one commit, which looks only at the
+  // virtual servers that changed (a flap costs its own services, not all of them).
+  void scheduleFlush(VsRt* vs) {
+    dirty_vs.insert(vs);
     if (flush_posted)
       return;
     flush_posted = true;
     asio::post(io, [this] {
       flush_posted = false;
-      if (absl::Status s = commit(desiredPool()); !s.ok())
-        LB_LOG(kError, "health: commit failed: %s", s.ToString());
+      Pool from, to;
+      for (const VsRt* v : dirty_vs)
+        desiredFor(*v, to);
+      dirty_vs.clear();
+      for (const auto& [id, ps] : to) {
+        if (auto it = applied.find(id); it != applied.end())
+          from.emplace(id, it->second);
+      }
+      absl::Status st = commitDiff(from, to);
+      for (auto& [id, ps] : to)
+        applied[id] = std::move(ps);
+      if (!st.ok())
+        LB_LOG(kError, "health: commit failed: %s", st.ToString());
     });
   }
 
@@ -402,7 +428,7 @@ struct HealthService::Impl {
       dirty = true;
     }
     if (dirty)
-      scheduleFlush();
+      scheduleFlush(&vs);
     updateStatus(*ck);
     arm(ck, step.retrying ? ck->timing.delay_before_retry : ck->timing.delay_loop);
   }
@@ -530,8 +556,10 @@ struct HealthService::Impl {
           // Which real server is it? Its healthy weight is now the operator's.
           for (auto& v : vss) {
             for (size_t r = 0; r < v->rs.size(); ++r) {
-              if (destId(v->rs[r].dest) != d->first || keyId(v->plan.keys[0]) != s.key_id)
+              if (v->plan.keys.empty() || destId(v->rs[r].dest) != d->first ||
+                  keyId(v->plan.keys[0]) != s.key_id) {
                 continue;
+              }
               if (!v->health->alive(r) && w->second == 0)
                 continue;  // our own quiescing
               LB_LOG(kInfo, "health: %s %s: weight %d set by the operator", v->name, d->first,
@@ -539,6 +567,7 @@ struct HealthService::Impl {
               v->rs[r].dest.set_weight(w->second);
               for (const Transition& t : v->health->setWeight(r, w->second))
                 notify(*v, t);
+              dirty_vs.insert(v.get());
               dirty = true;
               if (!v->rs[r].checkers.empty())
                 updateStatus(*v->rs[r].checkers[0]);
@@ -549,7 +578,7 @@ struct HealthService::Impl {
       }
     }
     if (dirty)
-      scheduleFlush();
+      scheduleFlush(*dirty_vs.begin());
   }
 };
 
