@@ -150,6 +150,77 @@ relists1=$(metric 'lbd_controller_relists_total{resource="endpointslices"}')
 gone=$(metric 'lbd_controller_watch_gone_total{resource="endpointslices"}')
 echo "after API server restart + compaction: endpointslices re-lists $relists0 -> $relists1, 410s $gone"
 
+# --- sessionAffinity: ClientIP -> persistence with its timeout ---------------------------------
+k8s_kubectl patch svc web -p \
+  '{"spec":{"sessionAffinity":"ClientIP","sessionAffinityConfig":{"clientIP":{"timeoutSeconds":600}}}}' >/dev/null
+persistent() { lbctl sc -Ln -t $VIP | grep -q "^TCP  $VIP rr persistent 600"; }
+wait_for 20 "sessionAffinity ClientIP -> persistent 600" persistent
+echo "sessionAffinity ClientIP: $(lbctl sc -Ln -t $VIP | grep '^TCP')"
+k8s_kubectl patch svc web --type=json -p '[{"op":"replace","path":"/spec/sessionAffinity","value":"None"}]' >/dev/null
+wait_for 20 "sessionAffinity None -> not persistent" bash -c "! LBD_SERVER=unix://$DP_TMP/sc.sock $LBCTL_BIN -Ln -t $VIP | grep -q persistent"
+
+# --- a second slice --------------------------------------------------------------------------------
+k8s_kubectl apply -f - >/dev/null <<'Y'
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web-2
+  namespace: default
+  labels: {kubernetes.io/service-name: web, service.kubernetes.io/service-proxy-name: lbd, endpointslice.kubernetes.io/managed-by: test}
+addressType: IPv4
+ports: [{name: http, port: 8080, protocol: TCP}]
+endpoints: [{addresses: ["198.18.2.14"], conditions: {ready: true}}]
+Y
+wait_for 20 "second slice merged" dests_are $VIP \
+  $'198.18.2.11:8080 1\n198.18.2.12:8080 1\n198.18.2.13:8080 1\n198.18.2.14:8080 1'
+k8s_kubectl delete endpointslice web-2 >/dev/null
+wait_for 20 "second slice deleted" dests_are $VIP \
+  $'198.18.2.11:8080 1\n198.18.2.12:8080 1\n198.18.2.13:8080 1'
+echo "a second slice: merged, then its endpoint deleted with it"
+
+# --- a terminating endpoint: weight 0 while its open connection keeps flowing -------------------
+# The client connects and waits for $DP_TMP/go before it sends its request.
+ip netns exec "$(n app)" python3 - "$CIP" "$DP_TMP" >"$DP_TMP/longconn.out" 2>&1 <<'PY' &
+import os, socket, sys, time
+s = socket.create_connection((sys.argv[1], 80), timeout=5)
+open(sys.argv[2] + "/connected", "w").close()
+for _ in range(600):
+    if os.path.exists(sys.argv[2] + "/go"):
+        break
+    time.sleep(0.1)
+s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+data = b""
+while True:
+    b = s.recv(4096)
+    if not b:
+        break
+    data += b
+print(data.split(b"\r\n\r\n", 1)[-1].decode().strip())
+PY
+LONG_PID=$!
+DP_PIDS+=($LONG_PID)
+wait_for 10 "long connection open" test -e "$DP_TMP/connected"
+active_dest() { lbctl sc -Ln -t $VIP | awk '$1 == "->" && $5 == "1" {print $2}'; }
+wait_for 10 "a real server with one active connection" test -n "$(active_dest)"
+X=$(active_dest)
+XIP=${X%:*}
+idx=$(k8s_kubectl get endpointslice web-1 -o jsonpath='{range .endpoints[*]}{.addresses[0]}{"\n"}{end}' | grep -n "^$XIP\$" | cut -d: -f1)
+k8s_kubectl patch endpointslice web-1 --type=json -p "[{\"op\":\"replace\",\"path\":\"/endpoints/$((idx - 1))/conditions\",\"value\":{\"ready\":false,\"serving\":true,\"terminating\":true}}]" >/dev/null
+weight0() { lbctl sc -Ln -t $VIP | awk -v x="$X" '$2 == x {print $4}' | grep -qx 0; }
+wait_for 20 "terminating $X at weight 0" weight0
+touch "$DP_TMP/go"
+dp_wait_pid "$LONG_PID" 10 || dp_fail "the open connection to terminating $X did not finish"
+answer=$(cat "$DP_TMP/longconn.out")
+[[ $answer == S${XIP##*.1} ]] || dp_fail "the open connection to $X answered '$answer'"
+echo "terminating $X: weight 0, its open connection still answered ($answer)"
+# The pod goes: its endpoint leaves the slice; the real server drains, then goes.
+k8s_kubectl patch endpointslice web-1 --type=json -p "[{\"op\":\"remove\",\"path\":\"/endpoints/$((idx - 1))\"}]" >/dev/null
+gone_x() { ! lbctl sc -Ln -t $VIP | awk '{print $2}' | grep -qx "$X"; }
+wait_for 30 "$X deleted once its connection ended (or the 10 s drain)" gone_x
+k8s_kubectl patch endpointslice web-1 --type=json \
+  -p "[{\"op\":\"add\",\"path\":\"/endpoints/-\",\"value\":{\"addresses\":[\"$XIP\"],\"conditions\":{\"ready\":true}}}]" >/dev/null
+wait_for 20 "$X back" dests_are $VIP $'198.18.2.11:8080 1\n198.18.2.12:8080 1\n198.18.2.13:8080 1'
+
 # --- lbd restarted: the controller re-applies ----------------------------------------------------
 dp_lbd_stop sc
 dp_lbd app sc --tun=lbd0 --workers=1 --mode=sidecar --state-file="$DP_TMP/lbd.state"
