@@ -270,8 +270,11 @@ Reflector::WatchEnd Reflector::watch(Failure* failure) {
   bool gone = false;
   bool event_failed = false;
   absl::Status decode_status;
+  const auto started = std::chrono::steady_clock::now();
+  bool any_event = false;
   auto on_data = [&](absl::string_view chunk) {
     absl::Status st = dec.feed(chunk);
+    any_event |= dec.pending() > 0;
     std::vector<Delta> deltas;
     const bool go_on = applyEvents(dec, deltas, &gone, failure);
     if (!deltas.empty())
@@ -310,6 +313,13 @@ Reflector::WatchEnd Reflector::watch(Failure* failure) {
     decode_status = dec.finish();
   if (!decode_status.ok()) {
     failure->status = decode_status;
+    return WatchEnd::kFailed;
+  }
+  // A watch that ends at once without a single event is a broken server or proxy, not
+  // timeoutSeconds running out: back off instead of spinning (client-go's "very short watch").
+  if (std::chrono::steady_clock::now() - started < std::chrono::seconds(1) && !any_event) {
+    failure->status = absl::UnavailableError(
+        absl::StrCat("watch ", options_.name, ": ended after less than a second without events"));
     return WatchEnd::kFailed;
   }
   return WatchEnd::kClean;

@@ -304,6 +304,25 @@ TEST(ReflectorTest, EventsOfAnOpenWatchArriveAndStopEndsIt) {
   EXPECT_EQ(r.stats().watches.load(), 1u);
 }
 
+// A watch that the server ends at once without events is not re-opened in a tight loop.
+TEST(ReflectorTest, AnEmptyWatchThatEndsAtOnceBacksOff) {
+  FakeApiServer s([](const Request& r) {
+    if (absl::StrContains(r.target, "watch=1"))
+      return Reply{200, {}, {""}, true};
+    return Reply{200, {}, {list({}, "1")}};
+  });
+  ReflectorOptions o = options();
+  o.backoff.initial = std::chrono::seconds(10);
+  Reflector r(clientFor(s), o, [](const std::vector<Delta>&) {});
+  std::thread t([&] { r.run(); });
+  ASSERT_TRUE(s.waitForRequests(2, kWait));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  r.stop();
+  t.join();
+  EXPECT_EQ(s.requests().size(), 2u);  // the list and one watch; the next waits 10 s
+  EXPECT_EQ(r.stats().errors.load(), 1u);
+}
+
 TEST(ApiStatusTest, Parse) {
   ApiStatus s = parseApiStatusBody(
       "{\"kind\":\"Status\",\"code\":410,\"reason\":\"Gone\",\"message\":\"m\"}");
