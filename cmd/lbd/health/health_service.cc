@@ -38,6 +38,8 @@ namespace {
 namespace asio = boost::asio;
 namespace pb = ::lbd::v1;
 
+constexpr std::chrono::milliseconds kFlushDelay{50};
+
 std::string specKey(const CheckerSpec& c) {
   // Everything but where it was written: an unchanged checker keeps its state on reload.
   std::string s = absl::StrCat(
@@ -97,6 +99,12 @@ struct HealthService::Impl {
   std::vector<std::unique_ptr<VsRt>> vss;
 
   asio::io_context io;
+  // Commits run on their own thread: a commit costs the size of the whole configuration (the
+  // snapshot), and the checks must not wait for it (a starved check times out falsely).
+  asio::io_context commit_io;
+  std::thread commit_thread;
+  std::atomic<std::thread::id> commit_thread_id{};
+  std::unique_ptr<asio::steady_timer> flush_timer;
   std::unique_ptr<Probes> probes;
   std::thread thread;
   std::atomic<std::thread::id> thread_id{};
@@ -274,11 +282,27 @@ struct HealthService::Impl {
     return st;
   }
 
-  // `from` → `to` in one ApplyBatch.
-  absl::Status commitDiff(const Pool& from, const Pool& to) {
-    pb::ApplyBatchRequest req = diffPools(from, to);
-    if (req.operations_size() == 0)
+  // `from` → `to` in one ApplyBatch, on the commit thread, in order. wait: until it is applied.
+  absl::Status commitDiff(const Pool& from, const Pool& to, bool wait = true) {
+    auto req = std::make_shared<pb::ApplyBatchRequest>(diffPools(from, to));
+    if (req->operations_size() == 0)
       return absl::OkStatus();
+    if (!commit_thread.joinable())
+      return applyBatch(*req);  // not started yet (the first commit, tests)
+    if (!wait) {
+      asio::post(commit_io, [this, req] {
+        if (absl::Status st = applyBatch(*req); !st.ok())
+          LB_LOG(kError, "health: commit failed: %s", st.ToString());
+      });
+      return absl::OkStatus();
+    }
+    std::promise<absl::Status> done;
+    std::future<absl::Status> result = done.get_future();
+    asio::post(commit_io, [this, req, &done] { done.set_value(applyBatch(*req)); });
+    return result.get();
+  }
+
+  absl::Status applyBatch(const pb::ApplyBatchRequest& req) {
     pb::ApplyBatchResponse resp;
     own_commits.fetch_add(1);
     absl::Status st = options.control.apply_batch(req, &resp);
@@ -289,15 +313,20 @@ struct HealthService::Impl {
     return st;
   }
 
-  // Coalesces the changes of one turn of the loop into one commit, which looks only at the
-  // virtual servers that changed (a flap costs its own services, not all of them).
+  // Coalesces the changes of kFlushDelay into one commit, which looks only at the virtual
+  // servers that changed (a flap costs its own services, not all of them).
   void scheduleFlush(VsRt* vs) {
     dirty_vs.insert(vs);
     if (flush_posted)
       return;
     flush_posted = true;
-    asio::post(io, [this] {
+    if (!flush_timer)
+      flush_timer = std::make_unique<asio::steady_timer>(io);
+    flush_timer->expires_after(kFlushDelay);
+    flush_timer->async_wait([this](const boost::system::error_code& ec) {
       flush_posted = false;
+      if (ec)
+        return;
       Pool from, to;
       for (const VsRt* v : dirty_vs)
         desiredFor(*v, to);
@@ -306,11 +335,9 @@ struct HealthService::Impl {
         if (auto it = applied.find(id); it != applied.end())
           from.emplace(id, it->second);
       }
-      absl::Status st = commitDiff(from, to);
+      (void)commitDiff(from, to, /*wait=*/false);  // logs its own failure
       for (auto& [id, ps] : to)
         applied[id] = std::move(ps);
-      if (!st.ok())
-        LB_LOG(kError, "health: commit failed: %s", st.ToString());
     });
   }
 
@@ -649,6 +676,11 @@ absl::Status HealthService::start() {
   m.updateStatus();
   m.startCheckers(false);
   m.started = true;
+  m.commit_thread = std::thread([this] {
+    auto guard = asio::make_work_guard(impl_->commit_io);
+    impl_->commit_io.run();
+  });
+  m.commit_thread_id = m.commit_thread.get_id();
   m.thread = std::thread([this] {
     auto guard = asio::make_work_guard(impl_->io);
     impl_->io.run();
@@ -702,6 +734,9 @@ void HealthService::stop() {
     m.io.stop();
     if (m.thread.joinable())
       m.thread.join();
+    m.commit_io.stop();
+    if (m.commit_thread.joinable())
+      m.commit_thread.join();
   }
   if (m.fifo_fd >= 0)
     ::close(m.fifo_fd);
@@ -709,7 +744,8 @@ void HealthService::stop() {
 
 void HealthService::observe(const ServiceTable& table) {
   Impl& m = *impl_;
-  if (!m.started || std::this_thread::get_id() == m.thread_id)
+  if (!m.started || std::this_thread::get_id() == m.commit_thread_id ||
+      std::this_thread::get_id() == m.thread_id)
     return;  // our own commit
   std::vector<Impl::Seen> seen;
   {

@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: Apache-2.0
+// HealthService in-process: real TCP_CHECKs against listeners on 127.0.0.1 (port 0), the
+// control plane's commit API faked, so the operations it commits are checked one by one.
+// Waits are bounded (a deadline), never timed assertions.
+#include "cmd/lbd/health/health_service.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "gtest/gtest.h"
+
+namespace lb::health {
+namespace {
+
+namespace pb = ::lbd::v1;
+
+// A listening socket on 127.0.0.1 (the kernel completes the handshakes).
+class Listener {
+ public:
+  Listener() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    EXPECT_EQ(::listen(fd_, 1024), 0);
+    socklen_t len = sizeof(a);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+  }
+
+  ~Listener() { close(); }
+
+  void close() {
+    if (fd_ >= 0)
+      ::close(fd_);
+    fd_ = -1;
+  }
+
+  uint16_t port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+};
+
+// A port nothing listens on (bound, then closed: connects are refused).
+uint16_t closedPort() {
+  Listener l;
+  const uint16_t p = l.port();
+  l.close();
+  return p;
+}
+
+// The fake control plane: records every batch; GetConfig is empty.
+class FakeControl {
+ public:
+  ControlApi api() {
+    ControlApi c;
+    c.apply_batch = [this](const pb::ApplyBatchRequest& req, pb::ApplyBatchResponse* resp) {
+      std::lock_guard<std::mutex> lock(mu_);
+      batches_.push_back(req);
+      resp->set_applied(static_cast<uint32_t>(req.operations_size()));
+      cv_.notify_all();
+      return absl::OkStatus();
+    };
+    c.get_config = [](pb::GetConfigResponse*) { return absl::OkStatus(); };
+    return c;
+  }
+
+  // Waits (at most 20 s) until some batch has an operation for which `pred` holds.
+  template <typename Pred>
+  bool waitFor(Pred pred) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(20), [&] {
+      for (const pb::ApplyBatchRequest& b : batches_) {
+        for (const pb::BatchOperation& op : b.operations()) {
+          if (pred(op))
+            return true;
+        }
+      }
+      return false;
+    });
+  }
+
+  std::vector<pb::ApplyBatchRequest> batches() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return batches_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<pb::ApplyBatchRequest> batches_;
+};
+
+class MemFiles {
+ public:
+  void set(const std::string& text) {
+    std::lock_guard<std::mutex> lock(mu_);
+    text_ = text;
+  }
+
+  ConfReader reader() {
+    ConfReader r;
+    r.read = [this](const std::string&) -> absl::StatusOr<std::string> {
+      std::lock_guard<std::mutex> lock(mu_);
+      return text_;
+    };
+    r.glob = [](const std::string&) { return std::vector<std::string>{}; };
+    return r;
+  }
+
+ private:
+  std::mutex mu_;
+  std::string text_;
+};
+
+std::string conf(uint16_t up, uint16_t down, const std::string& extra = "") {
+  return absl::StrReplaceAll(
+      R"(
+virtual_server 198.18.0.1 80 {
+  delay_loop 0.2
+  lb_algo rr
+  real_server 127.0.0.1 UP {
+    weight 3
+    TCP_CHECK {
+      connect_timeout 1
+      retry 0
+      warmup 0
+    }
+  }
+  real_server 127.0.0.1 DOWN {
+    TCP_CHECK {
+      connect_timeout 1
+      retry 0
+      warmup 0
+    }
+  }
+EXTRA}
+)",
+      {{"UP", absl::StrCat(up)}, {"DOWN", absl::StrCat(down)}, {"EXTRA", extra}});
+}
+
+TEST(HealthServiceTest, CommitsThePoolThenRemovesTheDeadServer) {
+  Listener up;
+  const uint16_t down = closedPort();
+  MemFiles files;
+  files.set(conf(up.port(), down));
+  FakeControl control;
+  absl::StatusOr<std::unique_ptr<HealthService>> hs =
+      HealthService::create({"/k.conf", files.reader(), control.api()});
+  ASSERT_TRUE(hs.ok()) << hs.status();
+  ASSERT_TRUE((*hs)->start().ok());
+  // The first batch: the service and both real servers (all start up, as keepalived does).
+  std::vector<pb::ApplyBatchRequest> b = control.batches();
+  ASSERT_GE(b.size(), 1u);  // the checks may have committed already
+  ASSERT_EQ(b[0].operations_size(), 3);
+  EXPECT_EQ(b[0].operations(0).create_service().service().scheduler(), "rr");
+  EXPECT_EQ(b[0].operations(1).create_dest().dest().weight() +
+                b[0].operations(2).create_dest().dest().weight(),
+            4u);
+  // The refused port: its dest is deleted; the listening one stays.
+  ASSERT_TRUE(control.waitFor([&](const pb::BatchOperation& op) {
+    return op.has_delete_dest() && op.delete_dest().port() == down;
+  }));
+  for (const pb::ApplyBatchRequest& r : control.batches()) {
+    for (const pb::BatchOperation& op : r.operations())
+      EXPECT_FALSE(op.has_delete_dest() && op.delete_dest().port() == up.port());
+  }
+  // ListHealthChecks: one up, one down with its reason.
+  pb::ListHealthChecksResponse list;
+  ASSERT_TRUE((*hs)->list(pb::ListHealthChecksRequest(), &list).ok());
+  ASSERT_EQ(list.checks_size(), 2);
+  EXPECT_TRUE(list.checks(0).up());
+  EXPECT_EQ(list.checks(0).weight(), 3u);
+  EXPECT_FALSE(list.checks(1).up());
+  EXPECT_NE(list.checks(1).last_failure().find("refused"), std::string::npos)
+      << list.checks(1).last_failure();
+  EXPECT_EQ(list.checks(1).type(), pb::HEALTH_CHECK_TYPE_TCP);
+  (*hs)->stop();
+}
+
+TEST(HealthServiceTest, ReloadRefusesABadFileAndCommitsOnlyTheDifference) {
+  Listener up, added;
+  const uint16_t down = closedPort();
+  MemFiles files;
+  files.set(conf(up.port(), down));
+  FakeControl control;
+  absl::StatusOr<std::unique_ptr<HealthService>> hs =
+      HealthService::create({"/k.conf", files.reader(), control.api()});
+  ASSERT_TRUE(hs.ok()) << hs.status();
+  ASSERT_TRUE((*hs)->start().ok());
+  ASSERT_TRUE(control.waitFor([&](const pb::BatchOperation& op) { return op.has_delete_dest(); }));
+  const size_t before = control.batches().size();
+
+  files.set("virtual_server 198.18.0.1 80 {\n  lb_algo nonsense\n}\n");
+  absl::Status bad = (*hs)->reload();
+  EXPECT_EQ(bad.message(), "/k.conf:2: lb_algo 'nonsense': unknown scheduler");
+  EXPECT_EQ(control.batches().size(), before);
+
+  files.set(
+      conf(up.port(), down, absl::StrCat("  real_server 127.0.0.1 ", added.port(), " {\n  }\n")));
+  ASSERT_TRUE((*hs)->reload().ok());
+  std::vector<pb::ApplyBatchRequest> b = control.batches();
+  ASSERT_EQ(b.size(), before + 1);
+  // Only the new real server: the unchanged ones and their checkers' state stay.
+  ASSERT_EQ(b.back().operations_size(), 1) << b.back().DebugString();
+  EXPECT_EQ(b.back().operations(0).create_dest().dest().port(), added.port());
+  (*hs)->stop();
+}
+
+}  // namespace
+}  // namespace lb::health
