@@ -54,6 +54,7 @@ class PacketBuffer {
     tx = TxPath::kTun;
     next_hop = {};
     out_ifindex = 0;
+    learn_dst = true;
   }
 
   uint8_t* data() noexcept { return storage_ + head_; }
@@ -116,6 +117,10 @@ class PacketBuffer {
   }
 
   OffloadInfo offload;
+  // False: the packet's destination is not worth learning a next hop for (a SYN-ACK to a
+  // source that has not proved its address: under a SYN flood, one new spoofed address each);
+  // the dataplane uses a known next hop but asks for no new one.
+  bool learn_dst = true;
   Verdict verdict = Verdict::kDrop;
   DropReason drop_reason = DropReason::kNone;
   TxPath tx = TxPath::kTun;

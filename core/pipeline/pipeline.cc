@@ -155,6 +155,9 @@ bool Pipeline::handleReply(Packet& p) noexcept {
   Conn conn = *cp;  // a copy, so the shard lock is not held while the packet is rewritten
   p.seq_delta = cp.seqDelta();
   cp.release();
+  // A reply to a client that has not proved its address (a SYN-ACK to a spoofed source, most
+  // likely) asks the dataplane for no next hop.
+  p.pkt.learn_dst = (conn.flags & kConnFAssured) != 0;
   xmit(p, conn, Direction::kToClient);
   return true;
 }

@@ -92,6 +92,7 @@ bool Pipeline::synproxyAnswer(Packet& p) noexcept {
       return true;
     }
     pkt.tx = TxPath::kTun;
+    pkt.learn_dst = false;  // one new (maybe spoofed) address per SYN
     pipeline_internal::setVerdict(pkt, Verdict::kForward);
     counters_.synproxy_syn_answered.add();
     return true;

@@ -821,7 +821,8 @@ class DataplaneImpl : public Dataplane {
       return false;
     auto it = neigh->find(dst);
     if (it == neigh->end()) {
-      neigh_.request(w.index, dst);
+      if (p.learn_dst)
+        neigh_.request(w.index, dst);
       return false;
     }
     const NeighEntry& e = it->second;

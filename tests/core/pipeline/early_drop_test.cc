@@ -127,6 +127,20 @@ TEST_F(EarlyDropTest, FloodNeverFreesEstablishedConnsOrTemplates) {
   EXPECT_EQ(connFrom("198.18.0.10", 2001).daddr, ip(kRs2));
 }
 
+// A real server's SYN-ACK to a client that has not proved its address asks for no next hop
+// (a flood's spoofed sources would fill the dataplane's cache); replies of assured conns do.
+TEST_F(EarlyDropTest, RepliesToUnassuredConnsLearnNoNextHop) {
+  ASSERT_EQ(syn(spoofed(7), 1000).verdict, Verdict::kForward);
+  Result r =
+      send(PacketBuilder::tcp(kRs1, 8080, spoofed(7).c_str(), 1000, kTcpSyn | kTcpAck).build());
+  ASSERT_EQ(r.verdict, Verdict::kForward);
+  EXPECT_FALSE(r.learn_dst);
+  connect(kClient, 3000);
+  r = send(PacketBuilder::tcp(kRs1, 8080, kClient, 3000, kTcpAck | kTcpPsh).payload("x").build());
+  ASSERT_EQ(r.verdict, Verdict::kForward);
+  EXPECT_TRUE(r.learn_dst);
+}
+
 TEST_F(EarlyDropTest, TableOfOnlyEstablishedConnsRefusesANewSyn) {
   for (uint16_t i = 0; i < 32; ++i)
     connect(kClient, static_cast<uint16_t>(3000 + i));

@@ -80,6 +80,7 @@ struct Result {
   Bytes out;
   TxPath tx = TxPath::kTun;
   IpAddr next_hop;
+  bool learn_dst = true;
   std::vector<Bytes> icmp;  // packets the pipeline originated
 };
 
@@ -179,6 +180,7 @@ class PipelineFixture : public ::testing::Test {
     r.out.assign(buf->data(), buf->data() + buf->size());
     r.tx = buf->tx;
     r.next_hop = buf->next_hop;
+    r.learn_dst = buf->learn_dst;
     r.icmp = sink_.sent();
     return r;
   }
