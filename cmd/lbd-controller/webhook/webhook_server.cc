@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "cmd/lbd-controller/webhook/webhook_server.h"
 
+#include <sys/socket.h>
+
 #include <chrono>
 #include <utility>
 
@@ -108,10 +110,12 @@ void WebhookServer::stop() {
   if (!thread_.joinable())
     return;
   impl_->stopping = true;
-  boost::system::error_code ec;
-  impl_->acceptor.cancel(ec);
-  impl_->acceptor.close(ec);
+  // A blocking accept() in another thread is not woken by close(); shutdown() on the listening
+  // socket makes it return (EINVAL) at once.
+  ::shutdown(impl_->acceptor.native_handle(), SHUT_RDWR);
   thread_.join();
+  boost::system::error_code ec;
+  impl_->acceptor.close(ec);
   // Connection threads end within their deadline.
   const auto give_up = std::chrono::steady_clock::now() + kDeadline + std::chrono::seconds(1);
   while (impl_->in_flight.load() > 0 && std::chrono::steady_clock::now() < give_up)
@@ -154,7 +158,10 @@ void WebhookServer::serve() {
       res.version(11);
       res.keep_alive(false);
       res.set(http::field::content_type, "application/json");
-      if (req.method() != http::verb::post || req.target() != "/inject") {
+      // The API server appends ?timeout=10s to the path.
+      const beast::string_view target = req.target();
+      const beast::string_view path = target.substr(0, target.find('?'));
+      if (req.method() != http::verb::post || path != "/inject") {
         res.result(http::status::not_found);
         res.body() = R"({"error":"POST /inject"})";
       } else {
