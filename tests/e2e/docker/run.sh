@@ -72,10 +72,14 @@ app=app-$id
 containers+=("$app")
 docker run -d --name "$app" --network "$net" --ip 198.18.40.20 "$tools" sleep infinity >/dev/null
 
-start_lbd() {  # start_lbd <name>
-  containers+=("$1")
-  docker run -d --name "$1" --network "container:$app" --cap-add NET_ADMIN --device /dev/net/tun \
+start_lbd() {  # start_lbd <name> [docker run options; default: NET_ADMIN and /dev/net/tun]
+  local name=$1
+  shift
+  containers+=("$name")
+  [ $# -gt 0 ] || set -- --cap-add NET_ADMIN --device /dev/net/tun
+  docker run -d --name "$name" --network "container:$app" "$@" \
     -v "$state:/var/lib/lbd" -v "$sock:/run/lbd" "$img" --mode=sidecar --workers=1 >/dev/null
+  set -- "$name"
   local t0 i
   t0=$(date +%s%N)
   for i in $(seq 1 100); do
@@ -109,8 +113,12 @@ before=$(docker exec "$lbd1" lbctl -S -n)
 echo "== killing $lbd1, starting a new lbd on the same state directory"
 docker kill "$lbd1" >/dev/null
 docker rm -f "$lbd1" >/dev/null
+# The second one runs as the Helm chart runs it in a pod: no /dev/net/tun from the runtime (lbd
+# makes the node), every capability dropped but NET_ADMIN, NET_RAW and MKNOD, a read-only root.
 lbd2=lbd2-$id
-start_lbd "$lbd2"
+start_lbd "$lbd2" --cap-drop ALL --cap-add NET_ADMIN --cap-add NET_RAW --cap-add MKNOD --read-only
+docker logs "$lbd2" 2>&1 | grep -q "/dev/net/tun was missing: created it" ||
+  { echo "FAIL: lbd did not say it created /dev/net/tun"; docker logs "$lbd2" 2>&1 | tail; exit 1; }
 after=$(docker exec "$lbd2" lbctl -S -n)
 if [ "$before" != "$after" ]; then
   echo "FAIL: configuration differs after restart"; diff <(echo "$before") <(echo "$after"); exit 1
