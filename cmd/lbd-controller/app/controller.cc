@@ -66,32 +66,36 @@ bool Controller::waitFor(Clock::time_point until) {
 }
 
 template <typename T, typename Parse>
-model::Store<T> Controller::parseAll(const kube::ObjectStore& store,
-                                     ParseCache<T>& cache,
-                                     Parse parse,
-                                     const char* what) {
-  model::Store<T> out;
-  std::map<std::string, std::pair<kube::ObjectPtr, T>> next;
-  for (auto& [key, obj] : store.snapshot()) {
-    auto it = cache.by_key.find(key);
-    if (it != cache.by_key.end() && it->second.first == obj) {  // same object: parsed before
-      out.emplace(key, it->second.second);
-      next.emplace(key, std::move(it->second));
-      continue;
+const model::Store<T>& Controller::parseAll(const kube::ObjectStore& store,
+                                            ParseCache<T>& cache,
+                                            Parse parse,
+                                            const char* what) {
+  const kube::ObjectMap snapshot = store.snapshot();
+  for (auto it = cache.source.begin(); it != cache.source.end();) {
+    if (snapshot.find(it->first) == snapshot.end()) {
+      cache.parsed.erase(it->first);
+      it = cache.source.erase(it);
+    } else {
+      ++it;
     }
+  }
+  for (const auto& [key, obj] : snapshot) {
+    auto src = cache.source.find(key);
+    if (src != cache.source.end() && src->second == obj)
+      continue;  // the same object as last time
+    cache.source[key] = obj;
     absl::StatusOr<T> parsed = parse(*obj);
     if (!parsed.ok()) {
+      cache.parsed.erase(key);
       metrics_.parse_errors.fetch_add(1);
       logEvent(
           LogLevel::kWarn, "controller", "object ignored: cannot parse",
           {{"kind", what}, {"object", key}, {"error", std::string(parsed.status().message())}});
       continue;
     }
-    out.emplace(key, *parsed);
-    next.emplace(key, std::make_pair(obj, std::move(*parsed)));
+    cache.parsed.insert_or_assign(key, std::move(*parsed));
   }
-  cache.by_key = std::move(next);
-  return out;
+  return cache.parsed;
 }
 
 void Controller::report(const model::Store<model::Service>& services,
@@ -139,15 +143,15 @@ bool Controller::pollLbd() {
 
 absl::Status Controller::reconcile() {
   const auto t0 = Clock::now();
-  model::Store<model::Service> services = parseAll(
+  const model::Store<model::Service>& services = parseAll(
       *sources_.services, service_cache_,
       [](const nlohmann::json& j) { return model::parseService(j); }, "Service");
-  model::Store<model::EndpointSlice> slices = parseAll(
+  const model::Store<model::EndpointSlice>& slices = parseAll(
       *sources_.slices, slice_cache_,
       [](const nlohmann::json& j) { return model::parseEndpointSlice(j); }, "EndpointSlice");
   std::optional<model::Node> node;
   if (sources_.nodes != nullptr) {
-    model::Store<model::Node> nodes = parseAll(
+    const model::Store<model::Node>& nodes = parseAll(
         *sources_.nodes, node_cache_, [](const nlohmann::json& j) { return model::parseNode(j); },
         "Node");
     if (auto it = nodes.find(options_.node_name); it != nodes.end())

@@ -76,16 +76,19 @@ class Controller {
   std::chrono::steady_clock::time_point lastLoop() const { return last_loop_.load(); }
 
  private:
+  // The parsed objects, kept across reconciles: only objects whose JSON changed (another
+  // ObjectPtr) are parsed again, and nothing is copied.
   template <typename T>
   struct ParseCache {
-    std::map<std::string, std::pair<kube::ObjectPtr, T>> by_key;
+    std::map<std::string, kube::ObjectPtr> source;  // what `parsed` (or a failure) came from
+    model::Store<T> parsed;
   };
 
   template <typename T, typename Parse>
-  model::Store<T> parseAll(const kube::ObjectStore& store,
-                           ParseCache<T>& cache,
-                           Parse parse,
-                           const char* what);
+  const model::Store<T>& parseAll(const kube::ObjectStore& store,
+                                  ParseCache<T>& cache,
+                                  Parse parse,
+                                  const char* what);
   void report(const model::Store<model::Service>& services,
               const std::string& origin,
               const std::string& reason,

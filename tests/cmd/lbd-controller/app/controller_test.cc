@@ -224,6 +224,26 @@ TEST(Controller, RefusedOperationsAndProblemsBecomeEvents) {
   EXPECT_EQ(f.metrics.refused_operations.load(), 1u);
 }
 
+// An object the model cannot read is skipped (once counted, not re-parsed); the rest works.
+TEST(Controller, AMalformedObjectHarmsNothingElse) {
+  Fixture f;
+  auto bad = std::make_shared<const nlohmann::json>(nlohmann::json{
+      {"metadata", {{"name", "bad"}, {"namespace", "default"}}}, {"spec", {{"ports", "x"}}}});
+  (void)f.services.replace(
+      {{"default/web", service("web", "198.18.128.10", 80)}, {"default/bad", bad}});
+  f.synced = true;
+  f.start();
+  ASSERT_TRUE(eventually([&] { return f.lbd.batchCount() == 1; }));
+  f.ctl->notify();  // another reconcile: the bad object is not parsed (or counted) again
+  ASSERT_TRUE(eventually([&] { return f.lbd.batchCount() == 2; }));
+  EXPECT_EQ(f.metrics.parse_errors.load(), 1u);
+  std::lock_guard<std::mutex> lock(f.lbd.mu);
+  int services = 0;
+  for (const auto& op : f.lbd.batches[1].operations())
+    services += op.has_create_service();
+  EXPECT_EQ(services, 1);  // web
+}
+
 TEST(Controller, LbdDownChangesNothingThenRetriesAndRestartIsReconciled) {
   Fixture f;
   f.lbd.down = true;
