@@ -19,6 +19,7 @@ dp_init ctlk8s
 CTL_PID=""
 cleanup() {
   local rc=$?
+  set +e  # a failing step here must not skip the rest of the cleanup
   if [[ -n $CTL_PID ]]; then
     kill -CONT "$CTL_PID" 2>/dev/null || true
     kill "$CTL_PID" 2>/dev/null || true

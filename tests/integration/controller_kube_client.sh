@@ -30,6 +30,7 @@ TMP=$(mktemp -d /tmp/lbd-it-kubeclient.XXXXXX)
 PIDS=()
 cleanup() {
   local rc=$? p
+  set +e  # a failing step here must not skip the rest of the cleanup
   for p in "${PIDS[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   if [[ $rc -ne 0 ]]; then
