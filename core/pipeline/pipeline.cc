@@ -202,7 +202,7 @@ void Pipeline::handleRequest(Packet& p) noexcept {
     if (p.synproxy_mss != 0)
       return synproxyOpen(p, cp);
   } else if ((cp->flags & kConnFSynproxyPending) != 0) {
-    return drop(p.pkt, DropReason::kSynproxy);  // the real server has not answered yet
+    return synproxyResend(p, cp);  // the real server has not answered yet
   }
 
   // 7. Stats, state transition, transmit.

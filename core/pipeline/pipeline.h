@@ -27,12 +27,12 @@ namespace lb {
 // expire_nodest_conn); icmp_sent counts ICMP errors lbd generated; icmp_send_failed those it
 // could not send (no sink buffer); conns_offloaded counts conns a FlowOffloader took;
 // synproxy_syn_answered counts SYNs the SYN proxy answered with a cookie, synproxy_conns_opened
-// the conns its valid cookies made.
+// the conns its valid cookies made, synproxy_syn_resent the SYNs sent to a real server again.
 // clang-format off
 #define LB_PIPELINE_COUNTERS(C) \
   C(rx_packets) C(rx_bytes) C(tx_packets) C(tx_bytes) C(to_host) C(conns_created) \
   C(conns_reused) C(icmp_sent) C(icmp_echo_replies) C(templates_created) C(icmp_send_failed) \
-  C(conns_offloaded) C(synproxy_syn_answered) C(synproxy_conns_opened)
+  C(conns_offloaded) C(synproxy_syn_answered) C(synproxy_conns_opened) C(synproxy_syn_resent)
 
 // clang-format on
 
@@ -186,6 +186,7 @@ class Pipeline {
   // SYN proxy (synproxy_pipeline.cc).
   bool synproxyAnswer(Packet& p) noexcept;
   void synproxyOpen(Packet& p, ConnGuard& cp) noexcept;
+  void synproxyResend(Packet& p, ConnGuard& cp) noexcept;
   void synproxyReply(Packet& p, ConnGuard& cp) noexcept;
   void synproxyAdjust(Packet& p, const Conn& conn, Direction dir) noexcept;
   uint64_t synproxySecret() const noexcept;

@@ -9,14 +9,16 @@
 //      SYN (templates, the scheduler, drop_packet), its conn is made in SYN_RECV with
 //      kConnFSynproxy | kConnFSynproxyPending, and the ACK itself is turned into the SYN that
 //      opens the connection to the real server (the client's ISN, the cookie's MSS). A payload
-//      on it is dropped (the client sends it again), as is anything the client sends before
-//      the real server answered.
+//      on it is dropped (the client sends it again). Until the real server answers, the
+//      client's first segment again re-sends that SYN; other client packets are dropped.
 //   3. The real server's SYN-ACK is turned into the handshake's last ACK to it, the conn
 //      becomes ESTABLISHED, and from then on the real server's sequence numbers are shifted by
 //      ConnGuard::seqDelta (cookie - its ISN) towards the client and the client's acks back.
 //      A RST instead of the SYN-ACK reaches the client on the cookie's numbers.
 // SYN proxy conns are never offloaded (offload.h). ICMP errors about them quote the real
 // server's numbers untranslated.
+#include <optional>
+
 #include "core/pipeline/conn_events.h"
 #include "core/pipeline/offload.h"
 #include "core/pipeline/pipeline.h"
@@ -140,6 +142,36 @@ void Pipeline::synproxyOpen(Packet& p, ConnGuard& cp) noexcept {
   }
   p.bytes = static_cast<uint32_t>(p.pkt.size());
   counters_.synproxy_conns_opened.add();
+  xmit(p, conn, Direction::kToRealServer);
+}
+
+// Step 2 again: a client packet while the real server's handshake is pending. The SYN to the
+// real server, or its SYN-ACK, may have been lost: the client's first segment (its cookie ACK
+// or its first data, which the client sends again until answered) re-sends the SYN; anything
+// else is dropped.
+void Pipeline::synproxyResend(Packet& p, ConnGuard& cp) noexcept {
+  const L3L4 o = p.pp.outer;
+  const uint8_t f = o.tcp_flags;
+  if (o.proto != L4Proto::kTcp || (f & (kTcpSyn | kTcpRst | kTcpFin)) != 0 || (f & kTcpAck) == 0)
+    return drop(p.pkt, DropReason::kSynproxy);
+  const uint32_t isn = synproxy::tcpSeq(p.pkt, o) - 1;
+  const uint32_t cookie = synproxy::tcpAck(p.pkt, o) - 1;
+  std::optional<uint16_t> mss =
+      cookie == cp.seqDelta()
+          ? synproxy::checkCookie(synproxySecret(), cookieFlow(o), isn, cookie, p.now)
+          : std::nullopt;
+  if (!mss)
+    return drop(p.pkt, DropReason::kSynproxy);
+  const Conn conn = *cp;
+  cp.release();
+  const uint16_t window = xmit::load16(p.pkt.data() + o.l4_off + 14);
+  synproxy::Segment s{o.src, o.dst, o.sport, o.dport, isn, 0, kTcpSyn, window, *mss};
+  if (!synproxy::rewriteSegment(p.pkt, o, s) ||
+      parsePacket(p.pkt.span(), p.pp) != DropReason::kNone) {
+    return drop(p.pkt, DropReason::kUnsupported);
+  }
+  p.bytes = static_cast<uint32_t>(p.pkt.size());
+  counters_.synproxy_syn_resent.add();
   xmit(p, conn, Direction::kToRealServer);
 }
 

@@ -157,8 +157,18 @@ TEST_F(SynproxyTest, NatConnectionIsOpenedAndTranslatedBothWays) {
   EXPECT_EQ(syn.mss, 536);  // the client's SYN had no MSS option
   EXPECT_EQ(stateOf(kClient, 40000), "SYN_RECV");
   EXPECT_EQ(pipe_->counters().synproxy_conns_opened.value(), 1u);
-  // Client data before the real server answered: dropped (the client sends it again).
-  EXPECT_EQ(fromClient(kTcpAck | kTcpPsh, 1001, cookie + 1, "GET /").reason, DropReason::kSynproxy);
+  // The client's first data before the real server answered: the SYN goes again (its SYN or
+  // SYN-ACK may have been lost); a later segment is dropped (the client sends the first again).
+  r = fromClient(kTcpAck | kTcpPsh, 1001, cookie + 1, "GET /");
+  ASSERT_EQ(r.verdict, Verdict::kForward);
+  EXPECT_TRUE(checksumsValid(r.out));
+  Tcp again(r.out);
+  EXPECT_EQ(again.flags, kTcpSyn);
+  EXPECT_EQ(again.seq, 1000u);
+  EXPECT_EQ(again.dst, ip(kRs));
+  EXPECT_EQ(again.payload, 0u);
+  EXPECT_EQ(pipe_->counters().synproxy_syn_resent.value(), 1u);
+  EXPECT_EQ(fromClient(kTcpAck | kTcpPsh, 1006, cookie + 1, "more").reason, DropReason::kSynproxy);
 
   // The real server's SYN-ACK (ISN 5000) becomes the ACK that completes its handshake.
   r = fromServer(kClient, 40000, kTcpSyn | kTcpAck, 5000, 1001);
