@@ -140,6 +140,8 @@ run() {  # run NAME CONF
   echo "$1: $n real servers, lbd CPU ${cpu}% of one core, checks/s $(( (k1 - k0) * 1000 / ((t1 - t0) / 1000000) )), ping through the VIP: $ping"
   [[ -s "$tmp/metrics" ]] || echo "  (no /metrics answer)"
   grep -m2 lb_health_checks_total "$tmp/metrics" || true
+  grep -o 'TCP_CHECK of .* failed: .*' "$tmp/lbd-$1.log" | sed 's/.*failed: //' | sort | uniq -c |
+    sort -rn | head -n 3 | sed 's/^/  failure reason: /' || true
   echo "  log: $(grep -c 'failed' "$tmp/lbd-$1.log") failures, $(grep -c 'succeeded' "$tmp/lbd-$1.log") recoveries, $(grep -c 'applied ApplyBatch' "$tmp/lbd-$1.log") batch lines; dests now $(LBD_SERVER="unix://$tmp/lbd.sock" "$LBCTL" -Ln | grep -c -- '->')"
   kill -TERM $pid
   wait $pid 2>/dev/null || true

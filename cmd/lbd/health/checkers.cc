@@ -99,12 +99,16 @@ struct OpBase : std::enable_shared_from_this<OpBase> {
                       timeout_is_success](const error_code& ec) {
       if (ec)
         return;
-      if (timeout_is_success)
+      if (timeout_is_success || self->doneInTime())
         self->finish({true, "", std::nullopt});
       else
         self->fail(why);
     });
   }
+
+  // At the timeout: whether the attempt in fact succeeded and only its completion has not been
+  // handled yet (a busy thread may run the timer first). TCP_CHECK: the socket is connected.
+  virtual bool doneInTime() { return false; }
 
   asio::steady_timer timer;
   ProbeCallback done;
@@ -117,6 +121,16 @@ struct TcpOp : OpBase {
   void closeSocket() override {
     error_code ec;
     sock.close(ec);
+  }
+
+  bool doneInTime() override {
+    int err = 0;
+    socklen_t len = sizeof(err);
+    sockaddr_storage peer{};
+    socklen_t plen = sizeof(peer);
+    return sock.is_open() &&
+           ::getsockopt(sock.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0 &&
+           ::getpeername(sock.native_handle(), reinterpret_cast<sockaddr*>(&peer), &plen) == 0;
   }
 
   tcp::socket sock;
