@@ -36,7 +36,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 
-{{/* lbd's container. Arguments: dict "root" $ "mode" "gateway|sidecar" "workers" N "extraArgs" list "resources" map */}}
+{{/* lbd's container. Arguments: dict "root" $ "mode" "gateway|sidecar" "workers" N "connCapacity" N "extraArgs" list "resources" map */}}
 {{- define "lbd.lbdContainer" -}}
 {{- $root := .root -}}
 name: lbd
@@ -52,6 +52,7 @@ args:
   {{- if .workers }}
   - --workers={{ .workers }}
   {{- end }}
+  - --conn-capacity={{ int .connCapacity }}
   {{- range .extraArgs }}
   - {{ . | quote }}
   {{- end }}
