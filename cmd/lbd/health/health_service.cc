@@ -25,7 +25,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "cmd/lbd/control/api_convert.h"
 #include "cmd/lbd/health/check_logic.h"
 #include "cmd/lbd/health/checkers.h"
 #include "cmd/lbd/health/health_model.h"
@@ -58,6 +57,20 @@ std::string specKey(const CheckerSpec& c) {
 }
 
 struct VsRt;
+
+// keyId() of the lbd.v1 key the control plane lists for a table's key (api_convert's mapping),
+// so a commit is matched to the services this subsystem manages without converting protos.
+std::string coreKeyId(const ServiceKey& k) {
+  if (k.isFwmark()) {
+    return absl::StrCat(
+        "f|", k.fwmark, "|",
+        static_cast<int>(k.af == Af::kInet6 ? pb::ADDRESS_FAMILY_INET6 : pb::ADDRESS_FAMILY_INET));
+  }
+  const pb::Protocol p = k.proto == L4Proto::kUdp    ? pb::PROTOCOL_UDP
+                         : k.proto == L4Proto::kSctp ? pb::PROTOCOL_SCTP
+                                                     : pb::PROTOCOL_TCP;
+  return absl::StrCat("a|", static_cast<int>(p), "|", k.vaddr.toString(), "|", k.vport);
+}
 
 struct CheckerRt {
   CheckerSpec spec;
@@ -119,7 +132,7 @@ struct HealthService::Impl {
 
   // Shared with the control thread (observe) and readers of status()/metrics().
   mutable std::mutex mu;
-  absl::flat_hash_set<ServiceKey> managed;
+  absl::flat_hash_set<std::string> managed;  // keyId()s
   std::vector<CheckerStatus> status_snapshot;
   std::atomic<uint64_t> own_commits{0};
 
@@ -261,12 +274,10 @@ struct HealthService::Impl {
   }
 
   void setManaged() {
-    absl::flat_hash_set<ServiceKey> m;
+    absl::flat_hash_set<std::string> m;
     for (const auto& v : vss) {
-      for (const pb::ServiceKey& k : v->plan.keys) {
-        if (absl::StatusOr<ServiceKey> ck = lbd::serviceKeyFromProto(k); ck.ok())
-          m.insert(*ck);
-      }
+      for (const pb::ServiceKey& k : v->plan.keys)
+        m.insert(keyId(k));
     }
     std::lock_guard<std::mutex> lock(mu);
     managed = std::move(m);
@@ -752,21 +763,22 @@ void HealthService::observe(const ServiceTable& table) {
     std::lock_guard<std::mutex> lock(m.mu);
     if (m.managed.empty())
       return;
-    absl::flat_hash_set<ServiceKey> present;
+    absl::flat_hash_set<std::string> present;
     for (const ServiceWithDests& sd : table.config().services) {
-      if (!m.managed.contains(sd.service.key))
+      std::string id = coreKeyId(sd.service.key);
+      if (!m.managed.contains(id))
         continue;
-      present.insert(sd.service.key);
+      present.insert(id);
       Impl::Seen s;
-      s.key_id = keyId(lbd::serviceKeyToProto(sd.service.key));
+      s.key_id = std::move(id);
       s.present = true;
       for (const DestConfig& d : sd.dests)
         s.weights.emplace(destId(d.addr.toString(), d.port), d.weight);
       seen.push_back(std::move(s));
     }
-    for (const ServiceKey& k : m.managed) {
-      if (!present.contains(k))
-        seen.push_back({keyId(lbd::serviceKeyToProto(k)), false, {}});
+    for (const std::string& id : m.managed) {
+      if (!present.contains(id))
+        seen.push_back({id, false, {}});
     }
   }
   const uint64_t commits = m.own_commits.load();
