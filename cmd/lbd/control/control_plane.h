@@ -61,8 +61,6 @@ class DataplaneHooks {
 
 class ControlOps;
 
-class ControlOps;
-
 class ControlPlane {
  public:
   ControlPlane(ServiceTable& table, DataplaneHooks* hooks, ControlOptions options);
@@ -80,8 +78,6 @@ class ControlPlane {
   void wait();
   // The TCP port the gRPC server listens on after start() (tcp://...:0 picks one); 0 for unix.
   int boundPort() const;
-  // The operations behind the RPCs, for subsystems that commit as an RPC does (health).
-  ControlOps& ops();
   // The operations behind the RPCs, for subsystems that commit as an RPC does (health).
   ControlOps& ops();
 
