@@ -10,6 +10,7 @@
 #   SSL_GET    nginx, self-signed    killed: removed; healed: back
 #   DNS_CHECK  dnsmasq               killed: removed; healed: back
 #   UDP_CHECK  socat (echo)          killed: removed (ICMP unreachable); healed: back
+#   PING_CHECK the server's address  removed: removed; back: back
 #   quorum 2 with a sorry server: losing one of two real servers brings the sorry server in,
 #   healing takes it out again.
 # Every removal is awaited for at most delay_loop*retry + connect_timeout plus slack (a bounded
@@ -241,6 +242,17 @@ virtual_server $VIP 9000 {
     real_server 198.18.2.12 9000 {
         TCP_CHECK {
             connect_timeout 1
+        }
+    }
+}
+virtual_server $VIP 7 {
+    delay_loop 1
+    lb_algo rr
+    lb_kind NAT
+    real_server 198.18.2.13 7 {
+        PING_CHECK {
+            connect_timeout 1
+            retry 0
         }
     }
 }
@@ -521,6 +533,15 @@ dp_wait 10 grep -q "zz-bad.conf:2: lb_algo 'nonsense': unknown scheduler" "$DP_T
   dp_fail "bad reload not refused with FILE:LINE"
 [[ "$(lbctl hc -S -n)" == "$after" ]] || dp_fail "a refused reload changed the configuration"
 [[ "$before" != "$after" ]] || dp_fail "the good reload changed nothing"
+
+# --- PING_CHECK: S3's address gone (no echo reply), then back.
+dp_wait $BOUND rs_present $VIP:7 198.18.2.13:7 || dp_fail "PING_CHECK RS not in"
+ip -n "$(n s3)" addr del 198.18.2.13/24 dev s0
+dp_wait $BOUND rs_absent $VIP:7 198.18.2.13:7 || dp_fail "PING_CHECK: silent RS not removed"
+ip -n "$(n s3)" addr add 198.18.2.13/24 dev s0
+ip -n "$(n s3)" route add 198.18.1.0/24 via 198.18.2.1
+dp_wait $BOUND rs_present $VIP:7 198.18.2.13:7 || dp_fail "PING_CHECK: RS not back"
+echo "PING_CHECK ok"
 
 dp_lbd_stop hc
 echo "PASS"
