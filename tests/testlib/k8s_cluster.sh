@@ -21,11 +21,13 @@
 #     1.34 accepts it (containerd 1.x is deprecated only from 1.35 on). runc 1.1.5, and
 #     containernetworking-plugins 1.1.1 (bridge, host-local, loopback), all bookworm.
 #   The pause image: tests/e2e/k8s/pause.c, compiled static into a FROM-scratch image
-#     (localhost/lbd-k8s-pause:1), containerd's sandbox_image. No registry is ever asked.
+#     (localhost/lbd-k8s-pause:1), containerd's sandbox_image. No registry is ever asked. It stays
+#     in docker as a cache (683 kB); everything else goes at stop.
 #
 # What the node is (one cluster per machine at a time: a lock, /run/lbd-k8s-cluster.lock):
 #   bridge lbdk8s0 with 198.18.224.1/24 = the node's IP (kube-apiserver, kubelet, kube-proxy bind
-#   there); pods get 198.18.224.10-254 from the bridge CNI plugin (host-local IPAM, no masquerade);
+#   there); pods get 198.18.224.10-239 from the bridge CNI plugin (host-local IPAM, no masquerade;
+#   .240-.254 stay free for addresses a test places, e.g. a full-NAT local address);
 #   Services 198.18.228.0/22 (IPv4 only); kube-proxy in iptables mode (as in kind) for the
 #   Services not labelled for another proxy; no cluster DNS (pods find Services through the
 #   kubelet's *_SERVICE_HOST variables). containerd's root, state, socket, CNI config, IPAM data,
@@ -162,7 +164,7 @@ EOF
       "ipam": {
         "type": "host-local",
         "ranges": [[{"subnet": "$K8S_POD_CIDR", "rangeStart": "198.18.224.10",
-                     "rangeEnd": "198.18.224.254", "gateway": "$K8S_NODE_IP"}]],
+                     "rangeEnd": "198.18.224.239", "gateway": "$K8S_NODE_IP"}]],
         "routes": [{"dst": "0.0.0.0/0", "gw": "$K8S_NODE_IP"}],
         "dataDir": "$d/cni/ipam"
       }

@@ -18,8 +18,8 @@
 #      second labelled Service spread over the backends, with nothing changed on the node;
 #   4. `helm uninstall` leaves no pod, RBAC object or webhook of the release.
 # The stand-in for a cluster route (gateway placement): the node routes the gateway Service's
-# ClusterIP/32 and its full-NAT local address/32 to the gateway pod (`ip route` in the node's
-# namespace; `docker exec <node> ip route` on kind). Pods answer each other on their own subnet,
+# ClusterIP/32 to the gateway pod (`ip route` in the node's namespace; `docker exec <node> ip
+# route` on kind, with the full-NAT local address too). Pods answer each other on their own subnet,
 # so a gateway in a cluster uses full NAT (lbd.io/forward-method: fullnat) to get the replies
 # back; the sidecar uses plain NAT (lbd steers replies inside the pod).
 # Environment: LBD_IMAGE (an lbd image already built, kept), LBD_SRC, E2E_TIMEOUT (every wait,
@@ -45,7 +45,6 @@ img=${LBD_IMAGE:-lbd:k8s-e2e-$id}
 repo=${img%:*}
 tag=${img##*:}
 tools=lbd-k8s-tools:e2e-$id
-local_addr=198.19.224.250   # the gateway Service's full-NAT source address (routed to the pod)
 tmp=$(mktemp -d /tmp/lbd-k8s-e2e.XXXXXX)
 t_start=$SECONDS
 node_routes=()
@@ -163,6 +162,11 @@ h test "$rel" -n "$sysns" --timeout "${T}s" ||
 gw=$(kc -n "$sysns" get pod -l app.kubernetes.io/component=gateway -o jsonpath='{.items[0].metadata.name}')
 gw_ip=$(kc -n "$sysns" get pod "$gw" -o jsonpath='{.status.podIP}')
 echo "gateway pod $gw ($gw_ip)"
+# The gateway Service's full-NAT source address: .250 of the gateway pod's /24, outside what pods
+# are given (the local cluster's IPAM stops at .239; kind's starts at .2) and inside the pod CIDR,
+# which kind's masquerade rules leave alone. Backends reach it through the node (kind) or on the
+# bridge, where lbd answers ARP for it (the local cluster).
+local_addr=${gw_ip%.*}.250
 lbctl_gw() { kc -n "$sysns" exec "$gw" -c lbd -- lbctl "$@"; }
 
 kc create namespace "$ns" >/dev/null
@@ -264,8 +268,8 @@ if [ "$KIND" != 1 ] && iptables-save -t nat | grep -qF -- "-d $vip/32"; then
   fail "kube-proxy has rules for the labelled Service $vip"
 fi
 
-# The stand-in for a cluster route: the node sends the VIP and the full-NAT local address to the
-# gateway pod (replies from the backends come back to that address).
+# The stand-in for a cluster route: the node sends the VIP (and on kind, whose pods reach each
+# other only through the node, the full-NAT local address) to the gateway pod.
 if [ "$KIND" = 1 ]; then
   node=$(kc -n "$sysns" get pod "$gw" -o jsonpath='{.spec.nodeName}')
   dev=$(docker exec "$node" ip -o route get "$gw_ip" | sed -n 's/.* dev \([^ ]*\).*/\1/p')
@@ -274,7 +278,7 @@ if [ "$KIND" = 1 ]; then
     node_routes+=("$node ip route del $a/32 dev $dev")
   done
 else
-  for a in "$vip" "$local_addr"; do ip route replace "$a/32" via "$gw_ip" dev "$K8S_CLUSTER_BRIDGE"; done
+  ip route replace "$vip/32" via "$gw_ip" dev "$K8S_CLUSTER_BRIDGE"   # gone with the bridge
 fi
 
 # spread POD CONTAINER VIP: 30 sequential requests; prints "count name" lines (FAIL for errors).
