@@ -312,7 +312,7 @@ TEST_F(ReflectionHealthTest, ServesTheDescriptors) {
   }
   const gp::ServiceDescriptor* svc = pool.FindServiceByName("lbd.v1.LoadBalancer");
   ASSERT_NE(svc, nullptr);
-  EXPECT_EQ(svc->method_count(), 23);  // ApplyBatch and GetInfo included
+  EXPECT_EQ(svc->method_count(), 24);  // ApplyBatch, GetInfo and ListHealthChecks included
   const gp::MethodDescriptor* m = svc->FindMethodByName("ListConnections");
   ASSERT_NE(m, nullptr);
   EXPECT_EQ(m->output_type()->full_name(), "lbd.v1.ListConnectionsResponse");
