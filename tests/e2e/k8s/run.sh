@@ -15,7 +15,9 @@
 #      client pod to the ClusterIP spread over the 3; a deleted backend leaves `lbctl -Ln`;
 #   3. sidecar placement: `helm upgrade --set injector.enabled=true`; a client Deployment
 #      annotated lbd.io/inject: "true" gets lbd + lbd-controller injected and its requests to a
-#      second labelled Service spread over the backends, with nothing changed on the node;
+#      second labelled Service spread over the backends, with nothing changed on the node; scaled
+#      to 5, the new backends get requests; a rolling update of the backends under a request
+#      every 50 ms fails none (terminating endpoints drain at weight 0);
 #   4. `helm uninstall` leaves no pod, RBAC object or webhook of the release.
 # The stand-in for a cluster route (gateway placement): the node routes the gateway Service's
 # ClusterIP/32 to the gateway pod (`ip route` in the node's namespace; `docker exec <node> ip
@@ -180,7 +182,7 @@ spec:
   template:
     metadata: {labels: {app: web}}
     spec:
-      terminationGracePeriodSeconds: 2
+      terminationGracePeriodSeconds: 10
       containers:
         - name: web
           image: TOOLS
@@ -205,6 +207,8 @@ spec:
               valueFrom: {fieldRef: {fieldPath: metadata.name}}
           ports: [{containerPort: 8080}]
           readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 2}
+          # Serve a little after the delete, as real apps do, while the endpoint goes terminating.
+          lifecycle: {preStop: {exec: {command: ["sleep", "4"]}}}
 ---
 apiVersion: v1
 kind: Service
@@ -353,6 +357,36 @@ _wait "$T" "lbd (sidecar) serving $vip_nat with ${ips[*]}" lbd_has lbctl_app "$v
 echo "== 30 requests from $app to $vip_nat (through its own sidecar)"
 check_spread "$(spread "$app" app "$vip_nat")" || fail "requests through the sidecar did not spread"
 lbctl_app -Ln
+
+echo "== scale the backends to 5"
+kc -n "$ns" scale deploy/web --replicas=5 >/dev/null
+five_ready() { [ "$(backend_ips | wc -l)" = 5 ]; }
+_wait "$T" "5 ready backends" five_ready
+mapfile -t ips < <(backend_ips)
+_wait "$T" "lbd (sidecar) serving $vip_nat with ${ips[*]}" lbd_has lbctl_app "$vip_nat" "${ips[@]}"
+check_spread "$(spread "$app" app "$vip_nat")" || fail "requests after scaling to 5 did not reach every backend"
+
+echo "== rolling update of the backends under steady load (a request every 50 ms)"
+kc -n "$ns" exec "$app" -c app -- sh -c "rm -f /tmp/stop /tmp/load; while [ ! -f /tmp/stop ]; do
+    curl -s -m 2 -o /dev/null -w '%{http_code}\n' http://$vip_nat/ >>/tmp/load || echo FAIL >>/tmp/load
+    sleep 0.05; done" &
+loader=$!
+sleep 2
+kc -n "$ns" rollout restart deploy/web >/dev/null
+kc -n "$ns" rollout status deploy/web --timeout="${T}s" >/dev/null || fail "the rolling update did not finish"
+_wait "$T" "5 ready backends after the update" five_ready
+only_five() { [ "$(kc -n "$ns" get pods -l app=web -o name | wc -l)" = 5 ]; }
+_wait "$T" "the old backends gone (terminated)" only_five
+sleep 2
+kc -n "$ns" exec "$app" -c app -- touch /tmp/stop
+wait "$loader" || true
+load=$(kc -n "$ns" exec "$app" -c app -- cat /tmp/load | sort | uniq -c)
+echo "$load"
+total=$(awk '{n += $1} END {print n + 0}' <<<"$load")
+ok=$(awk '$2 == "200" {print $1}' <<<"$load")
+[ "$total" -ge 50 ] || fail "only $total requests during the rolling update"
+[ "${ok:-0}" = "$total" ] || fail "$((total - ${ok:-0})) of $total requests failed during the rolling update"
+echo "rolling update: $total requests, none failed"
 
 # --- 4. uninstall leaves nothing of the release ---------------------------------------------------
 echo "== helm uninstall"
