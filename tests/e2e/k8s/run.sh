@@ -12,7 +12,8 @@
 #   2. gateway placement: `helm install`, pods ready, `helm test`; 3 backends (each answers its
 #      pod name) behind a Service labelled service.kubernetes.io/service-proxy-name=lbd (the
 #      EndpointSlice controller makes its slices; kube-proxy stands aside); 30 requests from a
-#      client pod to the ClusterIP spread over the 3; a deleted backend leaves `lbctl -Ln`;
+#      client pod to the ClusterIP spread over the 3, and 30 from the node's network namespace
+#      (outside the cluster) to the Service's externalIP; a deleted backend leaves `lbctl -Ln`;
 #   3. sidecar placement: `helm upgrade --set injector.enabled=true`; a client Deployment
 #      annotated lbd.io/inject: "true" gets lbd + lbd-controller injected and its requests to a
 #      second labelled Service spread over the backends, with nothing changed on the node; scaled
@@ -169,10 +170,11 @@ echo "gateway pod $gw ($gw_ip)"
 # which kind's masquerade rules leave alone. Backends reach it through the node (kind) or on the
 # bridge, where lbd answers ARP for it (the local cluster).
 local_addr=${gw_ip%.*}.250
+ext_ip=${gw_ip%.*}.245   # the gateway Service's externalIP, same reasoning
 lbctl_gw() { kc -n "$sysns" exec "$gw" -c lbd -- lbctl "$@"; }
 
 kc create namespace "$ns" >/dev/null
-sed -e "s#TOOLS#$tools#g" -e "s#LOCAL_ADDR#$local_addr#g" <<'EOF' | kc apply -n "$ns" -f - >/dev/null
+sed -e "s#TOOLS#$tools#g" -e "s#LOCAL_ADDR#$local_addr#g" -e "s#EXT_IP#$ext_ip#g" <<'EOF' | kc apply -n "$ns" -f - >/dev/null
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
@@ -220,6 +222,7 @@ metadata:
     lbd.io/local-addresses: LOCAL_ADDR
 spec:
   selector: {app: web}
+  externalIPs: [EXT_IP]
   ports: [{name: http, port: 80, targetPort: 8080}]
 ---
 apiVersion: v1
@@ -277,7 +280,7 @@ fi
 if [ "$KIND" = 1 ]; then
   node=$(kc -n "$sysns" get pod "$gw" -o jsonpath='{.spec.nodeName}')
   dev=$(docker exec "$node" ip -o route get "$gw_ip" | sed -n 's/.* dev \([^ ]*\).*/\1/p')
-  for a in "$vip" "$local_addr"; do
+  for a in "$vip" "$local_addr" "$ext_ip"; do
     docker exec "$node" ip route replace "$a/32" dev "$dev"
     node_routes+=("$node ip route del $a/32 dev $dev")
   done
@@ -305,6 +308,17 @@ check_spread() {
 echo "== 30 requests from pod client to $vip (through the gateway pod)"
 check_spread "$(spread client app "$vip")" || fail "requests through the gateway did not spread over 3 backends"
 lbctl_gw -Ln --stats 2>/dev/null || lbctl_gw -Ln
+
+echo "== 30 requests from the node's network namespace to externalIP $ext_ip (from outside the cluster)"
+from_node() {
+  local loop="for i in \$(seq 30); do curl -s -m 3 http://$ext_ip/ || echo FAIL; done"
+  if [ "$KIND" = 1 ]; then
+    docker exec "$node" sh -c "$loop"
+  else
+    sh -c "$loop"
+  fi | sort | uniq -c
+}
+check_spread "$(from_node)" || fail "requests from the node to the externalIP did not spread"
 
 echo "== a backend deleted leaves lbd"
 victim=$(kc -n "$ns" get pods -l app=web -o jsonpath='{.items[0].metadata.name}')
