@@ -18,6 +18,9 @@ install_deps() {
     want="$want ${!var}"
   done
   for p in $want; do
+    # npm also comes with nodejs from other sources (NodeSource's nodejs conflicts with Debian's
+    # npm package): any working npm will do.
+    [ "$p" = npm ] && command -v npm >/dev/null 2>&1 && continue
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
