@@ -262,7 +262,9 @@ lbd_has() {
   local fn=$1 v=$2 out got want
   shift 2
   out=$("$fn" -Ln 2>/dev/null) || return 1
-  got=$(awk -v v="$v:80" '$1 == "TCP" {cur = ($2 == v)} cur && $1 == "->" && $2 ~ /:8080$/ {split($2, a, ":"); print a[1]}' <<<"$out" | sort | tr '\n' ' ')
+  # Real servers that take new connections: a ready endpoint is weight 1; one that is not ready
+  # yet (or terminating) is listed at weight 0 and does not count.
+  got=$(awk -v v="$v:80" '$1 == "TCP" {cur = ($2 == v)} cur && $1 == "->" && $2 ~ /:8080$/ && $4 > 0 {split($2, a, ":"); print a[1]}' <<<"$out" | sort | tr '\n' ' ')
   want=$(printf '%s\n' "$@" | sort | tr '\n' ' ')
   [ "$got" = "$want" ]
 }
