@@ -12,6 +12,7 @@
 #include <net/if.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -566,6 +567,24 @@ absl::StatusOr<std::string> writeSysctl(const std::string& path, const std::stri
         absl::StrCat("sysctl ", path, "=", value, ": write failed: ", strerror(err)));
   }
   return old;
+}
+
+std::string netnsId() {
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0) {
+    uint64_t cookie = 0;
+    socklen_t len = sizeof(cookie);
+    const bool ok = getsockopt(fd, SOL_SOCKET, 71 /* SO_NETNS_COOKIE */, &cookie, &len) == 0;
+    close(fd);
+    if (ok)
+      return absl::StrCat("c", cookie);
+  }
+
+  struct stat st {};
+
+  if (stat("/proc/self/ns/net", &st) == 0)
+    return absl::StrCat("i", st.st_ino);
+  return "";
 }
 
 }  // namespace lb::io

@@ -126,4 +126,9 @@ class Netlink {
 absl::StatusOr<std::string> writeSysctl(const std::string& path, const std::string& value);
 absl::StatusOr<std::string> readSysctl(const std::string& path);
 
+// This thread's network namespace as a short id for file names: "c<SO_NETNS_COOKIE>" (Linux
+// 5.14; never reused), else "i<inode of /proc/self/ns/net>" (reusable after the namespace is
+// gone); "" when neither is readable. Any thread.
+std::string netnsId();
+
 }  // namespace lb::io

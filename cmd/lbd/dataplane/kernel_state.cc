@@ -22,6 +22,7 @@
 #include "absl/strings/str_split.h"
 
 #include "core/base/log.h"
+#include "io/netlink/netlink.h"
 
 namespace lb::lbd {
 namespace {
@@ -82,20 +83,7 @@ std::string KernelState::journalPath(const std::string& run_dir, const std::stri
   if (run_dir.empty())
     return "";
   // SO_NETNS_COOKIE (Linux 5.14) is never reused; a namespace inode can be, after deletion.
-  std::string id;
-  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd >= 0) {
-    uint64_t cookie = 0;
-    socklen_t len = sizeof(cookie);
-    if (getsockopt(fd, SOL_SOCKET, 71 /* SO_NETNS_COOKIE */, &cookie, &len) == 0)
-      id = absl::StrCat("c", cookie);
-    close(fd);
-  }
-
-  struct stat st {};
-
-  if (id.empty() && stat("/proc/self/ns/net", &st) == 0)
-    id = absl::StrCat("i", st.st_ino);
+  const std::string id = io::netnsId();
   if (id.empty())
     return "";
   return absl::StrCat(run_dir, "/sysctls-", id, "-", tun);

@@ -46,20 +46,7 @@ void sleepMs(int ms) {
 }  // namespace
 
 std::string OwnerLock::lockPath(const std::string& run_dir) {
-  std::string id;
-  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd >= 0) {
-    uint64_t cookie = 0;
-    socklen_t len = sizeof(cookie);
-    if (getsockopt(fd, SOL_SOCKET, 71 /* SO_NETNS_COOKIE */, &cookie, &len) == 0)
-      id = absl::StrCat("c", cookie);
-    close(fd);
-  }
-
-  struct stat st {};
-
-  if (id.empty() && stat("/proc/self/ns/net", &st) == 0)
-    id = absl::StrCat("i", st.st_ino);
+  const std::string id = io::netnsId();
   if (id.empty())
     return "";
   return absl::StrCat(run_dir, "/owner-", id, ".lock");
