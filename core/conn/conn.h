@@ -95,6 +95,10 @@ struct Conn : ConnParams {
 
   uint8_t state = 0;  // protocol state (core/proto), or kTemplate*
   uint8_t old_state = 0;
+  // The kernel's cp->sync_endtime (core/sync/sync_master.h): when the master last synced the
+  // conn, as (now + timeout) in whole seconds mod 2^14, shifted left 2, with the sync_retries
+  // count in the low 2 bits. Fills padding: the entry's size is unchanged.
+  uint16_t sync_endtime = 0;
   uint32_t in_pkts = 0;
   MonoTime expires;  // when the timer fires; set only through ConnGuard::setTimeout
   std::atomic<int32_t> n_control{0};  // conns controlled by this template
@@ -104,6 +108,7 @@ struct Conn : ConnParams {
   void copyMutable(const Conn& o) {
     state = o.state;
     old_state = o.old_state;
+    sync_endtime = o.sync_endtime;
     in_pkts = o.in_pkts;
     expires = o.expires;
     n_control.store(o.n_control.load(std::memory_order_relaxed), std::memory_order_relaxed);
