@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "core/conn/conn_table.h"
+#include "tests/bench/bench_main.h"
 #include "tests/testlib/alloc_counter.h"
 
 namespace lb {
@@ -162,4 +163,7 @@ BENCHMARK(BM_ConnCreate);
 }  // namespace
 }  // namespace lb
 
-BENCHMARK_MAIN();
+// Exits nonzero when a run reports an error (bench_main.h).
+int main(int argc, char** argv) {
+  return lb::bench::runBenchmarks(argc, argv);
+}

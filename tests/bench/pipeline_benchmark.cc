@@ -13,6 +13,7 @@
 
 #include "core/conn/conn_table.h"
 #include "core/service/service_table.h"
+#include "tests/bench/bench_main.h"
 #include "tests/testlib/alloc_counter.h"
 #include "tests/testlib/packet_builder.h"
 
@@ -160,4 +161,7 @@ BENCHMARK(BM_PipelineNewConn)->Unit(benchmark::kNanosecond);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+// Exits nonzero when a run reports an error (bench_main.h).
+int main(int argc, char** argv) {
+  return lb::bench::runBenchmarks(argc, argv);
+}

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/sched/scheduler.h"
+#include "tests/bench/bench_main.h"
 #include "tests/testlib/alloc_counter.h"
 
 namespace lb {
@@ -94,10 +95,5 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("BM_MaglevBuild", lb::BM_MaglevBuild)
       ->Arg(1000)
       ->Unit(benchmark::kMicrosecond);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv))
-    return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return lb::bench::runBenchmarks(argc, argv);  // nonzero when a run reports an error
 }

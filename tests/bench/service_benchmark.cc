@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "core/service/service_table.h"
+#include "tests/bench/bench_main.h"
 #include "tests/testlib/alloc_counter.h"
 
 namespace lb {
@@ -101,4 +102,7 @@ BENCHMARK(BM_AddDeleteDest)->Unit(benchmark::kMillisecond);
 }  // namespace
 }  // namespace lb
 
-BENCHMARK_MAIN();
+// Exits nonzero when a run reports an error (bench_main.h).
+int main(int argc, char** argv) {
+  return lb::bench::runBenchmarks(argc, argv);
+}
