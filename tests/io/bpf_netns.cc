@@ -22,14 +22,13 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
+#include "tests/testlib/skip.h"
+
 namespace lb::io {
 
 void requireRoot() {
-  if (geteuid() == 0)
-    return;
-  if (const char* ci = getenv("CI"); ci != nullptr && std::string(ci) == "true")
-    FAIL() << "needs root (CI=true)";
-  GTEST_SKIP() << "needs root";
+  if (geteuid() != 0)
+    LB_SKIP_UNLESS_CI("needs root");
 }
 
 namespace {
@@ -80,6 +79,15 @@ bool BpfNetns::enter(const std::string& ns) {
 }
 
 bool BpfNetns::setUp() {
+  // Frames this thread sends are queued to the backlog of the CPU it runs on; pinned, they are
+  // handled in the order sent, which the tests' markers rely on.
+  if (sched_getaffinity(0, sizeof(orig_affinity_), &orig_affinity_) == 0) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    const int cpu = sched_getcpu();
+    CPU_SET(cpu < 0 ? 0 : cpu, &one);
+    pinned_ = sched_setaffinity(0, sizeof(one), &one) == 0;
+  }
   std::string id = std::to_string(getpid());
   ns_c_ = "lbdbpf-c-" + id;
   ns_b_ = "lbdbpf-b-" + id;
@@ -139,6 +147,10 @@ bool BpfNetns::setUp() {
 }
 
 void BpfNetns::tearDown() {
+  if (pinned_) {
+    (void)sched_setaffinity(0, sizeof(orig_affinity_), &orig_affinity_);
+    pinned_ = false;
+  }
   for (int* fd : {&tun_fd_, &packet_fd_, &s_packet_fd_}) {
     if (*fd >= 0)
       close(*fd);

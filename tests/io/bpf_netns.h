@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // The two-namespace topology of bpf_ingress_redirect_test: client C and balancer B joined by
 // a veth pair (vc in C, vb in B), a TUN device lbdbpf0 (IFF_TUN|IFF_NO_PI|IFF_VNET_HDR) in B.
-// setUp() leaves the calling thread in B (tc attach and the TUN live there); tearDown() returns
-// to the original namespace and deletes both namespaces (and with them every device).
+// setUp() leaves the calling thread in B (tc attach and the TUN live there) and pinned to one CPU
+// (frames it sends are then handled in order: a marker sent after a packet proves the packet was
+// handled); tearDown() returns to the original namespace and CPU set and deletes both
+// namespaces (and with them every device).
 // addServer() adds a third, server S, behind B (bpf_flow_offload_test).
 #pragma once
+
+#include <sched.h>
 
 #include <chrono>
 #include <cstdint>
@@ -110,6 +114,8 @@ class BpfNetns {
   uint8_t s_mac_[6] = {};
   uint8_t b_s_mac_[6] = {};
   bool created_ = false;
+  cpu_set_t orig_affinity_{};
+  bool pinned_ = false;
 };
 
 }  // namespace lb::io

@@ -13,17 +13,16 @@
 
 #include "gtest/gtest.h"
 
+#include "tests/testlib/skip.h"
+
 namespace lb::io {
 namespace {
 
 class TunNodeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (::geteuid() != 0) {
-      if (const char* ci = std::getenv("CI"); ci != nullptr && std::string(ci) == "true")
-        FAIL() << "needs root (CI=true)";
-      GTEST_SKIP() << "needs root";
-    }
+    if (::geteuid() != 0)
+      LB_SKIP_UNLESS_CI("needs root");
     char tmpl[] = "/tmp/lbd-tun-node-XXXXXX";
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     dir_ = tmpl;

@@ -41,12 +41,42 @@ PickContext randomFlow(std::mt19937_64& rng) {
   return ctx;
 }
 
+bool doesSchedule(absl::string_view name) {
+  return name != "none";
+}
+
+// The registered schedulers a property applies to: a property is instantiated only for those,
+// never skipped at run time (CI requires 0 skipped tests).
+template <typename Pred>
+std::vector<const SchedulerFactory*> schedulersWhere(Pred pred) {
+  std::vector<const SchedulerFactory*> out;
+  for (const SchedulerFactory* f : allSchedulers()) {
+    if (pred(f->name()))
+      out.push_back(f);
+  }
+  return out;
+}
+
+std::string paramName(const ::testing::TestParamInfo<const SchedulerFactory*>& info) {
+  return std::string(info.param->name());
+}
+
+// Every registered scheduler.
 class ConformanceTest : public ::testing::TestWithParam<const SchedulerFactory*> {
  protected:
   absl::string_view name() const { return GetParam()->name(); }
 
-  bool schedules() const { return name() != "none"; }
+  bool schedules() const { return doesSchedule(name()); }
 };
+
+// Every scheduler that schedules (all but "none").
+class SchedulingConformanceTest : public ConformanceTest {};
+
+// Every scheduler with a share invariant (expectedShare != kNone).
+class ShareConformanceTest : public ConformanceTest {};
+
+// The hash schedulers: dh, sh, mh.
+class HashConformanceTest : public ConformanceTest {};
 
 TEST_P(ConformanceTest, EmptyGivesNoDest) {
   Loads loads;
@@ -74,9 +104,7 @@ TEST_P(ConformanceTest, ZeroWeightNeverPicked) {
   }
 }
 
-TEST_P(ConformanceTest, EveryLiveDestReachable) {
-  if (!schedules())
-    GTEST_SKIP() << "none schedules nothing";
+TEST_P(SchedulingConformanceTest, EveryLiveDestReachable) {
   const std::vector<DestInfo> dests = {dest(kA, 1), dest(kB, 3), dest(kC, 2), dest(kD, 5)};
   for (const DestInfo& target : dests) {
     // Every other dest is overloaded: a scheduler must never return one of them, and must be
@@ -98,10 +126,9 @@ TEST_P(ConformanceTest, EveryLiveDestReachable) {
   }
 }
 
-TEST_P(ConformanceTest, SharesWithinFivePercent) {
+TEST_P(ShareConformanceTest, SharesWithinFivePercent) {
   const Share share = expectedShare(name());
-  if (share == Share::kNone)
-    GTEST_SKIP() << "no share invariant for " << name();
+  ASSERT_NE(share, Share::kNone);
   const std::vector<DestInfo> dests = {dest(kA, 1), dest(kB, 2), dest(kC, 3), dest(kD, 4)};
   Loads loads;
   ConnSim sim(loads, 1000);
@@ -122,9 +149,7 @@ TEST_P(ConformanceTest, SharesWithinFivePercent) {
   }
 }
 
-TEST_P(ConformanceTest, HashSameFlowSameDest) {
-  if (!isHash(name()))
-    GTEST_SKIP() << "not a hash scheduler";
+TEST_P(HashConformanceTest, HashSameFlowSameDest) {
   Loads loads;
   std::vector<DestInfo> dests;
   for (DestId i = 0; i < 10; ++i)
@@ -158,9 +183,7 @@ double moved(Scheduler& before, Scheduler& after, const Loads& lb, const Loads& 
   return static_cast<double>(changed) / kFlows;
 }
 
-TEST_P(ConformanceTest, HashRemovalDisruption) {
-  if (!isHash(name()))
-    GTEST_SKIP() << "not a hash scheduler";
+TEST_P(HashConformanceTest, HashRemovalDisruption) {
   constexpr int kN = 10;
   std::vector<DestInfo> dests;
   for (DestId i = 0; i < kN; ++i)
@@ -200,9 +223,7 @@ TEST_P(ConformanceTest, HashRemovalDisruption) {
   EXPECT_NEAR(on_removed / 20000.0, 1.0 / kN, 0.3 / kN);
 }
 
-TEST_P(ConformanceTest, UpdateToSameListKeepsWorking) {
-  if (!schedules())
-    GTEST_SKIP();
+TEST_P(SchedulingConformanceTest, UpdateToSameListKeepsWorking) {
   Loads loads;
   const std::vector<DestInfo> dests = {dest(kA, 1), dest(kB, 1)};
   SchedulerPtr s = make(name(), dests);
@@ -240,9 +261,21 @@ TEST_P(ConformanceTest, PickDoesNotAllocate) {
 INSTANTIATE_TEST_SUITE_P(AllSchedulers,
                          ConformanceTest,
                          ::testing::ValuesIn(allSchedulers()),
-                         [](const ::testing::TestParamInfo<const SchedulerFactory*>& param_info) {
-                           return std::string(param_info.param->name());
-                         });
+                         paramName);
+INSTANTIATE_TEST_SUITE_P(Scheduling,
+                         SchedulingConformanceTest,
+                         ::testing::ValuesIn(schedulersWhere(doesSchedule)),
+                         paramName);
+INSTANTIATE_TEST_SUITE_P(WithShare,
+                         ShareConformanceTest,
+                         ::testing::ValuesIn(schedulersWhere([](absl::string_view n) {
+                           return expectedShare(n) != Share::kNone;
+                         })),
+                         paramName);
+INSTANTIATE_TEST_SUITE_P(Hash,
+                         HashConformanceTest,
+                         ::testing::ValuesIn(schedulersWhere(isHash)),
+                         paramName);
 
 }  // namespace
 }  // namespace lb::sched::testing
