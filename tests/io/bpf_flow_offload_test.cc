@@ -319,17 +319,53 @@ class FlowOffloadTest : public ::testing::Test {
     });
   }
 
-  // Whether a TCP segment is waiting on the TUN device (took the old path). Other packets are
-  // skipped: C answers the segments to kFarClient, which it cannot route, with ICMP errors to
-  // the VIP, and those reach the TUN device the old way.
-  bool tcpOnTun() {
-    while (auto p = net_.readTun(std::chrono::milliseconds(0))) {
-      if (p->size() >= l3Len(*p) && l4Proto(*p) == IPPROTO_TCP) {
-        ADD_FAILURE() << "on the TUN device: " << hexDump(p->data(), p->size());
-        return true;
+  // Reads the TUN device up to two markers, sent now: one from C to the VIP and one from S to
+  // the LIP, both lbd's by the dsts rule (no flow entry matches them). Frames from one sender
+  // stay in order (one veth queue, one CPU backlog: BpfNetns pins this thread to one CPU), so
+  // once both markers were read, every packet sent before them was handled: a packet that had
+  // taken the old path would have come first. Returns the packets read before the markers that
+  // `unwanted` accepts; fails the test when a marker does not arrive within kWait.
+  std::vector<Bytes> tunBeforeMarkers(const std::function<bool(const Bytes&)>& unwanted) {
+    static uint32_t seq = 0;
+    const std::string tag = absl::StrCat("marker ", ++seq);
+    const Bytes from_c = PacketBuilder::udp(kClient, 5000, kVip, 53).payload(tag).build();
+    const Bytes from_s = PacketBuilder::udp(kRip, 5000, kLip, 53).payload(tag).build();
+    std::vector<Bytes> seen;
+    if (!net_.sendFrame(from_c) || !net_.sendFrameFromServer(from_s)) {
+      ADD_FAILURE() << "could not send the markers";
+      return seen;
+    }
+    bool got_c = false, got_s = false;
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    while (!(got_c && got_s)) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      std::optional<Bytes> p;
+      if (left.count() <= 0 || !(p = net_.readTun(left))) {
+        ADD_FAILURE() << "marker " << (got_c ? "from S" : "from C")
+                      << " did not reach the TUN device";
+        return seen;
+      }
+      if (*p == from_c) {
+        got_c = true;
+      } else if (*p == from_s) {
+        got_s = true;
+      } else if (unwanted(*p)) {
+        seen.push_back(*p);
       }
     }
-    return false;
+    return seen;
+  }
+
+  // Whether a TCP segment took the old path (reached the TUN device) before the markers. Other
+  // packets are skipped: C answers the segments to kFarClient, which it cannot route, with ICMP
+  // errors to the VIP, and those reach the TUN device the old way.
+  bool tcpOnTun() {
+    const std::vector<Bytes> tcp = tunBeforeMarkers(
+        [](const Bytes& p) { return p.size() >= l3Len(p) && l4Proto(p) == IPPROTO_TCP; });
+    for (const Bytes& p : tcp)
+      ADD_FAILURE() << "on the TUN device: " << hexDump(p.data(), p.size());
+    return !tcp.empty();
   }
 
   void udpRoundTrip(bool v6, bool full_nat);
@@ -402,7 +438,8 @@ void FlowOffloadTest::udpRoundTrip(bool v6, bool full_nat) {
   EXPECT_EQ(c.flow_dropped, 0u);
   EXPECT_EQ(c.flow_done, 0u) << "UDP is never finished by the program";
   EXPECT_TRUE(done().empty());
-  EXPECT_FALSE(net_.readTun(std::chrono::milliseconds(0)).has_value());
+  for (const Bytes& stray : tunBeforeMarkers([](const Bytes&) { return true; }))
+    ADD_FAILURE() << "on the TUN device: " << hexDump(stray.data(), stray.size());
   close(cs);
   close(ss);
 }
@@ -931,11 +968,17 @@ TEST_F(FlowOffloadTest, FlowWriterOutlivesIngressRedirect) {
   EXPECT_EQ(w->add(k, {ip(kFarClient), ip(kRip), 4000, 8080}, k), 0);
   EXPECT_EQ(w->add(k, {ip(kFarClient), ip(kRip), 4000, 8080}, k), EEXIST);
   EXPECT_EQ(w->remove(k), 0);
-  // Nothing is attached any more: a packet of the flow takes the kernel path.
+  // Nothing is attached any more: a packet of the flow takes the kernel path (B has no route to
+  // the VIP: dropped). A marker to S's own address after it, which B's kernel forwards, is the
+  // next packet S receives of the two: the segment was not forwarded behind it (the same veth
+  // queue and CPU backlog keep them in order).
   ASSERT_TRUE(net_.sendFrame(PacketBuilder::tcp(kFarClient, 4000, kVip, 80, 0x10).build()));
-  EXPECT_FALSE(
-      BpfNetns::nextCaptured(cap_s_, std::chrono::milliseconds(200), toPort(IPPROTO_TCP, 8080))
-          .has_value());
+  ASSERT_TRUE(net_.sendFrame(PacketBuilder::udp(kClient, 5000, kRip, 5000).build()));
+  auto p = BpfNetns::nextCaptured(cap_s_, kWait, [](const Bytes& q) {
+    return toPort(IPPROTO_TCP, 8080)(q) || toPort(IPPROTO_UDP, 5000)(q);
+  });
+  ASSERT_TRUE(p.has_value()) << "the marker did not reach S";
+  EXPECT_EQ(l4Proto(*p), IPPROTO_UDP) << "forwarded: " << hexDump(p->data(), p->size());
 }
 
 }  // namespace

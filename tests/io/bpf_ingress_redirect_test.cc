@@ -323,9 +323,11 @@ TEST_F(IngressRedirectTest, SidecarModeTakesRepliesEvenForLocalSockets) {
   ASSERT_TRUE(redirect_->attach(net_.vethIfindex()).ok());
   EXPECT_FALSE(net_.tcpConnectFromB(kRip, 80));
   bool syn_ack = false;
-  while (auto p = net_.readTun(std::chrono::milliseconds(0))) {
-    if (p->size() >= 40 && (*p)[9] == 6 && ((*p)[33] & 0x12) == 0x12)
-      syn_ack = true;
+  while (!syn_ack) {  // each read waits up to 2 s: a late SYN-ACK still counts
+    auto p = net_.readTun(std::chrono::seconds(2));
+    if (!p)
+      break;
+    syn_ack = p->size() >= 40 && (*p)[9] == 6 && ((*p)[33] & 0x12) == 0x12;
   }
   EXPECT_TRUE(syn_ack) << "the SYN-ACK from the RIP did not reach the TUN device";
 }
