@@ -4,7 +4,9 @@
 # runs every test layer that can run on this machine:
 #   unit (+ bench smoke, lint)  fuzz corpus replay  unit under ASan+UBSan (core)
 #   libFuzzer for a bounded time (clang, core)   integration (root)   e2e (docker engine)
-# Ends with one "N passed, N failed" line; exit status 0 only when nothing failed.
+# Ends with one "N passed, N failed, N skipped" line; exit status 0 only when nothing failed.
+# A skipped ctest test (exit 77 under SKIP_RETURN_CODE, GTEST_SKIP, DISABLED) and a layer that did
+# not run are counted as skipped and named; under CI=true each of them is a failure instead.
 # Environment: JOBS (default nproc), FUZZ_SECONDS (default 20 per target), SKIP_ASAN=1,
 # SKIP_FUZZ=1, SKIP_E2E=1, CI=true (missing capabilities become failures, not skips).
 set -uo pipefail
@@ -14,9 +16,23 @@ JOBS=${JOBS:-$(nproc)}
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 passed=0
 failed=0
+skipped=0
 failures=()
+skips=()
 
 log() { printf '\n==> %s\n' "$*"; }
+
+# skip_layer <what> <why>: a layer or tests that did not run: a skip, or under CI=true a failure.
+skip_layer() {
+  if [ "${CI:-}" = true ]; then
+    failed=$((failed + 1))
+    failures+=("$1: $2 (not run; under CI=true that is a failure)")
+  else
+    skipped=$((skipped + 1))
+    skips+=("$1: $2")
+    log "$1: skipped ($2)"
+  fi
+}
 
 # --- 1. dependencies -------------------------------------------------------------------------
 source "$ROOT/scripts/deps.sh"
@@ -34,15 +50,32 @@ run_ctest() {
   local line p f
   line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$out" | tail -1)
   if [ -n "$line" ]; then
-    local total
+    local total notrun s d
     f=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
     total=$(sed -E 's/.* failed out of ([0-9]+).*/\1/' <<<"$line")
-    p=$((total - f))
+    # ctest counts a skipped test as passed and leaves a disabled one out of the total; it lists
+    # both under "The following tests did not run:" as "  N - name (Skipped|Disabled)".
+    notrun=$(sed -n '/^The following tests did not run:/,/^$/p' "$out" |
+      sed -nE 's/^[[:space:]]+[0-9]+ - (.*) \((Skipped|Disabled)\)$/\1 (\2)/p')
+    s=$(grep -c '(Skipped)$' <<<"$notrun")
+    d=$(grep -c '(Disabled)$' <<<"$notrun")
+    p=$((total - f - s))
     passed=$((passed + p))
     failed=$((failed + f))
     [ "$f" -gt 0 ] && failures+=("$name: $f failed")
+    if [ $((s + d)) -gt 0 ]; then
+      local names
+      names=$(paste -sd ' ' <<<"$notrun" | sed 's/) /), /g')
+      if [ "${CI:-}" = true ]; then
+        failed=$((failed + s + d))
+        failures+=("$name: $((s + d)) did not run (a skip is a failure under CI=true): $names")
+      else
+        skipped=$((skipped + s + d))
+        skips+=("$name: $((s + d)) did not run: $names")
+      fi
+    fi
   elif grep -q 'No tests were found' "$out"; then
-    echo "(no $label tests in $dir)"
+    skip_layer "$name" "no $label tests in $dir"
   else
     failed=$((failed + 1))
     failures+=("$name: ctest did not run")
@@ -99,6 +132,8 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
   else
     failed=$((failed + 1)); failures+=("asan build")
   fi
+else
+  skip_layer "unit (asan+ubsan)" "SKIP_ASAN=1"
 fi
 
 # --- 5. libFuzzer, bounded time --------------------------------------------------------------
@@ -129,6 +164,8 @@ if [ "${SKIP_FUZZ:-0}" != 1 ]; then
   else
     failed=$((failed + 1)); failures+=("fuzz build")
   fi
+else
+  skip_layer "libFuzzer" "SKIP_FUZZ=1"
 fi
 
 # --- 6. integration (root, namespaces, TUN) ---------------------------------------------------
@@ -140,24 +177,23 @@ if [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ]; then
   step "Kubernetes binaries (scripts/k8s-build.sh, scripts/k8s-helm.sh)" bash -c \
     'scripts/k8s-build.sh kube-apiserver kubectl etcd kube-controller-manager kube-scheduler kube-proxy kubelet && scripts/k8s-helm.sh'
   run_ctest build integration "integration"
-elif [ "${CI:-}" = true ]; then
-  failed=$((failed + 1)); failures+=("integration: needs root and /dev/net/tun under CI")
 else
-  log "integration: skipped (needs root and /dev/net/tun)"
+  skip_layer "integration" "needs root and /dev/net/tun"
 fi
 
 # --- 7. e2e (docker engine) --------------------------------------------------------------------
 if [ "${SKIP_E2E:-0}" != 1 ]; then
   if command -v docker >/dev/null 2>&1 || command -v dockerd >/dev/null 2>&1; then
     run_ctest build e2e "e2e"
-  elif [ "${CI:-}" = true ]; then
-    failed=$((failed + 1)); failures+=("e2e: no docker engine under CI")
   else
-    log "e2e: skipped (no docker engine)"
+    skip_layer "e2e" "no docker engine"
   fi
+else
+  skip_layer "e2e" "SKIP_E2E=1"
 fi
 
 echo
+for f in "${skips[@]}"; do echo "SKIPPED: $f"; done
 for f in "${failures[@]}"; do echo "FAILED: $f"; done
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
