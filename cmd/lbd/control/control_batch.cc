@@ -418,6 +418,8 @@ size_t ControlOps::runBatchLocked(const pb::ApplyBatchRequest& req,
     if (batch.recreatesLive(op)) {
       if (const size_t done = commit(i); done < i)
         return done;
+      if (!publish->ok())
+        return n;  // the state file refused the commit (rolled back): the batch stops here
       begin = i;
       batch.rebase(table_.config());
     }
@@ -452,9 +454,14 @@ absl::Status ControlOps::applyBatchLocked(const pb::ApplyBatchRequest& req,
   absl::Status publish = absl::OkStatus();
   for (size_t from = 0; from < n;) {
     const size_t stop = runBatchLocked(req, from, &refusals, &publish);
-    if (stop >= n)
+    if (stop >= n || !publish.ok())
       break;
     from = stop + 1;
+  }
+  if (!publish.ok()) {
+    ++rejected_;
+    LB_LOG(kWarn, "rejected ApplyBatch (%d operations): %s", n, publish.ToString());
+    return publish;
   }
   auto next = refusals.begin();
   for (size_t i = 0; i < n; ++i) {

@@ -97,23 +97,51 @@ ControlOps::ControlOps(ServiceTable& table,
       clock_(clock ? std::move(clock) : std::function<MonoTime()>(monoNow)) {}
 
 absl::Status ControlOps::publishLocked() {
-  absl::Status st = absl::OkStatus();
   ++commits_;
-  if (hooks_ != nullptr) {
-    st = hooks_->onCommit(table_);
-    if (!st.ok())
-      LB_LOG(kError, "dataplane commit failed: %s", st.ToString());
-  }
+  // The state file first: a change it cannot record (a full disk, a read-only mount) is not
+  // applied, so that what lbd runs is always what it would come back with after a restart.
   if (!state_file_.empty()) {
     absl::Status w = writeStateFile(state_file_, table_.config());
     ++state_writes_;
     if (!w.ok()) {
-      LB_LOG(kError, "state file: %s", w.ToString());
-      if (st.ok())
-        st = w;
+      ++state_write_failures_;
+      w = rollbackLocked(w);
+      LB_LOG(kError, "state file %s: %s", state_file_, w.ToString());
+      publishDataplaneLocked().IgnoreError();  // logged there
+      return w;
     }
+    state_written_ = true;
   }
+  return publishDataplaneLocked();
+}
+
+absl::Status ControlOps::publishDataplaneLocked() {
+  if (hooks_ == nullptr)
+    return absl::OkStatus();
+  absl::Status st = hooks_->onCommit(table_);
+  if (!st.ok())
+    LB_LOG(kError, "dataplane commit failed: %s", st.ToString());
   return st;
+}
+
+// writeStateFile writes a temporary file and renames it over the state file only once it is
+// complete and fsynced: after a failed write, the state file is the configuration before this
+// change. Reading it back costs nothing on the path that succeeds.
+absl::Status ControlOps::rollbackLocked(const absl::Status& write_error) {
+  absl::StatusOr<FullConfig> prev = readStateFile(state_file_);
+  if (absl::IsNotFound(prev.status()) && !state_written_)
+    prev = FullConfig{};  // never written: lbd started empty
+  absl::Status back = prev.ok() ? table_.replace(*prev) : prev.status();
+  if (!back.ok()) {
+    return absl::Status(write_error.code(),
+                        absl::StrCat(write_error.message(),
+                                     "; the change is applied but NOT saved (the previous "
+                                     "configuration could not be restored: ",
+                                     back.message(), ")"));
+  }
+  return absl::Status(write_error.code(),
+                      absl::StrCat(write_error.message(), "; the change is not applied (",
+                                   state_file_, " keeps the previous configuration)"));
 }
 
 absl::Status ControlOps::frozenError() {
@@ -497,6 +525,7 @@ absl::Status ControlOps::getStats(pb::GetStatsResponse* resp) {
   add("lb_control_mutations_total{result=\"rejected\"}", rejected_);
   add("lb_control_commits_total", commits_);
   add("lb_control_state_file_writes_total", state_writes_);
+  add("lb_control_state_file_write_failures_total", state_write_failures_);
   add("lb_services", table_.config().services.size());
   if (hooks_ != nullptr) {
     for (auto& [name, v] : hooks_->metrics())

@@ -86,7 +86,12 @@ class ControlOps {
   // mutate() with applyOp(table_, req).
   template <typename Req>
   absl::Status mutateOp(absl::string_view rpc, const Req& req);
+  // Writes the state file, then hands the table to the dataplane (hooks_). When the state
+  // file cannot be written, the table goes back to the configuration the file still holds and
+  // the write error is returned (the change is refused).
   absl::Status publishLocked();
+  absl::Status publishDataplaneLocked();
+  absl::Status rollbackLocked(const absl::Status& write_error);
 
   // An operation of a batch that was refused, and why (what its own RPC returns).
   struct BatchRefusal {
@@ -144,6 +149,8 @@ class ControlOps {
   uint64_t rejected_ = 0;
   uint64_t commits_ = 0;       // publishLocked() calls: snapshots and kernel reconciles
   uint64_t state_writes_ = 0;  // state-file writes (attempted)
+  uint64_t state_write_failures_ = 0;
+  bool state_written_ = false;  // a state-file write succeeded since start
 };
 
 }  // namespace lb::lbd
