@@ -105,6 +105,40 @@ dp_wait() {
   done
 }
 
+# dp_poll TIMEOUT_S WHAT CMD...: the bounded wait before a hard assertion (never a fixed sleep):
+# runs CMD every 100 ms until it succeeds; after TIMEOUT_S fails the test naming WHAT was awaited
+# and CMD's last output (a predicate prints the value it saw). tests/lint/integration_rules_test.sh
+# flags a bare `sleep` of 1 s or more.
+dp_poll() {
+  local secs=$1 what=$2 out=""
+  shift 2
+  local deadline=$((SECONDS + secs))
+  until out=$("$@" 2>&1); do
+    ((SECONDS < deadline)) || dp_fail "waited ${secs} s for ${what}; last seen: ${out:-<no output>}"
+    sleep 0.1
+  done
+}
+
+# dp_poll_eq TIMEOUT_S WHAT WANT CMD...: dp_poll until CMD prints exactly WANT.
+dp_poll_eq() {
+  local secs=$1 what=$2 want=$3 out=""
+  shift 3
+  local deadline=$((SECONDS + secs))
+  until out=$("$@" 2>&1) && [[ $out == "$want" ]]; do
+    ((SECONDS < deadline)) || dp_fail "waited ${secs} s for ${what} = '${want}'; last seen: '${out}'"
+    sleep 0.1
+  done
+}
+
+# dp_need TOOL...: the test needs these commands (scripts/deps.sh's test group installs them): a
+# missing one skips the whole test, visibly (a failure under CI=true), never a section of it.
+dp_need() {
+  local t
+  for t in "$@"; do
+    command -v "$t" >/dev/null || dp_skip "needs $t (scripts/deps.sh test)"
+  done
+}
+
 dp_wait_pid() {
   local deadline=$((SECONDS + $2))
   while kill -0 "$1" 2>/dev/null; do
