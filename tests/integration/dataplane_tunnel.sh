@@ -12,6 +12,7 @@
 #   c (198.18.2.2)   l (198.18.2.1)   s1 (198.18.2.11)   s2 (198.18.2.12)   all on br0
 source "$(dirname "$0")/dataplane_lib.sh"
 dp_init tunnel
+dp_need ethtool iperf3
 
 VIP=198.18.2.100
 
@@ -50,9 +51,7 @@ done
 tso() {
   ip netns exec "$(n l)" ethtool -k lbd0 | grep -q "^tcp-segmentation-offload: $1"
 }
-if command -v ethtool >/dev/null; then
-  tso on || dp_fail "TSO off on lbd0 before any tunnel dest: $(ip netns exec "$(n l)" ethtool -k lbd0)"
-fi
+tso on || dp_fail "TSO off on lbd0 before any tunnel dest: $(ip netns exec "$(n l)" ethtool -k lbd0)"
 
 # --- IPIP.
 lbctl lb -A -t $VIP:80 -s rr
@@ -104,15 +103,14 @@ for f in rs:
 PY
 
 # --- bulk TCP over IPIP (5 s).
-if command -v iperf3 >/dev/null; then
-  ip netns exec "$(n s1)" iperf3 -s -B $VIP -p 5201 -1 >/dev/null 2>&1 &
-  DP_PIDS+=($!)
-  dp_wait 10 listening s1 tcp 5201 || dp_fail "iperf3 server did not start"
-  lbctl lb -A -t $VIP:5201 -s rr
-  lbctl lb -a -t $VIP:5201 -r 198.18.2.11:5201 -i
-  ip netns exec "$(n c)" timeout 30 iperf3 -c $VIP -p 5201 -t 5 -J >"$DP_TMP/iperf.json" ||
-    dp_fail "iperf3 over IPIP failed: $(tail -n 5 "$DP_TMP/iperf.json")"
-  python3 - "$DP_TMP/iperf.json" <<'PY'
+ip netns exec "$(n s1)" iperf3 -s -B $VIP -p 5201 -1 >/dev/null 2>&1 &
+DP_PIDS+=($!)
+dp_wait 10 listening s1 tcp 5201 || dp_fail "iperf3 server did not start"
+lbctl lb -A -t $VIP:5201 -s rr
+lbctl lb -a -t $VIP:5201 -r 198.18.2.11:5201 -i
+ip netns exec "$(n c)" timeout 30 iperf3 -c $VIP -p 5201 -t 5 -J >"$DP_TMP/iperf.json" ||
+  dp_fail "iperf3 over IPIP failed: $(tail -n 5 "$DP_TMP/iperf.json")"
+python3 - "$DP_TMP/iperf.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 bps = r["end"]["sum_received"]["bits_per_second"]
@@ -120,22 +118,19 @@ secs = r["end"]["sum_received"]["seconds"]
 print(f"iperf3 through lbd (IPIP to a decap lbd, 1 stream): {bps / 1e9:.2f} Gbit/s over {secs:.1f} s")
 sys.exit(0 if secs >= 4.5 and bps > 0 else 1)
 PY
-fi
 
 # Tunnel dests come and go: TSO off while any exists, back on once the last one is gone.
-if command -v ethtool >/dev/null; then
-  tso off || dp_fail "TSO still on with tunnel dests"
-  lbctl lb -D -t $VIP:80
-  lbctl lb -D -t $VIP:8080
-  tso off || dp_fail "TSO back on while $VIP:5201 still tunnels"
-  lbctl lb -e -t $VIP:5201 -r 198.18.2.11:5201 -m
-  tso on || dp_fail "TSO still off after the last tunnel dest became NAT"
-  lbctl lb -a -t $VIP:5201 -r 198.18.2.12:5201 -i --tun-type gue --tun-port 5555
-  tso off || dp_fail "TSO on with a GUE dest"
-  lbctl lb -C
-  tso on || dp_fail "TSO still off after -C"
-  echo "TSO on lbd0: on, off with tunnel dests, on again once they are gone"
-fi
+tso off || dp_fail "TSO still on with tunnel dests"
+lbctl lb -D -t $VIP:80
+lbctl lb -D -t $VIP:8080
+tso off || dp_fail "TSO back on while $VIP:5201 still tunnels"
+lbctl lb -e -t $VIP:5201 -r 198.18.2.11:5201 -m
+tso on || dp_fail "TSO still off after the last tunnel dest became NAT"
+lbctl lb -a -t $VIP:5201 -r 198.18.2.12:5201 -i --tun-type gue --tun-port 5555
+tso off || dp_fail "TSO on with a GUE dest"
+lbctl lb -C
+tso on || dp_fail "TSO still off after -C"
+echo "TSO on lbd0: on, off with tunnel dests, on again once they are gone"
 
 for i in 1 2; do dp_lbd_stop "d$i"; done
 dp_lbd_stop lb
