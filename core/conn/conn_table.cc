@@ -159,6 +159,22 @@ ConnGuard ConnTable::get(uint32_t index, uint32_t generation) noexcept {
   return {};
 }
 
+ConnGuard ConnTable::getControl(uint32_t control) noexcept {
+  Impl& m = *impl_;
+  if (control >= m.capacity)
+    return {};
+  ConnEntry& e = m.entries[control];
+  size_t sh = e.home.load(std::memory_order_acquire);
+  ConnShard& s = m.shards[sh];
+  s.lock.lock();
+  if (e.tag.load(std::memory_order_relaxed) != kDeadTag &&
+      e.home.load(std::memory_order_relaxed) == sh) {
+    return m.guardFor(this, sh, control);
+  }
+  s.lock.unlock();
+  return {};
+}
+
 ConnGuard ConnTable::create(const ConnParams& p, MonoTime now) noexcept {
   Impl& m = *impl_;
   uint32_t idx = m.popFree();

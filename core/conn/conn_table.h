@@ -118,6 +118,10 @@ class ConnTable {
   ConnGuard findTemplate(const ConnTuple& t) noexcept;
   // Re-finds a conn by slab index if it is still the same generation. Hot path.
   ConnGuard get(uint32_t index, uint32_t generation) noexcept;
+  // Worker thread. Hot path. Locks the entry at slab index `control` (a conn's Conn::control)
+  // while it is alive, whatever its generation: a template a live conn still controls is never
+  // freed (see nControl). Empty for kNoConn or a free slot. For core/sync's control-chain walk.
+  ConnGuard getControl(uint32_t control) noexcept;
 
   // Worker thread. Hot path. Creates and hashes a conn (ONE_PACKET conns are created unhashed
   // and must be freed with expireNow; their timer still runs as a safety net). The timer is

@@ -54,8 +54,8 @@ enum class SyncApplyResult : uint8_t {
 //   non-NAT dest, as ip_vs_find_dest); none: created unbound (dest kNoDest), as the kernel's
 //   "will remain unbound but still handled". Bound conns count in their dest's inactconns or
 //   activeconns (by INACTIVE), templates in persistconns, with the overload check.
-// - Both: state from the message, in_pkts = sync_threshold, timeout from the message (v1; at
-//   most 31 days) or else the protocol table for the state (conns) or 180 s (templates).
+// - Both: state from the message, in_pkts = sync_threshold, timeout from the message (v1)
+//   or else the protocol table for the state (conns) or 180 s (templates).
 // Full NAT: the local address and port come from the lbd option and are reserved in the
 // service's pool. Control thread (the backup's receive thread), no other guard held.
 // `runtime` may be null (no counters).

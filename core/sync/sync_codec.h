@@ -95,7 +95,6 @@ struct SyncSeq {
 // lbd option bits (SyncLbdData::flags): lbd conn bits the kernel has no IP_VS_CONN_F_ for.
 inline constexpr uint32_t kSyncLbdFullNat = 0x1;   // kConnFFullNat: laddr:lport are valid
 inline constexpr uint32_t kSyncLbdSynproxy = 0x2;  // kConnFSynproxy: seq_delta is valid
-inline constexpr uint32_t kSyncLbdAssured = 0x4;   // kConnFAssured
 
 // The lbd option's data (kSyncOptLbd): flags u32 | seq_delta u32 | lport u16 | 0 u16 | laddr
 // (none, 4 or 16 B): length 12, 16 or 28.

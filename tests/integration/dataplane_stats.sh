@@ -8,6 +8,8 @@
 #    it closed) and an expiry that counts down: the same entry listed twice, seconds apart,
 #    shows a smaller MM:SS; the UDP entry starts from the 5:00 udp timeout, ESTABLISHED from
 #    15:00, TIME_WAIT from 2:00.
+# No wall-clock window: every wait is a bounded poll, and each expiry is checked against the time
+# this script measured since the entry's last packet (however slow the machine).
 #
 #   client (198.18.1.2, 2001:2:1::2) -- lbd (l0 | l1) -- s1 (198.18.2.11, 2001:2:2::11)
 source "$(dirname "$0")/dataplane_lib.sh"
@@ -52,13 +54,13 @@ DP_PIDS+=($!)
 dp_wait 10 listening s1 tcp 7 || dp_fail "TCP echo server did not start"
 
 # send FAMILY HOST COUNT: COUNT datagrams of 100 bytes from one socket, each waiting for its
-# 50-byte answer (nothing in flight is lost to a race); fails on any timeout.
+# 50-byte answer (nothing in flight is lost to a race); fails on any timeout (15 s).
 send() {
   ip netns exec "$(n c)" python3 - "$@" <<'PY'
 import socket, sys
 fam = socket.AF_INET6 if sys.argv[1] == "6" else socket.AF_INET
 s = socket.socket(fam, socket.SOCK_DGRAM)
-s.settimeout(3)
+s.settimeout(15)
 for i in range(int(sys.argv[3])):
     s.sendto(b"q" * 100, (sys.argv[2], 9))
     d = s.recv(2048)
@@ -80,28 +82,34 @@ lbctl st -a -u "[$VIP6]:9" -r "[2001:2:2::11]:9" -m
 lbctl st -A -t $VIP:7 -s rr
 lbctl st -a -t $VIP:7 -r 198.18.2.11:7 -m
 
+# ms: milliseconds since the epoch (the script's clock for the expiry bounds below).
+ms() {
+  local t=${EPOCHREALTIME//[!0-9]/}
+  echo $((10#$t / 1000))
+}
+# secs_since MS: whole seconds since MS, rounded up.
+secs_since() { echo $((($(ms) - $1 + 999) / 1000)); }
+
+udp_sent=$(ms)
 send 4 $VIP 40 || dp_fail "IPv4 UDP exchange failed"
 send 6 $VIP6 40 || dp_fail "IPv6 UDP exchange failed"
 want4="1 40 40 $((40 * 128)) $((40 * 78))"
 want6="1 40 40 $((40 * 148)) $((40 * 98))"
 # With the flow offload (the default where the tc fast path loads) the conns are handed to
 # the tc program after their first packet; its counters reach the stats at the next tick or
-# sweep (at most 1 s), so the totals may lag that long, and then must be exact.
-for _ in $(seq 30); do
+# sweep (every 1 s), so the totals may lag, and then must be exact (polled, bounded).
+stats_exact() {
+  local stats key
   stats=$(lbctl st -Ln --stats)
-  [[ $(stats_of "$stats" "$VIP:9") == "$want4" && $(stats_of "$stats" "[$VIP6]:9") == "$want6" ]] &&
-    break
-  sleep 0.2
-done
-echo "$stats"
-for key in "$VIP:9" "198.18.2.11:9"; do
-  got=$(stats_of "$stats" "$key")
-  [[ $got == "$want4" ]] || dp_fail "--stats $key: '$got', want '$want4'"
-done
-for key in "[$VIP6]:9" "[2001:2:2::11]:9"; do
-  got=$(stats_of "$stats" "$key")
-  [[ $got == "$want6" ]] || dp_fail "--stats $key: '$got', want '$want6'"
-done
+  echo "want '$want4' (IPv4), '$want6' (IPv6); listed:"
+  echo "$stats"
+  for key in "$VIP:9" "198.18.2.11:9"; do [[ $(stats_of "$stats" "$key") == "$want4" ]] || return 1; done
+  for key in "[$VIP6]:9" "[2001:2:2::11]:9"; do
+    [[ $(stats_of "$stats" "$key") == "$want6" ]] || return 1
+  done
+}
+dp_poll 30 "exact --stats of the service and real server" stats_exact
+lbctl st -Ln --stats
 
 # --- -Lnc: state names and a countdown.
 # expiry_of REGEX: the MM:SS of the first -Lnc line matching REGEX, in seconds.
@@ -109,41 +117,56 @@ expiry_of() {
   lbctl st -Lnc | awk -v re="$1" '$0 ~ re { split($2, t, ":"); print t[1] * 60 + t[2]; exit }'
 }
 udp_re="^UDP +[0-9:]+ +UDP +198\\.18\\.1\\.2:[0-9]+ +198\\.18\\.1\\.100:9 +198\\.18\\.2\\.11:9"
+# expect_expiry WHAT GOT TIMEOUT SINCE_MS: GOT is at most TIMEOUT and at least TIMEOUT minus the
+# seconds since SINCE_MS (before the entry's last packet), minus 1 for MM:SS's rounding.
+expect_expiry() {
+  local el
+  el=$(secs_since "$4")
+  (($2 <= $3 && $2 >= $3 - el - 1)) ||
+    dp_fail "$1 expires in $2 s, want $(($3 - el - 1))..$3 (its last packet at most $el s ago)"
+}
+e1_at=$(ms)
 e1=$(expiry_of "$udp_re")
 [[ -n $e1 ]] || dp_fail "-Lnc shows no UDP entry: $(lbctl st -Lnc)"
-((e1 > 290 && e1 <= 300)) || dp_fail "UDP entry expires in $e1 s, want just under 300"
+expect_expiry "the UDP entry" "$e1" 300 "$udp_sent"
 
-coproc SESS { exec ip netns exec "$(n c)" socat -T60 - "TCP4:$VIP:7"; }
+tcp_sent=$(ms)
+coproc SESS { exec ip netns exec "$(n c)" socat -T120 - "TCP4:$VIP:7"; }
 DP_PIDS+=("$SESS_PID")
 echo hello >&"${SESS[1]}"
-read -t 3 -r reply <&"${SESS[0]}" || dp_fail "TCP session: no echo"
+read -t 15 -r reply <&"${SESS[0]}" || dp_fail "TCP session: no echo in 15 s"
 [[ $reply == hello ]] || dp_fail "TCP session echoed '$reply'"
 est_re="^TCP +[0-9:]+ +ESTABLISHED +198\\.18\\.1\\.2:[0-9]+ +198\\.18\\.1\\.100:7 +198\\.18\\.2\\.11:7"
+t1_at=$(ms)
 t1=$(expiry_of "$est_re")
 [[ -n $t1 ]] || dp_fail "-Lnc shows no ESTABLISHED entry: $(lbctl st -Lnc)"
-((t1 > 890 && t1 <= 900)) || dp_fail "ESTABLISHED entry expires in $t1 s, want just under 900"
+expect_expiry "the ESTABLISHED entry" "$t1" 900 "$tcp_sent"
 
-# Let the clock move on: poll (bounded, 8 s) until the UDP entry's expiry is 2 s lower; the
-# ESTABLISHED one, listed after it, must have gone down too.
-start=$SECONDS
-e2=$e1
-while ((e1 - e2 < 2 && SECONDS - start < 8)); do
-  sleep 0.2
+# Let the clock move on: poll (bounded) until both expiries are at least 2 s lower; neither may
+# have gone down by more than the time that passed (plus 1 for MM:SS's rounding).
+counted_down() {
   e2=$(expiry_of "$udp_re")
-done
-t2=$(expiry_of "$est_re")
-echo "-Lnc countdown over $((SECONDS - start)) s: UDP $e1 -> $e2 s, ESTABLISHED $t1 -> $t2 s"
-((e2 < e1 && e1 - e2 <= 6)) || dp_fail "UDP expiry did not count down: $e1 -> $e2"
-((t2 < t1 && t1 - t2 <= 6)) || dp_fail "ESTABLISHED expiry did not count down: $t1 -> $t2"
+  t2=$(expiry_of "$est_re")
+  echo "UDP $e1 -> $e2 s, ESTABLISHED $t1 -> $t2 s"
+  [[ -n $e2 && -n $t2 ]] && ((e1 - e2 >= 2 && t1 - t2 >= 2))
+}
+dp_poll 30 "both -Lnc expiries to count down by 2 s" counted_down
+counted_down >/dev/null  # e2 and t2 (dp_poll ran the predicate in a subshell)
+e_el=$(secs_since "$e1_at")
+t_el=$(secs_since "$t1_at")
+echo "-Lnc countdown: UDP $e1 -> $e2 s over at most $e_el s, ESTABLISHED $t1 -> $t2 s over at most $t_el s"
+((e2 < e1 && e1 - e2 <= e_el + 1)) || dp_fail "UDP expiry: $e1 -> $e2 in at most $e_el s"
+((t2 < t1 && t1 - t2 <= t_el + 1)) || dp_fail "ESTABLISHED expiry: $t1 -> $t2 in at most $t_el s"
 
 # Close the session: the entry moves on to the closing states and ends in TIME_WAIT (2:00).
+closed_at=$(ms)
 kill "$SESS_PID" 2>/dev/null || true
 dp_wait_pid "$SESS_PID" 5 || true
 tw_re="^TCP +[0-9:]+ +TIME_WAIT +198\\.18\\.1\\.2:[0-9]+ +198\\.18\\.1\\.100:7 "
-dp_wait 5 bash -c "LBD_SERVER=unix://$DP_TMP/st.sock $LBCTL_BIN -Lnc | grep -Eq '$tw_re'" ||
-  dp_fail "closed session not in TIME_WAIT: $(lbctl st -Lnc)"
+in_time_wait() { lbctl st -Lnc | grep -E ":7 |^Pro"; lbctl st -Lnc | grep -Eq "$tw_re"; }
+dp_poll 30 "the closed session's entry in TIME_WAIT" in_time_wait
 tw=$(expiry_of "$tw_re")
-((tw > 110 && tw <= 120)) || dp_fail "TIME_WAIT entry expires in $tw s, want just under 120"
+expect_expiry "the TIME_WAIT entry" "$tw" 120 "$closed_at"
 lbctl st -Lnc
 
 dp_lbd_stop st
