@@ -16,7 +16,7 @@
 #   clients c0: 198.18.1.2 .3 .4 .5 -- lbd (l0 198.18.1.1 | l1 198.18.2.1) -- br0 -- s1 s2 s3
 source "$(dirname "$0")/dataplane_lib.sh"
 dp_init persist
-command -v socat >/dev/null || dp_skip "needs socat"
+dp_need socat
 
 VIP=198.18.1.100
 
@@ -45,15 +45,18 @@ for i in 1 2 3; do
 done
 
 # ask CLIENT_SUFFIX: one new connection from 198.18.1.SUFFIX; prints the server name (S1..S3).
+# socat -t 15: after its stdin's EOF it waits up to 15 s (default 0.5 s) for the reply and the
+# server's close, which ends it at once.
 ask() {
   local out
-  out=$(echo q | ip netns exec "$(n c)" timeout 5 socat -T3 - "TCP4:$VIP:7,bind=198.18.1.$1") ||
-    return 1
+  out=$(echo q | ip netns exec "$(n c)" timeout 30 socat -t 15 -T 15 - \
+    "TCP4:$VIP:7,bind=198.18.1.$1") || return 1
   echo "${out%% *}"
 }
 
-# A long-lived session (bash coprocess) from 198.18.1.$1; session_say LINE prints the reply
-# (or fails after 3 s).
+# A long-lived session (bash coprocess) from 198.18.1.$1; session_say LINE [SECONDS] prints the
+# reply or fails after SECONDS (15). A check that no reply comes waits 3 s (a real server
+# answers in milliseconds): the one wall-clock window left, and only on the negative side.
 session_open() {
   coproc SESS { exec ip netns exec "$(n c)" socat -T120 - "TCP4:$VIP:7,bind=198.18.1.$1"; }
   DP_PIDS+=("$SESS_PID")
@@ -61,7 +64,7 @@ session_open() {
 session_say() {
   local reply
   echo "$1" >&"${SESS[1]}"
-  read -t 3 -r reply <&"${SESS[0]}" || return 1
+  read -t "${2:-15}" -r reply <&"${SESS[0]}" || return 1
   echo "$reply"
 }
 session_close() {
@@ -69,16 +72,11 @@ session_close() {
   dp_wait_pid "$SESS_PID" 5 || true
 }
 
-# conn_listed TAG CLIENT_SUFFIX: -Lnc has an ESTABLISHED entry from 198.18.1.SUFFIX.
-# With the flow offload, the handshake's last ACK reaches lbd's state machine at the next
-# housekeeping tick (within 20 ms): the session shows ESTABLISHED within a second.
+# conn_listed TAG CLIENT_SUFFIX: -Lnc has an ESTABLISHED entry from 198.18.1.SUFFIX (polled for
+# up to 15 s: with the flow offload, the handshake's last ACK reaches lbd's state machine at the
+# next housekeeping tick).
 conn_listed() {
-  local _
-  for _ in $(seq 10); do
-    lbctl "$1" -Lnc | grep -Eq "^TCP +[0-9:]+ +ESTABLISHED +198\.18\.1\.$2:[0-9]+ +$VIP:7 " && return 0
-    sleep 0.1
-  done
-  return 1
+  dp_wait 15 eval "lbctl $1 -Lnc | grep -Eq '^TCP +[0-9:]+ +ESTABLISHED +198\.18\.1\.$2:[0-9]+ +$VIP:7 '"
 }
 
 before=$(dp_kernel_state l)
@@ -123,7 +121,7 @@ r=$(session_say three) || dp_fail "session stopped passing data"
 
 # --- remove X with expire_nodest_conn=0: the session's packets are dropped, its entry stays.
 lbctl p -d -t $VIP:7 -r "$XIP:7"
-if r=$(session_say four); then dp_fail "removed server still answered: '$r'"; fi
+if r=$(session_say four 3); then dp_fail "removed server still answered: '$r'"; fi
 conn_listed p 2 || dp_fail "expire_nodest_conn=0: the session's entry vanished"
 a=$(ask 2) || dp_fail "client .2 failed after removal"
 echo "removed $X: client .2 -> $a (session entry kept, its data dropped)"
@@ -148,7 +146,7 @@ dp_wait 5 bash -c "! LBD_SERVER=unix://$DP_TMP/p1.sock $LBCTL_BIN -Lnc |
   grep -Eq '^TCP +[0-9:]+ +[A-Z_]+ +198\.18\.1\.2:[0-9]+ .* $XIP:7'" ||
   dp_fail "expire_nodest_conn=1: the removed server's entries were not flushed: $(lbctl p1 -Lnc)"
 echo "expire_nodest_conn=1: entries (session and template) to removed $X flushed on removal"
-if r=$(session_say two); then dp_fail "removed server still answered: '$r'"; fi
+if r=$(session_say two 3); then dp_fail "removed server still answered: '$r'"; fi
 a=$(ask 2) || dp_fail "client .2 failed after removal"
 [[ $a != "$X" ]] || dp_fail "client .2 went to removed $X"
 session_close
