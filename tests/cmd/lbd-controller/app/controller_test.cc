@@ -24,6 +24,7 @@ class FakeLbd : public LbdApi {
  public:
   absl::StatusOr<lbd::v1::GetInfoResponse> getInfo() override {
     std::lock_guard<std::mutex> lock(mu);
+    ++infos;
     if (down)
       return absl::UnavailableError("down");
     lbd::v1::GetInfoResponse r;
@@ -58,11 +59,17 @@ class FakeLbd : public LbdApi {
     return batches.size();
   }
 
+  int infoCount() {
+    std::lock_guard<std::mutex> lock(mu);
+    return infos;
+  }
+
   std::mutex mu;
   bool down = false;
   bool refuse_first = false;
   std::string instance = "i1";
   int lists = 0;
+  int infos = 0;  // GetInfo calls: the loop polls lbd once per turn, before it looks for changes
   std::vector<lbd::v1::ApplyBatchRequest> batches;
 };
 
@@ -118,6 +125,7 @@ kube::ObjectPtr slice(const std::string& service, const std::vector<std::string>
 struct Fixture {
   kube::ObjectStore services, slices;
   std::atomic<bool> synced{false};
+  std::atomic<int> synced_calls{0};  // how often the loop asked whether the lists are in
   FakeLbd lbd;
   FakeEvents events;
   ControllerMetrics metrics;
@@ -138,7 +146,10 @@ struct Fixture {
     ControllerSources src;
     src.services = &services;
     src.slices = &slices;
-    src.synced = [this] { return synced.load(); };
+    src.synced = [this] {
+      ++synced_calls;
+      return synced.load();
+    };
     ctl = std::make_unique<Controller>(options, src, lbd, events, metrics);
     loop = std::thread([this] { ctl->run(); });
   }
@@ -165,7 +176,8 @@ bool eventually(F f) {
 TEST(Controller, NothingBeforeBothListsThenOneFullReconcile) {
   Fixture f;
   f.start();
-  std::this_thread::sleep_for(milliseconds(200));
+  // The loop asked three times and was told no: it went round twice without the lists.
+  ASSERT_TRUE(eventually([&] { return f.synced_calls.load() >= 3; }));
   {
     std::lock_guard<std::mutex> lock(f.lbd.mu);
     EXPECT_EQ(f.lbd.lists, 0);  // lbd untouched before the initial lists
@@ -201,8 +213,12 @@ TEST(Controller, ABurstOfChangesIsOneBatch) {
     f.ctl->notify();
   }
   ASSERT_TRUE(eventually([&] { return f.lbd.batchCount() == 2; }));
-  std::this_thread::sleep_for(milliseconds(600));  // nothing else is due: resync is 1 h away
-  EXPECT_EQ(f.lbd.batchCount(), 2u);
+  // Every notify() above came before this. Each turn of the loop polls lbd (GetInfo), then
+  // takes pending changes (debounce, then a batch): once two more polls happened, a turn
+  // started after the burst has looked for changes and had nothing left to send.
+  const int polls = f.lbd.infoCount();
+  ASSERT_TRUE(eventually([&] { return f.lbd.infoCount() >= polls + 2; }));
+  EXPECT_EQ(f.lbd.batchCount(), 2u);  // nothing else is due: resync is 1 h away
 }
 
 TEST(Controller, RefusedOperationsAndProblemsBecomeEvents) {
