@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Hot restart (lbd --takeover) to another binary (a copy of lbd) under traffic: a 40 MB TCP
-# transfer paced over ~8 s, a full-NAT UDP flow (a datagram every 20 ms), a client of a persistent
+# transfer paced over ~20 s, a full-NAT UDP flow (a datagram every 20 ms), a client of a persistent
 # service (-p) opening a new connection every 100 ms, and a new HTTP connection every 50 ms.
 # The transfer arrives byte-exact (sha256), no new connection fails, the persistent client
 # keeps its real server, the UDP flow keeps its real server, `lbctl -Lnc` after the takeover
@@ -18,8 +18,10 @@ dp_init hotrst
 VIP=198.18.1.100
 TRAFFIC="$(dirname "$0")/traffic.py"
 BULK=$((40 * 1024 * 1024))
-RATE=$((5 * 1024 * 1024))
-SECONDS_OF_TRAFFIC=8
+RATE=$((2 * 1024 * 1024))
+# Long enough for both takeovers to start while every client runs (checked), on a loaded machine
+# too: with 8 s here the failed takeover alone could outlast the traffic.
+SECONDS_OF_TRAFFIC=20
 
 dp_ns c
 dp_ns l
@@ -86,7 +88,7 @@ run persist conns $VIP 8080 $SECONDS_OF_TRAFFIC 100
 # lbctl answers throughout: a listing every 50 ms, every failure counted.
 (
   fails=0
-  for _ in $(seq 160); do
+  for _ in $(seq $((SECONDS_OF_TRAFFIC * 20))); do
     lbctl hr -Ln >/dev/null 2>&1 || fails=$((fails + 1))
     sleep 0.05
   done
@@ -94,15 +96,29 @@ run persist conns $VIP 8080 $SECONDS_OF_TRAFFIC 100
 ) >"$DP_TMP/lbctl.out" 2>&1 &
 DP_PIDS+=($!)
 PID_lbctl=$!
-sleep 1
+# vip_conns PORT: the -Lnc entries to VIP:PORT.
+vip_conns() { lbctl hr -Lnc | awk -v v="$VIP:$1" '$5 == v' | wc -l; }
+# The traffic is under way: every client has a conn through lbd.
+traffic_listed() {
+  local p c ok=0
+  for p in 7001 53 8080 80; do
+    c=$(vip_conns $p)
+    echo -n "$VIP:$p: $c conns; "
+    ((c > 0)) || ok=1
+  done
+  return $ok
+}
+dp_poll 30 "every client's conn in -Lnc" traffic_listed
 
 # A takeover that fails late (the new lbd cannot bind its metrics port, after it took the TUN
 # queues, the kernel state and the conns) changes nothing: the old lbd carries on, serves and
 # accepts changes again, and no connection notices (checked with the rest below).
 rc=0
+t_failed=$SECONDS
 timeout 60 ip netns exec "$(n l)" "$DP_TMP/lbd-b" --listen="unix://$DP_TMP/hr.sock" \
   --tun=lbd0 --workers=2 --mode=gateway --state-file="$DP_TMP/state" --takeover \
   --metrics=198.18.99.99:9 >"$DP_TMP/lbd-failed.log" 2>&1 || rc=$?
+echo "the failed takeover took $((SECONDS - t_failed)) s"
 [[ $rc -ne 0 && $rc -ne 124 ]] || dp_fail "the failing takeover exited with $rc"
 kill -0 "$pid_a" || dp_fail "the old lbd died in a failed takeover"
 grep -q "takeover failed" "$DP_TMP/lbd-hr.log" || dp_fail "the old lbd did not see the failure"
@@ -110,7 +126,18 @@ grep -q "takeover failed" "$DP_TMP/lbd-hr.log" || dp_fail "the old lbd did not s
 lbctl hr -A -t $VIP:9 -s rr || dp_fail "changes still refused after a failed takeover"
 lbctl hr -D -t $VIP:9
 echo "failed takeover: $(grep -m1 "takeover failed" "$DP_TMP/lbd-hr.log" | cut -d' ' -f4-)"
-sleep 1.5
+# The old lbd carries on: 10 more of the HTTP client's connections (one every 50 ms) go through
+# it before the real takeover. The client stops after SECONDS_OF_TRAFFIC; on a machine so slow
+# that it stopped already, this fails rather than hand over without traffic.
+n80=$(vip_conns 80)
+more_conns() {
+  local c
+  c=$(vip_conns 80)
+  echo "$c conns to $VIP:80, $n80 before; the HTTP client $(kill -0 "$PID_conns" 2>/dev/null &&
+    echo runs || echo "has stopped: $(cat "$DP_TMP/conns.out")")"
+  ((c >= n80 + 10))
+}
+dp_poll 30 "10 new connections through the old lbd after the failed takeover" more_conns
 
 # The takeover: -Lnc of the old lbd just before, of the new one just after.
 conns_of() { lbctl hr -Lnc | awk 'NR > 2 { print $1, $4, $5, $6 }' | sort; }
@@ -122,6 +149,14 @@ pid_b=$!
 DP_LBD_PIDS+=($pid_b)
 DP_LBD_PID_hrb=$pid_b
 dp_wait_pid "$pid_a" 20 || dp_fail "the old lbd did not exit after the takeover"
+# The handover happened while every client ran (else it would prove nothing about them):
+# each is still running (state R, S or D; not a zombie) once the old lbd has gone.
+for c in bulk udp conns persist lbctl; do
+  var="PID_$c"
+  [[ $(awk '{ print $3 }' "/proc/${!var}/stat" 2>/dev/null) == [RSD] ]] ||
+    dp_fail "the $c client ended before the takeover, which did not cross it" \
+      "($(cat "$DP_TMP/$c.out"); SECONDS_OF_TRAFFIC=$SECONDS_OF_TRAFFIC is too short here)"
+done
 rc=0
 wait "$pid_a" || rc=$?
 [[ $rc -eq 0 ]] || dp_fail "the old lbd exited with $rc: $(tail -n 20 "$DP_TMP/lbd-hr.log")"

@@ -47,7 +47,9 @@ sock_inode=$(stat -c %i "$sock")
 ip netns exec "$(n c)" python3 "$TRAFFIC" ticks $VIP 7000 8 >"$DP_TMP/ticks.out" 2>&1 &
 stream=$!
 DP_PIDS+=($stream)
-sleep 1  # let the stream start: the second lbds below start while it flows
+# The second lbds below start while the stream flows: its conn is ESTABLISHED first.
+stream_listed() { lbctl one -Lnc | grep -E "^TCP +[0-9:]+ +ESTABLISHED +.* $VIP:7000 "; }
+dp_poll 30 "the stream's conn ESTABLISHED in -Lnc" stream_listed
 before=$(dp_kernel_state l)
 
 # second ARGS...: starts a second lbd in the namespace; it must exit non-zero, naming why.
