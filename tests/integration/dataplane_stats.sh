@@ -14,7 +14,7 @@
 #   client (198.18.1.2, 2001:2:1::2) -- lbd (l0 | l1) -- s1 (198.18.2.11, 2001:2:2::11)
 source "$(dirname "$0")/dataplane_lib.sh"
 dp_init stats
-command -v socat >/dev/null || dp_skip "needs socat"
+dp_need socat
 
 VIP=198.18.1.100
 VIP6=2001:2:1::100

@@ -109,7 +109,7 @@ curl -sS -N --max-time 20 --cacert "$K8S_CA_CERT" -H "Authorization: Bearer $K8S
   "$K8S_APISERVER_URL/apis/discovery.k8s.io/v1/endpointslices?watch=1&allowWatchBookmarks=true&resourceVersion=$list_rv&timeoutSeconds=15" \
   >"$TMP/cwatch" 2>&1 &
 watch_pid=$!
-sleep 1 # let the watch open; the assertion below does not depend on it (it starts from list_rv)
+sleep 1 # lint: allow-sleep (let the watch open; the assertion below starts from list_rv)
 k8s_kubectl patch endpointslice web-1 --type=json \
   -p '[{"op":"add","path":"/endpoints/-","value":{"addresses":["198.18.2.13"],"conditions":{"ready":true}}}]' >/dev/null
 deadline=$((SECONDS + 20))

@@ -69,7 +69,7 @@ if [ "$KIND" = 1 ]; then
   kc() { kubectl --request-timeout=30s "$@"; }
   command -v kind >/dev/null || skip "KIND=1 needs kind"
   command -v kubectl >/dev/null || skip "KIND=1 needs kubectl"
-  helm=$(command -v helm || bash "$src/scripts/k8s-helm.sh" | tail -1)
+  helm=$(command -v helm || bash "$src/scripts/k8s-helm.sh" | tail -1)  # lint: allow-tool-check (fetches helm)
 else
   # shellcheck source=../../testlib/k8s_cluster.sh
   source "$src/tests/testlib/k8s_cluster.sh"
@@ -387,13 +387,18 @@ kc -n "$ns" exec "$app" -c app -- sh -c "rm -f /tmp/stop /tmp/load; while [ ! -f
     curl -s -m 2 -o /dev/null -w '%{http_code}\n' http://$vip_nat/ >>/tmp/load || echo FAIL >>/tmp/load
     sleep 0.05; done" &
 loader=$!
-sleep 2
+# load_at_least N: the loader has made N requests.
+load_at_least() {
+  [ "$(kc -n "$ns" exec "$app" -c app -- sh -c 'cat /tmp/load 2>/dev/null | wc -l')" -ge "$1" ]
+}
+_wait "$T" "the loader's first 20 requests" load_at_least 20
 kc -n "$ns" rollout restart deploy/web >/dev/null
 kc -n "$ns" rollout status deploy/web --timeout="${T}s" >/dev/null || fail "the rolling update did not finish"
 _wait "$T" "5 ready backends after the update" five_ready
 only_five() { [ "$(kc -n "$ns" get pods -l app=web -o name | wc -l)" = 5 ]; }
 _wait "$T" "the old backends gone (terminated)" only_five
-sleep 2
+after_update=$(kc -n "$ns" exec "$app" -c app -- sh -c 'wc -l </tmp/load')
+_wait "$T" "20 requests after the update" load_at_least $((after_update + 20))
 kc -n "$ns" exec "$app" -c app -- touch /tmp/stop
 wait "$loader" || true
 load=$(kc -n "$ns" exec "$app" -c app -- cat /tmp/load | sort | uniq -c)
