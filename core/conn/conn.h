@@ -77,8 +77,8 @@ struct ConnParams {
 // touched only with the conn's shard lock held (ConnGuard).
 //
 // Reading a conn's fields needs its ConnGuard, with one exception: n_control is atomic and may
-// be touched through ConnTable::nControl(index) without a guard (slab entries are never returned
-// to the OS, and a template with n_control > 0 is never freed; see ConnTable::nControl).
+// be touched through ConnTable::nControl(index) without a guard (a template with n_control > 0
+// is never freed, so its slab chunk is never given back; see ConnTable::nControl).
 struct Conn : ConnParams {
   Conn() = default;
 

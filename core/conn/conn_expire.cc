@@ -99,6 +99,8 @@ size_t ConnTable::expire(MonoTime now, size_t budget) noexcept {
     ConnShard& s = m.shards[(start + k) & m.shard_mask];
     fired += m.expireShard(s, now, budget - fired);
   }
+  if (m.can_trim && m.idle_chunks.load(std::memory_order_relaxed) > conn_internal::kSpareChunks)
+    m.trimChunks(conn_internal::kTrimBudget);
   return fired;
 }
 
@@ -156,8 +158,8 @@ size_t ConnTable::dropEntries(MonoTime now, uint64_t rand, size_t buckets) noexc
     uint32_t deferred = kNil;
     s.lock.lock();
     uint32_t* link = &s.in_heads[pos % m.buckets_per_shard];
-    while (*link != kNil) {
-      uint32_t idx = *link;
+    while (*link != 0) {
+      uint32_t idx = linkIdx(*link);
       m.foldAssured(idx);
       if (m.dropCandidate(m.entries[idx].conn, now)) {
         m.freeLocked(s, idx, &deferred);  // unlinks idx: *link now holds its successor

@@ -87,7 +87,8 @@ ConnGuard ConnTable::findIn(const ConnTuple& t) noexcept {
   size_t sh = m.shardOf(h);
   ConnShard& s = m.shards[sh];
   s.lock.lock();
-  for (uint32_t i = s.in_heads[m.bucketOf(h)]; i != kNil; i = m.entries[i].in_next) {
+  for (uint32_t i = linkIdx(s.in_heads[m.bucketOf(h)]); i != kNil;
+       i = linkIdx(m.entries[i].in_next)) {
     if (Impl::inMatch(m.entries[i].conn, t))
       return m.guardFor(this, sh, i);
   }
@@ -106,7 +107,8 @@ ConnGuard ConnTable::findTemplate(const ConnTuple& t) noexcept {
   size_t sh = m.shardOf(h);
   ConnShard& s = m.shards[sh];
   s.lock.lock();
-  for (uint32_t i = s.in_heads[m.bucketOf(h)]; i != kNil; i = m.entries[i].in_next) {
+  for (uint32_t i = linkIdx(s.in_heads[m.bucketOf(h)]); i != kNil;
+       i = linkIdx(m.entries[i].in_next)) {
     if (Impl::templateMatch(m.entries[i].conn, t))
       return m.guardFor(this, sh, i);
   }
@@ -122,13 +124,13 @@ ConnGuard ConnTable::findOut(const ConnTuple& t) noexcept {
   uint32_t b = m.bucketOf(h);
   ConnShard& s = m.shards[sh];
   s.lock.lock();
-  for (uint32_t i = s.in_heads[b]; i != kNil; i = m.entries[i].in_next) {
+  for (uint32_t i = linkIdx(s.in_heads[b]); i != kNil; i = linkIdx(m.entries[i].in_next)) {
     if (Impl::outMatchHome(m.entries[i].conn, t))
       return m.guardFor(this, sh, i);
   }
   uint32_t found = kNil;
   uint32_t gen = kDeadTag;
-  for (uint32_t i = s.out_heads[b]; i != kNil; i = m.entries[i].out_next) {
+  for (uint32_t i = linkIdx(s.out_heads[b]); i != kNil; i = linkIdx(m.entries[i].out_next)) {
     const ConnEntry& e = m.entries[i];
     uint32_t tag = e.tag.load(std::memory_order_acquire);
     if (tag != kDeadTag && Impl::outMatchFullNat(e.conn, t)) {
@@ -217,7 +219,7 @@ ConnGuard ConnTable::create(const ConnParams& p, MonoTime now) noexcept {
     ConnShard& os = m.shards[e.out_shard];
     os.lock.lock();
     e.out_next = os.out_heads[e.out_bucket];
-    os.out_heads[e.out_bucket] = idx;
+    os.out_heads[e.out_bucket] = linkTo(idx);
     e.bits |= kOutLinked;
     os.lock.unlock();
   }
@@ -227,7 +229,7 @@ ConnGuard ConnTable::create(const ConnParams& p, MonoTime now) noexcept {
     c.flags |= kConnFHashed;
     uint32_t& head = s.in_heads[m.bucketOf(h)];
     e.in_next = head;
-    head = idx;
+    head = linkTo(idx);
     e.bits |= kInLinked;
   }
   m.timerLink(s, idx);
@@ -293,6 +295,8 @@ ConnTableStats ConnTable::stats() const {
   st.table_full = impl_->table_full.load(std::memory_order_relaxed);
   st.early_drops = impl_->early_drops.load(std::memory_order_relaxed);
   st.early_droppable = impl_->early_count.load(std::memory_order_relaxed);
+  st.slab_bytes = impl_->touched_entries.load(std::memory_order_relaxed) * sizeof(ConnEntry);
+  st.chunks_released = impl_->chunks_released.load(std::memory_order_relaxed);
   return st;
 }
 
@@ -311,7 +315,8 @@ size_t ConnTable::bucketCount() const {
 size_t ConnTable::bytesPerEntry() const {
   const Impl& m = *impl_;
   size_t buckets = 2 * sizeof(uint32_t) * m.buckets_per_shard * m.shard_count;
-  return sizeof(ConnEntry) + (buckets + m.capacity - 1) / m.capacity;
+  size_t chunks = sizeof(SlabChunk) * m.chunks.size() + sizeof(uint64_t) * m.room.size();
+  return sizeof(ConnEntry) + (buckets + chunks + m.capacity - 1) / m.capacity;
 }
 
 }  // namespace lb

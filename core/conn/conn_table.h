@@ -3,7 +3,9 @@
 // clock. The analogue of ip_vs_conn.c (hash, lookups, timers) and the defence of ip_vs_ctl.c.
 //
 // Design (see conn_table.cc for details):
-// - Every entry comes from a slab preallocated at construction; nothing allocates afterwards.
+// - Every entry comes from a slab reserved at construction; nothing allocates afterwards. Its
+//   pages become resident as entries are first used and go back when whole chunks are free
+//   (conn_slab.cc, docs/memory.md).
 // - A conn lives in its "home" shard, chosen like the kernel's conn_tab bucket by hashing the
 //   client side (af, proto, caddr, cport). The home shard's spinlock guards the entry's mutable
 //   fields, its in-chain link and its timer. Because a NAT or DR reply is addressed to
@@ -23,6 +25,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/base/page_provider.h"
 #include "core/base/time.h"
 #include "core/conn/conn.h"
 
@@ -91,17 +94,27 @@ struct ConnTableStats {
   uint64_t table_full = 0;
   uint64_t early_drops = 0;    // unassured conns freed to make room (create on a full table)
   size_t early_droppable = 0;  // conns on the early-drop lists (assured ones leave lazily)
+  // Memory (docs/memory.md): slab bytes written since their chunk was last given back (what
+  // the slab costs; the bucket arrays come on top), and chunks given back so far.
+  size_t slab_bytes = 0;
+  uint64_t chunks_released = 0;
 };
 
 class ConnTable {
  public:
   struct Options {
-    size_t capacity = 1 << 20;              // max entries, templates included; preallocated
+    size_t capacity = 1 << 20;              // max entries, templates included; reserved
     size_t shards = 64;                     // power of two, <= 65536
     uint64_t seed = 0x9e3779b97f4a7c15ull;  // hash key; lbd passes a random one
+    // Where the slab and the bucket arrays live; nullptr: defaultPageProvider(). Must outlive
+    // the table.
+    PageProvider* pages = nullptr;
   };
 
-  // Preallocates every entry and bucket. May allocate (only here). Control thread.
+  // Reserves address space for every entry and bucket; pages become resident as conns are
+  // created (a fresh entry is written the first time create() hands it out) and go back to
+  // the provider when whole chunks of entries are free again (expire()). May allocate (only
+  // here). Control thread.
   ConnTable(const Options& options, ConnEvents* events);
   ~ConnTable();
   ConnTable(const ConnTable&) = delete;
@@ -146,7 +159,9 @@ class ConnTable {
 
   // Any thread (workers or a housekeeping thread). Fires every timer due at `now`, at most
   // `budget` of them: templates with n_control > 0 are re-armed for 60 s (expire_later);
-  // everything else is freed. Returns how many fired.
+  // everything else is freed. Returns how many fired. Then gives whole empty slab chunks back
+  // to the page provider (PageProvider::release, a syscall in lbd): call it off the packet
+  // path (lbd: the housekeeping thread).
   size_t expire(MonoTime now, size_t budget = SIZE_MAX) noexcept;
 
   // Control thread. Calls fn on a copy of every entry (templates included), shard by shard,
@@ -172,8 +187,8 @@ class ConnTable {
   size_t dropEntries(MonoTime now, uint64_t rand, size_t buckets) noexcept;
 
   // Any thread, no lock. The n_control counter of the slab entry `index` (a template's
-  // Conn::control handle). Safe without a guard because the slab is never freed and a template
-  // with n_control > 0 is never freed or reused: only its children touch it, each exactly once
+  // Conn::control handle). Safe without a guard because a template with n_control > 0 is never
+  // freed or reused (nor is its slab chunk given back): only its children touch it, each once
   // up (creation) and once down (onConnFreed). Hot path.
   std::atomic<int32_t>& nControl(uint32_t index) noexcept;
 

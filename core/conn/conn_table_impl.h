@@ -12,7 +12,16 @@
 //    the home lock is held; a freed entry goes back to the slab only after its out node is
 //    unlinked, so a findOut walking an out chain only ever reads identity fields of entries
 //    that are not being reused.
-// 4. Nobody holds two shard locks at once.
+// 4. Nobody holds two shard locks at once. The slab lock is taken last (under a shard lock or
+//    none) and nothing else is taken under it.
+//
+// Memory follows use (docs/memory.md): the slab and the bucket arrays are address space from a
+// PageProvider whose pages cost nothing until written. The slab is cut into chunks of
+// kChunkEntries entries; each chunk hands out its recycled entries first, then never-touched
+// ones in index order, and entries come from the lowest chunk with room, so live conns pack
+// into the low chunks and the high ones empty out. expire() gives whole empty chunks back
+// (trimChunks). Chain links (bucket heads, in_next, out_next, the deferred-free list) hold
+// index + 1, so that 0 ends a chain and a zero page is a page of empty buckets.
 #pragma once
 
 #include <algorithm>
@@ -23,6 +32,7 @@
 #include <vector>
 
 #include "core/base/check.h"
+#include "core/base/page_provider.h"
 #include "core/conn/conn_table.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -38,12 +48,29 @@ inline constexpr size_t kWheelSlots = 1024;  // power of two; 1-second slots
 inline constexpr int64_t kNsPerSec = 1'000'000'000;
 inline constexpr int64_t kCursorUnset = std::numeric_limits<int64_t>::min() / 2;
 inline constexpr Duration kExpireLater = seconds(60);  // ip_vs_conn.c expire_later
+// Slab chunks: 512 entries of 192 bytes, 96 KiB, a whole number of 4 KiB pages.
+inline constexpr uint32_t kChunkShift = 9;
+inline constexpr uint32_t kChunkEntries = 1u << kChunkShift;
+// Empty chunks kept touched (not given back) so that a table hovering at a chunk boundary does
+// not release and re-fault the same pages every second.
+inline constexpr size_t kSpareChunks = 1;
+// Chunks one expire() call gives back at most (each is one release() call).
+inline constexpr size_t kTrimBudget = 256;
 
 // Internal entry bits (Entry::bits).
 inline constexpr uint8_t kInLinked = 0x1;
 inline constexpr uint8_t kOutLinked = 0x2;
 inline constexpr uint8_t kTimerLinked = 0x4;
 inline constexpr uint8_t kEarlyLinked = 0x8;  // on its home shard's early-drop list
+
+// A chain link to entry `idx` (kNil: the end, stored as 0), and back.
+inline uint32_t linkTo(uint32_t idx) {
+  return idx + 1;
+}
+
+inline uint32_t linkIdx(uint32_t link) {
+  return link - 1;
+}
 
 inline void cpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -96,13 +123,13 @@ class SpinLock {
 // One slab slot: the public Conn plus the table's links, cache-line aligned so that a lookup
 // reads one line per visited entry (in_next, tag and the compared Conn fields come first).
 struct alignas(64) ConnEntry {
-  uint32_t in_next = kNil;  // in-chain (home shard), also the deferred-free list
+  uint32_t in_next = 0;  // in-chain link (home shard), also the deferred-free list
   std::atomic<uint32_t> tag{kDeadTag};
   Conn conn;
-  uint32_t out_next = kNil;    // full-NAT out chain (out shard)
+  uint32_t out_next = 0;       // full-NAT out chain link (out shard)
   uint32_t timer_prev = kNil;  // timer wheel slot list (home shard)
   uint32_t timer_next = kNil;
-  std::atomic<uint32_t> free_next{kNil};
+  uint32_t free_next = kNil;  // its chunk's free list (slab lock)
   std::atomic<uint16_t> home{0};
   std::atomic<bool> assure{false};  // assureTemplate() requests, folded into conn.state
   uint8_t bits = 0;
@@ -123,13 +150,31 @@ static_assert(sizeof(ConnEntry) == 192, "a slab entry is three cache lines");
 struct alignas(64) ConnShard {
   SpinLock lock;
   int64_t cursor = kCursorUnset;  // every wheel second <= cursor has been processed
-  std::vector<uint32_t> in_heads;
-  std::vector<uint32_t> out_heads;
+  uint32_t* in_heads = nullptr;   // bucket heads (links), in the table's zeroed bucket array
+  uint32_t* out_heads = nullptr;
   std::array<uint32_t, kWheelSlots> wheel{};
   // Conns early drop may take (not ASSURED, not templates), in creation order: the head is the
   // oldest. Assured conns leave it lazily, when early drop meets them at the head.
   uint32_t early_head = kNil;
   uint32_t early_tail = kNil;
+};
+
+// One slab chunk's bookkeeping (slab lock). Entries [0, used) of the chunk have been written
+// since the chunk was last given back; the rest are untouched (zero pages or never mapped).
+struct SlabChunk {
+  uint32_t free_head = kNil;  // recycled entries, through ConnEntry::free_next
+  uint32_t used = 0;
+  uint32_t live = 0;      // handed out and not returned
+  uint32_t gen_base = 1;  // generation of its next fresh entries: above every earlier one
+  uint32_t gen_max = 0;   // highest generation returned to it
+};
+
+// What popFree hands out. `fresh`: never touched since the chunk was last given back; the
+// caller constructs it with generation `gen`.
+struct SlabPop {
+  uint32_t idx = kNil;
+  uint32_t gen = 0;
+  bool fresh = false;
 };
 
 }  // namespace conn_internal
@@ -139,6 +184,7 @@ using conn_internal::ConnEntry;
 using conn_internal::ConnShard;
 using conn_internal::floorSec;
 using conn_internal::hashSide;
+using conn_internal::kChunkEntries;
 using conn_internal::kCursorUnset;
 using conn_internal::kDeadTag;
 using conn_internal::kEarlyLinked;
@@ -148,68 +194,61 @@ using conn_internal::kNil;
 using conn_internal::kOutLinked;
 using conn_internal::kTimerLinked;
 using conn_internal::kWheelSlots;
+using conn_internal::linkIdx;
+using conn_internal::linkTo;
 using conn_internal::mix64;
+using conn_internal::SlabChunk;
+using conn_internal::SlabPop;
 
 struct ConnTable::Impl {
   Impl(const Options& o, ConnEvents* ev)
       : events(ev),
+        pages(o.pages != nullptr ? o.pages : &defaultPageProvider()),
         seed(o.seed),
         capacity(o.capacity),
         shard_count(o.shards),
         shard_mask(o.shards - 1),
-        entries(o.capacity),
         shards(o.shards) {
     LB_CHECK(o.shards > 0 && (o.shards & (o.shards - 1)) == 0 && o.shards <= 65536);
-    LB_CHECK(o.capacity > 0 && o.capacity < kNil);
+    LB_CHECK(o.capacity > 0 && o.capacity < kNil - kChunkEntries);
     size_t per = 1;
     while (per * o.shards < o.capacity)
       per <<= 1;
     buckets_per_shard = per;
     bucket_mask = per - 1;
-    for (ConnShard& s : shards) {
-      s.in_heads.assign(per, kNil);
-      s.out_heads.assign(per, kNil);
-      s.wheel.fill(kNil);
+    heads = ZeroedArray<uint32_t>(2 * per * o.shards, pages);
+    for (size_t i = 0; i < shards.size(); ++i) {
+      shards[i].in_heads = heads.get() + i * per;
+      shards[i].out_heads = heads.get() + (o.shards + i) * per;
+      shards[i].wheel.fill(kNil);
     }
-    // Free list in index order: entry 0 on top.
-    for (size_t i = capacity; i-- > 0;) {
-      entries[i].free_next.store(static_cast<uint32_t>(freeTop()), std::memory_order_relaxed);
-      free_head.store((static_cast<uint64_t>(0) << 32) | i, std::memory_order_relaxed);
-    }
+    const size_t nchunks = (capacity + kChunkEntries - 1) / kChunkEntries;
+    slab_bytes = pageRound(*pages, nchunks * kChunkEntries * sizeof(ConnEntry));
+    entries = static_cast<ConnEntry*>(reserveOrDie(*pages, slab_bytes));
+    // Chunks are given back whole pages at a time (a 64 KiB-page system keeps them).
+    can_trim = (size_t{kChunkEntries} * sizeof(ConnEntry)) % pages->pageSize() == 0;
+    chunks.resize(nchunks);
+    room.assign((nchunks + 63) / 64, 0);
+    for (size_t c = 0; c < nchunks; ++c)
+      room[c / 64] |= uint64_t{1} << (c % 64);
   }
 
-  size_t freeTop() const {
-    return static_cast<size_t>(free_head.load(std::memory_order_relaxed) & 0xffffffffu);
+  ~Impl() { pages->unreserve(entries, slab_bytes); }
+
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+
+  // --- slab (conn_slab.cc) ---
+  uint32_t chunkLimit(size_t c) const {
+    return static_cast<uint32_t>(std::min<size_t>(kChunkEntries, capacity - c * kChunkEntries));
   }
 
-  // --- slab (a tagged Treiber stack: the tag defeats ABA) ---
-  uint32_t popFree() noexcept {
-    uint64_t head = free_head.load(std::memory_order_acquire);
-    for (;;) {
-      uint32_t idx = static_cast<uint32_t>(head & 0xffffffffu);
-      if (idx == kNil)
-        return kNil;
-      uint32_t next = entries[idx].free_next.load(std::memory_order_relaxed);
-      uint64_t tagged = (((head >> 32) + 1) << 32) | next;
-      if (free_head.compare_exchange_weak(head, tagged, std::memory_order_acquire,
-                                          std::memory_order_acquire)) {
-        return idx;
-      }
-    }
-  }
-
-  void pushFree(uint32_t idx) noexcept {
-    uint64_t head = free_head.load(std::memory_order_relaxed);
-    for (;;) {
-      entries[idx].free_next.store(static_cast<uint32_t>(head & 0xffffffffu),
-                                   std::memory_order_relaxed);
-      uint64_t tagged = (((head >> 32) + 1) << 32) | idx;
-      if (free_head.compare_exchange_weak(head, tagged, std::memory_order_release,
-                                          std::memory_order_relaxed)) {
-        return;
-      }
-    }
-  }
+  SlabPop popSlab() noexcept;
+  // An entry for create(): constructed when fresh. kNil when every entry is live.
+  uint32_t popFree() noexcept;
+  void pushFree(uint32_t idx) noexcept;
+  // Gives empty chunks back to the page provider, beyond kSpareChunks and at most `budget`.
+  size_t trimChunks(size_t budget) noexcept;
 
   // --- hashing ---
   size_t shardOf(uint64_t h) const { return static_cast<size_t>(h >> 40) & shard_mask; }
@@ -323,13 +362,14 @@ struct ConnTable::Impl {
     ConnEntry& e = entries[idx];
     if ((e.bits & kInLinked) == 0)
       return;
+    const uint32_t me = linkTo(idx);
     uint32_t* link = &s.in_heads[bucketOf(inHash(e.conn))];
-    while (*link != kNil && *link != idx)
-      link = &entries[*link].in_next;
-    LB_DCHECK(*link == idx);
-    if (*link == idx)
+    while (*link != 0 && *link != me)
+      link = &entries[linkIdx(*link)].in_next;
+    LB_DCHECK(*link == me);
+    if (*link == me)
       *link = e.in_next;
-    e.in_next = kNil;
+    e.in_next = 0;
     e.bits &= static_cast<uint8_t>(~kInLinked);
   }
 
@@ -378,14 +418,17 @@ struct ConnTable::Impl {
     earlyUnlink(s, idx);
     if (events != nullptr)
       events->onConnFreed(e.conn);
+    // Generations are 31 bits and never 0 (a zero page reads as generation 0: see SlabChunk).
     e.conn.generation = (e.conn.generation + 1) & 0x7fffffffu;
+    if (e.conn.generation == 0)
+      e.conn.generation = 1;
     if ((e.conn.flags & kConnFTemplate) != 0)
       templates.fetch_sub(1, std::memory_order_relaxed);
     if ((e.conn.flags & kConnFNoCport) != 0)
       no_cport.fetch_sub(1, std::memory_order_relaxed);
     count.fetch_sub(1, std::memory_order_relaxed);
     if ((e.bits & kOutLinked) != 0) {
-      e.in_next = *deferred;
+      e.in_next = linkTo(*deferred);
       *deferred = idx;
       return false;
     }
@@ -398,19 +441,20 @@ struct ConnTable::Impl {
   void finishDeferred(uint32_t list) noexcept {
     while (list != kNil) {
       ConnEntry& e = entries[list];
-      uint32_t next = e.in_next;
+      uint32_t next = linkIdx(e.in_next);
       ConnShard& os = shards[e.out_shard];
       os.lock.lock();
+      const uint32_t me = linkTo(list);
       uint32_t* link = &os.out_heads[e.out_bucket];
-      while (*link != kNil && *link != list)
-        link = &entries[*link].out_next;
-      LB_DCHECK(*link == list);
-      if (*link == list)
+      while (*link != 0 && *link != me)
+        link = &entries[linkIdx(*link)].out_next;
+      LB_DCHECK(*link == me);
+      if (*link == me)
         *link = e.out_next;
-      e.out_next = kNil;
+      e.out_next = 0;
       e.bits &= static_cast<uint8_t>(~kOutLinked);
       os.lock.unlock();
-      e.in_next = kNil;
+      e.in_next = 0;
       pushFree(list);
       list = next;
     }
@@ -458,15 +502,27 @@ struct ConnTable::Impl {
   void forEachLocked(ConnShard& s, Fn&& fn);
 
   ConnEvents* events;
+  PageProvider* pages;
   uint64_t seed;
   size_t capacity;
   size_t shard_count;
   size_t shard_mask;
   size_t buckets_per_shard = 1;
   size_t bucket_mask = 0;
-  std::vector<ConnEntry> entries;
+  ConnEntry* entries = nullptr;  // slab_bytes of provider memory
+  size_t slab_bytes = 0;
+  ZeroedArray<uint32_t> heads;  // every shard's in_heads, then every shard's out_heads
   std::vector<ConnShard> shards;
-  std::atomic<uint64_t> free_head{kNil};
+  // The slab's chunks (slab_lock). room: bit c set when chunk c can hand out an entry;
+  // room_hint: every word below it is 0. idle_chunks: chunks touched and holding no live entry.
+  conn_internal::SpinLock slab_lock;
+  std::vector<SlabChunk> chunks;
+  std::vector<uint64_t> room;
+  size_t room_hint = 0;
+  std::atomic<size_t> idle_chunks{0};
+  bool can_trim = true;
+  std::atomic<size_t> touched_entries{0};  // sum of chunks' `used`
+  std::atomic<uint64_t> chunks_released{0};
   std::atomic<size_t> count{0};
   std::atomic<size_t> templates{0};
   std::atomic<size_t> no_cport{0};
