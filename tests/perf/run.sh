@@ -127,8 +127,16 @@ LBD_NS=
 LBD_EXTRA=${LBD_EXTRA:-}  # extra lbd flags for experiments, e.g. "--workers=1"
 start_lbd() {  # start_lbd <ns> <mode>
   rm -f "$tmp/lbd.sock"
+  # lbd runs in a session of its own (setsid, as `haproxy -D` does for itself and as a service
+  # manager or a container runtime would): with kernel.sched_autogroup_enabled=1 (as here)
+  # the CPU is shared per session, and in this script's session lbd would compete with the
+  # client's iperf3 and the flooder for one session's share, while nft's DNAT runs in softirq
+  # outside any of them. On a machine shared with other sessions' builds the flood row measured
+  # lbd at a 0.20-0.28 share against nft's 0.48-0.61 without setsid, and 0.82 and 0.31 against
+  # 0.50 and 0.47 in two runs with it (issue 17; noisy, see docs/syn-flood.md).
+  # Not a group leader here, so setsid execs lbd in place: $! stays lbd's pid.
   # shellcheck disable=SC2086
-  ip netns exec "$1" "$LBD" --tun=lbdperf0 --mode="$2" --listen="unix://$tmp/lbd.sock" \
+  ip netns exec "$1" setsid "$LBD" --tun=lbdperf0 --mode="$2" --listen="unix://$tmp/lbd.sock" \
     --metrics=127.0.0.1:9477 --log-level=warn $LBD_EXTRA >"$tmp/lbd.log" 2>&1 &
   LBD_PID=$!
   LBD_NS=$1
