@@ -169,8 +169,9 @@ ConnGuard ConnTable::getControl(uint32_t control) noexcept {
   size_t sh = e.home.load(std::memory_order_acquire);
   ConnShard& s = m.shards[sh];
   s.lock.lock();
-  if (e.tag.load(std::memory_order_relaxed) != kDeadTag &&
-      e.home.load(std::memory_order_relaxed) == sh) {
+  // Alive: a generation (never 0; an untouched or given-back page reads 0), not kDeadTag.
+  const uint32_t tag = e.tag.load(std::memory_order_relaxed);
+  if (tag != kDeadTag && tag != 0 && e.home.load(std::memory_order_relaxed) == sh) {
     return m.guardFor(this, sh, control);
   }
   s.lock.unlock();
