@@ -127,11 +127,11 @@ EntryOutcome decodeV1Entry(const uint8_t* p,
     c.af = Af::kInet;
     fixed = kSyncConnV4Size;
   } else {
-    count(counters, SyncDropReason::bad_type);
+    count(counters, SyncDropReason::kBadType);
     return EntryOutcome::kDropMessage;
   }
   if (static_cast<size_t>(end - p) < fixed) {
-    count(counters, SyncDropReason::conn_short);
+    count(counters, SyncDropReason::kConnShort);
     return EntryOutcome::kDropMessage;
   }
   c.protocol = p[1];
@@ -153,20 +153,20 @@ EntryOutcome decodeV1Entry(const uint8_t* p,
   bool unknown_mandatory = false;
   while (o < end) {
     if (end - o < 2) {
-      count(counters, SyncDropReason::option_truncated);
+      count(counters, SyncDropReason::kOptionTruncated);
       return EntryOutcome::kDropMessage;
     }
     const uint8_t ptype = o[0];
     const size_t plen = o[1];
     o += 2;
     if (plen == 0 || static_cast<size_t>(end - o) < plen) {
-      count(counters, SyncDropReason::option_length);
+      count(counters, SyncDropReason::kOptionLength);
       return EntryOutcome::kDropMessage;
     }
     // lbd's option is matched whole: the kernel reads it as an optional (F_PARAM) unknown one.
     if (ptype == kSyncOptLbd) {
       if ((seen & kSeenLbd) != 0 || !parseLbd(o, plen, &c.lbd)) {
-        count(counters, SyncDropReason::lbd_option);
+        count(counters, SyncDropReason::kLbdOption);
         return EntryOutcome::kDropMessage;
       }
       seen |= kSeenLbd;
@@ -177,7 +177,7 @@ EntryOutcome decodeV1Entry(const uint8_t* p,
     switch (ptype & ~kSyncOptFParam) {
       case kSyncOptSeqData:
         if (plen != kSyncConnOptionsSize || (seen & kSeenSeq) != 0) {
-          count(counters, SyncDropReason::seq_option);
+          count(counters, SyncDropReason::kSeqOption);
           return EntryOutcome::kDropMessage;
         }
         seen |= kSeenSeq;
@@ -187,7 +187,7 @@ EntryOutcome decodeV1Entry(const uint8_t* p,
         break;
       case kSyncOptPeData:
         if (plen > kSyncPeDataMax || (seen & kSeenPeData) != 0) {
-          count(counters, SyncDropReason::pe_data_option);
+          count(counters, SyncDropReason::kPeDataOption);
           return EntryOutcome::kDropMessage;
         }
         seen |= kSeenPeData;
@@ -195,7 +195,7 @@ EntryOutcome decodeV1Entry(const uint8_t* p,
         break;
       case kSyncOptPeName:
         if (plen > kSyncPeNameMax || (seen & kSeenPeName) != 0) {
-          count(counters, SyncDropReason::pe_name_option);
+          count(counters, SyncDropReason::kPeNameOption);
           return EntryOutcome::kDropMessage;
         }
         seen |= kSeenPeName;
@@ -213,25 +213,25 @@ EntryOutcome decodeV1Entry(const uint8_t* p,
     o += plen;
   }
   if (unknown_mandatory) {
-    count(counters, SyncDropReason::unknown_option);
+    count(counters, SyncDropReason::kUnknownOption);
     return EntryOutcome::kSkipped;
   }
   // Protocol and state, for conns only (templates: any state, the kernel only logs).
   if ((c.flags & kConnFTemplate) == 0) {
     bool state_ok = false;
     if (!protocolKnown(c.protocol, c.state, &state_ok)) {
-      count(counters, SyncDropReason::bad_protocol);
+      count(counters, SyncDropReason::kBadProtocol);
       return EntryOutcome::kSkipped;
     }
     if (!state_ok) {
-      count(counters, SyncDropReason::bad_state);
+      count(counters, SyncDropReason::kBadState);
       return EntryOutcome::kSkipped;
     }
   }
   // ip_vs_conn_fill_param_sync: PE data needs a PE name (whether that engine exists is the
   // receiver's business).
   if (!c.pe_data.empty() && c.pe_name.empty()) {
-    count(counters, SyncDropReason::pe_without_name);
+    count(counters, SyncDropReason::kPeWithoutName);
     return EntryOutcome::kSkipped;
   }
   ++counters.conns;
@@ -252,17 +252,17 @@ size_t decodeV1(absl::Span<const uint8_t> d,
     const uint8_t* p = next;
     // The kernel's pointer checks, as lengths (next may lie past the end after padding).
     if (p > buf_end || static_cast<size_t>(buf_end - p) < kSyncConnV4Size) {
-      count(counters, SyncDropReason::conn_truncated);
+      count(counters, SyncDropReason::kConnTruncated);
       return delivered;
     }
     const uint16_t ver_size = get16(p + 2);
     const size_t size = ver_size & kSverMask;
     if (static_cast<size_t>(buf_end - p) < size) {
-      count(counters, SyncDropReason::conn_overrun);
+      count(counters, SyncDropReason::kConnOverrun);
       return delivered;
     }
     if ((ver_size >> kSverShift) != 0) {
-      count(counters, SyncDropReason::conn_version);
+      count(counters, SyncDropReason::kConnVersion);
       return delivered;
     }
     EntryOutcome r = decodeV1Entry(p, p + size, fn, counters);
@@ -286,7 +286,7 @@ size_t decodeV0(absl::Span<const uint8_t> d,
   size_t delivered = 0;
   for (size_t i = 0; i < nr_conns; ++i) {
     if (static_cast<size_t>(buf_end - p) < kSyncConnV0Size) {
-      count(counters, SyncDropReason::v0_conn_truncated);
+      count(counters, SyncDropReason::kV0ConnTruncated);
       return delivered;
     }
     SyncConn c;
@@ -303,7 +303,7 @@ size_t decodeV0(absl::Span<const uint8_t> d,
     const uint8_t* opt = p + kSyncConnV0Size;
     if ((c.flags & kSyncConnFSeqMask) != 0) {
       if (static_cast<size_t>(buf_end - p) < kSyncConnV0Size + kSyncConnOptionsSize) {
-        count(counters, SyncDropReason::v0_options_truncated);
+        count(counters, SyncDropReason::kV0OptionsTruncated);
         return delivered;
       }
       c.has_seq = true;
@@ -316,11 +316,11 @@ size_t decodeV0(absl::Span<const uint8_t> d,
     if ((c.flags & kConnFTemplate) == 0) {
       bool state_ok = false;
       if (!protocolKnown(c.protocol, c.state, &state_ok)) {
-        count(counters, SyncDropReason::bad_protocol);
+        count(counters, SyncDropReason::kBadProtocol);
         continue;
       }
       if (!state_ok) {
-        count(counters, SyncDropReason::bad_state);
+        count(counters, SyncDropReason::kBadState);
         continue;
       }
     }
@@ -335,7 +335,7 @@ size_t decodeV0(absl::Span<const uint8_t> d,
 
 absl::string_view syncDropReasonName(SyncDropReason r) {
   static constexpr absl::string_view kNames[] = {
-#define LB_SYNC_DROP_NAME(name) #name,
+#define LB_SYNC_DROP_NAME(name, str) str,
       LB_SYNC_DROP_REASONS(LB_SYNC_DROP_NAME)
 #undef LB_SYNC_DROP_NAME
   };
@@ -349,16 +349,16 @@ size_t decodeSyncMessage(absl::Span<const uint8_t> datagram,
                          SyncDecodeCounters& counters) noexcept {
   ++counters.messages;
   if (datagram.size() < kSyncMesgV0HeaderSize) {
-    count(counters, SyncDropReason::too_short);
+    count(counters, SyncDropReason::kTooShort);
     return 0;
   }
   const uint8_t* m = datagram.data();
   if (get16(m + 2) != datagram.size()) {
-    count(counters, SyncDropReason::bad_size);
+    count(counters, SyncDropReason::kBadSize);
     return 0;
   }
   if (backup_syncid != 0 && m[1] != backup_syncid) {
-    count(counters, SyncDropReason::syncid);
+    count(counters, SyncDropReason::kSyncId);
     return 0;
   }
   // The kernel reads version and spare of struct ip_vs_sync_mesg even from a 4..7-byte

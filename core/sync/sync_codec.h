@@ -128,31 +128,32 @@ struct SyncConn {
 // Why a received datagram, or one entry of it, was dropped. Message-level reasons drop the rest
 // of the datagram (entries before the bad one were delivered already, as in the kernel, which
 // applies them as it parses); entry-level reasons skip one entry. Each has a counter.
-// X(name, kernel's check)
-#define LB_SYNC_DROP_REASONS(X)                                                         \
-  X(too_short)            /* datagram shorter than the v0 header */                     \
-  X(bad_size)             /* header size != datagram length */                          \
-  X(syncid)               /* backup syncid != 0 and the message's differs */            \
-  X(v0_conn_truncated)    /* "BACKUP v0, bogus conn" */                                 \
-  X(v0_options_truncated) /* "BACKUP v0, Dropping buffer bogus conn options" */         \
-  X(conn_truncated)       /* v1: fewer bytes left than ip_vs_sync_v4 */                 \
-  X(conn_overrun)         /* v1: entry size past the datagram ("msg > buffer") */       \
-  X(conn_version)         /* v1: ver_size's version != 0 */                             \
-  X(bad_type)             /* v1: type not 0 or STYPE_F_INET6 (-10) */                   \
-  X(conn_short)           /* v1: entry size shorter than its addresses (-20) */         \
-  X(option_truncated)     /* option header past the entry (-30) */                      \
-  X(option_length)        /* option length 0 or past the entry (-40) */                 \
-  X(seq_option)           /* SEQ_DATA length != 24 or twice (-50) */                    \
-  X(pe_data_option)       /* PE_DATA too long or twice (-60) */                         \
-  X(pe_name_option)       /* PE_NAME too long or twice (-70) */                         \
-  X(lbd_option)           /* lbd option malformed or twice (lbd's, drops like -50) */   \
-  X(unknown_option)       /* entry skipped: unknown mandatory option (20) */            \
-  X(bad_protocol)         /* entry skipped: protocol not TCP/UDP/SCTP (30, v0 too) */   \
-  X(bad_state)            /* entry skipped: state >= the protocol's state count (40) */ \
-  X(pe_without_name)      /* entry skipped: PE data without PE name (50) */
+// X(enumerator, metric label) /* the kernel's check */
+#define LB_SYNC_DROP_REASONS(X)                                                                   \
+  X(kTooShort, "too_short")                /* datagram shorter than the v0 header */              \
+  X(kBadSize, "bad_size")                  /* header size != datagram length */                   \
+  X(kSyncId, "syncid")                     /* backup syncid != 0 and the message's differs */     \
+  X(kV0ConnTruncated, "v0_conn_truncated") /* "BACKUP v0, bogus conn" */                          \
+  X(kV0OptionsTruncated,                                                                          \
+    "v0_options_truncated")               /* "BACKUP v0, Dropping buffer bogus conn options" */   \
+  X(kConnTruncated, "conn_truncated")     /* v1: fewer bytes left than ip_vs_sync_v4 */           \
+  X(kConnOverrun, "conn_overrun")         /* v1: entry size past the datagram ("msg > buffer") */ \
+  X(kConnVersion, "conn_version")         /* v1: ver_size's version != 0 */                       \
+  X(kBadType, "bad_type")                 /* v1: type not 0 or STYPE_F_INET6 (-10) */             \
+  X(kConnShort, "conn_short")             /* v1: entry size shorter than its addresses (-20) */   \
+  X(kOptionTruncated, "option_truncated") /* option header past the entry (-30) */                \
+  X(kOptionLength, "option_length")       /* option length 0 or past the entry (-40) */           \
+  X(kSeqOption, "seq_option")             /* SEQ_DATA length != 24 or twice (-50) */              \
+  X(kPeDataOption, "pe_data_option")      /* PE_DATA too long or twice (-60) */                   \
+  X(kPeNameOption, "pe_name_option")      /* PE_NAME too long or twice (-70) */                   \
+  X(kLbdOption, "lbd_option")         /* lbd option malformed or twice (lbd's, drops like -50) */ \
+  X(kUnknownOption, "unknown_option") /* entry skipped: unknown mandatory option (20) */          \
+  X(kBadProtocol, "bad_protocol")     /* entry skipped: protocol not TCP/UDP/SCTP (30, v0 too) */ \
+  X(kBadState, "bad_state") /* entry skipped: state >= the protocol's state count (40) */         \
+  X(kPeWithoutName, "pe_without_name") /* entry skipped: PE data without PE name (50) */
 
 enum class SyncDropReason : uint8_t {
-#define LB_SYNC_DROP_ENUM(name) name,
+#define LB_SYNC_DROP_ENUM(name, str) name,
   LB_SYNC_DROP_REASONS(LB_SYNC_DROP_ENUM)
 #undef LB_SYNC_DROP_ENUM
       kCount

@@ -76,8 +76,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fail("delivered entries not counted");
   // Message-level drops end the datagram: at most one of those; entry-level skips may repeat.
   const uint64_t skips =
-      c.drop(lb::SyncDropReason::unknown_option) + c.drop(lb::SyncDropReason::bad_protocol) +
-      c.drop(lb::SyncDropReason::bad_state) + c.drop(lb::SyncDropReason::pe_without_name);
+      c.drop(lb::SyncDropReason::kUnknownOption) + c.drop(lb::SyncDropReason::kBadProtocol) +
+      c.drop(lb::SyncDropReason::kBadState) + c.drop(lb::SyncDropReason::kPeWithoutName);
   if (totalDrops(c) - skips > 1)
     fail("more than one message-level drop");
   return 0;

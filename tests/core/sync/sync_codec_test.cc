@@ -259,7 +259,7 @@ TEST(SyncCodecTest, UnknownOptions) {
   SyncDecodeCounters c;
   auto got = decode(b, c);
   EXPECT_EQ(got.size(), 1u);
-  EXPECT_EQ(c.drop(SyncDropReason::unknown_option), 1u);
+  EXPECT_EQ(c.drop(SyncDropReason::kUnknownOption), 1u);
 }
 
 // struct ip_vs_sync_mesg_v0 + ip_vs_sync_conn_v0 (+ ip_vs_sync_conn_options in host order).
@@ -389,67 +389,67 @@ Bytes withSize(Bytes b) {
 
 std::vector<DropCase> dropCases() {
   std::vector<DropCase> v;
-  v.push_back({"too_short", {0x00, 0x07, 0x00}, SyncDropReason::too_short, 0});
+  v.push_back({"too_short", {0x00, 0x07, 0x00}, SyncDropReason::kTooShort, 0});
   {
     Bytes b = kV1Tcp4;
     b[3] = 45;
-    v.push_back({"bad_size", b, SyncDropReason::bad_size, 0});
+    v.push_back({"bad_size", b, SyncDropReason::kBadSize, 0});
   }
   {
     // nr_conns 2 but only one entry: the second is truncated.
     Bytes b = kV1Tcp4;
     b[4] = 2;
-    v.push_back({"conn_truncated", b, SyncDropReason::conn_truncated, 1});
+    v.push_back({"conn_truncated", b, SyncDropReason::kConnTruncated, 1});
   }
   {
     Bytes b = kV1Tcp4;
     b[11] = 40;  // entry claims 40 bytes, 36 present
-    v.push_back({"conn_overrun", b, SyncDropReason::conn_overrun, 0});
+    v.push_back({"conn_overrun", b, SyncDropReason::kConnOverrun, 0});
   }
   {
     Bytes b = kV1Tcp4;
     b[10] = 0x10;  // ver_size version 1
-    v.push_back({"conn_version", b, SyncDropReason::conn_version, 0});
+    v.push_back({"conn_version", b, SyncDropReason::kConnVersion, 0});
   }
   {
     Bytes b = kV1Tcp4;
     b[8] = 0x02;  // type: neither 0 nor IPv6
-    v.push_back({"bad_type", b, SyncDropReason::bad_type, 0});
+    v.push_back({"bad_type", b, SyncDropReason::kBadType, 0});
   }
   {
     Bytes b = kV1Tcp4;
     b[8] = 0x01;  // IPv6 entry of 36 bytes: shorter than struct ip_vs_sync_v6
-    v.push_back({"conn_short", b, SyncDropReason::conn_short, 0});
+    v.push_back({"conn_short", b, SyncDropReason::kConnShort, 0});
   }
   {
     Bytes b = kV1Tcp4;
     b.push_back(0x01);  // one byte of option header
     b[11] = 37;
-    v.push_back({"option_truncated", withSize(b), SyncDropReason::option_truncated, 0});
+    v.push_back({"option_truncated", withSize(b), SyncDropReason::kOptionTruncated, 0});
   }
   {
     Bytes b = kV1Tcp4;
     b.insert(b.end(), {0x02, 0x00});  // length 0
     b[11] = 38;
-    v.push_back({"option_length_zero", withSize(b), SyncDropReason::option_length, 0});
+    v.push_back({"option_length_zero", withSize(b), SyncDropReason::kOptionLength, 0});
   }
   {
     Bytes b = kV1Tcp4;
     b.insert(b.end(), {0x02, 0x05, 0x61});  // 5 bytes claimed, 1 present
     b[11] = 39;
-    v.push_back({"option_length_past", withSize(b), SyncDropReason::option_length, 0});
+    v.push_back({"option_length_past", withSize(b), SyncDropReason::kOptionLength, 0});
   }
   {
     Bytes b = kV1Tcp4;
     b.insert(b.end(), {0x01, 0x02, 0x00, 0x00});  // SEQ_DATA of 2 bytes
     b[11] = 40;
-    v.push_back({"seq_option", withSize(b), SyncDropReason::seq_option, 0});
+    v.push_back({"seq_option", withSize(b), SyncDropReason::kSeqOption, 0});
   }
   {
     Bytes b = kV1Tcp4;
     b.insert(b.end(), {0x02, 0x01, 0x61, 0x02, 0x01, 0x62});  // PE_DATA twice
     b[11] = 42;
-    v.push_back({"pe_data_twice", withSize(b), SyncDropReason::pe_data_option, 0});
+    v.push_back({"pe_data_twice", withSize(b), SyncDropReason::kPeDataOption, 0});
   }
   {
     Bytes b = kV1Tcp4;
@@ -457,50 +457,50 @@ std::vector<DropCase> dropCases() {
     b.push_back(17);  // PE_NAME of 17 > IP_VS_PENAME_MAXLEN
     b.insert(b.end(), 17, 'n');
     b[11] = 36 + 19;
-    v.push_back({"pe_name_long", withSize(b), SyncDropReason::pe_name_option, 0});
+    v.push_back({"pe_name_long", withSize(b), SyncDropReason::kPeNameOption, 0});
   }
   {
     Bytes b = kV1Tcp4;
     b.insert(b.end(), {0x4c, 0x02, 0x00, 0x00});  // lbd option of 2 bytes
     b[11] = 40;
-    v.push_back({"lbd_option", withSize(b), SyncDropReason::lbd_option, 0});
+    v.push_back({"lbd_option", withSize(b), SyncDropReason::kLbdOption, 0});
   }
   {
     Bytes b = kV1Tcp4;
     b.insert(b.end(), {0x02, 0x01, 0x61});  // PE data without a name
     b[11] = 39;
-    v.push_back({"pe_without_name", withSize(b), SyncDropReason::pe_without_name, 0});
+    v.push_back({"pe_without_name", withSize(b), SyncDropReason::kPeWithoutName, 0});
   }
   {
     Bytes b = kV1Tcp4;
     b[9] = 1;  // ICMP
-    v.push_back({"bad_protocol", b, SyncDropReason::bad_protocol, 0});
+    v.push_back({"bad_protocol", b, SyncDropReason::kBadProtocol, 0});
   }
   {
     Bytes b = kV1Tcp4;
     b[17] = 11;  // TCP state 11 = IP_VS_TCP_S_LAST
-    v.push_back({"bad_state", b, SyncDropReason::bad_state, 0});
+    v.push_back({"bad_state", b, SyncDropReason::kBadState, 0});
   }
   {
     Bytes b = kV1Tcp4;
     b[9] = 17;
     b[17] = 1;  // UDP has one state
-    v.push_back({"bad_udp_state", b, SyncDropReason::bad_state, 0});
+    v.push_back({"bad_udp_state", b, SyncDropReason::kBadState, 0});
   }
   {
     Bytes b = {0x02, 0x07, 0x00, 0x1c, 0x00, 0x06, 0x30, 0x39, 0x00, 0x50, 0x1f, 0x90, 0xc6, 0x12,
                0x00, 0x01, 0xc6, 0x12, 0x64, 0x01, 0xc6, 0x13, 0x00, 0x02, 0x01, 0x83, 0x00, 0x01};
-    v.push_back({"v0_conn_truncated", b, SyncDropReason::v0_conn_truncated, 1});
+    v.push_back({"v0_conn_truncated", b, SyncDropReason::kV0ConnTruncated, 1});
   }
   {
     Bytes b = {0x01, 0x07, 0x00, 0x1c, 0x00, 0x06, 0x30, 0x39, 0x00, 0x50, 0x1f, 0x90, 0xc6, 0x12,
                0x00, 0x01, 0xc6, 0x12, 0x64, 0x01, 0xc6, 0x13, 0x00, 0x02, 0x05, 0x83, 0x00, 0x01};
-    v.push_back({"v0_options_truncated", b, SyncDropReason::v0_options_truncated, 0});
+    v.push_back({"v0_options_truncated", b, SyncDropReason::kV0OptionsTruncated, 0});
   }
   {
     Bytes b = {0x01, 0x07, 0x00, 0x1c, 0x00, 0x01, 0x30, 0x39, 0x00, 0x50, 0x1f, 0x90, 0xc6, 0x12,
                0x00, 0x01, 0xc6, 0x12, 0x64, 0x01, 0xc6, 0x13, 0x00, 0x02, 0x01, 0x83, 0x00, 0x01};
-    v.push_back({"v0_bad_protocol", b, SyncDropReason::bad_protocol, 0});
+    v.push_back({"v0_bad_protocol", b, SyncDropReason::kBadProtocol, 0});
   }
   return v;
 }
@@ -527,7 +527,7 @@ TEST(SyncCodecTest, EveryTruncationIsCounted) {
     Bytes b(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(n));
     SyncDecodeCounters c;
     EXPECT_TRUE(decode(b, c).empty());
-    EXPECT_EQ(c.drop(SyncDropReason::too_short) + c.drop(SyncDropReason::bad_size), 1u) << n;
+    EXPECT_EQ(c.drop(SyncDropReason::kTooShort) + c.drop(SyncDropReason::kBadSize), 1u) << n;
     // 4..7 bytes make a v0 header of 0 conns: nothing to drop, as in the kernel.
     if (n >= 8) {
       SyncDecodeCounters c2;
@@ -545,7 +545,7 @@ TEST(SyncCodecTest, SyncIdFilter) {
   EXPECT_EQ(decode(kV1Tcp4, c, 7).size(), 1u);
   EXPECT_EQ(decode(kV1Tcp4, c, 0).size(), 1u);  // backup syncid 0 accepts every syncid
   EXPECT_TRUE(decode(kV1Tcp4, c, 8).empty());
-  EXPECT_EQ(c.drop(SyncDropReason::syncid), 1u);
+  EXPECT_EQ(c.drop(SyncDropReason::kSyncId), 1u);
 }
 
 // version == 1 but spare != 0 (or reserved != 0): parsed as v0, as the kernel does.
@@ -596,8 +596,8 @@ TEST(SyncCodecTest, SyncMaxLen) {
 }
 
 TEST(SyncCodecTest, DropReasonNames) {
-  EXPECT_EQ(syncDropReasonName(SyncDropReason::too_short), "too_short");
-  EXPECT_EQ(syncDropReasonName(SyncDropReason::pe_without_name), "pe_without_name");
+  EXPECT_EQ(syncDropReasonName(SyncDropReason::kTooShort), "too_short");
+  EXPECT_EQ(syncDropReasonName(SyncDropReason::kPeWithoutName), "pe_without_name");
 }
 
 }  // namespace
