@@ -23,6 +23,7 @@
 #include "cmd/lbd/dataplane/dataplane.h"
 #include "cmd/lbd/lbd_health.h"
 #include "cmd/lbd/lbd_takeover.h"
+#include "cmd/lbd/mmap_pages.h"
 #include "cmd/lbd/takeover/handover_socket.h"
 #include "cmd/lbd/takeover/owner_lock.h"
 #include "core/base/log.h"
@@ -211,6 +212,8 @@ int lbdMain(int argc, char** argv) {
   sigaddset(&sigs, SIGUSR2);  // a new lbd took over (TakeoverServer)
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
+  // Tables sized for their limits cost only what they use (docs/memory.md).
+  setDefaultPageProvider(&mmapPageProvider());
   ServiceTable table;
   DataplaneOptions dopts;
   dopts.tun = absl::GetFlag(FLAGS_tun);

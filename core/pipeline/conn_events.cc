@@ -14,11 +14,8 @@ PipelineConnEvents::PipelineConnEvents(ServiceRuntime& runtime)
     : runtime_(runtime),
       max_dests_(runtime.maxDests()),
       max_services_(runtime.maxServices()),
-      thresholds_(new Thresholds[runtime.maxDests()]),
-      pools_(new std::atomic<LocalAddrPool*>[runtime.maxServices()]) {
-  for (size_t i = 0; i < runtime.maxServices(); ++i)
-    pools_[i].store(nullptr);
-}
+      thresholds_(runtime.maxDests()),
+      pools_(runtime.maxServices()) {}
 
 void PipelineConnEvents::noteDest(DestId d, uint32_t u_threshold, uint32_t l_threshold) noexcept {
   if (d >= runtime_.maxDests())

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "core/base/page_provider.h"
 #include "core/conn/conn_table.h"
 #include "core/service/runtime.h"
 
@@ -45,8 +46,9 @@ class PipelineConnEvents final : public ConnEvents {
   ServiceRuntime& runtime_;
   size_t max_dests_, max_services_;
   std::atomic<ConnTable*> table_{nullptr};
-  std::unique_ptr<Thresholds[]> thresholds_;              // by DestId
-  std::unique_ptr<std::atomic<LocalAddrPool*>[]> pools_;  // by ServiceId
+  // Zeroed pages (page_provider.h): only the ids in use cost memory.
+  ZeroedArray<Thresholds> thresholds_;              // by DestId
+  ZeroedArray<std::atomic<LocalAddrPool*>> pools_;  // by ServiceId
 };
 
 // The events object for `runtime`, created on first use. Any thread; locks and may allocate

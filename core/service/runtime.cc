@@ -10,9 +10,7 @@
 namespace lb {
 
 ServiceRuntime::ServiceRuntime(size_t max_services, size_t max_dests, size_t workers)
-    : max_services_(max_services),
-      max_dests_(max_dests),
-      dest_counters_(std::make_unique<DestCounters[]>(max_dests)) {
+    : max_services_(max_services), max_dests_(max_dests), dest_counters_(max_dests) {
   setWorkers(std::max<size_t>(workers, 1));
 }
 

@@ -16,6 +16,7 @@
 
 #include "core/base/addr.h"
 #include "core/base/ids.h"
+#include "core/base/page_provider.h"
 #include "core/sched/scheduler.h"
 #include "core/service/config.h"
 #include "core/stats/stats.h"
@@ -129,7 +130,7 @@ class ServiceRuntime {
 
  private:
   size_t max_services_, max_dests_;
-  std::unique_ptr<DestCounters[]> dest_counters_;
+  ZeroedArray<DestCounters> dest_counters_;  // zeroed pages: only the ids in use cost memory
   std::array<std::unique_ptr<WorkerStats>, kMaxWorkers> worker_stats_;
   std::atomic<size_t> worker_count_{0};
   absl::flat_hash_map<ServiceId, StatsValues> svc_zero_, dest_zero_;

@@ -4,8 +4,8 @@
 namespace lb {
 
 WorkerStats::WorkerStats(size_t max_services, size_t max_dests)
-    : svc_(std::make_unique<Slot[]>(max_services + 1)),
-      dest_(std::make_unique<Slot[]>(max_dests)),
+    : svc_(max_services + 1),
+      dest_(max_dests),
       max_services_(max_services),
       max_dests_(max_dests) {}
 

@@ -9,6 +9,7 @@
 
 #include "core/base/counters.h"
 #include "core/base/ids.h"
+#include "core/base/page_provider.h"
 #include "core/base/time.h"
 
 namespace lb {
@@ -65,8 +66,9 @@ class WorkerStats {
     Counter conns, inpkts, outpkts, inbytes, outbytes;
   };
 
-  std::unique_ptr<Slot[]> svc_;
-  std::unique_ptr<Slot[]> dest_;
+  // Sized for every id, in zeroed pages (page_provider.h): only the ids in use cost memory.
+  ZeroedArray<Slot> svc_;
+  ZeroedArray<Slot> dest_;
   size_t max_services_, max_dests_;
 };
 
