@@ -215,6 +215,54 @@ TEST_F(ControlPlaneTest, SaveClearRestoreSaveAndRestart) {
             "                              198.18.9.9           0          0         \n");
 }
 
+std::string fileText(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// A change the state file cannot record is refused (issue 17): the write error reaches lbctl,
+// the state file and the configuration stay as they were, and the dataplane is handed the
+// previous configuration again. "state.tmp" made a directory makes the write fail (EISDIR).
+TEST_F(ControlPlaneTest, StateFileWriteFailureRefusesTheChange) {
+  const std::string tmp = dir_ + "/state.tmp";
+  // Before the first write there is no file: the previous configuration is the empty one.
+  ASSERT_EQ(mkdir(tmp.c_str(), 0700), 0);
+  Result r = run("-A -t 198.18.0.1:80 -s rr");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("Is a directory; the change is not applied"), std::string::npos) << r.err;
+  EXPECT_EQ(run("-S -n").out, "");
+  EXPECT_EQ(hooks_.services, 0u);
+  ASSERT_EQ(rmdir(tmp.c_str()), 0);
+
+  ASSERT_EQ(run("-A -t 198.18.0.1:80 -s rr").rc, 0);
+  ASSERT_EQ(run("-a -t 198.18.0.1:80 -r 198.18.1.1:80 -m").rc, 0);
+  const std::string saved = run("-S -n").out;
+  const std::string file = fileText(dir_ + "/state");
+  ASSERT_EQ(mkdir(tmp.c_str(), 0700), 0);
+  for (const char* line : {"-a -t 198.18.0.1:80 -r 198.18.1.2:80 -m", "-D -t 198.18.0.1:80",
+                           "-A -u 198.18.0.1:53 -s rr", "-C"}) {
+    r = run(line);
+    EXPECT_NE(r.rc, 0) << line;
+    EXPECT_NE(r.err.find("the change is not applied"), std::string::npos) << line << ": " << r.err;
+    EXPECT_EQ(run("-S -n").out, saved) << line;
+    EXPECT_EQ(fileText(dir_ + "/state"), file) << line;
+    EXPECT_EQ(hooks_.services, 1u) << line;
+  }
+  r = run("-R", "-A -t 198.18.0.2:80 -s rr\n-a -t 198.18.0.2:80 -r 198.18.1.1:80 -m\n");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_EQ(run("-S -n").out, saved);
+  ASSERT_EQ(rmdir(tmp.c_str()), 0);
+
+  // Room again: the same change goes through, and a restart reads it back.
+  ASSERT_EQ(run("-a -t 198.18.0.1:80 -r 198.18.1.2:80 -m").rc, 0);
+  const std::string now = run("-S -n").out;
+  EXPECT_NE(now, saved);
+  startServer();
+  EXPECT_EQ(run("-S -n").out, now);
+}
+
 pb::Config getConfig(lbctl::Stub& stub) {
   grpc::ClientContext ctx;
   pb::GetConfigResponse resp;
