@@ -28,7 +28,8 @@ namespace lb {
   X(kIcmpUnrelated, "icmp_unrelated")                                                     \
   X(kNoRoom, "no_room") /* buffer headroom/tailroom too small */                          \
   X(kOnePacket, "one_packet")                                                             \
-  X(kSynproxy, "synproxy") /* SYN proxy: bad cookie, or no conn to the real server yet */
+  X(kSynproxy, "synproxy") /* SYN proxy: bad cookie, or no conn to the real server yet */ \
+  X(kPeData, "pe_data")    /* --pe sip: not UDP, or no Call-ID (ip_vs_sip_fill_param) */
 
 // GCC 12's -Wshadow flags scoped enumerators that share a name with a namespace-scope
 // constant (DropReason::kNoDest vs lb::kNoDest in ids.h) although they cannot collide.

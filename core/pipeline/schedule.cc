@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // New connections: conn_schedule / ip_vs_schedule / ip_vs_sched_persist / ip_vs_leave
 // (ip_vs_core.c, ip_vs_proto_*.c) and the binding half of ip_vs_conn_new (ip_vs_bind_dest).
+#include <algorithm>
+#include <optional>
+
 #include "core/pipeline/conn_events.h"
+#include "core/pipeline/pe_sip.h"
 #include "core/pipeline/pipeline.h"
 #include "core/pipeline/pipeline_internal.h"
 #include "core/service/runtime.h"
@@ -105,12 +109,54 @@ ConnGuard Pipeline::schedulePersist(Packet& p, const SnapService& svc, uint32_t 
     tt.daddr = IpAddr::fromBytes(o.af, mark_bytes);  // htonl(fwmark) as the address
   }
 
+  // ip_vs_conn_fill_param_persist: a service with a persistence engine (--pe sip) also keys
+  // its templates by the engine's data, the request's Call-ID (ip_vs_sip_fill_param); a
+  // packet it cannot take one from (not UDP, no or a bad Call-ID) is dropped (*ignored = -1).
+  PeTemplates* pe = nullptr;
+  PeTemplateKey pk;
+  absl::string_view callid;
+  std::optional<PeTemplates::Ref> ref;
+  if (!svc.config.pe_name.empty()) {
+    // dptr and datalen: the UDP payload (none for a packet quoted in an ICMP error).
+    absl::string_view payload;
+    if (!p.fromIcmp() && o.proto == L4Proto::kUdp && o.has_l4 && o.first_fragment) {
+      const size_t begin = size_t{o.l4_off} + 8;
+      const size_t end = std::min<size_t>(size_t{o.l3_off} + o.tot_len, p.pkt.size());
+      if (begin < end)
+        payload =
+            absl::string_view(reinterpret_cast<const char*>(p.pkt.data()) + begin, end - begin);
+    }
+    std::optional<absl::string_view> id = sipCallId(payload);
+    if (!id) {
+      drop(p.pkt, DropReason::kPeData);
+      return {};
+    }
+    callid = *id;
+    pe = &peTemplatesFor(conns_);
+    pk = PeTemplateKey{tt.af, tt.proto, tt.saddr, tt.daddr, tt.dport};
+  }
+
   const SnapDest* dest = nullptr;
   uint32_t control = kNoConn;
-  ConnGuard ct = conns_.findTemplate(tt);
+  ConnGuard ct;
+  if (pe != nullptr) {
+    // ip_vs_ct_in_get with pe_data: pe->ct_match (ip_vs_sip_ct_match).
+    ref = pe->find(pk, callid);
+    if (ref) {
+      ct = conns_.get(ref->conn_index, ref->generation);
+      if (!PeTemplates::holds(ct, *ref, pk)) {
+        ct.release();
+        pe->erase(*ref);
+      }
+    }
+  } else {
+    ct = conns_.findTemplate(tt);
+  }
   if (ct && !templateValid(p.snap, *ct)) {
     conns_.invalidateTemplate(ct);  // shows as :65535, no longer matches
     ct.release();
+    if (pe != nullptr)
+      pe->erase(*ref);
   }
   if (ct) {
     dest = p.snap.dest(ct->dest);
@@ -150,6 +196,16 @@ ConnGuard Pipeline::schedulePersist(Packet& p, const SnapService& svc, uint32_t 
     counters_.templates_created.add();
     nt->n_control.fetch_add(1, std::memory_order_acq_rel);
     control = nt.index();
+    if (pe != nullptr) {
+      // The template's pe_data: its Call-ID, recorded beside the table (pe_sip.h).
+      const uint32_t nonce = PeTemplates::nextNonce();
+      nt.setSeqDelta(nonce);
+      const uint32_t gen = nt->generation;
+      nt.release();
+      pe->sweep(conns_, 2);  // amortised removal of records whose template expired
+      if (!pe->insert(pk, callid, control, gen, nonce) && pe->sweep(conns_, 64) > 0)
+        (void)pe->insert(pk, callid, control, gen, nonce);
+    }
     nt.release();
   }
   if (dest == nullptr) {  // cannot happen: a valid template has a live dest
