@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: Apache-2.0
+// The master sync daemon: the workers hand it the entries core/sync's rules chose
+// (syncConnChain's emit) through one lock-free single-producer ring each, so the packet path
+// never allocates, locks or makes a syscall for sync; the sender thread drains the rings,
+// packs the entries into messages (core/sync's SyncMessageBuilder, up to sync_maxlen) and
+// multicasts each when it is full, and a partly filled one after at most 2 s
+// (IPVS_SYNC_FLUSH_TIME). It wakes every 20 ms (the kernel's HZ/50 sender delay).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+#include "cmd/lbd/dataplane/spsc_ring.h"
+#include "cmd/lbd/sync/sync_daemon_config.h"
+#include "cmd/lbd/sync/sync_socket.h"
+#include "core/base/counters.h"
+#include "core/sync/sync_codec.h"
+
+namespace lb::lbd::sync {
+
+// One entry as a worker queued it: SyncConn with its persistence-engine strings copied in
+// (SyncConn's views point into the conn, which the worker does not hold past the packet).
+struct SyncEvent {
+  SyncConn conn;  // pe_name / pe_data rebuilt from the arrays below by the sender
+  uint8_t pe_name_len = 0;
+  uint8_t pe_data_len = 0;
+  char pe_name[kSyncPeNameMax] = {};
+  char pe_data[kSyncPeDataMax] = {};
+};
+
+// A worker's ring. Worker thread: push (hot path: no allocation, no lock, no syscall).
+class SyncWorkerQueue {
+ public:
+  static constexpr size_t kCapacity = 1024;
+
+  // False (and counted) when the ring is full: the entry is lost, as the kernel's
+  // sync_qlen_max drops them; the conn is sent again on a later packet or state change.
+  bool push(const SyncConn& c) noexcept;
+
+  uint64_t full() const { return full_.value(); }
+
+  // Sender thread.
+  template <typename F>
+  void drain(F&& f) {
+    ring_.drain(std::forward<F>(f));
+  }
+
+ private:
+  SpscRing<SyncEvent, kCapacity> ring_;
+  Counter full_;
+};
+
+struct SyncMasterCounters {
+  Counter messages;     // datagrams sent
+  Counter bytes;        // their UDP payload bytes
+  Counter conns;        // entries sent
+  Counter send_errors;  // sendto failures (the message is lost)
+  Counter unencodable;  // entries SyncMessageBuilder refused (v0 and IPv6, ...)
+};
+
+class SyncMasterDaemon {
+ public:
+  // `c` with its defaults filled (withDefaults, sync_maxlen the effective one). Opens the
+  // socket and starts the sender thread. `sync_version` 0 or 1; `sock_size`: sync_sock_size.
+  static absl::StatusOr<std::unique_ptr<SyncMasterDaemon>> start(const SyncDaemonConfig& c,
+                                                                 size_t workers,
+                                                                 int sync_version,
+                                                                 uint32_t sock_size);
+  ~SyncMasterDaemon();  // stops the thread (sending what is queued first)
+
+  // Worker `i`'s ring; valid for the daemon's lifetime.
+  SyncWorkerQueue& queue(size_t i) { return *queues_[i]; }
+
+  size_t workers() const { return queues_.size(); }
+
+  const SyncMasterCounters& counters() const { return counters_; }
+
+  uint64_t queueFull() const;
+
+  const SyncDaemonConfig& config() const { return config_; }
+
+  // The multicast socket (tests turn IP_MULTICAST_LOOP on to hear themselves on one host).
+  int socketFd() const { return sock_.fd(); }
+
+ private:
+  SyncMasterDaemon(const SyncDaemonConfig& c, SyncSocket sock, size_t workers, int version);
+  void run();
+  void sendMessage(SyncMessageBuilder& b);
+
+  SyncDaemonConfig config_;
+  SyncSocket sock_;
+  int version_;
+  std::vector<std::unique_ptr<SyncWorkerQueue>> queues_;
+  SyncMasterCounters counters_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;  // mu_
+  std::thread thread_;
+};
+
+}  // namespace lb::lbd::sync
