@@ -22,6 +22,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
+#include "api/ipvsadm/health_option.h"
 #include "api/ipvsadm/lbd_commands.h"
 #include "api/ipvsadm/tables.h"
 
@@ -388,6 +389,27 @@ std::optional<Failure> Parser::handleOption(int c, const char* arg) {
     case kTagSynproxy:
       cmd_.service.set_synproxy(true);
       return setOption(kOptSynproxy);
+    case kTagCheck: {
+      // Repeatable: one checker each.
+      if (!has(kOptCheck)) {
+        if (auto f = setOption(kOptCheck))
+          return f;
+      }
+      absl::StatusOr<pb::HealthCheck> check = parseCheckOption(arg);
+      if (!check.ok())
+        return fail(std::string(check.status().message()));
+      *cmd_.dest.add_health_checks() = std::move(*check);
+      return std::nullopt;
+    }
+    case kTagHealth: {
+      if (auto f = setOption(kOptHealth))
+        return f;
+      absl::StatusOr<pb::HealthPolicy> policy = parseHealthOption(arg);
+      if (!policy.ok())
+        return fail(std::string(policy.status().message()));
+      *cmd_.service.mutable_health_policy() = std::move(*policy);
+      return std::nullopt;
+    }
     case kTagPe:
       if (auto f = setOption(kOptPe))
         return f;

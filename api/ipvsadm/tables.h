@@ -60,6 +60,8 @@ enum Opt : int {
   kOptTunRemCsum,
   kOptLaddr,
   kOptSynproxy,  // DPVS's --synproxy
+  kOptCheck,     // lbd's --check (health_option.h)
+  kOptHealth,    // lbd's --health
   kOptCount
 };
 
@@ -98,35 +100,37 @@ inline constexpr std::array<const char*, kOptCount> kOptNames = {"numeric",
                                                                  "tun-csum",
                                                                  "tun-remcsum",
                                                                  "laddr",
-                                                                 "synproxy"};
+                                                                 "synproxy",
+                                                                 "check",
+                                                                 "health"};
 
 struct CommandInfo {
   CommandKind kind;
   const char* name;
   // One character per option column: '+' compulsory, 'x' illegal, '1' exclusive, ' ' optional
-  // (ipvsadm.c commands_v_options; the last two columns are lbctl's -z and --synproxy).
+  // (ipvsadm.c commands_v_options; then lbctl's -z, --synproxy, --check and --health).
   const char* legal;
 };
 
 // Rows in ipvsadm's CMD_* order, then the DPVS local-address commands.
 inline constexpr std::array<CommandInfo, 17> kCommands = {{
-    {CommandKind::kAddService, "add-service", "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx "},
-    {CommandKind::kEditService, "edit-service", "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx "},
-    {CommandKind::kDeleteService, "delete-service", "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
-    {CommandKind::kFlush, "flush", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
-    {CommandKind::kList, "list", " 11xxxxxxxxx11       xxxxxxx xxxxxxx"},
-    {CommandKind::kAddDest, "add-server", "xx+xxx+    xxxxxxxxxxxxxxxxxx     xx"},
-    {CommandKind::kDeleteDest, "delete-server", "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
-    {CommandKind::kEditDest, "edit-server", "xx+xxx+    xxxxxxxxxxxxxxxxxx     xx"},
-    {CommandKind::kSetTimeout, "set", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
-    {CommandKind::kStartDaemon, "start-daemon", "xxxxxxxxxxx xxxxxxx xxxx    xxxxxxxx"},
-    {CommandKind::kStopDaemon, "stop-daemon", "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxxx"},
-    {CommandKind::kRestore, "restore", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
-    {CommandKind::kSave, "save", " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
-    {CommandKind::kZero, "zero", "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
-    {CommandKind::kAddLaddr, "add-laddr", "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+x"},
-    {CommandKind::kDelLaddr, "del-laddr", "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+x"},
-    {CommandKind::kGetLaddr, "get-laddr", "  xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+    {CommandKind::kAddService, "add-service", "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx x "},
+    {CommandKind::kEditService, "edit-service", "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx x "},
+    {CommandKind::kDeleteService, "delete-service", "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+    {CommandKind::kFlush, "flush", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+    {CommandKind::kList, "list", " 11xxxxxxxxx11       xxxxxxx xxxxxxxxx"},
+    {CommandKind::kAddDest, "add-server", "xx+xxx+    xxxxxxxxxxxxxxxxxx     xx x"},
+    {CommandKind::kDeleteDest, "delete-server", "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+    {CommandKind::kEditDest, "edit-server", "xx+xxx+    xxxxxxxxxxxxxxxxxx     xx x"},
+    {CommandKind::kSetTimeout, "set", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+    {CommandKind::kStartDaemon, "start-daemon", "xxxxxxxxxxx xxxxxxx xxxx    xxxxxxxxxx"},
+    {CommandKind::kStopDaemon, "stop-daemon", "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxxxxx"},
+    {CommandKind::kRestore, "restore", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+    {CommandKind::kSave, "save", " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+    {CommandKind::kZero, "zero", "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+    {CommandKind::kAddLaddr, "add-laddr", "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+xxx"},
+    {CommandKind::kDelLaddr, "del-laddr", "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+xxx"},
+    {CommandKind::kGetLaddr, "get-laddr", "  xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
 }};
 
 // Long-only option tags (ipvsadm's TAG_*), outside the ASCII range.
@@ -158,6 +162,8 @@ enum Tag : int {
   kTagFullNat,
   kTagSyncId,
   kTagSynproxy,
+  kTagCheck,
+  kTagHealth,
 };
 
 inline constexpr char kShortOpts[] = "+:AEDCRSaedLlZhvt:u:f:s:p::M:r:migw:x:y:ncXo6b:PQGz:";
@@ -226,6 +232,8 @@ inline const struct option kLongOpts[] = {
     {"tun-remcsum", no_argument, nullptr, kTagTunRemCsum},
     {"laddr", required_argument, nullptr, 'z'},
     {"synproxy", no_argument, nullptr, kTagSynproxy},
+    {"check", required_argument, nullptr, kTagCheck},
+    {"health", required_argument, nullptr, kTagHealth},
     {nullptr, 0, nullptr, 0},
 };
 

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
+#include "api/ipvsadm/health_option.h"
 #include "api/ipvsadm/parser.h"
 
 namespace lb::ipvsadm {
@@ -124,7 +125,10 @@ std::string usageText(const std::string& p) {
       "  --del-fwmark-rule (same options)    delete that rule\n"
       "  --list-fwmark-rules                 list the rules, in order, as add commands\n"
       "  --clear-fwmark-rules                delete every rule\n"
+      "  --list-checks [-t|-u|-f SERVICE]    lbd's health checks: each checker's state and\n"
+      "                                      last failure (--output=json too)\n"
       "These lines are also accepted by -R and by lbd's --config file.\n");
+  absl::StrAppend(&s, "\n", healthOptionsHelp());
   return s;
 }
 

@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 
+#include "api/ipvsadm/health_option.h"
 #include "api/ipvsadm/lbd_commands.h"
 
 namespace lb::lbctl {
@@ -406,6 +407,8 @@ std::string serviceRules(const pb::ServiceStatus& st, const Names& names) {
     absl::StrAppend(&out, " --synproxy");
   if (schedBits(s) != 0)
     absl::StrAppend(&out, " -b ", schedFlagNames(s));
+  if (s.has_health_policy())  // lbd's own option: ipvsadm's lines never carry it
+    absl::StrAppend(&out, " --health ", ipvsadm::formatHealthOption(s.health_policy()));
   absl::StrAppend(&out, "\n");
   // The pool before the dests: a full-NAT dest then never waits for its local address.
   for (const std::string& laddr : s.local_addresses()) {
@@ -413,9 +416,12 @@ std::string serviceRules(const pb::ServiceStatus& st, const Names& names) {
   }
   for (const pb::DestStatus& ds : st.dests()) {
     const pb::Dest& d = ds.dest();
-    absl::StrAppend(&out, absl::StrFormat("-a %s -r %s %s -w %d", name,
-                                          destName(d, serviceProto(s), true, names),
-                                          fwdSwitch(d.forward_method()), d.weight()));
+    absl::StrAppend(
+        &out, absl::StrFormat(
+                  "-a %s -r %s %s -w %d", name, destName(d, serviceProto(s), true, names),
+                  fwdSwitch(d.forward_method()),
+                  // Held at 0 by a failing check: its own weight.
+                  d.weight() == 0 && d.health_weight() != 0 ? d.health_weight() : d.weight()));
     // Thresholds: ipvsadm's -S leaves them out (so its -R loses them); lbctl saves them.
     if (d.upper_threshold() != 0)
       absl::StrAppend(&out, " -x ", d.upper_threshold());
@@ -424,6 +430,9 @@ std::string serviceRules(const pb::ServiceStatus& st, const Names& names) {
     if (d.forward_method() == pb::FORWARD_METHOD_TUNNEL) {
       absl::StrAppend(&out, tunnelRuleSuffix(d));
     }
+    // lbd's own option, last: ipvsadm's part of the line stays as ipvsadm prints it.
+    for (const pb::HealthCheck& c : d.health_checks())
+      absl::StrAppend(&out, " --check ", ipvsadm::formatCheckOption(c));
     absl::StrAppend(&out, "\n");
   }
   return out;

@@ -92,13 +92,15 @@ bool isListChecks(const std::vector<std::string>& args) {
 
 std::string formatHealthChecks(const pb::ListHealthChecksResponse& resp) {
   std::string out =
-      "Prot LocalAddress:Port           RemoteAddress:Port     Check      State Weight   Checks "
-      "  Fails Trans Last failure\n";
+      "Prot LocalAddress:Port           RemoteAddress:Port     Check      State RS  Weight   "
+      "Checks   Fails Trans Last failure\n";
+  // RS: whether the real server is in the pool ("in") or out of it ("out": removed, or held
+  // at weight 0) because one of its checkers fails.
   for (const pb::HealthCheckStatus& c : resp.checks()) {
-    absl::StrAppendFormat(&out, "%-32s %-22s %-10s %-5s %6d %8d %7d %5d %s\n", serviceName(c.key()),
-                          hostPort(c.address(), c.port()), typeName(c.type()),
-                          c.up() ? "UP" : "DOWN", c.weight(), c.checks(), c.failures(),
-                          c.transitions(), c.last_failure());
+    absl::StrAppendFormat(&out, "%-32s %-22s %-10s %-5s %-3s %6d %8d %7d %5d %s\n",
+                          serviceName(c.key()), hostPort(c.address(), c.port()), typeName(c.type()),
+                          c.up() ? "UP" : "DOWN", c.real_server_up() ? "in" : "out", c.weight(),
+                          c.checks(), c.failures(), c.transitions(), c.last_failure());
   }
   return out;
 }

@@ -19,9 +19,9 @@ namespace lb::lbd {
 
 absl::StatusOr<std::unique_ptr<HealthWiring>> HealthWiring::create(DataplaneHooks* dataplane) {
   std::unique_ptr<HealthWiring> w(new HealthWiring(dataplane));
+  // Always: the checks of the committed configuration (lbctl --check, the API, --config, the
+  // state file) run without a keepalived.conf too.
   const std::string path = absl::GetFlag(FLAGS_keepalived_conf);
-  if (path.empty())
-    return w;
   health::HealthOptions opts;
   opts.conf_path = path;
   auto svc = health::HealthService::create(std::move(opts));
@@ -46,7 +46,7 @@ absl::Status HealthWiring::start(ControlPlane& control) {
 }
 
 void HealthWiring::reload() {
-  if (service_ == nullptr) {
+  if (service_ == nullptr || absl::GetFlag(FLAGS_keepalived_conf).empty()) {
     LB_LOG(kInfo, "SIGHUP: no --keepalived-conf to re-read");
     return;
   }

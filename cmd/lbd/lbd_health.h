@@ -21,12 +21,13 @@ class HealthWiring {
   // The hooks to give the control plane (they pass everything on to the dataplane's).
   DataplaneHooks* hooks() { return &hooks_; }
 
-  // Commits the keepalived.conf virtual servers and starts the checks. No-op without a file.
+  // Commits the keepalived.conf virtual servers (if any) and starts the checks, those of the
+  // committed configuration's health fields included.
   absl::Status start(ControlPlane& control);
   // SIGHUP: re-reads the file; a bad one is refused whole and logged, the running one stays.
   void reload();
   void stop();
-  // ListHealthChecks (an empty list without --keepalived-conf).
+  // ListHealthChecks.
   absl::Status list(const ::lbd::v1::ListHealthChecksRequest& req,
                     ::lbd::v1::ListHealthChecksResponse* resp) const;
 

@@ -63,6 +63,9 @@ struct DestConfig {
   TunType tun_type = TunType::kIpip;
   uint16_t tun_port = 0;  // GUE only, required there
   TunCsum tun_csum = TunCsum::kNoCsum;
+  // Its health checks (lbd.v1 Dest fields 20-29, serialized; empty = none). Control-plane
+  // bookkeeping that rides with the dest for the health subsystem; the pipeline never reads it.
+  std::string health;
   friend bool operator==(const DestConfig&, const DestConfig&) = default;
 };
 
@@ -77,6 +80,9 @@ struct ServiceConfig {
   // Who created it (lbd.v1 Service.owner): "" = an operator, else a controller's name.
   // Control-plane bookkeeping that rides with the service; the pipeline never reads it.
   std::string owner;
+  // Its health policy (lbd.v1 Service fields 20-29, serialized; empty = none). Bookkeeping as
+  // `health` of DestConfig.
+  std::string health;
   friend bool operator==(const ServiceConfig&, const ServiceConfig&) = default;
 };
 

@@ -76,8 +76,14 @@ bool sameAttributes(const pb::Service& want, const pb::Service& have) {
   return sortedAddresses(want) == sortedAddresses(have);
 }
 
+// A dest's weight as configured: a failing health check (Dest.health_checks, set by an
+// operator) holds it at 0 with its weight in health_weight.
+uint32_t configuredWeight(const pb::Dest& d) {
+  return d.weight() == 0 && d.health_weight() != 0 ? d.health_weight() : d.weight();
+}
+
 bool sameDest(const pb::Dest& want, const pb::Dest& have) {
-  if (want.forward_method() != have.forward_method() || want.weight() != have.weight() ||
+  if (want.forward_method() != have.forward_method() || want.weight() != configuredWeight(have) ||
       want.upper_threshold() != have.upper_threshold() ||
       want.lower_threshold() != have.lower_threshold())
     return false;
@@ -163,6 +169,12 @@ class DestPlanner {
       if (!sameDest(*it->second, st.dest())) {
         pb::Dest d = *it->second;
         d.set_address(st.dest().address());
+        // Checks an operator attached stay (UpdateDest replaces them), and so does their hold.
+        *d.mutable_health_checks() = st.dest().health_checks();
+        if (st.dest().weight() == 0 && st.dest().health_weight() != 0 && d.weight() != 0) {
+          d.set_health_weight(d.weight());
+          d.set_weight(0);
+        }
         ops.add(Ops::kUpdateDest, updateDest(key, d), ds.origin);
       }
     }

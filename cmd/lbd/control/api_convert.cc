@@ -10,6 +10,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
+#include "cmd/lbd/control/health_convert.h"
+
 namespace lb::lbd {
 namespace {
 
@@ -287,6 +289,10 @@ absl::StatusOr<ServiceConfig> serviceFromProto(const pb::Service& p) {
                    absl::StrCat(p.owner().size(), " characters, at most ", kMaxOwnerLength));
   }
   s.owner = p.owner();
+  absl::StatusOr<std::string> health = serviceHealthFromProto(p);
+  if (!health.ok())
+    return health.status();
+  s.health = std::move(*health);
   return s;
 }
 
@@ -318,6 +324,7 @@ pb::Service serviceToProto(const ServiceConfig& s) {
   for (const IpAddr& a : s.local_addrs)
     p.add_local_addresses(a.toString());
   p.set_owner(s.owner);
+  serviceHealthToProto(s.health, &p);
   return p;
 }
 
@@ -352,6 +359,10 @@ absl::StatusOr<DestConfig> destFromProto(const pb::Dest& p) {
     if (absl::Status st = tunnelFromProto(p.tunnel(), &d); !st.ok())
       return st;
   }
+  absl::StatusOr<std::string> health = destHealthFromProto(p);
+  if (!health.ok())
+    return health.status();
+  d.health = std::move(*health);
   return d;
 }
 
@@ -373,6 +384,7 @@ pb::Dest destToProto(const DestConfig& d) {
                     : d.tun_csum == TunCsum::kRemCsum ? pb::TUNNEL_CHECKSUM_REMOTE
                                                       : pb::TUNNEL_CHECKSUM_NONE);
   }
+  destHealthToProto(d.health, &p);
   return p;
 }
 

@@ -38,6 +38,35 @@ std::string coreKeyId(const ServiceKey& k) {
   return absl::StrCat("a|", static_cast<int>(p), "|", k.vaddr.toString(), "|", k.vport);
 }
 
+std::shared_ptr<CheckerRt> HealthService::Impl::newChecker(VsRt& vs,
+                                                           const RsRt& rs,
+                                                           size_t r,
+                                                           size_t k) {
+  auto ck = std::make_shared<CheckerRt>();
+  ck->spec = rs.cfg.checkers[k];
+  ck->timing = resolveTiming(vs.cfg, rs.cfg, ck->spec);
+  ck->retry = RetryState(ck->timing.retry, ck->timing.alpha);
+  ck->key = specKey(ck->spec);
+  ck->vs = &vs;
+  ck->rs = r;
+  ck->index = k;
+  ProbeTarget& t = ck->target;
+  t.address = ck->spec.connect_ip.empty() ? rs.cfg.address : ck->spec.connect_ip;
+  t.port = ck->spec.connect_port.value_or(static_cast<uint16_t>(rs.dest.port()));
+  if (ck->spec.type == CheckType::kDns && !ck->spec.connect_port)
+    t.port = rs.cfg.port != 0 ? rs.cfg.port : 53;
+  t.bindto = ck->spec.bindto;
+  t.bind_port = ck->spec.bind_port.value_or(0);
+  t.bind_if = ck->spec.bind_if;
+  t.fwmark = ck->spec.fwmark.value_or(0);
+  t.timeout =
+      ck->spec.type == CheckType::kMisc ? ck->timing.misc_timeout : ck->timing.connect_timeout;
+  t.vhost = !ck->spec.virtualhost.empty() ? ck->spec.virtualhost
+            : !rs.cfg.virtualhost.empty() ? rs.cfg.virtualhost
+                                          : vs.cfg.virtualhost;
+  return ck;
+}
+
 absl::StatusOr<std::vector<std::unique_ptr<VsRt>>> HealthService::Impl::build(
     const KeepalivedConfig& c) {
   absl::StatusOr<std::vector<VsPlan>> plans = planVirtualServers(c);
@@ -58,29 +87,8 @@ absl::StatusOr<std::vector<std::unique_ptr<VsRt>>> HealthService::Impl::build(
       bool alpha = false;
       bool inhibit = rs.cfg.inhibit_on_failure.value_or(vs->cfg.inhibit_on_failure);
       for (size_t k = 0; k < rs.cfg.checkers.size(); ++k) {
-        auto ck = std::make_shared<CheckerRt>();
-        ck->spec = rs.cfg.checkers[k];
-        ck->timing = resolveTiming(vs->cfg, rs.cfg, ck->spec);
-        ck->retry = RetryState(ck->timing.retry, ck->timing.alpha);
+        auto ck = newChecker(*vs, rs, r, k);
         alpha = alpha || ck->timing.alpha;
-        ck->key = specKey(ck->spec);
-        ck->vs = vs.get();
-        ck->rs = r;
-        ck->index = k;
-        ProbeTarget& t = ck->target;
-        t.address = ck->spec.connect_ip.empty() ? rs.cfg.address : ck->spec.connect_ip;
-        t.port = ck->spec.connect_port.value_or(static_cast<uint16_t>(rs.dest.port()));
-        if (ck->spec.type == CheckType::kDns && !ck->spec.connect_port)
-          t.port = rs.cfg.port != 0 ? rs.cfg.port : 53;
-        t.bindto = ck->spec.bindto;
-        t.bind_port = ck->spec.bind_port.value_or(0);
-        t.bind_if = ck->spec.bind_if;
-        t.fwmark = ck->spec.fwmark.value_or(0);
-        t.timeout = ck->spec.type == CheckType::kMisc ? ck->timing.misc_timeout
-                                                      : ck->timing.connect_timeout;
-        t.vhost = !ck->spec.virtualhost.empty() ? ck->spec.virtualhost
-                  : !rs.cfg.virtualhost.empty() ? rs.cfg.virtualhost
-                                                : vs->cfg.virtualhost;
         rs.checkers.push_back(std::move(ck));
       }
       rsc.push_back({rs.file_weight, inhibit, rs.checkers.size(), alpha});
@@ -101,9 +109,9 @@ absl::StatusOr<std::vector<std::unique_ptr<VsRt>>> HealthService::Impl::build(
   return out;
 }
 
-void HealthService::Impl::migrate(std::vector<std::unique_ptr<VsRt>>& next) {
+void HealthService::Impl::migrate(std::vector<std::unique_ptr<VsRt>>& next, const VsList& from) {
   std::map<std::string, const VsRt*> old_vs;
-  for (const auto& v : vss) {
+  for (const auto& v : from) {
     for (const pb::ServiceKey& k : v->plan.keys)
       old_vs.emplace(keyId(k), v.get());
   }
@@ -134,6 +142,8 @@ void HealthService::Impl::migrate(std::vector<std::unique_ptr<VsRt>>& next) {
           ck->transitions = oc.transitions;
           ck->last_failure = oc.last_failure;
           ck->last_latency_us = oc.last_latency_us;
+          ck->latency_counts = oc.latency_counts;
+          ck->latency_sum_us = oc.latency_sum_us;
           (void)v->health->setChecker(r, ck->index, oc.retry.up());
         }
       }
@@ -162,6 +172,9 @@ void HealthService::Impl::desiredFor(const VsRt& vs, Pool& pool) {
           continue;
         pb::Dest dest = v->rs[r].dest;
         dest.set_weight(*d.rs[r]);
+        // Held at 0 by its checks: the weight it gets back (lbd.v1 Dest.health_weight).
+        if (v->api && *d.rs[r] == 0 && dest.health_checks_size() > 0)
+          dest.set_health_weight(v->health->weight(r));
         ps.dests.emplace(destId(dest), dest);
       }
       if (d.sorry && v->plan.sorry)
@@ -195,6 +208,8 @@ CheckerStatus HealthService::Impl::statusOf(const CheckerRt& ck) const {
   s.failures = ck.failures;
   s.transitions = ck.transitions;
   s.last_latency_us = ck.last_latency_us;
+  s.latency_counts = ck.latency_counts;
+  s.latency_sum_us = ck.latency_sum_us;
   pb::HealthCheckStatus& p = s.proto;
   if (!v.plan.keys.empty())
     *p.mutable_key() = v.plan.keys[0];
@@ -215,17 +230,19 @@ CheckerStatus HealthService::Impl::statusOf(const CheckerRt& ck) const {
   p.set_transitions(ck.transitions);
   p.mutable_last_latency()->set_seconds(static_cast<int64_t>(ck.last_latency_us / 1000000));
   p.mutable_last_latency()->set_nanos(static_cast<int32_t>(ck.last_latency_us % 1000000 * 1000));
-  p.set_config(absl::StrCat(ck.spec.file, ":", ck.spec.line));
+  p.set_config(ck.spec.line == 0 ? ck.spec.file : absl::StrCat(ck.spec.file, ":", ck.spec.line));
   return s;
 }
 
 void HealthService::Impl::updateStatus() {
   std::vector<CheckerStatus> out;
-  for (const auto& v : vss) {
-    for (const RsRt& rs : v->rs) {
-      for (const auto& ck : rs.checkers) {
-        ck->slot = out.size();
-        out.push_back(statusOf(*ck));
+  for (const VsList* list : {&vss, &api_vss}) {
+    for (const auto& v : *list) {
+      for (const RsRt& rs : v->rs) {
+        for (const auto& ck : rs.checkers) {
+          ck->slot = out.size();
+          out.push_back(statusOf(*ck));
+        }
       }
     }
   }

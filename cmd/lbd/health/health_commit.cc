@@ -60,17 +60,22 @@ void HealthService::Impl::scheduleFlush(VsRt* vs) {
     flush_posted = false;
     if (ec)
       return;
-    Pool from, to;
+    Pool from, to, to_api;
     for (const VsRt* v : dirty_vs)
-      desiredFor(*v, to);
+      desiredFor(*v, v->api ? to_api : to);
     dirty_vs.clear();
     for (const auto& [id, ps] : to) {
       if (auto it = applied.find(id); it != applied.end())
         from.emplace(id, it->second);
     }
+    for (const auto& [id, ps] : to_api) {
+      if (auto it = api_applied.find(id); it != api_applied.end())
+        from.emplace(id, it->second);
+    }
+    to.merge(to_api);
     (void)commitDiff(from, to, /*wait=*/false);  // logs its own failure
     for (auto& [id, ps] : to)
-      applied[id] = std::move(ps);
+      (api_applied.contains(id) ? api_applied : applied)[id] = std::move(ps);
   });
 }
 

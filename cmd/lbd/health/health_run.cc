@@ -87,6 +87,11 @@ void HealthService::Impl::attempt(const std::shared_ptr<CheckerRt>& ck) {
     c->last_latency_us = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
             .count());
+    size_t b = 0;
+    while (b < kLatencyBucketsUs.size() && c->last_latency_us > kLatencyBucketsUs[b])
+      ++b;
+    ++c->latency_counts[b];
+    c->latency_sum_us += c->last_latency_us;
     onResult(c, std::move(r));
   });
 }
@@ -126,8 +131,8 @@ void HealthService::Impl::onResult(const std::shared_ptr<CheckerRt>& ck, ProbeRe
   arm(ck, step.retrying ? ck->timing.delay_before_retry : ck->timing.delay_loop);
 }
 
-void HealthService::Impl::startCheckers(bool migrated) {
-  for (auto& v : vss) {
+void HealthService::Impl::startCheckers(VsList& list, bool migrated) {
+  for (auto& v : list) {
     for (RsRt& rs : v->rs) {
       for (auto& ck : rs.checkers) {
         ck->timer = std::make_unique<asio::steady_timer>(io);
@@ -137,8 +142,8 @@ void HealthService::Impl::startCheckers(bool migrated) {
   }
 }
 
-void HealthService::Impl::stopCheckers() {
-  for (auto& v : vss) {
+void HealthService::Impl::stopCheckers(VsList& list) {
+  for (auto& v : list) {
     for (RsRt& rs : v->rs) {
       for (auto& ck : rs.checkers) {
         ck->stopped = true;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "cmd/lbd/health/health_service.h"
 
+#include <algorithm>
 #include <future>
 #include <thread>
 
@@ -25,11 +26,13 @@ absl::StatusOr<std::unique_ptr<HealthService>> HealthService::create(HealthOptio
   if (!options.reader.read)
     options.reader = fileSystemReader();
   impl->options = std::move(options);
-  absl::StatusOr<KeepalivedConfig> conf =
-      parseKeepalivedConf(impl->options.conf_path, impl->options.reader);
-  if (!conf.ok())
-    return conf.status();
-  impl->conf = std::move(*conf);
+  if (!impl->options.conf_path.empty()) {
+    absl::StatusOr<KeepalivedConfig> conf =
+        parseKeepalivedConf(impl->options.conf_path, impl->options.reader);
+    if (!conf.ok())
+      return conf.status();
+    impl->conf = std::move(*conf);
+  }
   impl->probes = std::make_unique<Probes>(impl->io);
   absl::StatusOr<std::vector<std::unique_ptr<VsRt>>> vss = impl->build(impl->conf);
   if (!vss.ok())
@@ -75,11 +78,16 @@ absl::Status HealthService::start() {
     for (const RsRt& r : v->rs)
       checkers += r.checkers.size();
   }
-  LB_LOG(kInfo, "health: %s: %d virtual servers, %d real servers, %d checkers", m.options.conf_path,
-         m.vss.size(), rss, checkers);
+  if (!m.options.conf_path.empty()) {
+    LB_LOG(kInfo, "health: %s: %d virtual servers, %d real servers, %d checkers",
+           m.options.conf_path, m.vss.size(), rss, checkers);
+  }
   m.openFifo();
   m.updateStatus();
-  m.startCheckers(false);
+  m.startCheckers(m.vss, false);
+  // The checks of the committed configuration (the state file, --config): from now on every
+  // operator's commit refreshes them (observe).
+  m.apiRefresh();
   m.started = true;
   m.commit_thread = std::thread([this] {
     auto guard = asio::make_work_guard(impl_->commit_io);
@@ -96,6 +104,8 @@ absl::Status HealthService::start() {
 
 absl::Status HealthService::reload() {
   Impl& m = *impl_;
+  if (m.options.conf_path.empty())
+    return absl::FailedPreconditionError("no --keepalived-conf to re-read");
   absl::StatusOr<KeepalivedConfig> conf =
       parseKeepalivedConf(m.options.conf_path, m.options.reader);
   if (!conf.ok())
@@ -108,13 +118,13 @@ absl::Status HealthService::reload() {
       done.set_value(next.status());
       return;
     }
-    m.migrate(*next);
-    m.stopCheckers();
+    m.migrate(*next, m.vss);
+    m.stopCheckers(m.vss);
     m.vss = std::move(*next);
     m.conf = std::move(c);
     m.setManaged();
     absl::Status st = m.commit(m.desiredPool());
-    m.startCheckers(true);
+    m.startCheckers(m.vss, true);
     m.updateStatus();
     done.set_value(st);
   });
@@ -135,7 +145,10 @@ void HealthService::stop() {
     return;
   m.stopped = true;
   if (m.started) {
-    asio::post(m.io, [&m] { m.stopCheckers(); });
+    asio::post(m.io, [&m] {
+      m.stopCheckers(m.vss);
+      m.stopCheckers(m.api_vss);
+    });
     m.io.stop();
     if (m.thread.joinable())
       m.thread.join();
@@ -152,6 +165,17 @@ void HealthService::observe(const ServiceTable& table) {
   if (!m.started || std::this_thread::get_id() == m.commit_thread_id ||
       std::this_thread::get_id() == m.thread_id)
     return;  // our own commit
+  // Checks in the committed configuration (lbctl --check, the API): rebuilt from it on the
+  // health thread, coalesced (one refresh waiting at a time).
+  bool api = m.api_present.load();
+  for (size_t i = 0; !api && i < table.config().services.size(); ++i) {
+    const ServiceWithDests& sd = table.config().services[i];
+    api = !sd.service.health.empty() ||
+          std::any_of(sd.dests.begin(), sd.dests.end(),
+                      [](const DestConfig& d) { return !d.health.empty(); });
+  }
+  if (api && !m.api_refresh_posted.exchange(true))
+    asio::post(m.io, [&m] { m.apiRefresh(); });
   std::vector<Impl::Seen> seen;
   {
     std::lock_guard<std::mutex> lock(m.mu);
@@ -205,6 +229,18 @@ std::vector<std::pair<std::string, uint64_t>> HealthService::metrics() const {
     out.emplace_back(absl::StrCat("lb_health_check_failures_total", labels), s.failures);
     out.emplace_back(absl::StrCat("lb_health_checker_transitions_total", labels), s.transitions);
     out.emplace_back(absl::StrCat("lb_health_check_latency_us", labels), s.last_latency_us);
+    // A histogram of every attempt's duration (cumulative buckets, as Prometheus reads them).
+    const std::string l = labels.substr(0, labels.size() - 1);  // without its '}'
+    uint64_t cum = 0;
+    for (size_t b = 0; b < s.latency_counts.size(); ++b) {
+      cum += s.latency_counts[b];
+      const std::string le =
+          b < kLatencyBucketsUs.size() ? absl::StrCat(kLatencyBucketsUs[b]) : "+Inf";
+      out.emplace_back(absl::StrCat("lb_health_check_latency_us_bucket", l, ",le=\"", le, "\"}"),
+                       cum);
+    }
+    out.emplace_back(absl::StrCat("lb_health_check_latency_us_sum", labels), s.latency_sum_us);
+    out.emplace_back(absl::StrCat("lb_health_check_latency_us_count", labels), cum);
   }
   return out;
 }

@@ -7,6 +7,7 @@
 // healed real server comes back with.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -48,7 +49,15 @@ struct CheckerStatus {
   uint64_t failures = 0;
   uint64_t transitions = 0;
   uint64_t last_latency_us = 0;
+  // Every attempt's duration: counts per bucket of kLatencyBucketsUs (not cumulative; the
+  // last one is above the last bound) and their sum, for a Prometheus histogram.
+  std::array<uint64_t, 9> latency_counts{};
+  uint64_t latency_sum_us = 0;
 };
+
+// The histogram's upper bounds (microseconds); +Inf after them.
+inline constexpr std::array<uint64_t, 8> kLatencyBucketsUs = {
+    1'000, 5'000, 10'000, 50'000, 100'000, 500'000, 1'000'000, 5'000'000};
 
 class HealthService {
  public:

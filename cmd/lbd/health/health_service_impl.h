@@ -5,6 +5,7 @@
 // (health_commit.cc). Not an API: use health_service.h.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -60,6 +61,8 @@ struct CheckerRt {
   bool stopped = false;
   // Stats (also copied into the status snapshot).
   uint64_t checks = 0, failures = 0, transitions = 0, last_latency_us = 0;
+  std::array<uint64_t, 9> latency_counts{};  // CheckerStatus::latency_counts
+  uint64_t latency_sum_us = 0;
   std::string last_failure;
 };
 
@@ -76,7 +79,12 @@ struct VsRt {
   std::vector<RsRt> rs;
   std::unique_ptr<VsHealth> health;
   std::string name;  // keyName of its first key
+  // From the committed configuration (lbd.v1 health fields: lbctl --check, the API, --config,
+  // the state file), not from keepalived.conf: a failing real server is held at weight 0.
+  bool api = false;
 };
+
+using VsList = std::vector<std::unique_ptr<VsRt>>;
 
 struct HealthService::Impl {
   HealthOptions options;
@@ -98,6 +106,13 @@ struct HealthService::Impl {
   std::mt19937_64 rng{std::random_device{}()};
 
   Pool applied;  // what this service last committed (or found) for its services
+  // The virtual servers of the committed configuration's health fields, and what the table
+  // holds of them (their checked dests and sorry server): rebuilt by apiRefresh() after an
+  // operator's commit, their checkers' state carried over.
+  VsList api_vss;
+  Pool api_applied;
+  std::atomic<bool> api_present{false};  // api_vss is not empty (read by observe)
+  std::atomic<bool> api_refresh_posted{false};
   bool flush_posted = false;
   absl::flat_hash_set<VsRt*> dirty_vs;  // changed since the last flush (cleared on reload)
   int fifo_fd = -1;
@@ -114,7 +129,7 @@ struct HealthService::Impl {
 
   // Carries checker state, and an operator's weights, from the running model into `next` for
   // what did not change.
-  void migrate(std::vector<std::unique_ptr<VsRt>>& next);
+  void migrate(std::vector<std::unique_ptr<VsRt>>& next, const VsList& from);
 
   Pool desiredPool() const;
 
@@ -122,6 +137,18 @@ struct HealthService::Impl {
   static void desiredFor(const VsRt& vs, Pool& pool);
 
   void setManaged();
+
+  // One checker of real server `r` of `vs` (its timing resolved, its probe target set).
+  static std::shared_ptr<CheckerRt> newChecker(VsRt& vs, const RsRt& rs, size_t r, size_t k);
+
+  // --- the committed configuration's checks (health_api.cc) ---------------------------------
+
+  // Health thread (or start()): reads the configuration (ControlApi::get_config) and rebuilds
+  // api_vss from its health fields; unchanged checkers keep their state; then commits what
+  // their health wants (a held-down real server that passes, a sorry server).
+  void apiRefresh();
+  // A virtual server for a committed service with checks or a health policy; nullptr if none.
+  static std::unique_ptr<VsRt> buildApiVs(const pb::Service& s);
 
   // --- committing ---------------------------------------------------------------------------
 
@@ -155,9 +182,9 @@ struct HealthService::Impl {
 
   void onResult(const std::shared_ptr<CheckerRt>& ck, ProbeResult r);
 
-  void startCheckers(bool migrated);
+  void startCheckers(VsList& list, bool migrated);
 
-  void stopCheckers();
+  void stopCheckers(VsList& list);
 
   CheckerStatus statusOf(const CheckerRt& ck) const;
 

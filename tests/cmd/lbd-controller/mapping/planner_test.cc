@@ -233,6 +233,37 @@ TEST(PlanSyncTest, WeightsAreReconciledInPlaceNeverDeletedAndReAdded) {
                           "update_dest TCP/198.18.100.1:80 198.18.1.2:8080 w0"));
 }
 
+TEST(PlanSyncTest, HealthChecksAnOperatorAttachedAreNeitherClobberedNorFought) {
+  // 198.18.1.1 carries a check and is held at weight 0 by it (health_weight 2): the desired
+  // weight 2 is not a difference. 198.18.1.2 has a check and a new desired weight: the update
+  // keeps the check.
+  Desired d;
+  d.services.push_back(vs(pb::PROTOCOL_TCP, "198.18.100.1", 80,
+                          {dest("198.18.1.1", 8080, 2), dest("198.18.1.2", 8080, 5)}));
+  pb::ListServicesResponse actual = listing(d.services);
+  pb::Dest* held = destStatus(actual, 0, "198.18.1.1")->mutable_dest();
+  held->add_health_checks()->set_type(pb::HEALTH_CHECK_TYPE_TCP);
+  held->set_weight(0);
+  held->set_health_weight(2);
+  pb::Dest* checked = destStatus(actual, 0, "198.18.1.2")->mutable_dest();
+  checked->add_health_checks()->set_type(pb::HEALTH_CHECK_TYPE_HTTP);
+  checked->set_weight(1);
+  DrainState drain;
+  Plan p = planSync(d, actual, drain, kT0, {});
+  ASSERT_THAT(ops(p), ElementsAre("update_dest TCP/198.18.100.1:80 198.18.1.2:8080 w5"));
+  const pb::Dest& u = p.request.operations(0).update_dest().dest();
+  ASSERT_EQ(u.health_checks_size(), 1);
+  EXPECT_EQ(u.health_checks(0).type(), pb::HEALTH_CHECK_TYPE_HTTP);
+  // A held-down dest whose desired weight changes stays held, with the new weight kept aside.
+  d.services[0].service.mutable_dests(0)->set_weight(4);
+  p = planSync(d, actual, drain, kT0, {});
+  ASSERT_EQ(p.request.operations_size(), 2);
+  const pb::Dest& h = p.request.operations(0).update_dest().dest();
+  EXPECT_EQ(h.weight(), 0u);
+  EXPECT_EQ(h.health_weight(), 4u);
+  EXPECT_EQ(h.health_checks_size(), 1);
+}
+
 TEST(PlanSyncTest, ServiceAttributesAreUpdatedKeepingTheDests) {
   Desired d;
   d.services.push_back(vs(pb::PROTOCOL_TCP, "198.18.100.1", 80, {dest("198.18.1.1", 8080, 1)}));

@@ -74,8 +74,18 @@ class FakeControl {
       cv_.notify_all();
       return absl::OkStatus();
     };
-    c.get_config = [](pb::GetConfigResponse*) { return absl::OkStatus(); };
+    c.get_config = [this](pb::GetConfigResponse* resp) {
+      std::lock_guard<std::mutex> lock(mu_);
+      *resp->mutable_config() = config_;
+      return absl::OkStatus();
+    };
     return c;
+  }
+
+  // What GetConfig answers (empty until set).
+  void setConfig(const pb::Config& c) {
+    std::lock_guard<std::mutex> lock(mu_);
+    config_ = c;
   }
 
   // Waits (at most 20 s) until some batch has an operation for which `pred` holds.
@@ -102,6 +112,7 @@ class FakeControl {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<pb::ApplyBatchRequest> batches_;
+  pb::Config config_;
 };
 
 class MemFiles {
@@ -217,6 +228,96 @@ TEST(HealthServiceTest, ReloadRefusesABadFileAndCommitsOnlyTheDifference) {
   // Only the new real server: the unchanged ones and their checkers' state stay.
   ASSERT_EQ(b.back().operations_size(), 1) << b.back().DebugString();
   EXPECT_EQ(b.back().operations(0).create_dest().dest().port(), added.port());
+  (*hs)->stop();
+}
+
+// A TCP check every 0.2 s (lbctl --check tcp,delay_loop=0.2,retry=0,warmup=0,...).
+pb::HealthCheck fastTcpCheck() {
+  pb::HealthCheck c;
+  c.set_type(pb::HEALTH_CHECK_TYPE_TCP);
+  c.mutable_delay_loop()->set_nanos(200000000);
+  c.mutable_connect_timeout()->set_seconds(1);
+  c.set_retry(0);
+  c.mutable_warmup()->set_seconds(0);
+  return c;
+}
+
+pb::Dest dest(uint16_t port, uint32_t weight, bool checked) {
+  pb::Dest d;
+  d.set_address("127.0.0.1");
+  d.set_port(port);
+  d.set_forward_method(pb::FORWARD_METHOD_MASQ);
+  d.set_weight(weight);
+  if (checked)
+    *d.add_health_checks() = fastTcpCheck();
+  return d;
+}
+
+pb::Config oneService(std::vector<pb::Dest> dests) {
+  pb::Config cfg;
+  pb::Service* s = cfg.add_services();
+  s->mutable_key()->mutable_address()->set_protocol(pb::PROTOCOL_TCP);
+  s->mutable_key()->mutable_address()->set_address("198.18.0.1");
+  s->mutable_key()->mutable_address()->set_port(80);
+  s->set_scheduler("rr");
+  for (pb::Dest& d : dests)
+    *s->add_dests() = std::move(d);
+  return cfg;
+}
+
+// Checks set through the API (Dest.health_checks), no keepalived.conf: the dead real server
+// is held at weight 0 with its weight kept in health_weight; the live one and an unchecked one
+// are left alone.
+TEST(HealthServiceTest, ChecksOfTheConfigurationHoldADeadServerAtZero) {
+  Listener up;
+  const uint16_t down = closedPort();
+  FakeControl control;
+  control.setConfig(oneService({dest(up.port(), 3, true), dest(down, 2, true), dest(9, 1, false)}));
+  absl::StatusOr<std::unique_ptr<HealthService>> hs =
+      HealthService::create({"", MemFiles().reader(), control.api()});
+  ASSERT_TRUE(hs.ok()) << hs.status();
+  ASSERT_TRUE((*hs)->start().ok());
+  ASSERT_TRUE(control.waitFor([&](const pb::BatchOperation& op) {
+    return op.has_update_dest() && op.update_dest().dest().port() == down;
+  }));
+  for (const pb::ApplyBatchRequest& r : control.batches()) {
+    for (const pb::BatchOperation& op : r.operations()) {
+      ASSERT_TRUE(op.has_update_dest()) << op.DebugString();  // never removed, never created
+      const pb::Dest& d = op.update_dest().dest();
+      EXPECT_EQ(d.port(), down);
+      EXPECT_EQ(d.weight(), 0u);
+      EXPECT_EQ(d.health_weight(), 2u);
+      EXPECT_EQ(d.health_checks_size(), 1);  // the check stays with it
+    }
+  }
+  pb::ListHealthChecksResponse list;
+  ASSERT_TRUE((*hs)->list(pb::ListHealthChecksRequest(), &list).ok());
+  ASSERT_EQ(list.checks_size(), 2);
+  EXPECT_TRUE(list.checks(0).up());
+  EXPECT_FALSE(list.checks(1).up());
+  EXPECT_EQ(list.checks(1).weight(), 2u);
+  EXPECT_EQ(list.checks(1).config(), "api");
+  EXPECT_FALSE(list.checks(1).last_failure().empty());
+  (*hs)->stop();
+}
+
+// A dest the configuration holds down (weight 0, health_weight 5: a state file) starts failed
+// and gets its weight back once its check passes.
+TEST(HealthServiceTest, AHeldDownServerThatPassesGetsItsWeightBack) {
+  Listener up;
+  pb::Dest held = dest(up.port(), 0, true);
+  held.set_health_weight(5);
+  FakeControl control;
+  control.setConfig(oneService({held}));
+  absl::StatusOr<std::unique_ptr<HealthService>> hs =
+      HealthService::create({"", MemFiles().reader(), control.api()});
+  ASSERT_TRUE(hs.ok()) << hs.status();
+  ASSERT_TRUE((*hs)->start().ok());
+  ASSERT_TRUE(control.waitFor([&](const pb::BatchOperation& op) {
+    return op.has_update_dest() && op.update_dest().dest().weight() == 5 &&
+           op.update_dest().dest().health_weight() == 0 &&
+           op.update_dest().dest().health_checks_size() == 1;
+  }));
   (*hs)->stop();
 }
 
