@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: Apache-2.0
+// lbd's side of connection synchronisation: the daemons ipvsadm --start-daemon / --stop-daemon
+// ask for (one master, one backup, both at once if asked), with the kernel's defaults filled
+// from the interface (sync_maxlen from its MTU, core/sync's syncMaxLen), bound to lbd's conn
+// table: the master's per-worker rings for the workers' syncConnChain, the backup's entries
+// into the table through core/sync's applySyncConn on the current snapshot. What the control
+// plane calls for StartSyncDaemon / StopSyncDaemon / the daemon listing and the state file.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+
+#include "cmd/lbd/sync/sync_backup_daemon.h"
+#include "cmd/lbd/sync/sync_daemon_config.h"
+#include "cmd/lbd/sync/sync_master_daemon.h"
+#include "core/conn/conn_table.h"
+#include "core/service/runtime.h"
+#include "core/service/snapshot.h"
+#include "core/sync/sync_backup.h"
+#include "core/sync/sync_master.h"
+
+namespace lb::lbd::sync {
+
+class SyncManager {
+ public:
+  struct Env {
+    ConnTable* conns = nullptr;             // the backup's table; null: entries counted only
+    std::function<SnapshotPtr()> snapshot;  // the current configuration
+    ServiceRuntime* runtime = nullptr;      // dest counters (may be null)
+    size_t workers = 1;                     // the master's rings
+    std::function<MonoTime()> now;          // the monotonic clock
+  };
+
+  explicit SyncManager(Env env);
+  ~SyncManager();  // stops both daemons
+
+  // ipvsadm --start-daemon: checks (validateSyncDaemonConfig, AlreadyExists "Daemon has
+  // already run", InvalidArgument for an unknown interface), then opens the socket and starts
+  // the thread. `given` is kept as given (the state file); list() shows the effective values.
+  absl::Status start(const SyncDaemonConfig& given);
+  // ipvsadm --stop-daemon: NotFound "No daemon is running".
+  absl::Status stop(SyncDaemonRole role);
+  // Stops both (lbd's shutdown).
+  void stopAll();
+
+  // ipvsadm -L --daemon: the effective configs, master first.
+  std::vector<SyncDaemonConfig> list() const;
+  // As given to start(), master first: what the state file keeps and a restart starts again.
+  std::vector<SyncDaemonConfig> configured() const;
+
+  // The sync sysctls (SetSysctls): the master's version, the backup's in_pkts and timeouts.
+  // A running daemon keeps the version and socket size it started with, as the kernel's.
+  void setSysctls(const SyncSysctls& s);
+  SyncSysctls sysctls() const;
+
+  // The master daemon while one runs (the workers push into its rings), else null. The
+  // pointer stays valid until stop(kMaster) / stopAll(); the caller makes sure no worker
+  // still uses it then (the dataplane unhooks the workers first).
+  SyncMasterDaemon* master() const;
+
+  // lb_sync_* metrics.
+  std::vector<std::pair<std::string, uint64_t>> metrics() const;
+
+ private:
+  void apply(const SyncConn& c);
+
+  Env env_;
+  mutable std::mutex mu_;
+  SyncDaemonSet given_;                       // mu_
+  std::unique_ptr<SyncMasterDaemon> master_;  // mu_
+  std::unique_ptr<SyncBackupDaemon> backup_;  // mu_
+  SyncSysctls sysctls_;                       // apply_mu_ (and mu_ to write)
+  mutable std::mutex apply_mu_;
+  SyncBackupCounters backup_counters_;  // apply_mu_
+};
+
+}  // namespace lb::lbd::sync
