@@ -345,6 +345,14 @@ std::optional<int32_t> mangle(
   return diff;
 }
 
+StateTable::StateTable(size_t capacity) {
+  size_t n = 64;
+  while (n < capacity)
+    n <<= 1;
+  slots_size_ = n;
+  slots_ = std::make_unique<State[]>(n);
+}
+
 void setSeqField(PacketBuffer& pkt, const L3L4& o, uint32_t value, bool ack) noexcept {
   const uint32_t cur = ack ? synproxy::tcpAck(pkt, o) : synproxy::tcpSeq(pkt, o);
   synproxy::addToSeq(pkt, o, value - cur, ack);

@@ -10,8 +10,10 @@
 // Everything here is a pure function of its arguments: no allocation, no clock. Hot path.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 
 #include "absl/strings/string_view.h"
@@ -127,5 +129,75 @@ absl::string_view tcpPayload(const PacketBuffer& pkt, const L3L4& o) noexcept;
 // Rewrites the sequence number (`ack` false) or acknowledgement number (`ack` true) of the
 // parsed TCP packet to `value`, keeping its checksum right.
 void setSeqField(PacketBuffer& pkt, const L3L4& o, uint32_t value, bool ack) noexcept;
+
+// The helper's per-control-conn state, shared by all workers: the client's last mode
+// (cp->app_data) and both directions' sequence adjustment (cp->in_seq, cp->out_seq and the
+// IP_VS_CONN_F_IN_SEQ / OUT_SEQ flags). It lives beside the conn table, not in its entries
+// (a slab entry has no byte to spare and FTP control conns are few): an open-addressed table
+// keyed by the conn's slab index and generation, so a slot whose conn was freed is stale and
+// taken over by the next conn that needs one. Fixed capacity; no allocation after construction.
+class StateTable {
+ public:
+  struct State {
+    uint32_t index = 0xffffffffu;  // the control conn's slab index (kNoConn: free)
+    uint32_t generation = 0;
+    Mode mode = Mode::kActive;
+    Mode last_reply = Mode::kActive;  // the mode of the last reply rewritten (retransmissions)
+    bool in_active = false;           // IP_VS_CONN_F_IN_SEQ
+    bool out_active = false;          // IP_VS_CONN_F_OUT_SEQ
+    SeqAdjust in, out;
+  };
+
+  // Control thread: `capacity` slots (rounded up to a power of two, at least 64).
+  explicit StateTable(size_t capacity);
+
+  // Hot path. Locks the table and returns the state of conn (index, generation), taking a free
+  // or stale slot when `create` (a new state starts in active mode, no adjustment); nullptr
+  // (and unlocked) when there is none or no room. `live(index, generation)` says whether a
+  // slot's conn still exists (the conn table's word), so stale slots can be reused. Call
+  // unlock() after using a non-null result; take no conn lock while holding it... except the
+  // ones the caller needs to create conns (the table is always locked first).
+  template <typename Live>
+  State* lock(uint32_t index, uint32_t generation, bool create, Live&& live) noexcept {
+    acquire();
+    const size_t mask = slots_size_ - 1;
+    State* free_slot = nullptr;
+    for (size_t i = 0; i < kProbe; ++i) {
+      State& s = slots_[(index + i) & mask];
+      if (s.index == index && s.generation == generation)
+        return &s;
+      if (free_slot == nullptr && (s.index == 0xffffffffu || !live(s.index, s.generation)))
+        free_slot = &s;
+    }
+    if (create && free_slot != nullptr) {
+      *free_slot = State{};
+      free_slot->index = index;
+      free_slot->generation = generation;
+      return free_slot;
+    }
+    release();
+    return nullptr;
+  }
+
+  void unlock() noexcept { release(); }
+
+  size_t capacity() const { return slots_size_; }
+
+ private:
+  static constexpr size_t kProbe = 16;
+
+  void acquire() noexcept {
+    while (flag_.exchange(true, std::memory_order_acquire)) {
+      while (flag_.load(std::memory_order_relaxed)) {
+      }
+    }
+  }
+
+  void release() noexcept { flag_.store(false, std::memory_order_release); }
+
+  std::atomic<bool> flag_{false};
+  size_t slots_size_ = 0;
+  std::unique_ptr<State[]> slots_;
+};
 
 }  // namespace lb::ftp

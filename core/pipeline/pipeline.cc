@@ -154,7 +154,10 @@ bool Pipeline::handleReply(Packet& p) noexcept {
   maybeOffload(cp);
   Conn conn = *cp;  // a copy, so the shard lock is not held while the packet is rewritten
   p.seq_delta = cp.seqDelta();
+  const uint32_t index = cp.index();
   cp.release();
+  if (ftpApplies(conn))
+    ftpOut(p, conn, index);  // app_tcp_pkt_out (ftp_pipeline.cc)
   // A reply to a client that has not proved its address (a SYN-ACK to a spoofed source, most
   // likely) asks the dataplane for no next hop.
   p.pkt.learn_dst = (conn.flags & kConnFAssured) != 0;
@@ -192,6 +195,11 @@ void Pipeline::handleRequest(Packet& p) noexcept {
       counters_.conns_reused.add();
     }
   }
+
+  // A data conn the FTP helper made before the client's port was known (NO_CPORT) takes it now
+  // (ip_vs_conn_fill_cport; ftp_pipeline.cc).
+  if (cp && (cp->flags & kConnFNoCport) != 0 && o.sport != 0 && !ftpFillCport(p, cp))
+    return;
 
   // 6. No conn: find the service and schedule (conn_schedule / ip_vs_schedule); the SYN
   //    proxy's conns open their real server's side here.
@@ -245,11 +253,14 @@ void Pipeline::inbound(Packet& p, ConnGuard& cp) noexcept {
   maybeOffload(cp);
   Conn conn = *cp;
   p.seq_delta = cp.seqDelta();
+  const uint32_t index = cp.index();
   if ((conn.flags & kConnFOnePacket) != 0) {
     conns_.expireNow(cp);  // ip_vs_conn_put: ONE_PACKET conns are freed after their packet
   } else {
     cp.release();
   }
+  if (ftpApplies(conn))
+    ftpIn(p, conn, index);  // app_tcp_pkt_in (ftp_pipeline.cc)
   xmit(p, conn, Direction::kToRealServer);
 }
 
@@ -265,6 +276,9 @@ void Pipeline::applyState(Packet& p, ConnGuard& cp, ConnDir dir) noexcept {
 // packets reach here with the conn's lock held, so the flag is set once.
 void Pipeline::maybeOffload(ConnGuard& cp) noexcept {
   if (offloader_ == nullptr || !offloadEligible(*cp, offload_min_in_pkts_))
+    return;
+  // An FTP control conn's payload is read and its numbers may be adjusted: never offloaded.
+  if (ftpApplies(*cp))
     return;
   // With the table in its last 1/16 (a SYN flood, most likely), a TCP conn is offloaded once
   // its handshake is done, not from its SYN: a spoofed SYN would cost two map updates, a second

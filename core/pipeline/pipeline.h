@@ -15,6 +15,7 @@
 #include "core/base/verdict.h"
 #include "core/conn/conn_table.h"
 #include "core/packet/packet_buffer.h"
+#include "core/pipeline/ftp.h"
 #include "core/pipeline/offload.h"
 #include "core/service/config.h"
 #include "core/service/snapshot.h"
@@ -32,7 +33,9 @@ namespace lb {
 #define LB_PIPELINE_COUNTERS(C) \
   C(rx_packets) C(rx_bytes) C(tx_packets) C(tx_bytes) C(to_host) C(conns_created) \
   C(conns_reused) C(icmp_sent) C(icmp_echo_replies) C(templates_created) C(icmp_send_failed) \
-  C(conns_offloaded) C(synproxy_syn_answered) C(synproxy_conns_opened) C(synproxy_syn_resent)
+  C(conns_offloaded) C(synproxy_syn_answered) C(synproxy_conns_opened) C(synproxy_syn_resent) \
+  C(ftp_passive) C(ftp_active) C(ftp_malformed) C(ftp_no_state) C(ftp_mangle_failed) \
+  C(ftp_data_conns)
 
 // clang-format on
 
@@ -149,6 +152,21 @@ class Pipeline {
     offload_min_in_pkts_ = min_in_pkts;
   }
 
+  // Worker thread, between batches. The FTP helper (ip_vs_ftp.c; ftp_pipeline.cc): TCP conns of
+  // NAT and full-NAT services whose vport is one of `ports` (the module's ports=, at most
+  // ftp::kMaxPorts; the kernel's default is {21}) and that have no persistence template get
+  // their PASV/EPSV replies and PORT/EPRT commands rewritten, their data conns created ahead
+  // and their sequence numbers adjusted, with per-conn state in `table` (shared by all workers
+  // of one conn table). nullptr: off. The table must outlive the pipeline.
+  void setFtp(ftp::StateTable* table, absl::Span<const uint16_t> ports) {
+    ftp_ = table;
+    ftp_ports_n_ = 0;
+    for (uint16_t port : ports) {
+      if (port != 0 && ftp_ports_n_ < ftp::kMaxPorts)
+        ftp_ports_[ftp_ports_n_++] = port;
+    }
+  }
+
   const PipelineCounters& counters() const { return counters_; }
 
   // The ConnEvents the ConnTable must be built with so that freed conns are unbound from
@@ -190,6 +208,12 @@ class Pipeline {
   void synproxyReply(Packet& p, ConnGuard& cp) noexcept;
   void synproxyAdjust(Packet& p, const Conn& conn, Direction dir) noexcept;
   uint64_t synproxySecret() const noexcept;
+  // FTP helper (ftp_pipeline.cc).
+  bool ftpApplies(const Conn& conn) const noexcept;
+  void ftpIn(Packet& p, const Conn& conn, uint32_t index) noexcept;
+  void ftpOut(Packet& p, const Conn& conn, uint32_t index) noexcept;
+  bool ftpFillCport(Packet& p, ConnGuard& cp) noexcept;
+  uint16_t ftpDataConn(Packet& p, const Conn& conn, uint32_t index, ConnParams& d) noexcept;
   void inbound(Packet& p, ConnGuard& cp) noexcept;
   void applyState(Packet& p, ConnGuard& cp, ConnDir dir) noexcept;
   void maybeOffload(ConnGuard& cp) noexcept;
@@ -212,6 +236,9 @@ class Pipeline {
   PipelineConnEvents* events_ = nullptr;
   FlowOffloader* offloader_ = nullptr;
   uint32_t offload_min_in_pkts_ = 0;
+  ftp::StateTable* ftp_ = nullptr;
+  uint16_t ftp_ports_[ftp::kMaxPorts] = {};
+  size_t ftp_ports_n_ = 0;
   // The conn table has more than 1/16 free (checked per batch): TCP conns are offloaded from
   // their SYN; otherwise from their handshake's end (maybeOffload).
   bool table_roomy_ = true;
