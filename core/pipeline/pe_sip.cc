@@ -396,13 +396,19 @@ uint32_t PeTemplates::nextNonce() noexcept {
   return n;
 }
 
-void PeTemplates::forEach(
-    const std::function<void(uint32_t, uint32_t, absl::string_view)>& fn) const {
+void PeTemplates::forEach(const RecordFn& fn) const {
   Lock lock(*this);
   for (uint32_t slot = 0; slot < used_; ++slot) {
     const Record& r = records_[slot];
-    if (r.nonce != 0)
-      fn(r.conn_index, r.generation, absl::string_view(r.data, r.len));
+    if (r.nonce == 0)
+      continue;
+    PeTemplateKey key;
+    key.af = static_cast<Af>(r.af);
+    key.proto = static_cast<L4Proto>(r.proto);
+    key.caddr = IpAddr::fromBytes(key.af, r.caddr);
+    key.vaddr = IpAddr::fromBytes(key.af, r.vaddr);
+    key.vport = r.vport;
+    fn(r.conn_index, r.generation, key, absl::string_view(r.data, r.len));
   }
 }
 

@@ -86,10 +86,11 @@ class PeTemplates {
   static uint32_t nextNonce() noexcept;
 
   // Control thread. Calls fn for every record (the template's slab index and generation, its
-  // Call-ID) under the store's lock: fn must not call the store or a conn table. May allocate.
-  void forEach(
-      const std::function<void(uint32_t index, uint32_t generation, absl::string_view callid)>& fn)
-      const;
+  // key and Call-ID) under the store's lock: fn must not call the store or a conn table. May
+  // allocate.
+  using RecordFn = std::function<void(
+      uint32_t index, uint32_t generation, const PeTemplateKey& key, absl::string_view callid)>;
+  void forEach(const RecordFn& fn) const;
 
   size_t size() const { return size_.load(std::memory_order_relaxed); }
 

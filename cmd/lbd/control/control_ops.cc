@@ -14,6 +14,7 @@
 #include "cmd/lbd/control/api_convert.h"
 #include "cmd/lbd/control/config_file.h"
 #include "core/base/log.h"
+#include "core/pipeline/pe_sip.h"
 #include "core/proto/proto.h"
 
 namespace lb::lbd {
@@ -507,8 +508,34 @@ absl::Status ControlOps::listConnections(pb::ListConnectionsResponse* resp) {
   if (conns == nullptr)
     return absl::OkStatus();
   const MonoTime now = clock_();
-  conns->forEach(
-      [&](const Conn& c) { *resp->add_connections() = connToProto(c, connStateName(c), now); });
+
+  // A --pe sip template's pe_data is its Call-ID (/proc/net/ip_vs_conn appends " sip
+  // <callid>", ip_vs_sip_show_pe_data), kept beside the table by core/pipeline/pe_sip.h.
+  struct PeRecord {
+    PeTemplateKey key;
+    std::string callid;
+  };
+
+  absl::flat_hash_map<uint64_t, PeRecord> pe_data;
+  peTemplatesFor(*conns).forEach(
+      [&](uint32_t index, uint32_t gen, const PeTemplateKey& key, absl::string_view id) {
+        pe_data[(uint64_t{index} << 32) | gen] = PeRecord{key, std::string(id)};
+      });
+  conns->forEachIndexed([&](uint32_t index, const Conn& c) {
+    pb::Connection* pc = resp->add_connections();
+    *pc = connToProto(c, connStateName(c), now);
+    if ((c.flags & kConnFTemplate) == 0 || pe_data.empty())
+      return;
+    auto it = pe_data.find((uint64_t{index} << 32) | c.generation);
+    if (it == pe_data.end())
+      return;
+    const PeTemplateKey& k = it->second.key;
+    if (k.af == c.af && k.proto == c.proto && k.caddr == c.caddr && k.vaddr == c.vaddr &&
+        k.vport == c.vport) {
+      pc->set_engine(std::string(kPeSipName));
+      pc->set_engine_data(it->second.callid);
+    }
+  });
   return absl::OkStatus();
 }
 

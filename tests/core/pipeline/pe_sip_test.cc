@@ -228,7 +228,11 @@ TEST_F(PeSipPipelineTest, SameCallIdSameServerWhateverTheSourcePort) {
   EXPECT_EQ(controlled, 12 + 11);  // every request made a conn (a new source port each)
   std::map<std::string, std::string> data;
   peTemplatesFor(*conns_).forEach(
-      [&](uint32_t, uint32_t, absl::string_view id) { data[std::string(id)] = "x"; });
+      [&](uint32_t, uint32_t, const PeTemplateKey& k, absl::string_view id) {
+        EXPECT_EQ(k.caddr, ip(kClient));
+        EXPECT_EQ(k.vport, 5060);
+        data[std::string(id)] = "x";
+      });
   EXPECT_EQ(data.size(), 2u);
   EXPECT_EQ(data.count("call-a@h"), 1u);
   EXPECT_EQ(data.count("call-b@h"), 1u);
