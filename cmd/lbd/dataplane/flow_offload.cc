@@ -233,7 +233,8 @@ bool FlowOffload::update(Entry& e,
     // takes it back (and may offload it again once its ACK comes).
     const bool crowded = in_map_.load(std::memory_order_relaxed) >=
                              FlowOffloadPort::synLimit(static_cast<int64_t>(map_conns_)) ||
-                         half_open_count_ >= static_cast<size_t>(FlowOffloadPort::kHalfOpenLimit);
+                         half_open_count_ >= static_cast<size_t>(FlowOffloadPort::kHalfOpenLimit) ||
+                         flood_hold_ > 0;
     if (!over && half_open && e.young <= kYoungTicks - kHandshakeTicks && crowded) {
       e.retry = true;
       counters_.unhandshaken.add();
@@ -321,7 +322,15 @@ void FlowOffload::tick(FlowMap& map, const ServiceSnapshot& snap, bool sweep) {
   }
   young_.resize(keep);
   active_.store(entries_.size(), std::memory_order_relaxed);
-  half_open_.store(static_cast<int64_t>(half_open_count_), std::memory_order_relaxed);
+  // A flood: while its hold lasts, the workers see the half-open limit reached (offer()).
+  const int64_t half_open = static_cast<int64_t>(half_open_count_);
+  if (half_open >= FlowOffloadPort::kHalfOpenLimit)
+    flood_hold_ = kFloodHoldTicks;
+  else if (flood_hold_ > 0)
+    --flood_hold_;
+  half_open_.store(
+      flood_hold_ > 0 ? std::max(half_open, FlowOffloadPort::kHalfOpenLimit) : half_open,
+      std::memory_order_relaxed);
 }
 
 void FlowOffload::dropUnavailable(FlowMap& map, const ServiceSnapshot& snap) {
@@ -347,6 +356,7 @@ void FlowOffload::forget() {
   active_.store(0, std::memory_order_relaxed);
   in_map_.store(0, std::memory_order_relaxed);
   half_open_count_ = 0;
+  flood_hold_ = 0;
   half_open_.store(0, std::memory_order_relaxed);
 }
 

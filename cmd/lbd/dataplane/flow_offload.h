@@ -24,8 +24,9 @@
 // kHalfOpenLimit half-open ones are in it, and any conn only while the map has room; a refused
 // conn is offered again with its next packet (the handshake's ACK, through lbd: it is then
 // ESTABLISHED). While the map is past either limit, conns still in SYN_RECV 200 ms after their
-// install go back to the slow path. A real client's conn is therefore offloaded from its SYN,
-// or at worst from its ACK.
+// install go back to the slow path. Once the half-open limit is reached, no conn still in
+// SYN_RECV goes in for kFloodHoldTicks (a flood's hold). A real client's conn is therefore
+// offloaded from its SYN, or at worst from its ACK.
 #pragma once
 
 #include <algorithm>
@@ -194,6 +195,14 @@ class FlowOffload {
   void tick(FlowMap& map, const ServiceSnapshot& snap, bool sweep);
   static constexpr int kYoungTicks = 50;      // at lbd's 20 ms tick: the first second
   static constexpr int kHandshakeTicks = 10;  // 200 ms: a half-open conn's grace when crowded
+  // A tick that finds kHalfOpenLimit conns in SYN_RECV in the map (a SYN flood) holds every
+  // conn not yet handshaken out of the map for this long (5 s, re-armed while it lasts), and
+  // gives the half-open ones back kHandshakeTicks after their install. Without the hold, each
+  // half-open conn given back freed a place that the flood's next SYN took at once: the map
+  // stayed at the limit, and the housekeeping thread spent a quarter of lbd's CPU polling
+  // 1,024 spoofed conns every 20 ms (issue 17's profile). Real clients' conns are offloaded at
+  // their handshake's end meanwhile.
+  static constexpr int kFloodHoldTicks = 250;
   // Control thread, at a commit: gives back the conns whose dest is no longer available now,
   // so a removed real server's packets stop at once, as the kernel drops them (ip_vs_in with
   // expire_nodest_conn=0) or flushes their conns (=1), instead of at the next sweep.
@@ -271,6 +280,7 @@ class FlowOffload {
   std::atomic<int64_t> in_map_{0};     // installed by a worker and not yet removed
   std::atomic<int64_t> half_open_{0};  // half_open_count_ as of the last tick, + installs since
   size_t half_open_count_ = 0;         // entries in SYN_RECV (housekeeping-owned)
+  int flood_hold_ = 0;                 // ticks left of a flood's hold (housekeeping-owned)
   size_t map_conns_;
   FlowOffloadCounters counters_;
 };

@@ -595,6 +595,65 @@ TEST_F(FlowOffloadTest, HalfOpenConnsAreLimited) {
   EXPECT_TRUE(offload_->port(0).offer(c, 60000));
 }
 
+// A flood (kHalfOpenLimit conns in SYN_RECV in the map at a tick) holds every conn not yet
+// handshaken out of the map for kFloodHoldTicks: the half-open ones go back 200 ms after their
+// install, and no new one takes their place until the hold is over (issue 17: the map stayed at
+// the limit, and polling it took a quarter of lbd's CPU). Handshaken conns still go in.
+TEST_F(FlowOffloadTest, FloodHoldsHalfOpenConnsOutOfTheMap) {
+  offload_.reset();
+  ConnTable::Options opt;
+  opt.capacity = 4096;
+  opt.shards = 2;
+  conns_ = std::make_unique<ConnTable>(opt, Pipeline::connEvents(table_->runtime()));
+  offload_ = std::make_unique<FlowOffload>(1, *conns_, table_->runtime(), 1);
+  offload_->setInstaller(std::make_unique<FakeInstaller>(map_));
+  uint16_t next = 1;
+  auto offer = [&](bool handshaken) {
+    ConnParams p;
+    p.caddr = ip(kClient);
+    p.cport = next++;
+    p.vaddr = ip(kVip);
+    p.vport = 80;
+    p.daddr = ip(kRs);
+    p.dport = 8080;
+    p.svc = svc_;
+    p.dest = dest_;
+    p.timeout = seconds(60);
+    ConnGuard g = conns_->create(p, now_);
+    EXPECT_TRUE(g);
+    g->state = handshaken ? kTcpEstablished : kTcpSynRecv;
+    if (handshaken)
+      g->flags |= kConnFAssured;
+    const bool taken = offload_->port(0).offer(*g, g.index());
+    if (taken)
+      g->flags |= kConnFOffloaded;
+    g.release();
+    offload_->port(0).flush();
+    return taken;
+  };
+  for (int64_t i = 0; i < FlowOffloadPort::kHalfOpenLimit; ++i)
+    ASSERT_TRUE(offer(false)) << i;
+  tick();  // counts kHalfOpenLimit half-open conns: the hold starts
+  EXPECT_FALSE(offer(false));
+  EXPECT_TRUE(offer(true));
+  for (int i = 0; i < FlowOffload::kHandshakeTicks; ++i)
+    tick();
+  EXPECT_EQ(offload_->counters().unhandshaken.value(),
+            static_cast<uint64_t>(FlowOffloadPort::kHalfOpenLimit));
+  EXPECT_EQ(offload_->inMap(), 1);
+  EXPECT_FALSE(offer(false)) << "no half-open conn while the hold lasts";
+  // The hold lasts kFloodHoldTicks from the last tick that saw the limit.
+  int ticks = 0;
+  while (ticks < 2 * FlowOffload::kFloodHoldTicks) {
+    tick();
+    ++ticks;
+    if (offer(false))
+      break;
+  }
+  EXPECT_GE(ticks, FlowOffload::kFloodHoldTicks - FlowOffload::kHandshakeTicks);
+  EXPECT_LE(ticks, FlowOffload::kFloodHoldTicks);
+}
+
 // A UDP reply the fast path forwarded assures the conn (early drop keeps it).
 TEST_F(FlowOffloadTest, ForwardedUdpReplyAssuresTheConn) {
   offerConn(5353, false, L4Proto::kUdp);
