@@ -9,4 +9,6 @@ cd "$(dirname "$0")/.."
 source scripts/deps.sh
 install_deps build bench test
 [ -x build/bin/lbd ] || { cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build build -j"$(nproc)"; }
-exec bash tests/perf/run.sh "$@"
+bash tests/perf/run.sh "$@"
+# The memory row (issue 19): idle RSS, RSS at 100,000 and 1,000,000 conns, after they expire.
+exec bash tests/perf/memory.sh "$@"

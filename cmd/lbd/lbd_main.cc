@@ -325,6 +325,8 @@ int lbdMain(int argc, char** argv) {
   }
   LB_LOG(kInfo, "lbd started: tun=%s mode=%s listen=%s%s", dopts.tun, mode_name, copts.listen,
          takeover ? " (took over)" : "");
+  // Start-up code and symbol tables are not needed again (docs/memory.md).
+  LB_LOG(kInfo, "start-up pages dropped: %zu kB", dropStartupPages());
 
   for (;;) {
     // Once a second, between signals: removed dests whose last conn has expired give their

@@ -27,4 +27,11 @@ class MmapPageProvider final : public PageProvider {
 // before any table is built. Lives for the whole process.
 PageProvider& mmapPageProvider();
 
+// Once, after start: drops this process's mappings of clean read-only file pages (shared
+// library and lbd text, symbol tables, relocations read while loading, libbpf's and the
+// flags' start-up code). The pages stay in the page cache; whatever lbd runs again faults
+// back in from it. Only mappings with no private (written) page are touched, so nothing is
+// lost. Returns the kB dropped. docs/memory.md.
+size_t dropStartupPages();
+
 }  // namespace lb::lbd
