@@ -88,6 +88,11 @@ bool BpfNetns::setUp() {
     CPU_SET(cpu < 0 ? 0 : cpu, &one);
     pinned_ = sched_setaffinity(0, sizeof(one), &one) == 0;
   }
+  // A test process that died without its destructors (a crash, a sanitizer's halt_on_error) left
+  // its namespaces behind; their names end in a pid that no longer runs. Sweep them first.
+  (void)std::system(
+      "for n in $(ip netns list 2>/dev/null | awk '/^lbdbpf-/{print $1}'); do "
+      "p=${n##*-}; kill -0 \"$p\" 2>/dev/null || ip netns del \"$n\" 2>/dev/null; done");
   std::string id = std::to_string(getpid());
   ns_c_ = "lbdbpf-c-" + id;
   ns_b_ = "lbdbpf-b-" + id;
