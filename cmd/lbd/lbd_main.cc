@@ -16,8 +16,10 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 
 #include "cmd/lbd/control/control_plane.h"
 #include "cmd/lbd/dataplane/dataplane.h"
@@ -79,6 +81,12 @@ ABSL_FLAG(uint32_t,
           1,
           "client packets a conn must have sent through lbd before it is offloaded (1..1000000; "
           "1: a TCP conn from its SYN on)");
+ABSL_FLAG(std::string,
+          ftp_ports,
+          "21",
+          "the FTP helper's control ports, comma-separated (ip_vs_ftp's ports=, at most 8; empty: "
+          "off): NAT and full-NAT TCP services on them get PASV/EPSV replies and PORT/EPRT "
+          "commands rewritten and their data connections made ahead");
 
 namespace lb::lbd {
 namespace {
@@ -233,6 +241,16 @@ int lbdMain(int argc, char** argv) {
   if (dopts.flow_offload_min_packets < 1 || dopts.flow_offload_min_packets > 1000000) {
     return fail(absl::InvalidArgumentError(absl::StrCat(
         "--flow-offload-min-packets=", dopts.flow_offload_min_packets, ": 1..1000000")));
+  }
+  dopts.ftp_ports.clear();
+  for (absl::string_view part :
+       absl::StrSplit(absl::GetFlag(FLAGS_ftp_ports), ',', absl::SkipEmpty())) {
+    uint32_t port = 0;
+    if (!absl::SimpleAtoi(part, &port) || port < 1 || port > 65535 || dopts.ftp_ports.size() == 8) {
+      return fail(absl::InvalidArgumentError(absl::StrCat(
+          "--ftp-ports=", absl::GetFlag(FLAGS_ftp_ports), ": at most 8 ports of 1..65535")));
+    }
+    dopts.ftp_ports.push_back(static_cast<uint16_t>(port));
   }
   // One owner per network namespace, before anything in the kernel is touched: a second lbd
   // stops here having changed nothing, and leftovers are cleaned (by the dataplane) only once

@@ -78,7 +78,9 @@ DataplaneImpl::DataplaneImpl(const DataplaneOptions& options,
               tun_->name(),
               tun_->ifindex(),
               KernelState::journalPath(options.run_dir, tun_->name())),
-      neigh_(*nl_, tun_->ifindex(), tun_->queues(), options.direct_egress) {}
+      neigh_(*nl_, tun_->ifindex(), tun_->queues(), options.direct_egress) {
+  kernel_.setFtpPorts(options.ftp_ports);
+}
 
 DataplaneImpl::~DataplaneImpl() {
   stop();
@@ -107,10 +109,13 @@ absl::Status DataplaneImpl::init(bool adopting) {
     seed = 0x5bd1e995;
   copts.seed = seed;
   conns_ = std::make_unique<ConnTable>(copts, Pipeline::connEvents(table_.runtime()));
+  ftp_ = std::make_unique<ftp::StateTable>(kFtpControlConns);
   for (size_t i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>();
     w->index = i;
     w->pipeline = std::make_unique<Pipeline>(*conns_, i, seed ^ (i * 0x9e3779b97f4a7c15ull));
+    if (!options_.ftp_ports.empty())
+      w->pipeline->setFtp(ftp_.get(), options_.ftp_ports);
     for (size_t b = 0; b < kBatch; ++b)
       w->bufs.push_back(std::make_unique<PacketBuffer>());
     w->ptrs.resize(kBatch);

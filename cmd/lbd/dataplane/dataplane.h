@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -38,6 +39,9 @@ struct DataplaneOptions {
   // TCP conn from its SYN on); lbd follows their state from the program (flow_offload.h).
   bool flow_offload = true;
   uint32_t flow_offload_min_packets = 1;
+  // The FTP helper's control ports (ip_vs_ftp's ports=, at most 8; empty: off). NAT and
+  // full-NAT TCP services on these ports get PASV/EPSV/PORT/EPRT handled (core/pipeline/ftp.h).
+  std::vector<uint16_t> ftp_ports{21};
   // lbd's runtime directory: the sysctl journal that lets the next start undo a crashed run's
   // sysctl changes lives here (empty = no journal).
   std::string run_dir = "/run/lbd";

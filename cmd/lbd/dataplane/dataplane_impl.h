@@ -49,6 +49,8 @@ constexpr int64_t kOffloadTickMs = 20;
 constexpr int64_t kOffloadSweepMs = 1000;
 constexpr int64_t kEstimatorPeriodMs = 2000;
 constexpr int64_t kDefensePeriodMs = 1000;  // ip_vs_ctl.c DEFENSE_TIMER_PERIOD
+// FTP control conns whose helper state is kept at once (ftp::StateTable; 64 B each).
+constexpr size_t kFtpControlConns = 16384;
 
 // clang-format off
 #define LB_DATAPLANE_COUNTERS(C) \
@@ -222,6 +224,7 @@ class DataplaneImpl : public Dataplane {
   NeighCache neigh_;
   Published<WorkerConfig> config_;
   std::unique_ptr<ConnTable> conns_;
+  std::unique_ptr<ftp::StateTable> ftp_;  // the FTP helper's per-control-conn state
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<io::DecapReceiver> decap_;
 #ifdef LB_HAVE_BPF

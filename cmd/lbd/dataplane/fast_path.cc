@@ -83,7 +83,7 @@ void DataplaneImpl::updateFastPath(const FullConfig& cfg) {
   for (const auto& sd : cfg.services) {
     for (const IpAddr& a : KernelState::ownAddrs(sd))
       dsts.push_back(a);
-    for (const KernelState::NatReply& nr : KernelState::natReplies(sd))
+    for (const KernelState::NatReply& nr : KernelState::natReplies(sd, options_.ftp_ports))
       replies.push_back(io::ReplyKey{nr.addr, nr.proto, nr.port});
   }
   absl::Status s = redirect_->setDsts(dsts);

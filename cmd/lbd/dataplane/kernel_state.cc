@@ -157,12 +157,17 @@ std::vector<IpAddr> KernelState::ownAddrs(const ServiceWithDests& sd) {
   return out;
 }
 
-std::vector<KernelState::NatReply> KernelState::natReplies(const ServiceWithDests& sd) {
+std::vector<KernelState::NatReply> KernelState::natReplies(const ServiceWithDests& sd,
+                                                           const std::vector<uint16_t>& ftp_ports) {
   std::vector<NatReply> out;
   const ServiceKey& key = sd.service.key;
+  const bool ftp = !key.isFwmark() && key.proto == L4Proto::kTcp &&
+                   std::find(ftp_ports.begin(), ftp_ports.end(), key.vport) != ftp_ports.end();
   for (const DestConfig& d : sd.dests) {
     if (d.fwd != FwdMethod::kMasq)
       continue;
+    if (ftp && d.port > 1)
+      out.push_back(NatReply{d.addr, L4Proto::kTcp, static_cast<uint16_t>(d.port - 1)});
     for (L4Proto p : {L4Proto::kTcp, L4Proto::kUdp, L4Proto::kSctp}) {
       if (key.isFwmark() ? p == L4Proto::kSctp : p != key.proto)
         continue;
@@ -453,7 +458,7 @@ absl::Status KernelState::reconcile(const FullConfig& cfg) {
       route(a, fullPrefix(a.af()));
       proxied.push_back(a);
     }
-    for (const NatReply& nr : natReplies(sd)) {
+    for (const NatReply& nr : natReplies(sd, ftp_ports_)) {
       io::RuleSpec r;
       r.af = nr.addr.af();
       r.pref = kPrefDivert;

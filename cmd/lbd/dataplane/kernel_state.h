@@ -71,8 +71,13 @@ class KernelState {
   // service) and the full-NAT local addresses.
   static std::vector<IpAddr> ownAddrs(const ServiceWithDests& sd);
   // The NAT replies of one service: its masquerading dests, with the service's protocol (TCP
-  // and UDP for a fwmark service).
-  static std::vector<NatReply> natReplies(const ServiceWithDests& sd);
+  // and UDP for a fwmark service). A TCP service on one of `ftp_ports` (the FTP helper's) also
+  // has each dest's port - 1 (FTP's active data connections come from port 20 for 21).
+  static std::vector<NatReply> natReplies(const ServiceWithDests& sd,
+                                          const std::vector<uint16_t>& ftp_ports = {});
+
+  // The FTP helper's control ports, for natReplies in reconcile(). Before the first reconcile.
+  void setFtpPorts(std::vector<uint16_t> ports) { ftp_ports_ = std::move(ports); }
 
  private:
   absl::Status setSysctl(const std::string& path, const std::string& value);
@@ -92,6 +97,7 @@ class KernelState {
   io::Netlink& nl_;
   Mode mode_;
   std::string tun_;
+  std::vector<uint16_t> ftp_ports_;
   int tun_ifindex_;
   std::string journal_;
   std::vector<std::pair<std::string, std::string>> sysctls_;  // path, previous value
