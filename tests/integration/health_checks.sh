@@ -467,9 +467,9 @@ grep -Eq 'lb_health_checker_transitions_total\{service="TCP 198.18.1.100:80",rs=
 # --- lbctl --list-checks: lbd's own listing (ipvsadm's stay as they are) and JSON.
 checks=$(lbctl hc --list-checks)
 echo "$checks" | head -n 4
-echo "$checks" | grep -Eq "^TCP +$VIP:80 +198.18.2.11:80 +HTTP_GET +UP +2 " ||
+echo "$checks" | grep -Eq "^TCP +$VIP:80 +198.18.2.11:80 +HTTP_GET +UP +in +2 " ||
   dp_fail "--list-checks: no HTTP_GET UP line for 198.18.2.11:80"
-echo "$checks" | grep -E "^TCP +$VIP:8080 +198.18.2.11:8080 +TCP_CHECK +UP +7 " |
+echo "$checks" | grep -E "^TCP +$VIP:8080 +198.18.2.11:8080 +TCP_CHECK +UP +in +7 " |
   grep -q "connect: Connection refused" || dp_fail "--list-checks: TCP_CHECK's last failure missing"
 lbctl hc --list-checks -u $VIP:53 --output=json >"$DP_TMP/checks.json"
 python3 -c '
