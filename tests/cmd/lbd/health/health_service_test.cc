@@ -321,5 +321,31 @@ TEST(HealthServiceTest, AHeldDownServerThatPassesGetsItsWeightBack) {
   (*hs)->stop();
 }
 
+// Service.health_policy through the API: quorum 1 and a sorry server. The only real server dies:
+// it is held at weight 0 and the sorry server comes in (as a dest of the service).
+TEST(HealthServiceTest, APolicysSorryServerComesInWhenTheQuorumIsLost) {
+  const uint16_t down = closedPort();
+  pb::Config cfg = oneService({dest(down, 1, true)});
+  pb::Dest* sorry = cfg.mutable_services(0)->mutable_health_policy()->mutable_sorry_server();
+  sorry->set_address("127.0.0.9");
+  sorry->set_port(8080);
+  sorry->set_forward_method(pb::FORWARD_METHOD_MASQ);
+  FakeControl control;
+  control.setConfig(cfg);
+  absl::StatusOr<std::unique_ptr<HealthService>> hs =
+      HealthService::create({"", MemFiles().reader(), control.api()});
+  ASSERT_TRUE(hs.ok()) << hs.status();
+  ASSERT_TRUE((*hs)->start().ok());
+  ASSERT_TRUE(control.waitFor([&](const pb::BatchOperation& op) {
+    return op.has_create_dest() && op.create_dest().dest().address() == "127.0.0.9" &&
+           op.create_dest().dest().port() == 8080 && op.create_dest().dest().weight() == 1;
+  }));
+  ASSERT_TRUE(control.waitFor([&](const pb::BatchOperation& op) {
+    return op.has_update_dest() && op.update_dest().dest().port() == down &&
+           op.update_dest().dest().weight() == 0 && op.update_dest().dest().health_weight() == 1;
+  }));
+  (*hs)->stop();
+}
+
 }  // namespace
 }  // namespace lb::health
