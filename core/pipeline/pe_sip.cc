@@ -99,7 +99,9 @@ const char* skipWhitespace(const char* p, const char* limit) {
     if (p == nullptr)
       return nullptr;
   }
-  return p;
+  // A continuation line of blanks that ends the data leaves the kernel's loop one byte past
+  // `limit`; every caller then gives up (below), so it is clamped here.
+  return p > limit ? limit : p;
 }
 
 // ct_sip_get_header(NULL, dptr, dataoff, datalen, SIP_HDR_CALL_ID, ...): 1 with the value's
@@ -133,7 +135,9 @@ int getCallIdHeader(const char* start, size_t dataoff, size_t datalen, size_t* o
     }
     // The colon, with whitespace around it. Anything else ends the search (kernel: break).
     p = skipWhitespace(p, limit);
-    if (p == nullptr)
+    // The kernel reads the byte at `limit` (+1) here, and breaks whatever it holds: with the
+    // colon it would still stop at ++dptr >= limit.
+    if (p == nullptr || p >= limit)
       break;
     if (*p != ':' || ++p >= limit)
       break;

@@ -21,6 +21,7 @@
 
 #include "cmd/lbctl/lbctl.h"
 #include "cmd/lbd/control/control_plane.h"
+#include "core/pipeline/pe_sip.h"
 #include "core/proto/proto.h"
 
 namespace lb::lbd {
@@ -242,6 +243,46 @@ TEST_F(ConnListingTest, JsonCarriesTheFields) {
                             "\"template\": true", "\"forward_method\": \"FORWARD_METHOD_MASQ\""}) {
     EXPECT_NE(json.find(field), std::string::npos) << field << " in " << json;
   }
+}
+
+TEST_F(ConnListingTest, SipTemplateShowsItsCallIdWithPersistentConn) {
+  // A --pe sip template (ip_vs_pe_sip.c): /proc/net/ip_vs_conn appends " sip <callid>", and
+  // ipvsadm -Lnc --persistent-conn prints the long row "%-3s %-6s %-11s %-18s %-18s %-16s %-18s
+  // %s"; plain -Lnc keeps the short one. The Call-ID is found in the table's PeTemplates.
+  add({L4Proto::kUdp, "198.18.1.2", "198.18.1.100", "198.18.2.11", 0, 5060, 5060, kTemplateNone, 60,
+       true});
+  add({L4Proto::kUdp, "198.18.1.2", "198.18.1.100", "198.18.2.11", 40000, 5060, 5060,
+       kUdpStateNormal, 300});
+  uint32_t index = kNoConn, gen = 0;
+  conns_->forEachIndexed([&](uint32_t i, const Conn& c) {
+    if ((c.flags & kConnFTemplate) != 0) {
+      index = i;
+      gen = c.generation;
+    }
+  });
+  ASSERT_NE(index, kNoConn);
+  PeTemplateKey key{Af::kInet, L4Proto::kUdp, ip("198.18.1.2"), ip("198.18.1.100"), 5060};
+  PeTemplates& pe = peTemplatesFor(*conns_);
+  ASSERT_TRUE(pe.insert(key, "1-42@198.18.1.2", index, gen, PeTemplates::nextNonce()));
+  const std::string pc = run("-Lnc --persistent-conn");
+  EXPECT_EQ(headerAndSortedRows(pc, 2),
+            headerAndSortedRows(
+                "IPVS connection entries\n"
+                "pro expire state       source             virtual            destination        "
+                "pe name          pe_data\n"
+                "UDP 00:58  NONE        198.18.1.2:0       198.18.1.100:5060  198.18.2.11:5060 "
+                "sip                1-42@198.18.1.2\n"
+                "UDP 04:58  UDP         198.18.1.2:40000   198.18.1.100:5060  198.18.2.11:5060\n",
+                2))
+      << pc;
+  EXPECT_NE(run("-Lnc").find("UDP 00:58  NONE        198.18.1.2:0       198.18.1.100:5060  "
+                             "198.18.2.11:5060\n"),
+            std::string::npos);
+  // A record naming another entry of the table is not shown on it.
+  std::optional<PeTemplates::Ref> ref = pe.find(key, "1-42@198.18.1.2");
+  ASSERT_TRUE(ref.has_value());
+  pe.erase(*ref);
+  EXPECT_EQ(run("-Lnc --persistent-conn").find("sip "), std::string::npos);
 }
 
 }  // namespace

@@ -104,6 +104,15 @@ TEST(SipCallIdTest, MalformedValues) {
   EXPECT_EQ(callId("B\r\ni: ;\r\ni: ;\r\ni: c\r\ni: d\r\n"), "d");
 }
 
+TEST(SipCallIdTest, FoldAtTheEndOfTheData) {
+  // Found by sip_callid_fuzz: a name followed by a continuation line of blanks that ends the
+  // payload (the kernel's sip_skip_whitespace steps one byte past the end; it finds nothing).
+  EXPECT_EQ(callId(std::string("%\0\x1a\0\0\0\0x S\nCall-ID\r\n ", 21)), std::nullopt);
+  EXPECT_EQ(callId("B\r\nCall-ID\r\n \t"), std::nullopt);
+  EXPECT_EQ(callId("B\r\nCall-ID:\r\n "), std::nullopt);
+  EXPECT_EQ(callId("B\r\ni\n "), std::nullopt);
+}
+
 TEST(SipCallIdTest, LengthLimit) {
   std::string id255(255, 'a');
   std::string id256(256, 'a');
