@@ -286,12 +286,17 @@ std::optional<Failure> Parser::handleListOption(int c) {
 std::optional<Failure> Parser::handleDaemonOption(int c, const char* arg) {
   switch (c) {
     case kTagMcastInterface:
-      return setOption(kOptMcast);
+      if (auto f = setOption(kOptMcast))
+        return f;
+      // ipvsadm: strncpy(mcast_ifn, optarg, IP_VS_IFNAME_MAXLEN - 1).
+      cmd_.sync_daemon.set_mcast_interface(std::string(arg).substr(0, 15));
+      return std::nullopt;
     case kTagSyncId:
       if (auto f = setOption(kOptSyncId))
         return f;
       if (stringToNumber(arg, 0, 255) == -1)
         return fail("illegal syncid specified");
+      cmd_.sync_daemon.set_syncid(static_cast<uint32_t>(stringToNumber(arg, 0, 255)));
       return std::nullopt;
     case kTagMcastGroup: {
       if (auto f = setOption(kOptMcastGroup))
@@ -307,6 +312,7 @@ std::optional<Failure> Parser::handleDaemonOption(int c, const char* arg) {
           return fail(absl::StrFormat("invalid IPv4 mcast-group `%s'", arg));
         }
       }
+      cmd_.sync_daemon.set_mcast_group(arg);
       return std::nullopt;
     }
     case kTagMcastPort:
@@ -314,12 +320,14 @@ std::optional<Failure> Parser::handleDaemonOption(int c, const char* arg) {
         return f;
       if (stringToNumber(arg, 1, 65535) == -1)
         return fail("illegal mcast-port specified");
+      cmd_.sync_daemon.set_mcast_port(static_cast<uint32_t>(stringToNumber(arg, 1, 65535)));
       return std::nullopt;
     case kTagMcastTtl:
       if (auto f = setOption(kOptMcastTtl))
         return f;
       if (stringToNumber(arg, 1, 255) == -1)
         return fail("illegal mcast-ttl specified");
+      cmd_.sync_daemon.set_mcast_ttl(static_cast<uint32_t>(stringToNumber(arg, 1, 255)));
       return std::nullopt;
     case kTagSyncMaxlen:
       if (auto f = setOption(kOptSyncMaxlen))
@@ -327,6 +335,8 @@ std::optional<Failure> Parser::handleDaemonOption(int c, const char* arg) {
       if (stringToNumber(arg, 1, 65535 - 20 - 8) == -1) {
         return fail("illegal sync-maxlen specified");
       }
+      cmd_.sync_daemon.set_sync_maxlen(
+          static_cast<uint32_t>(stringToNumber(arg, 1, 65535 - 20 - 8)));
       return std::nullopt;
     default:
       return std::nullopt;
@@ -538,6 +548,10 @@ std::optional<Failure> Parser::run(std::vector<std::string> args) {
                                                       : "illegal start_daemon specified");
         }
         cmd_.daemon_state = state;
+        cmd_.sync_daemon.set_role(state == "master" ? pb::SYNC_DAEMON_ROLE_MASTER
+                                                    : pb::SYNC_DAEMON_ROLE_BACKUP);
+        if (cmd_.sync_daemon.mcast_interface().empty())
+          cmd_.sync_daemon.set_mcast_interface("eth0");  // ipvsadm's DEF_MCAST_IFN
       }
       continue;
     }

@@ -77,7 +77,10 @@ struct Command {
   ::lbd::v1::Timeouts timeouts;  // --set
   std::string laddr;             // -z
   ListOptions list;
-  std::string daemon_state;           // master | backup
+  std::string daemon_state;  // master | backup
+  // --start-daemon / --stop-daemon: the role and the options as given (mcast_interface
+  // ipvsadm's default "eth0" when not given, truncated to 15 characters as ipvsadm does).
+  ::lbd::v1::SyncDaemon sync_daemon;
   std::vector<SysctlArg> sysctls;     // --sysctl
   ::lbd::v1::FwmarkRule fwmark_rule;  // --add-fwmark-rule / --del-fwmark-rule
   // Global client options (anywhere on the line).

@@ -619,4 +619,23 @@ std::string formatLocalAddresses(const pb::ListLocalAddressesResponse& r) {
   return out;
 }
 
+std::string formatSyncDaemons(const pb::ListSyncDaemonsResponse& r) {
+  std::string out;
+  for (const pb::SyncDaemon& d : r.daemons()) {
+    const char* role = d.role() == pb::SYNC_DAEMON_ROLE_BACKUP ? "backup" : "master";
+    absl::StrAppend(&out, absl::StrFormat("%s sync daemon (mcast=%s, syncid=%d", role,
+                                          d.mcast_interface(), static_cast<int>(d.syncid())));
+    if (d.sync_maxlen() != 0)
+      absl::StrAppendFormat(&out, ", maxlen=%u", d.sync_maxlen());
+    if (!d.mcast_group().empty())
+      absl::StrAppend(&out, ", group=", d.mcast_group());
+    if (d.mcast_port() != 0)
+      absl::StrAppendFormat(&out, ", port=%u", d.mcast_port());
+    if (d.mcast_ttl() != 0)
+      absl::StrAppendFormat(&out, ", ttl=%u", d.mcast_ttl());
+    out += ")\n";
+  }
+  return out;
+}
+
 }  // namespace lb::lbctl

@@ -58,6 +58,11 @@ std::string formatConnections(const ::lbd::v1::ListConnectionsResponse& r,
 std::string formatTimeouts(const ::lbd::v1::Timeouts& t);
 
 // -G (DPVS): local addresses per service.
+// -L --daemon: ipvsadm.c list_daemon's line for each running daemon, master first:
+// "master sync daemon (mcast=eth0, syncid=0, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)".
+// Fields that are 0 / empty are left out, as list_daemon leaves them out.
+std::string formatSyncDaemons(const ::lbd::v1::ListSyncDaemonsResponse& r);
+
 std::string formatLocalAddresses(const ::lbd::v1::ListLocalAddressesResponse& r);
 
 }  // namespace lb::lbctl

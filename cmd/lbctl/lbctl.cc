@@ -105,7 +105,12 @@ int runList(const Command& cmd, Stub& stub, std::ostream& out, std::ostream& err
     return 0;
   }
   if (!cmd.has_service && o.daemon) {
-    return 0;  // no sync daemon runs in lbd (yet): ipvsadm prints nothing then
+    pb::ListSyncDaemonsResponse resp;
+    grpc::Status s = stub.ListSyncDaemons(&ctx, pb::ListSyncDaemonsRequest(), &resp);
+    if (!s.ok())
+      return report(cmd.kind, s, err, 1);
+    out << (o.json ? jsonOf(resp) : formatSyncDaemons(resp));  // nothing when none runs
+    return 0;
   }
   pb::ListServicesRequest req;
   if (cmd.has_service)
@@ -483,6 +488,25 @@ int runFwmarkRules(const Command& cmd, Stub& stub, std::ostream& out, std::ostre
   return s.ok() ? 0 : report(cmd.kind, s, err, kExitRefused);
 }
 
+// --start-daemon / --stop-daemon: StartSyncDaemon / StopSyncDaemon with the options as given.
+int runSyncDaemon(const Command& cmd, Stub& stub, std::ostream& err) {
+  grpc::ClientContext ctx;
+  setDeadline(ctx);
+  grpc::Status s;
+  if (cmd.kind == CommandKind::kStartDaemon) {
+    pb::StartSyncDaemonRequest req;
+    *req.mutable_daemon() = cmd.sync_daemon;
+    pb::StartSyncDaemonResponse resp;
+    s = stub.StartSyncDaemon(&ctx, req, &resp);
+  } else {
+    pb::StopSyncDaemonRequest req;
+    req.set_role(cmd.sync_daemon.role());
+    pb::StopSyncDaemonResponse resp;
+    s = stub.StopSyncDaemon(&ctx, req, &resp);
+  }
+  return s.ok() ? 0 : report(cmd.kind, s, err, kExitRefused);
+}
+
 }  // namespace
 
 std::string ipvsadmError(CommandKind kind, const grpc::Status& s) {
@@ -492,6 +516,14 @@ std::string ipvsadmError(CommandKind kind, const grpc::Status& s) {
   if (unreachable(s)) {
     return absl::StrCat("Can't initialize ipvs: ", s.error_message(),
                         "\nAre you sure that lbd is running?");
+  }
+  if (code == StatusCode::ALREADY_EXISTS && kind == CommandKind::kStartDaemon)
+    return "Daemon has already run";  // libipvs ipvs_strerror: ipvs_start_daemon, EEXIST
+  if (code == StatusCode::NOT_FOUND && kind == CommandKind::kStopDaemon)
+    return "No daemon is running";  // ipvs_stop_daemon, ESRCH
+  if (code == StatusCode::INVALID_ARGUMENT && kind == CommandKind::kStartDaemon &&
+      absl::StartsWith(s.error_message(), "no interface")) {
+    return "No such device\n" + detail;  // start_sync_thread's -ENODEV, strerror'd by ipvsadm
   }
   if (code == StatusCode::ALREADY_EXISTS) {
     if (kind == CommandKind::kAddService)
@@ -550,8 +582,7 @@ int executeCommand(const std::string& program,
       return 0;
     case CommandKind::kStartDaemon:
     case CommandKind::kStopDaemon:
-      err << "Connection synchronisation (sync daemon) is not supported by lbd yet\n";
-      return kExitRefused;
+      return runSyncDaemon(cmd, stub, err);
     case CommandKind::kList:
       return runList(cmd, stub, out, err);
     case CommandKind::kSave:

@@ -266,10 +266,15 @@ absl::StatusOr<FullConfig> loadConfigFile(const std::string& path,
   return parseConfigText(ss.str(), path, validate);
 }
 
-absl::Status writeStateFile(const std::string& path, const FullConfig& cfg) {
+absl::Status writeStateFile(const std::string& path,
+                            const FullConfig& cfg,
+                            const std::vector<pb::SyncDaemon>& sync_daemons) {
   std::string text;
   google::protobuf::TextFormat::Printer printer;
-  if (!printer.PrintToString(configToProto(cfg), &text)) {
+  pb::Config proto = configToProto(cfg);
+  for (const pb::SyncDaemon& d : sync_daemons)
+    *proto.add_sync_daemons() = d;
+  if (!printer.PrintToString(proto, &text)) {
     return absl::InternalError("state file: cannot serialise the configuration");
   }
   text = absl::StrCat("# lbd state file: lbd.v1.Config in protobuf text format. Written by lbd;\n",
@@ -300,7 +305,8 @@ absl::Status writeStateFile(const std::string& path, const FullConfig& cfg) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<FullConfig> readStateFile(const std::string& path) {
+absl::StatusOr<FullConfig> readStateFile(const std::string& path,
+                                         std::vector<pb::SyncDaemon>* sync_daemons) {
   // Only a missing file means "first start"; anything else must not start lbd empty.
   struct stat sb {};
 
@@ -338,6 +344,8 @@ absl::StatusOr<FullConfig> readStateFile(const std::string& path) {
     return absl::Status(cfg.status().code(),
                         absl::StrCat("state file ", path, ": ", cfg.status().message()));
   }
+  if (sync_daemons != nullptr)
+    sync_daemons->assign(p.sync_daemons().begin(), p.sync_daemons().end());
   return cfg;
 }
 

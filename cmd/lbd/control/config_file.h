@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -18,10 +19,15 @@ namespace lb::lbd {
 
 // Writes `cfg` to `path` atomically: path.tmp, fsync, rename, fsync of the directory.
 // Internal naming the step and errno on failure.
-absl::Status writeStateFile(const std::string& path, const FullConfig& cfg);
+// `sync_daemons`: the connection sync daemons as started (Config.sync_daemons).
+absl::Status writeStateFile(const std::string& path,
+                            const FullConfig& cfg,
+                            const std::vector<::lbd::v1::SyncDaemon>& sync_daemons = {});
 
 // Reads a state file. NotFound when it does not exist; InvalidArgument when it does not parse.
-absl::StatusOr<FullConfig> readStateFile(const std::string& path);
+// `sync_daemons`, when given, receives Config.sync_daemons.
+absl::StatusOr<FullConfig> readStateFile(
+    const std::string& path, std::vector<::lbd::v1::SyncDaemon>* sync_daemons = nullptr);
 
 // Checks a whole configuration (ServiceTable::validate in lbd).
 using ConfigValidator = std::function<absl::Status(const FullConfig&)>;

@@ -102,7 +102,7 @@ absl::Status ControlOps::publishLocked() {
   // The state file first: a change it cannot record (a full disk, a read-only mount) is not
   // applied, so that what lbd runs is always what it would come back with after a restart.
   if (!state_file_.empty()) {
-    absl::Status w = writeStateFile(state_file_, table_.config());
+    absl::Status w = writeStateFile(state_file_, table_.config(), syncDaemonsLocked());
     ++state_writes_;
     if (!w.ok()) {
       ++state_write_failures_;
@@ -582,10 +582,11 @@ absl::Status ControlOps::getConfig(pb::GetConfigResponse* resp) {
 absl::Status ControlOps::loadInitial(const std::string& config_file) {
   std::lock_guard<std::mutex> lock(mu_);
   absl::StatusOr<FullConfig> cfg;
+  std::vector<pb::SyncDaemon> sync_daemons;  // the state file's
   if (!config_file.empty()) {
     cfg = loadConfigFile(config_file, [this](const FullConfig& c) { return table_.validate(c); });
   } else if (!state_file_.empty()) {
-    cfg = readStateFile(state_file_);
+    cfg = readStateFile(state_file_, &sync_daemons);
     if (absl::IsNotFound(cfg.status()))
       return absl::OkStatus();  // first start
   } else {
@@ -599,7 +600,91 @@ absl::Status ControlOps::loadInitial(const std::string& config_file) {
   }
   LB_LOG(kInfo, "loaded %d services from %s", table_.config().services.size(),
          config_file.empty() ? state_file_ : config_file);
+  // The sync daemons the state file keeps start again; one that cannot (its interface is
+  // gone) is logged and left out, as a failed --start-daemon would be.
+  for (const pb::SyncDaemon& d : sync_daemons) {
+    absl::Status st = sync_ == nullptr ? syncUnavailable() : sync_->start(d);
+    if (!st.ok())
+      LB_LOG(kError, "state file %s: sync daemon not started: %s", state_file_, st.ToString());
+  }
   return publishLocked();
+}
+
+std::vector<pb::SyncDaemon> ControlOps::syncDaemonsLocked() const {
+  return sync_ == nullptr ? std::vector<pb::SyncDaemon>{} : sync_->configured();
+}
+
+absl::Status ControlOps::syncUnavailable() const {
+  return absl::UnimplementedError("connection synchronisation is not available in this lbd");
+}
+
+absl::Status ControlOps::startSyncDaemon(const pb::StartSyncDaemonRequest& req) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (frozen_)
+    return frozenError();
+  if (sync_ == nullptr)
+    return syncUnavailable();
+  absl::Status st = sync_->start(req.daemon());
+  if (!st.ok()) {
+    ++rejected_;
+    LB_LOG(kWarn, "StartSyncDaemon refused: %s", st.ToString());
+    return st;
+  }
+  if (!state_file_.empty()) {
+    ++state_writes_;
+    absl::Status w = writeStateFile(state_file_, table_.config(), sync_->configured());
+    if (!w.ok()) {
+      ++state_write_failures_;
+      sync_->stop(req.daemon().role()).IgnoreError();
+      LB_LOG(kError, "state file %s: %s", state_file_, w.ToString());
+      return absl::Status(w.code(), absl::StrCat(w.message(), "; the daemon is not started"));
+    }
+    state_written_ = true;
+  }
+  ++accepted_;
+  LB_LOG(kInfo, "StartSyncDaemon %s", req.daemon().ShortDebugString());
+  return absl::OkStatus();
+}
+
+absl::Status ControlOps::stopSyncDaemon(const pb::StopSyncDaemonRequest& req) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (frozen_)
+    return frozenError();
+  if (sync_ == nullptr)
+    return syncUnavailable();
+  std::optional<pb::SyncDaemon> was;
+  for (const pb::SyncDaemon& d : sync_->configured()) {
+    if (d.role() == req.role())
+      was = d;
+  }
+  absl::Status st = sync_->stop(req.role());
+  if (!st.ok()) {
+    ++rejected_;
+    return st;
+  }
+  if (!state_file_.empty()) {
+    ++state_writes_;
+    absl::Status w = writeStateFile(state_file_, table_.config(), sync_->configured());
+    if (!w.ok()) {
+      ++state_write_failures_;
+      if (was)
+        sync_->start(*was).IgnoreError();  // back to what the file still holds
+      LB_LOG(kError, "state file %s: %s", state_file_, w.ToString());
+      return absl::Status(w.code(), absl::StrCat(w.message(), "; the daemon is not stopped"));
+    }
+    state_written_ = true;
+  }
+  ++accepted_;
+  LB_LOG(kInfo, "StopSyncDaemon %s", pb::SyncDaemonRole_Name(req.role()));
+  return absl::OkStatus();
+}
+
+absl::Status ControlOps::listSyncDaemons(pb::ListSyncDaemonsResponse* resp) {
+  if (sync_ == nullptr)
+    return absl::OkStatus();  // none runs: ipvsadm -L --daemon prints nothing
+  for (const pb::SyncDaemon& d : sync_->running())
+    *resp->add_daemons() = d;
+  return absl::OkStatus();
 }
 
 std::string ControlOps::renderMetrics() {

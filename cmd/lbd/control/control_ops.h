@@ -15,6 +15,7 @@
 #include "absl/strings/string_view.h"
 
 #include "cmd/lbd/control/control_plane.h"
+#include "cmd/lbd/control/sync_hooks.h"
 #include "core/service/service_table.h"
 
 #include "lbd/v1/lbd.pb.h"
@@ -62,6 +63,15 @@ class ControlOps {
   absl::Status getTimeouts(::lbd::v1::GetTimeoutsResponse* resp);
   absl::Status getSysctls(::lbd::v1::GetSysctlsResponse* resp);
   absl::Status getConfig(::lbd::v1::GetConfigResponse* resp);
+
+  // Connection synchronisation (ipvsadm --start-daemon / --stop-daemon / -L --daemon) through
+  // `sync` (null: Unimplemented). Started daemons are kept in the state file: a start or stop
+  // the file cannot record is undone and refused. Set before loadInitial().
+  void setSyncHooks(SyncHooks* sync) { sync_ = sync; }
+
+  absl::Status startSyncDaemon(const ::lbd::v1::StartSyncDaemonRequest& req);
+  absl::Status stopSyncDaemon(const ::lbd::v1::StopSyncDaemonRequest& req);
+  absl::Status listSyncDaemons(::lbd::v1::ListSyncDaemonsResponse* resp);
 
   // Frees tombstoned dest ids with no conns left (the kernel's dest trash, ip_vs_ctl.c
   // ip_vs_dest_trash_expire); returns how many.
@@ -138,6 +148,8 @@ class ControlOps {
   ::lbd::v1::ServiceStatus serviceStatusLocked(const ServiceWithDests& sd);
 
   static absl::Status frozenError();
+  std::vector<::lbd::v1::SyncDaemon> syncDaemonsLocked() const;
+  absl::Status syncUnavailable() const;
 
   std::mutex mu_;
   bool frozen_ = false;  // mu_; see freeze()
@@ -151,6 +163,7 @@ class ControlOps {
   uint64_t state_writes_ = 0;  // state-file writes (attempted)
   uint64_t state_write_failures_ = 0;
   bool state_written_ = false;  // a state-file write succeeded since start
+  SyncHooks* sync_ = nullptr;
 };
 
 }  // namespace lb::lbd

@@ -105,6 +105,24 @@ class LoadBalancerService final : public pb::LoadBalancer::CallbackService {
   LB_GET_RPC(GetConfig, getConfig)
 #undef LB_GET_RPC
 
+  grpc::ServerUnaryReactor* StartSyncDaemon(grpc::CallbackServerContext* ctx,
+                                            const pb::StartSyncDaemonRequest* req,
+                                            pb::StartSyncDaemonResponse*) override {
+    return done(ctx, ops_.startSyncDaemon(*req));
+  }
+
+  grpc::ServerUnaryReactor* StopSyncDaemon(grpc::CallbackServerContext* ctx,
+                                           const pb::StopSyncDaemonRequest* req,
+                                           pb::StopSyncDaemonResponse*) override {
+    return done(ctx, ops_.stopSyncDaemon(*req));
+  }
+
+  grpc::ServerUnaryReactor* ListSyncDaemons(grpc::CallbackServerContext* ctx,
+                                            const pb::ListSyncDaemonsRequest*,
+                                            pb::ListSyncDaemonsResponse* resp) override {
+    return done(ctx, ops_.listSyncDaemons(resp));
+  }
+
   grpc::ServerUnaryReactor* ListHealthChecks(grpc::CallbackServerContext* ctx,
                                              const pb::ListHealthChecksRequest* req,
                                              pb::ListHealthChecksResponse* resp) override {
@@ -191,6 +209,7 @@ struct ControlPlane::Impl {
         ops(table, hooks, options.state_file, options.clock),
         service(ops) {
     service.list_health_checks = options.list_health_checks;
+    ops.setSyncHooks(options.sync);
   }
 
   ControlOptions options;

@@ -23,6 +23,8 @@ class ListHealthChecksResponse;
 
 namespace lb::lbd {
 
+class SyncHooks;
+
 struct ControlOptions {
   std::string listen = "unix:///run/lbd/lbd.sock";  // unix:///path or tcp://host:port (port 0:
                                                     // any free port, see boundPort())
@@ -43,6 +45,9 @@ struct ControlOptions {
   // Hot restart (lbd --takeover): the old lbd still serves the Unix socket. Listen on
   // PATH.new and rename() it over PATH, so that the path never stops answering.
   bool replace_socket = false;
+  // Connection synchronisation (StartSyncDaemon, ...; the daemons in the state file); null:
+  // those RPCs answer Unimplemented. Must outlive the ControlPlane.
+  SyncHooks* sync = nullptr;
 };
 
 // What the control plane needs from the packet side. Implemented by the dataplane; the

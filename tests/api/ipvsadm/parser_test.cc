@@ -257,6 +257,34 @@ TEST(IpvsadmParserTest, OtherCommands) {
   EXPECT_EQ(sd.kind, CommandKind::kStartDaemon);
   EXPECT_EQ(sd.daemon_state, "master");
   EXPECT_TRUE(ok("-L --timeout").list.timeout);
+}
+
+// The daemon options are kept in Command::sync_daemon as given, with ipvsadm's "eth0".
+TEST(IpvsadmParser, DaemonOptionsStored) {
+  Command sd =
+      ok("--start-daemon backup --mcast-interface eth1 --syncid 3 --sync-maxlen 1200 "
+         "--mcast-group 239.1.2.3 --mcast-port 8849 --mcast-ttl 4");
+  EXPECT_EQ(sd.sync_daemon.role(), ::lbd::v1::SYNC_DAEMON_ROLE_BACKUP);
+  EXPECT_EQ(sd.sync_daemon.mcast_interface(), "eth1");
+  EXPECT_EQ(sd.sync_daemon.syncid(), 3u);
+  EXPECT_EQ(sd.sync_daemon.sync_maxlen(), 1200u);
+  EXPECT_EQ(sd.sync_daemon.mcast_group(), "239.1.2.3");
+  EXPECT_EQ(sd.sync_daemon.mcast_port(), 8849u);
+  EXPECT_EQ(sd.sync_daemon.mcast_ttl(), 4u);
+  Command d = ok("--start-daemon master");
+  EXPECT_EQ(d.sync_daemon.role(), ::lbd::v1::SYNC_DAEMON_ROLE_MASTER);
+  EXPECT_EQ(d.sync_daemon.mcast_interface(), "eth0");
+  EXPECT_EQ(d.sync_daemon.syncid(), 0u);
+  EXPECT_EQ(d.sync_daemon.mcast_group(), "");
+  EXPECT_EQ(
+      ok("--start-daemon master --mcast-interface abcdefghijklmnopq").sync_daemon.mcast_interface(),
+      "abcdefghijklmno");
+  EXPECT_EQ(ok("--stop-daemon backup").sync_daemon.role(), ::lbd::v1::SYNC_DAEMON_ROLE_BACKUP);
+  EXPECT_EQ(ok("--start-daemon master --mcast-group ff02::1:81").sync_daemon.mcast_group(),
+            "ff02::1:81");
+}
+
+TEST(IpvsadmParser, ListDaemonOptionKept) {
   EXPECT_TRUE(ok("-L --daemon").list.daemon);
   EXPECT_TRUE(ok("-L --sort -n").list.numeric);
   EXPECT_TRUE(ok("-Ln --nosort").list.nosort);

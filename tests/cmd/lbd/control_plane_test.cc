@@ -167,8 +167,11 @@ TEST_F(ControlPlaneTest, ErrorsAreIpvsadmsAndChangeNothing) {
       {"-Z -t 198.18.0.9:80", "No such service\n", 255},
       {"-L -t 198.18.0.9:80", "No such service\n", 1},
       {"-A -t 198.18.0.1", "Zero port specified for non-persistent service\n", 2},
-      {"--start-daemon master",
-       "Connection synchronisation (sync daemon) is not supported by lbd yet\n", 255},
+      // No SyncHooks in this ControlPlane (lbd gives it one).
+      {"--start-daemon master", "lbd: connection synchronisation is not available in this lbd\n",
+       255},
+      {"--stop-daemon master", "lbd: connection synchronisation is not available in this lbd\n",
+       255},
   };
   for (const Case& c : cases) {
     Result r = run(c.line);

@@ -312,7 +312,7 @@ TEST_F(ReflectionHealthTest, ServesTheDescriptors) {
   }
   const gp::ServiceDescriptor* svc = pool.FindServiceByName("lbd.v1.LoadBalancer");
   ASSERT_NE(svc, nullptr);
-  EXPECT_EQ(svc->method_count(), 24);  // ApplyBatch, GetInfo and ListHealthChecks included
+  EXPECT_EQ(svc->method_count(), 27);  // ApplyBatch, GetInfo, ListHealthChecks, the 3 sync RPCs
   const gp::MethodDescriptor* m = svc->FindMethodByName("ListConnections");
   ASSERT_NE(m, nullptr);
   EXPECT_EQ(m->output_type()->full_name(), "lbd.v1.ListConnectionsResponse");

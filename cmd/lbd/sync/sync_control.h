@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: Apache-2.0
+// The control plane's view of the sync daemons (cmd/lbd/control/sync_hooks.h) on a
+// SyncManager: lbd.v1.SyncDaemon <-> SyncDaemonConfig.
+#pragma once
+
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+#include "cmd/lbd/control/control_plane.h"
+#include "cmd/lbd/control/sync_hooks.h"
+#include "cmd/lbd/sync/sync_daemon_config.h"
+#include "cmd/lbd/sync/sync_manager.h"
+
+#include "lbd/v1/lbd.pb.h"
+
+namespace lb::lbd::sync {
+
+// InvalidArgument for an unspecified role or a group that is not an address.
+absl::StatusOr<SyncDaemonConfig> syncDaemonFromProto(const ::lbd::v1::SyncDaemon& d);
+::lbd::v1::SyncDaemon syncDaemonToProto(const SyncDaemonConfig& c);
+
+class SyncControl : public SyncHooks {
+ public:
+  explicit SyncControl(SyncManager& manager) : manager_(manager) {}
+
+  absl::Status start(const ::lbd::v1::SyncDaemon& d) override;
+  absl::Status stop(::lbd::v1::SyncDaemonRole role) override;
+  std::vector<::lbd::v1::SyncDaemon> running() const override;
+  std::vector<::lbd::v1::SyncDaemon> configured() const override;
+
+ private:
+  SyncManager& manager_;
+};
+
+// Between the control plane and the dataplane's hooks: keeps the last committed snapshot for
+// the backup's receive thread (ServiceTable::snapshot() is the control thread's) and adds the
+// lb_sync_* metrics. `manager` may be set after construction (it needs snapshot()).
+class SyncCommitHooks : public DataplaneHooks {
+ public:
+  SyncCommitHooks(DataplaneHooks* inner, const ServiceTable& table)
+      : inner_(inner), snap_(table.snapshot()) {}
+
+  void setManager(const SyncManager* m) { manager_ = m; }
+
+  // Any thread.
+  SnapshotPtr snapshot() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return snap_;
+  }
+
+  absl::Status onCommit(const ServiceTable& table) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      snap_ = table.snapshot();
+    }
+    return inner_ == nullptr ? absl::OkStatus() : inner_->onCommit(table);
+  }
+
+  const ConnTable* conns() const override { return inner_ == nullptr ? nullptr : inner_->conns(); }
+
+  std::vector<std::pair<std::string, uint64_t>> metrics() const override {
+    std::vector<std::pair<std::string, uint64_t>> m;
+    if (inner_ != nullptr)
+      m = inner_->metrics();
+    if (manager_ != nullptr) {
+      for (auto& kv : manager_->metrics())
+        m.push_back(std::move(kv));
+    }
+    return m;
+  }
+
+ private:
+  DataplaneHooks* inner_;
+  const SyncManager* manager_ = nullptr;
+  mutable std::mutex mu_;
+  SnapshotPtr snap_;  // mu_
+};
+
+}  // namespace lb::lbd::sync
