@@ -91,16 +91,6 @@ nft_count() {  # nft_count NAME: packets of the named counter
   ip netns exec "$(n c)" nft list counter inet ftpclient "$1" | awk '/packets/ {print $2}'
 }
 
-dp_lbd l ftp --tun=lbd0 --workers=2 --mode=gateway
-lbctl ftp -A -t $VIP:21 -s rr
-lbctl ftp -a -t $VIP:21 -r 198.18.2.11:21 -m
-lbctl ftp -a -t $VIP:21 -r 198.18.2.12:21 -m
-lbctl ftp -A -t $FVIP:21 -s rr
-lbctl ftp -P -t $FVIP:21 -z $LADDR
-lbctl ftp -a -t $FVIP:21 -r 198.18.2.11:21 --fullnat
-lbctl ftp -a -t $FVIP:21 -r 198.18.2.12:21 --fullnat
-lbctl ftp -Ln
-
 # fetch VIP MODE...: downloads file.bin with curl's options for MODE; prints which server's
 # bytes arrived (S1 or S2), or fails naming the mode.
 fetch() {
@@ -127,41 +117,64 @@ declare -A modes=(
   [eprt]="-P - --disable-epsv"
   [port]="-P - --disable-eprt --disable-epsv"
 )
-for vip in $VIP $FVIP; do
-  for mode in epsv pasv eprt port; do
-    answers=()
-    for k in 1 2 3 4; do
-      # shellcheck disable=SC2086
-      answers+=("$(fetch $vip "$mode" ${modes[$mode]})")
+
+# run_pass LBD_FLAGS...: lbd with these flags, both VIPs, every mode, the assertions, stop.
+run_pass() {
+  echo "--- lbd $*"
+  base_vip=$(nft_count from_vip)
+  base_fvip=$(nft_count from_fvip)
+  : >"$DP_TMP/xfer1.log"
+  : >"$DP_TMP/xfer2.log"
+  dp_lbd l ftp --tun=lbd0 --workers=2 --mode=gateway "$@"
+  lbctl ftp -A -t $VIP:21 -s rr
+  lbctl ftp -a -t $VIP:21 -r 198.18.2.11:21 -m
+  lbctl ftp -a -t $VIP:21 -r 198.18.2.12:21 -m
+  lbctl ftp -A -t $FVIP:21 -s rr
+  lbctl ftp -P -t $FVIP:21 -z $LADDR
+  lbctl ftp -a -t $FVIP:21 -r 198.18.2.11:21 --fullnat
+  lbctl ftp -a -t $FVIP:21 -r 198.18.2.12:21 --fullnat
+  lbctl ftp -Ln
+
+  for vip in $VIP $FVIP; do
+    for mode in epsv pasv eprt port; do
+      answers=()
+      for k in 1 2 3 4; do
+        # shellcheck disable=SC2086
+        answers+=("$(fetch $vip "$mode" ${modes[$mode]})")
+      done
+      echo "$vip $mode: ${answers[*]}"
+      [[ $(dp_count S1 "${answers[@]}") -eq 2 && $(dp_count S2 "${answers[@]}") -eq 2 ]] ||
+        dp_fail "$vip $mode: rr should give each server two downloads: ${answers[*]}"
     done
-    echo "$vip $mode: ${answers[*]}"
-    [[ $(dp_count S1 "${answers[@]}") -eq 2 && $(dp_count S2 "${answers[@]}") -eq 2 ]] ||
-      dp_fail "$vip $mode: rr should give each server two downloads: ${answers[*]}"
   done
-done
 
-# Active transfers: every data connection reached the client from a VIP's port 20; none was
-# refused by the firewall.
-from_vip=$(nft_count from_vip)
-from_fvip=$(nft_count from_fvip)
-refused=$(nft_count refused)
-echo "client firewall: $from_vip SYNs from $VIP:20, $from_fvip from $FVIP:20, $refused refused"
-[[ $from_vip -ge 8 && $from_fvip -ge 8 && $refused -eq 0 ]] ||
-  dp_fail "active data connections: want >= 8 from each VIP:20 and none refused"
+  # Active transfers: every data connection reached the client from a VIP's port 20; none was
+  # refused by the firewall.
+  from_vip=$(($(nft_count from_vip) - base_vip))
+  from_fvip=$(($(nft_count from_fvip) - base_fvip))
+  refused=$(nft_count refused)
+  echo "client firewall: $from_vip SYNs from $VIP:20, $from_fvip from $FVIP:20, $refused refused"
+  [[ $from_vip -ge 8 && $from_fvip -ge 8 && $refused -eq 0 ]] ||
+    dp_fail "active data connections: want >= 8 from each VIP:20 and none refused"
 
-# Full NAT: the servers saw the local address as the client for control and data.
-for i in 1 2; do
-  grep -q "$LADDR" "$DP_TMP/xfer$i.log" ||
-    dp_fail "s$i xferlog names no transfer to $LADDR: $(cat "$DP_TMP/xfer$i.log")"
-  grep -q "$CLIENT" "$DP_TMP/xfer$i.log" ||
-    dp_fail "s$i xferlog names no transfer to the NAT client $CLIENT: $(cat "$DP_TMP/xfer$i.log")"
-done
+  # Full NAT: the servers saw the local address as the client for control and data.
+  for i in 1 2; do
+    grep -q "$LADDR" "$DP_TMP/xfer$i.log" ||
+      dp_fail "s$i xferlog names no transfer to $LADDR: $(cat "$DP_TMP/xfer$i.log")"
+    grep -q "$CLIENT" "$DP_TMP/xfer$i.log" ||
+      dp_fail "s$i xferlog names no transfer to the NAT client $CLIENT: $(cat "$DP_TMP/xfer$i.log")"
+  done
 
-# -Lnc lists the active data conns as the kernel would: the client's port, VIP:20, RS:20.
-conns=$(lbctl ftp -Lnc)
-for vip in $VIP $FVIP; do
-  grep -Eq "^TCP .* $CLIENT:[0-9]+ +$vip:20 +198\.18\.2\.1[12]:20\b" <<<"$conns" ||
-    dp_fail "-Lnc shows no active data conn through $vip:20: $conns"
-done
-dp_lbd_stop ftp
+  # -Lnc lists the active data conns as the kernel would: the client's port, VIP:20, RS:20.
+  conns=$(lbctl ftp -Lnc)
+  for vip in $VIP $FVIP; do
+    grep -Eq "^TCP .* $CLIENT:[0-9]+ +$vip:20 +198\.18\.2\.1[12]:20\b" <<<"$conns" ||
+      dp_fail "-Lnc shows no active data conn through $vip:20: $conns"
+  done
+  dp_lbd_stop ftp
+}
+
+# With the tc program's flow offload (the default) and without it (every packet through lbd).
+run_pass
+run_pass --flow-offload=false
 echo "PASS ftp_helper"

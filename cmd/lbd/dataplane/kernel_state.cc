@@ -458,7 +458,18 @@ absl::Status KernelState::reconcile(const FullConfig& cfg) {
       route(a, fullPrefix(a.af()));
       proxied.push_back(a);
     }
-    for (const NatReply& nr : natReplies(sd, ftp_ports_)) {
+    std::vector<NatReply> replies = natReplies(sd, ftp_ports_);
+    // The FTP helper's passive data conns answer from ports only the control conn names: a NAT
+    // dest of a helper port has all its TCP diverted (what matches no conn is given back to
+    // the kernel, see transmit()), as the kernel's IPVS sees all forwarded traffic.
+    if (!key.isFwmark() && key.proto == L4Proto::kTcp &&
+        std::find(ftp_ports_.begin(), ftp_ports_.end(), key.vport) != ftp_ports_.end()) {
+      for (const DestConfig& d : sd.dests) {
+        if (d.fwd == FwdMethod::kMasq)
+          replies.push_back(NatReply{d.addr, L4Proto::kTcp, 0});
+      }
+    }
+    for (const NatReply& nr : replies) {
       io::RuleSpec r;
       r.af = nr.addr.af();
       r.pref = kPrefDivert;
