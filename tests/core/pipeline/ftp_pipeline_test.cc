@@ -317,5 +317,37 @@ TEST_F(FtpPipelineTest, OtherPortsAndDisabledHelperAreUntouched) {
   EXPECT_EQ(Seg(r.out).payload, "227 Entering Passive Mode (198,18,100,1,195,80).\r\n");
 }
 
+// Persistent FTP in DR (no helper: the kernel's helper is NAT only): the port-21 service's
+// template is <client, 0, VIP, 0> and the passive data conn to a high port of the VIP goes to
+// the same real server under it (ip_vs_sched_persist, ip_vs_service_find's FTP fallback).
+TEST_F(FtpPipelineTest, PersistentDrUsesPortZeroTemplate) {
+  addService(tcpKey(kVip, 21), "rr", kSvcPersistent, 300);
+  addDest(tcpKey(kVip, 21), dest(kRs, 21, FwdMethod::kDirectRoute));
+  addDest(tcpKey(kVip, 21), dest("198.18.1.11", 21, FwdMethod::kDirectRoute));
+  Result r = fromClient(40000, 21, kTcpSyn, 1000, 0);
+  ASSERT_EQ(r.verdict, Verdict::kForward);
+  const IpAddr first = r.next_hop;
+  bool tmpl = false;
+  for (const Conn& c : conns()) {
+    if ((c.flags & kConnFTemplate) != 0) {
+      tmpl = true;
+      EXPECT_EQ(c.cport, 0);
+      EXPECT_EQ(c.vport, 0);
+      EXPECT_EQ(c.dport, 0);
+    }
+  }
+  EXPECT_TRUE(tmpl);
+  for (uint16_t cport = 40001; cport < 40005; ++cport) {
+    r = fromClient(cport, 50000, kTcpSyn, 9000, 0);
+    ASSERT_EQ(r.verdict, Verdict::kForward) << static_cast<int>(r.reason);
+    EXPECT_EQ(r.next_hop, first);
+    Conn d = connFrom(kClient, cport);
+    EXPECT_EQ(d.vport, 50000);
+    EXPECT_EQ(d.dport, 50000);
+    EXPECT_NE(d.control, kNoConn);
+  }
+  EXPECT_EQ(pipe_->counters().ftp_passive.value(), 0u);
+}
+
 }  // namespace
 }  // namespace lb::testing
