@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <memory>
@@ -26,6 +27,8 @@
 #include "cmd/lbd/lbd_health.h"
 #include "cmd/lbd/lbd_takeover.h"
 #include "cmd/lbd/mmap_pages.h"
+#include "cmd/lbd/sync/sync_control.h"
+#include "cmd/lbd/sync/sync_manager.h"
 #include "cmd/lbd/takeover/handover_socket.h"
 #include "cmd/lbd/takeover/owner_lock.h"
 #include "core/base/log.h"
@@ -313,7 +316,25 @@ int lbdMain(int argc, char** argv) {
                                                  ::lbd::v1::ListHealthChecksResponse* resp) {
     return h->list(req, resp);
   };
-  ControlPlane control(table, (*health)->hooks(), copts);
+  // Connection synchronisation (ipvsadm --start-daemon): the backup's entries go into the
+  // dataplane's conn table (its shards lock per entry) on the last committed snapshot.
+  sync::SyncCommitHooks sync_hooks((*health)->hooks(), table);
+  sync::SyncManager::Env sync_env;
+  sync_env.conns = const_cast<ConnTable*>((*dataplane)->conns());  // the dataplane's own table
+  sync_env.snapshot = [&sync_hooks] { return sync_hooks.snapshot(); };
+  sync_env.runtime = &table.runtime();
+  sync_env.workers = dopts.workers > 0 ? static_cast<size_t>(dopts.workers)
+                                       : std::max(1u, std::thread::hardware_concurrency());
+  sync_env.now = [] {  // the dataplane's clock (CLOCK_MONOTONIC, as Conn::expires)
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return MonoTime{static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec};
+  };
+  sync::SyncManager sync_manager(std::move(sync_env));
+  sync_hooks.setManager(&sync_manager);
+  sync::SyncControl sync_control(sync_manager);
+  copts.sync = &sync_control;
+  ControlPlane control(table, &sync_hooks, copts);
   if (!takeover) {
     if (absl::Status s = control.loadInitialConfig(); !s.ok())
       return failStart(s);

@@ -265,8 +265,18 @@ EOF
 run -Z
 run -Z -t 198.18.0.1:80
 expect -L --daemon </dev/null
-refuse 255 "Connection synchronisation (sync daemon) is not supported by lbd yet" \
-  --start-daemon master
+refuse 255 "No such device" --start-daemon master  # ipvsadm's default interface eth0: none here
+refuse 255 "No daemon is running" --stop-daemon master
+expect -L --daemon </dev/null
+# The sync daemons on the namespace's lo (multicast on): listed as ipvsadm lists them, kept in
+# the state file (checked again after the restart below).
+ip netns exec "$NS" ip link set lo multicast on || die "ip link set lo multicast on"
+run --start-daemon backup --mcast-interface lo --syncid 7
+refuse 255 "Daemon has already run" --start-daemon backup --mcast-interface lo
+run --start-daemon master --mcast-interface lo --mcast-port 8850 --mcast-ttl 2
+DAEMONS='master sync daemon (mcast=lo, syncid=0, maxlen=1472, group=224.0.0.81, port=8850, ttl=2)
+backup sync daemon (mcast=lo, syncid=7, maxlen=65507, group=224.0.0.81, port=8848, ttl=1)'
+check "-L --daemon" "$(lbctl -L --daemon)" "$DAEMONS"
 
 # --- bad commands change nothing and say why -------------------------------------------------
 refuse 255 "Service already exists" -A -t 198.18.0.1:80 -s rr
@@ -383,6 +393,10 @@ EOF
 stat -c %a "$SOCK" | grep -qx 600 || { echo "FAIL: socket mode $(stat -c %a "$SOCK")"; FAILS=$((FAILS + 1)); }
 check "--sysctl after restart" "$(lbctl --sysctl)" "$sysctls"
 check "--list-fwmark-rules after restart" "$(lbctl --list-fwmark-rules)" "$rules"
+check "-L --daemon after restart" "$(lbctl -L --daemon)" "$DAEMONS"
+run --stop-daemon master
+run --stop-daemon backup
+expect -L --daemon </dev/null
 stop_lbd
 
 # --- start-up refusals: a bad --config line, a corrupt state file ----------------------------
