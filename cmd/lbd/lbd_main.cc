@@ -259,6 +259,17 @@ int lbdMain(int argc, char** argv) {
   // stops here having changed nothing, and leftovers are cleaned (by the dataplane) only once
   // the lock proves their owner gone.
   dopts.run_dir = absl::GetFlag(FLAGS_run_dir);
+  // Connection synchronisation's master side: one hook per worker, attached to the master
+  // daemon's rings while one runs (they outlive the dataplane: declared before it).
+  const size_t sync_workers = dopts.workers > 0 ? static_cast<size_t>(dopts.workers)
+                                                : std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::unique_ptr<sync::SyncWorkerHook>> sync_worker_hooks;
+  std::vector<sync::SyncWorkerHook*> sync_hook_ptrs;
+  for (size_t i = 0; i < sync_workers; ++i) {
+    sync_worker_hooks.push_back(std::make_unique<sync::SyncWorkerHook>());
+    sync_hook_ptrs.push_back(sync_worker_hooks.back().get());
+    dopts.sync_hooks.push_back(sync_worker_hooks.back().get());
+  }
   OwnerInfo me{static_cast<int>(getpid()), dopts.tun, absl::GetFlag(FLAGS_mode),
                absl::GetFlag(FLAGS_listen)};
   const bool takeover = absl::GetFlag(FLAGS_takeover);
@@ -323,8 +334,8 @@ int lbdMain(int argc, char** argv) {
   sync_env.conns = const_cast<ConnTable*>((*dataplane)->conns());  // the dataplane's own table
   sync_env.snapshot = [&sync_hooks] { return sync_hooks.snapshot(); };
   sync_env.runtime = &table.runtime();
-  sync_env.workers = dopts.workers > 0 ? static_cast<size_t>(dopts.workers)
-                                       : std::max(1u, std::thread::hardware_concurrency());
+  sync_env.workers = sync_workers;
+  sync_env.hooks = sync_hook_ptrs;
   sync_env.now = [] {  // the dataplane's clock (CLOCK_MONOTONIC, as Conn::expires)
     timespec ts{};
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -256,6 +256,8 @@ void Pipeline::inbound(Packet& p, ConnGuard& cp) noexcept {
   const uint32_t index = cp.index();
   if ((conn.flags & kConnFOnePacket) != 0) {
     conns_.expireNow(cp);  // ip_vs_conn_put: ONE_PACKET conns are freed after their packet
+  } else if (sync_hook_ != nullptr) {
+    sync_hook_->onClientPacket(conns_, cp, p.now);  // ip_vs_sync_conn; releases cp
   } else {
     cp.release();
   }

@@ -57,6 +57,16 @@ class PacketSink {
 
 class PipelineConnEvents;
 
+// Connection synchronisation's master side (ip_vs_in's ip_vs_sync_conn call): after every
+// client packet of a conn that is not ONE_PACKET, with the conn's guard held and in_pkts
+// counted. The implementation (lbd's, on core/sync's syncConnChain) releases `cp`. Worker
+// thread, hot path: no allocation, lock or syscall.
+class ConnSyncHook {
+ public:
+  virtual ~ConnSyncHook() = default;
+  virtual void onClientPacket(ConnTable& table, ConnGuard& cp, MonoTime now) noexcept = 0;
+};
+
 // The kernel's defence strategies (ip_vs_ctl.c update_defense_level, ip_vs_todrop,
 // defense_work_handler; sysctls drop_entry, drop_packet, secure_tcp: 0 off, 1 and 2 automatic,
 // 3 always). The kernel's automatic modes watch free memory (freeram + bufferram against
@@ -147,6 +157,10 @@ class Pipeline {
   // eligible with `min_in_pkts` client packets seen are offered to `offloader` (nullptr: off);
   // while the conn table is in its last 1/16, TCP conns only once their handshake is done.
   // The offloader must outlive the pipeline or be replaced first.
+  // Before the worker starts. Connection synchronisation (ConnSyncHook); nullptr: off. The
+  // hook must outlive the pipeline.
+  void setSyncHook(ConnSyncHook* hook) { sync_hook_ = hook; }
+
   void setOffloader(FlowOffloader* offloader, uint32_t min_in_pkts) {
     offloader_ = offloader;
     offload_min_in_pkts_ = min_in_pkts;
@@ -235,6 +249,7 @@ class Pipeline {
   ServiceRuntime* runtime_ = nullptr;  // of the last snapshot seen
   PipelineConnEvents* events_ = nullptr;
   FlowOffloader* offloader_ = nullptr;
+  ConnSyncHook* sync_hook_ = nullptr;
   uint32_t offload_min_in_pkts_ = 0;
   ftp::StateTable* ftp_ = nullptr;
   uint16_t ftp_ports_[ftp::kMaxPorts] = {};

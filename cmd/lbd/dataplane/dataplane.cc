@@ -116,6 +116,8 @@ absl::Status DataplaneImpl::init(bool adopting) {
     w->pipeline = std::make_unique<Pipeline>(*conns_, i, seed ^ (i * 0x9e3779b97f4a7c15ull));
     if (!options_.ftp_ports.empty())
       w->pipeline->setFtp(ftp_.get(), options_.ftp_ports);
+    if (i < options_.sync_hooks.size())
+      w->pipeline->setSyncHook(options_.sync_hooks[i]);
     for (size_t b = 0; b < kBatch; ++b)
       w->bufs.push_back(std::make_unique<PacketBuffer>());
     w->ptrs.resize(kBatch);

@@ -13,6 +13,10 @@
 #include "cmd/lbd/dataplane/handover.h"
 #include "core/service/service_table.h"
 
+namespace lb {
+class ConnSyncHook;  // core/pipeline/pipeline.h
+}  // namespace lb
+
 namespace lb::lbd {
 
 enum class Mode { kGateway, kSidecar, kDecap };
@@ -45,6 +49,10 @@ struct DataplaneOptions {
   // lbd's runtime directory: the sysctl journal that lets the next start undo a crashed run's
   // sysctl changes lives here (empty = no journal).
   std::string run_dir = "/run/lbd";
+  // Connection synchronisation's master side: worker i's pipeline calls sync_hooks[i] after
+  // each client packet (core/pipeline's ConnSyncHook; workers beyond the vector: none). The
+  // hooks must outlive the dataplane.
+  std::vector<ConnSyncHook*> sync_hooks;
 };
 
 class Dataplane : public DataplaneHooks {

@@ -37,6 +37,9 @@ absl::Status SyncManager::start(const SyncDaemonConfig& given) {
     if (!d.ok())
       return d.status();
     master_ = std::move(*d);
+    master_sysctls_ = sys;
+    for (size_t i = 0; i < env_.hooks.size() && i < master_->workers(); ++i)
+      env_.hooks[i]->attach(&master_->queue(i), &master_sysctls_);
   } else {
     auto d =
         SyncBackupDaemon::start(eff, sys.sync_sock_size, [this](const SyncConn& c) { apply(c); });
@@ -54,10 +57,14 @@ absl::Status SyncManager::stop(SyncDaemonRole role) {
     std::lock_guard<std::mutex> lock(mu_);
     if (absl::Status s = given_.stop(role); !s.ok())
       return s;
-    if (role == SyncDaemonRole::kMaster)
+    if (role == SyncDaemonRole::kMaster) {
+      // No worker uses the rings once detached; then the daemon may go.
+      for (SyncWorkerHook* h : env_.hooks)
+        h->detach();
       m = std::move(master_);
-    else
+    } else {
       b = std::move(backup_);
+    }
   }
   return absl::OkStatus();  // m / b stop their threads here, outside the lock
 }

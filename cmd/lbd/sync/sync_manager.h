@@ -19,6 +19,7 @@
 #include "cmd/lbd/sync/sync_backup_daemon.h"
 #include "cmd/lbd/sync/sync_daemon_config.h"
 #include "cmd/lbd/sync/sync_master_daemon.h"
+#include "cmd/lbd/sync/sync_worker_hook.h"
 #include "core/conn/conn_table.h"
 #include "core/service/runtime.h"
 #include "core/service/snapshot.h"
@@ -35,6 +36,9 @@ class SyncManager {
     ServiceRuntime* runtime = nullptr;      // dest counters (may be null)
     size_t workers = 1;                     // the master's rings
     std::function<MonoTime()> now;          // the monotonic clock
+    // The workers' hooks (the dataplane's pipelines call them): attached to the master's
+    // rings while a master runs, detached before it stops. Must outlive the manager.
+    std::vector<SyncWorkerHook*> hooks;
   };
 
   explicit SyncManager(Env env);
@@ -76,6 +80,7 @@ class SyncManager {
   std::unique_ptr<SyncMasterDaemon> master_;  // mu_
   std::unique_ptr<SyncBackupDaemon> backup_;  // mu_
   SyncSysctls sysctls_;                       // apply_mu_ (and mu_ to write)
+  SyncSysctls master_sysctls_;                // the running master's; read by the workers
   mutable std::mutex apply_mu_;
   SyncBackupCounters backup_counters_;  // apply_mu_
 };

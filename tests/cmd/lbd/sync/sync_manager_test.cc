@@ -54,7 +54,7 @@ SyncDaemonConfig daemon(SyncDaemonRole role, const char* ifn = "lo") {
 TEST(SyncManager, StartStopAndListAsIpvsadm) {
   if (!privateLoopback())
     GTEST_SKIP() << "no network namespace (needs CAP_SYS_ADMIN)";
-  SyncManager m(SyncManager::Env{nullptr, nullptr, nullptr, 2, now});
+  SyncManager m(SyncManager::Env{nullptr, nullptr, nullptr, 2, now, {}});
   EXPECT_EQ(m.start(daemon(SyncDaemonRole::kMaster, "nosuch0")).code(),
             absl::StatusCode::kInvalidArgument);
   ASSERT_TRUE(m.start(daemon(SyncDaemonRole::kMaster)).ok());
@@ -103,10 +103,10 @@ TEST(SyncManager, MasterEntryEntersTheBackupsTable) {
   d.fwd = FwdMethod::kMasq;
   ASSERT_TRUE(services.addDest(svc.key, d).ok());
 
-  SyncManager backup(SyncManager::Env{&table, [&services] { return services.snapshot(); },
-                                      &services.runtime(), 1, now});
+  SyncManager backup(SyncManager::Env{
+      &table, [&services] { return services.snapshot(); }, &services.runtime(), 1, now, {}});
   ASSERT_TRUE(backup.start(daemon(SyncDaemonRole::kBackup)).ok());
-  SyncManager master(SyncManager::Env{nullptr, nullptr, nullptr, 1, now});
+  SyncManager master(SyncManager::Env{nullptr, nullptr, nullptr, 1, now, {}});
   ASSERT_TRUE(master.start(daemon(SyncDaemonRole::kMaster)).ok());
   const unsigned char one = 1;
   ASSERT_EQ(
@@ -143,6 +143,83 @@ TEST(SyncManager, MasterEntryEntersTheBackupsTable) {
       created = v == 1;
   }
   EXPECT_TRUE(created);
+}
+
+// The worker side: a conn's client packet through the worker's hook (what the pipeline calls
+// after in_pkts++) reaches the backup's table while a master runs; once the master stops, the
+// hook is detached, releases the conn and queues nothing.
+TEST(SyncManager, WorkerHookFeedsTheMaster) {
+  if (!privateLoopback())
+    GTEST_SKIP() << "no network namespace (needs CAP_SYS_ADMIN)";
+  ServiceTable services;
+  PipelineConnEvents& events = connEventsFor(services.runtime());
+  ConnTable backup_table(ConnTable::Options{1024, 4, 1}, &events);
+  events.attachTable(&backup_table);
+  ServiceConfig svc;
+  svc.key.af = Af::kInet;
+  svc.key.proto = L4Proto::kTcp;
+  svc.key.vaddr = ip("198.18.100.1");
+  svc.key.vport = 80;
+  svc.scheduler = "rr";
+  ASSERT_TRUE(services.addService(svc).ok());
+  DestConfig d;
+  d.addr = ip("198.19.0.2");
+  d.port = 8080;
+  d.fwd = FwdMethod::kMasq;
+  ASSERT_TRUE(services.addDest(svc.key, d).ok());
+  SyncManager backup(SyncManager::Env{
+      &backup_table, [&services] { return services.snapshot(); }, &services.runtime(), 1, now, {}});
+  ASSERT_TRUE(backup.start(daemon(SyncDaemonRole::kBackup)).ok());
+
+  ConnTable master_table(ConnTable::Options{1024, 4, 1}, nullptr);
+  SyncWorkerHook hook;
+  SyncManager::Env menv{nullptr, nullptr, nullptr, 1, now, {}};
+  menv.hooks = {&hook};
+  SyncManager master(std::move(menv));
+  ASSERT_TRUE(master.start(daemon(SyncDaemonRole::kMaster)).ok());
+  const unsigned char one = 1;
+  ASSERT_EQ(
+      setsockopt(master.master()->socketFd(), IPPROTO_IP, IP_MULTICAST_LOOP, &one, sizeof(one)), 0);
+  ConnParams p;
+  p.af = Af::kInet;
+  p.daf = Af::kInet;
+  p.proto = L4Proto::kTcp;
+  p.flags = 0;  // masquerading
+  p.caddr = ip("198.18.0.7");
+  p.cport = 40001;
+  p.vaddr = ip("198.18.100.1");
+  p.vport = 80;
+  p.daddr = ip("198.19.0.2");
+  p.dport = 8080;
+  p.timeout = seconds(900);
+  {
+    ConnGuard g = master_table.create(p, now());
+    ASSERT_TRUE(static_cast<bool>(g));
+    g->state = kTcpEstablished;
+    g->in_pkts = 3;  // sync_threshold 3 of sync_period 50
+    hook.onClientPacket(master_table, g, now());
+    EXPECT_FALSE(static_cast<bool>(g));  // released by the hook
+  }
+  ASSERT_TRUE(master.stop(SyncDaemonRole::kMaster).ok());  // sends the partly filled message
+  const ConnTuple t{Af::kInet, L4Proto::kTcp, p.caddr, p.vaddr, p.cport, p.vport};
+  bool found = false;
+  for (int i = 0; i < 100 && !found; ++i) {  // up to 5 s
+    found = static_cast<bool>(backup_table.findIn(t));
+    if (!found)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(found);
+  ConnGuard g = backup_table.findIn(t);
+  EXPECT_EQ(g->state, kTcpEstablished);
+  EXPECT_NE(g->dest, kNoDest);
+  g.release();
+
+  // Detached: the hook releases the conn and nothing is queued anywhere.
+  ConnGuard g2 = master_table.findIn(t);
+  ASSERT_TRUE(static_cast<bool>(g2));
+  g2->in_pkts = 53;
+  hook.onClientPacket(master_table, g2, now());
+  EXPECT_FALSE(static_cast<bool>(g2));
 }
 
 }  // namespace

@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "cmd/lbd/sync/sync_worker_hook.h"
+
+#include <thread>
+
+namespace lb::lbd::sync {
+
+void SyncWorkerHook::onClientPacket(ConnTable& table, ConnGuard& cp, MonoTime now) noexcept {
+  // Dekker's pattern with detach(): the worker announces itself, then reads the ring; detach
+  // clears the ring, then waits for the announcement to go (both sequentially consistent).
+  busy_.store(true, std::memory_order_seq_cst);
+  SyncWorkerQueue* q = queue_.load(std::memory_order_seq_cst);
+  const SyncSysctls* s = sysctls_.load(std::memory_order_seq_cst);
+  if (q == nullptr || s == nullptr) {
+    busy_.store(false, std::memory_order_release);
+    cp.release();
+    return;
+  }
+  const uint32_t pkts = cp->in_pkts;
+  syncConnChain(table, cp, pkts, *s, now, [q](const SyncConn& c) { q->push(c); });
+  busy_.store(false, std::memory_order_release);
+}
+
+void SyncWorkerHook::attach(SyncWorkerQueue* queue, const SyncSysctls* sysctls) {
+  sysctls_.store(sysctls, std::memory_order_seq_cst);
+  queue_.store(queue, std::memory_order_seq_cst);
+}
+
+void SyncWorkerHook::detach() {
+  queue_.store(nullptr, std::memory_order_seq_cst);
+  while (busy_.load(std::memory_order_seq_cst))
+    std::this_thread::yield();
+  sysctls_.store(nullptr, std::memory_order_seq_cst);
+}
+
+}  // namespace lb::lbd::sync
