@@ -92,6 +92,7 @@ StatsValues ServiceRuntime::destStats(DestId d) const {
 }
 
 RateValues ServiceRuntime::serviceRates(ServiceId svc) const {
+  std::lock_guard<std::mutex> lock(est_mu_);
   if (svc == kNoService)
     return total_est_.rates();
   auto it = svc_est_.find(svc);
@@ -99,6 +100,7 @@ RateValues ServiceRuntime::serviceRates(ServiceId svc) const {
 }
 
 RateValues ServiceRuntime::destRates(DestId d) const {
+  std::lock_guard<std::mutex> lock(est_mu_);
   auto it = dest_est_.find(d);
   return it == dest_est_.end() ? RateValues{} : it->second.rates();
 }
@@ -112,6 +114,7 @@ void ServiceRuntime::zeroDest(DestId d) {
   } else {
     dest_zero_[d] = cur;
   }
+  std::lock_guard<std::mutex> lock(est_mu_);
   if (auto it = dest_est_.find(d); it != dest_est_.end())
     it->second.zero(cur);
 }
@@ -124,6 +127,7 @@ void ServiceRuntime::zeroService(ServiceId svc, absl::Span<const DestId> dests) 
     } else {
       svc_zero_[s] = cur;
     }
+    std::lock_guard<std::mutex> lock(est_mu_);
     if (auto it = svc_est_.find(s); it != svc_est_.end())
       it->second.zero(cur);
   };
@@ -137,7 +141,10 @@ void ServiceRuntime::zeroService(ServiceId svc, absl::Span<const DestId> dests) 
   }
   // ip_vs_zero_all: every service, every dest and the total.
   total_zero_ = sumService(kNoService);
-  total_est_.zero(total_zero_);
+  {
+    std::lock_guard<std::mutex> lock(est_mu_);
+    total_est_.zero(total_zero_);
+  }
   for (ServiceId s = 0; s < max_services_; ++s)
     zero_svc(s);
   for (DestId d = 0; d < max_dests_; ++d)
@@ -146,6 +153,7 @@ void ServiceRuntime::zeroService(ServiceId svc, absl::Span<const DestId> dests) 
 
 void ServiceRuntime::tickEstimators(absl::Span<const ServiceId> services,
                                     absl::Span<const DestId> dests) {
+  std::lock_guard<std::mutex> lock(est_mu_);
   total_est_.tick(sumService(kNoService));
   absl::flat_hash_set<ServiceId> live_svcs(services.begin(), services.end());
   absl::erase_if(svc_est_, [&](const auto& kv) { return !live_svcs.contains(kv.first); });

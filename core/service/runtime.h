@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <vector>
 
@@ -111,8 +112,9 @@ class ServiceRuntime {
   // A dest id recycled or moved to another service starts from zero (__ip_vs_update_dest).
   // Control thread.
   void zeroDest(DestId d);
-  // Every 2 s from the control thread (ip_vs_est.c): the total plus the listed (live) ids.
-  // Estimators of ids not listed are dropped; a newly listed id starts from its current counters.
+  // Every 2 s (ip_vs_est.c; lbd: the housekeeping thread, while the control thread reads the
+  // rates and zeroes): the total plus the listed (live) ids. Estimators of ids not listed are
+  // dropped; a newly listed id starts from its current counters.
   void tickEstimators(absl::Span<const ServiceId> services, absl::Span<const DestId> dests);
 
   // Full-NAT pool for a service: created on first use, else its address list is updated.
@@ -134,9 +136,12 @@ class ServiceRuntime {
   std::array<std::unique_ptr<WorkerStats>, kMaxWorkers> worker_stats_;
   std::atomic<size_t> worker_count_{0};
   absl::flat_hash_map<ServiceId, StatsValues> svc_zero_, dest_zero_;
-  absl::flat_hash_map<ServiceId, RateEstimator> svc_est_;
-  absl::flat_hash_map<DestId, RateEstimator> dest_est_;
-  RateEstimator total_est_;
+  // The estimators: ticked by one thread, read and zeroed by another (lbd: housekeeping and
+  // control). A std::mutex, which ThreadSanitizer sees (abseil's is not instrumented here).
+  mutable std::mutex est_mu_;
+  absl::flat_hash_map<ServiceId, RateEstimator> svc_est_;  // est_mu_
+  absl::flat_hash_map<DestId, RateEstimator> dest_est_;    // est_mu_
+  RateEstimator total_est_;                                // est_mu_
   StatsValues total_zero_;
   absl::flat_hash_map<ServiceId, std::unique_ptr<LocalAddrPool>> pools_;
   std::vector<std::unique_ptr<LocalAddrPool>> retired_pools_;
