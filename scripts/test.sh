@@ -3,12 +3,13 @@
 # The README's second command: installs what is missing (Debian bookworm, as root), builds, and
 # runs every test layer that can run on this machine:
 #   unit (+ bench smoke, lint)  fuzz corpus replay  unit under ASan+UBSan (core)
-#   libFuzzer for a bounded time (clang, core)   integration (root)   e2e (docker engine)
+#   core and daemon unit + integration traffic under TSan   libFuzzer for a bounded time (clang,
+#   core)   integration (root)   e2e (docker engine)
 # Ends with one "N passed, N failed, N skipped" line; exit status 0 only when nothing failed.
 # A skipped ctest test (exit 77 under SKIP_RETURN_CODE, GTEST_SKIP, DISABLED) and a layer that did
 # not run are counted as skipped and named; under CI=true each of them is a failure instead.
 # Environment: JOBS (default nproc), FUZZ_SECONDS (default 20 per target), SKIP_ASAN=1,
-# SKIP_FUZZ=1, SKIP_E2E=1, CI=true (missing capabilities become failures, not skips).
+# SKIP_TSAN=1, SKIP_FUZZ=1, SKIP_E2E=1, CI=true (missing capabilities become failures, not skips).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -134,6 +135,33 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
   fi
 else
   skip_layer "unit (asan+ubsan)" "SKIP_ASAN=1"
+fi
+
+# --- 4b. TSan: core unit + daemon integration traffic ------------------------------------------
+# ThreadSanitizer (tests/tsan.cmake): core's unit tests (the multi-threaded ConnTable test), the
+# daemon's unit tests (in-process gRPC server, health service, takeover) and, as root, the
+# integration traffic of tests/integration/tsan.cmake through a TSan lbd and lbctl (workers,
+# control/gRPC, housekeeping with the flow offload, metrics, health checkers, hot restart). Any
+# report fails its test (tests/integration/tsan_run.sh; tsan_detects_race proves it can);
+# tests/tsan.supp covers uninstrumented libraries only. Only lb_tsan_targets is built.
+if [ "${SKIP_TSAN:-0}" != 1 ]; then
+  log "build (TSan: core and daemon tests, lbd, lbctl)"
+  tsan_start=$SECONDS
+  if cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLB_SANITIZE=thread >/dev/null &&
+     cmake --build build-tsan -j "$JOBS" --target lb_tsan_targets; then
+    TSAN_OPTIONS="halt_on_error=1:exitcode=66:suppressions=$ROOT/tests/tsan.supp" \
+      run_ctest build-tsan unit "unit (tsan)"
+    if [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ]; then
+      run_ctest build-tsan integration "integration (tsan)"
+    else
+      skip_layer "integration (tsan)" "needs root and /dev/net/tun"
+    fi
+  else
+    failed=$((failed + 1)); failures+=("tsan build")
+  fi
+  log "TSan stage: $((SECONDS - tsan_start)) s"
+else
+  skip_layer "unit + integration (tsan)" "SKIP_TSAN=1"
 fi
 
 # --- 5. libFuzzer, bounded time --------------------------------------------------------------
