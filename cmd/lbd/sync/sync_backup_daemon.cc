@@ -52,10 +52,15 @@ void SyncBackupDaemon::run() {
       continue;
     }
     const size_t len = std::min(static_cast<size_t>(n), buf.size());
-    std::lock_guard<std::mutex> lock(counters_mu_);
+    // apply_ takes the table's (and its caller's) locks: it runs with no lock of ours held
+    // (TSan saw a lock-order inversion against a reader of counters()). This thread is the only
+    // writer of counters_, so it decodes into a copy and publishes it after.
+    SyncDecodeCounters counted = counters();
     decodeSyncMessage(
         absl::MakeConstSpan(buf.data(), len), syncid, [this](const SyncConn& c) { apply_(c); },
-        counters_);
+        counted);
+    std::lock_guard<std::mutex> lock(counters_mu_);
+    counters_ = counted;
   }
 }
 
