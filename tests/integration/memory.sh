@@ -37,7 +37,7 @@ entries() { local e; e=$(metric lb_conn_entries); echo "${e:-0}"; }
 # --- 1. idle sidecar ---------------------------------------------------------------------------
 dp_ns app
 dp_lbd app sc --tun=lbd0 --workers=1 --mode=sidecar
-sleep 2 # the workers and the gRPC threads settle
+sleep 2 # lint: allow-sleep (the workers and gRPC threads settle before RSS is read; the bound has margin)
 side_kb=$(rss_kb "$DP_LBD_PID_sc")
 dp_lbd_stop sc
 
@@ -68,7 +68,7 @@ lbctl gw -A -u $VIP:53 -s rr
 lbctl gw -a -u $VIP:53 -r 198.18.2.11:53 -m
 dp_wait 10 bash -c "[[ -n \$(ip netns exec $(n l) curl -s --max-time 2 http://$METRICS/metrics) ]]" ||
   dp_fail "no metrics on $METRICS"
-sleep 1
+sleep 1 # lint: allow-sleep (the idle gateway settles before its RSS is read; only reported)
 gw_kb=$(rss_kb "$DP_LBD_PID_gw")
 echo "memory: idle sidecar ${side_kb} kB, idle gateway ${gw_kb} kB (capacity $MEM_CAPACITY)"
 
