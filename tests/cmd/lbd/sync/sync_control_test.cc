@@ -24,6 +24,7 @@
 #include "cmd/lbd/control/config_file.h"
 #include "cmd/lbd/control/control_ops.h"
 #include "core/service/service_table.h"
+#include "tests/testlib/skip.h"
 
 namespace lb::lbd::sync {
 namespace {
@@ -48,13 +49,13 @@ bool underCi() {
   return ci != nullptr && std::string(ci) == "true";
 }
 
-#define REQUIRE_NETNS()                                             \
-  do {                                                              \
-    if (!privateLoopback()) {                                       \
-      if (underCi())                                                \
-        FAIL() << "no network namespace (needs CAP_SYS_ADMIN)";     \
-      GTEST_SKIP() << "no network namespace (needs CAP_SYS_ADMIN)"; \
-    }                                                               \
+#define REQUIRE_NETNS()                                                \
+  do {                                                                 \
+    if (!privateLoopback()) {                                          \
+      if (underCi())                                                   \
+        FAIL() << "no network namespace (needs CAP_SYS_ADMIN)";        \
+      LB_SKIP_UNLESS_CI("no network namespace (needs CAP_SYS_ADMIN)"); \
+    }                                                                  \
   } while (0)
 
 std::string slurp(const std::string& path) {

@@ -17,6 +17,7 @@
 
 #include "cmd/lbd/sync/sync_backup_daemon.h"
 #include "cmd/lbd/sync/sync_master_daemon.h"
+#include "tests/testlib/skip.h"
 
 namespace lb::lbd::sync {
 namespace {
@@ -52,7 +53,7 @@ SyncConn conn(uint16_t cport) {
 
 TEST(SyncDaemons, WorkerQueuesReachTheBackup) {
   if (!privateLoopback())
-    GTEST_SKIP() << "no network namespace (needs CAP_SYS_ADMIN)";
+    LB_SKIP_UNLESS_CI("no network namespace (needs CAP_SYS_ADMIN)");
   SyncDaemonConfig c;
   c.mcast_ifn = "lo";
   c.syncid = 5;
@@ -95,7 +96,7 @@ TEST(SyncDaemons, WorkerQueuesReachTheBackup) {
 
 TEST(SyncDaemons, BackupFiltersAnotherSyncid) {
   if (!privateLoopback())
-    GTEST_SKIP() << "no network namespace (needs CAP_SYS_ADMIN)";
+    LB_SKIP_UNLESS_CI("no network namespace (needs CAP_SYS_ADMIN)");
   SyncDaemonConfig c;
   c.mcast_ifn = "lo";
   c = withDefaults(c, 1472);

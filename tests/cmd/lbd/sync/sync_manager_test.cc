@@ -19,6 +19,7 @@
 #include "core/pipeline/conn_events.h"
 #include "core/proto/proto.h"
 #include "core/service/service_table.h"
+#include "tests/testlib/skip.h"
 
 namespace lb::lbd::sync {
 namespace {
@@ -53,7 +54,7 @@ SyncDaemonConfig daemon(SyncDaemonRole role, const char* ifn = "lo") {
 
 TEST(SyncManager, StartStopAndListAsIpvsadm) {
   if (!privateLoopback())
-    GTEST_SKIP() << "no network namespace (needs CAP_SYS_ADMIN)";
+    LB_SKIP_UNLESS_CI("no network namespace (needs CAP_SYS_ADMIN)");
   SyncManager m(SyncManager::Env{nullptr, nullptr, nullptr, 2, now, {}});
   EXPECT_EQ(m.start(daemon(SyncDaemonRole::kMaster, "nosuch0")).code(),
             absl::StatusCode::kInvalidArgument);
@@ -85,7 +86,7 @@ TEST(SyncManager, StartStopAndListAsIpvsadm) {
 
 TEST(SyncManager, MasterEntryEntersTheBackupsTable) {
   if (!privateLoopback())
-    GTEST_SKIP() << "no network namespace (needs CAP_SYS_ADMIN)";
+    LB_SKIP_UNLESS_CI("no network namespace (needs CAP_SYS_ADMIN)");
   ServiceTable services;
   PipelineConnEvents& events = connEventsFor(services.runtime());
   ConnTable table(ConnTable::Options{1024, 4, 1}, &events);
@@ -150,7 +151,7 @@ TEST(SyncManager, MasterEntryEntersTheBackupsTable) {
 // hook is detached, releases the conn and queues nothing.
 TEST(SyncManager, WorkerHookFeedsTheMaster) {
   if (!privateLoopback())
-    GTEST_SKIP() << "no network namespace (needs CAP_SYS_ADMIN)";
+    LB_SKIP_UNLESS_CI("no network namespace (needs CAP_SYS_ADMIN)");
   ServiceTable services;
   PipelineConnEvents& events = connEventsFor(services.runtime());
   ConnTable backup_table(ConnTable::Options{1024, 4, 1}, &events);

@@ -14,6 +14,8 @@
 #include <cstring>
 #include <vector>
 
+#include "tests/testlib/skip.h"
+
 namespace lb::lbd::sync {
 namespace {
 
@@ -34,7 +36,7 @@ bool privateLoopback() {
 
 void roundTrip(const char* group) {
   if (!privateLoopback())  // a unit test runs anywhere: without the capability it skips
-    GTEST_SKIP() << "no network namespace (needs CAP_SYS_ADMIN)";
+    LB_SKIP_UNLESS_CI("no network namespace (needs CAP_SYS_ADMIN)");
   SyncDaemonConfig c;
   c.mcast_ifn = "lo";
   c.mcast_group = *IpAddr::parse(group);
