@@ -96,7 +96,10 @@ std::optional<uint16_t> checkCookie(
   const uint32_t diff = (counter(now) - count) & (0xffffffffu >> kCookieBits);
   if (diff >= kMaxAge)
     return std::nullopt;
-  const uint32_t idx = (v - cookieHash(secret, f, count, 1)) & kCookieMask;
+  // The hash takes the full counter, as the cookie's maker did: the cookie carries only its low
+  // 8 bits (syncookies.c's check_tcp_syn_cookie hashes with count - diff, not the cookie's bits).
+  // Hashing with those 8 bits failed every cookie once the clock passed 256 x 64 s = 4.55 h.
+  const uint32_t idx = (v - cookieHash(secret, f, counter(now) - diff, 1)) & kCookieMask;
   if (idx >= sizeof(kMssTable) / sizeof(kMssTable[0]))
     return std::nullopt;
   return kMssTable[idx];

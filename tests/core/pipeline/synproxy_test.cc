@@ -266,6 +266,21 @@ TEST(SynproxyCookieTest, CarriesTheMssAndExpiresAfterTwoSteps) {
   }
 }
 
+// The cookie carries the counter's low 8 bits only; the check must hash with the full counter.
+// Past 256 steps of 64 s (4.55 h of uptime) every cookie failed before (syn_flood on a machine up
+// for 5 h: no request answered through a --synproxy VIP).
+TEST(SynproxyCookieTest, ValidAfterTheCountersLowBitsWrap) {
+  synproxy::CookieFlow f{ip(kClient), ip(kVip), 40000, 80};
+  for (int64_t up : {16'383, 16'384, 18'000, 30 * 86'400, 400 * 86'400}) {
+    const MonoTime t0 = MonoTime::fromSeconds(up);
+    const uint32_t c = synproxy::makeCookie(42, f, 77, 1460, t0);
+    auto got = synproxy::checkCookie(42, f, 77, c, t0 + seconds(10));
+    ASSERT_TRUE(got.has_value()) << up;
+    EXPECT_EQ(*got, 1460) << up;
+    EXPECT_FALSE(synproxy::checkCookie(42, f, 77, c, t0 + seconds(200)).has_value()) << up;
+  }
+}
+
 // The same handshake and translation over IPv6 (MSS 1440: the MTU less 60 bytes of headers).
 class SynproxyV6Test : public PipelineFixture {};
 
