@@ -117,8 +117,11 @@ docker rm -f "$lbd1" >/dev/null
 # makes the node), every capability dropped but NET_ADMIN, NET_RAW and MKNOD, a read-only root.
 lbd2=lbd2-$id
 start_lbd "$lbd2" --cap-drop ALL --cap-add NET_ADMIN --cap-add NET_RAW --cap-add MKNOD --read-only
-docker logs "$lbd2" 2>&1 | grep -q "/dev/net/tun was missing: created it" ||
-  { echo "FAIL: lbd did not say it created /dev/net/tun"; docker logs "$lbd2" 2>&1 | tail; exit 1; }
+# The log is read whole first: under pipefail, `docker logs | grep -q` fails when grep exits at the
+# match while docker logs still writes (SIGPIPE), which failed this check in a CI run.
+lbd2_log=$(docker logs "$lbd2" 2>&1)
+grep -q "/dev/net/tun was missing: created it" <<<"$lbd2_log" ||
+  { echo "FAIL: lbd did not say it created /dev/net/tun"; echo "$lbd2_log"; exit 1; }
 after=$(docker exec "$lbd2" lbctl -S -n)
 if [ "$before" != "$after" ]; then
   echo "FAIL: configuration differs after restart"; diff <(echo "$before") <(echo "$after"); exit 1
