@@ -7,7 +7,7 @@ LB_DEPS_build="cmake g++ make pkg-config libgrpc++-dev protobuf-compiler-grpc li
   libssl-dev libyaml-dev"
 LB_DEPS_test="clang clang-format libclang-rt-14-dev iproute2 socat iperf3 curl python3 nftables procps kmod
   ethtool nginx-light dnsmasq-base openssl iptables python3-grpcio python3-protobuf tshark
-  sip-tester vsftpd"
+  sip-tester vsftpd keepalived"
 LB_DEPS_demo="iproute2 curl python3 socat procps libbpf1"
 LB_DEPS_e2e="docker.io debootstrap containernetworking-plugins iptables npm unzip"
 LB_DEPS_bench="iperf3 wrk nginx-light haproxy nftables linux-perf"
