@@ -132,6 +132,10 @@ void HealthService::Impl::onResult(const std::shared_ptr<CheckerRt>& ck, ProbeRe
 }
 
 void HealthService::Impl::startCheckers(VsList& list, bool migrated) {
+  if (checks_stopped) {  // stop() ran (a refresh or reload handler that was already queued)
+    stopCheckers(list);
+    return;
+  }
   for (auto& v : list) {
     for (RsRt& rs : v->rs) {
       for (auto& ck : rs.checkers) {
@@ -152,6 +156,12 @@ void HealthService::Impl::stopCheckers(VsList& list) {
       }
     }
   }
+}
+
+void HealthService::Impl::stopAllCheckers() {
+  checks_stopped = true;
+  stopCheckers(vss);
+  stopCheckers(api_vss);
 }
 
 }  // namespace lb::health

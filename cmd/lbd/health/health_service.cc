@@ -146,23 +146,36 @@ absl::Status HealthService::reload() {
 
 void HealthService::stop() {
   Impl& m = *impl_;
-  if (m.stopped)
-    return;
-  m.stopped = true;
-  if (m.started) {
-    asio::post(m.io, [&m] {
-      m.stopCheckers(m.vss);
-      m.stopCheckers(m.api_vss);
-    });
+  const std::thread::id self = std::this_thread::get_id();
+  if (!m.stopped.exchange(true) && m.started) {
+    // The checkers belong to the health thread: they are stopped there, and only then is its
+    // io_context stopped (a handler posted just before io.stop() may never run). Called on that
+    // thread itself (from a handler), they are stopped right here.
+    if (self == m.thread_id.load()) {
+      m.stopAllCheckers();
+    } else {
+      std::promise<void> done;
+      std::future<void> checkers_stopped = done.get_future();
+      asio::post(m.io, [&m, &done] {
+        m.stopAllCheckers();
+        done.set_value();
+      });
+      checkers_stopped.wait();
+    }
     m.io.stop();
-    if (m.thread.joinable())
-      m.thread.join();
-    m.commit_io.stop();
-    if (m.commit_thread.joinable())
-      m.commit_thread.join();
   }
-  if (m.fifo_fd >= 0)
+  // A thread cannot join itself: stop() on the health thread leaves it to the next stop() or
+  // the destructor. The health thread may be waiting for a commit: its thread goes first.
+  if (m.thread.joinable() && m.thread.get_id() != self)
+    m.thread.join();
+  if (m.started && !m.thread.joinable())
+    m.commit_io.stop();
+  if (m.commit_thread.joinable() && m.commit_thread.get_id() != self && !m.thread.joinable())
+    m.commit_thread.join();
+  if (m.fifo_fd >= 0 && !m.thread.joinable()) {
     ::close(m.fifo_fd);
+    m.fifo_fd = -1;
+  }
 }
 
 void HealthService::observe(const ServiceTable& table) {
@@ -206,6 +219,19 @@ void HealthService::observe(const ServiceTable& table) {
   }
   const uint64_t commits = m.own_commits.load();
   asio::post(m.io, [&m, seen = std::move(seen), commits] { m.onOperatorCommit(seen, commits); });
+}
+
+size_t HealthService::runningCheckersForTest() const {
+  size_t n = 0;
+  for (const VsList* list : {&impl_->vss, &impl_->api_vss}) {
+    for (const auto& v : *list) {
+      for (const RsRt& rs : v->rs) {
+        for (const auto& ck : rs.checkers)
+          n += ck->stopped ? 0 : 1;
+      }
+    }
+  }
+  return n;
 }
 
 std::vector<CheckerStatus> HealthService::status() const {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -76,8 +77,14 @@ class HealthService {
   // otherwise only the difference is committed, and unchanged checkers keep their state.
   // Main thread; blocks until the health thread applied it.
   absl::Status reload();
-  // Stops the checks and joins the thread. Safe to call twice.
+  // Stops every checker on the health thread, then the thread, and joins the threads. Called on
+  // the health thread itself (from a handler), it stops the checkers there and returns; the
+  // next stop() or the destructor joins. Safe to call twice, not from two threads at once.
   void stop();
+
+  // Checkers not stopped (keepalived.conf's and the configuration's). Only while the health
+  // thread is not running: before start() or after stop().
+  size_t runningCheckersForTest() const;
 
   // Control thread, inside every commit (see HealthHooks): notices an operator's weight edits
   // and removals of real servers this service manages.

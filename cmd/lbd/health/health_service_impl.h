@@ -102,7 +102,8 @@ struct HealthService::Impl {
   std::thread thread;
   std::atomic<std::thread::id> thread_id{};
   std::atomic<bool> started{false};
-  bool stopped = false;
+  std::atomic<bool> stopped{false};  // stop() was called
+  bool checks_stopped = false;       // health thread: stopAllCheckers() ran; none starts again
   std::mt19937_64 rng{std::random_device{}()};
 
   Pool applied;  // what this service last committed (or found) for its services
@@ -185,6 +186,9 @@ struct HealthService::Impl {
   void startCheckers(VsList& list, bool migrated);
 
   void stopCheckers(VsList& list);
+
+  // Health thread (stop()): stops every checker, and those a later refresh or reload builds.
+  void stopAllCheckers();
 
   CheckerStatus statusOf(const CheckerRt& ck) const;
 

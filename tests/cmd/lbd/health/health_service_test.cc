@@ -347,5 +347,79 @@ TEST(HealthServiceTest, APolicysSorryServerComesInWhenTheQuorumIsLost) {
   (*hs)->stop();
 }
 
+// stop() stops every checker on the health thread before that thread's io_context stops: it
+// posted the stop and called io.stop() at once, so the posted handler mostly never ran and
+// the checkers were left armed.
+TEST(HealthServiceTest, StopStopsEveryChecker) {
+  Listener up;
+  const uint16_t down = closedPort();
+  MemFiles files;
+  files.set(conf(up.port(), down));
+  FakeControl control;
+  pb::Config cfg = oneService({dest(up.port(), 3, true)});  // and a check of the configuration
+  cfg.mutable_services(0)->mutable_key()->mutable_address()->set_port(81);
+  control.setConfig(cfg);
+  absl::StatusOr<std::unique_ptr<HealthService>> hs =
+      HealthService::create({"/k.conf", files.reader(), control.api()});
+  ASSERT_TRUE(hs.ok()) << hs.status();
+  ASSERT_TRUE((*hs)->start().ok());
+  // The checks run: the refused port's dest is deleted.
+  ASSERT_TRUE(control.waitFor([&](const pb::BatchOperation& op) {
+    return op.has_delete_dest() && op.delete_dest().port() == down;
+  }));
+  (*hs)->stop();
+  EXPECT_EQ((*hs)->runningCheckersForTest(), 0u);
+  EXPECT_EQ((*hs)->status().size(), 3u);  // the file's two checkers and the configuration's
+}
+
+// stop() called on the health thread (here from the configuration read a refresh makes there)
+// stops the checks without waiting for itself; the next stop() joins the thread.
+TEST(HealthServiceTest, StopOnTheHealthThreadDoesNotWaitForItself) {
+  Listener up;
+  FakeControl control;
+  control.setConfig(oneService({dest(up.port(), 3, true)}));
+  ControlApi api = control.api();
+  HealthService* service = nullptr;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool armed = false, stopped_inside = false;
+  api.get_config = [&, read = api.get_config](pb::GetConfigResponse* resp) {
+    bool stop_here = false;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stop_here = armed;
+    }
+    if (stop_here) {
+      service->stop();
+      std::lock_guard<std::mutex> lock(mu);
+      stopped_inside = true;
+      cv.notify_all();
+    }
+    return read(resp);
+  };
+  absl::StatusOr<std::unique_ptr<HealthService>> hs =
+      HealthService::create({"", MemFiles().reader(), api});
+  ASSERT_TRUE(hs.ok()) << hs.status();
+  service = hs->get();
+  ASSERT_TRUE((*hs)->start().ok());  // reads the configuration here, on this thread
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    armed = true;
+  }
+  // An operator's commit: the configuration's checks are refreshed on the health thread.
+  ServiceTable::Limits limits;
+  limits.max_services = 4;
+  limits.max_dests = 8;
+  ServiceTable table(limits);
+  (*hs)->observe(table);
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(20), [&] { return stopped_inside; }));
+  }
+  (*hs)->stop();  // joins the health thread
+  EXPECT_EQ((*hs)->runningCheckersForTest(), 0u);
+  EXPECT_EQ((*hs)->status().size(), 1u);
+}
+
 }  // namespace
 }  // namespace lb::health
