@@ -45,10 +45,10 @@ struct XmitResult {
 //  - DR and tunnel conns see no replies: Direction::kToClient => kDrop + kUnsupported.
 //  - GSO: a GSO super-packet (pkt.offload.gso != kNone) is never split here. NAT, full NAT and
 //    DR forward it as is (the offload request stays valid: addresses and ports change, the
-//    pseudo-header-only checksum is adjusted). The tunnel forwarder refuses it with
-//    kDrop + kUnsupported, because the kernel drops IPIP/GUE/GRE-wrapped GSO writes from a TUN
-//    device: io/ must segment GSO packets of tunnel services before the pipeline sees them
-//    (or not negotiate TSO/USO on queues serving tunnel dests).
+//    pseudo-header-only checksum is adjusted). The tunnel forwarder encapsulates it once and
+//    leaves gso set with csum_start at the inner L4 header: the kernel drops IPIP/GUE/GRE-
+//    wrapped GSO writes from a TUN device, so io/ cuts it into wire packets with
+//    tunnel_gso.h before it leaves. Its segments must fit the tunnel MTU (kFragNeeded with DF).
 //  - CHECKSUM_PARTIAL packets are completed in software before encapsulation (tunnels send
 //    no GUE remote-checksum option); NAT keeps them partial.
 class Forwarder {

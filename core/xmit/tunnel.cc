@@ -167,9 +167,6 @@ class TunnelForwarder final : public Forwarder {
     if (dir != Direction::kToRealServer || ctx.dest == nullptr) {
       return dropWith(DropReason::kUnsupported);
     }
-    // See forwarder.h: a GSO super-packet must be segmented before it is encapsulated.
-    if (pkt.offload.gso != OffloadInfo::Gso::kNone)
-      return dropWith(DropReason::kUnsupported);
     const DestConfig& dest = ctx.dest->config;
     Af outer_af = conn.daddr.af();
     if (ctx.tunnel_src.af() != outer_af || pp.outer.l3_off != 0) {
@@ -192,10 +189,16 @@ class TunnelForwarder final : public Forwarder {
       return check;
     if (pkt.headroom() < overhead)
       return dropWith(DropReason::kNoRoom);
-    // The inner L4 checksum must be final before it is hidden inside the tunnel: lbd completes
-    // CHECKSUM_PARTIAL here rather than sending GUE remote-checksum-offload options.
-    if (!resolvePartialChecksum(pkt, pp.outer.proto))
+    if (pkt.offload.gso != OffloadInfo::Gso::kNone) {
+      // See forwarder.h: encapsulated once here, cut into wire packets by io/ (tunnel_gso.h).
+      XmitResult g = prepareGso(pkt, pp, mtu, ctx.pmtu_disc);
+      if (g.verdict != Verdict::kForward)
+        return g;
+    } else if (!resolvePartialChecksum(pkt, pp.outer.proto)) {
+      // The inner L4 checksum must be final before it is hidden inside the tunnel: lbd
+      // completes CHECKSUM_PARTIAL here rather than sending GUE remote-checksum options.
       return dropWith(DropReason::kMalformed);
+    }
     decrementOuterTtl(pkt, pp);
     pkt.trim(packetLength(pkt, pp));
     InnerInfo in = readInner(pkt, pp, ctx.pmtu_disc);
@@ -206,6 +209,41 @@ class TunnelForwarder final : public Forwarder {
   }
 
  private:
+  // A TCP or UDP super-packet (gso_size payload bytes per segment): its wire packets must fit
+  // `mtu` (the route MTU minus the tunnel overhead), as skb_gso_validate_network_len checks.
+  // Too big, with DF (or IPv6) and pmtu_disc: kFragNeeded, so the sender learns the tunnel's
+  // MTU as it would for a single packet. Too big without DF: TCP is cut smaller (any segment
+  // size is valid TCP); a UDP datagram's size is the sender's, so it is dropped. The inner
+  // checksum is left to the segmentation: csum_start marks the inner L4 header.
+  static XmitResult prepareGso(PacketBuffer& pkt, ParsedPacket& pp, uint32_t mtu, bool pmtu_disc) {
+    const bool udp = pkt.offload.gso == OffloadInfo::Gso::kUdpL4;
+    if (!pp.outer.has_l4 ||
+        (udp ? pp.outer.proto != L4Proto::kUdp : pp.outer.proto != L4Proto::kTcp))
+      return dropWith(DropReason::kMalformed);
+    const size_t l4 = pp.outer.l4_off;
+    size_t l4_hdr = 8;
+    if (!udp) {
+      if (l4 + 20 > pkt.size())
+        return dropWith(DropReason::kMalformed);
+      l4_hdr = static_cast<size_t>(pkt.data()[l4 + 12] >> 4) * 4;
+    }
+    const size_t hdrs = l4 + l4_hdr;
+    if (hdrs + 1 > mtu)
+      return dropWith(DropReason::kUnsupported);
+    if (hdrs + pkt.offload.gso_size > mtu) {
+      const bool df = pp.outer.af == Af::kInet6 || (pmtu_disc && pp.outer.df);
+      if (df)
+        return dropWith(DropReason::kFragNeeded, mtu);
+      if (udp)
+        return dropWith(DropReason::kUnsupported);
+      pkt.offload.gso_size = static_cast<uint16_t>(mtu - hdrs);
+    }
+    pkt.offload.csum = OffloadInfo::Csum::kPartial;
+    pkt.offload.csum_start = static_cast<uint16_t>(l4);
+    pkt.offload.csum_offset = udp ? 6 : 16;
+    return forwarded();
+  }
+
   static void encapsulate(PacketBuffer& pkt,
                           ParsedPacket& pp,
                           const Conn& conn,

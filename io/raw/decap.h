@@ -41,11 +41,14 @@ class DecapReceiver {
 
  private:
   DecapReceiver() = default;
+  static constexpr int kReceiveBuffer = 8 << 20;
   int readOne(int fd, int kind, PacketBuffer& pkt) noexcept;
+  static void growReceiveBuffer(int fd) noexcept;
   std::vector<int> fds_;
   std::vector<int> kinds_;  // 0 = raw v4 (outer header included), 1 = raw v6, 2 = GUE
   uint64_t received_ = 0;
   uint64_t dropped_ = 0;
+  size_t next_ = 0;  // the socket that last had a packet: tried first
 };
 
 }  // namespace lb::io

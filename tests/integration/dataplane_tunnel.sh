@@ -7,12 +7,15 @@
 # TUN device, so the local stack delivers it to the VIP; replies go straight to the client.
 # rr over IPIP (10/10, alternating) and GUE (`--tun-type gue --tun-port 5555`, 5/5); each real
 # server saw the client's own address; the LB's --stats shows 0 OutPkts; a 5 s iperf3 over
-# IPIP (TSO/USO off on the LB's TUN while tunnel dests exist); nothing left after stop.
+# IPIP; a 16 MB upload through IPIP and through GUE arrives byte-exact (sha256), carried as
+# TCP super-packets the LB cut into wire packets itself (lb_dataplane_tunnel_gso_split_total
+# grows: TSO stays on on the LB's TUN with tunnel dests); nothing left after stop. (GRE: the
+# decap lbd has no GRE receiver; tunnel_gso_test covers its segments.)
 #
 #   c (198.18.2.2)   l (198.18.2.1)   s1 (198.18.2.11)   s2 (198.18.2.12)   all on br0
 source "$(dirname "$0")/dataplane_lib.sh"
 dp_init tunnel
-dp_need ethtool iperf3
+dp_need ethtool iperf3 curl
 
 VIP=198.18.2.100
 
@@ -40,18 +43,22 @@ done
 
 before=$(dp_kernel_state l)
 before_s1=$(dp_kernel_state s1)
-dp_lbd l lb --tun=lbd0 --workers=2 --mode=gateway
+dp_lbd l lb --tun=lbd0 --workers=2 --mode=gateway --metrics=127.0.0.1:9479
 for i in 1 2; do
   dp_lbd "s$i" "d$i" --tun=lbdd0 --mode=decap --gue-port=5555
 done
 
 # tso STATE: the LB's TUN device has TCP segmentation offload STATE (on/off). The kernel drops
-# GSO super-packets lbd would wrap in IPIP/GUE, so lbd asks for it only while no tunnel dest
-# exists (reads then arrive segmented).
+# GSO super-packets wrapped in IPIP/GUE, so lbd cuts them into wire packets itself and TSO
+# stays on whatever the dests are.
 tso() {
   ip netns exec "$(n l)" ethtool -k lbd0 | grep -q "^tcp-segmentation-offload: $1"
 }
 tso on || dp_fail "TSO off on lbd0 before any tunnel dest: $(ip netns exec "$(n l)" ethtool -k lbd0)"
+metric() {  # metric NAME: one sample of the LB's /metrics
+  ip netns exec "$(n l)" curl -s --max-time 5 http://127.0.0.1:9479/metrics |
+    awk -v n="$1" '$1 == n { print $2; found = 1 } END { if (!found) print 0 }'
+}
 
 # --- IPIP.
 lbctl lb -A -t $VIP:80 -s rr
@@ -119,18 +126,64 @@ print(f"iperf3 through lbd (IPIP to a decap lbd, 1 stream): {bps / 1e9:.2f} Gbit
 sys.exit(0 if secs >= 4.5 and bps > 0 else 1)
 PY
 
-# Tunnel dests come and go: TSO off while any exists, back on once the last one is gone.
-tso off || dp_fail "TSO still on with tunnel dests"
+# --- bulk uploads through IPIP and GUE, byte-exact. The client's 64 KB super-packets reach lbd
+# whole (TSO on) and leave as MTU-sized IPIP/GUE packets lbd cut itself; each sink records the
+# sha256 and length of what it received.
+tso on || dp_fail "TSO off on lbd0 with tunnel dests"
+head -c 16777216 /dev/urandom >"$DP_TMP/bulk.bin"
+want_sum=$(sha256sum <"$DP_TMP/bulk.bin" | cut -d' ' -f1)
+upload() {  # upload NAME PORT DEST-FLAGS...: one upload through a tunnel dest on PORT
+  local name=$1 port=$2
+  shift 2
+  ip netns exec "$(n s2)" timeout 60 python3 -c '
+import hashlib, socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(1)
+c, _ = s.accept(); h = hashlib.sha256(); n = 0
+while True:
+    b = c.recv(1 << 20)
+    if not b: break
+    h.update(b); n += len(b)
+open(sys.argv[3], "w").write("%s %d\n" % (h.hexdigest(), n))
+' "$VIP" "$port" "$DP_TMP/sink-$name.txt" &
+  DP_PIDS+=($!)
+  local sink=$!
+  dp_wait 10 listening s2 tcp "$port" || dp_fail "$name sink did not start"
+  lbctl lb -A -t "$VIP:$port" -s rr
+  lbctl lb -a -t "$VIP:$port" -r "198.18.2.12:$port" -i "$@"
+  local split0
+  split0=$(metric lb_dataplane_tunnel_gso_split_total)
+  ip netns exec "$(n c)" timeout 60 python3 -c '
+import socket, sys
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
+with open(sys.argv[3], "rb") as f:
+    c.sendfile(f)
+c.shutdown(socket.SHUT_WR); c.recv(1)
+' "$VIP" "$port" "$DP_TMP/bulk.bin" || dp_fail "$name upload failed"
+  dp_wait_pid "$sink" 30 || dp_fail "$name sink did not finish"
+  local got
+  got=$(cat "$DP_TMP/sink-$name.txt" 2>/dev/null)
+  [[ $got == "$want_sum 16777216" ]] || dp_fail "$name upload arrived as '$got', want '$want_sum 16777216'"
+  local split1
+  split1=$(metric lb_dataplane_tunnel_gso_split_total)
+  echo "$name: 16 MB byte-exact; super-packets cut by lbd: $((split1 - split0))"
+  ((split1 > split0)) || dp_fail "$name: no TCP super-packet was cut (lb_dataplane_tunnel_gso_split_total $split0 -> $split1)"
+}
+upload ipip 9001
+upload gue 9002 --tun-type gue --tun-port 5555
+[[ $(metric lb_dataplane_tunnel_gso_dropped_total) == 0 ]] ||
+  dp_fail "tunnel GSO drops: $(metric lb_dataplane_tunnel_gso_dropped_total)"
+
+# Tunnel dests come and go: TSO stays on throughout.
 lbctl lb -D -t $VIP:80
 lbctl lb -D -t $VIP:8080
-tso off || dp_fail "TSO back on while $VIP:5201 still tunnels"
+tso on || dp_fail "TSO off while $VIP:5201 tunnels"
 lbctl lb -e -t $VIP:5201 -r 198.18.2.11:5201 -m
-tso on || dp_fail "TSO still off after the last tunnel dest became NAT"
 lbctl lb -a -t $VIP:5201 -r 198.18.2.12:5201 -i --tun-type gue --tun-port 5555
-tso off || dp_fail "TSO on with a GUE dest"
+tso on || dp_fail "TSO off with a GUE dest"
 lbctl lb -C
-tso on || dp_fail "TSO still off after -C"
-echo "TSO on lbd0: on, off with tunnel dests, on again once they are gone"
+tso on || dp_fail "TSO off after -C"
+echo "TSO on lbd0: on throughout, tunnel dests or not"
 
 for i in 1 2; do dp_lbd_stop "d$i"; done
 dp_lbd_stop lb

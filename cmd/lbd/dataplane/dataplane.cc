@@ -246,12 +246,11 @@ absl::Status DataplaneImpl::onCommit(const ServiceTable& table) {
   std::lock_guard<std::mutex> lock(kernel_mu_);
   if (stopped_)
     return absl::OkStatus();
-  // Tunnel dests: IPIP-wrapped GSO writes are dropped by the kernel (ipip_gso_segment needs
-  // SKB_GSO_IPXIP4, which virtio_net_hdr cannot express), so TSO/USO stay off while any
-  // exists; reads then arrive segmented and only checksums are finished in software.
-  const uint32_t want = KernelState::hasTunnelDests(table.config())
-                            ? (tun_->fullOffloads() & io::kTunFCsum)
-                            : tun_->fullOffloads();
+  // TSO/USO stay on with tunnel dests too: the kernel drops IPIP/GUE/GRE-wrapped GSO writes
+  // (ipip_gso_segment needs SKB_GSO_IPXIP4, which virtio_net_hdr cannot express), so egress.cc
+  // cuts encapsulated super-packets into wire packets itself (sendTunnelGso). Turning TSO off
+  // instead made the kernel segment every flow's packets, NAT's included, before lbd read them.
+  const uint32_t want = tun_->fullOffloads();
   if (absl::Status s = tun_->setOffloads(want); !s.ok())
     LB_LOG(kWarn, "%s", s.ToString());
   std::vector<IpAddr> dr;

@@ -56,7 +56,7 @@ constexpr size_t kFtpControlConns = 16384;
 #define LB_DATAPLANE_COUNTERS(C) \
   C(rx_unsupported) C(rx_gso) C(tx_gso) C(tx_tun) C(tx_l2) C(tx_errors) C(to_host_delivered) \
   C(to_host_dropped) C(l2_no_neigh) C(tunnel_gso_dropped) C(decap_packets) C(defense_dropped) \
-  C(nodest_expired) C(tx_direct) C(direct_fallback)
+  C(nodest_expired) C(tx_direct) C(direct_fallback) C(tunnel_gso_split) C(tunnel_gso_segments)
 
 // clang-format on
 
@@ -114,6 +114,8 @@ struct Worker {
   SinkPool sink;
   std::unique_ptr<io::L2Sender> l2;
   FlowOffloadPort* offload = nullptr;  // set before the thread starts; null: no flow offload
+  // Scratch for one wire packet of an encapsulated GSO packet (egress.cc, sendTunnelGso).
+  std::unique_ptr<PacketBuffer> gso_seg = std::make_unique<PacketBuffer>();
   DataplaneCounters counters;
   std::thread thread;
 };
@@ -206,6 +208,7 @@ class DataplaneImpl : public Dataplane {
   static bool isMulticastOrLinkLocal(const IpAddr& a);
   static bool isRouted(const WorkerConfig& cfg, const IpAddr& dst);
   void writeTun(Worker& w, PacketBuffer& p);
+  void sendTunnelGso(Worker& w, const PacketBuffer& p, const NeighMap* neigh);
 
   // housekeeping.cc
   void housekeepingLoop();

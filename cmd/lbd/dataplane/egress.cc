@@ -4,6 +4,7 @@
 #include <cerrno>
 
 #include "cmd/lbd/dataplane/dataplane_impl.h"
+#include "core/xmit/tunnel_gso.h"
 #include "io/tun/vnet_hdr.h"
 
 namespace lb::lbd::dataplane_internal {
@@ -52,6 +53,10 @@ void DataplaneImpl::transmit(Worker& w,
       break;
   }
   if (p.tx == TxPath::kTun) {
+    if (p.offload.gso != OffloadInfo::Gso::kNone && encapsulated(p)) {
+      sendTunnelGso(w, p, neigh);
+      return;
+    }
     if (!sendDirect(w, p, neigh))
       writeTun(w, p);
     return;
@@ -104,6 +109,32 @@ bool DataplaneImpl::sendDirect(Worker& w, PacketBuffer& p, const NeighMap* neigh
   if (p.offload.gso != OffloadInfo::Gso::kNone)
     w.counters.tx_gso.add();
   return true;
+}
+
+// Worker thread. Hot path. An encapsulated GSO super-packet (tunnel forwarder): virtio cannot
+// describe its inner offsets, so it is cut into wire packets here (core/xmit/tunnel_gso.h),
+// each sent directly or through the TUN device like any other packet.
+void DataplaneImpl::sendTunnelGso(Worker& w, const PacketBuffer& p, const NeighMap* neigh) {
+  xmit::TunnelGsoPlan plan;
+  if (!xmit::planTunnelGso(p, plan)) {
+    w.counters.tunnel_gso_dropped.add();
+    return;
+  }
+  w.counters.tunnel_gso_split.add();
+  PacketBuffer& seg = *w.gso_seg;
+  for (size_t i = 0; i < plan.count; ++i) {
+    if (!xmit::writeTunnelGsoSegment(p, plan, i, seg)) {
+      w.counters.tunnel_gso_dropped.add();
+      return;
+    }
+    seg.verdict = Verdict::kForward;
+    seg.tx = TxPath::kTun;
+    seg.next_hop = p.next_hop;
+    seg.learn_dst = p.learn_dst;
+    w.counters.tunnel_gso_segments.add();
+    if (!sendDirect(w, seg, neigh))
+      writeTun(w, seg);
+  }
 }
 
 // Whether each wire packet of `p` (each segment of a GSO packet) fits the link MTU; the kernel's
@@ -160,7 +191,7 @@ bool DataplaneImpl::isRouted(const WorkerConfig& cfg, const IpAddr& dst) {
 void DataplaneImpl::writeTun(Worker& w, PacketBuffer& p) {
   if (p.offload.csum == OffloadInfo::Csum::kPartial && p.size() >= 20) {
     if (encapsulated(p)) {
-      // TODO(io): split GSO super-packets in userspace (wireguard-go gsoSplit) instead.
+      // transmit() cut encapsulated GSO packets into wire packets (sendTunnelGso) already.
       if (p.offload.gso != OffloadInfo::Gso::kNone) {
         w.counters.tunnel_gso_dropped.add();
         return;

@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: Apache-2.0
+// Userspace GSO for encapsulated super-packets. The kernel cannot take an IPIP/GUE/GRE-wrapped
+// GSO packet from a TUN device (virtio_net_hdr has no SKB_GSO_IPXIP4/6 or GRE type:
+// ipip_gso_segment is never reached and the write is dropped at egress), so lbd reads TCP and
+// UDP super-packets whole (TSO/USO stay on), the tunnel forwarder encapsulates the super-packet
+// once, and io/ cuts it here into wire packets: tcp_gso_segment / __udp_gso_segment for the
+// inner packet and the outer header's per-segment fields (skb_udp_tunnel_segment,
+// gre_gso_segment, ipip_gso_segment's inet_gso_segment), all checksums final in software.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/packet/packet_buffer.h"
+
+namespace lb::xmit {
+
+// Where the headers of an encapsulated super-packet sit (offsets from data()).
+struct TunnelGsoPlan {
+  uint16_t outer_l3_len = 0;  // outer IPv4 (IHL) or IPv6 (40) header
+  uint16_t encap_len = 0;     // UDP + GUE, or GRE header; 0 for IP-in-IP
+  uint16_t inner_l3 = 0;      // inner IP header
+  uint16_t inner_l4 = 0;      // inner TCP / UDP header
+  uint16_t hdrs = 0;          // every header: the payload starts here
+  uint16_t seg = 0;           // payload bytes per segment (the last may be shorter)
+  uint16_t count = 0;         // wire packets
+  bool outer_v6 = false;
+  bool inner_v6 = false;
+  bool udp = false;  // inner UDP (USO): each segment is a datagram of its own
+};
+
+// Reads the headers of `p`, an encapsulated packet with pkt.offload.gso set and csum_start at
+// the inner L4 header (as TunnelForwarder leaves it), and plans its segments of
+// offload.gso_size payload bytes. False if `p` is not such a packet. Hot path.
+bool planTunnelGso(const PacketBuffer& p, TunnelGsoPlan& plan) noexcept;
+
+// Writes wire packet `i` (< plan.count) of `p` into `out` (reset first): the headers with
+// every length, IPv4 ID (+i), TCP sequence number (+i * seg), TCP flags (CWR on the first only,
+// FIN and PSH on the last only), the inner L4 checksum, the inner and outer IPv4 header
+// checksums, and a GUE UDP or GRE checksum when the super-packet carries one. `out` leaves
+// with no offload request. False if `out` lacks room. Hot path: no allocation.
+bool writeTunnelGsoSegment(const PacketBuffer& p,
+                           const TunnelGsoPlan& plan,
+                           size_t i,
+                           PacketBuffer& out) noexcept;
+
+// RFC 1071 sum of `n` bytes (odd tail padded with zero) in the big-endian convention of
+// xmit_util.h's sumWords, eight bytes at a time. Hot path.
+uint32_t sumBytesFast(const uint8_t* p, size_t n, uint32_t acc) noexcept;
+
+}  // namespace lb::xmit
