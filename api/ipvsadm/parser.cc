@@ -22,8 +22,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
-#include "api/ipvsadm/health_option.h"
 #include "api/ipvsadm/lbd_commands.h"
+#include "api/ipvsadm/parser_options.h"
 #include "api/ipvsadm/tables.h"
 
 namespace lb::ipvsadm {
@@ -284,63 +284,14 @@ std::optional<Failure> Parser::handleListOption(int c) {
 }
 
 std::optional<Failure> Parser::handleDaemonOption(int c, const char* arg) {
-  switch (c) {
-    case kTagMcastInterface:
-      if (auto f = setOption(kOptMcast))
-        return f;
-      // ipvsadm: strncpy(mcast_ifn, optarg, IP_VS_IFNAME_MAXLEN - 1).
-      cmd_.sync_daemon.set_mcast_interface(std::string(arg).substr(0, 15));
-      return std::nullopt;
-    case kTagSyncId:
-      if (auto f = setOption(kOptSyncId))
-        return f;
-      if (stringToNumber(arg, 0, 255) == -1)
-        return fail("illegal syncid specified");
-      cmd_.sync_daemon.set_syncid(static_cast<uint32_t>(stringToNumber(arg, 0, 255)));
-      return std::nullopt;
-    case kTagMcastGroup: {
-      if (auto f = setOption(kOptMcastGroup))
-        return f;
-      if (std::strchr(arg, ':') != nullptr) {
-        in6_addr a{};
-        if (inet_pton(AF_INET6, arg, &a) <= 0 || !IN6_IS_ADDR_MULTICAST(&a)) {
-          return fail(absl::StrFormat("invalid IPv6 mcast-group `%s'", arg));
-        }
-      } else {
-        in_addr a{};
-        if (inet_pton(AF_INET, arg, &a) <= 0 || !IN_MULTICAST(ntohl(a.s_addr))) {
-          return fail(absl::StrFormat("invalid IPv4 mcast-group `%s'", arg));
-        }
-      }
-      cmd_.sync_daemon.set_mcast_group(arg);
-      return std::nullopt;
-    }
-    case kTagMcastPort:
-      if (auto f = setOption(kOptMcastPort))
-        return f;
-      if (stringToNumber(arg, 1, 65535) == -1)
-        return fail("illegal mcast-port specified");
-      cmd_.sync_daemon.set_mcast_port(static_cast<uint32_t>(stringToNumber(arg, 1, 65535)));
-      return std::nullopt;
-    case kTagMcastTtl:
-      if (auto f = setOption(kOptMcastTtl))
-        return f;
-      if (stringToNumber(arg, 1, 255) == -1)
-        return fail("illegal mcast-ttl specified");
-      cmd_.sync_daemon.set_mcast_ttl(static_cast<uint32_t>(stringToNumber(arg, 1, 255)));
-      return std::nullopt;
-    case kTagSyncMaxlen:
-      if (auto f = setOption(kOptSyncMaxlen))
-        return f;
-      if (stringToNumber(arg, 1, 65535 - 20 - 8) == -1) {
-        return fail("illegal sync-maxlen specified");
-      }
-      cmd_.sync_daemon.set_sync_maxlen(
-          static_cast<uint32_t>(stringToNumber(arg, 1, 65535 - 20 - 8)));
-      return std::nullopt;
-    default:
-      return std::nullopt;
-  }
+  std::optional<int> opt = syncDaemonOptionBit(c);
+  if (!opt)
+    return std::nullopt;
+  if (auto f = setOption(*opt))
+    return f;
+  if (std::optional<std::string> refused = setSyncDaemonOption(c, arg, &cmd_.sync_daemon))
+    return fail(std::move(*refused));
+  return std::nullopt;
 }
 
 std::optional<Failure> Parser::handleOption(int c, const char* arg) {
@@ -405,19 +356,15 @@ std::optional<Failure> Parser::handleOption(int c, const char* arg) {
         if (auto f = setOption(kOptCheck))
           return f;
       }
-      absl::StatusOr<pb::HealthCheck> check = parseCheckOption(arg);
-      if (!check.ok())
-        return fail(std::string(check.status().message()));
-      *cmd_.dest.add_health_checks() = std::move(*check);
+      if (std::optional<std::string> refused = addCheckOption(arg, &cmd_.dest))
+        return fail(std::move(*refused));
       return std::nullopt;
     }
     case kTagHealth: {
       if (auto f = setOption(kOptHealth))
         return f;
-      absl::StatusOr<pb::HealthPolicy> policy = parseHealthOption(arg);
-      if (!policy.ok())
-        return fail(std::string(policy.status().message()));
-      *cmd_.service.mutable_health_policy() = std::move(*policy);
+      if (std::optional<std::string> refused = setHealthOption(arg, &cmd_.service))
+        return fail(std::move(*refused));
       return std::nullopt;
     }
     case kTagPe:
