@@ -270,6 +270,10 @@ int lbdMain(int argc, char** argv) {
     sync_hook_ptrs.push_back(sync_worker_hooks.back().get());
     dopts.sync_hooks.push_back(sync_worker_hooks.back().get());
   }
+  // And one for the flow offload's reports (the conns its fast path forwards), with its own ring.
+  sync_worker_hooks.push_back(std::make_unique<sync::SyncWorkerHook>());
+  sync_hook_ptrs.push_back(sync_worker_hooks.back().get());
+  dopts.offload_sync_hook = sync_worker_hooks.back().get();
   OwnerInfo me{static_cast<int>(getpid()), dopts.tun, absl::GetFlag(FLAGS_mode),
                absl::GetFlag(FLAGS_listen)};
   const bool takeover = absl::GetFlag(FLAGS_takeover);
@@ -334,7 +338,7 @@ int lbdMain(int argc, char** argv) {
   sync_env.conns = const_cast<ConnTable*>((*dataplane)->conns());  // the dataplane's own table
   sync_env.snapshot = [&sync_hooks] { return sync_hooks.snapshot(); };
   sync_env.runtime = &table.runtime();
-  sync_env.workers = sync_workers;
+  sync_env.workers = sync_hook_ptrs.size();  // the workers' rings and the offload's
   sync_env.hooks = sync_hook_ptrs;
   sync_env.now = [] {  // the dataplane's clock (CLOCK_MONOTONIC, as Conn::expires)
     timespec ts{};

@@ -40,7 +40,8 @@ void commitStateChange(ConnGuard& g,
     if (g->control != kNoConn)
       conns.assureTemplate(g->control);
   }
-  g->old_state = g->state;
+  // old_state stays: it is the state the sync master last sent (ip_vs_sync_conn_needed sets
+  // it), so that a change of state is sent at once.
   g.setTimeout(g->timeout, when);
 }
 

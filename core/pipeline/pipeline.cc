@@ -8,6 +8,7 @@
 
 #include "core/pipeline/conn_events.h"
 #include "core/pipeline/pipeline_internal.h"
+#include "core/pipeline/sync_bind.h"
 #include "core/proto/proto.h"
 #include "core/service/runtime.h"
 
@@ -148,6 +149,11 @@ bool Pipeline::handleReply(Packet& p) noexcept {
     synproxyReply(p, cp);
     return true;
   }
+  // A synced conn's first reply at the backup may come before its client's next packet.
+  if (cp->dest == kNoDest && (cp->flags & kConnFSync) != 0 &&
+      bindSyncedConn(*cp, p.snap, runtime_, events_)) {
+    counters_.sync_bound.add();
+  }
   if (runtime_ != nullptr)
     runtime_->workerStats(worker_).addOut(cp->svc, cp->dest, p.bytes);
   applyState(p, cp, ConnDir::kOutput);
@@ -186,7 +192,15 @@ void Pipeline::handleRequest(Packet& p) noexcept {
 
   // 5. The conn's dest was removed: with expire_nodest_conn expire it and schedule afresh,
   //    otherwise drop.
-  if (cp) {
+  //    A conn connection sync created before its real server existed here is bound now if the
+  //    server exists (ip_vs_try_bind_dest); still unbound, it is handled all the same, as
+  //    ip_vs_in checks only a bound conn's dest ("will remain unbound but still handled").
+  if (cp && cp->dest == kNoDest && (cp->flags & kConnFSync) != 0) {
+    if (bindSyncedConn(*cp, p.snap, runtime_, events_))
+      counters_.sync_bound.add();
+    else
+      counters_.sync_unbound.add();
+  } else if (cp) {
     const SnapDest* d = p.snap.dest(cp->dest);
     if (d == nullptr || !d->available) {
       if (!sys.expire_nodest_conn)

@@ -28,14 +28,16 @@ namespace lb {
 // expire_nodest_conn); icmp_sent counts ICMP errors lbd generated; icmp_send_failed those it
 // could not send (no sink buffer); conns_offloaded counts conns a FlowOffloader took;
 // synproxy_syn_answered counts SYNs the SYN proxy answered with a cookie, synproxy_conns_opened
-// the conns its valid cookies made, synproxy_syn_resent the SYNs sent to a real server again.
+// the conns its valid cookies made, synproxy_syn_resent the SYNs sent to a real server again;
+// sync_bound counts synced conns bound to their real server by a packet (a backup after a
+// failover), sync_unbound the packets of synced conns forwarded with no real server here.
 // clang-format off
 #define LB_PIPELINE_COUNTERS(C) \
   C(rx_packets) C(rx_bytes) C(tx_packets) C(tx_bytes) C(to_host) C(conns_created) \
   C(conns_reused) C(icmp_sent) C(icmp_echo_replies) C(templates_created) C(icmp_send_failed) \
   C(conns_offloaded) C(synproxy_syn_answered) C(synproxy_conns_opened) C(synproxy_syn_resent) \
   C(ftp_passive) C(ftp_active) C(ftp_malformed) C(ftp_no_state) C(ftp_mangle_failed) \
-  C(ftp_data_conns)
+  C(ftp_data_conns) C(sync_bound) C(sync_unbound)
 
 // clang-format on
 
@@ -65,6 +67,19 @@ class ConnSyncHook {
  public:
   virtual ~ConnSyncHook() = default;
   virtual void onClientPacket(ConnTable& table, ConnGuard& cp, MonoTime now) noexcept = 0;
+
+  // The flow offload's report for a conn the fast path forwards (FlowOffload, with the conn's
+  // guard held, after the reported flags went through its state machine): its in_pkts went from
+  // `pkts_before` to cp->in_pkts. Releases `cp`. Default: nothing synced.
+  virtual void onFastPathReport(ConnTable& table,
+                                ConnGuard& cp,
+                                uint32_t pkts_before,
+                                MonoTime now) noexcept {
+    (void)table;
+    (void)pkts_before;
+    (void)now;
+    cp.release();
+  }
 };
 
 // The kernel's defence strategies (ip_vs_ctl.c update_defense_level, ip_vs_todrop,

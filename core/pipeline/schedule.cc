@@ -8,6 +8,7 @@
 #include "core/pipeline/pe_sip.h"
 #include "core/pipeline/pipeline.h"
 #include "core/pipeline/pipeline_internal.h"
+#include "core/pipeline/sync_bind.h"
 #include "core/service/runtime.h"
 
 namespace lb {
@@ -158,6 +159,12 @@ ConnGuard Pipeline::schedulePersist(Packet& p, const SnapService& svc, uint32_t 
     }
   } else {
     ct = conns_.findTemplate(tt);
+  }
+  // A template connection sync created before its real server existed here is bound now if
+  // the server exists (ip_vs_try_bind_dest), else it fails the check below.
+  if (ct && ct->dest == kNoDest && (ct->flags & kConnFSync) != 0 &&
+      bindSyncedConn(*ct, p.snap, runtime_, events_)) {
+    counters_.sync_bound.add();
   }
   if (ct && !templateValid(p.snap, *ct)) {
     conns_.invalidateTemplate(ct);  // shows as :65535, no longer matches

@@ -6,6 +6,7 @@
 
 #include "core/pipeline/conn_events.h"
 #include "core/pipeline/pipeline.h"
+#include "core/pipeline/sync_bind.h"
 #include "core/proto/proto.h"
 
 namespace lb {
@@ -13,54 +14,6 @@ namespace lb {
 namespace {
 
 constexpr Duration kTemplateDefaultTimeout = seconds(3 * 60);  // ip_vs_proc_conn: 3*60*HZ
-
-// ip_vs_find_dest (ip_vs_ctl.c): the service by fwmark or <af, protocol, vaddr, vport>, then
-// the dest by daddr and dport; a fwmark service's non-NAT conns look for port 0 first, then
-// for port ^ dport (the dest's own port).
-const SnapDest* findDest(const ServiceSnapshot& snap,
-                         Af af,
-                         L4Proto proto,
-                         const IpAddr& vaddr,
-                         uint16_t vport,
-                         uint32_t fwmark,
-                         const IpAddr& daddr,
-                         uint16_t dport,
-                         uint32_t flags,
-                         const SnapService** svc_out) {
-  const SnapService* svc = snap.findService(af, proto, vaddr, vport, fwmark);
-  *svc_out = svc;
-  if (svc == nullptr)
-    return nullptr;
-  uint16_t port = dport;
-  if (fwmark != 0 && (flags & kConnFFwdMask) != 0)  // IP_VS_CONN_F_MASQ is 0
-    port = 0;
-  const uint16_t ports[2] = {port, static_cast<uint16_t>(port ^ dport)};
-  for (uint16_t want : ports) {
-    // ip_vs_lookup_dest: the service's live dests (not the trash).
-    for (DestId id : svc->dests) {
-      const SnapDest* d = snap.dest(id);
-      if (d != nullptr && d->available && d->config.addr == daddr && d->config.port == want)
-        return d;
-    }
-  }
-  return nullptr;
-}
-
-// ip_vs_bind_dest's counters for a synced entry: templates in persistconns, conns in
-// activeconns or inactconns by their INACTIVE bit; then the upper-threshold check.
-void countBind(ServiceRuntime* runtime, const SnapDest& d, uint32_t flags) {
-  if (runtime == nullptr || d.id >= runtime->maxDests())
-    return;
-  connEventsFor(*runtime).noteDest(d.id, d.config.u_threshold, d.config.l_threshold);
-  DestCounters& dc = runtime->destCounters()[d.id];
-  if ((flags & kConnFTemplate) != 0)
-    dc.persist_conns.fetch_add(1, std::memory_order_relaxed);
-  else if ((flags & kConnFInactive) != 0)
-    dc.inact_conns.fetch_add(1, std::memory_order_relaxed);
-  else
-    dc.active_conns.fetch_add(1, std::memory_order_relaxed);
-  runtime->updateOverloadOnBind(d.id, d.config.u_threshold);
-}
 
 // ip_vs_proc_conn's timeout: the message's (v1), else the protocol's table for the state
 // (conns) or 3 minutes (templates, and v0's fwmark-less guesses).
@@ -125,17 +78,7 @@ void applyCommon(
 }  // namespace
 
 bool syncTryBindDest(Conn& conn, const ServiceSnapshot& snap, ServiceRuntime* runtime) noexcept {
-  if (conn.dest != kNoDest)
-    return false;
-  const SnapService* svc = nullptr;
-  const SnapDest* d = findDest(snap, conn.af, conn.proto, conn.vaddr, conn.vport, conn.fwmark,
-                               conn.daddr, conn.dport, conn.flags, &svc);
-  if (d == nullptr)
-    return false;
-  conn.svc = d->svc;
-  conn.dest = d->id;
-  countBind(runtime, *d, conn.flags);
-  return true;
+  return bindSyncedConn(conn, snap, runtime);
 }
 
 // ip_vs_proc_conn (ip_vs_sync.c).
@@ -204,8 +147,8 @@ SyncApplyResult applySyncConn(ConnTable& table,
   p.fwmark = sc.fwmark;
   p.timeout = timeout;
   const SnapService* svc = nullptr;
-  const SnapDest* d = findDest(snap, sc.af, p.proto, sc.vaddr, sc.vport, sc.fwmark, sc.daddr,
-                               sc.dport, flags, &svc);
+  const SnapDest* d = findSyncDest(snap, sc.af, p.proto, sc.vaddr, sc.vport, sc.fwmark, sc.daddr,
+                                   sc.dport, flags, &svc);
   p.svc = svc != nullptr ? svc->id : kNoService;
   p.dest = d != nullptr ? d->id : kNoDest;
   // Full NAT: the real server knows the conn by laddr:lport; it must be this service's and
@@ -230,7 +173,7 @@ SyncApplyResult applySyncConn(ConnTable& table,
     return SyncApplyResult::kFailed;
   }
   if (d != nullptr)
-    countBind(runtime, *d, flags);
+    countSyncBind(runtime, nullptr, *d, flags);
   else
     ++counters.unbound;
   applyCommon(g, sc, sys, timeout, now);

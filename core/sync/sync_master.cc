@@ -154,6 +154,20 @@ SyncConn syncConnFrom(const Conn& conn, uint32_t seq_delta) noexcept {
   return s;
 }
 
+uint32_t syncPktsInRange(uint32_t before, uint32_t after, const SyncSysctls& s) noexcept {
+  if (after <= before)
+    return after;
+  const uint32_t th = s.sync_threshold;
+  if (s.sync_period == 0)
+    return th > before && th <= after ? th : after;
+  // The largest p <= after with p % period == threshold, if it is above `before`.
+  const uint32_t r = after % s.sync_period;
+  if (r < th && after - r < s.sync_period)
+    return after;  // no p >= threshold below after
+  const uint32_t p = r >= th ? after - (r - th) : after - r - s.sync_period + th;
+  return p > before ? p : after;
+}
+
 // ip_vs_sync_conn: the conn, then (v1: always; v0: only after the conn was sent) its
 // controller with pkts = ++controller.in_pkts for a template, sync_threshold otherwise.
 void syncConnChain(ConnTable& table,

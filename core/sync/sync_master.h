@@ -54,6 +54,12 @@ bool syncConnNeeded(Conn& conn, uint32_t pkts, const SyncSysctls& s, MonoTime no
 // `seq_delta`: ConnGuard::seqDelta(). Pure. Hot path.
 SyncConn syncConnFrom(const Conn& conn, uint32_t seq_delta) noexcept;
 
+// For a conn whose client packets went through the flow offload's fast path, not one by one
+// through the pipeline: its in_pkts went from `before` to `after` at once. The count the
+// packet rule (pkts % sync_period == sync_threshold, or == sync_threshold with period 0) would
+// have fired at on one of those packets, the latest such; `after` when none would. Pure.
+uint32_t syncPktsInRange(uint32_t before, uint32_t after, const SyncSysctls& s) noexcept;
+
 // ip_vs_sync_conn's walk for one client packet of `cp`: decide for the conn (syncConnNeeded
 // with `pkts`), then for its controlling template with pkts = ++template.in_pkts, calling
 // `emit` for each entry to send, conn first, template after (so the backup learns the

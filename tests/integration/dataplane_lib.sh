@@ -272,3 +272,41 @@ dp_count() {  # dp_count WORD LIST...
   for x in "$@"; do [[ $x == "$w" ]] && c=$((c + 1)); done
   echo $c
 }
+
+# dp_gateway_topology [-n] N [PREFIX...]: the gateway test network, lbd not started:
+#   c (c0 198.18.1.2/24) -- l (l0 198.18.1.1/24 | l1 198.18.2.1/24) -- bridge br0 in sw --
+#   s1..sN (s0 198.18.2.1<i>/24, a route to 198.18.1.0/24 via l)
+# with rp_filter off in l; c routes each PREFIX (a VIP range) via l. -n: the servers get no
+# route back to the clients (full NAT: their replies can only go to lbd's local addresses).
+dp_gateway_topology() {
+  local back=1
+  if [[ $1 == -n ]]; then
+    back=0
+    shift
+  fi
+  local servers=$1 prefix i
+  shift
+  dp_ns c
+  dp_ns l
+  dp_ns sw
+  dp_link c c0 l l0
+  ip -n "$(n c)" addr add 198.18.1.2/24 dev c0
+  for prefix in "$@"; do
+    ip -n "$(n c)" route add "$prefix" via 198.18.1.1
+  done
+  ip -n "$(n l)" addr add 198.18.1.1/24 dev l0
+  dp_bridge sw br0
+  dp_link l l1 sw swl
+  ip -n "$(n sw)" link set swl master br0
+  ip -n "$(n l)" addr add 198.18.2.1/24 dev l1
+  ip netns exec "$(n l)" sysctl -qw net.ipv4.conf.all.rp_filter=0
+  for ((i = 1; i <= servers; i++)); do
+    dp_ns "s$i"
+    dp_link "s$i" s0 sw "sws$i"
+    ip -n "$(n sw)" link set "sws$i" master br0
+    ip -n "$(n "s$i")" addr add "198.18.2.1$i/24" dev s0
+    if ((back)); then
+      ip -n "$(n "s$i")" route add 198.18.1.0/24 via 198.18.2.1
+    fi
+  done
+}

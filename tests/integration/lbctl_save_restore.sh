@@ -20,24 +20,10 @@ LADDR=198.18.2.100
 LADDR2=198.18.2.101
 MPORT=9493
 
-dp_ns c
-dp_ns l
-dp_ns sw
-dp_link c c0 l l0
-ip -n "$(n c)" addr add 198.18.1.2/24 dev c0
-ip -n "$(n l)" addr add 198.18.1.1/24 dev l0
-dp_bridge sw br0
-dp_link l l1 sw swl
-ip -n "$(n sw)" link set swl master br0
-ip -n "$(n l)" addr add 198.18.2.1/24 dev l1
+dp_gateway_topology -n 2  # full NAT: no route back to the clients
 for i in 1 2; do
-  dp_ns "s$i"
-  dp_link "s$i" s0 sw "sws$i"
-  ip -n "$(n sw)" link set "sws$i" master br0
-  ip -n "$(n "s$i")" addr add "198.18.2.1$i/24" dev s0
   dp_http "s$i" "198.18.2.1$i" "S$i" 80
 done
-ip netns exec "$(n l)" sysctl -qw net.ipv4.conf.all.rp_filter=0
 
 start_lbd() {  # start_lbd TAG
   dp_lbd l "$1" --tun=lbd0 --workers=2 --mode=gateway --metrics=127.0.0.1:$MPORT \

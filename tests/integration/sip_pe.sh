@@ -19,24 +19,8 @@ dp_need sipp
 VIP=198.18.1.100
 CALLS=8
 
-dp_ns c
-dp_ns l
-dp_ns sw
-dp_link c c0 l l0
-ip -n "$(n c)" addr add 198.18.1.2/24 dev c0
-ip -n "$(n c)" route add 198.18.2.0/24 via 198.18.1.1
-ip -n "$(n l)" addr add 198.18.1.1/24 dev l0
-dp_bridge sw br0
-dp_link l l1 sw swl
-ip -n "$(n sw)" link set swl master br0
-ip -n "$(n l)" addr add 198.18.2.1/24 dev l1
-ip netns exec "$(n l)" sysctl -qw net.ipv4.conf.all.rp_filter=0
+dp_gateway_topology 2 198.18.2.0/24
 for i in 1 2; do
-  dp_ns "s$i"
-  dp_link "s$i" s0 sw "sws$i"
-  ip -n "$(n sw)" link set "sws$i" master br0
-  ip -n "$(n "s$i")" addr add "198.18.2.1$i/24" dev s0
-  ip -n "$(n "s$i")" route add 198.18.1.0/24 via 198.18.2.1
   # A UAS answering every call, logging each message it receives and sends.
   (cd "$DP_TMP" && exec ip netns exec "$(n "s$i")" sipp -sn uas -i "198.18.2.1$i" -p 5060 \
     -nostdin -trace_msg -message_file "$DP_TMP/uas$i.msg" >"$DP_TMP/uas$i.out" 2>&1) &

@@ -53,6 +53,9 @@ struct DataplaneOptions {
   // each client packet (core/pipeline's ConnSyncHook; workers beyond the vector: none). The
   // hooks must outlive the dataplane.
   std::vector<ConnSyncHook*> sync_hooks;
+  // The same for the conns the flow offload's fast path forwards: FlowOffload calls it with
+  // the state the fast path last reported (ConnSyncHook::onFastPathReport). Null: none.
+  ConnSyncHook* offload_sync_hook = nullptr;
 };
 
 class Dataplane : public DataplaneHooks {

@@ -63,6 +63,7 @@ void DataplaneImpl::startFlowOffload() {
   const size_t n = workers_.size();
   offload_ = std::make_unique<FlowOffload>(n, *conns_, table_.runtime(), n);
   offload_->setInstaller(std::make_unique<RedirectFlowInstaller>(std::move(*writer)));
+  offload_->setSyncHook(options_.offload_sync_hook);
   for (auto& w : workers_) {
     w->offload = &offload_->port(w->index);
     w->pipeline->setOffloader(w->offload, options_.flow_offload_min_packets);

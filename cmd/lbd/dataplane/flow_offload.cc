@@ -240,6 +240,15 @@ bool FlowOffload::update(Entry& e,
       counters_.unhandshaken.add();
       over = true;
     }
+    // Connection sync (ip_vs_in's ip_vs_sync_conn) for the client packets the fast path
+    // forwarded: in_pkts counts them as the pipeline would have, and the conn is synced with
+    // the state they left it in. Releases g.
+    if (sync_hook_ != nullptr && last > seen) {
+      const uint32_t before = g->in_pkts;
+      const uint64_t fwd = in.packets > e.in.packets ? in.packets - e.in.packets : 0;
+      g->in_pkts = static_cast<uint32_t>(std::min<uint64_t>(before + fwd, UINT32_MAX));
+      sync_hook_->onFastPathReport(conns_, g, before, MonoTime{last});
+    }
   } else {
     over = true;
   }

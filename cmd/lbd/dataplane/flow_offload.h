@@ -46,6 +46,7 @@
 #include "core/base/counters.h"
 #include "core/conn/conn_table.h"
 #include "core/pipeline/offload.h"
+#include "core/pipeline/pipeline.h"
 #include "core/service/runtime.h"
 #include "core/service/snapshot.h"
 #include "core/stats/stats.h"
@@ -189,6 +190,10 @@ class FlowOffload {
   // the FlowOffload is destroyed (a worker may be using it when forget() runs).
   void setInstaller(std::unique_ptr<FlowInstaller> installer);
 
+  // Control thread, before the first tick: connection sync's hook for the conns the fast path
+  // forwards (ip_vs_sync_conn with the state it last reported); null: none.
+  void setSyncHook(ConnSyncHook* hook) { sync_hook_ = hook; }
+
   // Housekeeping thread, every tick: takes over what the workers installed, then brings the
   // young conns (installed less than kYoungTicks ago) or, on a sweep, all of them up to date
   // (see above).
@@ -234,6 +239,8 @@ class FlowOffload {
   static uint64_t cookie(const OffloadOffer& o) { return (uint64_t{o.generation} << 32) | o.index; }
 
  private:
+  ConnSyncHook* sync_hook_ = nullptr;  // setSyncHook
+
   struct Entry {
     OffloadOffer offer;
     io::FlowState in, out;  // as of the last look (what is already in the stats and the conn)

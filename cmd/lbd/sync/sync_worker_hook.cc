@@ -6,6 +6,18 @@
 namespace lb::lbd::sync {
 
 void SyncWorkerHook::onClientPacket(ConnTable& table, ConnGuard& cp, MonoTime now) noexcept {
+  run(table, cp, 0, false, now);
+}
+
+void SyncWorkerHook::onFastPathReport(ConnTable& table,
+                                      ConnGuard& cp,
+                                      uint32_t pkts_before,
+                                      MonoTime now) noexcept {
+  run(table, cp, pkts_before, true, now);
+}
+
+void SyncWorkerHook::run(
+    ConnTable& table, ConnGuard& cp, uint32_t pkts_before, bool report, MonoTime now) noexcept {
   // Dekker's pattern with detach(): the worker announces itself, then reads the ring; detach
   // clears the ring, then waits for the announcement to go (both sequentially consistent).
   busy_.store(true, std::memory_order_seq_cst);
@@ -16,7 +28,7 @@ void SyncWorkerHook::onClientPacket(ConnTable& table, ConnGuard& cp, MonoTime no
     cp.release();
     return;
   }
-  const uint32_t pkts = cp->in_pkts;
+  const uint32_t pkts = report ? syncPktsInRange(pkts_before, cp->in_pkts, *s) : cp->in_pkts;
   syncConnChain(table, cp, pkts, *s, now, [q](const SyncConn& c) { q->push(c); });
   busy_.store(false, std::memory_order_release);
 }

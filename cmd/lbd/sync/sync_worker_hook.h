@@ -4,6 +4,8 @@
 // worker's ring of that daemon (SyncWorkerQueue::push: no allocation, lock or syscall). The
 // SyncManager attaches the hooks when the master starts and detaches them before it stops
 // it: detach() waits until the worker is out of the hook, so the ring is never used after.
+// One more hook (and ring) carries the flow offload's reports for the conns its fast path
+// forwards (DataplaneOptions::offload_sync_hook).
 #pragma once
 
 #include <atomic>
@@ -18,6 +20,13 @@ class SyncWorkerHook final : public ConnSyncHook {
  public:
   // Worker thread, hot path. Releases cp.
   void onClientPacket(ConnTable& table, ConnGuard& cp, MonoTime now) noexcept override;
+  // The flow offload's thread (one at a time: FlowOffload runs under the dataplane's kernel
+  // lock): the conn as the fast path last reported it, with the packet count at which the
+  // pipeline would have synced it (syncPktsInRange). Releases cp.
+  void onFastPathReport(ConnTable& table,
+                        ConnGuard& cp,
+                        uint32_t pkts_before,
+                        MonoTime now) noexcept override;
 
   // Control thread. `queue` and `sysctls` stay valid until detach() returns.
   void attach(SyncWorkerQueue* queue, const SyncSysctls* sysctls);
@@ -28,6 +37,9 @@ class SyncWorkerHook final : public ConnSyncHook {
   std::atomic<SyncWorkerQueue*> queue_{nullptr};
   std::atomic<const SyncSysctls*> sysctls_{nullptr};
   std::atomic<bool> busy_{false};  // the worker is inside onClientPacket with a ring
+
+  void run(
+      ConnTable& table, ConnGuard& cp, uint32_t pkts_before, bool report, MonoTime now) noexcept;
 };
 
 }  // namespace lb::lbd::sync

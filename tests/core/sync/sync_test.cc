@@ -192,6 +192,34 @@ TEST(SyncMasterTest, PersistModeOneePacketAndV0Ipv6) {
   EXPECT_TRUE(syncConnNeeded(v6, 3, d, clock.now()));
 }
 
+// syncPktsInRange: the count at which one of the packets the fast path forwarded would have
+// passed pkts % period == threshold (the latest), else the new count.
+TEST(SyncMasterTest, PktsInRangeForFastPathReports) {
+  SyncSysctls s;  // 3, 50
+  EXPECT_EQ(syncPktsInRange(1, 5, s), 3u);
+  EXPECT_EQ(syncPktsInRange(3, 5, s), 5u);  // 3 was this side of the range
+  EXPECT_EQ(syncPktsInRange(5, 45, s), 45u);
+  EXPECT_EQ(syncPktsInRange(45, 60, s), 53u);
+  EXPECT_EQ(syncPktsInRange(1, 200, s), 153u);
+  EXPECT_EQ(syncPktsInRange(7, 7, s), 7u);
+  s.sync_period = 0;  // once, at the threshold
+  EXPECT_EQ(syncPktsInRange(1, 5, s), 3u);
+  EXPECT_EQ(syncPktsInRange(3, 500, s), 500u);
+  // Every count the pipeline would have seen one by one agrees with the range's answer.
+  s = SyncSysctls{};
+  s.sync_threshold = 4;
+  s.sync_period = 5;
+  for (uint32_t b = 0; b < 40; ++b) {
+    for (uint32_t a = b; a < 45; ++a) {
+      uint32_t want = a;
+      for (uint32_t p = b + 1; p <= a; ++p)
+        if (p % 5 == 4)
+          want = p;
+      EXPECT_EQ(syncPktsInRange(b, a, s), want) << b << " " << a;
+    }
+  }
+}
+
 TEST(SyncMasterTest, SysctlValidation) {
   EXPECT_TRUE(validateSyncSysctls(SyncSysctls{}).ok());
   SyncSysctls s;
