@@ -416,14 +416,59 @@ void PeTemplates::forEach(const RecordFn& fn) const {
   }
 }
 
-PeTemplates& peTemplatesFor(const ConnTable& table) {
+namespace {
+
+// The stores of live tables: references held by pipelines (acquirePeTemplates) and whether
+// peTemplatesFor keeps the store for the process.
+struct PeRegistryEntry {
+  PeTemplates* store = nullptr;
+  size_t refs = 0;
+  bool kept = false;
+};
+
+std::mutex& peRegistryMutex() {
   static std::mutex mu;
-  static auto* registry = new absl::flat_hash_map<const ConnTable*, PeTemplates*>();
-  std::lock_guard<std::mutex> lock(mu);
-  PeTemplates*& slot = (*registry)[&table];
-  if (slot == nullptr)
-    slot = new PeTemplates(size_t{1} << 16, mix64(table.seed() ^ 0x5349505045ull));
-  return *slot;
+  return mu;
+}
+
+absl::flat_hash_map<const ConnTable*, PeRegistryEntry>& peRegistry() {
+  // Never freed: stores kept for the process outlive static destruction order.
+  static auto* registry = new absl::flat_hash_map<const ConnTable*, PeRegistryEntry>();
+  return *registry;
+}
+
+PeRegistryEntry& peEntryLocked(const ConnTable& table) {
+  PeRegistryEntry& e = peRegistry()[&table];
+  if (e.store == nullptr)
+    e.store = new PeTemplates(size_t{1} << 16, mix64(table.seed() ^ 0x5349505045ull));
+  return e;
+}
+
+}  // namespace
+
+PeTemplates& peTemplatesFor(const ConnTable& table) {
+  std::lock_guard<std::mutex> lock(peRegistryMutex());
+  PeRegistryEntry& e = peEntryLocked(table);
+  e.kept = true;
+  return *e.store;
+}
+
+PeTemplates& acquirePeTemplates(const ConnTable& table) {
+  std::lock_guard<std::mutex> lock(peRegistryMutex());
+  PeRegistryEntry& e = peEntryLocked(table);
+  ++e.refs;
+  return *e.store;
+}
+
+void releasePeTemplates(const ConnTable& table) {
+  std::lock_guard<std::mutex> lock(peRegistryMutex());
+  auto it = peRegistry().find(&table);
+  if (it == peRegistry().end() || it->second.refs == 0)
+    return;
+  if (--it->second.refs == 0 && !it->second.kept) {
+    delete it->second.store;
+    peRegistry().erase(it);
+  }
 }
 
 }  // namespace lb

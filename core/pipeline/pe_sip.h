@@ -136,7 +136,16 @@ class PeTemplates {
 
 // The PeTemplates of `table`, created (empty) on first use and kept for the process; a table
 // built later at the same address gets the same store, whose old records never match its
-// templates (their nonces differ). Any thread; locks and may allocate on first use only.
+// templates (their nonces differ). Control thread (listings, tests); never the packet path:
+// it locks a registry and may allocate.
 PeTemplates& peTemplatesFor(const ConnTable& table);
+
+// The store a Pipeline of `table` uses, taken when the pipeline is built (worker creation), so
+// that its packet path never locks or allocates for it: the same store as peTemplatesFor's,
+// created (empty) when there is none. Each acquire is one reference; releasePeTemplates(table)
+// gives it back, and the last one frees the store unless peTemplatesFor() kept it. Control
+// thread; locks a registry and may allocate.
+PeTemplates& acquirePeTemplates(const ConnTable& table);
+void releasePeTemplates(const ConnTable& table);
 
 }  // namespace lb

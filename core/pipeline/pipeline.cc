@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "core/pipeline/conn_events.h"
+#include "core/pipeline/pe_sip.h"
 #include "core/pipeline/pipeline_internal.h"
 #include "core/pipeline/sync_bind.h"
 #include "core/proto/proto.h"
@@ -20,9 +21,14 @@ using pipeline_internal::toHost;
 using pipeline_internal::tupleOf;
 
 Pipeline::Pipeline(ConnTable& conns, size_t worker, uint64_t seed)
-    : conns_(conns), worker_(worker), rng_(seed != 0 ? seed : 0x2545f4914f6cdd1dull) {}
+    : conns_(conns),
+      pe_templates_(&acquirePeTemplates(conns)),
+      worker_(worker),
+      rng_(seed != 0 ? seed : 0x2545f4914f6cdd1dull) {}
 
-Pipeline::~Pipeline() = default;
+Pipeline::~Pipeline() {
+  releasePeTemplates(conns_);
+}
 
 void Pipeline::setTunnelSource(const IpAddr& addr) {
   if (addr.isV4())

@@ -58,6 +58,7 @@ class PacketSink {
 };
 
 class PipelineConnEvents;
+class PeTemplates;
 
 // Connection synchronisation's master side (ip_vs_in's ip_vs_sync_conn call): after every
 // client packet of a conn that is not ONE_PACKET, with the conn's guard held and in_pkts
@@ -142,7 +143,9 @@ DefenseTickResult runDefenseTick(ConnTable& conns,
 class Pipeline {
  public:
   // `worker` indexes ServiceRuntime::workerStats. `seed` seeds the worker's RNG (twos,
-  // drop_packet). The table must outlive the pipeline.
+  // drop_packet). The table must outlive the pipeline. Control thread (worker creation): takes
+  // the table's SIP persistence store here (acquirePeTemplates), so that process() never locks
+  // or allocates for it. May allocate.
   Pipeline(ConnTable& conns, size_t worker, uint64_t seed);
   ~Pipeline();
   Pipeline(const Pipeline&) = delete;
@@ -257,6 +260,7 @@ class Pipeline {
   bool todrop() noexcept;
 
   ConnTable& conns_;
+  PeTemplates* pe_templates_;  // the table's --pe sip Call-IDs (pe_sip.h), one reference
   size_t worker_;
   uint64_t rng_;
   uint32_t mtu_ = 1500;

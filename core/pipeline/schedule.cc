@@ -133,14 +133,7 @@ ConnGuard Pipeline::schedulePersist(Packet& p, const SnapService& svc, uint32_t 
       return {};
     }
     callid = *id;
-    // peTemplatesFor locks a registry: each worker thread remembers its table's store.
-    thread_local const ConnTable* cached_table = nullptr;
-    thread_local PeTemplates* cached_pe = nullptr;
-    if (cached_table != &conns_) {
-      cached_pe = &peTemplatesFor(conns_);
-      cached_table = &conns_;
-    }
-    pe = cached_pe;
+    pe = pe_templates_;  // taken when the pipeline was built: no lock, no allocation here
     pk = PeTemplateKey{tt.af, tt.proto, tt.saddr, tt.daddr, tt.dport};
   }
 

@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/pipeline/pe_sip.h"
 #include "tests/core/pipeline/pipeline_fixture.h"
 #include "tests/testlib/alloc_counter.h"
 
@@ -127,6 +128,51 @@ TEST_F(PipelineNoAllocTest, ProcessDoesNotAllocateAfterWarmUp) {
   EXPECT_GT(drops(DropReason::kDefense), 100u);
   EXPECT_TRUE(pipe_->defense().secure_tcp);
   EXPECT_GT(dropped_, 100u);
+}
+
+// --pe sip: a worker's first SIP request allocates nothing (nor takes the store registry's
+// lock): the pipeline took its table's Call-ID store when it was built. Before that fix the
+// first SIP packet of each worker looked the store up in a registry (mutex) and the first of
+// the process created it there (allocation), which this test saw.
+TEST_F(PipelineNoAllocTest, FirstSipPacketOfEachWorkerDoesNotAllocate) {
+  const char* vip = "198.18.100.1";
+  addService(tcpKey(vip, 80));
+  addDest(tcpKey(vip, 80), dest("198.18.1.10", 8080, FwdMethod::kMasq));
+  ServiceConfig sip;
+  sip.key = udpKey(vip, 5060);
+  sip.scheduler = "rr";
+  sip.flags = kSvcPersistent;
+  sip.timeout_s = 60;
+  sip.pe_name = "sip";
+  absl::Status st = table_->addService(sip);
+  ASSERT_TRUE(st.ok()) << st;
+  addDest(sip.key, dest("198.18.1.10", 5060, FwdMethod::kMasq));
+  table_->runtime().setWorkers(2);
+  Pipeline second(*conns_, 1, 7);  // another worker of the same table
+  const Bytes tcp = PacketBuilder::tcp("198.18.0.1", 1000, vip, 80, kTcpSyn).build();
+  const Bytes invite = PacketBuilder::udp("198.18.0.1", 5061, vip, 5060)
+                           .payload("INVITE sip:s@198.18.100.1 SIP/2.0\r\nCall-ID: c1@h\r\n\r\n")
+                           .build();
+  SnapshotPtr snap = table_->snapshot();
+  PacketBuffer buf;
+  PacketBuffer* b = &buf;
+  for (Pipeline* pipe : {pipe_.get(), &second}) {
+    // Warm-up without SIP: the worker sees the snapshot's runtime once.
+    ASSERT_TRUE(buf.assign(tcp));
+    sink_.clear();
+    pipe->process(*snap, absl::MakeConstSpan(&b, 1), sink_, clock_.now());
+    ASSERT_EQ(buf.verdict, Verdict::kForward);
+    ASSERT_TRUE(buf.assign(invite));
+    const uint64_t before = threadAllocations();
+    pipe->process(*snap, absl::MakeConstSpan(&b, 1), sink_, clock_.now());
+    const uint64_t after = threadAllocations();
+    EXPECT_EQ(after - before, 0u) << "worker " << (pipe == &second ? 1 : 0);
+    EXPECT_EQ(buf.verdict, Verdict::kForward);
+  }
+  // The first INVITE made the call's template; the second worker found it by its Call-ID.
+  EXPECT_EQ(pipe_->counters().templates_created.value(), 1u);
+  EXPECT_EQ(second.counters().templates_created.value(), 0u);
+  EXPECT_EQ(peTemplatesFor(*conns_).size(), 1u);
 }
 
 }  // namespace
