@@ -35,6 +35,12 @@
 # afresh could go to the other server. SYNCAA_WITHOUT_SYNC=1 runs the same traffic with no sync
 # daemon: the moved connections stall and the test fails (that it can fail).
 #
+# SYNCAA_SCHED=mh SYNCAA_SLOPPY=1 SYNCAA_WITHOUT_SYNC=1 (sync_active_active_mh.sh) is the
+# stateless way the kernel's mh scheduler documents: no daemon, sloppy_tcp=1 lets a mid-flow
+# segment schedule a conn at the new peer, and mh (one lookup table on every peer) picks the same
+# real server, so a moved flow goes on before (or without) any sync. With rr instead of mh the
+# moved flows reach the other server half the time, which resets them.
+#
 # Which peer held a conn before the removal is read from the peers themselves: the clients connect
 # while only the backup daemons run, so each peer's lbctl -Lnc shows its own conns alone; the
 # masters start after. The router's own lookup (ip route get with the flow's ports) must agree with
@@ -52,6 +58,9 @@ ROUNDS_AFTER=40
 SEED=24681
 WITH_SYNC=1
 [[ ${SYNCAA_WITHOUT_SYNC:-0} == 1 ]] && WITH_SYNC=0
+SCHED=${SYNCAA_SCHED:-rr}
+SLOPPY=${SYNCAA_SLOPPY:-0}
+echo "scheduler $SCHED, sloppy_tcp $SLOPPY, sync daemons $( ((WITH_SYNC)) && echo on || echo off)"
 
 dp_ns c
 dp_ns r
@@ -123,7 +132,8 @@ done
 for k in 1 2 3; do
   dp_lbd "p$k" "p$k" --tun=lbd0 --workers=2 --mode=gateway --flow_offload=false \
     --metrics=127.0.0.1:9100
-  lbctl "p$k" -A -t $VIP:$PORT -s rr
+  lbctl "p$k" -A -t $VIP:$PORT -s "$SCHED"
+  if ((SLOPPY)); then lbctl "p$k" --sysctl sloppy_tcp=1; fi
   lbctl "p$k" -a -t $VIP:$PORT -r 198.18.6.11:$PORT -m
   lbctl "p$k" -a -t $VIP:$PORT -r 198.18.6.12:$PORT -m
   if ((WITH_SYNC)); then
@@ -303,4 +313,4 @@ for cl in early late; do
   dp_wait_pid "${CLIENT_PID[$cl]}" 10 || dp_fail "client $cl did not stop"
   wait "${CLIENT_PID[$cl]}" || dp_fail "client $cl exited with an error: $(tail -n 5 "$DP_TMP/$cl.log")"
 done
-echo "PASS sync_active_active"
+echo "PASS sync_active_active (scheduler $SCHED, sloppy_tcp $SLOPPY, sync $WITH_SYNC)"
