@@ -20,8 +20,8 @@ class SyncWorkerHook final : public ConnSyncHook {
  public:
   // Worker thread, hot path. Releases cp.
   void onClientPacket(ConnTable& table, ConnGuard& cp, MonoTime now) noexcept override;
-  // The flow offload's thread (one at a time: FlowOffload runs under the dataplane's kernel
-  // lock): the conn as the fast path last reported it, with the packet count at which the
+  // The housekeeping thread (FlowOffload::tick, the ring's one producer): the conn as the fast
+  // path last reported it, with the packet count at which the
   // pipeline would have synced it (syncPktsInRange). Releases cp.
   void onFastPathReport(ConnTable& table,
                         ConnGuard& cp,
