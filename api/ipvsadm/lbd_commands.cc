@@ -55,6 +55,17 @@ struct SysctlField {
         } \
   }
 
+// The sync sysctls are optional in lbd.v1: unset reads as the kernel's default.
+#define LB_OPT_U32_SYSCTL(f, def, lo, hi)                                                 \
+  SysctlField {                                                                           \
+#f, lo, hi, [](const pb::Sysctls& s) -> uint64_t { return s.has_##f() ? s.f() : def; }, \
+        [](pb::Sysctls& s, uint64_t v) { s.set_##f(static_cast<uint32_t>(v)); } \
+  }
+
+int64_t sync_refresh_period_seconds(const pb::Sysctls& s) {
+  return s.has_sync_refresh_period() ? s.sync_refresh_period().seconds() : 0;
+}
+
 // Unset durations read as the kernel's default (86400 s), as lbd fills them on output.
 int64_t lblc_expiration_seconds(const pb::Sysctls& s) {
   return s.has_lblc_expiration() ? s.lblc_expiration().seconds() : 86400;
@@ -65,7 +76,7 @@ int64_t lblcr_expiration_seconds(const pb::Sysctls& s) {
 }
 
 // Sorted by name. Semantics and defaults: the kernel's ipvs-sysctl.rst (see lbd.proto).
-const std::array<SysctlField, 14> kSysctls = {{
+const std::array<SysctlField, 23> kSysctls = {{
     LB_U32_SYSCTL(am_droprate),
     LB_U32_SYSCTL(conn_reuse_mode),
     LB_U32_SYSCTL(drop_entry),
@@ -80,11 +91,32 @@ const std::array<SysctlField, 14> kSysctls = {{
     LB_U32_SYSCTL(secure_tcp),
     LB_BOOL_SYSCTL(sloppy_sctp),
     LB_BOOL_SYSCTL(sloppy_tcp),
+    // Connection sync (ip_vs_sync.c). The kernel's sync_threshold "3 50" is two values here:
+    // sync_threshold and sync_period.
+    LB_OPT_U32_SYSCTL(sync_period, 50, 0, kU32Max),
+    SysctlField{"sync_persist_mode", 0, 1,
+                [](const pb::Sysctls& s) -> uint64_t { return s.sync_persist_mode() ? 1 : 0; },
+                [](pb::Sysctls& s, uint64_t v) { s.set_sync_persist_mode(v != 0); }},
+    LB_OPT_U32_SYSCTL(sync_ports, 1, 1, 64),
+    LB_OPT_U32_SYSCTL(sync_qlen_max, 0, 0, kU32Max),
+    SysctlField{"sync_refresh_period", 0, kU32Max,
+                [](const pb::Sysctls& s) -> uint64_t {
+                  return static_cast<uint64_t>(sync_refresh_period_seconds(s));
+                },
+                [](pb::Sysctls& s, uint64_t v) {
+                  s.mutable_sync_refresh_period()->set_seconds(static_cast<int64_t>(v));
+                  s.mutable_sync_refresh_period()->set_nanos(0);
+                }},
+    LB_OPT_U32_SYSCTL(sync_retries, 0, 0, 3),
+    LB_OPT_U32_SYSCTL(sync_sock_size, 0, 0, 0x7fffffff),
+    LB_OPT_U32_SYSCTL(sync_threshold, 3, 0, kU32Max),
+    LB_OPT_U32_SYSCTL(sync_version, 1, 0, 1),
 }};
 
 #undef LB_BOOL_SYSCTL
 #undef LB_U32_SYSCTL
 #undef LB_SECONDS_SYSCTL
+#undef LB_OPT_U32_SYSCTL
 
 const SysctlField* findSysctl(absl::string_view name) {
   for (const SysctlField& f : kSysctls) {

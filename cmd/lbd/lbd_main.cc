@@ -346,8 +346,8 @@ int lbdMain(int argc, char** argv) {
     return MonoTime{static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec};
   };
   sync::SyncManager sync_manager(std::move(sync_env));
-  sync_hooks.setManager(&sync_manager);
-  sync::SyncControl sync_control(sync_manager);
+  sync_hooks.setManager(&sync_manager, table);
+  sync::SyncControl sync_control(sync_manager, &table);
   copts.sync = &sync_control;
   ControlPlane control(table, &sync_hooks, copts);
   if (!takeover) {
@@ -366,8 +366,12 @@ int lbdMain(int argc, char** argv) {
     if (absl::Status s = control.start(); !s.ok())
       return failStart(s);
   }
-  if (takeover)
+  if (takeover) {
     finishTakeover(taken, absl::OkStatus());
+    // The old lbd's sync daemons, started again here: a backup daemon's socket may share
+    // group:port with the old one's until it exits (SO_REUSEADDR).
+    control.startSyncDaemons(taken.sync_daemons);
+  }
   auto takeover_server =
       TakeoverServer::start(takeover_path, control, **dataplane, *owner, dopts.mode, mode_name);
   if (!takeover_server.ok()) {

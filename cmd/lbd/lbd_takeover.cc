@@ -199,7 +199,7 @@ absl::StatusOr<TakenOver> takeOver(const std::string& path,
     return fail(owner.status());
   }
   t.owner = std::move(*owner);
-  if (absl::Status s = ControlPlane::loadHandedOver(table, *config); !s.ok()) {
+  if (absl::Status s = ControlPlane::loadHandedOver(table, *config, &t.sync_daemons); !s.ok()) {
     for (int fd : tun_fds)
       close(fd);
     return fail(s);

@@ -19,6 +19,8 @@
 #include "cmd/lbd/dataplane/dataplane.h"
 #include "cmd/lbd/takeover/owner_lock.h"
 
+#include "lbd/v1/lbd.pb.h"
+
 namespace lb::lbd {
 
 // The old side: answers takeover requests on its own thread.
@@ -66,6 +68,8 @@ struct TakenOver {
   std::unique_ptr<Dataplane> dataplane;
   std::string mode;  // the old lbd's --mode (and options.tun is its device)
   int sock = -1;     // to the old lbd: say "ok" or "fail: ..." on it (finishTakeover)
+  // The sync daemons the old lbd ran: started again once the handover is complete.
+  std::vector<::lbd::v1::SyncDaemon> sync_daemons;
 };
 
 // Connects to `path`, receives the handover, loads the configuration into `table` and adopts

@@ -110,6 +110,17 @@ struct Sysctls {
   uint32_t am_droprate = 10;
   uint32_t lblc_expiration_s = 86400;
   uint32_t lblcr_expiration_s = 86400;
+  // Connection sync (ip_vs_sync.c; core/sync's SyncSysctls, which cmd/lbd/sync fills from
+  // these and gives to the running daemons).
+  uint32_t sync_threshold = 3;
+  uint32_t sync_period = 50;
+  uint32_t sync_refresh_period_s = 0;
+  uint32_t sync_retries = 0;
+  bool sync_persist_mode = false;
+  uint32_t sync_version = 1;
+  uint32_t sync_qlen_max = 0;
+  uint32_t sync_sock_size = 0;
+  uint32_t sync_ports = 1;
   friend bool operator==(const Sysctls&, const Sysctls&) = default;
 };
 

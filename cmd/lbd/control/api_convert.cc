@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 
 #include "cmd/lbd/control/health_convert.h"
+#include "core/sync/sync_master.h"
 
 namespace lb::lbd {
 namespace {
@@ -442,6 +443,50 @@ absl::StatusOr<Sysctls> sysctlsFromProto(const pb::Sysctls& p) {
     return lblcr.status();
   s.lblc_expiration_s = *lblc;
   s.lblcr_expiration_s = *lblcr;
+  // Connection sync: unset fields keep the kernel's defaults; the kernel's handlers' checks.
+  if (p.has_sync_threshold())
+    s.sync_threshold = p.sync_threshold();
+  if (p.has_sync_period())
+    s.sync_period = p.sync_period();
+  absl::StatusOr<uint32_t> refresh =
+      secondsFromProto(p.has_sync_refresh_period(), p.sync_refresh_period(),
+                       "sysctls.sync_refresh_period", 0, UINT32_MAX, s.sync_refresh_period_s);
+  if (!refresh.ok())
+    return refresh.status();
+  s.sync_refresh_period_s = *refresh;
+  if (p.has_sync_retries())
+    s.sync_retries = p.sync_retries();
+  if (p.has_sync_persist_mode())
+    s.sync_persist_mode = p.sync_persist_mode();
+  if (p.has_sync_version())
+    s.sync_version = p.sync_version();
+  if (p.has_sync_qlen_max())
+    s.sync_qlen_max = p.sync_qlen_max();
+  if (p.has_sync_sock_size())
+    s.sync_sock_size = p.sync_sock_size();
+  if (p.has_sync_ports())
+    s.sync_ports = p.sync_ports();
+  SyncSysctls sync;
+  sync.sync_threshold = s.sync_threshold;
+  sync.sync_period = s.sync_period;
+  sync.sync_refresh_period_s = s.sync_refresh_period_s;
+  sync.sync_retries = s.sync_retries;
+  sync.sync_persist_mode = s.sync_persist_mode;
+  sync.sync_version = s.sync_version;
+  sync.sync_qlen_max = s.sync_qlen_max;
+  sync.sync_sock_size = s.sync_sock_size;
+  sync.sync_ports = s.sync_ports;
+  if (absl::Status v = validateSyncSysctls(sync); !v.ok())
+    return absl::InvalidArgumentError(absl::StrCat("sysctls.", v.message()));
+  if (s.sync_ports > 1) {
+    // The kernel runs sync_ports threads per daemon on ports 8848..8848 + n - 1; lbd runs one.
+    return absl::InvalidArgumentError(absl::StrCat("sysctls.sync_ports ", s.sync_ports,
+                                                   ": lbd runs one sync port per daemon (1 only)"));
+  }
+  if (s.sync_sock_size > INT_MAX) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sysctls.sync_sock_size ", s.sync_sock_size, ": at most ", INT_MAX));
+  }
   return s;
 }
 
@@ -461,6 +506,15 @@ pb::Sysctls sysctlsToProto(const Sysctls& s) {
   p.set_am_droprate(s.am_droprate);
   *p.mutable_lblc_expiration() = secondsToProto(s.lblc_expiration_s);
   *p.mutable_lblcr_expiration() = secondsToProto(s.lblcr_expiration_s);
+  p.set_sync_threshold(s.sync_threshold);
+  p.set_sync_period(s.sync_period);
+  *p.mutable_sync_refresh_period() = secondsToProto(s.sync_refresh_period_s);
+  p.set_sync_retries(s.sync_retries);
+  p.set_sync_persist_mode(s.sync_persist_mode);
+  p.set_sync_version(s.sync_version);
+  p.set_sync_qlen_max(s.sync_qlen_max);
+  p.set_sync_sock_size(s.sync_sock_size);
+  p.set_sync_ports(s.sync_ports);
   return p;
 }
 

@@ -153,7 +153,19 @@ absl::Status ControlOps::frozenError() {
 std::string ControlOps::freeze() {
   std::lock_guard<std::mutex> lock(mu_);
   frozen_ = true;
-  return configToProto(table_.config()).SerializeAsString();
+  pb::Config c = configToProto(table_.config());
+  for (const pb::SyncDaemon& d : syncDaemonsLocked())  // the new lbd starts them again
+    *c.add_sync_daemons() = d;
+  return c.SerializeAsString();
+}
+
+void ControlOps::startSyncDaemons(const std::vector<pb::SyncDaemon>& daemons) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const pb::SyncDaemon& d : daemons) {
+    absl::Status st = sync_ == nullptr ? syncUnavailable() : sync_->start(d);
+    if (!st.ok())
+      LB_LOG(kError, "takeover: sync daemon not started again: %s", st.ToString());
+  }
 }
 
 void ControlOps::thaw() {

@@ -84,6 +84,9 @@ class ControlOps {
   // (the handover failed). Reads go on.
   std::string freeze();
   void thaw();
+  // Hot restart, the new side, after the handover: starts the sync daemons the old lbd ran
+  // (the handed-over Config's sync_daemons); one that cannot start is logged and left out.
+  void startSyncDaemons(const std::vector<::lbd::v1::SyncDaemon>& daemons);
   // Prometheus text for /metrics.
   std::string renderMetrics();
 

@@ -384,6 +384,10 @@ std::string ControlPlane::freezeForHandover() {
   return impl_->ops.freeze();
 }
 
+void ControlPlane::startSyncDaemons(const std::vector<::lbd::v1::SyncDaemon>& daemons) {
+  impl_->ops.startSyncDaemons(daemons);
+}
+
 void ControlPlane::thaw() {
   impl_->ops.thaw();
 }
@@ -392,10 +396,14 @@ void ControlPlane::releaseSocket() {
   impl_->unix_path.clear();
 }
 
-absl::Status ControlPlane::loadHandedOver(ServiceTable& table, const std::string& bytes) {
+absl::Status ControlPlane::loadHandedOver(ServiceTable& table,
+                                          const std::string& bytes,
+                                          std::vector<::lbd::v1::SyncDaemon>* sync_daemons) {
   ::lbd::v1::Config p;
   if (!p.ParseFromString(bytes))
     return absl::InvalidArgumentError("configuration handed over: does not parse");
+  if (sync_daemons != nullptr)
+    sync_daemons->assign(p.sync_daemons().begin(), p.sync_daemons().end());
   absl::StatusOr<FullConfig> cfg = configFromProto(p);
   if (!cfg.ok())
     return cfg.status();

@@ -17,6 +17,7 @@
 #include "core/service/service_table.h"
 
 namespace lbd::v1 {
+class SyncDaemon;
 class ListHealthChecksRequest;
 class ListHealthChecksResponse;
 }  // namespace lbd::v1
@@ -95,7 +96,13 @@ class ControlPlane {
   void releaseSocket();
   // Hot restart, the new side: replaces `table`'s configuration with freezeForHandover()'s.
   // InvalidArgument when the bytes do not parse.
-  static absl::Status loadHandedOver(ServiceTable& table, const std::string& bytes);
+  // `sync_daemons` (if not null) gets the sync daemons the old lbd ran, for
+  // startSyncDaemons() once the handover is complete.
+  static absl::Status loadHandedOver(ServiceTable& table,
+                                     const std::string& bytes,
+                                     std::vector<::lbd::v1::SyncDaemon>* sync_daemons = nullptr);
+  // Hot restart, the new side: starts the handed-over sync daemons (ControlOps).
+  void startSyncDaemons(const std::vector<::lbd::v1::SyncDaemon>& daemons);
 
  private:
   struct Impl;

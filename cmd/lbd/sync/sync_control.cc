@@ -32,6 +32,20 @@ std::vector<pb::SyncDaemon> toProto(const std::vector<SyncDaemonConfig>& v) {
 
 }  // namespace
 
+SyncSysctls syncSysctlsFrom(const Sysctls& s) {
+  SyncSysctls o;
+  o.sync_threshold = s.sync_threshold;
+  o.sync_period = s.sync_period;
+  o.sync_refresh_period_s = s.sync_refresh_period_s;
+  o.sync_retries = s.sync_retries;
+  o.sync_persist_mode = s.sync_persist_mode;
+  o.sync_version = s.sync_version;
+  o.sync_qlen_max = s.sync_qlen_max;
+  o.sync_sock_size = s.sync_sock_size;
+  o.sync_ports = s.sync_ports;
+  return o;
+}
+
 absl::StatusOr<SyncDaemonConfig> syncDaemonFromProto(const pb::SyncDaemon& d) {
   std::optional<SyncDaemonRole> role = roleFromProto(d.role());
   if (!role)
@@ -75,6 +89,8 @@ absl::Status SyncControl::start(const pb::SyncDaemon& d) {
   absl::StatusOr<SyncDaemonConfig> c = syncDaemonFromProto(d);
   if (!c.ok())
     return c.status();
+  if (table_ != nullptr)
+    manager_.setSysctls(syncSysctlsFrom(table_->config().sysctls));
   return manager_.start(*c);
 }
 

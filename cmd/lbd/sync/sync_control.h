@@ -20,13 +20,20 @@
 
 namespace lb::lbd::sync {
 
+// The sync sysctls of lbd's configuration (Sysctls' sync_* fields, lbctl --sysctl) as core/sync's
+// send and receive rules take them.
+SyncSysctls syncSysctlsFrom(const Sysctls& s);
+
 // InvalidArgument for an unspecified role or a group that is not an address.
 absl::StatusOr<SyncDaemonConfig> syncDaemonFromProto(const ::lbd::v1::SyncDaemon& d);
 ::lbd::v1::SyncDaemon syncDaemonToProto(const SyncDaemonConfig& c);
 
 class SyncControl : public SyncHooks {
  public:
-  explicit SyncControl(SyncManager& manager) : manager_(manager) {}
+  // `table` (may be null): its sysctls are given to the manager before a daemon starts (the
+  // control plane holds its lock around start(), so the table is not changing then).
+  explicit SyncControl(SyncManager& manager, const ServiceTable* table = nullptr)
+      : manager_(manager), table_(table) {}
 
   absl::Status start(const ::lbd::v1::SyncDaemon& d) override;
   absl::Status stop(::lbd::v1::SyncDaemonRole role) override;
@@ -35,6 +42,7 @@ class SyncControl : public SyncHooks {
 
  private:
   SyncManager& manager_;
+  const ServiceTable* table_;
 };
 
 // Between the control plane and the dataplane's hooks: keeps the last committed snapshot for
@@ -45,7 +53,12 @@ class SyncCommitHooks : public DataplaneHooks {
   SyncCommitHooks(DataplaneHooks* inner, const ServiceTable& table)
       : inner_(inner), snap_(table.snapshot()) {}
 
-  void setManager(const SyncManager* m) { manager_ = m; }
+  // Gives `m` the table's sync sysctls now and on every commit.
+  void setManager(SyncManager* m, const ServiceTable& table) {
+    manager_ = m;
+    if (m != nullptr)
+      m->setSysctls(syncSysctlsFrom(table.config().sysctls));
+  }
 
   // Any thread.
   SnapshotPtr snapshot() const {
@@ -58,6 +71,8 @@ class SyncCommitHooks : public DataplaneHooks {
       std::lock_guard<std::mutex> lock(mu_);
       snap_ = table.snapshot();
     }
+    if (manager_ != nullptr)
+      manager_->setSysctls(syncSysctlsFrom(table.config().sysctls));
     return inner_ == nullptr ? absl::OkStatus() : inner_->onCommit(table);
   }
 
@@ -76,7 +91,7 @@ class SyncCommitHooks : public DataplaneHooks {
 
  private:
   DataplaneHooks* inner_;
-  const SyncManager* manager_ = nullptr;
+  SyncManager* manager_ = nullptr;
   mutable std::mutex mu_;
   SnapshotPtr snap_;  // mu_
 };

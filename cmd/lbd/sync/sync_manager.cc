@@ -37,9 +37,7 @@ absl::Status SyncManager::start(const SyncDaemonConfig& given) {
     if (!d.ok())
       return d.status();
     master_ = std::move(*d);
-    master_sysctls_ = sys;
-    for (size_t i = 0; i < env_.hooks.size() && i < master_->workers(); ++i)
-      env_.hooks[i]->attach(&master_->queue(i), &master_sysctls_);
+    publishMasterSysctlsLocked(sys);
   } else {
     auto d =
         SyncBackupDaemon::start(eff, sys.sync_sock_size, [this](const SyncConn& c) { apply(c); });
@@ -62,6 +60,7 @@ absl::Status SyncManager::stop(SyncDaemonRole role) {
       for (SyncWorkerHook* h : env_.hooks)
         h->detach();
       m = std::move(master_);
+      master_sysctls_.clear();  // no worker holds one once detached
     } else {
       b = std::move(backup_);
     }
@@ -90,8 +89,25 @@ std::vector<SyncDaemonConfig> SyncManager::configured() const {
 }
 
 void SyncManager::setSysctls(const SyncSysctls& s) {
-  std::lock_guard<std::mutex> alock(apply_mu_);
-  sysctls_ = s;
+  std::lock_guard<std::mutex> lock(mu_);
+  {
+    std::lock_guard<std::mutex> alock(apply_mu_);
+    if (sysctls_ == s)
+      return;
+    sysctls_ = s;
+  }
+  if (master_ != nullptr)
+    publishMasterSysctlsLocked(s);
+}
+
+void SyncManager::publishMasterSysctlsLocked(const SyncSysctls& s) {
+  master_sysctls_.push_back(std::make_unique<SyncSysctls>(s));
+  const SyncSysctls* p = master_sysctls_.back().get();
+  for (size_t i = 0; i < master_->workers(); ++i)
+    master_->queue(i).setLimit(s.sync_qlen_max);
+  // attach() stores the rules before the ring (the same one): a worker sees old or new rules.
+  for (size_t i = 0; i < env_.hooks.size() && i < master_->workers(); ++i)
+    env_.hooks[i]->attach(&master_->queue(i), p);
 }
 
 SyncSysctls SyncManager::sysctls() const {

@@ -58,8 +58,11 @@ class SyncManager {
   // As given to start(), master first: what the state file keeps and a restart starts again.
   std::vector<SyncDaemonConfig> configured() const;
 
-  // The sync sysctls (SetSysctls): the master's version, the backup's in_pkts and timeouts.
-  // A running daemon keeps the version and socket size it started with, as the kernel's.
+  // The sync sysctls (SetSysctls). A running master's workers take the send rules'
+  // (sync_threshold, sync_period, sync_refresh_period, sync_retries, sync_persist_mode) from
+  // their next packet on and its rings the new sync_qlen_max; the backup the new in_pkts.
+  // sync_version and sync_sock_size apply from a daemon's next start (the socket is sized at
+  // start, as the kernel's). sync_ports > 1 is refused before it gets here.
   void setSysctls(const SyncSysctls& s);
   SyncSysctls sysctls() const;
 
@@ -73,6 +76,8 @@ class SyncManager {
 
  private:
   void apply(const SyncConn& c);
+  // mu_ held, a master running: hands `s` to the workers and the rings.
+  void publishMasterSysctlsLocked(const SyncSysctls& s);
 
   Env env_;
   mutable std::mutex mu_;
@@ -80,7 +85,9 @@ class SyncManager {
   std::unique_ptr<SyncMasterDaemon> master_;  // mu_
   std::unique_ptr<SyncBackupDaemon> backup_;  // mu_
   SyncSysctls sysctls_;                       // apply_mu_ (and mu_ to write)
-  SyncSysctls master_sysctls_;                // the running master's; read by the workers
+  // The running master's send rules, one per change: the workers read the newest through
+  // their hooks and may still hold an older one, so all live until the master stops. mu_.
+  std::vector<std::unique_ptr<SyncSysctls>> master_sysctls_;
   mutable std::mutex apply_mu_;
   SyncBackupCounters backup_counters_;  // apply_mu_
 };

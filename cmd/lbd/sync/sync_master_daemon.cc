@@ -16,6 +16,11 @@ constexpr auto kFlushTime = std::chrono::seconds(2);          // IPVS_SYNC_FLUSH
 }  // namespace
 
 bool SyncWorkerQueue::push(const SyncConn& c) noexcept {
+  const uint32_t limit = limit_.load(std::memory_order_relaxed);
+  if (limit != 0 && kCapacity - ring_.room() >= limit) {
+    full_.add();
+    return false;
+  }
   const bool ok = ring_.push([&c](SyncEvent& e) {
     e.conn = c;
     e.conn.pe_name = {};

@@ -46,6 +46,10 @@ class SyncWorkerQueue {
 
   uint64_t full() const { return full_.value(); }
 
+  // sync_qlen_max: at most `n` entries wait in this ring (0: its capacity); an entry beyond is
+  // dropped and counted as full. Any thread.
+  void setLimit(uint32_t n) { limit_.store(n, std::memory_order_relaxed); }
+
   // Sender thread.
   template <typename F>
   void drain(F&& f) {
@@ -55,6 +59,7 @@ class SyncWorkerQueue {
  private:
   SpscRing<SyncEvent, kCapacity> ring_;
   Counter full_;
+  std::atomic<uint32_t> limit_{0};
 };
 
 struct SyncMasterCounters {

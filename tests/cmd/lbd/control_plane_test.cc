@@ -426,7 +426,16 @@ constexpr char kDefaultSysctls[] =
     "net.ipv4.vs.schedule_icmp = 0\n"
     "net.ipv4.vs.secure_tcp = 0\n"
     "net.ipv4.vs.sloppy_sctp = 0\n"
-    "net.ipv4.vs.sloppy_tcp = 0\n";
+    "net.ipv4.vs.sloppy_tcp = 0\n"
+    "net.ipv4.vs.sync_period = 50\n"
+    "net.ipv4.vs.sync_persist_mode = 0\n"
+    "net.ipv4.vs.sync_ports = 1\n"
+    "net.ipv4.vs.sync_qlen_max = 0\n"
+    "net.ipv4.vs.sync_refresh_period = 0\n"
+    "net.ipv4.vs.sync_retries = 0\n"
+    "net.ipv4.vs.sync_sock_size = 0\n"
+    "net.ipv4.vs.sync_threshold = 3\n"
+    "net.ipv4.vs.sync_version = 1\n";
 
 TEST_F(ControlPlaneTest, Sysctls) {
   EXPECT_EQ(run("--sysctl").out, kDefaultSysctls);
