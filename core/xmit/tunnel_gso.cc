@@ -241,3 +241,128 @@ bool writeTunnelGsoSegment(const PacketBuffer& p,
 }
 
 }  // namespace lb::xmit
+
+namespace lb::xmit {
+namespace {
+
+// The TCP segment an inner IP packet carries (no IPv4 options, no IPv6 extension headers).
+struct TcpView {
+  bool ok = false;
+  bool v6 = false;
+  size_t l4 = 0;
+  size_t thl = 0;
+  size_t payload = 0;
+};
+
+TcpView tcpView(const PacketBuffer& p) {
+  TcpView v;
+  const uint8_t* d = p.data();
+  const size_t n = p.size();
+  if (n < 40)
+    return v;
+  if (d[0] == 0x45) {
+    if (d[9] != kProtoTcp || load16(d + 2) != n || (load16(d + 6) & 0x3fff) != 0)
+      return v;  // not TCP, padded, or a fragment
+    v.l4 = 20;
+  } else if ((d[0] >> 4) == 6 && n >= 60) {
+    if (d[6] != kProtoTcp || load16(d + 4) + 40U != n)
+      return v;
+    v.v6 = true;
+    v.l4 = 40;
+  } else {
+    return v;
+  }
+  v.thl = static_cast<size_t>(d[v.l4 + 12] >> 4) * 4;
+  if (v.thl < 20 || v.l4 + v.thl > n)
+    return v;
+  v.payload = n - v.l4 - v.thl;
+  v.ok = true;
+  return v;
+}
+
+bool tcpChecksumValid(const PacketBuffer& p, const TcpView& v) {
+  const auto len = static_cast<uint32_t>(p.size() - v.l4);
+  return foldComplement(
+             sumBytesFast(p.data() + v.l4, len, pseudoOf(p.data(), v.v6, kProtoTcp, len))) == 0;
+}
+
+constexpr uint8_t kTcpAckOnly = 0x10;
+
+}  // namespace
+
+bool tcpCoalesce(PacketBuffer& head, const PacketBuffer& next) noexcept {
+  const TcpView h = tcpView(head);
+  const TcpView x = tcpView(next);
+  if (!h.ok || !x.ok || h.v6 != x.v6 || h.thl != x.thl || h.payload == 0 || x.payload == 0)
+    return false;
+  const uint8_t* a = head.data();
+  const uint8_t* b = next.data();
+  const bool joined = head.offload.gso != OffloadInfo::Gso::kNone;
+  const size_t seg = joined ? head.offload.gso_size : h.payload;
+  // The run ends at a short segment or a PSH; a longer segment than the first starts anew.
+  if (h.payload % seg != 0 || x.payload > seg || a[h.l4 + 13] != kTcpAckOnly)
+    return false;
+  const uint8_t xflags = b[x.l4 + 13];
+  if (xflags != kTcpAckOnly && xflags != (kTcpAckOnly | kTcpPsh))
+    return false;
+  if (h.v6) {
+    // Version, traffic class, flow label; next header, hop limit; addresses.
+    if (std::memcmp(a, b, 4) != 0 || std::memcmp(a + 6, b + 6, 34) != 0)
+      return false;
+  } else {
+    // TOS, DF, TTL, protocol; addresses.
+    if (a[1] != b[1] || a[6] != b[6] || a[8] != b[8] || std::memcmp(a + 12, b + 12, 8) != 0)
+      return false;
+  }
+  // Ports; then ack, header length, window, urgent pointer and every option byte (the seq,
+  // flags and checksum are compared or rewritten separately).
+  if (std::memcmp(a + h.l4, b + x.l4, 4) != 0 || std::memcmp(a + h.l4 + 8, b + x.l4 + 8, 5) != 0 ||
+      std::memcmp(a + h.l4 + 14, b + x.l4 + 14, 2) != 0 ||
+      std::memcmp(a + h.l4 + 18, b + x.l4 + 18, h.thl - 18) != 0)
+    return false;
+  if (load32(b + x.l4 + 4) != load32(a + h.l4 + 4) + static_cast<uint32_t>(h.payload))
+    return false;
+  const size_t total = head.size() + x.payload;
+  if (total - (h.v6 ? 40 : 0) > 0xffff || total > head.size() + head.tailroom())
+    return false;
+  if (!joined && !tcpChecksumValid(head, h))
+    return false;
+  if (!tcpChecksumValid(next, x))
+    return false;
+  const size_t old = head.size();
+  head.setSize(total);
+  uint8_t* d = head.data();
+  std::memcpy(d + old, b + x.l4 + x.thl, x.payload);
+  d[h.l4 + 13] = xflags;  // a PSH ends the run
+  if (h.v6)
+    store16(d + 4, static_cast<uint16_t>(total - 40));
+  else
+    store16(d + 2, static_cast<uint16_t>(total));
+  if (!joined) {
+    head.offload.gso = h.v6 ? OffloadInfo::Gso::kTcpV6 : OffloadInfo::Gso::kTcpV4;
+    head.offload.gso_size = static_cast<uint16_t>(h.payload);
+  }
+  return true;
+}
+
+void finishCoalesced(PacketBuffer& head) noexcept {
+  if (head.offload.gso == OffloadInfo::Gso::kNone)
+    return;
+  const TcpView v = tcpView(head);
+  if (!v.ok)
+    return;
+  uint8_t* d = head.data();
+  if (!v.v6)
+    ipv4HeaderChecksum(d);
+  const auto len = static_cast<uint32_t>(head.size() - v.l4);
+  uint32_t ps = pseudoOf(d, v.v6, kProtoTcp, len);
+  while ((ps >> 16) != 0)
+    ps = (ps & 0xffff) + (ps >> 16);
+  store16(d + v.l4 + 16, static_cast<uint16_t>(ps));
+  head.offload.csum = OffloadInfo::Csum::kPartial;
+  head.offload.csum_start = static_cast<uint16_t>(v.l4);
+  head.offload.csum_offset = 16;
+  head.offload.hdr_len = static_cast<uint16_t>(v.l4 + v.thl);
+}
+
+}  // namespace lb::xmit

@@ -49,3 +49,22 @@ bool writeTunnelGsoSegment(const PacketBuffer& p,
 uint32_t sumBytesFast(const uint8_t* p, size_t n, uint32_t acc) noexcept;
 
 }  // namespace lb::xmit
+
+namespace lb::xmit {
+
+// The receive half (lbd --mode=decap): consecutive in-order TCP segments of one flow, as they
+// come out of the tunnel, joined into one super-packet that one TUN write hands the kernel
+// with a virtio GSO request, as tcp_gro_receive would join them: same addresses, TOS, TTL,
+// ports, ack, window and options; seq continuing the head; head flags ACK only (a PSH or a
+// short segment ends the run); no IPv4 options or IPv6 extension headers; at most 64 KB.
+// Each segment's TCP checksum is verified before it is joined (the kernel will not check a
+// CHECKSUM_PARTIAL packet again). `head` holds an inner IP packet; true if `next` was
+// appended to it. Hot path.
+bool tcpCoalesce(PacketBuffer& head, const PacketBuffer& next) noexcept;
+
+// After tcpCoalesce appended to `head`: the IPv4 header checksum and the GSO request
+// (gso_size = the first segment's payload, CHECKSUM_PARTIAL with the pseudo-header sum in the
+// TCP checksum field). Nothing to do for a packet nothing was appended to. Hot path.
+void finishCoalesced(PacketBuffer& head) noexcept;
+
+}  // namespace lb::xmit

@@ -5,8 +5,10 @@
 // by tests/testlib (not core/): lengths, IDs, sequence numbers, flags, payload slices.
 #include "core/xmit/tunnel_gso.h"
 
+#include <algorithm>
 #include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -375,6 +377,125 @@ TEST(TunnelGsoTest, FastSumMatchesSumWords) {
   Bytes ones(4096, 0xff);
   EXPECT_EQ(xmit::foldComplement(xmit::sumBytesFast(ones.data(), ones.size(), 0)),
             xmit::foldComplement(xmit::sumWords(ones.data(), ones.size(), 0)));
+}
+
+// ---- Receive side (decap): tcpCoalesce joins what the tunnel carried back into one packet ----
+
+Bytes segment(uint32_t seq, const Bytes& payload, uint8_t flags, const char* src = "198.18.0.1") {
+  PacketBuilder b = PacketBuilder::tcp(
+      src, 40000, ip(src).isV6() ? "2001:2:0:100::1" : "198.18.100.1", 80, flags);
+  b.seq(seq).ack(77).df(true).ttl(63).payload(std::string(payload.begin(), payload.end()));
+  return b.build();
+}
+
+std::unique_ptr<PacketBuffer> bufferOf(const Bytes& b) {
+  auto p = std::make_unique<PacketBuffer>();
+  EXPECT_TRUE(p->assign(b));
+  return p;
+}
+
+Bytes randomBytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  Bytes b(n);
+  for (auto& x : b)
+    x = static_cast<uint8_t>(rng());
+  return b;
+}
+
+TEST(TcpCoalesceTest, JoinsARunIntoOneGsoPacket) {
+  for (const char* src : {"198.18.0.1", "2001:2::1"}) {
+    SCOPED_TRACE(src);
+    const bool v6 = ip(src).isV6();
+    const size_t l4 = v6 ? 40 : 20;
+    const Bytes data = randomBytes(10 * 1400 + 99, 3);
+    auto head =
+        bufferOf(segment(0xfffffc00, Bytes(data.begin(), data.begin() + 1400), kTcpAck, src));
+    for (size_t off = 1400; off < data.size(); off += 1400) {
+      const size_t n = std::min<size_t>(1400, data.size() - off);
+      const bool last = off + n == data.size();
+      Bytes part(data.begin() + static_cast<long>(off), data.begin() + static_cast<long>(off + n));
+      auto next = bufferOf(segment(static_cast<uint32_t>(0xfffffc00 + off), part,
+                                   last ? (kTcpAck | kTcpPsh) : kTcpAck, src));
+      ASSERT_TRUE(xmit::tcpCoalesce(*head, *next)) << "at " << off;
+    }
+    xmit::finishCoalesced(*head);
+    const uint8_t* d = head->data();
+    ASSERT_EQ(head->size(), l4 + 20 + data.size());
+    EXPECT_EQ(head->offload.gso, v6 ? OffloadInfo::Gso::kTcpV6 : OffloadInfo::Gso::kTcpV4);
+    EXPECT_EQ(head->offload.gso_size, 1400);
+    EXPECT_EQ(head->offload.csum, OffloadInfo::Csum::kPartial);
+    EXPECT_EQ(head->offload.csum_start, l4);
+    EXPECT_EQ(head->offload.csum_offset, 16);
+    if (v6) {
+      EXPECT_EQ(get16(d + 4), head->size() - 40);
+    } else {
+      EXPECT_EQ(get16(d + 2), head->size());
+      EXPECT_EQ(refFold(d, 20), 0xffff);
+    }
+    EXPECT_EQ(get32(d + l4 + 4), 0xfffffc00U);
+    EXPECT_EQ(d[l4 + 13], kTcpAck | kTcpPsh) << "the last segment's PSH";
+    // CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum; completing it over the
+    // segment gives a valid checksum.
+    const size_t len = head->size() - l4;
+    EXPECT_EQ(get16(d + l4 + 16), refFold(nullptr, 0, refPseudo(d, v6, 6, len)));
+    Bytes full(d, d + head->size());
+    full[l4 + 16] = full[l4 + 17] = 0;
+    const uint16_t c =
+        static_cast<uint16_t>(~refFold(full.data() + l4, len, refPseudo(d, v6, 6, len)));
+    full[l4 + 16] = static_cast<uint8_t>(c >> 8);
+    full[l4 + 17] = static_cast<uint8_t>(c);
+    EXPECT_TRUE(checksumsValid(full));
+    EXPECT_TRUE(std::equal(data.begin(), data.end(), d + l4 + 20));
+  }
+}
+
+TEST(TcpCoalesceTest, RefusesWhatGroWouldNotJoin) {
+  const Bytes p1 = randomBytes(1000, 1), p2 = randomBytes(1000, 2);
+  auto fresh = [&] { return bufferOf(segment(5000, p1, kTcpAck)); };
+  auto head = fresh();
+  EXPECT_FALSE(xmit::tcpCoalesce(*head, *bufferOf(segment(5001, p2, kTcpAck)))) << "seq gap";
+  EXPECT_FALSE(xmit::tcpCoalesce(*head, *bufferOf(segment(6000, p2, kTcpAck | kTcpFin)))) << "FIN";
+  EXPECT_FALSE(xmit::tcpCoalesce(*head, *bufferOf(segment(6000, p2, kTcpAck, "198.18.0.9"))))
+      << "another flow";
+  EXPECT_FALSE(xmit::tcpCoalesce(*head, *bufferOf(segment(6000, randomBytes(1001, 2), kTcpAck))))
+      << "longer than the first segment";
+  Bytes bad = segment(6000, p2, kTcpAck);
+  bad.back() ^= 1;  // payload corrupted in transit: its checksum no longer holds
+  EXPECT_FALSE(xmit::tcpCoalesce(*head, *bufferOf(bad))) << "bad checksum";
+  EXPECT_FALSE(xmit::tcpCoalesce(*head, *bufferOf(segment(6000, {}, kTcpAck)))) << "pure ACK";
+  EXPECT_EQ(head->size(), 40 + p1.size()) << "nothing was appended";
+  EXPECT_EQ(head->offload.gso, OffloadInfo::Gso::kNone);
+
+  auto pushed = bufferOf(segment(5000, p1, kTcpAck | kTcpPsh));
+  EXPECT_FALSE(xmit::tcpCoalesce(*pushed, *bufferOf(segment(6000, p2, kTcpAck)))) << "head has PSH";
+
+  head = fresh();
+  ASSERT_TRUE(xmit::tcpCoalesce(*head, *bufferOf(segment(6000, randomBytes(500, 3), kTcpAck))));
+  EXPECT_FALSE(xmit::tcpCoalesce(*head, *bufferOf(segment(6500, p2, kTcpAck))))
+      << "a short segment ends the run";
+  head = fresh();
+  ASSERT_TRUE(xmit::tcpCoalesce(*head, *bufferOf(segment(6000, p2, kTcpAck | kTcpPsh))));
+  EXPECT_FALSE(xmit::tcpCoalesce(*head, *bufferOf(segment(7000, p2, kTcpAck)))) << "after a PSH";
+
+  // A plain packet nothing joined is left as it was.
+  auto alone = fresh();
+  const Bytes before(alone->data(), alone->data() + alone->size());
+  xmit::finishCoalesced(*alone);
+  EXPECT_EQ(Bytes(alone->data(), alone->data() + alone->size()), before);
+  EXPECT_EQ(alone->offload.csum, OffloadInfo::Csum::kNone);
+}
+
+TEST(TcpCoalesceTest, StopsAt64KB) {
+  const Bytes p = randomBytes(1400, 9);
+  auto head = bufferOf(segment(0, p, kTcpAck));
+  size_t joined = 1;
+  for (uint32_t seq = 1400; seq < 200 * 1400; seq += 1400) {
+    if (!xmit::tcpCoalesce(*head, *bufferOf(segment(seq, p, kTcpAck))))
+      break;
+    ++joined;
+  }
+  EXPECT_EQ(joined, (65535 - 40) / 1400);
+  EXPECT_LE(head->size(), 65535U);
 }
 
 }  // namespace
