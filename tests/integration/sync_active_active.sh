@@ -41,6 +41,10 @@
 # real server, so a moved flow goes on before (or without) any sync. With rr instead of mh the
 # moved flows reach the other server half the time, which resets them.
 #
+# The flow offload is on (lbd's default): each peer's tc program forwards its conns and the master
+# syncs what the program reports. SYNCAA_FLOW_OFFLOAD=0 (sync_active_active_userspace.sh) runs
+# the same with --flow_offload=false, every packet through lbd's pipeline.
+#
 # Which peer held a conn before the removal is read from the peers themselves: the clients connect
 # while only the backup daemons run, so each peer's lbctl -Lnc shows its own conns alone; the
 # masters start after. The router's own lookup (ip route get with the flow's ports) must agree with
@@ -60,7 +64,9 @@ WITH_SYNC=1
 [[ ${SYNCAA_WITHOUT_SYNC:-0} == 1 ]] && WITH_SYNC=0
 SCHED=${SYNCAA_SCHED:-rr}
 SLOPPY=${SYNCAA_SLOPPY:-0}
-echo "scheduler $SCHED, sloppy_tcp $SLOPPY, sync daemons $( ((WITH_SYNC)) && echo on || echo off)"
+OFFLOAD=${SYNCAA_FLOW_OFFLOAD:-1}
+echo "scheduler $SCHED, sloppy_tcp $SLOPPY, flow offload $OFFLOAD," \
+  "sync daemons $( ((WITH_SYNC)) && echo on || echo off)"
 
 dp_ns c
 dp_ns r
@@ -130,8 +136,8 @@ for k in 1 2; do
 done
 
 for k in 1 2 3; do
-  dp_lbd "p$k" "p$k" --tun=lbd0 --workers=2 --mode=gateway --flow_offload=false \
-    --metrics=127.0.0.1:9100
+  dp_lbd "p$k" "p$k" --tun=lbd0 --workers=2 --mode=gateway \
+    --flow_offload=$( ((OFFLOAD)) && echo true || echo false) --metrics=127.0.0.1:9100
   lbctl "p$k" -A -t $VIP:$PORT -s "$SCHED"
   if ((SLOPPY)); then lbctl "p$k" --sysctl sloppy_tcp=1; fi
   lbctl "p$k" -a -t $VIP:$PORT -r 198.18.6.11:$PORT -m
@@ -202,6 +208,16 @@ route_peer() {
 start_client early $N_EARLY
 dp_poll 30 "the client's first $N_EARLY connections" client_ready early
 wait_rounds 30 "the first 3 round trips of the early connections" early $N_EARLY 3 3
+
+# With the flow offload (lbd's default) the conns are forwarded by the tc program: every peer
+# offloaded its own.
+if ((OFFLOAD)); then
+  for k in 1 2 3; do
+    c=$(metric "p$k" lb_dataplane_offload_installed_total)
+    echo "p$k: $c conns offloaded"
+    ((c > 0)) || dp_fail "p$k offloaded no conn (tc fast path off?): $(grep -i 'fast path' "$DP_TMP/lbd-p$k.log")"
+  done
+fi
 
 # Who holds what before any master runs: each conn on exactly one peer. OWNERS: "PORT DEST PEER".
 OWNERS="$DP_TMP/owners"
