@@ -4,6 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
+#include <linux/netlink.h>
+#include <linux/pkt_sched.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -59,7 +62,103 @@ absl::Status linkSetup(const std::string& name, uint32_t txqueuelen) {
   return absl::OkStatus();
 }
 
+// One rtnetlink request on a fresh socket; `on_msg` sees each answer message of a dump (or
+// the lone ack). Control thread (setup) and tests.
+template <typename F>
+absl::Status rtnlTalk(const nlmsghdr* req, F on_msg) {
+  int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (s < 0)
+    return errnoStatus("rtnetlink socket", errno);
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  if (sendto(s, req, req->nlmsg_len, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof(kernel)) < 0) {
+    int e = errno;
+    close(s);
+    return errnoStatus("rtnetlink send", e);
+  }
+  alignas(nlmsghdr) char buf[16384];
+  absl::Status st = absl::OkStatus();
+  for (bool done = false; !done;) {
+    ssize_t n = recv(s, buf, sizeof(buf), 0);
+    if (n < 0) {
+      st = errnoStatus("rtnetlink recv", errno);
+      break;
+    }
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+      if (h->nlmsg_type == NLMSG_DONE) {
+        done = true;
+        break;
+      }
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        const auto* err = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
+        if (err->error != 0)
+          st = errnoStatus("rtnetlink", -err->error);
+        done = true;
+        break;
+      }
+      on_msg(h);
+    }
+  }
+  close(s);
+  return st;
+}
+
+// `tc qdisc replace dev <ifindex> root noqueue`.
+absl::Status setNoqueue(int ifindex) {
+  struct {
+    nlmsghdr nh;
+    tcmsg tc;
+    char attrs[RTA_SPACE(sizeof("noqueue"))];
+  } req{};
+
+  req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(tcmsg));
+  req.nh.nlmsg_type = RTM_NEWQDISC;
+  req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
+  req.tc.tcm_family = AF_UNSPEC;
+  req.tc.tcm_ifindex = ifindex;
+  req.tc.tcm_parent = TC_H_ROOT;
+  auto* rta = reinterpret_cast<rtattr*>(reinterpret_cast<char*>(&req) + req.nh.nlmsg_len);
+  rta->rta_type = TCA_KIND;
+  rta->rta_len = RTA_LENGTH(sizeof("noqueue"));
+  std::memcpy(RTA_DATA(rta), "noqueue", sizeof("noqueue"));
+  req.nh.nlmsg_len = NLMSG_ALIGN(req.nh.nlmsg_len) + RTA_ALIGN(rta->rta_len);
+  return rtnlTalk(&req.nh, [](const nlmsghdr*) {});
+}
+
 }  // namespace
+
+absl::StatusOr<std::string> rootQdiscKind(int ifindex) {
+  struct {
+    nlmsghdr nh;
+    tcmsg tc;
+  } req{};
+
+  req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(tcmsg));
+  req.nh.nlmsg_type = RTM_GETQDISC;
+  req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  req.tc.tcm_family = AF_UNSPEC;
+  req.tc.tcm_ifindex = ifindex;
+  std::string kind;
+  absl::Status st = rtnlTalk(&req.nh, [&](const nlmsghdr* h) {
+    if (h->nlmsg_type != RTM_NEWQDISC)
+      return;
+    const auto* tc = static_cast<const tcmsg*>(NLMSG_DATA(h));
+    if (tc->tcm_ifindex != ifindex || tc->tcm_parent != TC_H_ROOT)
+      return;
+    int len = static_cast<int>(h->nlmsg_len - NLMSG_LENGTH(sizeof(tcmsg)));
+    for (const auto* a = reinterpret_cast<const rtattr*>(reinterpret_cast<const char*>(tc) +
+                                                         NLMSG_ALIGN(sizeof(tcmsg)));
+         RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+      if (a->rta_type == TCA_KIND)
+        kind.assign(static_cast<const char*>(RTA_DATA(a)));
+    }
+  });
+  if (!st.ok())
+    return st;
+  if (kind.empty())
+    return absl::NotFoundError(absl::StrCat("no root qdisc on ifindex ", ifindex));
+  return kind;
+}
 
 absl::StatusOr<std::unique_ptr<TunDevice>> TunDevice::create(const TunOptions& options) {
   if (options.name.empty() || options.name.size() >= IFNAMSIZ) {
@@ -146,7 +245,15 @@ absl::Status TunDevice::setup(const TunOptions& options) {
   dev->ifindex_ = static_cast<int>(if_nametoindex(dev->name_.c_str()));
   if (dev->ifindex_ == 0)
     return errnoStatus(absl::StrCat("if_nametoindex ", dev->name_), errno);
-  return linkSetup(dev->name_, options.txqueuelen);
+  if (absl::Status s = linkSetup(dev->name_, options.txqueuelen); !s.ok())
+    return s;
+  if (options.noqueue) {
+    if (absl::Status s = setNoqueue(dev->ifindex_); !s.ok()) {
+      LB_LOG(kWarn, "%s: keeping the default qdisc (noqueue refused: %s)", dev->name_,
+             s.ToString());
+    }
+  }
+  return absl::OkStatus();
 }
 
 TunDevice::~TunDevice() {

@@ -35,7 +35,15 @@ struct TunOptions {
   // EBUSY becomes FailedPrecondition. Another lbd (or any program) already holding a device of
   // that name keeps it to itself. Later queues attach to the device just created.
   bool exclusive = true;
+  // Replace the device's default qdisc (mq with a pfifo_fast per queue) by noqueue, as veth
+  // has: tun_net_xmit never returns busy, so the qdisc never holds a packet back and is pure
+  // cost on every packet the kernel hands to lbd (enqueue, dequeue, qdisc_run). Failure is
+  // logged and the default kept.
+  bool noqueue = true;
 };
+
+// The kind of `ifindex`'s root qdisc ("noqueue", "mq", ...), through rtnetlink. Any thread.
+absl::StatusOr<std::string> rootQdiscKind(int ifindex);
 
 // Owns the queue fds; the device disappears when the last fd closes. Setup on the control
 // thread; readPacket/writePacket on the worker owning the queue.
