@@ -8,7 +8,7 @@ src=$(cd "$(dirname "$0")/../.." && pwd)
 LBD=${LBD_BIN:-$src/build/bin/lbd}
 LBCTL=${LBCTL_BIN:-$src/build/bin/lbctl}
 quick=0
-contenders="routing nft haproxy lbd-nat lbd-synproxy lbd-fullnat lbd-dr lbd-sidecar"
+contenders="routing nft haproxy lbd-nat lbd-nat-nobpf lbd-synproxy lbd-fullnat lbd-dr lbd-tunnel lbd-sidecar"
 for a in "$@"; do
   case $a in
     --quick) quick=1 ;;
@@ -196,6 +196,44 @@ teardown_lbd-dr() {
 }
 setup_lbd-sidecar() { start_lbd "$C" sidecar && lbd_services -m; TARGET=$VIP; }
 teardown_lbd-sidecar() { stop_lbd; }
+# The gateway without BPF: what a container without CAP_BPF gets (no tc ingress fast path, so
+# no flow offload either); every packet crosses lbd's TUN device and its userspace pipeline.
+setup_lbd-nat-nobpf() {
+  LBD_EXTRA="$LBD_EXTRA --bpf-fast-path=false --flow-offload=false" start_lbd "$B" gateway &&
+    lbd_services -m
+  TARGET=$VIP
+}
+teardown_lbd-nat-nobpf() { stop_lbd; }
+# IPIP tunnel (-i) to the server, which holds the VIP on lo (as for DR) and decapsulates in
+# userspace with a second lbd (--mode=decap: this kernel has no ipip module); the server
+# answers the client directly. The UDP row uses the VIP-bound iperf3 on 5202, as DR's does.
+DECAP_PID=
+setup_lbd-tunnel() {
+  ip -n "$S" addr add $VIP/32 dev lo
+  ip netns exec "$S" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+  ip netns exec "$S" iperf3 -s -D -B $VIP -p 5202 --pidfile "$tmp/iperf-dr.pid" >/dev/null
+  ip netns exec "$S" setsid "$LBD" --tun=lbdperfd0 --mode=decap --listen="unix://$tmp/decap.sock" \
+    --log-level=warn >"$tmp/decap.log" 2>&1 &
+  DECAP_PID=$!
+  pids+=("$DECAP_PID")
+  for _ in $(seq 1 100); do
+    "$LBCTL" --server="unix://$tmp/decap.sock" -Ln >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  start_lbd "$B" gateway && lbd_services -i || return 1
+  lbctl -A -t $VIP:5202 -s rr && lbctl -a -t $VIP:5202 -r $SRV:5202 -i &&
+    lbctl -A -u $VIP:5202 -s rr && lbctl -a -u $VIP:5202 -r $SRV:5202 -i || return 1
+  TARGET=$VIP; UDP_PORT=5202
+}
+tun_drops() {  # tun_drops <ns> <dev>: rx_dropped/tx_dropped
+  ip netns exec "$1" sh -c "cat /sys/class/net/$2/statistics/rx_dropped /sys/class/net/$2/statistics/tx_dropped" 2>/dev/null | paste -sd/
+}
+teardown_lbd-tunnel() {
+  stop_lbd; UDP_PORT=5201
+  kill "$DECAP_PID" 2>/dev/null; wait "$DECAP_PID" 2>/dev/null; DECAP_PID=
+  kill "$(cat "$tmp/iperf-dr.pid")" 2>/dev/null; rm -f "$tmp/iperf-dr.pid"
+  ip -n "$S" addr del $VIP/32 dev lo
+}
 
 # --- profiling (PROFILE_DIR=dir): perf record -a -g over each lbd row -------------------------
 PROF_PID=
@@ -295,6 +333,10 @@ for c in $contenders; do
     m=$(ip netns exec "$LBD_NS" curl -s --max-time 5 http://127.0.0.1:9477/metrics)
     echo "   $c: $(echo "$m" | awk '/^lb_(dataplane|pipeline)_((rx|tx)_(gso|tun|l2|direct|packets)|bpf_flow_forwarded|bpf_flow_slow|bpf_flow_done|offload_installed|offload_finished|offload_ring_full|offload_held|conns_created)_total / {printf "%s=%s ", $1, $2}')" >&2
     echo "   $c: $(echo "$m" | awk '/^lb_conn_(entries|capacity|early_drops_total|table_full_total|synproxy_[a-z_]+) / {printf "%s=%s ", $1, $2}')" >&2
+  fi
+  if [ "$c" = lbd-tunnel ]; then  # where a tunnelled packet can be lost on its way
+    echo "   $c: TUN drops (rx/tx): balancer $(tun_drops "$B" lbdperf0), server $(tun_drops "$S" lbdperfd0), server raw socket drops $(ip netns exec "$S" awk 'NR > 1 { d += $NF } END { print d + 0 }' /proc/net/raw)" >&2
+    echo "   $c: server ns: $(ip netns exec "$S" nstat -az 2>/dev/null | awk '$1 ~ /^(IpInDiscards|IpInHdrErrors|IpInAddrErrors|IpExtInNoRoutes|IpReasmFails|IpFragFails|IcmpOutDestUnreachs|UdpRcvbufErrors|UdpInErrors|TcpInErrs|TcpInCsumErrors)$/ && $2 > 0 {printf "%s=%s ", $1, $2}')" >&2
   fi
   for ns in "$C" "$S"; do  # retransmissions and resets seen by the client and the server
     echo "   $c ns $ns: $(ip netns exec "$ns" nstat -az 2>/dev/null | awk '$1 ~ /^(TcpRetransSegs|TcpExtTCPSynRetrans|TcpOutRsts|TcpEstabResets|TcpExtTCPTimeouts|TcpExtTW(Recycled|Killed)|TcpExtPAWSEstabRejected|TcpExtTCPChallengeACK)$/ && $2 > 0 {printf "%s=%s ", $1, $2}')" >&2
