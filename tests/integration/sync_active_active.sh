@@ -292,6 +292,11 @@ if ((WITH_SYNC)); then
   done
 fi
 
+# With the offload, a moved flow's first packet at its new peer finds the synced conn and
+# offloads it there: count the installs from here on.
+declare -A inst_before moved_into=([p1]=0 [p2]=0)
+for k in 1 2; do inst_before[p$k]=$(metric "p$k" lb_dataplane_offload_installed_total); done
+
 # The removal: p3's lbd dies, and its nexthop goes from both routers' routes.
 touch "$DP_TMP/early/mark" "$DP_TMP/late/mark"
 dp_lbd_kill9 p3
@@ -305,6 +310,7 @@ stayed=0
 while read -r port _ peer; do
   now=$(route_peer "$port")
   [[ $now == p1 || $now == p2 ]] || dp_fail "client port $port routed to '$now' after the removal"
+  [[ $now == "$peer" ]] || moved_into[$now]=$((moved_into[$now] + 1))
   if [[ $now == "$peer" ]]; then
     stayed=$((stayed + 1))
   elif [[ $peer == p3 ]]; then
@@ -324,6 +330,13 @@ for cl in early late; do
     $cl $cnt $ROUNDS_AFTER 4
 done
 echo "all $N connections made $ROUNDS_AFTER+ byte-correct round trips after the removal, none reset"
+if ((OFFLOAD)); then
+  for k in 1 2; do
+    c=$(($(metric "p$k" lb_dataplane_offload_installed_total) - inst_before[p$k]))
+    echo "p$k offloaded $c conns after the removal; ${moved_into[p$k]} moved to it"
+    ((c >= moved_into[p$k])) || dp_fail "p$k offloaded $c conns, fewer than the ${moved_into[p$k]} that moved to it"
+  done
+fi
 for cl in early late; do
   touch "$DP_TMP/$cl/stop"
   dp_wait_pid "${CLIENT_PID[$cl]}" 10 || dp_fail "client $cl did not stop"
