@@ -33,6 +33,10 @@ inline constexpr uint32_t kConnFAssured = 0x02000000;
 inline constexpr uint32_t kConnFSynproxy = 0x04000000;
 inline constexpr uint32_t kConnFSynproxyPending = 0x08000000;
 inline constexpr uint32_t kConnFSync = 0x0020;
+// lbd: made from a mid-stream TCP packet while early drop was freeing conns (Pipeline's flood
+// pickup, conntrack's nf_conntrack_tcp_loose): ESTABLISHED by state, but not assured (early drop
+// may take it) until the real server answers it with something other than a reset.
+inline constexpr uint32_t kConnFPickedUp = 0x10000000;
 
 // Template states (IP_VS_CTPL_S_*): shown as NONE / ASSURED by -Lnc.
 inline constexpr uint8_t kTemplateNone = 0;

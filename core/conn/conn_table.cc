@@ -288,6 +288,10 @@ std::atomic<int32_t>& ConnTable::nControl(uint32_t index) noexcept {
   return impl_->entries[index].conn.n_control;
 }
 
+uint64_t ConnTable::earlyDrops() const noexcept {
+  return impl_->early_drops.load(std::memory_order_relaxed);
+}
+
 ConnTableStats ConnTable::stats() const {
   ConnTableStats st;
   st.entries = impl_->count.load(std::memory_order_relaxed);

@@ -200,6 +200,8 @@ class ConnTable {
   void assureTemplate(uint32_t control) noexcept;
 
   ConnTableStats stats() const;
+  // Any thread: conns early drop has freed so far (stats().early_drops, one atomic load).
+  uint64_t earlyDrops() const noexcept;
   size_t capacity() const;
   // The table's hash key (Options::seed): a secret other per-process hashes may derive theirs
   // from (the SYN proxy's cookies). Any thread.

@@ -490,6 +490,8 @@ struct ConnTable::Impl {
   static bool earlyDroppable(const Conn& c) noexcept {
     if ((c.flags & (kConnFTemplate | kConnFAssured)) != 0)
       return false;
+    if ((c.flags & kConnFPickedUp) != 0)
+      return c.n_control.load(std::memory_order_relaxed) == 0;
     // TCP ESTABLISHED is 1 and SCTP ESTABLISHED 8 (ip_vs_proto_tcp.c, ip_vs_proto_sctp.c).
     if ((c.proto == L4Proto::kTcp && c.state == 1) || (c.proto == L4Proto::kSctp && c.state == 8))
       return false;

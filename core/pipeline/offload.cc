@@ -34,7 +34,9 @@ void commitStateChange(ConnGuard& g,
       dc.inact_conns.fetch_add(1, std::memory_order_relaxed);
     }
   }
-  if (sc.assure_control) {
+  // A conn picked up mid-stream under a flood is assured by its real server's answer instead
+  // (Pipeline::handleReply), not by the client's ACK that made it ESTABLISHED.
+  if (sc.assure_control && (g->flags & kConnFPickedUp) == 0) {
     // The conn proved its client (TCP/SCTP ESTABLISHED, a UDP reply): early drop keeps it.
     g->flags |= kConnFAssured;
     if (g->control != kNoConn)

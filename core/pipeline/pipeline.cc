@@ -63,6 +63,7 @@ void Pipeline::process(const ServiceSnapshot& snap,
   if (snap.runtime() != runtime_)
     attachRuntime(snap.runtime());
   updateDefense(snap.sysctls(), now);
+  noteEarlyDrops(now);
   if (offloader_ != nullptr) {
     const ConnTableStats st = conns_.stats();
     table_roomy_ =
@@ -71,6 +72,16 @@ void Pipeline::process(const ServiceSnapshot& snap,
   for (PacketBuffer* pkt : batch) {
     processOne(snap, *pkt, sink, now);
     account(*pkt);
+  }
+  noteEarlyDrops(now);  // this batch's own, with this batch's time
+}
+
+// The flood pickup's window opens (again) whenever early drop freed a conn (any worker's)
+// since the last look.
+void Pipeline::noteEarlyDrops(MonoTime now) noexcept {
+  if (const uint64_t ed = conns_.earlyDrops(); ed != early_drops_seen_) {
+    early_drops_seen_ = ed;
+    pickup_until_ = now + kFloodPickupWindow;
   }
 }
 
@@ -163,6 +174,8 @@ bool Pipeline::handleReply(Packet& p) noexcept {
   if (runtime_ != nullptr)
     runtime_->workerStats(worker_).addOut(cp->svc, cp->dest, p.bytes);
   applyState(p, cp, ConnDir::kOutput);
+  if ((cp->flags & kConnFPickedUp) != 0 && (o.tcp_flags & kTcpRst) == 0)
+    assurePickedUp(cp);  // the real server knows the flow: it was a real client's
   maybeOffload(cp);
   Conn conn = *cp;  // a copy, so the shard lock is not held while the packet is rewritten
   p.seq_delta = cp.seqDelta();
@@ -175,6 +188,12 @@ bool Pipeline::handleReply(Packet& p) noexcept {
   p.pkt.learn_dst = (conn.flags & kConnFAssured) != 0;
   xmit(p, conn, Direction::kToClient);
   return true;
+}
+
+void Pipeline::assurePickedUp(ConnGuard& cp) noexcept {
+  cp->flags = (cp->flags & ~kConnFPickedUp) | kConnFAssured;
+  if (cp->control != kNoConn)
+    conns_.assureTemplate(cp->control);
 }
 
 // ip_vs_in steps 4-7 for a client packet.
@@ -227,6 +246,12 @@ void Pipeline::handleRequest(Packet& p) noexcept {
     cp = schedule(p);
     if (!cp)
       return;  // schedule() set the verdict
+    // A TCP conn made from anything but a SYN: the flood pickup (or sloppy_tcp). Not assured
+    // until its real server answers (kConnFPickedUp).
+    if (o.proto == L4Proto::kTcp && (o.tcp_flags & kTcpSyn) == 0 && p.synproxy_mss == 0) {
+      cp->flags |= kConnFPickedUp;
+      counters_.conns_picked_up.add();
+    }
     if (p.synproxy_mss != 0)
       return synproxyOpen(p, cp);
   } else if ((cp->flags & kConnFSynproxyPending) != 0) {
@@ -270,6 +295,10 @@ void Pipeline::inbound(Packet& p, ConnGuard& cp) noexcept {
   // seen: a second datagram from the client is the best proof of its address there is.
   if (cp->proto == L4Proto::kUdp && (cp->flags & kConnFNoOutput) != 0 && cp->in_pkts >= 2)
     cp->flags |= kConnFAssured;
+  // The same proof for a conn picked up under a flood whose replies bypass lbd.
+  if ((cp->flags & (kConnFPickedUp | kConnFNoOutput)) == (kConnFPickedUp | kConnFNoOutput) &&
+      cp->in_pkts >= 2)
+    assurePickedUp(cp);
   maybeOffload(cp);
   Conn conn = *cp;
   p.seq_delta = cp.seqDelta();

@@ -31,8 +31,10 @@ namespace lb {
 // the conns its valid cookies made, synproxy_syn_resent the SYNs sent to a real server again;
 // sync_bound counts synced conns bound to their real server by a packet (a backup after a
 // failover), sync_unbound the packets of synced conns forwarded with no real server here.
+// conns_picked_up counts TCP conns made from a packet other than a SYN (the flood pickup).
 // clang-format off
 #define LB_PIPELINE_COUNTERS(C) \
+  C(conns_picked_up) \
   C(rx_packets) C(rx_bytes) C(tx_packets) C(tx_bytes) C(to_host) C(conns_created) \
   C(conns_reused) C(icmp_sent) C(icmp_echo_replies) C(templates_created) C(icmp_send_failed) \
   C(conns_offloaded) C(synproxy_syn_answered) C(synproxy_conns_opened) C(synproxy_syn_resent) \
@@ -93,6 +95,9 @@ class ConnSyncHook {
 // In automatic mode the kernel flips the sysctl between 1 (armed) and 2 (active) itself; lbd
 // does not rewrite the configured value: 1 and 2 both mean "active while under pressure".
 inline constexpr size_t kDefenseThresholdDivisor = 16;
+// How long after early drop last freed a conn a mid-stream TCP packet may make one
+// (Pipeline::pickupUnderFlood): TCP SYN_RECV's timeout, the longest the freed conn had to live.
+inline constexpr Duration kFloodPickupWindow = std::chrono::seconds(60);
 
 // What the defence does at one fill level.
 struct DefenseLevel {
@@ -258,6 +263,9 @@ class Pipeline {
   uint64_t nextRandom() noexcept;
   void updateDefense(const Sysctls& sys, MonoTime now) noexcept;
   bool todrop() noexcept;
+  bool pickupUnderFlood(const L3L4& o, const SnapService& svc, MonoTime now) const noexcept;
+  void assurePickedUp(ConnGuard& cp) noexcept;
+  void noteEarlyDrops(MonoTime now) noexcept;
 
   ConnTable& conns_;
   PeTemplates* pe_templates_;  // the table's --pe sip Call-IDs (pe_sip.h), one reference
@@ -280,6 +288,10 @@ class Pipeline {
   DefenseLevel defense_;
   int64_t drop_counter_ = 0;  // ip_vs_todrop's drop_counter
   MonoTime drop_reset_at_{};  // automatic drop_packet: when drop_counter is next reset
+  // The flood pickup (pickupUnderFlood): the table's early-drop count last seen, and until when
+  // a mid-stream TCP packet with no conn may make one.
+  uint64_t early_drops_seen_ = 0;
+  MonoTime pickup_until_{};
 };
 
 }  // namespace lb

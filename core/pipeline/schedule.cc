@@ -34,6 +34,25 @@ bool templateValid(const ServiceSnapshot& snap, const Conn& ct) {
 
 }  // namespace
 
+// The flood pickup. Early drop frees the oldest conns that never became ESTABLISHED; under a
+// SYN flood a real client's conn can be among them when its handshake's last ACK was lost (a
+// full TUN queue drops packets of every kind) and its first data packet comes after the conn
+// was freed. The kernel's IPVS never frees such a conn (it has no early drop); conntrack, which
+// does, makes a new entry from the mid-stream packet (nf_conntrack_proto_tcp.c, tcp_new with
+// nf_conntrack_tcp_loose). lbd does the same, only for a while after early drop last freed a
+// conn (kFloodPickupWindow, SYN_RECV's own timeout): a TCP ACK without SYN or RST to a service
+// that is not a SYN proxy (whose ACKs must carry a cookie) is scheduled as a new conn, which
+// stays early-droppable (kConnFPickedUp) until its real server answers. A spoofed ACK flood thus
+// costs what a SYN flood does; the client whose conn was freed keeps its connection when the
+// scheduler picks the same real server (always with persistence, sh or mh), and gets the new
+// server's reset instead of a hang otherwise.
+bool Pipeline::pickupUnderFlood(const L3L4& o,
+                                const SnapService& svc,
+                                MonoTime now) const noexcept {
+  return o.proto == L4Proto::kTcp && (o.tcp_flags & (kTcpAck | kTcpSyn | kTcpRst)) == kTcpAck &&
+         !svc.synproxy() && now < pickup_until_;
+}
+
 // conn_schedule (ip_vs_proto_{tcp,udp,sctp}.c) and the checks at the top of ip_vs_schedule:
 // only a new-connection packet to a service may create a conn (an ICMP error scheduled under
 // schedule_icmp skips that test: only its ports are quoted), and drop_packet may refuse it.
@@ -50,7 +69,7 @@ ConnGuard Pipeline::schedule(Packet& p) noexcept {
   if (svc->synproxy() && o.proto == L4Proto::kTcp && !p.fromIcmp() && synproxyAnswer(p))
     return {};
   if (!p.fromIcmp() && p.synproxy_mss == 0 &&
-      !isNewConnPacket(o, sys.sloppy_tcp, sys.sloppy_sctp)) {
+      !isNewConnPacket(o, sys.sloppy_tcp, sys.sloppy_sctp) && !pickupUnderFlood(o, *svc, p.now)) {
     drop(p.pkt, DropReason::kNotNewConn);
     return {};
   }

@@ -123,7 +123,8 @@ flood_phase() {
     python3 -c 'import json,sys; t=json.load(sys.stdin)[0]["stats64"]["tx"]; print(t["packets"], t["dropped"])')"
   local m
   for m in lb_conn_capacity lb_conn_entries lb_conn_early_drops_total lb_conn_table_full_total \
-    lb_pipeline_conns_created_total lb_dataplane_offload_installed_total \
+    lb_pipeline_conns_created_total lb_pipeline_conns_picked_up_total \
+    'lb_pipeline_drops_total{reason="not_new_conn"}' lb_dataplane_offload_installed_total \
     lb_dataplane_offload_held_total lb_dataplane_offload_unhandshaken_total \
     lb_dataplane_offload_in_map; do
     echo "$tag: $m $(metric $m)"

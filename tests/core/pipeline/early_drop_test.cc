@@ -168,6 +168,86 @@ TEST_F(EarlyDropTest, DirectRoutingUdpIsAssuredByASecondDatagram) {
   EXPECT_EQ(stateOf(kClient, 7001), "<none>");
 }
 
+// The flood pickup: a real client's conn freed by early drop before its handshake's ACK got
+// through (a full TUN queue loses packets of every kind) is made again by its next packet.
+TEST_F(EarlyDropTest, FloodPickupKeepsAClientWhoseHalfOpenConnWasFreed) {
+  ASSERT_EQ(syn(kClient, 40000).verdict, Verdict::kForward);
+  ASSERT_EQ(send(PacketBuilder::tcp(kRs1, 8080, kClient, 40000, kTcpSyn | kTcpAck).build()).verdict,
+            Verdict::kForward);
+  // The client's ACK is lost; the flood frees its half-open conn.
+  for (uint32_t n = 0; n < 40; ++n)
+    ASSERT_EQ(syn(spoofed(n), 1000).verdict, Verdict::kForward);
+  ASSERT_EQ(stateOf(kClient, 40000), "<none>");
+  // Its request (ACK, PSH) makes the conn again, to the same real server.
+  Result r = data(kClient, 40000);
+  ASSERT_EQ(r.verdict, Verdict::kForward);
+  EXPECT_EQ(stateOf(kClient, 40000), "ESTABLISHED");
+  EXPECT_EQ(connFrom(kClient, 40000).daddr, ip(kRs1));
+  EXPECT_EQ(pipe_->counters().conns_picked_up.value(), 1u);
+  EXPECT_EQ(drops(DropReason::kNotNewConn), 0u);
+  // Until its real server answers, the flood may take it like any half-open conn.
+  for (uint32_t n = 100; n < 140; ++n)
+    ASSERT_EQ(syn(spoofed(n), 1000).verdict, Verdict::kForward);
+  EXPECT_EQ(stateOf(kClient, 40000), "<none>");
+  ASSERT_EQ(data(kClient, 40000).verdict, Verdict::kForward);
+  EXPECT_EQ(pipe_->counters().conns_picked_up.value(), 2u);
+  // The server's answer proves the flow: from then on early drop leaves it alone.
+  ASSERT_EQ(send(PacketBuilder::tcp(kRs1, 8080, kClient, 40000, kTcpAck | kTcpPsh)
+                     .payload("200 OK")
+                     .build())
+                .verdict,
+            Verdict::kForward);
+  for (uint32_t n = 200; n < 400; ++n)
+    ASSERT_EQ(syn(spoofed(n), 1000).verdict, Verdict::kForward);
+  EXPECT_EQ(stateOf(kClient, 40000), "ESTABLISHED");
+  EXPECT_EQ(data(kClient, 40000).verdict, Verdict::kForward);
+}
+
+// Without a flood (early drop never freed a conn, or not for SYN_RECV's 60 s timeout) a TCP
+// packet other than a SYN makes no conn, as in the kernel (sloppy_tcp off).
+TEST_F(EarlyDropTest, NoPickupOutsideAFlood) {
+  Result r = data(kClient, 40000);
+  EXPECT_EQ(r.verdict, Verdict::kDrop);
+  EXPECT_EQ(r.reason, DropReason::kNotNewConn);
+  for (uint32_t n = 0; n < 40; ++n)
+    ASSERT_EQ(syn(spoofed(n), 1000).verdict, Verdict::kForward);
+  ASSERT_EQ(data(kClient, 40001).verdict, Verdict::kForward);  // the window is open
+  clock_.advance(std::chrono::seconds(61));
+  r = data(kClient, 40002);
+  EXPECT_EQ(r.verdict, Verdict::kDrop);
+  EXPECT_EQ(r.reason, DropReason::kNotNewConn);
+  // A RST or a SYN-ACK never makes a conn, flood or not.
+  for (uint32_t n = 40; n < 80; ++n)
+    ASSERT_EQ(syn(spoofed(n), 1000).verdict, Verdict::kForward);
+  EXPECT_EQ(send(PacketBuilder::tcp(kClient, 40003, kVip, 80, kTcpRst | kTcpAck).build()).verdict,
+            Verdict::kDrop);
+  EXPECT_EQ(stateOf(kClient, 40003), "<none>");
+}
+
+// A spoofed ACK flood during a SYN flood costs what the SYN flood does: its conns are freed
+// first, established conns stay, and a new client still gets in.
+TEST_F(EarlyDropTest, SpoofedAckFloodCannotFillTheTableWithEstablishedConns) {
+  for (uint16_t i = 0; i < 4; ++i)
+    connect(kClient, static_cast<uint16_t>(3000 + i));
+  for (uint32_t n = 0; n < 40; ++n)
+    ASSERT_EQ(syn(spoofed(n), 1000).verdict, Verdict::kForward);
+  for (uint32_t n = 0; n < 2000; ++n) {
+    ASSERT_EQ(send(PacketBuilder::tcp(spoofed(n).c_str(), 2000, kVip, 80, kTcpAck).build()).verdict,
+              Verdict::kForward)
+        << n;
+    // The real server resets what it does not know: still not assured.
+    ASSERT_EQ(
+        send(PacketBuilder::tcp(kRs1, 8080, spoofed(n).c_str(), 2000, kTcpRst).build()).verdict,
+        Verdict::kForward)
+        << n;
+  }
+  EXPECT_EQ(drops(DropReason::kConnTableFull), 0u);
+  EXPECT_EQ(conns_->stats().entries, 32u);
+  for (uint16_t i = 0; i < 4; ++i)
+    EXPECT_EQ(stateOf(kClient, static_cast<uint16_t>(3000 + i)), "ESTABLISHED");
+  connect(kClient, 4000);
+}
+
 class CountingOffloader : public FlowOffloader {
  public:
   bool offer(const Conn& conn, uint32_t /*index*/) noexcept override {
