@@ -100,21 +100,27 @@ absl::StatusOr<SyncSocket> SyncSocket::openMaster(const SyncDaemonConfig& c, uin
       return errnoError("SO_SNDBUF", c.mcast_ifn);
   }
   if (v6) {
+    // The kernel's IPv6 master is not bound to an address (make_send_sock binds only an IPv4
+    // one): the source is the one the route to the group on the interface picks.
     const int idx = static_cast<int>(ifindex);
+    const int pmtu = IPV6_PMTUDISC_DONT;  // set_mcast_pmtudisc: may fragment if the MTU shrinks
     if (setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &loop, sizeof(loop)) != 0 ||
         setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &ttl, sizeof(ttl)) != 0 ||
-        setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &idx, sizeof(idx)) != 0) {
+        setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &idx, sizeof(idx)) != 0 ||
+        setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &pmtu, sizeof(pmtu)) != 0) {
       return errnoError("IPv6 multicast options", c.mcast_ifn);
     }
     return sock;
   }
   const unsigned char ttl8 = static_cast<unsigned char>(ttl);
   const unsigned char loop8 = 0;
+  const int pmtu = IP_PMTUDISC_DONT;
   ip_mreqn mreq{};
   mreq.imr_ifindex = static_cast<int>(ifindex);
   if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &loop8, sizeof(loop8)) != 0 ||
       setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl8, sizeof(ttl8)) != 0 ||
-      setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mreq, sizeof(mreq)) != 0) {
+      setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mreq, sizeof(mreq)) != 0 ||
+      setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof(pmtu)) != 0) {
     return errnoError("multicast options", c.mcast_ifn);
   }
   // The kernel binds the master to the interface's address (port 0) so that its messages

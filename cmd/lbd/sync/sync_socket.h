@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // The sync daemons' UDP multicast sockets, set up as ip_vs_sync.c's make_send_sock /
 // make_receive_sock do: the master sends from the interface's address to group:port with the
-// configured TTL, multicast loop off, on that interface; the backup binds group:port, on the
-// interface, and joins the group there. sync_sock_size sets SO_SNDBUF / SO_RCVBUF (0: the
-// system's default).
+// configured TTL, multicast loop off, path MTU discovery off, on that interface; the backup binds
+// group:port, on the interface, and joins the group there. The socket's family is the group's
+// (an IPv6 group: IPv6 sockets, IPV6_JOIN_GROUP; the master then binds no address, as the
+// kernel's does not). sync_sock_size sets SO_SNDBUF / SO_RCVBUF (0: the system's default).
 #pragma once
 
 #include <cstddef>

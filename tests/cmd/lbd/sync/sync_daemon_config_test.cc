@@ -1,7 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "cmd/lbd/sync/sync_daemon_config.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+
+#include <optional>
+#include <string>
 
 namespace lb::lbd::sync {
 namespace {
@@ -28,6 +33,27 @@ TEST(SyncDaemonConfig, ListLineAsIpvsadmWithTheKernelsDefaults) {
   EXPECT_EQ(formatDaemonLine(withDefaults(b, 1452)),
             "backup sync daemon (mcast=br0, syncid=7, maxlen=1452, group=ff02::51, port=9000, "
             "ttl=3)\n");
+}
+
+// ipvsadm prints the group with inet_ntop(mcast_af, ...) (list_daemon): an IPv6 group's text
+// is inet_ntop's, whatever form it was given in.
+TEST(SyncDaemonConfig, Ipv6GroupPrintedAsInetNtop) {
+  for (const char* given :
+       {"ff02::51", "FF02:0:0:0:0:0:0:81", "ff05::1:3", "ff0e:0:0:0:0:0:0:101", "ff02:0:0:1::1",
+        "ff15:0:0:0:1:0:0:1", "ff02:1:0:0:1:0:0:1", "ff3e:30:2001:db8::1234"}) {
+    SCOPED_TRACE(given);
+    in6_addr a{};
+    ASSERT_EQ(inet_pton(AF_INET6, given, &a), 1);
+    char ntop[INET6_ADDRSTRLEN];
+    ASSERT_NE(inet_ntop(AF_INET6, &a, ntop, sizeof(ntop)), nullptr);
+    SyncDaemonConfig c = master();
+    std::optional<IpAddr> g = IpAddr::parse(given);
+    ASSERT_TRUE(g.has_value());
+    c.mcast_group = *g;
+    EXPECT_EQ(formatDaemonLine(withDefaults(c, 1452)),
+              std::string("master sync daemon (mcast=eth0, syncid=0, maxlen=1452, group=") + ntop +
+                  ", port=8848, ttl=1)\n");
+  }
 }
 
 TEST(SyncDaemonConfig, ZeroFieldsAreLeftOutAsListDaemonDoes) {
