@@ -2,7 +2,9 @@
 #include "core/sync/sync_master.h"
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
+#include <cstdint>
 
 #include "absl/strings/str_cat.h"
 
@@ -176,12 +178,32 @@ void syncConnChain(ConnTable& table,
                    const SyncSysctls& s,
                    MonoTime now,
                    absl::FunctionRef<void(const SyncConn&)> emit) noexcept {
+  syncConnChain(table, cp, pkts, s, now, 0,
+                [emit](const SyncConn& c, uint32_t /*thread_id*/) { emit(c); });
+}
+
+uint32_t syncThreadCount(uint32_t sync_ports) noexcept {
+  return std::clamp<uint32_t>(sync_ports, 1, kSyncPortsMax);
+}
+
+uint32_t syncMasterThreadId(const Conn* cp, uint32_t threads_mask) noexcept {
+  constexpr auto kShift = static_cast<unsigned>(1 + (std::bit_width(sizeof(Conn)) - 1));
+  return static_cast<uint32_t>((reinterpret_cast<uintptr_t>(cp) >> kShift) & threads_mask);
+}
+
+void syncConnChain(ConnTable& table,
+                   ConnGuard& cp,
+                   uint32_t pkts,
+                   const SyncSysctls& s,
+                   MonoTime now,
+                   uint32_t threads_mask,
+                   absl::FunctionRef<void(const SyncConn&, uint32_t thread_id)> emit) noexcept {
   if (!cp)
     return;
   const bool v0 = s.sync_version == 0;
   bool sent = syncConnNeeded(*cp, pkts, s, now);
   if (sent)
-    emit(syncConnFrom(*cp, cp.seqDelta()));
+    emit(syncConnFrom(*cp, cp.seqDelta()), syncMasterThreadId(&*cp, threads_mask));
   uint32_t control = (!v0 || sent) ? cp->control : kNoConn;
   cp.release();
   // lbd's control links are one deep (conn -> template); the bound only guards the loop.
@@ -194,7 +216,7 @@ void syncConnChain(ConnTable& table,
       tpkts = ++t->in_pkts;
     sent = syncConnNeeded(*t, tpkts, s, now);
     if (sent)
-      emit(syncConnFrom(*t, t.seqDelta()));
+      emit(syncConnFrom(*t, t.seqDelta()), syncMasterThreadId(&*t, threads_mask));
     control = (!v0 || sent) ? t->control : kNoConn;
   }
 }

@@ -73,4 +73,27 @@ void syncConnChain(ConnTable& table,
                    MonoTime now,
                    absl::FunctionRef<void(const SyncConn&)> emit) noexcept;
 
+// IPVS_SYNC_PORTS_MAX: the most sync threads (ports) a daemon runs.
+inline constexpr uint32_t kSyncPortsMax = 64;
+
+// start_sync_thread's count: sync_ports clamped to 1..64, read when a daemon starts while no
+// other runs (a daemon started beside a running one takes that one's count). Pure.
+uint32_t syncThreadCount(uint32_t sync_ports) noexcept;
+
+// select_master_thread_id: which of the master's threads (ports mcast_port + id) carries the
+// entry for the conn at `cp`: the conn's address shifted right by 1 + ilog2(sizeof(Conn)),
+// masked with threads_mask (count - 1). lbd's conns live in the table's slab at stable
+// addresses, as the kernel's in their cache. Pure. Hot path.
+uint32_t syncMasterThreadId(const Conn* cp, uint32_t threads_mask) noexcept;
+
+// syncConnChain with each entry's thread: syncMasterThreadId of the conn (or template) it was
+// made from, so a conn and its template may go on different ports, as in the kernel.
+void syncConnChain(ConnTable& table,
+                   ConnGuard& cp,
+                   uint32_t pkts,
+                   const SyncSysctls& s,
+                   MonoTime now,
+                   uint32_t threads_mask,
+                   absl::FunctionRef<void(const SyncConn&, uint32_t thread_id)> emit) noexcept;
+
 }  // namespace lb

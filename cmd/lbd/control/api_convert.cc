@@ -478,11 +478,6 @@ absl::StatusOr<Sysctls> sysctlsFromProto(const pb::Sysctls& p) {
   sync.sync_ports = s.sync_ports;
   if (absl::Status v = validateSyncSysctls(sync); !v.ok())
     return absl::InvalidArgumentError(absl::StrCat("sysctls.", v.message()));
-  if (s.sync_ports > 1) {
-    // The kernel runs sync_ports threads per daemon on ports 8848..8848 + n - 1; lbd runs one.
-    return absl::InvalidArgumentError(absl::StrCat("sysctls.sync_ports ", s.sync_ports,
-                                                   ": lbd runs one sync port per daemon (1 only)"));
-  }
   if (s.sync_sock_size > INT_MAX) {
     return absl::InvalidArgumentError(
         absl::StrCat("sysctls.sync_sock_size ", s.sync_sock_size, ": at most ", INT_MAX));

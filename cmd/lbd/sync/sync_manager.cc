@@ -31,16 +31,19 @@ absl::Status SyncManager::start(const SyncDaemonConfig& given) {
     std::lock_guard<std::mutex> alock(apply_mu_);
     sys = sysctls_;
   }
+  // start_sync_thread: sync_ports is read when no daemon runs; else the running one's count.
+  if (master_ == nullptr && backup_ == nullptr)
+    threads_ = syncThreadCount(sys.sync_ports);
   if (given.role == SyncDaemonRole::kMaster) {
     auto d = SyncMasterDaemon::start(eff, env_.workers, static_cast<int>(sys.sync_version),
-                                     sys.sync_sock_size);
+                                     sys.sync_sock_size, threads_);
     if (!d.ok())
       return d.status();
     master_ = std::move(*d);
     publishMasterSysctlsLocked(sys);
   } else {
-    auto d =
-        SyncBackupDaemon::start(eff, sys.sync_sock_size, [this](const SyncConn& c) { apply(c); });
+    auto d = SyncBackupDaemon::start(
+        eff, sys.sync_sock_size, [this](const SyncConn& c) { apply(c); }, threads_);
     if (!d.ok())
       return d.status();
     backup_ = std::move(*d);
@@ -118,6 +121,11 @@ SyncSysctls SyncManager::sysctls() const {
 SyncMasterDaemon* SyncManager::master() const {
   std::lock_guard<std::mutex> lock(mu_);
   return master_.get();
+}
+
+uint32_t SyncManager::threads() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return master_ == nullptr && backup_ == nullptr ? 0 : threads_;
 }
 
 // The backup's receive thread.

@@ -62,7 +62,9 @@ class SyncManager {
   // (sync_threshold, sync_period, sync_refresh_period, sync_retries, sync_persist_mode) from
   // their next packet on and its rings the new sync_qlen_max; the backup the new in_pkts.
   // sync_version and sync_sock_size apply from a daemon's next start (the socket is sized at
-  // start, as the kernel's). sync_ports > 1 is refused before it gets here.
+  // start, as the kernel's). sync_ports (the threads, ports mcast_port + id) is read as the
+  // kernel's start_sync_thread does: when a daemon starts while none runs; a daemon started
+  // beside a running one takes that one's count.
   void setSysctls(const SyncSysctls& s);
   SyncSysctls sysctls() const;
 
@@ -70,6 +72,9 @@ class SyncManager {
   // pointer stays valid until stop(kMaster) / stopAll(); the caller makes sure no worker
   // still uses it then (the dataplane unhooks the workers first).
   SyncMasterDaemon* master() const;
+
+  // The running daemons' sync threads (ports), the kernel's threads_mask + 1; 0 when none runs.
+  uint32_t threads() const;
 
   // lb_sync_* metrics.
   std::vector<std::pair<std::string, uint64_t>> metrics() const;
@@ -84,6 +89,7 @@ class SyncManager {
   SyncDaemonSet given_;                       // mu_
   std::unique_ptr<SyncMasterDaemon> master_;  // mu_
   std::unique_ptr<SyncBackupDaemon> backup_;  // mu_
+  uint32_t threads_ = 1;                      // mu_: the kernel's threads_mask + 1
   SyncSysctls sysctls_;                       // apply_mu_ (and mu_ to write)
   // The running master's send rules, one per change: the workers read the newest through
   // their hooks and may still hold an older one, so all live until the master stops. mu_.

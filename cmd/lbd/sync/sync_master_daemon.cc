@@ -2,6 +2,7 @@
 #include "cmd/lbd/sync/sync_master_daemon.h"
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cstring>
 
@@ -15,14 +16,16 @@ constexpr auto kFlushTime = std::chrono::seconds(2);          // IPVS_SYNC_FLUSH
 
 }  // namespace
 
-bool SyncWorkerQueue::push(const SyncConn& c) noexcept {
+bool SyncWorkerQueue::push(const SyncConn& c, uint32_t thread_id) noexcept {
   const uint32_t limit = limit_.load(std::memory_order_relaxed);
   if (limit != 0 && kCapacity - ring_.room() >= limit) {
     full_.add();
     return false;
   }
-  const bool ok = ring_.push([&c](SyncEvent& e) {
+  const auto thread = static_cast<uint8_t>(thread_id & threads_mask_);
+  const bool ok = ring_.push([&c, thread](SyncEvent& e) {
     e.conn = c;
+    e.thread = thread;
     e.conn.pe_name = {};
     e.conn.pe_data = {};
     e.pe_name_len = static_cast<uint8_t>(std::min(c.pe_name.size(), sizeof(e.pe_name)));
@@ -36,23 +39,36 @@ bool SyncWorkerQueue::push(const SyncConn& c) noexcept {
 }
 
 SyncMasterDaemon::SyncMasterDaemon(const SyncDaemonConfig& c,
-                                   SyncSocket sock,
+                                   std::vector<SyncSocket> socks,
                                    size_t workers,
                                    int version)
-    : config_(c), sock_(std::move(sock)), version_(version) {
-  for (size_t i = 0; i < workers; ++i)
+    : config_(c), socks_(std::move(socks)), version_(version) {
+  for (size_t i = 0; i < socks_.size(); ++i)
+    thread_messages_.push_back(std::make_unique<Counter>());
+  const auto mask = static_cast<uint32_t>(socks_.size() - 1);
+  for (size_t i = 0; i < workers; ++i) {
     queues_.push_back(std::make_unique<SyncWorkerQueue>());
+    queues_.back()->setThreadsMask(mask);
+  }
 }
 
 absl::StatusOr<std::unique_ptr<SyncMasterDaemon>> SyncMasterDaemon::start(const SyncDaemonConfig& c,
                                                                           size_t workers,
                                                                           int sync_version,
-                                                                          uint32_t sock_size) {
-  absl::StatusOr<SyncSocket> sock = SyncSocket::openMaster(c, sock_size);
-  if (!sock.ok())
-    return sock.status();
+                                                                          uint32_t sock_size,
+                                                                          uint32_t threads) {
+  // start_sync_thread: the count is a power of two (sync_ports' check) up to 64.
+  threads = std::clamp<uint32_t>(threads, 1, 64);
+  threads = uint32_t{1} << (std::bit_width(threads) - 1);
+  std::vector<SyncSocket> socks;
+  for (uint32_t id = 0; id < threads; ++id) {
+    absl::StatusOr<SyncSocket> sock = SyncSocket::openMaster(c, sock_size, id);
+    if (!sock.ok())
+      return sock.status();
+    socks.push_back(std::move(*sock));
+  }
   std::unique_ptr<SyncMasterDaemon> d(
-      new SyncMasterDaemon(c, std::move(*sock), std::max<size_t>(workers, 1), sync_version));
+      new SyncMasterDaemon(c, std::move(socks), std::max<size_t>(workers, 1), sync_version));
   d->thread_ = std::thread([p = d.get()] { p->run(); });
   LB_LOG(kInfo, "%s", formatDaemonLine(c).substr(0, formatDaemonLine(c).size() - 1));
   return d;
@@ -75,35 +91,46 @@ uint64_t SyncMasterDaemon::queueFull() const {
   return n;
 }
 
-void SyncMasterDaemon::sendMessage(SyncMessageBuilder& b) {
+void SyncMasterDaemon::sendMessage(size_t id, SyncMessageBuilder& b) {
   if (b.empty())
     return;
   const absl::Span<const uint8_t> m = b.bytes();
-  if (sock_.send(m) < 0) {
+  if (socks_[id].send(m) < 0) {
     counters_.send_errors.add();
     LB_LOG_EVERY_N_SEC(kWarn, 10, "sync master: send on %s: errno %d", config_.mcast_ifn, errno);
   } else {
     counters_.messages.add();
+    thread_messages_[id]->add();
     counters_.bytes.add(m.size());
     counters_.conns.add(b.nrConns());
   }
   b.reset();
 }
 
-// Sender thread.
+// Sender thread. One message being filled per thread (port), as the kernel's ms[id].sync_buff,
+// each sent when full or IPVS_SYNC_FLUSH_TIME after its first entry.
 void SyncMasterDaemon::run() {
-  std::vector<uint8_t> buf(config_.sync_maxlen + kSyncMaxConnSize + kSyncMesgHeaderSize);
-  SyncMessageBuilder b(absl::MakeSpan(buf), config_.sync_maxlen,
-                       static_cast<uint8_t>(config_.syncid), version_);
-  auto first_queued = std::chrono::steady_clock::now();
+  const size_t n = socks_.size();
+  std::vector<std::vector<uint8_t>> bufs(n);
+  std::vector<SyncMessageBuilder> builders;
+  builders.reserve(n);
+  for (size_t id = 0; id < n; ++id) {
+    bufs[id].resize(config_.sync_maxlen + kSyncMaxConnSize + kSyncMesgHeaderSize);
+    builders.emplace_back(absl::MakeSpan(bufs[id]), config_.sync_maxlen,
+                          static_cast<uint8_t>(config_.syncid), version_);
+  }
+  std::vector<std::chrono::steady_clock::time_point> first_queued(n,
+                                                                  std::chrono::steady_clock::now());
   const auto add = [&](const SyncEvent& e) {
+    const size_t id = e.thread < n ? e.thread : 0;
+    SyncMessageBuilder& b = builders[id];
     SyncConn c = e.conn;
     c.pe_name = absl::string_view(e.pe_name, e.pe_name_len);
     c.pe_data = absl::string_view(e.pe_data, e.pe_data_len);
     const bool was_empty = b.empty();
     SyncMessageBuilder::AddResult r = b.add(c);
     if (r == SyncMessageBuilder::AddResult::kFull) {
-      sendMessage(b);
+      sendMessage(id, b);
       r = b.add(c);
     }
     if (r == SyncMessageBuilder::AddResult::kUnencodable) {
@@ -111,7 +138,7 @@ void SyncMasterDaemon::run() {
       return;
     }
     if (was_empty && !b.empty())
-      first_queued = std::chrono::steady_clock::now();
+      first_queued[id] = std::chrono::steady_clock::now();
   };
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
@@ -120,8 +147,11 @@ void SyncMasterDaemon::run() {
     for (auto& q : queues_)
       q->drain(add);
     // A partly filled message goes after IPVS_SYNC_FLUSH_TIME, or at once when stopping.
-    if (!b.empty() && (stopping || std::chrono::steady_clock::now() - first_queued >= kFlushTime))
-      sendMessage(b);
+    const auto t = std::chrono::steady_clock::now();
+    for (size_t id = 0; id < n; ++id) {
+      if (!builders[id].empty() && (stopping || t - first_queued[id] >= kFlushTime))
+        sendMessage(id, builders[id]);
+    }
     lock.lock();
     if (stopping)
       break;

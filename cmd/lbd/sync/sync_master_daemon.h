@@ -28,7 +28,8 @@ namespace lb::lbd::sync {
 // One entry as a worker queued it: SyncConn with its persistence-engine strings copied in
 // (SyncConn's views point into the conn, which the worker does not hold past the packet).
 struct SyncEvent {
-  SyncConn conn;  // pe_name / pe_data rebuilt from the arrays below by the sender
+  SyncConn conn;       // pe_name / pe_data rebuilt from the arrays below by the sender
+  uint8_t thread = 0;  // the master's thread (port mcast_port + thread): syncMasterThreadId
   uint8_t pe_name_len = 0;
   uint8_t pe_data_len = 0;
   char pe_name[kSyncPeNameMax] = {};
@@ -42,7 +43,14 @@ class SyncWorkerQueue {
 
   // False (and counted) when the ring is full: the entry is lost, as the kernel's
   // sync_qlen_max drops them; the conn is sent again on a later packet or state change.
-  bool push(const SyncConn& c) noexcept;
+  // `thread_id`: the master thread (port) for the entry (syncMasterThreadId with threadsMask()),
+  // masked again here.
+  bool push(const SyncConn& c, uint32_t thread_id = 0) noexcept;
+
+  // The daemon's threads_mask (sync threads - 1), fixed at its start.
+  uint32_t threadsMask() const { return threads_mask_; }
+
+  void setThreadsMask(uint32_t m) { threads_mask_ = m; }
 
   uint64_t full() const { return full_.value(); }
 
@@ -60,6 +68,7 @@ class SyncWorkerQueue {
   SpscRing<SyncEvent, kCapacity> ring_;
   Counter full_;
   std::atomic<uint32_t> limit_{0};
+  uint32_t threads_mask_ = 0;  // set before any worker sees the ring
 };
 
 struct SyncMasterCounters {
@@ -73,11 +82,15 @@ struct SyncMasterCounters {
 class SyncMasterDaemon {
  public:
   // `c` with its defaults filled (withDefaults, sync_maxlen the effective one). Opens the
-  // socket and starts the sender thread. `sync_version` 0 or 1; `sock_size`: sync_sock_size.
+  // sockets and starts the sender thread. `sync_version` 0 or 1; `sock_size`: sync_sock_size.
+  // `threads`: the kernel's sync threads (syncThreadCount(sync_ports), a power of two): one
+  // socket each, sending to mcast_port + id, with its own message being filled; an entry goes
+  // to the one its SyncEvent::thread names. One sender thread serves them all.
   static absl::StatusOr<std::unique_ptr<SyncMasterDaemon>> start(const SyncDaemonConfig& c,
                                                                  size_t workers,
                                                                  int sync_version,
-                                                                 uint32_t sock_size);
+                                                                 uint32_t sock_size,
+                                                                 uint32_t threads = 1);
   ~SyncMasterDaemon();  // stops the thread (sending what is queued first)
 
   // Worker `i`'s ring; valid for the daemon's lifetime.
@@ -91,16 +104,27 @@ class SyncMasterDaemon {
 
   const SyncDaemonConfig& config() const { return config_; }
 
-  // The multicast socket (tests turn IP_MULTICAST_LOOP on to hear themselves on one host).
-  int socketFd() const { return sock_.fd(); }
+  // Thread `id`'s multicast socket (tests turn IP_MULTICAST_LOOP on to hear themselves on one
+  // host).
+  int socketFd(size_t id = 0) const { return socks_[id].fd(); }
+
+  // The sync threads (ports) this daemon runs.
+  size_t threads() const { return socks_.size(); }
+
+  // Messages sent from thread `id`'s socket.
+  uint64_t threadMessages(size_t id) const { return thread_messages_[id]->value(); }
 
  private:
-  SyncMasterDaemon(const SyncDaemonConfig& c, SyncSocket sock, size_t workers, int version);
+  SyncMasterDaemon(const SyncDaemonConfig& c,
+                   std::vector<SyncSocket> socks,
+                   size_t workers,
+                   int version);
   void run();
-  void sendMessage(SyncMessageBuilder& b);
+  void sendMessage(size_t id, SyncMessageBuilder& b);
 
   SyncDaemonConfig config_;
-  SyncSocket sock_;
+  std::vector<SyncSocket> socks_;
+  std::vector<std::unique_ptr<Counter>> thread_messages_;
   int version_;
   std::vector<std::unique_ptr<SyncWorkerQueue>> queues_;
   SyncMasterCounters counters_;

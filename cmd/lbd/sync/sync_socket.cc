@@ -83,7 +83,9 @@ absl::StatusOr<uint32_t> SyncSocket::interfaceMtu(const std::string& ifname) {
   return static_cast<uint32_t>(ifr.ifr_mtu);
 }
 
-absl::StatusOr<SyncSocket> SyncSocket::openMaster(const SyncDaemonConfig& c, uint32_t sock_size) {
+absl::StatusOr<SyncSocket> SyncSocket::openMaster(const SyncDaemonConfig& c,
+                                                  uint32_t sock_size,
+                                                  uint32_t id) {
   const unsigned ifindex = if_nametoindex(c.mcast_ifn.c_str());
   if (ifindex == 0)
     return absl::InvalidArgumentError(absl::StrFormat("no interface `%s'", c.mcast_ifn));
@@ -91,7 +93,7 @@ absl::StatusOr<SyncSocket> SyncSocket::openMaster(const SyncDaemonConfig& c, uin
   const int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return errnoError("socket", c.mcast_ifn);
-  SyncSocket sock(fd, v6, c.mcast_group.data(), c.mcast_port, ifindex);
+  SyncSocket sock(fd, v6, c.mcast_group.data(), portFor(c, id), ifindex);
   const int loop = 0;
   const int ttl = c.mcast_ttl;
   if (sock_size != 0) {
@@ -134,7 +136,9 @@ absl::StatusOr<SyncSocket> SyncSocket::openMaster(const SyncDaemonConfig& c, uin
   return sock;
 }
 
-absl::StatusOr<SyncSocket> SyncSocket::openBackup(const SyncDaemonConfig& c, uint32_t sock_size) {
+absl::StatusOr<SyncSocket> SyncSocket::openBackup(const SyncDaemonConfig& c,
+                                                  uint32_t sock_size,
+                                                  uint32_t id) {
   const unsigned ifindex = if_nametoindex(c.mcast_ifn.c_str());
   if (ifindex == 0)
     return absl::InvalidArgumentError(absl::StrFormat("no interface `%s'", c.mcast_ifn));
@@ -142,7 +146,7 @@ absl::StatusOr<SyncSocket> SyncSocket::openBackup(const SyncDaemonConfig& c, uin
   const int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return errnoError("socket", c.mcast_ifn);
-  SyncSocket sock(fd, v6, c.mcast_group.data(), c.mcast_port, ifindex);
+  SyncSocket sock(fd, v6, c.mcast_group.data(), portFor(c, id), ifindex);
   const int one = 1;
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0)
     return errnoError("SO_REUSEADDR", c.mcast_ifn);
@@ -158,7 +162,7 @@ absl::StatusOr<SyncSocket> SyncSocket::openBackup(const SyncDaemonConfig& c, uin
   if (v6) {
     sockaddr_in6 a{};
     a.sin6_family = AF_INET6;
-    a.sin6_port = htons(c.mcast_port);
+    a.sin6_port = htons(portFor(c, id));
     std::memcpy(&a.sin6_addr, c.mcast_group.data(), 16);
     if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
       return errnoError("bind to the group", c.mcast_ifn);
@@ -171,7 +175,7 @@ absl::StatusOr<SyncSocket> SyncSocket::openBackup(const SyncDaemonConfig& c, uin
   }
   sockaddr_in a{};
   a.sin_family = AF_INET;
-  a.sin_port = htons(c.mcast_port);
+  a.sin_port = htons(portFor(c, id));
   std::memcpy(&a.sin_addr, c.mcast_group.data(), 4);
   if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
     return errnoError("bind to the group", c.mcast_ifn);

@@ -20,8 +20,19 @@ namespace lb::lbd::sync {
 class SyncSocket {
  public:
   // `c` with its defaults filled (withDefaults). Errors name the step and the interface.
-  static absl::StatusOr<SyncSocket> openMaster(const SyncDaemonConfig& c, uint32_t sock_size);
-  static absl::StatusOr<SyncSocket> openBackup(const SyncDaemonConfig& c, uint32_t sock_size);
+  // `id`: the daemon's thread (sync_ports > 1): the socket sends to / binds port
+  // mcast_port + id (16 bits, as the kernel's get_mcast_sockaddr).
+  static absl::StatusOr<SyncSocket> openMaster(const SyncDaemonConfig& c,
+                                               uint32_t sock_size,
+                                               uint32_t id = 0);
+  static absl::StatusOr<SyncSocket> openBackup(const SyncDaemonConfig& c,
+                                               uint32_t sock_size,
+                                               uint32_t id = 0);
+
+  // mcast_port + id, cut to 16 bits as the kernel's htons(c->mcast_port + id).
+  static uint16_t portFor(const SyncDaemonConfig& c, uint32_t id) {
+    return static_cast<uint16_t>(c.mcast_port + id);
+  }
 
   SyncSocket(SyncSocket&& o) noexcept;
   SyncSocket& operator=(SyncSocket&& o) noexcept;

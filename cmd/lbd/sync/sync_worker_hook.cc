@@ -29,7 +29,9 @@ void SyncWorkerHook::run(
     return;
   }
   const uint32_t pkts = report ? syncPktsInRange(pkts_before, cp->in_pkts, *s) : cp->in_pkts;
-  syncConnChain(table, cp, pkts, *s, now, [q](const SyncConn& c) { q->push(c); });
+  // Each entry to the master thread (port) select_master_thread_id picks for its conn.
+  syncConnChain(table, cp, pkts, *s, now, q->threadsMask(),
+                [q](const SyncConn& c, uint32_t thread_id) { q->push(c, thread_id); });
   busy_.store(false, std::memory_order_release);
 }
 
