@@ -24,13 +24,14 @@
 #            g2's MACs) the client marks its next datagram and sends 1000 more: all reach the same
 #            real server as before, in order, byte for byte, and all are echoed back via g2.
 #
-#   client c (198.18.1.2) -- lan br0 -- g1 (198.18.1.11 | 198.18.2.1), g2 (198.18.1.12 | 198.18.2.2)
+#   client c (198.18.1.2, .3) -- lan br0 -- g1 (198.18.1.11 | 198.18.2.1), g2 (198.18.1.12 | 198.18.2.2)
 #   g1, g2 -- srv br1 -- s1 (198.18.2.11) [, s2 (198.18.2.12) for udp].
 #   VRRP: 198.18.1.10 (a0), 198.18.2.10 (b0). VIP 198.18.3.100 is routed by the client via 198.18.1.10.
 #
 # The TCP client prints the longest pause between two reads (the failover gap it saw) for
 # tests/perf/sync_bench.sh; it is information, not a pass/fail condition.
 source "$(dirname "$0")/dataplane_lib.sh"
+source "$(dirname "$0")/sync_lib.sh"
 MODE=${SYNC_VRRP_MODE:-nat}
 case $MODE in
   nat | fullnat | udp) ;;
@@ -42,42 +43,19 @@ esac
 dp_init "syncvrrp-$MODE"
 dp_need keepalived
 
-VIP=198.18.3.100
-LADDR=198.18.4.100  # full NAT's local address: outside every LAN, routed by s1 via 198.18.2.10
+VIP=$SYNC_VIP
+LADDR=$SYNC_LADDR  # full NAT's local address: outside every LAN, routed by the servers via 198.18.2.10
 BYTES=$((32 * 1024 * 1024))
 AFTER=1000  # udp: datagrams sent after the move
 NSRV=1
 [[ $MODE == udp ]] && NSRV=2
 declare -A KA_PID
 
-dp_ns c
-dp_ns g1
-dp_ns g2
-dp_ns sw
-dp_bridge sw br0
-dp_bridge sw br1
-dp_link c c0 sw swc
-ip -n "$(n sw)" link set swc master br0
-ip -n "$(n c)" addr add 198.18.1.2/24 dev c0
-for g in 1 2; do
-  dp_link "g$g" a0 sw "swa$g"
-  dp_link "g$g" b0 sw "swb$g"
-  ip -n "$(n sw)" link set "swa$g" master br0
-  ip -n "$(n sw)" link set "swb$g" master br1
-  ip -n "$(n "g$g")" addr add "198.18.1.1$g/24" dev a0
-  ip -n "$(n "g$g")" addr add "198.18.2.$g/24" dev b0
-  ip netns exec "$(n "g$g")" sysctl -qw net.ipv4.conf.all.rp_filter=0
-done
-for ((i = 1; i <= NSRV; i++)); do
-  dp_ns "s$i"
-  dp_link "s$i" s0 sw "sws$i"
-  ip -n "$(n sw)" link set "sws$i" master br1
-  ip -n "$(n "s$i")" addr add "198.18.2.1$i/24" dev s0
-  # Through the VRRP address: whichever gateway is master carries the traffic.
-  ip -n "$(n "s$i")" route add 198.18.1.0/24 via 198.18.2.10
-  [[ $MODE == fullnat ]] && ip -n "$(n "s$i")" route add $LADDR/32 via 198.18.2.10
-done
-ip -n "$(n c)" route add $VIP/32 via 198.18.1.10
+# sync_lib.sh's topology, routed through the VRRP addresses: whichever gateway is master
+# carries the traffic (the servers also reach the full-NAT local address that way).
+SYNC_SRV_GW=198.18.2.10
+SYNC_CLIENT_GW=198.18.1.10
+sync_topology $NSRV
 
 if [[ $MODE == udp ]]; then
   # Each server appends every datagram to $DP_TMP/udp-sN.bin and echoes it.

@@ -12,6 +12,12 @@
 SYNC_VIP=198.18.3.100
 SYNC_LADDR=198.18.4.100  # full NAT's local address: outside every LAN, routed by the servers
 
+# The next hops the topology routes through: the servers' for the client LAN and the full-NAT
+# local address (SYNC_SRV_GW), the client's for the VIP (SYNC_CLIENT_GW). g1's by default; the
+# keepalived test sets its VRRP addresses (whichever gateway is master carries the traffic).
+SYNC_SRV_GW=${SYNC_SRV_GW:-198.18.2.1}
+SYNC_CLIENT_GW=${SYNC_CLIENT_GW:-198.18.1.11}
+
 # sync_topology NSERVERS: the namespaces, bridges and addresses above, with s1..sNSERVERS.
 sync_topology() {
   local nsrv=${1:-1} g i
@@ -39,11 +45,11 @@ sync_topology() {
     dp_link "s$i" s0 sw "sws$i"
     ip -n "$(n sw)" link set "sws$i" master br1
     ip -n "$(n "s$i")" addr add "198.18.2.1$i/24" dev s0
-    ip -n "$(n "s$i")" route add 198.18.1.0/24 via 198.18.2.1
-    ip -n "$(n "s$i")" route add $SYNC_LADDR/32 via 198.18.2.1
+    ip -n "$(n "s$i")" route add 198.18.1.0/24 via $SYNC_SRV_GW
+    ip -n "$(n "s$i")" route add $SYNC_LADDR/32 via $SYNC_SRV_GW
   done
   SYNC_NSERVERS=$nsrv
-  ip -n "$(n c)" route add $SYNC_VIP/32 via 198.18.1.11
+  ip -n "$(n c)" route add $SYNC_VIP/32 via $SYNC_CLIENT_GW
 }
 
 # sync_lbds [lbd flags...]: lbd on g1 and g2 (gateway mode, 2 workers, metrics on
