@@ -9,38 +9,17 @@
 # after SIGKILL of the new g1 and the routes moved to g2 the download completes byte-exact
 # without a reset.
 #
+# sync_lib.sh's sync_topology 1:
 #   client c (198.18.1.2) -- lan br0 -- g1 (198.18.1.11 | 198.18.2.1), g2 (198.18.1.12 | 198.18.2.2)
 #   g1, g2 -- srv br1 -- s1 (198.18.2.11). VIP 198.18.3.100 is routed by the client via g1.
 source "$(dirname "$0")/dataplane_lib.sh"
+source "$(dirname "$0")/sync_lib.sh"
 dp_init synctko
 
-VIP=198.18.3.100
+VIP=$SYNC_VIP
 BYTES=$((32 * 1024 * 1024))
 
-dp_ns c
-dp_ns g1
-dp_ns g2
-dp_ns sw
-dp_ns s1
-dp_bridge sw br0
-dp_bridge sw br1
-dp_link c c0 sw swc
-ip -n "$(n sw)" link set swc master br0
-ip -n "$(n c)" addr add 198.18.1.2/24 dev c0
-for g in 1 2; do
-  dp_link "g$g" a0 sw "swa$g"
-  dp_link "g$g" b0 sw "swb$g"
-  ip -n "$(n sw)" link set "swa$g" master br0
-  ip -n "$(n sw)" link set "swb$g" master br1
-  ip -n "$(n "g$g")" addr add "198.18.1.1$g/24" dev a0
-  ip -n "$(n "g$g")" addr add "198.18.2.$g/24" dev b0
-  ip netns exec "$(n "g$g")" sysctl -qw net.ipv4.conf.all.rp_filter=0
-done
-dp_link s1 s0 sw sws1
-ip -n "$(n sw)" link set sws1 master br1
-ip -n "$(n s1)" addr add 198.18.2.11/24 dev s0
-ip -n "$(n s1)" route add 198.18.1.0/24 via 198.18.2.1
-ip -n "$(n c)" route add $VIP/32 via 198.18.1.11
+sync_topology 1
 
 # The real server: BYTES deterministic bytes, paced (about 8 s), then close.
 ip netns exec "$(n s1)" python3 -c '
