@@ -167,3 +167,113 @@ sync_check_transfer() {
   [[ $got == "$want" ]] || dp_fail "received '$got', want '$want'"
   echo "transfer complete across the failover: $got"
 }
+
+# --- The UDP flow (sync_failover_udp, sync_keepalived_vrrp udp) ---
+# Datagram SEQ: "%08d " then 503 bytes derived from SEQ (512 in all).
+SYNC_UDP_PAYLOAD='def dgram(q): return (b"%08d " % q) + bytes((q * 31 + i) % 251 for i in range(503))'
+
+# sync_udp_servers: a UDP server on 198.18.2.1N:5002 in s1 and s2, each appending every datagram
+# to $DP_TMP/udp-sN.bin and echoing it.
+sync_udp_servers() {
+  local i
+  for i in 1 2; do
+    ip netns exec "$(n "s$i")" python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 5002))
+with open(sys.argv[2], "ab", buffering=0) as f:
+    while True:
+        d, a = s.recvfrom(65535)
+        f.write(d)
+        s.sendto(d, a)
+' "198.18.2.1$i" "$DP_TMP/udp-s$i.bin" &
+    DP_PIDS+=($!)
+    dp_wait 10 listening "s$i" udp 5002 || dp_fail "the UDP server in s$i did not start"
+  done
+}
+
+# sync_udp_client AFTER: the client sends a datagram to VIP:5002 every 4 ms from one socket;
+# once $DP_TMP/moved exists it marks its next datagram and sends AFTER more, then waits (10 s at
+# most) for their echoes, and writes "MOVED_AT TOTAL MISSING ERRORS" to $DP_TMP/udp-client.out.
+# Its pid: SYNC_CLIENT. Returns once g2's -Lnc shows the synced UDP conn.
+sync_udp_client() {
+  ip netns exec "$(n c)" python3 -c '
+import socket, sys, os, time
+'"$SYNC_UDP_PAYLOAD"'
+vip, moved_file, after, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("198.18.1.2", 0)); s.connect((vip, 5002)); s.setblocking(False)
+echoes = set(); moved_at = None; q = 0; errors = 0
+def drain():
+    global errors
+    while True:
+        try: d = s.recv(65535)
+        except BlockingIOError: return
+        except OSError: errors += 1; continue
+        echoes.add(int(d[:8]))
+while q < 30000:  # about 2 minutes at most; the test ends it much earlier
+    if moved_at is None and os.path.exists(moved_file): moved_at = q
+    if moved_at is not None and q >= moved_at + after: break
+    try: s.send(dgram(q))
+    except OSError: errors += 1
+    q += 1
+    drain()
+    time.sleep(0.004)
+deadline = time.monotonic() + 10
+while moved_at is not None and time.monotonic() < deadline and not all(x in echoes for x in range(moved_at, q)):
+    drain(); time.sleep(0.01)
+missing = [x for x in range(moved_at or 0, q) if x not in echoes]
+open(out, "w").write("%s %d %d %d\n" % (moved_at, q, len(missing), errors))
+' "$SYNC_VIP" "$DP_TMP/moved" "$1" "$DP_TMP/udp-client.out" 2>"$DP_TMP/udp-client.err" &
+  SYNC_CLIENT=$!
+  DP_PIDS+=($SYNC_CLIENT)
+  dp_poll 10 "the synced UDP conn in the backup's -Lnc" sync_udp_backup_has_conn
+  echo "backup: $(sync_udp_backup_has_conn)"
+  kill -0 "$SYNC_CLIENT" 2>/dev/null || dp_fail "the client ended early: $(cat "$DP_TMP/udp-client.err")"
+}
+
+sync_udp_backup_has_conn() {
+  lbctl g2 -Lnc | grep -E "^UDP .* 198\.18\.1\.2:[0-9]+ +$SYNC_VIP:5002 +198\.18\.2\.1[12]:5002"
+}
+
+# sync_udp_check: tells the client the move is done, then asserts that every datagram sent
+# after it was echoed, that every datagram reached the same real server (the other got none),
+# that those before the move arrived in order with at most one gap (the switch), and that from
+# the move on all arrived, in order, byte for byte (sha256).
+sync_udp_check() {
+  local moved_at total missing errors
+  touch "$DP_TMP/moved"
+  dp_wait_pid "$SYNC_CLIENT" 60 || dp_fail "the client did not finish within 60 s after the move"
+  wait "$SYNC_CLIENT" || dp_fail "the client failed: $(cat "$DP_TMP/udp-client.err")"
+  read -r moved_at total missing errors <"$DP_TMP/udp-client.out"
+  echo "client: $total datagrams, the move at #$moved_at, $missing of the later ones not echoed, $errors send/receive errors"
+  [[ $moved_at != None ]] || dp_fail "the client never saw the move"
+  [[ $missing -eq 0 ]] || dp_fail "$missing datagrams sent after the move were not echoed back"
+  python3 - "$DP_TMP" "$moved_at" "$total" <<PY || dp_fail "the servers' datagrams (above)"
+import hashlib, os, sys
+$SYNC_UDP_PAYLOAD
+tmp, moved_at, total = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+got = {}
+for i in (1, 2):
+    p = os.path.join(tmp, "udp-s%d.bin" % i)
+    b = open(p, "rb").read() if os.path.exists(p) else b""
+    got[i] = [b[k:k + 512] for k in range(0, len(b), 512)]
+    print("s%d received %d datagrams" % (i, len(got[i])))
+main = [i for i in (1, 2) if got[i]]
+if len(main) != 1: sys.exit("want every datagram at one real server, got %s" % [len(got[1]), len(got[2])])
+dg = got[main[0]]
+seqs = [int(d[:8]) for d in dg]
+if seqs != sorted(set(seqs)): sys.exit("out of order or duplicated")
+if any(d != dgram(q) for d, q in zip(dg, seqs)): sys.exit("a datagram's bytes differ")
+before = [q for q in seqs if q < moved_at]
+holes = sum(1 for a, b in zip([-1] + before, before) if b != a + 1)
+if holes > 1: sys.exit("more than one gap before the move: %d" % holes)
+lost = moved_at - len(before)
+after = [d for d, q in zip(dg, seqs) if q >= moved_at]
+want = hashlib.sha256(b"".join(dgram(q) for q in range(moved_at, total))).hexdigest()
+have = hashlib.sha256(b"".join(after)).hexdigest()
+print("s%d: %d before the move (%d lost in the switch), %d after it, sha256 %s (want %s)"
+      % (main[0], len(before), lost, len(after), have, want))
+if have != want: sys.exit("the datagrams after the move are not complete and in order")
+PY
+}
