@@ -115,12 +115,16 @@ absl::Status HealthService::reload() {
       parseKeepalivedConf(m.options.conf_path, m.options.reader);
   if (!conf.ok())
     return conf.status();
-  std::promise<absl::Status> done;
-  std::future<absl::Status> result = done.get_future();
-  asio::post(m.io, [&m, &done, c = std::move(*conf)]() mutable {
+  if (m.stopped.load())
+    return absl::FailedPreconditionError("the health checks are stopped");
+  // Shared with the handler: a reload that gives up waiting (stop() below) must not leave the
+  // handler a dangling promise.
+  auto done = std::make_shared<std::promise<absl::Status>>();
+  std::future<absl::Status> result = done->get_future();
+  asio::post(m.io, [&m, done, c = std::move(*conf)]() mutable {
     absl::StatusOr<std::vector<std::unique_ptr<VsRt>>> next = m.build(c);
     if (!next.ok()) {
-      done.set_value(next.status());
+      done->set_value(next.status());
       return;
     }
     m.migrate(*next, m.vss);
@@ -131,12 +135,18 @@ absl::Status HealthService::reload() {
     absl::Status st = m.commit(m.desiredPool());
     m.startCheckers(m.vss, true);
     m.updateStatus();
-    done.set_value(st);
+    done->set_value(st);
   });
   if (!m.started) {
     // Not running yet (tests): run the posted work here.
     m.io.restart();
     m.io.poll();
+  }
+  // stop() after the post (from another thread, or on the health thread itself) may stop the
+  // io_context before the handler runs: then nothing will ever answer.
+  while (result.wait_for(std::chrono::milliseconds(50)) != std::future_status::ready) {
+    if (m.stopped.load() && m.io.stopped())
+      return absl::UnavailableError("the health checks stopped before the reload ran");
   }
   absl::Status st = result.get();
   if (st.ok())

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <map>
 #include <mutex>
 #include <string>
@@ -370,6 +371,30 @@ TEST(HealthServiceTest, StopStopsEveryChecker) {
   (*hs)->stop();
   EXPECT_EQ((*hs)->runningCheckersForTest(), 0u);
   EXPECT_EQ((*hs)->status().size(), 3u);  // the file's two checkers and the configuration's
+}
+
+// A reload after stop() (a SIGHUP during shutdown) is refused at once: the health thread is
+// gone, and before the fix it waited forever for a handler that never ran.
+TEST(HealthServiceTest, ReloadAfterStopIsRefusedInsteadOfWaitingForever) {
+  Listener up;
+  const uint16_t down = closedPort();
+  MemFiles files;
+  files.set(conf(up.port(), down));
+  FakeControl control;
+  absl::StatusOr<std::unique_ptr<HealthService>> hs =
+      HealthService::create({"/k.conf", files.reader(), control.api()});
+  ASSERT_TRUE(hs.ok()) << hs.status();
+  ASSERT_TRUE((*hs)->start().ok());
+  (*hs)->stop();
+  const size_t before = control.batches().size();
+  std::future<absl::Status> reload =
+      std::async(std::launch::async, [&] { return (*hs)->reload(); });
+  ASSERT_EQ(reload.wait_for(std::chrono::seconds(20)), std::future_status::ready)
+      << "reload() after stop() did not return";
+  absl::Status st = reload.get();
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+  EXPECT_EQ(st.message(), "the health checks are stopped");
+  EXPECT_EQ(control.batches().size(), before);
 }
 
 // stop() called on the health thread (here from the configuration read a refresh makes there)
