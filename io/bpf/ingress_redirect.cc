@@ -212,12 +212,12 @@ FlowState flowStateOf(const lb_bpf_flow_counts& c) {
   return flowStateOf(c.packets, c.bytes, c.last_ns, c.flags);
 }
 
-bpf_tc_hook ingressHook(int ifindex) {
+bpf_tc_hook ingressHook(int ifindex, bool egress = false) {
   bpf_tc_hook hook;
   std::memset(&hook, 0, sizeof(hook));
   hook.sz = sizeof(hook);
   hook.ifindex = ifindex;
-  hook.attach_point = BPF_TC_INGRESS;
+  hook.attach_point = egress ? BPF_TC_EGRESS : BPF_TC_INGRESS;
   return hook;
 }
 
@@ -256,6 +256,7 @@ absl::StatusOr<std::unique_ptr<IngressRedirect>> IngressRedirect::create(
   lb_bpf_config cfg{};
   cfg.tun_ifindex = static_cast<uint32_t>(tun_ifindex);
   cfg.local_sockets_first = options.local_sockets_first ? 1 : 0;
+  cfg.sidecar = options.sidecar ? 1 : 0;
   if (int err = bpf_map__set_initial_value(cfg_map, &cfg, sizeof(cfg)); err != 0)
     return errnoStatus("set BPF config", -err);
 
@@ -274,6 +275,9 @@ absl::StatusOr<std::unique_ptr<IngressRedirect>> IngressRedirect::create(
                                                strerror(-err), "; verifier: ", tail));
   }
   r->prog_fd_ = bpf_program__fd(prog);
+  r->tun_ifindex_ = tun_ifindex;
+  if (bpf_program* sc = bpf_object__find_program_by_name(r->obj_, LB_BPF_SIDECAR_PROG_NAME))
+    r->sidecar_prog_fd_ = bpf_program__fd(sc);
   r->dsts_fd_ = bpf_object__find_map_fd_by_name(r->obj_, LB_BPF_MAP_DSTS);
   r->replies_fd_ = bpf_object__find_map_fd_by_name(r->obj_, LB_BPF_MAP_REPLIES);
   r->counters_fd_ = bpf_object__find_map_fd_by_name(r->obj_, LB_BPF_MAP_COUNTERS);
@@ -301,23 +305,26 @@ IngressRedirect::~IngressRedirect() {
     bpf_object__close(obj_);
 }
 
-// A tcx ingress link (BPF_LINK_CREATE, attach type BPF_TCX_INGRESS, Linux 6.6): the link
-// lives as long as its file descriptor, so a killed lbd leaves nothing attached. Debian
-// bookworm's UAPI headers predate tcx, hence the number. Returns the fd or -errno.
-static int tcxLinkCreate(int prog_fd, int ifindex) {
+// A tcx ingress (or egress) link (BPF_LINK_CREATE, attach type BPF_TCX_INGRESS / _EGRESS,
+// Linux 6.6): the link lives as long as its file descriptor, so a killed lbd leaves nothing
+// attached. Debian bookworm's UAPI headers predate tcx, hence the numbers. Returns the fd or
+// -errno.
+static int tcxLinkCreate(int prog_fd, int ifindex, bool egress = false) {
   constexpr int kBpfTcxIngress = 46;
+  constexpr int kBpfTcxEgress = 47;
   bpf_attr attr;
   std::memset(&attr, 0, sizeof(attr));
   attr.link_create.prog_fd = static_cast<uint32_t>(prog_fd);
   attr.link_create.target_ifindex = static_cast<uint32_t>(ifindex);
-  attr.link_create.attach_type = static_cast<bpf_attach_type>(kBpfTcxIngress);
+  attr.link_create.attach_type =
+      static_cast<bpf_attach_type>(egress ? kBpfTcxEgress : kBpfTcxIngress);
   const long fd = syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr));
   return fd < 0 ? -errno : static_cast<int>(fd);
 }
 
 absl::Status IngressRedirect::attach(int ifindex) {
   for (const Attachment& a : attached_) {
-    if (a.ifindex == ifindex)
+    if (a.ifindex == ifindex && !a.egress)
       return absl::OkStatus();
   }
   if (options_.attach != IngressRedirectOptions::Attach::kTcFilter) {
@@ -342,16 +349,44 @@ absl::Status IngressRedirect::attach(int ifindex) {
   return attachTcFilter(ifindex);
 }
 
-absl::Status IngressRedirect::attachTcFilter(int ifindex) {
-  bpf_tc_hook hook = ingressHook(ifindex);
+absl::Status IngressRedirect::attachSidecarEgress() {
+  for (const Attachment& a : attached_) {
+    if (a.ifindex == tun_ifindex_ && a.egress)
+      return absl::OkStatus();
+  }
+  if (sidecar_prog_fd_ < 0)
+    return absl::InternalError("BPF object lacks " LB_BPF_SIDECAR_PROG_NAME);
+  if (options_.attach != IngressRedirectOptions::Attach::kTcFilter) {
+    const int fd = tcxLinkCreate(sidecar_prog_fd_, tun_ifindex_, /*egress=*/true);
+    if (fd >= 0) {
+      bpf_tc_hook hook = ingressHook(tun_ifindex_, /*egress=*/true);
+      bpf_tc_opts opts = filterOpts(kTcHandle, kTcPriority);
+      (void)bpf_tc_detach(&hook, &opts);  // a crashed tc-filter run's
+      Attachment a;
+      a.ifindex = tun_ifindex_;
+      a.link_fd = fd;
+      a.egress = true;
+      attached_.push_back(a);
+      LB_LOG(kInfo, "bpf sidecar egress attached to ifindex %d (tcx link)", tun_ifindex_);
+      return absl::OkStatus();
+    }
+    if (options_.attach == IngressRedirectOptions::Attach::kTcx || fd != -EINVAL)
+      return errnoStatus(absl::StrCat("attach tcx egress link on ifindex ", tun_ifindex_), -fd);
+  }
+  return attachTcFilter(tun_ifindex_, /*egress=*/true);
+}
+
+absl::Status IngressRedirect::attachTcFilter(int ifindex, bool egress) {
+  bpf_tc_hook hook = ingressHook(ifindex, egress);
   int err = bpf_tc_hook_create(&hook);
   if (err != 0 && err != -EEXIST)
     return errnoStatus(absl::StrCat("create clsact qdisc on ifindex ", ifindex), -err);
   Attachment a;
   a.ifindex = ifindex;
   a.created_qdisc = err == 0;
+  a.egress = egress;
   bpf_tc_opts opts = filterOpts(kTcHandle, kTcPriority);
-  opts.prog_fd = prog_fd_;
+  opts.prog_fd = egress ? sidecar_prog_fd_ : prog_fd_;
   opts.flags = BPF_TC_F_REPLACE;
   if (err = bpf_tc_attach(&hook, &opts); err != 0) {
     if (a.created_qdisc) {
@@ -377,7 +412,7 @@ absl::Status IngressRedirect::detach(int ifindex) {
     close(a.link_fd);  // the last reference: the kernel detaches the link
     return absl::OkStatus();
   }
-  bpf_tc_hook hook = ingressHook(ifindex);
+  bpf_tc_hook hook = ingressHook(ifindex, a.egress);
   bpf_tc_opts opts = filterOpts(kTcHandle, kTcPriority);
   int err = bpf_tc_detach(&hook, &opts);
   // ENODEV/ENOENT: the device (or the filter) is gone already, so nothing of ours is left.

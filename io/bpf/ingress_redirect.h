@@ -66,6 +66,12 @@ struct IngressRedirectOptions {
   // replaces it. kAuto: tcx, and the tc filter where the kernel has no tcx.
   enum class Attach { kAuto, kTcx, kTcFilter };
   Attach attach = Attach::kAuto;
+
+  // Sidecar mode (lbd in the app's namespace): a flows entry matched on an Ethernet device's
+  // ingress is a reply to a local socket, un-NATed and handed to the TUN device's ingress
+  // instead of routed out; the app's direction is offloaded by the TUN device's egress program
+  // (attachSidecarEgress).
+  bool sidecar = false;
 };
 
 // One direction of an offloaded connection: the packet's tuple as it arrives on an Ethernet
@@ -184,6 +190,13 @@ class IngressRedirect {
   // `ifindex` was not attached by this object.
   absl::Status detach(int ifindex);
 
+  // Sidecar mode: attaches the egress program (LB_BPF_SIDECAR_PROG_NAME) to the TUN device's
+  // egress the way attach() does ingress (a tcx link, or a tc filter on clsact), so the app's
+  // packets of an offloaded conn leave through the Ethernet device the FIB picks without
+  // reaching lbd. Flow entries installed for this are the ones addFlow / FlowWriter make
+  // (the client -> VIP key as the app sends it). detach(tun_ifindex) removes it.
+  absl::Status attachSidecarEgress();
+
   // Make the map equal to the given set: adds the missing entries first, then deletes the
   // stale ones, so a kept entry is never absent. Duplicates are fine. InvalidArgument for an
   // unspecified address or a ReplyKey with another protocol.
@@ -231,9 +244,10 @@ class IngressRedirect {
     int ifindex = 0;
     int link_fd = -1;  // a tcx link; -1: a tc filter
     bool created_qdisc = false;
+    bool egress = false;  // attachSidecarEgress's
   };
 
-  absl::Status attachTcFilter(int ifindex);
+  absl::Status attachTcFilter(int ifindex, bool egress = false);
   // ring_buffer_sample_fn for done_: one record to *done_fn_.
   static int onDone(void* ctx, void* data, size_t size);
 
@@ -243,6 +257,8 @@ class IngressRedirect {
 
   bpf_object* obj_ = nullptr;
   int prog_fd_ = -1;
+  int sidecar_prog_fd_ = -1;  // lb_sidecar_egress
+  int tun_ifindex_ = 0;
   int dsts_fd_ = -1;
   int replies_fd_ = -1;
   int counters_fd_ = -1;

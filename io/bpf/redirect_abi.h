@@ -12,6 +12,9 @@
 #define LB_BPF_MAP_FLOWS "flows"
 #define LB_BPF_MAP_DONE "done"
 #define LB_BPF_PROG_NAME "lb_ingress_redirect"
+// Sidecar mode: the tc egress program on lbd's own TUN device (the app's direction of an
+// offloaded conn; see lb_sidecar_egress in ingress_redirect.bpf.c).
+#define LB_BPF_SIDECAR_PROG_NAME "lb_sidecar_egress"
 // The section (and libbpf map) holding struct lb_bpf_config.
 #define LB_BPF_CONFIG_SECTION ".rodata.cfg"
 
@@ -117,4 +120,9 @@ struct lb_bpf_config {
   // connection to a real server) is left to the kernel, as the local table's rule (pref 0)
   // delivers it before lbd's diversion rules in gateway mode.
   __u32 local_sockets_first;
+  // Non-zero (lbd --mode=sidecar, in the app's namespace): a flows entry matched at ingress is
+  // a reply to one of this namespace's own sockets: un-NATed and handed to the TUN device's
+  // ingress (the stack sees it arrive there, as lbd's TUN write), not routed out. The app's
+  // direction is lb_sidecar_egress's, on the TUN device's egress.
+  __u32 sidecar;
 };

@@ -25,6 +25,8 @@ void DataplaneImpl::startFastPath() {
   // Gateway: the local table (pref 0) comes before lbd's diversion rules, so a real server's
   // packet to one of the balancer's own sockets stays the kernel's; sidecar moves it after.
   o.local_sockets_first = options_.mode == Mode::kGateway;
+  // Sidecar: an offloaded conn's replies are delivered locally (through lbd0's ingress).
+  o.sidecar = options_.mode == Mode::kSidecar;
   auto r = io::IngressRedirect::create(tun_->ifindex(), o);
   if (!r.ok()) {
     LB_LOG(kWarn, "tc ingress fast path off (the kernel path carries everything): %s",
@@ -43,17 +45,26 @@ void DataplaneImpl::startFastPath() {
 }
 
 // Control thread, at start, after the workers exist: the flow offload rides on the
-// tc program, so it needs the fast path; sidecar clients are local sockets, whose packets
-// never cross a tc ingress hook.
+// tc program, so it needs the fast path. In a sidecar the clients are local sockets, whose
+// packets never cross a tc ingress hook: they leave through lbd0, whose egress program
+// (attachSidecarEgress) takes the app's direction; the replies meet the ingress program on
+// the app's veth as in a gateway.
 void DataplaneImpl::startFlowOffload() {
 #ifdef LB_HAVE_BPF
-  if (!options_.flow_offload || options_.mode != Mode::kGateway)
+  if (!options_.flow_offload ||
+      (options_.mode != Mode::kGateway && options_.mode != Mode::kSidecar))
     return;
   absl::StatusOr<io::FlowWriter> writer;
   {
     std::lock_guard<std::mutex> lock(kernel_mu_);
     if (redirect_ == nullptr)
       return;
+    if (options_.mode == Mode::kSidecar) {
+      if (absl::Status s = redirect_->attachSidecarEgress(); !s.ok()) {
+        LB_LOG(kWarn, "flow offload off (sidecar egress program): %s", s.ToString());
+        return;
+      }
+    }
     writer = redirect_->flowWriter();
   }
   if (!writer.ok()) {
