@@ -26,6 +26,20 @@ struct CookieFlow {
   uint16_t sport = 0, dport = 0;
 };
 
+// The window of lbd's SYN-ACK (no window scaling is offered).
+inline constexpr uint16_t kSynAckWindow = 65535;
+
+// The process's cookie key, from its conn table's random seed (ConnTable::seed). The pipeline
+// and the tc program (io/bpf, which answers SYNs in the kernel) both use it.
+constexpr uint64_t secretOf(uint64_t table_seed) {
+  return table_seed ^ 0x5350524f58590001ull;  // "SPROXY"
+}
+
+// The MSS option of lbd's SYN-ACK: the pipeline's MTU less the IP and TCP headers.
+constexpr uint16_t synAckMss(uint32_t mtu, Af af) {
+  return static_cast<uint16_t>(mtu - (af == Af::kInet ? 40 : 60));
+}
+
 // The MSS a cookie can carry (the kernel's msstab): the largest not above the client's.
 uint16_t cookieMss(uint16_t client_mss) noexcept;
 

@@ -35,8 +35,6 @@ using pipeline_internal::isNatMethod;
 
 namespace {
 
-constexpr uint64_t kSecretKey = 0x5350524f58590001ull;  // "SPROXY": the conn table's seed, mixed
-constexpr uint16_t kSynAckWindow = 65535;               // no window scaling is offered
 // The window the handshake's last ACK announces to the real server for the client, whose real
 // window comes with its next packet (20 segments, Linux's initial receive window).
 constexpr uint16_t kAckWindow = 29200;
@@ -63,7 +61,7 @@ void feedInput(ConnGuard& cp,
 }  // namespace
 
 uint64_t Pipeline::synproxySecret() const noexcept {
-  return conns_.seed() ^ kSecretKey;
+  return synproxy::secretOf(conns_.seed());
 }
 
 // Step 1 and the check of step 2. True: the packet is dealt with (a SYN answered, anything
@@ -79,7 +77,7 @@ bool Pipeline::synproxyAnswer(Packet& p) noexcept {
     const uint16_t client_mss = synproxy::synMss(tcp, tcp_len);
     const uint32_t cookie =
         synproxy::makeCookie(synproxySecret(), cookieFlow(o), isn, client_mss, p.now);
-    const uint16_t our_mss = static_cast<uint16_t>(mtu_ - (o.af == Af::kInet ? 40 : 60));
+    const uint16_t our_mss = synproxy::synAckMss(mtu_, o.af);
     synproxy::Segment s{o.dst,
                         o.src,
                         o.dport,
@@ -87,7 +85,7 @@ bool Pipeline::synproxyAnswer(Packet& p) noexcept {
                         cookie,
                         isn + 1,
                         static_cast<uint8_t>(kTcpSyn | kTcpAck),
-                        kSynAckWindow,
+                        synproxy::kSynAckWindow,
                         our_mss};
     if (!synproxy::rewriteSegment(pkt, o, s)) {
       drop(pkt, DropReason::kUnsupported);

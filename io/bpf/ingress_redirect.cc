@@ -610,4 +610,89 @@ std::vector<int> IngressRedirect::attached() const {
   return out;
 }
 
+// ---- SYN proxy (lb_bpf_synproxy_*) ----------------------------------------------------------
+
+static_assert(sizeof(lb_bpf_synproxy_key) == 20);
+static_assert(sizeof(lb_bpf_synproxy_cfg) == 24);
+
+absl::Status IngressRedirect::setSynproxy(const SynproxyConfig& cfg,
+                                          const std::vector<SynproxyService>& services) {
+  const int svc_fd = bpf_object__find_map_fd_by_name(obj_, LB_BPF_MAP_SYNPROXY);
+  const int cfg_fd = bpf_object__find_map_fd_by_name(obj_, LB_BPF_MAP_SYNPROXY_CFG);
+  if (svc_fd < 0 || cfg_fd < 0)
+    return absl::InternalError("BPF object lacks its synproxy maps");
+  KeySet want;
+  for (const SynproxyService& s : services) {
+    if (!s.vaddr.isV4() && !s.vaddr.isV6()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("bpf synproxy service ", formatAddrPort(s.vaddr, s.vport)));
+    }
+    lb_bpf_synproxy_key k;
+    std::memset(&k, 0, sizeof(k));
+    k.family = static_cast<uint8_t>(s.vaddr.af());
+    k.port = htobe16(s.vport);
+    std::memcpy(k.addr, s.vaddr.data(), s.vaddr.size());
+    want.insert(keyBytes(k));
+  }
+  // The config first when turning on (a marked service is never answered with a stale
+  // secret), last when turning off.
+  lb_bpf_synproxy_cfg c;
+  std::memset(&c, 0, sizeof(c));
+  if (!want.empty()) {
+    c.secret = cfg.secret;
+    c.mss4 = cfg.mss4;
+    c.mss6 = cfg.mss6;
+    c.window = cfg.window;
+    c.on = 1;
+    c.clock_offset_ns = cfg.clock_offset_ns;
+  }
+  const uint32_t zero = 0;
+  if (!want.empty() && bpf_map_update_elem(cfg_fd, &zero, &c, BPF_ANY) != 0)
+    return errnoStatus("update bpf synproxy_cfg", errno);
+  if (absl::Status s = syncMap(svc_fd, sizeof(lb_bpf_synproxy_key), LB_BPF_MAX_SYNPROXY, want,
+                               synproxy_have_, "bpf synproxy services");
+      !s.ok()) {
+    return s;
+  }
+  if (want.empty() && bpf_map_update_elem(cfg_fd, &zero, &c, BPF_ANY) != 0)
+    return errnoStatus("update bpf synproxy_cfg", errno);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SynproxyCounters> IngressRedirect::synproxyCounters() const {
+  const int fd = bpf_object__find_map_fd_by_name(obj_, LB_BPF_MAP_SYNPROXY_CNT);
+  if (fd < 0)
+    return absl::InternalError("BPF object lacks " LB_BPF_MAP_SYNPROXY_CNT);
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0)
+    return errnoStatus("count possible CPUs", -ncpu);
+  std::vector<uint64_t> per_cpu(static_cast<size_t>(ncpu));
+  uint64_t sums[LB_BPF_SP_CNT_MAX] = {};
+  for (uint32_t i = 0; i < LB_BPF_SP_CNT_MAX; ++i) {
+    if (bpf_map_lookup_elem(fd, &i, per_cpu.data()) != 0)
+      return errnoStatus("read bpf synproxy counters", errno);
+    for (uint64_t v : per_cpu)
+      sums[i] += v;
+  }
+  SynproxyCounters c;
+  c.synack = sums[LB_BPF_SP_CNT_SYNACK];
+  c.slow = sums[LB_BPF_SP_CNT_SLOW];
+  return c;
+}
+
+absl::StatusOr<uint32_t> IngressRedirect::testRun(const std::vector<uint8_t>& frame,
+                                                  std::vector<uint8_t>* out) const {
+  out->assign(frame.size() + 256, 0);
+  LIBBPF_OPTS(bpf_test_run_opts, opts);
+  opts.data_in = frame.data();
+  opts.data_size_in = static_cast<uint32_t>(frame.size());
+  opts.data_out = out->data();
+  opts.data_size_out = static_cast<uint32_t>(out->size());
+  opts.repeat = 1;
+  if (bpf_prog_test_run_opts(prog_fd_, &opts) != 0)
+    return errnoStatus("BPF_PROG_TEST_RUN " LB_BPF_PROG_NAME, errno);
+  out->resize(opts.data_size_out);
+  return opts.retval;
+}
+
 }  // namespace lb::io

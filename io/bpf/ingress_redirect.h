@@ -166,6 +166,28 @@ struct IngressRedirectCounters {
   uint64_t flow_done = 0;         // TCP conns the program finished (FlowDone pushed, entries gone)
 };
 
+// The SYN proxy in the program (redirect_abi.h lb_bpf_synproxy_*): a bare TCP SYN to one of
+// these VIP:ports is answered with the SYN-ACK lbd's pipeline would send (its cookie, made
+// with `secret` and the CLOCK_MONOTONIC time, as core/pipeline/synproxy.h makeCookie).
+struct SynproxyService {
+  IpAddr vaddr;
+  uint16_t vport = 0;  // host byte order, TCP
+};
+
+struct SynproxyConfig {
+  uint64_t secret = 0;   // synproxy::secretOf(the conn table's seed)
+  uint16_t mss4 = 1460;  // the SYN-ACK's MSS option, IPv4 and IPv6
+  uint16_t mss6 = 1440;
+  uint16_t window = 65535;
+  int64_t clock_offset_ns = 0;  // added to CLOCK_MONOTONIC for the cookie's time (tests)
+};
+
+// Summed over CPUs since create().
+struct SynproxyCounters {
+  uint64_t synack = 0;  // SYN-ACKs the program sent
+  uint64_t slow = 0;    // SYNs to a synproxy VIP:port the program left to lbd
+};
+
 // Owns the loaded program and its maps, and the tc filters (plus clsact qdiscs) it attached.
 // Control thread: create/attach/detach/set*; counters() from any thread; addFlow/removeFlow/
 // flowState from one other thread (or the control thread). Not copyable.
@@ -232,6 +254,17 @@ class IngressRedirect {
   // entries then; when the ring (LB_BPF_DONE_BYTES) is full the entries stay in the map.
   size_t consumeDone(absl::FunctionRef<void(const FlowDone&)> f);
 
+  // The SYN proxy: the program answers bare SYNs to `services` with `cfg`'s cookie (empty:
+  // none, and the config is cleared). Control thread, as setDsts. InvalidArgument for an
+  // address that is neither IPv4 nor IPv6, ResourceExhausted beyond LB_BPF_MAX_SYNPROXY.
+  absl::Status setSynproxy(const SynproxyConfig& cfg, const std::vector<SynproxyService>& services);
+  absl::StatusOr<SynproxyCounters> synproxyCounters() const;
+
+  // Runs the program once on `frame` (an Ethernet frame) with BPF_PROG_TEST_RUN (a synthetic
+  // skb on the loopback device): its return value, and the frame it left in *out. For tests.
+  absl::StatusOr<uint32_t> testRun(const std::vector<uint8_t>& frame,
+                                   std::vector<uint8_t>* out) const;
+
   // Interfaces attached by this object.
   std::vector<int> attached() const;
 
@@ -270,6 +303,7 @@ class IngressRedirect {
   // keys that changed, not the whole set.
   absl::flat_hash_set<std::string> dsts_have_;
   absl::flat_hash_set<std::string> replies_have_;
+  absl::flat_hash_set<std::string> synproxy_have_;  // setSynproxy
   std::vector<Attachment> attached_;
 };
 

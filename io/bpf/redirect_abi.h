@@ -126,3 +126,38 @@ struct lb_bpf_config {
   // direction is lb_sidecar_egress's, on the TUN device's egress.
   __u32 sidecar;
 };
+
+// ---- SYN proxy: bare SYNs answered in the program (core/pipeline/synproxy.h's cookie) ----
+// A TCP SYN without ACK/RST/FIN (IPv4 without options and not a fragment, IPv6 without
+// extension headers) to a VIP:port in `synproxy` is answered with the SYN-ACK lbd's pipeline
+// would send (same cookie, window, MSS option only, TTL 64), out of the device it came in on.
+// The client's ACK goes to lbd, whose checkCookie opens the conn.
+#define LB_BPF_MAP_SYNPROXY "synproxy"
+#define LB_BPF_MAP_SYNPROXY_CFG "synproxy_cfg"
+#define LB_BPF_MAP_SYNPROXY_CNT "synproxy_cnt"
+#define LB_BPF_MAX_SYNPROXY 4096
+
+// synproxy key: a SYN proxy service's VIP and TCP port (network byte order); an IPv4 address
+// fills addr[0..4), the rest and pad are zero. Value: __u8 (1).
+struct lb_bpf_synproxy_key {
+  __u8 family;
+  __u8 pad;
+  __be16 port;
+  __u8 addr[16];
+};
+
+// synproxy_cfg: an array of one. `on` 0: no SYN is answered (the loader has not set it yet).
+struct lb_bpf_synproxy_cfg {
+  __u64 secret;      // core's synproxy::secretOf(the conn table's seed)
+  __u16 mss4, mss6;  // the SYN-ACK's MSS option (the pipeline's MTU - 40 / - 60)
+  __u16 window;      // the SYN-ACK's window
+  __u16 on;
+  __s64 clock_offset_ns;  // added to bpf_ktime_get_ns() for the cookie's time: 0 (tests move it)
+};
+
+// synproxy_cnt: per-CPU counters, one array slot each.
+enum lb_bpf_synproxy_counter {
+  LB_BPF_SP_CNT_SYNACK = 0,  // SYN-ACKs sent
+  LB_BPF_SP_CNT_SLOW = 1,    // a SYN to a synproxy VIP:port left to lbd (unsure, or cfg off)
+  LB_BPF_SP_CNT_MAX = 2,
+};

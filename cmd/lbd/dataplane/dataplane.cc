@@ -305,6 +305,10 @@ std::vector<std::pair<std::string, uint64_t>> DataplaneImpl::metrics() const {
         out.emplace_back("lb_dataplane_bpf_flow_dropped_total", c->flow_dropped);
         out.emplace_back("lb_dataplane_bpf_flow_done_total", c->flow_done);
       }
+      if (auto c = redirect_->synproxyCounters(); c.ok()) {
+        out.emplace_back("lb_dataplane_bpf_synproxy_synack_total", c->synack);
+        out.emplace_back("lb_dataplane_bpf_synproxy_slow_total", c->slow);
+      }
     }
   }
   if (offload_ != nullptr) {

@@ -154,6 +154,8 @@ class DataplaneImpl : public Dataplane {
   void startFlowOffload();
   void updateFastPath(const FullConfig& cfg);
 #ifdef LB_HAVE_BPF
+  // The SYN proxy's services and cookie key in the tc program (kernel_mu_ held).
+  absl::Status updateSynproxyFastPath(io::IngressRedirect& r);
   // The flow map of the tc program, for FlowOffload.
   class RedirectFlowMap final : public FlowMap {
    public:

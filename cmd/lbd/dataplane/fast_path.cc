@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "cmd/lbd/dataplane/dataplane_impl.h"
+#include "core/pipeline/synproxy.h"
 
 namespace lb::lbd::dataplane_internal {
 
@@ -51,6 +52,12 @@ void DataplaneImpl::startFastPath() {
 // the app's veth as in a gateway.
 void DataplaneImpl::startFlowOffload() {
 #ifdef LB_HAVE_BPF
+  {
+    // The SYN proxy's cookie key exists now (the conn table, the workers' MTU).
+    std::lock_guard<std::mutex> lock(kernel_mu_);
+    if (redirect_ != nullptr)
+      updateFastPath(table_.config());
+  }
   if (!options_.flow_offload ||
       (options_.mode != Mode::kGateway && options_.mode != Mode::kSidecar))
     return;
@@ -83,6 +90,35 @@ void DataplaneImpl::startFlowOffload() {
 #endif
 }
 
+#ifdef LB_HAVE_BPF
+// The SYN proxy's services the program answers SYNs for: each synproxy service's exact VIP:port
+// that the pipeline's own lookup (classify, then findService) gives to that service, so a
+// fwmark service or another one in front of it keeps its SYNs. The cookie's key and MSS are
+// the pipeline's (its conn table, its MTU). Gateway mode only; before the workers exist (the
+// first call, at start), none.
+absl::Status DataplaneImpl::updateSynproxyFastPath(io::IngressRedirect& r) {
+  std::vector<io::SynproxyService> svcs;
+  io::SynproxyConfig c;
+  const SnapshotPtr snap = table_.snapshot();
+  if (options_.mode == Mode::kGateway && conns_ != nullptr && !workers_.empty() && snap) {
+    const uint32_t mtu = workers_.front()->pipeline->mtu();
+    c.secret = synproxy::secretOf(conns_->seed());
+    c.mss4 = synproxy::synAckMss(mtu, Af::kInet);
+    c.mss6 = synproxy::synAckMss(mtu, Af::kInet6);
+    c.window = synproxy::kSynAckWindow;
+    for (const SnapService& sv : snap->services()) {
+      const ServiceKey& k = sv.config.key;
+      if (!sv.synproxy() || k.isFwmark() || k.proto != L4Proto::kTcp || k.vport == 0)
+        continue;
+      const uint32_t mark = snap->classify(k.af, k.proto, k.vaddr, k.vport);
+      if (snap->findService(k.af, k.proto, k.vaddr, k.vport, mark) == &sv)
+        svcs.push_back(io::SynproxyService{k.vaddr, k.vport});
+    }
+  }
+  return r.setSynproxy(c, svcs);
+}
+#endif
+
 // Control thread (kernel_mu_ held): the fast path's sets follow the config: VIPs and full-NAT
 // local addresses by destination, NAT real servers' (address, protocol, port) by source: the
 // same traffic kernel_state.cc routes and diverts into the TUN device.
@@ -101,6 +137,8 @@ void DataplaneImpl::updateFastPath(const FullConfig& cfg) {
   absl::Status s = redirect_->setDsts(dsts);
   if (s.ok())
     s = redirect_->setReplies(replies);
+  if (s.ok())
+    s = updateSynproxyFastPath(*redirect_);
   if (!s.ok()) {
     // A partial set would still be right (what the maps lack takes the kernel path), but a
     // stale entry could divert a removed server's traffic: drop the fast path altogether.
