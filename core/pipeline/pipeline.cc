@@ -206,7 +206,10 @@ void Pipeline::handleRequest(Packet& p) noexcept {
   //    (conn_reuse_mode, expire_nodest_conn with a quiesced dest).
   bool syn_or_init = (o.proto == L4Proto::kTcp && (o.tcp_flags & kTcpSyn) != 0) ||
                      (o.proto == L4Proto::kSctp && o.sctp_chunk == 1);
-  if (cp && sys.conn_reuse_mode != 0 && syn_or_init && shouldReschedule(p, *cp)) {
+  //    A SYN proxy service's SYN may have been answered by the tc program (io/bpf), never
+  //    reaching lbd: the ACK returning its cookie stands for it (synproxyReusesTuple).
+  if (cp && sys.conn_reuse_mode != 0 &&
+      ((syn_or_init && shouldReschedule(p, *cp)) || synproxyReusesTuple(p, *cp))) {
     if (cp->n_control.load(std::memory_order_relaxed) == 0) {
       conns_.expireNow(cp);
     } else {

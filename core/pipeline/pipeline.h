@@ -246,6 +246,7 @@ class Pipeline {
   void synproxyReply(Packet& p, ConnGuard& cp) noexcept;
   void synproxyAdjust(Packet& p, const Conn& conn, Direction dir) noexcept;
   uint64_t synproxySecret() const noexcept;
+  bool synproxyReusesTuple(const Packet& p, const Conn& conn) const noexcept;
   // FTP helper (ftp_pipeline.cc).
   bool ftpApplies(const Conn& conn) const noexcept;
   void ftpIn(Packet& p, const Conn& conn, uint32_t index) noexcept;

@@ -115,6 +115,28 @@ bool Pipeline::synproxyAnswer(Packet& p) noexcept {
   return false;
 }
 
+// Step 1 done in the kernel: the tc program (io/bpf/ingress_redirect.bpf.c) answers a SYN proxy
+// service's SYNs itself, so a SYN on a tuple whose old conn is closing (a client reusing its
+// port while lbd's conn sits in TIME_WAIT) never reaches lbd to expire that conn. The client's
+// ACK returning the cookie then stands for the SYN: true when `p` is a bare ACK whose ack - 1
+// is a valid cookie for its tuple and the conn is one a SYN would reschedule
+// (shouldReschedule), to a service with the SYN proxy on. A pending conn (its client's ACK
+// again) is synproxyResend's.
+bool Pipeline::synproxyReusesTuple(const Packet& p, const Conn& conn) const noexcept {
+  const L3L4& o = p.pp.outer;
+  if (o.proto != L4Proto::kTcp ||
+      (o.tcp_flags & (kTcpSyn | kTcpAck | kTcpRst | kTcpFin)) != kTcpAck ||
+      (conn.flags & kConnFSynproxyPending) != 0 || p.fromIcmp()) {
+    return false;
+  }
+  const SnapService* svc = p.snap.service(conn.svc);
+  if (svc == nullptr || !svc->synproxy() || !shouldReschedule(p, conn))
+    return false;
+  const uint32_t isn = synproxy::tcpSeq(p.pkt, o) - 1;
+  const uint32_t cookie = synproxy::tcpAck(p.pkt, o) - 1;
+  return synproxy::checkCookie(synproxySecret(), cookieFlow(o), isn, cookie, p.now).has_value();
+}
+
 // Step 2: the conn scheduled from a valid cookie's ACK opens the connection to the real server.
 void Pipeline::synproxyOpen(Packet& p, ConnGuard& cp) noexcept {
   if (!isNatMethod(connFwd(*cp))) {

@@ -221,6 +221,45 @@ TEST_F(SynproxyTest, RealServerRefusalReachesTheClientOnItsNumbers) {
   EXPECT_EQ(stateOf(kClient, 40000), "CLOSE");
 }
 
+// The tc program (io/bpf) answers SYNs in the kernel: a client reusing its port while lbd's
+// conn for the tuple is closed sends a SYN lbd never sees, then the ACK returning the
+// program's cookie (the same makeCookie, the same secret). That ACK expires the old conn and
+// opens a new one, as the SYN would have (conn_reuse_mode).
+TEST_F(SynproxyTest, CookieAckOnAClosedConnsTupleOpensANewConn) {
+  const uint32_t cookie = handshake();
+  ASSERT_EQ(fromClient(kTcpAck, 1001, cookie + 1).verdict, Verdict::kForward);
+  ASSERT_EQ(fromServer(kClient, 40000, kTcpSyn | kTcpAck, 5000, 1001).verdict, Verdict::kForward);
+  ASSERT_EQ(fromClient(kTcpRst | kTcpAck, 1001, cookie + 1).verdict, Verdict::kForward);
+  ASSERT_EQ(stateOf(kClient, 40000), "CLOSE");
+  // An ACK whose cookie is not valid is the old conn's, as before.
+  Result r = fromClient(kTcpAck, 7001, cookie + 77);
+  EXPECT_NE(Tcp(r.out).flags, kTcpSyn);
+  EXPECT_EQ(pipe_->counters().synproxy_conns_opened.value(), 1u);
+  // The SYN (ISN 7000, MSS 1460) went to the program; its cookie comes back.
+  const uint32_t c2 =
+      synproxy::makeCookie(synproxy::secretOf(conns_->seed()), {ip(kClient), ip(kVip), 40000, 80},
+                           7000, 1460, clock_.now());
+  r = fromClient(kTcpAck, 7001, c2 + 1);
+  ASSERT_EQ(r.verdict, Verdict::kForward);
+  EXPECT_TRUE(checksumsValid(r.out));
+  Tcp syn(r.out);
+  EXPECT_EQ(syn.dst, ip(kRs));
+  EXPECT_EQ(syn.flags, kTcpSyn);
+  EXPECT_EQ(syn.seq, 7000u);
+  EXPECT_EQ(syn.mss, 1460);
+  EXPECT_EQ(stateOf(kClient, 40000), "SYN_RECV");
+  EXPECT_EQ(pipe_->counters().synproxy_conns_opened.value(), 2u);
+  // Its handshake completes on the new numbers.
+  r = fromServer(kClient, 40000, kTcpSyn | kTcpAck, 9000, 7001);
+  ASSERT_EQ(r.verdict, Verdict::kForward);
+  EXPECT_EQ(Tcp(r.out).ack, 9001u);
+  EXPECT_EQ(stateOf(kClient, 40000), "ESTABLISHED");
+  // The same ACK again on the ESTABLISHED conn is that conn's (never a reuse).
+  r = fromClient(kTcpAck, 7001, c2 + 1);
+  EXPECT_EQ(Tcp(r.out).flags, kTcpAck);
+  EXPECT_EQ(pipe_->counters().synproxy_conns_opened.value(), 2u);
+}
+
 class SynproxyFullNatTest : public SynproxyTest {
  protected:
   void SetUp() override { useMethod(FwdMethod::kFullNat); }
