@@ -345,6 +345,32 @@ bool tcpCoalesce(PacketBuffer& head, const PacketBuffer& next) noexcept {
   return true;
 }
 
+bool adoptPartialTcp(PacketBuffer& p, size_t mtu) noexcept {
+  if (p.offload.gso != OffloadInfo::Gso::kNone || p.offload.csum != OffloadInfo::Csum::kNone)
+    return false;
+  const TcpView v = tcpView(p);
+  if (!v.ok)
+    return false;
+  uint8_t* d = p.data();
+  uint32_t ps = pseudoOf(d, v.v6, kProtoTcp, static_cast<uint32_t>(p.size() - v.l4));
+  while ((ps >> 16) != 0)
+    ps = (ps & 0xffff) + (ps >> 16);
+  // A complete segment's checksum field is the pseudo-header sum only by chance (1 in 65,536):
+  // a valid checksum keeps it complete.
+  if (load16(d + v.l4 + 16) != ps || tcpChecksumValid(p, v))
+    return false;
+  const size_t hdrs = v.l4 + v.thl;
+  p.offload.csum = OffloadInfo::Csum::kPartial;
+  p.offload.csum_start = static_cast<uint16_t>(v.l4);
+  p.offload.csum_offset = 16;
+  p.offload.hdr_len = static_cast<uint16_t>(hdrs);
+  if (mtu > hdrs && v.payload > mtu - hdrs) {
+    p.offload.gso = v.v6 ? OffloadInfo::Gso::kTcpV6 : OffloadInfo::Gso::kTcpV4;
+    p.offload.gso_size = static_cast<uint16_t>(mtu - hdrs);
+  }
+  return true;
+}
+
 void finishCoalesced(PacketBuffer& head) noexcept {
   if (head.offload.gso == OffloadInfo::Gso::kNone)
     return;

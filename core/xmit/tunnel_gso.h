@@ -62,6 +62,17 @@ namespace lb::xmit {
 // appended to it. Hot path.
 bool tcpCoalesce(PacketBuffer& head, const PacketBuffer& next) noexcept;
 
+// The receive half of a kernel-segmented GUE tunnel (docs/tunnel-speed.md): a super-packet the
+// LB handed its kernel whole crosses veth whole, and a UDP socket reads it as one datagram
+// whose inner TCP checksum is still partial (the pseudo-header sum; CHECKSUM_PARTIAL is never
+// finished on that path) and whose gso_size it cannot learn. If `p` (an inner IP packet, no
+// offload set) is TCP whose checksum field is the pseudo-header sum of its own length and
+// whose checksum does not verify, it is taken as such a packet: CHECKSUM_PARTIAL at its TCP
+// header, and a GSO request of `mtu` - headers bytes per segment when its payload is larger
+// (the kernel segments it only where it is forwarded on). True if `p` was adopted; any other
+// packet is left as it is. finishCoalesced completes what the TUN write needs. Hot path.
+bool adoptPartialTcp(PacketBuffer& p, size_t mtu) noexcept;
+
 // After tcpCoalesce appended to `head`: the IPv4 header checksum and the GSO request
 // (gso_size = the first segment's payload, CHECKSUM_PARTIAL with the pseudo-header sum in the
 // TCP checksum field). Nothing to do for a packet nothing was appended to. Hot path.

@@ -8,7 +8,7 @@ src=$(cd "$(dirname "$0")/../.." && pwd)
 LBD=${LBD_BIN:-$src/build/bin/lbd}
 LBCTL=${LBCTL_BIN:-$src/build/bin/lbctl}
 quick=0
-contenders="routing nft haproxy lbd-nat lbd-nat-nobpf lbd-synproxy lbd-fullnat lbd-dr lbd-tunnel lbd-sidecar"
+contenders="routing nft haproxy lbd-nat lbd-nat-nobpf lbd-synproxy lbd-fullnat lbd-dr lbd-tunnel lbd-tunnel-gue lbd-sidecar"
 for a in "$@"; do
   case $a in
     --quick) quick=1 ;;
@@ -208,6 +208,7 @@ teardown_lbd-nat-nobpf() { stop_lbd; }
 # userspace with a second lbd (--mode=decap: this kernel has no ipip module); the server
 # answers the client directly. The UDP row uses the VIP-bound iperf3 on 5202, as DR's does.
 DECAP_PID=
+TUN_FLAGS="-i"
 setup_lbd-tunnel() {
   ip -n "$S" addr add $VIP/32 dev lo
   ip netns exec "$S" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
@@ -220,11 +221,24 @@ setup_lbd-tunnel() {
     "$LBCTL" --server="unix://$tmp/decap.sock" -Ln >/dev/null 2>&1 && break
     sleep 0.1
   done
-  start_lbd "$B" gateway && lbd_services -i || return 1
-  lbctl -A -t $VIP:5202 -s rr && lbctl -a -t $VIP:5202 -r $SRV:5202 -i &&
-    lbctl -A -u $VIP:5202 -s rr && lbctl -a -u $VIP:5202 -r $SRV:5202 -i || return 1
+  # shellcheck disable=SC2086
+  start_lbd "$B" gateway && lbd_services $TUN_FLAGS || return 1
+  # shellcheck disable=SC2086
+  lbctl -A -t $VIP:5202 -s rr && lbctl -a -t $VIP:5202 -r $SRV:5202 $TUN_FLAGS &&
+    lbctl -A -u $VIP:5202 -s rr && lbctl -a -u $VIP:5202 -r $SRV:5202 $TUN_FLAGS || return 1
   TARGET=$VIP; UDP_PORT=5202
 }
+# The same with GUE dests (--tun-type gue, port 5555, the decap's default): on a 6.17+ kernel
+# the LB hands each GUE super-packet to its kernel whole through the TAP device lbdperf0g
+# (docs/tunnel-speed.md), which the server's decap reads as one datagram.
+setup_lbd-tunnel-gue() {
+  TUN_FLAGS="-i --tun-type gue --tun-port 5555"
+  setup_lbd-tunnel
+  local rc=$?
+  TUN_FLAGS="-i"
+  return $rc
+}
+teardown_lbd-tunnel-gue() { teardown_lbd-tunnel; }
 tun_drops() {  # tun_drops <ns> <dev>: rx_dropped/tx_dropped
   ip netns exec "$1" sh -c "cat /sys/class/net/$2/statistics/rx_dropped /sys/class/net/$2/statistics/tx_dropped" 2>/dev/null | paste -sd/
 }
@@ -334,7 +348,10 @@ for c in $contenders; do
     echo "   $c: $(echo "$m" | awk '/^lb_(dataplane|pipeline)_((rx|tx)_(gso|tun|l2|direct|packets)|bpf_flow_forwarded|bpf_flow_slow|bpf_flow_done|offload_installed|offload_finished|offload_ring_full|offload_held|conns_created)_total / {printf "%s=%s ", $1, $2}')" >&2
     echo "   $c: $(echo "$m" | awk '/^lb_conn_(entries|capacity|early_drops_total|table_full_total|synproxy_[a-z_]+) / {printf "%s=%s ", $1, $2}')" >&2
   fi
-  if [ "$c" = lbd-tunnel ]; then  # where a tunnelled packet can be lost on its way
+  if [ "$c" = lbd-tunnel-gue ]; then  # super-packets the kernel took whole (the TAP's RX)
+    echo "   $c: lbdperf0g rx packets/bytes $(ip netns exec "$B" sh -c 'cat /sys/class/net/lbdperf0g/statistics/rx_packets /sys/class/net/lbdperf0g/statistics/rx_bytes' 2>/dev/null | paste -sd/)" >&2
+  fi
+  if [[ $c == lbd-tunnel* ]]; then  # where a tunnelled packet can be lost on its way
     echo "   $c: TUN drops (rx/tx): balancer $(tun_drops "$B" lbdperf0), server $(tun_drops "$S" lbdperfd0), server raw socket drops $(ip netns exec "$S" awk 'NR > 1 { d += $NF } END { print d + 0 }' /proc/net/raw)" >&2
     echo "   $c: server ns: $(ip netns exec "$S" nstat -az 2>/dev/null | awk '$1 ~ /^(IpInDiscards|IpInHdrErrors|IpInAddrErrors|IpExtInNoRoutes|IpReasmFails|IpFragFails|IcmpOutDestUnreachs|UdpRcvbufErrors|UdpInErrors|TcpInErrs|TcpInCsumErrors)$/ && $2 > 0 {printf "%s=%s ", $1, $2}')" >&2
   fi

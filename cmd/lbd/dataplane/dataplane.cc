@@ -130,6 +130,8 @@ absl::Status DataplaneImpl::init(bool adopting) {
     workers_.push_back(std::move(w));
   }
   startFlowOffload();
+  if (options_.mode != Mode::kDecap && options_.offloads)
+    startGueTap();
   if (options_.mode == Mode::kDecap) {
     auto d = io::DecapReceiver::create(options_.gue_port);
     if (!d.ok()) {

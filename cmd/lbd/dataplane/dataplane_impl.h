@@ -35,6 +35,7 @@
 #include "io/raw/decap.h"
 #include "io/raw/l2_sender.h"
 #include "io/tun/tun_device.h"
+#include "io/tun/udp_tunnel_tap.h"
 
 namespace lb::lbd::dataplane_internal {
 
@@ -211,6 +212,8 @@ class DataplaneImpl : public Dataplane {
   static bool isRouted(const WorkerConfig& cfg, const IpAddr& dst);
   void writeTun(Worker& w, PacketBuffer& p);
   void sendTunnelGso(Worker& w, const PacketBuffer& p, const NeighMap* neigh);
+  bool sendGueGso(Worker& w, PacketBuffer& p);
+  void startGueTap();
 
   // housekeeping.cc
   void housekeepingLoop();
@@ -232,6 +235,8 @@ class DataplaneImpl : public Dataplane {
   std::unique_ptr<ftp::StateTable> ftp_;  // the FTP helper's per-control-conn state
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<io::DecapReceiver> decap_;
+  // GUE super-packets handed to the kernel whole (egress.cc startGueTap); null: cut in userspace.
+  std::unique_ptr<io::UdpTunnelTap> gue_tap_;
 #ifdef LB_HAVE_BPF
   std::unique_ptr<io::IngressRedirect> redirect_;  // kernel_mu_
 #endif

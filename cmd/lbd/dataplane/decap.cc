@@ -2,7 +2,9 @@
 // Decap mode: a thread writing the decapsulated packets to the TUN device. Consecutive TCP
 // segments of one flow that are already waiting are joined first (core/xmit/tunnel_gso.h's
 // tcpCoalesce, software GRO) and written as one GSO super-packet: the local stack then takes
-// 64 KB per TUN write instead of one MTU-sized packet.
+// 64 KB per TUN write instead of one MTU-sized packet. A GUE super-packet that the LB's kernel
+// carried whole (its UDP-tunnel GSO path, docs/tunnel-speed.md) arrives as one datagram with a
+// partial inner checksum and is written on as one GSO packet (adoptPartialTcp).
 #include <cerrno>
 #include <utility>
 
@@ -10,6 +12,13 @@
 #include "core/xmit/tunnel_gso.h"
 
 namespace lb::lbd::dataplane_internal {
+
+namespace {
+// The segment size a carried-whole super-packet is given (its own is not in the datagram): the
+// wire MTU of Ethernet. It matters only if this host forwards the packet on; the kernel then
+// segments it to that size.
+constexpr size_t kInnerMtu = 1500;
+}  // namespace
 
 void DataplaneImpl::decapLoop() {
   auto head = std::make_unique<PacketBuffer>();
@@ -29,11 +38,12 @@ void DataplaneImpl::decapLoop() {
     if (decap_->receive(*head, 100) != 1)
       continue;
     c.decap_packets.add();
+    xmit::adoptPartialTcp(*head, kInnerMtu);
     // What is already queued joins the head or follows it; the head leaves once the sockets
     // are empty, so nothing waits for a packet that has not arrived.
     while (decap_->receive(*next, 0) == 1) {
       c.decap_packets.add();
-      if (xmit::tcpCoalesce(*head, *next))
+      if (!xmit::adoptPartialTcp(*next, kInnerMtu) && xmit::tcpCoalesce(*head, *next))
         continue;
       flush(*head);
       std::swap(head, next);

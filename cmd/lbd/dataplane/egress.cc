@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // Egress choice, on the worker threads: a processed packet leaves by the TUN device, by direct
 // Ethernet egress to its learned next hop, or by AF_PACKET for direct routing.
+#include <linux/ip.h>
+
 #include <cerrno>
+#include <string>
 
 #include "cmd/lbd/dataplane/dataplane_impl.h"
 #include "core/xmit/tunnel_gso.h"
@@ -54,7 +57,8 @@ void DataplaneImpl::transmit(Worker& w,
   }
   if (p.tx == TxPath::kTun) {
     if (p.offload.gso != OffloadInfo::Gso::kNone && encapsulated(p)) {
-      sendTunnelGso(w, p, neigh);
+      if (gue_tap_ == nullptr || !sendGueGso(w, p))
+        sendTunnelGso(w, p, neigh);
       return;
     }
     if (!sendDirect(w, p, neigh))
@@ -135,6 +139,81 @@ void DataplaneImpl::sendTunnelGso(Worker& w, const PacketBuffer& p, const NeighM
     if (!sendDirect(w, seg, neigh))
       writeTun(w, seg);
   }
+}
+
+// Control thread, at start (gateway and sidecar modes with offloads). Whether GUE
+// super-packets go to the kernel whole: decided once by the probe and logged once
+// (docs/tunnel-speed.md). Without it (a kernel before 6.17, no CAP_NET_ADMIN, the device or its
+// settings refused) sendTunnelGso cuts them in userspace, as it does IPIP and GRE always.
+void DataplaneImpl::startGueTap() {
+  // <tun>g for the device, <tun>p for the probe (14 + 1 characters: IFNAMSIZ)'s scratch device
+  // (gone after the probe).
+  const std::string base = options_.tun.substr(0, 14);
+  if (!io::kernelTakesUdpTunnelGso(base + "p")) {
+    LB_LOG(kInfo,
+           "tunnel dests: this kernel takes no UDP-tunnel GSO packet from a TAP device (6.17+); "
+           "GUE, IPIP and GRE super-packets are cut into wire packets by lbd");
+    return;
+  }
+  auto tap = io::UdpTunnelTap::create(base + "g", workers_.size());
+  if (!tap.ok()) {
+    LB_LOG(kWarn, "GUE super-packets cut by lbd: %s", tap.status().ToString());
+    return;
+  }
+  const int ifindex = (*tap)->ifindex();
+  // As lbd0 (KernelState::installBase): what lbd writes is forwarded, its outer source is the
+  // LB's own address (accept_local), and loose reverse-path filtering needs an address on the
+  // device (169.254.245.245/32, link scope: never picked as a source).
+  absl::Status s = nl_->addLinkScopeAddr(ifindex, IpAddr::v4(0xa9fef5f5), 32);
+  if (absl::IsAlreadyExists(s))
+    s = absl::OkStatus();  // a takeover: the device (held by the old lbd too) has it already
+  for (const auto& [id, v] : {std::pair<int, uint32_t>{IPV4_DEVCONF_FORWARDING, 1},
+                              {IPV4_DEVCONF_ACCEPT_LOCAL, 1},
+                              {IPV4_DEVCONF_RP_FILTER, 2}}) {
+    if (s.ok())
+      s = nl_->setIpv4DevConf(ifindex, id, v);
+  }
+  if (!s.ok()) {
+    LB_LOG(kWarn, "GUE super-packets cut by lbd: %s: %s", (*tap)->name(), s.ToString());
+    return;
+  }
+  gue_tap_ = std::move(*tap);
+  LB_LOG(kInfo,
+         "tunnel dests: GUE super-packets go to the kernel whole through %s (UDP-tunnel GSO); "
+         "IPIP and GRE ones are cut into wire packets by lbd",
+         gue_tap_->name());
+}
+
+// Worker thread. Hot path. A GUE super-packet (inner TCP, no outer UDP checksum, outer length
+// within 16 bits) written whole to the TAP device: the kernel routes it and segments it where
+// a device needs it. False: not such a packet, or the write failed; the caller cuts it.
+bool DataplaneImpl::sendGueGso(Worker& w, PacketBuffer& p) {
+  xmit::TunnelGsoPlan plan;
+  if (!xmit::planTunnelGso(p, plan) || plan.udp || plan.encap_len < 8)
+    return false;
+  const uint8_t* d = p.data();
+  const uint8_t outer_proto = plan.outer_v6 ? d[6] : d[9];
+  const size_t outer_len = plan.outer_v6 ? p.size() - 40 : p.size();
+  if (outer_proto != 17 || outer_len > 0xffff || d[plan.outer_l3_len + 6] != 0 ||
+      d[plan.outer_l3_len + 7] != 0)
+    return false;
+  io::UdpTunnelGso g;
+  g.outer_l4 = plan.outer_l3_len;
+  g.inner_l3 = plan.inner_l3;
+  g.inner_l4 = plan.inner_l4;
+  g.inner_hdrs = plan.hdrs;
+  g.gso_size = plan.seg;
+  g.outer_v6 = plan.outer_v6;
+  g.inner_v6 = plan.inner_v6;
+  if (gue_tap_->write(w.index, p, g) < 0) {
+    p.pull(14);  // the Ethernet header write() prepended
+    w.counters.tx_errors.add();
+    LB_LOG_EVERY_N_SEC(kWarn, 10, "%s write: errno %d; cutting in userspace", gue_tap_->name(),
+                       errno);
+    return false;
+  }
+  w.counters.tx_gso.add();
+  return true;
 }
 
 // Whether each wire packet of `p` (each segment of a GSO packet) fits the link MTU; the kernel's

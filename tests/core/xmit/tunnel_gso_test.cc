@@ -498,5 +498,70 @@ TEST(TcpCoalesceTest, StopsAt64KB) {
   EXPECT_LE(head->size(), 65535U);
 }
 
+// A kernel-segmented GUE tunnel's super-packet as a UDP socket reads it: the inner TCP checksum
+// field holds the pseudo-header sum (CHECKSUM_PARTIAL never finished).
+Bytes partialOf(Bytes b, bool v6) {
+  const size_t l4 = v6 ? 40 : 20;
+  const size_t len = b.size() - l4;
+  const uint16_t ps = refFold(nullptr, 0, refPseudo(b.data(), v6, 6, len));
+  b[l4 + 16] = static_cast<uint8_t>(ps >> 8);
+  b[l4 + 17] = static_cast<uint8_t>(ps);
+  return b;
+}
+
+TEST(AdoptPartialTcpTest, TakesAPartialSuperPacketAndLeavesCompleteOnes) {
+  for (const char* src : {"198.18.0.1", "2001:2::1"}) {
+    SCOPED_TRACE(src);
+    const bool v6 = ip(src).isV6();
+    const size_t l4 = v6 ? 40 : 20;
+    const Bytes data = randomBytes(60000, 7);
+    const Bytes whole = segment(1000, data, kTcpAck, src);
+    // Complete (valid checksum): untouched.
+    auto complete = bufferOf(whole);
+    EXPECT_FALSE(xmit::adoptPartialTcp(*complete, 1500));
+    EXPECT_EQ(complete->offload.csum, OffloadInfo::Csum::kNone);
+    EXPECT_EQ(complete->offload.gso, OffloadInfo::Gso::kNone);
+    // Partial: CHECKSUM_PARTIAL and a GSO request of MTU-sized segments.
+    auto partial = bufferOf(partialOf(whole, v6));
+    ASSERT_TRUE(xmit::adoptPartialTcp(*partial, 1500));
+    EXPECT_EQ(partial->offload.csum, OffloadInfo::Csum::kPartial);
+    EXPECT_EQ(partial->offload.csum_start, l4);
+    EXPECT_EQ(partial->offload.csum_offset, 16);
+    EXPECT_EQ(partial->offload.gso, v6 ? OffloadInfo::Gso::kTcpV6 : OffloadInfo::Gso::kTcpV4);
+    EXPECT_EQ(partial->offload.gso_size, 1500 - l4 - 20);
+    xmit::finishCoalesced(*partial);
+    const uint8_t* d = partial->data();
+    const size_t len = partial->size() - l4;
+    EXPECT_EQ(get16(d + l4 + 16), refFold(nullptr, 0, refPseudo(d, v6, 6, len)));
+    // Completing the partial checksum gives the original segment back, byte for byte.
+    Bytes done(d, d + partial->size());
+    done[l4 + 16] = done[l4 + 17] = 0;
+    const uint16_t c =
+        static_cast<uint16_t>(~refFold(done.data() + l4, len, refPseudo(d, v6, 6, len)));
+    done[l4 + 16] = static_cast<uint8_t>(c >> 8);
+    done[l4 + 17] = static_cast<uint8_t>(c);
+    EXPECT_EQ(done, whole);
+    // A partial packet that fits the MTU: CHECKSUM_PARTIAL only.
+    auto small = bufferOf(partialOf(segment(5, Bytes(100, 0x5a), kTcpAck, src), v6));
+    ASSERT_TRUE(xmit::adoptPartialTcp(*small, 1500));
+    EXPECT_EQ(small->offload.csum, OffloadInfo::Csum::kPartial);
+    EXPECT_EQ(small->offload.gso, OffloadInfo::Gso::kNone);
+  }
+}
+
+TEST(AdoptPartialTcpTest, RefusesABadChecksumThatIsNotThePseudoHeaderSum) {
+  Bytes b = partialOf(segment(1000, randomBytes(3000, 9), kTcpAck), false);
+  b[20 + 17] ^= 1;  // neither valid nor the pseudo-header sum: left for the kernel to drop
+  auto p = bufferOf(b);
+  EXPECT_FALSE(xmit::adoptPartialTcp(*p, 1500));
+  EXPECT_EQ(p->offload.csum, OffloadInfo::Csum::kNone);
+  // Already carrying an offload request: not touched.
+  auto q = bufferOf(partialOf(segment(1000, randomBytes(3000, 9), kTcpAck), false));
+  q->offload.gso = OffloadInfo::Gso::kTcpV4;
+  q->offload.gso_size = 1000;
+  EXPECT_FALSE(xmit::adoptPartialTcp(*q, 1500));
+  EXPECT_EQ(q->offload.gso_size, 1000);
+}
+
 }  // namespace
 }  // namespace lb
