@@ -8,7 +8,9 @@
 # the programs' flow counter moves by hundreds of (GSO) packets while lbd's workers send a handful
 # (the handshake before the install); the service's InPkts/OutBytes count both directions once
 # folded; the FINs the program forwarded take the conn to TIME_WAIT in lbctl -Lnc, and the
-# offload gives it back.
+# offload gives it back. A conn whose app is killed mid-transfer: the RST the programs forwarded
+# finishes it, lbd puts it in CLOSE and it expires from -Lnc 10 s later. 20 short conns are all
+# offloaded and given back.
 source "$(dirname "$0")/dataplane_lib.sh"
 dp_init sidecar_offload
 dp_need curl cmp
@@ -95,6 +97,23 @@ echo "offload: installed $(metric lb_dataplane_offload_installed_total)," \
   "bpf flow done $(metric lb_dataplane_bpf_flow_done_total)," \
   "dropped $(metric lb_dataplane_bpf_flow_dropped_total)"
 [[ $(metric lb_dataplane_bpf_flow_dropped_total) -eq 0 ]] || dp_fail "the programs dropped packets"
+# A conn reset mid-transfer (the app is killed): the programs forward the RST and finish the
+# conn, lbd's state machine takes it to CLOSE and the conn expires from -Lnc (CLOSE: 10 s).
+ip netns exec "$(n app)" curl -s --max-time 60 --noproxy '*' --limit-rate 1M -o /dev/null \
+  "http://$VIP:8081/big.bin" &
+curl_pid=$!
+DP_PIDS+=("$curl_pid")
+dp_poll_eq 20 "the slow download offloaded" 1 metric lb_dataplane_offload_active
+done_before=$(metric lb_dataplane_bpf_flow_done_total)
+kill -9 "$curl_pid"
+conns_8081() { lbctl sc -Lnc | grep -F " $VIP:8081 " | grep -vc TIME_WAIT || true; }
+dp_poll_eq 20 "the reset conn given back" 0 metric lb_dataplane_offload_active
+echo "reset conn: $(lbctl sc -Lnc | grep -F " $VIP:8081 " | grep -v TIME_WAIT || true)"
+[[ $(metric lb_dataplane_bpf_flow_done_total) -gt $done_before ]] ||
+  dp_fail "the programs did not finish the reset conn"
+t0=$SECONDS
+dp_poll_eq 30 "the reset conn expired from -Lnc" 0 conns_8081
+echo "reset conn expired after $((SECONDS - t0)) s"
 # Short conns (the request rows): many conns, each offloaded and given back.
 inst_before=$(metric lb_dataplane_offload_installed_total)
 for i in $(seq 20); do
