@@ -133,7 +133,7 @@ flood_phase() {
   done
 
   echo "$tag: s1 $(ip netns exec "$(n s1)" nstat -az 2>/dev/null | awk '$1 ~ /^(TcpExtListenOverflows|TcpExtListenDrops|TcpExtSyncookies(Sent|Recv|Failed)|TcpExtTCPReqQFullDrop|TcpExtTCPReqQFullDoCookies|TcpOutRsts|TcpAttemptFails)$/ && $2 > 0 {printf "%s=%s ", $1, $2}')"
-  echo "$tag: c $(ip netns exec "$(n c)" nstat -az 2>/dev/null | awk '$1 ~ /^(TcpExtTCPSynRetrans|TcpRetransSegs|TcpEstabResets|TcpAttemptFails|TcpInErrs)$/ && $2 > 0 {printf "%s=%s ", $1, $2}')"
+  echo "$tag: c $(ip netns exec "$(n c)" nstat -az 2>/dev/null | awk '$1 ~ /^(TcpExtTCPSynRetrans|TcpRetransSegs|TcpEstabResets|TcpAttemptFails|TcpInErrs|TcpInCsumErrors|TcpExtTCPSYNChallenge|TcpExtTCPChallengeACK|TcpExtTCPACKSkippedSynRecv|TcpExtTCPACKSkippedChallenge)$/ && $2 > 0 {printf "%s=%s ", $1, $2}')"
   [[ $client_rc -eq 0 ]] || dp_fail "$tag: not every client connection got its answer through the flood"
   [[ $iperf_rc -eq 0 && $gbps != NA ]] || dp_fail "$tag: the iperf3 stream did not run to its end"
   local sent
