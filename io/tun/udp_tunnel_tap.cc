@@ -168,7 +168,13 @@ ssize_t UdpTunnelTap::write(size_t queue, PacketBuffer& p, const UdpTunnelGso& g
   uint8_t hdr[kVnetHdrTunnelLen];
   encodeUdpTunnelVnetHdr(g, ETH_HLEN, hdr);
   iovec iov[2] = {{hdr, sizeof(hdr)}, {p.data(), p.size()}};
-  return ::writev(fds_[queue % fds_.size()], iov, 2);
+  const ssize_t n = ::writev(fds_[queue % fds_.size()], iov, 2);
+  if (n < 0) {
+    const int e = errno;
+    p.pull(ETH_HLEN);  // p as it came, for the caller's fallback
+    errno = e;
+  }
+  return n;
 }
 
 }  // namespace lb::io

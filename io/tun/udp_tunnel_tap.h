@@ -65,8 +65,8 @@ class UdpTunnelTap {
   // Writes `p` (an outer IPv4/IPv6 + UDP + GUE + inner IP/TCP super-packet, its outer UDP
   // checksum 0 and its inner TCP checksum field the pseudo-header sum, as TunnelForwarder
   // leaves it) as one GSO_UDP_TUNNEL_IPV4/6 | TCPV4/6 packet. Prepends an Ethernet header to
-  // the device's own MAC in p's headroom (p keeps it). Returns the bytes written or -1 with
-  // errno. Worker thread. Hot path.
+  // the device's own MAC in p's headroom (p keeps it once written; a failed write leaves p as
+  // it was). Returns the bytes written or -1 with errno. Worker thread. Hot path.
   ssize_t write(size_t queue, PacketBuffer& p, const UdpTunnelGso& g) noexcept;
 
  private:

@@ -6,19 +6,23 @@
 #include "io/tun/tun_device.h"
 
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <string>
 #include <thread>
 
 #include "gtest/gtest.h"
 
+#include "io/tun/udp_tunnel_tap.h"
 #include "tests/testlib/skip.h"
 
 namespace lb::io {
@@ -116,6 +120,27 @@ TEST_F(TunDeviceTest, NoqueueDeviceCarriesPackets) {
     }
     ::close(s);
     EXPECT_TRUE(found) << "the datagram never reached the TUN queue";
+  });
+}
+
+// The start-up probe for GUE super-packets handed to the kernel whole: Linux 6.17+ takes a
+// UDP-tunnel GSO packet from a TAP device, an older kernel does not (docs/tunnel-speed.md).
+// The probe sends nothing: its scratch device stays down and is gone after it.
+TEST_F(TunDeviceTest, UdpTunnelGsoProbeFollowsTheKernel) {
+  utsname u{};
+  ASSERT_EQ(::uname(&u), 0);
+  int major = 0, minor = 0;
+  ASSERT_EQ(std::sscanf(u.release, "%d.%d", &major, &minor), 2) << u.release;
+  const bool want = major > 6 || (major == 6 && minor >= 17);
+  inFreshNetns([want, &u] {
+    EXPECT_EQ(kernelTakesUdpTunnelGso("lbdq0p"), want) << u.release;
+    EXPECT_EQ(::if_nametoindex("lbdq0p"), 0U) << "the probe's device outlived it";
+    if (!want)
+      return;
+    auto tap = UdpTunnelTap::create("lbdq0g", 2);
+    ASSERT_TRUE(tap.ok()) << tap.status();
+    EXPECT_NE((*tap)->ifindex(), 0);
+    EXPECT_EQ((*tap)->name(), "lbdq0g");
   });
 }
 

@@ -2,10 +2,12 @@
 #include "io/tun/vnet_hdr.h"
 
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "gtest/gtest.h"
 
+#include "io/tun/udp_tunnel_tap.h"
 #include "tests/testlib/packet_builder.h"
 
 namespace lb::io {
@@ -143,6 +145,35 @@ TEST(VnetHdrTest, FinishPartialChecksumRejectsOffsetsOutside) {
   o.csum_start = 20;
   o.csum_offset = 16;
   EXPECT_FALSE(finishPartialChecksum(pkt.data(), pkt.size(), o));
+}
+
+// The 24-byte UDP-tunnel header lbd writes to its GUE TAP device (udp_tunnel_tap.h), byte by
+// byte as include/uapi/linux/virtio_net.h lays it out (little endian).
+TEST(UdpTunnelVnetHdr, LayoutForGueOverIpv4AndIpv6) {
+  UdpTunnelGso g;
+  g.outer_l4 = 20;    // outer IPv4
+  g.inner_l3 = 32;    // + UDP 8 + GUE 4
+  g.inner_l4 = 52;    // + inner IPv4 20
+  g.inner_hdrs = 84;  // + TCP with 12 bytes of options
+  g.gso_size = 1408;
+  uint8_t h[kVnetHdrTunnelLen];
+  std::memset(h, 0xee, sizeof(h));
+  encodeUdpTunnelVnetHdr(g, 14, h);
+  const uint8_t want[kVnetHdrTunnelLen] = {
+      1,    0x21,                    // NEEDS_CSUM; GSO_UDP_TUNNEL_IPV4 | GSO_TCPV4
+      98,   0,                       // hdr_len 14 + 84
+      0x80, 0x05,                    // gso_size 1408
+      66,   0,                       // csum_start 14 + 52
+      16,   0,                       // csum_offset
+      0,    0,                       // num_buffers
+      0,    0,    0, 0, 0, 0, 0, 0,  // hash report
+      34,   0,                       // outer_th_offset 14 + 20
+      46,   0};                      // inner_nh_offset 14 + 32
+  EXPECT_EQ(0, std::memcmp(h, want, sizeof(h)));
+  g.outer_v6 = true;
+  g.inner_v6 = true;
+  encodeUdpTunnelVnetHdr(g, 14, h);
+  EXPECT_EQ(h[1], 0x40 | 0x04);  // GSO_UDP_TUNNEL_IPV6 | GSO_TCPV6
 }
 
 }  // namespace

@@ -206,7 +206,6 @@ bool DataplaneImpl::sendGueGso(Worker& w, PacketBuffer& p) {
   g.outer_v6 = plan.outer_v6;
   g.inner_v6 = plan.inner_v6;
   if (gue_tap_->write(w.index, p, g) < 0) {
-    p.pull(14);  // the Ethernet header write() prepended
     w.counters.tx_errors.add();
     LB_LOG_EVERY_N_SEC(kWarn, 10, "%s write: errno %d; cutting in userspace", gue_tap_->name(),
                        errno);
