@@ -173,5 +173,20 @@ fi
 spoofed=$(lbctl synproxy -Lnc | grep -c ' 198\.19\.' || true)
 [[ $spoofed -eq 0 ]] || dp_fail "synproxy: $spoofed conns from spoofed sources in the table"
 [[ $(metric lb_conn_early_drops_total) == 0 ]] || dp_fail "synproxy: the table filled up"
+if [[ -n $bpf_answered ]]; then
+  # The SYN proxy switched off on the live service: the program stops answering its SYNs at
+  # once (the connection is plain NAT); switched on again, it answers them again.
+  lbctl synproxy -E -t $VIP:80 -s rr
+  ! lbctl synproxy -Ln | grep -q "synproxy" || dp_fail "synproxy: -E did not switch it off"
+  before=$(metric lb_dataplane_bpf_synproxy_synack_total)
+  [[ $(dp_get c "http://$VIP/") == S1 ]] || dp_fail "synproxy off: no answer through the VIP"
+  [[ $(metric lb_dataplane_bpf_synproxy_synack_total) == "$before" ]] ||
+    dp_fail "synproxy off: the tc program still answered a SYN"
+  lbctl synproxy -E -t $VIP:80 -s rr --synproxy
+  [[ $(dp_get c "http://$VIP/") == S1 ]] || dp_fail "synproxy on again: no answer through the VIP"
+  (($(metric lb_dataplane_bpf_synproxy_synack_total) > before)) ||
+    dp_fail "synproxy on again: the tc program answered no SYN"
+  echo "synproxy: switched off and on on the live service, the tc program followed"
+fi
 dp_lbd_stop synproxy
 echo "PASS syn_flood"
