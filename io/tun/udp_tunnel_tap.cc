@@ -12,6 +12,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include "absl/status/status.h"
@@ -133,6 +134,15 @@ absl::StatusOr<std::unique_ptr<UdpTunnelTap>> UdpTunnelTap::create(const std::st
     return errnoStatus(absl::StrCat("SIOCGIFHWADDR ", t->name_), e);
   }
   std::memcpy(t->mac_.data(), ifr.ifr_hwaddr.sa_data, 6);
+  // No IPv6 link-local address (addr_gen_mode 1 = none, before the link comes up): the device
+  // only takes what lbd writes, so nothing of the kernel's own (DAD, router solicitations, MLD)
+  // should queue towards it. IPv6 forwarding through it does not need an address. Best effort:
+  // /proc/sys may be read-only.
+  if (FILE* f = std::fopen(
+          absl::StrCat("/proc/sys/net/ipv6/conf/", t->name_, "/addr_gen_mode").c_str(), "w")) {
+    std::fputs("1", f);
+    std::fclose(f);
+  }
   ifr.ifr_flags = 0;
   if (ioctl(s, SIOCGIFFLAGS, &ifr) != 0 ||
       (ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP), ioctl(s, SIOCSIFFLAGS, &ifr)) !=
