@@ -169,6 +169,7 @@ class Pipeline {
 
   // Worker thread, between batches. The path MTU forwarders check against (default 1500).
   void setMtu(uint32_t mtu) { mtu_ = mtu; }
+
   uint32_t mtu() const { return mtu_; }
 
   // Worker thread, between batches. The outer source address of tunnel packets for real

@@ -157,6 +157,7 @@ class DataplaneImpl : public Dataplane {
 #ifdef LB_HAVE_BPF
   // The SYN proxy's services and cookie key in the tc program (kernel_mu_ held).
   absl::Status updateSynproxyFastPath(io::IngressRedirect& r);
+
   // The flow map of the tc program, for FlowOffload.
   class RedirectFlowMap final : public FlowMap {
    public:
