@@ -345,7 +345,7 @@ bool tcpCoalesce(PacketBuffer& head, const PacketBuffer& next) noexcept {
   return true;
 }
 
-bool adoptPartialTcp(PacketBuffer& p, size_t mtu) noexcept {
+bool adoptPartialTcp(PacketBuffer& p, size_t mtu, bool unwired) noexcept {
   if (p.offload.gso != OffloadInfo::Gso::kNone || p.offload.csum != OffloadInfo::Csum::kNone)
     return false;
   const TcpView v = tcpView(p);
@@ -356,8 +356,8 @@ bool adoptPartialTcp(PacketBuffer& p, size_t mtu) noexcept {
   while ((ps >> 16) != 0)
     ps = (ps & 0xffff) + (ps >> 16);
   // A complete segment's checksum field is the pseudo-header sum only by chance (1 in 65,536):
-  // a valid checksum keeps it complete.
-  if (load16(d + v.l4 + 16) != ps || tcpChecksumValid(p, v))
+  // a valid checksum keeps it complete (unless unwired: see the header).
+  if (load16(d + v.l4 + 16) != ps || (!unwired && tcpChecksumValid(p, v)))
     return false;
   const size_t hdrs = v.l4 + v.thl;
   p.offload.csum = OffloadInfo::Csum::kPartial;

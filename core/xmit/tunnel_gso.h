@@ -70,8 +70,12 @@ bool tcpCoalesce(PacketBuffer& head, const PacketBuffer& next) noexcept;
 // whose checksum does not verify, it is taken as such a packet: CHECKSUM_PARTIAL at its TCP
 // header, and a GSO request of `mtu` - headers bytes per segment when its payload is larger
 // (the kernel segments it only where it is forwarded on). True if `p` was adopted; any other
-// packet is left as it is. finishCoalesced completes what the TUN write needs. Hot path.
-bool adoptPartialTcp(PacketBuffer& p, size_t mtu) noexcept;
+// packet is left as it is. finishCoalesced completes what the TUN write needs.
+// `unwired`: the caller knows `p` never crossed a wire as one piece (a datagram larger than any
+// link carries that was not reassembled from fragments): the checksum is not verified first.
+// A complete segment whose field happens to be the pseudo-header sum is then adopted too, which
+// is harmless: completing that field over the segment gives its own checksum back. Hot path.
+bool adoptPartialTcp(PacketBuffer& p, size_t mtu, bool unwired = false) noexcept;
 
 // After tcpCoalesce appended to `head`: the IPv4 header checksum and the GSO request
 // (gso_size = the first segment's payload, CHECKSUM_PARTIAL with the pseudo-header sum in the

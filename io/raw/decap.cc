@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "absl/status/status.h"
@@ -76,6 +77,12 @@ absl::StatusOr<std::unique_ptr<DecapReceiver>> DecapReceiver::create(uint16_t gu
   growReceiveBuffer(fd);
   int zero = 0;
   setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+  // The size of the largest fragment of a reassembled datagram (ip_cmsg_recv_fragsize): what
+  // came whole without it was never on a wire as one piece (lastUnwired). IPv4-mapped
+  // datagrams report through the IPv4 option.
+  int one = 1;
+  setsockopt(fd, IPPROTO_IP, IP_RECVFRAGSIZE, &one, sizeof(one));
+  setsockopt(fd, IPPROTO_IPV6, IPV6_RECVFRAGSIZE, &one, sizeof(one));
   sockaddr_in6 sa{};
   sa.sin6_family = AF_INET6;
   sa.sin6_port = htons(gue_port);
@@ -103,9 +110,31 @@ DecapReceiver::~DecapReceiver() {
 
 int DecapReceiver::readOne(int fd, int kind, PacketBuffer& pkt) noexcept {
   pkt.reset();
-  ssize_t n = recv(fd, pkt.data(), pkt.tailroom(), MSG_DONTWAIT);
-  if (n <= 0)
-    return 0;
+  last_unwired_ = false;
+  ssize_t n = 0;
+  if (kind == kGue) {
+    iovec iov{pkt.data(), pkt.tailroom()};
+    alignas(cmsghdr) uint8_t control[CMSG_SPACE(sizeof(int)) * 2];
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = control;
+    m.msg_controllen = sizeof(control);
+    n = recvmsg(fd, &m, MSG_DONTWAIT);
+    if (n <= 0)
+      return 0;
+    bool reassembled = (m.msg_flags & MSG_CTRUNC) != 0;  // unknown: take it as reassembled
+    for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
+      if ((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVFRAGSIZE) ||
+          (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVFRAGSIZE))
+        reassembled = true;
+    }
+    last_unwired_ = !reassembled && static_cast<size_t>(n) > kWholeMin;
+  } else {
+    n = recv(fd, pkt.data(), pkt.tailroom(), MSG_DONTWAIT);
+    if (n <= 0)
+      return 0;
+  }
   pkt.setSize(static_cast<size_t>(n));
   bool ok = false;
   if (kind == kRawV4) {

@@ -37,6 +37,14 @@ class DecapReceiver {
 
   uint64_t received() const { return received_; }
 
+  // Whether the packet receive() last returned came whole from a GUE datagram that was not
+  // reassembled from IP fragments (no IP_RECVFRAGSIZE / IPV6_RECVFRAGSIZE size with it) and is
+  // larger than any link carries (kWholeMin): then it never crossed a wire as one piece, it is
+  // a GSO super-packet of the sending kernel (docs/tunnel-speed.md). Decap thread.
+  bool lastUnwired() const { return last_unwired_; }
+
+  static constexpr size_t kWholeMin = 16384;
+
   uint64_t dropped() const { return dropped_; }
 
  private:
@@ -49,6 +57,7 @@ class DecapReceiver {
   uint64_t received_ = 0;
   uint64_t dropped_ = 0;
   size_t next_ = 0;  // the socket that last had a packet: tried first
+  bool last_unwired_ = false;
 };
 
 }  // namespace lb::io

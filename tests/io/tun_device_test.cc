@@ -10,18 +10,21 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <string>
 #include <thread>
 
 #include "gtest/gtest.h"
 
+#include "io/raw/decap.h"
 #include "io/tun/udp_tunnel_tap.h"
 #include "tests/testlib/skip.h"
 
@@ -141,6 +144,57 @@ TEST_F(TunDeviceTest, UdpTunnelGsoProbeFollowsTheKernel) {
     ASSERT_TRUE(tap.ok()) << tap.status();
     EXPECT_NE((*tap)->ifindex(), 0);
     EXPECT_EQ((*tap)->name(), "lbdq0g");
+  });
+}
+
+// The decap's GUE socket tells a datagram that came whole (a sending kernel's GSO super-packet,
+// or anything larger than a link over lo) from one reassembled from fragments
+// (DecapReceiver::lastUnwired, IP_RECVFRAGSIZE): only the first may skip the checksum check.
+TEST_F(TunDeviceTest, DecapTellsWholeDatagramsFromReassembledOnes) {
+  inFreshNetns([] {
+    int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(s, 0);
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+    ASSERT_EQ(::ioctl(s, SIOCGIFFLAGS, &ifr), 0);
+    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+    ASSERT_EQ(::ioctl(s, SIOCSIFFLAGS, &ifr), 0);
+    auto d = DecapReceiver::create(5555);
+    ASSERT_TRUE(d.ok()) << d.status();
+    sockaddr_in dst{};
+    dst.sin_family = AF_INET;
+    dst.sin_port = htons(5555);
+    dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    // GUE version 0 carrying IPv4, then an IPv4 header and zeros.
+    auto send = [&](size_t n) {
+      std::string b(n, '\0');
+      b[1] = 4;
+      b[4] = 0x45;
+      ASSERT_EQ(::sendto(s, b.data(), n, 0, reinterpret_cast<sockaddr*>(&dst), sizeof(dst)),
+                static_cast<ssize_t>(n));
+    };
+    auto next = [&](PacketBuffer& p) {
+      for (int i = 0; i < 20; ++i) {
+        if ((*d)->receive(p, 100) == 1)
+          return true;
+      }
+      return false;
+    };
+    PacketBuffer p;
+    send(30000);  // lo's MTU is 65536: not fragmented
+    ASSERT_TRUE(next(p));
+    EXPECT_EQ(p.size(), 30000U - 4);
+    EXPECT_TRUE((*d)->lastUnwired());
+    send(1000);  // small enough for a wire
+    ASSERT_TRUE(next(p));
+    EXPECT_FALSE((*d)->lastUnwired());
+    ifr.ifr_mtu = 1500;
+    ASSERT_EQ(::ioctl(s, SIOCSIFMTU, &ifr), 0);
+    send(30000);  // now fragmented and reassembled
+    ASSERT_TRUE(next(p));
+    EXPECT_EQ(p.size(), 30000U - 4);
+    EXPECT_FALSE((*d)->lastUnwired());
+    ::close(s);
   });
 }
 

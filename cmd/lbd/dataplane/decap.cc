@@ -38,12 +38,13 @@ void DataplaneImpl::decapLoop() {
     if (decap_->receive(*head, 100) != 1)
       continue;
     c.decap_packets.add();
-    xmit::adoptPartialTcp(*head, kInnerMtu);
+    xmit::adoptPartialTcp(*head, kInnerMtu, decap_->lastUnwired());
     // What is already queued joins the head or follows it; the head leaves once the sockets
     // are empty, so nothing waits for a packet that has not arrived.
     while (decap_->receive(*next, 0) == 1) {
       c.decap_packets.add();
-      if (!xmit::adoptPartialTcp(*next, kInnerMtu) && xmit::tcpCoalesce(*head, *next))
+      if (!xmit::adoptPartialTcp(*next, kInnerMtu, decap_->lastUnwired()) &&
+          xmit::tcpCoalesce(*head, *next))
         continue;
       flush(*head);
       std::swap(head, next);

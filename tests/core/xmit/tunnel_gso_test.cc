@@ -549,6 +549,22 @@ TEST(AdoptPartialTcpTest, TakesAPartialSuperPacketAndLeavesCompleteOnes) {
   }
 }
 
+TEST(AdoptPartialTcpTest, UnwiredSkipsTheVerificationAndStaysCorrect) {
+  const Bytes whole = segment(1000, randomBytes(60000, 11), kTcpAck);
+  // A partial super-packet: adopted as without `unwired`.
+  auto partial = bufferOf(partialOf(whole, false));
+  ASSERT_TRUE(xmit::adoptPartialTcp(*partial, 1500, /*unwired=*/true));
+  EXPECT_EQ(partial->offload.gso, OffloadInfo::Gso::kTcpV4);
+  // A complete one keeps its valid checksum, which is not the pseudo-header sum: not adopted.
+  auto complete = bufferOf(whole);
+  EXPECT_FALSE(xmit::adoptPartialTcp(*complete, 1500, /*unwired=*/true));
+  // A field neither valid nor the pseudo-header sum: not adopted either.
+  Bytes bad = partialOf(whole, false);
+  bad[20 + 16] ^= 0x80;
+  auto b = bufferOf(bad);
+  EXPECT_FALSE(xmit::adoptPartialTcp(*b, 1500, /*unwired=*/true));
+}
+
 TEST(AdoptPartialTcpTest, RefusesABadChecksumThatIsNotThePseudoHeaderSum) {
   Bytes b = partialOf(segment(1000, randomBytes(3000, 9), kTcpAck), false);
   b[20 + 17] ^= 1;  // neither valid nor the pseudo-header sum: left for the kernel to drop
