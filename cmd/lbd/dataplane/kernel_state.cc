@@ -456,7 +456,13 @@ absl::Status KernelState::reconcile(const FullConfig& cfg) {
       any_v6 = true;
     for (const IpAddr& a : ownAddrs(sd)) {
       route(a, fullPrefix(a.af()));
-      proxied.push_back(a);
+      // A sidecar's VIPs are the app's alone: answering ARP/ND for them would draw its LAN's
+      // traffic. A full-NAT local address is where the real servers reply, on the app's LAN:
+      // in a sidecar too, without a proxy entry their ARP/ND for it goes unanswered and no
+      // reply ever reaches lbd.
+      const bool vip = !key.isFwmark() && a == key.vaddr;
+      if (mode_ == Mode::kGateway || !vip)
+        proxied.push_back(a);
     }
     std::vector<NatReply> replies = natReplies(sd, ftp_ports_);
     // The FTP helper's passive data conns answer from ports only the control conn names: a NAT
@@ -517,9 +523,7 @@ absl::Status KernelState::reconcile(const FullConfig& cfg) {
     if (absl::Status s = addRule(r, rules_); !s.ok())
       return s;
   }
-  if (mode_ == Mode::kGateway)
-    return ensureProxies(proxied);
-  return absl::OkStatus();
+  return ensureProxies(proxied);
 }
 
 absl::Status KernelState::ensureProxies(const std::vector<IpAddr>& wanted) {
