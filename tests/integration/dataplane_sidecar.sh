@@ -39,6 +39,10 @@ echo "sidecar rr: ${answers[*]}"
 direct=$(dp_get app "http://198.18.2.11/") || dp_fail "direct connection to a real server failed"
 [[ $direct == S1 ]] || dp_fail "direct connection answered '$direct'"
 lbctl sc -Ln --stats
+# A sidecar makes no GUE TAP device (gateway mode only): one pod, one extra device is all.
+if ip -n "$(n app)" link show lbd0g >/dev/null 2>&1; then
+  dp_fail "the sidecar created the GUE TAP device lbd0g"
+fi
 
 dp_lbd_stop sc
 after=$(dp_kernel_state app)

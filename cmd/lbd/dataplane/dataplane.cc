@@ -130,7 +130,9 @@ absl::Status DataplaneImpl::init(bool adopting) {
     workers_.push_back(std::move(w));
   }
   startFlowOffload();
-  if (options_.mode != Mode::kDecap && options_.offloads)
+  // Gateway only: a sidecar (one per pod) gets no second device for a tunnel it rarely has;
+  // its GUE super-packets are cut by lbd like IPIP and GRE ones.
+  if (options_.mode == Mode::kGateway && options_.offloads)
     startGueTap();
   if (options_.mode == Mode::kDecap) {
     auto d = io::DecapReceiver::create(options_.gue_port);

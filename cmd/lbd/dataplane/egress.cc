@@ -141,7 +141,7 @@ void DataplaneImpl::sendTunnelGso(Worker& w, const PacketBuffer& p, const NeighM
   }
 }
 
-// Control thread, at start (gateway and sidecar modes with offloads). Whether GUE
+// Control thread, at start (gateway mode with offloads). Whether GUE
 // super-packets go to the kernel whole: decided once by the probe and logged once
 // (docs/tunnel-speed.md). Without it (a kernel before 6.17, no CAP_NET_ADMIN, the device or its
 // settings refused) sendTunnelGso cuts them in userspace, as it does IPIP and GRE always.
