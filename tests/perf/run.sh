@@ -364,10 +364,10 @@ for c in $contenders; do
 done
 topology  # for the memory and config-load rows
 
-printf '\n%-26s' "row"; for c in $contenders; do printf '%14s' "$c"; done; echo
+printf '\n%-26s' "row"; for c in $contenders; do printf '%16s' "$c"; done; echo
 for r in $rows; do
   printf '%-26s' "${ROWNAME[$r]}"
-  for c in $contenders; do printf '%14s' "${R[$c,$r]:-NA}"; done; echo
+  for c in $contenders; do printf '%16s' "${R[$c,$r]:-NA}"; done; echo
 done
 echo
 echo "ratios (lbd / kernel nft DNAT, lbd / HAProxy; latency rows: lower is better):"
@@ -385,12 +385,15 @@ PY
   done
 done
 
+# The memory and config-load rows run when ROWS is unset, or when it names them ("memory", "load").
+extra_row() { [ -z "${ROWS:-}" ] || [[ " $ROWS " == *" $1 "* ]]; }
+
 # --- memory per tracked connection: 1M UDP conns (connflood) --------------------------------
 # A fresh lbd (NAT, one UDP service whose real server drops everything, so conns stay idle for
 # IPVS's 300 s UDP timeout); connflood sends one datagram from each of N distinct
 # (source address, port) pairs. Reported: total VmRSS / conns (everything lbd holds, the
 # preallocated table included) and the RSS growth during the flood / conns.
-if [[ " $contenders " == *" lbd-nat "* ]] && [ "${SKIP_MEM:-0}" != 1 ]; then
+if [[ " $contenders " == *" lbd-nat "* ]] && [ "${SKIP_MEM:-0}" != 1 ] && extra_row memory; then
   echo; echo "== memory: 1,000,000 tracked connections (t=${SECONDS}s)" >&2
   echo "== memory: 1,000,000 tracked connections"
   NCONN=${NCONN:-1000000}
@@ -432,7 +435,7 @@ fi
 # --- loading 10,000 services x 10 real servers while pinging a VIP --------------------------
 # lbd answers ICMP echo to a VIP itself (in its worker), so the ping RTT shows any stall of
 # the packet path while the control plane commits the new configuration.
-if [[ " $contenders " == *" lbd-nat "* ]] && [ "${SKIP_LOAD:-0}" != 1 ]; then
+if [[ " $contenders " == *" lbd-nat "* ]] && [ "${SKIP_LOAD:-0}" != 1 ] && extra_row load; then
   n=${NSVC:-10000}; [ $quick = 1 ] && n=${NSVC:-100}
   echo "== config load (t=${SECONDS}s)" >&2
   echo; echo "== config load: $n services x 10 real servers with lbctl -R"
