@@ -76,7 +76,7 @@ int64_t lblcr_expiration_seconds(const pb::Sysctls& s) {
 }
 
 // Sorted by name. Semantics and defaults: the kernel's ipvs-sysctl.rst (see lbd.proto).
-const std::array<SysctlField, 23> kSysctls = {{
+const std::array<SysctlField, 25> kSysctls = {{
     LB_U32_SYSCTL(am_droprate),
     LB_U32_SYSCTL(conn_reuse_mode),
     LB_U32_SYSCTL(drop_entry),
@@ -111,6 +111,9 @@ const std::array<SysctlField, 23> kSysctls = {{
     LB_OPT_U32_SYSCTL(sync_sock_size, 0, 0, 0x7fffffff),
     LB_OPT_U32_SYSCTL(sync_threshold, 3, 0, kU32Max),
     LB_OPT_U32_SYSCTL(sync_version, 1, 0, 1),
+    // lbd: SYN cookies for NAT / full-NAT TCP services (docs/syn-flood.md).
+    LB_OPT_U32_SYSCTL(syncookies, 1, 0, 2),
+    LB_OPT_U32_SYSCTL(syncookies_threshold, 4096, 1, kU32Max),
 }};
 
 #undef LB_BOOL_SYSCTL

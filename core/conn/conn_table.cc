@@ -67,7 +67,14 @@ void ConnGuard::setSeqDelta(uint32_t delta) noexcept {
 
 void ConnGuard::release() noexcept {
   if (conn_ != nullptr) {
-    table_->impl_->shards[shard_].lock.unlock();
+    ConnTable::Impl& m = *table_->impl_;
+    // A conn that became assured (or ESTABLISHED) under this guard leaves the early-drop list
+    // now rather than at early drop's next look, so embryonicTcp() follows it.
+    if ((m.entries[index_].bits & conn_internal::kEarlyLinked) != 0 &&
+        !ConnTable::Impl::earlyDroppable(*conn_)) {
+      m.earlyUnlink(m.shards[shard_], index_);
+    }
+    m.shards[shard_].lock.unlock();
     conn_ = nullptr;
     table_ = nullptr;
     index_ = kNoConn;
@@ -288,6 +295,34 @@ std::atomic<int32_t>& ConnTable::nControl(uint32_t index) noexcept {
   return impl_->entries[index].conn.n_control;
 }
 
+size_t ConnTable::embryonicTcp() const noexcept {
+  return impl_->embryonic_tcp.load(std::memory_order_relaxed);
+}
+
+void ConnTable::setSyncookiesActive(bool on) noexcept {
+  impl_->syncookies_on.store(on, std::memory_order_relaxed);
+}
+
+bool ConnTable::syncookiesActive() const noexcept {
+  return impl_->syncookies_on.load(std::memory_order_relaxed);
+}
+
+void ConnTable::noteCookieSent(MonoTime now) noexcept {
+  // At most one store a second: every worker answering a flood would otherwise write this
+  // cache line per SYN.
+  std::atomic<int64_t>& last = impl_->cookie_sent_ns;
+  const int64_t cur = last.load(std::memory_order_relaxed);
+  if (cur == INT64_MIN || now.ns - cur >= 1'000'000'000 || now.ns < cur)
+    last.store(now.ns, std::memory_order_relaxed);
+}
+
+std::optional<MonoTime> ConnTable::lastCookieSent() const noexcept {
+  const int64_t ns = impl_->cookie_sent_ns.load(std::memory_order_relaxed);
+  if (ns == INT64_MIN)
+    return std::nullopt;
+  return MonoTime{ns};
+}
+
 uint64_t ConnTable::earlyDrops() const noexcept {
   return impl_->early_drops.load(std::memory_order_relaxed);
 }
@@ -300,6 +335,7 @@ ConnTableStats ConnTable::stats() const {
   st.table_full = impl_->table_full.load(std::memory_order_relaxed);
   st.early_drops = impl_->early_drops.load(std::memory_order_relaxed);
   st.early_droppable = impl_->early_count.load(std::memory_order_relaxed);
+  st.embryonic_tcp = impl_->embryonic_tcp.load(std::memory_order_relaxed);
   st.slab_bytes = impl_->touched_entries.load(std::memory_order_relaxed) * sizeof(ConnEntry);
   st.chunks_released = impl_->chunks_released.load(std::memory_order_relaxed);
   return st;

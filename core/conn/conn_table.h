@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "core/base/page_provider.h"
@@ -94,6 +95,7 @@ struct ConnTableStats {
   uint64_t table_full = 0;
   uint64_t early_drops = 0;    // unassured conns freed to make room (create on a full table)
   size_t early_droppable = 0;  // conns on the early-drop lists (assured ones leave lazily)
+  size_t embryonic_tcp = 0;    // TCP conns among them (ConnTable::embryonicTcp)
   // Memory (docs/memory.md): slab bytes written since their chunk was last given back (what
   // the slab costs; the bucket arrays come on top), and chunks given back so far.
   size_t slab_bytes = 0;
@@ -202,6 +204,18 @@ class ConnTable {
   ConnTableStats stats() const;
   // Any thread: conns early drop has freed so far (stats().early_drops, one atomic load).
   uint64_t earlyDrops() const noexcept;
+  // Any thread, one atomic load: embryonic TCP conns, those early drop may take (never
+  // ASSURED nor ESTABLISHED, no template; the SYN-cookie trigger, core/pipeline/syncookies.h).
+  // A conn leaves the count when the guard it became assured under is released, or when freed.
+  size_t embryonicTcp() const noexcept;
+  // Any thread, no lock: the SYN-cookie state the dataplane's housekeeping thread publishes
+  // (SyncookieGovernor) and the pipelines read per SYN. Off until set.
+  void setSyncookiesActive(bool on) noexcept;
+  bool syncookiesActive() const noexcept;
+  // Any thread. Hot path: records that a SYN was answered with a cookie at `now` (one store a
+  // second at most). lastCookieSent: the last such time (to within a second), nullopt if none.
+  void noteCookieSent(MonoTime now) noexcept;
+  std::optional<MonoTime> lastCookieSent() const noexcept;
   size_t capacity() const;
   // The table's hash key (Options::seed): a secret other per-process hashes may derive theirs
   // from (the SYN proxy's cookies). Any thread.

@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -386,6 +387,8 @@ struct ConnTable::Impl {
     s.early_tail = idx;
     e.bits |= kEarlyLinked;
     early_count.fetch_add(1, std::memory_order_relaxed);
+    if (e.conn.proto == L4Proto::kTcp)
+      embryonic_tcp.fetch_add(1, std::memory_order_relaxed);
   }
 
   void earlyUnlink(ConnShard& s, uint32_t idx) noexcept {
@@ -405,6 +408,8 @@ struct ConnTable::Impl {
     e.early_prev = e.early_next = kNil;
     e.bits &= static_cast<uint8_t>(~kEarlyLinked);
     early_count.fetch_sub(1, std::memory_order_relaxed);
+    if (e.conn.proto == L4Proto::kTcp)
+      embryonic_tcp.fetch_sub(1, std::memory_order_relaxed);
   }
 
   // Unlinks the entry everywhere it is reachable from its home shard, reports it and bumps its
@@ -530,6 +535,13 @@ struct ConnTable::Impl {
   std::atomic<size_t> no_cport{0};
   std::atomic<uint64_t> table_full{0};
   std::atomic<size_t> early_count{0};  // entries on the early-drop lists
+  // TCP entries on the early-drop lists: embryonic TCP conns (a guard's release takes a conn
+  // off its list once it is no longer early-droppable, so the count follows assurance).
+  std::atomic<size_t> embryonic_tcp{0};
+  // The SYN-cookie state (ConnTable::publishSyncookies): on, and the last second cookies
+  // were sent in (nanoseconds of MonoTime; INT64_MIN: never).
+  std::atomic<bool> syncookies_on{false};
+  std::atomic<int64_t> cookie_sent_ns{INT64_MIN};
   std::atomic<uint64_t> early_drops{0};
   std::atomic<size_t> expire_rotor{0};
   std::array<std::atomic<int8_t>, 9> todrop_counter{};

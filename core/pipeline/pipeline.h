@@ -242,6 +242,9 @@ class Pipeline {
   void leave(Packet& p, const SnapService& svc) noexcept;
   // SYN proxy (synproxy_pipeline.cc).
   bool synproxyAnswer(Packet& p) noexcept;
+  void synproxyAnswerSyn(Packet& p) noexcept;
+  bool synproxyCookieAck(Packet& p) noexcept;
+  bool syncookieAnswer(Packet& p, const SnapService& svc) noexcept;
   void synproxyOpen(Packet& p, ConnGuard& cp) noexcept;
   void synproxyResend(Packet& p, ConnGuard& cp) noexcept;
   void synproxyReply(Packet& p, ConnGuard& cp) noexcept;
@@ -295,6 +298,8 @@ class Pipeline {
   // a mid-stream TCP packet with no conn may make one.
   uint64_t early_drops_seen_ = 0;
   MonoTime pickup_until_{};
+  // SYN cookies for services without --synproxy are on for this batch (syncookies.h).
+  bool syncookies_on_ = false;
 };
 
 }  // namespace lb

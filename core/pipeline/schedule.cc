@@ -45,7 +45,9 @@ bool templateValid(const ServiceSnapshot& snap, const Conn& ct) {
 // stays early-droppable (kConnFPickedUp) until its real server answers. A spoofed ACK flood thus
 // costs what a SYN flood does; the client whose conn was freed keeps its connection when the
 // scheduler picks the same real server (always with persistence, sh or mh), and gets the new
-// server's reset instead of a hang otherwise.
+// server's reset instead of a hang otherwise. While SYN cookies may be returned (syncookies.h),
+// an ACK returning a valid one has already been taken by syncookieAnswer (synproxyOpen opens
+// its conn); only the others come here.
 bool Pipeline::pickupUnderFlood(const L3L4& o,
                                 const SnapService& svc,
                                 MonoTime now) const noexcept {
@@ -65,9 +67,12 @@ ConnGuard Pipeline::schedule(Packet& p) noexcept {
     toHost(p.pkt);
     return {};
   }
-  // The SYN proxy answers SYNs itself and schedules an ACK that returns a valid cookie.
-  if (svc->synproxy() && o.proto == L4Proto::kTcp && !p.fromIcmp() && synproxyAnswer(p))
+  // The SYN proxy answers SYNs itself and schedules an ACK that returns a valid cookie; so do
+  // other NAT services while SYN cookies are on (syncookies.h).
+  if (o.proto == L4Proto::kTcp && !p.fromIcmp() &&
+      (svc->synproxy() ? synproxyAnswer(p) : syncookieAnswer(p, *svc))) {
     return {};
+  }
   if (!p.fromIcmp() && p.synproxy_mss == 0 &&
       !isNewConnPacket(o, sys.sloppy_tcp, sys.sloppy_sctp) && !pickupUnderFlood(o, *svc, p.now)) {
     drop(p.pkt, DropReason::kNotNewConn);

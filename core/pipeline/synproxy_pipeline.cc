@@ -23,6 +23,7 @@
 #include "core/pipeline/offload.h"
 #include "core/pipeline/pipeline.h"
 #include "core/pipeline/pipeline_internal.h"
+#include "core/pipeline/syncookies.h"
 #include "core/pipeline/synproxy.h"
 #include "core/proto/proto.h"
 #include "core/service/runtime.h"
@@ -64,54 +65,98 @@ uint64_t Pipeline::synproxySecret() const noexcept {
   return synproxy::secretOf(conns_.seed());
 }
 
-// Step 1 and the check of step 2. True: the packet is dealt with (a SYN answered, anything
-// else without a conn dropped). False: an ACK with a valid cookie, to be scheduled.
-bool Pipeline::synproxyAnswer(Packet& p) noexcept {
+// Step 1: answers the bare SYN in `p` in place with a SYN-ACK carrying a cookie.
+void Pipeline::synproxyAnswerSyn(Packet& p) noexcept {
   const L3L4& o = p.pp.outer;
-  const uint8_t f = o.tcp_flags;
   PacketBuffer& pkt = p.pkt;
   const uint8_t* tcp = pkt.data() + o.l4_off;
   const size_t tcp_len = o.tot_len > o.l4_off ? o.tot_len - o.l4_off : pkt.size() - o.l4_off;
-  if ((f & (kTcpSyn | kTcpAck | kTcpRst | kTcpFin)) == kTcpSyn) {
-    const uint32_t isn = synproxy::tcpSeq(pkt, o);
-    const uint16_t client_mss = synproxy::synMss(tcp, tcp_len);
-    const uint32_t cookie =
-        synproxy::makeCookie(synproxySecret(), cookieFlow(o), isn, client_mss, p.now);
-    const uint16_t our_mss = synproxy::synAckMss(mtu_, o.af);
-    synproxy::Segment s{o.dst,
-                        o.src,
-                        o.dport,
-                        o.sport,
-                        cookie,
-                        isn + 1,
-                        static_cast<uint8_t>(kTcpSyn | kTcpAck),
-                        synproxy::kSynAckWindow,
-                        our_mss};
-    if (!synproxy::rewriteSegment(pkt, o, s)) {
-      drop(pkt, DropReason::kUnsupported);
-      return true;
-    }
-    pkt.tx = TxPath::kTun;
-    pkt.learn_dst = false;  // one new (maybe spoofed) address per SYN
-    pipeline_internal::setVerdict(pkt, Verdict::kForward);
-    counters_.synproxy_syn_answered.add();
-    return true;
-  }
-  if ((f & (kTcpSyn | kTcpRst | kTcpFin)) != 0 || (f & kTcpAck) == 0) {
-    drop(pkt, DropReason::kNotNewConn);
-    return true;
-  }
-  const uint32_t isn = synproxy::tcpSeq(pkt, o) - 1;
-  const uint32_t cookie = synproxy::tcpAck(pkt, o) - 1;
+  const uint32_t isn = synproxy::tcpSeq(pkt, o);
+  const uint16_t client_mss = synproxy::synMss(tcp, tcp_len);
+  const uint32_t cookie =
+      synproxy::makeCookie(synproxySecret(), cookieFlow(o), isn, client_mss, p.now);
+  const uint16_t our_mss = synproxy::synAckMss(mtu_, o.af);
+  synproxy::Segment s{o.dst,
+                      o.src,
+                      o.dport,
+                      o.sport,
+                      cookie,
+                      isn + 1,
+                      static_cast<uint8_t>(kTcpSyn | kTcpAck),
+                      synproxy::kSynAckWindow,
+                      our_mss};
+  if (!synproxy::rewriteSegment(pkt, o, s))
+    return drop(pkt, DropReason::kUnsupported);
+  pkt.tx = TxPath::kTun;
+  pkt.learn_dst = false;  // one new (maybe spoofed) address per SYN
+  pipeline_internal::setVerdict(pkt, Verdict::kForward);
+  counters_.synproxy_syn_answered.add();
+  conns_.noteCookieSent(p.now);  // syncookiesAccept's window (syncookies.h)
+}
+
+// The check of step 2: true when the ACK in `p` returns a valid cookie; its MSS, the client's
+// ISN and the cookie are then in `p` for synproxyOpen.
+bool Pipeline::synproxyCookieAck(Packet& p) noexcept {
+  const L3L4& o = p.pp.outer;
+  const uint32_t isn = synproxy::tcpSeq(p.pkt, o) - 1;
+  const uint32_t cookie = synproxy::tcpAck(p.pkt, o) - 1;
   std::optional<uint16_t> mss =
       synproxy::checkCookie(synproxySecret(), cookieFlow(o), isn, cookie, p.now);
-  if (!mss) {
-    drop(pkt, DropReason::kSynproxy);
-    return true;
-  }
+  if (!mss)
+    return false;
   p.synproxy_mss = *mss;
   p.synproxy_isn = isn;
   p.synproxy_cookie = cookie;
+  return true;
+}
+
+// Step 1 and the check of step 2 for a --synproxy service. True: the packet is dealt with (a
+// SYN answered, anything else without a conn dropped). False: an ACK with a valid cookie, to
+// be scheduled.
+bool Pipeline::synproxyAnswer(Packet& p) noexcept {
+  const uint8_t f = p.pp.outer.tcp_flags;
+  if ((f & (kTcpSyn | kTcpAck | kTcpRst | kTcpFin)) == kTcpSyn) {
+    synproxyAnswerSyn(p);
+    return true;
+  }
+  if ((f & (kTcpSyn | kTcpRst | kTcpFin)) != 0 || (f & kTcpAck) == 0) {
+    drop(p.pkt, DropReason::kNotNewConn);
+    return true;
+  }
+  if (!synproxyCookieAck(p)) {
+    drop(p.pkt, DropReason::kSynproxy);
+    return true;
+  }
+  return false;
+}
+
+// The same for a service without --synproxy (syncookies.h): a bare SYN is answered with a
+// cookie while syncookiesAnswer says so, and a bare ACK returning a valid cookie is scheduled
+// while syncookiesAccept does (even after the state went off: the cookie is still valid). True
+// only when the SYN was answered; anything else (a SYN while cookies are off, an ACK without a
+// valid cookie) goes on as without cookies (scheduling, the flood pickup, kNotNewConn).
+bool Pipeline::syncookieAnswer(Packet& p, const SnapService& svc) noexcept {
+  const L3L4& o = p.pp.outer;
+  const Sysctls& sys = p.snap.sysctls();
+  if (o.proto != L4Proto::kTcp || sys.syncookies == 0)
+    return false;
+  // The FTP helper's control conns adjust sequence numbers of their own (ftpApplies): never
+  // a cookie conn.
+  for (size_t i = 0; ftp_ != nullptr && i < ftp_ports_n_; ++i) {
+    if (ftp_ports_[i] == svc.config.key.vport)
+      return false;
+  }
+  const uint8_t f = o.tcp_flags & (kTcpSyn | kTcpAck | kTcpRst | kTcpFin);
+  if (f == kTcpSyn) {
+    if (!syncookiesAnswer(sys, syncookies_on_) || !syncookieEligible(p.snap, svc))
+      return false;
+    synproxyAnswerSyn(p);
+    return true;
+  }
+  if (f == kTcpAck && syncookiesAccept(sys, syncookies_on_, conns_.lastCookieSent(), p.now) &&
+      syncookieEligible(p.snap, svc)) {
+    (void)synproxyCookieAck(p);
+  }
   return false;
 }
 
@@ -130,8 +175,14 @@ bool Pipeline::synproxyReusesTuple(const Packet& p, const Conn& conn) const noex
     return false;
   }
   const SnapService* svc = p.snap.service(conn.svc);
-  if (svc == nullptr || !svc->synproxy() || !shouldReschedule(p, conn))
+  if (svc == nullptr || !shouldReschedule(p, conn))
     return false;
+  // A service without --synproxy answers with cookies only while syncookies.h says so.
+  const Sysctls& sys = p.snap.sysctls();
+  if (!svc->synproxy() && !(syncookiesAccept(sys, syncookies_on_, conns_.lastCookieSent(), p.now) &&
+                            syncookieEligible(p.snap, *svc))) {
+    return false;
+  }
   const uint32_t isn = synproxy::tcpSeq(p.pkt, o) - 1;
   const uint32_t cookie = synproxy::tcpAck(p.pkt, o) - 1;
   return synproxy::checkCookie(synproxySecret(), cookieFlow(o), isn, cookie, p.now).has_value();

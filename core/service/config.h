@@ -121,6 +121,11 @@ struct Sysctls {
   uint32_t sync_qlen_max = 0;
   uint32_t sync_sock_size = 0;
   uint32_t sync_ports = 1;
+  // lbd: SYN cookies for NAT and full-NAT TCP services (core/pipeline/syncookies.h, the kernel's
+  // net.ipv4.tcp_syncookies): 0 only --synproxy services, 1 every eligible service while the
+  // table holds more than syncookies_threshold embryonic TCP conns (a SYN flood), 2 always.
+  uint32_t syncookies = 1;               // 0..2
+  uint32_t syncookies_threshold = 4096;  // >= 1
   friend bool operator==(const Sysctls&, const Sysctls&) = default;
 };
 

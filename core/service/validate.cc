@@ -263,6 +263,12 @@ absl::Status validateSysctls(const Sysctls& s) {
           absl::StrCat("sysctl ", name, " ", v, " out of range 0..3"));
     }
   }
+  if (s.syncookies > 2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sysctl syncookies ", s.syncookies, " out of range 0..2"));
+  }
+  if (s.syncookies_threshold == 0)
+    return absl::InvalidArgumentError("sysctl syncookies_threshold 0 must be > 0");
   return absl::OkStatus();
 }
 

@@ -2,12 +2,17 @@
 # SPDX-License-Identifier: Apache-2.0
 # A spoofed SYN flood against a NAT VIP must not lock clients out (issue 17). The flooder
 # (synflood.c) sends SYNs from random sources in 198.19.0.0/16 as fast as one core sends them
-# for FLOOD_SECONDS (default 40) while a client opens a new HTTP connection through the VIP
+# for FLOOD_SECONDS (default 27; three phases) while a client opens a new HTTP connection through the VIP
 # every 100 ms and an iperf3 stream runs. lbd's conn table is small (--conn_capacity, default
 # 16384) so that the flood fills it within a fraction of a second; from then on every new conn
 # must take an early-dropped half-open entry's place.
 # Asserts: every one of the client's connections got its answer; the table was full and early
 # drop made room (lb_conn_early_drops_total > 0, no refusals); the iperf3 stream ran to its end.
+# That first phase runs with sysctl syncookies=0 (early drop alone). Then the default
+# (syncookies=1, no --synproxy): SYN cookies come on by themselves once the table holds more
+# than syncookies_threshold (4096) embryonic conns; from then on the flood's SYNs are answered
+# with cookies (by the tc program where it runs), so no more than about the threshold of
+# spoofed conns are ever in the table, early drop never runs, and every client gets its answer.
 # Then the same with the SYN proxy (--synproxy on the VIP): the SYNs are answered with cookies,
 # no conn from a spoofed source is ever in the table, and every client still gets its answer.
 # With the tc fast path on (the default, where BPF is permitted) the program answers the SYNs
@@ -26,7 +31,7 @@ if [[ -z "${SYNFLOOD_BIN:-}" ]]; then
   cc -O2 -o "$SYNFLOOD_BIN" "$(dirname "$0")/synflood.c" || dp_fail "synflood.c did not build"
 fi
 
-FLOOD_SECONDS=${FLOOD_SECONDS:-40}
+FLOOD_SECONDS=${FLOOD_SECONDS:-27}
 CONN_CAPACITY=${CONN_CAPACITY:-16384}
 VIP=198.18.1.100
 
@@ -80,11 +85,17 @@ metric() {
 }
 
 # flood_phase TAG [lbctl -A flags...]: one lbd, one flood, the client and the stream; checks.
+# PHASE_SYSCTLS: lbctl --sysctl settings for the phase. MID_COOKIES, MID_EMBRYONIC: the SYN
+# cookie state and the table's embryonic TCP conns 3 s into the client's run.
 flood_phase() {
   local tag=$1
   shift
   dp_lbd l "$tag" --tun=lbd0 --workers=2 --mode=gateway --metrics=$METRICS \
     --conn_capacity="$CONN_CAPACITY"
+  if [[ -n ${PHASE_SYSCTLS:-} ]]; then
+    # shellcheck disable=SC2086 # several NAME=VALUE words
+    lbctl "$tag" --sysctl $PHASE_SYSCTLS
+  fi
   lbctl "$tag" -A -t $VIP:80 -s rr "$@"
   lbctl "$tag" -a -t $VIP:80 -r 198.18.2.11:80 -m
   lbctl "$tag" -A -t $VIP:5201 -s rr
@@ -108,6 +119,9 @@ flood_phase() {
   DP_PIDS+=($client_pid)
   sleep 3
   echo "$tag: load average during the flood: $(cut -d' ' -f1-3 /proc/loadavg)"
+  MID_COOKIES=$(metric lb_dataplane_syncookies_active)
+  MID_EMBRYONIC=$(metric lb_conn_embryonic_tcp)
+  echo "$tag: during the flood: lb_dataplane_syncookies_active ${MID_COOKIES:-none}, lb_conn_embryonic_tcp ${MID_EMBRYONIC:-none}"
   local client_rc=0
   dp_wait_pid $client_pid $((FLOOD_SECONDS + 90)) || dp_fail "$tag: the client did not finish"
   wait $client_pid || client_rc=$?
@@ -142,14 +156,39 @@ flood_phase() {
   FLOOD_SENT=$sent
 }
 
-# --- NAT: early drop makes room for every real client.
-flood_phase nat
+# --- NAT with SYN cookies off: early drop makes room for every real client.
+PHASE_SYSCTLS="syncookies=0" flood_phase nat
+[[ $MID_COOKIES == 0 ]] || dp_fail "nat: SYN cookies on with syncookies=0"
 drops=$(metric lb_conn_early_drops_total)
 [[ ${drops:-0} -gt 0 ]] || dp_fail "nat: the flood never filled the table (no early drops)"
 [[ $(metric lb_conn_table_full_total) == 0 ]] || dp_fail "nat: lbd refused new conns"
 entries=$(metric lb_conn_entries)
 ((entries <= CONN_CAPACITY)) || dp_fail "nat: $entries entries in a $CONN_CAPACITY table"
 dp_lbd_stop nat
+
+# --- NAT with the defaults (syncookies=1) and no --synproxy: cookies come on by themselves.
+flood_phase cookies
+[[ $MID_COOKIES == 1 ]] || dp_fail "cookies: SYN cookies were not on during the flood"
+answered=$(metric lb_pipeline_synproxy_syn_answered_total)
+opened=$(metric lb_pipeline_synproxy_conns_opened_total)
+bpf_answered=$(metric lb_dataplane_bpf_synproxy_synack_total)
+echo "cookies: SYNs answered with a cookie by lbd $answered, by the tc program ${bpf_answered:-off}, conns opened $opened"
+if [[ -n $bpf_answered ]]; then
+  ((bpf_answered > 0)) || dp_fail "cookies: the tc fast path is on but answered no SYN"
+elif [[ "${CI:-}" == "true" ]]; then
+  dp_fail "cookies: the tc fast path is off under CI=true: $(grep -i 'fast path' "$DP_TMP/lbd-cookies.log" | head -3)"
+fi
+((${answered:-0} + ${bpf_answered:-0} >= FLOOD_SENT / 2)) ||
+  dp_fail "cookies: only $((${answered:-0} + ${bpf_answered:-0})) of $FLOOD_SENT SYNs answered"
+((${opened:-0} > 0)) || dp_fail "cookies: no conn opened from a cookie"
+# The conns the flood made before the state went on are still in SYN_RECV (60 s): at most the
+# threshold, plus what two workers' batches and the first housekeeping tick let by.
+spoofed=$(lbctl cookies -Lnc | grep -c ' 198\.19\.' || true)
+echo "cookies: $spoofed conns from spoofed sources in the table"
+((spoofed <= 4096 + 1024)) || dp_fail "cookies: $spoofed conns from spoofed sources in the table"
+[[ $(metric lb_conn_early_drops_total) == 0 ]] || dp_fail "cookies: the table filled up"
+grep -q "SYN cookies on" "$DP_TMP/lbd-cookies.log" || dp_fail "cookies: no log line for the state"
+dp_lbd_stop cookies
 
 # --- NAT with the SYN proxy: the flood's SYNs are answered with cookies and leave nothing in
 # the table; only real clients (whose ACK returns a valid cookie) get a conn.

@@ -466,6 +466,10 @@ absl::StatusOr<Sysctls> sysctlsFromProto(const pb::Sysctls& p) {
     s.sync_sock_size = p.sync_sock_size();
   if (p.has_sync_ports())
     s.sync_ports = p.sync_ports();
+  if (p.has_syncookies())
+    s.syncookies = p.syncookies();
+  if (p.has_syncookies_threshold())
+    s.syncookies_threshold = p.syncookies_threshold();
   SyncSysctls sync;
   sync.sync_threshold = s.sync_threshold;
   sync.sync_period = s.sync_period;
@@ -510,6 +514,8 @@ pb::Sysctls sysctlsToProto(const Sysctls& s) {
   p.set_sync_qlen_max(s.sync_qlen_max);
   p.set_sync_sock_size(s.sync_sock_size);
   p.set_sync_ports(s.sync_ports);
+  p.set_syncookies(s.syncookies);
+  p.set_syncookies_threshold(s.syncookies_threshold);
   return p;
 }
 

@@ -336,6 +336,9 @@ std::vector<std::pair<std::string, uint64_t>> DataplaneImpl::metrics() const {
     out.emplace_back("lb_conn_capacity", cs.capacity);
     out.emplace_back("lb_conn_table_full_total", cs.table_full);
     out.emplace_back("lb_conn_early_drops_total", cs.early_drops);
+    // SYN cookies for NAT services (core/pipeline/syncookies.h): the governor's input and state.
+    out.emplace_back("lb_conn_embryonic_tcp", cs.embryonic_tcp);
+    out.emplace_back("lb_dataplane_syncookies_active", conns_->syncookiesActive() ? 1 : 0);
   }
 #define LB_EMIT_PL(name)                          \
   out.emplace_back("lb_pipeline_" #name "_total", \

@@ -28,6 +28,7 @@
 #include "cmd/lbd/dataplane/published.h"
 #include "core/base/log.h"
 #include "core/pipeline/pipeline.h"
+#include "core/pipeline/syncookies.h"
 #ifdef LB_HAVE_BPF
 #include "io/bpf/ingress_redirect.h"
 #endif
@@ -150,6 +151,9 @@ class DataplaneImpl : public Dataplane {
   absl::Status adoptConns(const DataplaneHandover& from);
   void publishConfig(SnapshotPtr snap, const FullConfig& cfg);
 
+  // housekeeping.cc: the SYN-cookie governor (core/pipeline/syncookies.h), every full tick.
+  void runSyncookies(const ServiceSnapshot& snap, MonoTime now);
+
   // fast_path.cc
   void startFastPath();
   void startFlowOffload();
@@ -250,6 +254,8 @@ class DataplaneImpl : public Dataplane {
   std::thread housekeeping_;
   std::atomic<bool> hk_poked_{false};  // a commit wants a full housekeeping tick now
   DataplaneCounters hk_counters_;      // the housekeeping thread's
+  SyncookieGovernor syncookies_;       // the housekeeping thread's
+  uint64_t bpf_cookies_seen_ = 0;      // the tc program's SYN-ACK count at the last look
   std::thread decap_thread_;
   int wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);  // workers' poll; -1: 100 ms polls
 };

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "cmd/lbd/dataplane/dataplane_impl.h"
+#include "core/pipeline/syncookies.h"
 #include "core/pipeline/synproxy.h"
 
 namespace lb::lbd::dataplane_internal {
@@ -91,11 +92,17 @@ void DataplaneImpl::startFlowOffload() {
 }
 
 #ifdef LB_HAVE_BPF
+// The tc program's synproxy map size (io/bpf/redirect_abi.h LB_BPF_MAX_SYNPROXY).
+constexpr size_t kMaxBpfSynproxyServices = 4096;
+
 // The SYN proxy's services the program answers SYNs for: each synproxy service's exact VIP:port
 // that the pipeline's own lookup (classify, then findService) gives to that service, so a
-// fwmark service or another one in front of it keeps its SYNs. The cookie's key and MSS are
-// the pipeline's (its conn table, its MTU). Gateway mode only; before the workers exist (the
-// first call, at start), none.
+// fwmark service or another one in front of it keeps its SYNs; while SYN cookies are on for
+// other services (core/pipeline/syncookies.h: syncookies 2, or 1 with the housekeeping
+// thread's governor on) every eligible one too, after the synproxy services and within the
+// map's size. The cookie's key and MSS are the pipeline's (its conn table, its MTU). Gateway
+// mode only; before the workers exist (the first call, at start), none. Control or
+// housekeeping thread, kernel_mu_ held.
 absl::Status DataplaneImpl::updateSynproxyFastPath(io::IngressRedirect& r) {
   std::vector<io::SynproxyService> svcs;
   io::SynproxyConfig c;
@@ -106,13 +113,23 @@ absl::Status DataplaneImpl::updateSynproxyFastPath(io::IngressRedirect& r) {
     c.mss4 = synproxy::synAckMss(mtu, Af::kInet);
     c.mss6 = synproxy::synAckMss(mtu, Af::kInet6);
     c.window = synproxy::kSynAckWindow;
-    for (const SnapService& sv : snap->services()) {
-      const ServiceKey& k = sv.config.key;
-      if (!sv.synproxy() || k.isFwmark() || k.proto != L4Proto::kTcp || k.vport == 0)
-        continue;
-      const uint32_t mark = snap->classify(k.af, k.proto, k.vaddr, k.vport);
-      if (snap->findService(k.af, k.proto, k.vaddr, k.vport, mark) == &sv)
-        svcs.push_back(io::SynproxyService{k.vaddr, k.vport});
+    const bool cookies = syncookiesAnswer(snap->sysctls(), conns_->syncookiesActive());
+    for (int pass = 0; pass < (cookies ? 2 : 1); ++pass) {
+      for (const SnapService& sv : snap->services()) {
+        const ServiceKey& k = sv.config.key;
+        if (k.isFwmark() || k.proto != L4Proto::kTcp || k.vport == 0)
+          continue;
+        if (pass == 0 ? !sv.synproxy() : (sv.synproxy() || !syncookieEligible(*snap, sv)))
+          continue;
+        const auto& ftp = options_.ftp_ports;
+        if (pass == 1 && std::find(ftp.begin(), ftp.end(), k.vport) != ftp.end())
+          continue;  // the FTP helper's control conns are never cookie conns
+        if (pass == 1 && svcs.size() >= kMaxBpfSynproxyServices)
+          break;  // the rest answer in the pipeline
+        const uint32_t mark = snap->classify(k.af, k.proto, k.vaddr, k.vport);
+        if (snap->findService(k.af, k.proto, k.vaddr, k.vport, mark) == &sv)
+          svcs.push_back(io::SynproxyService{k.vaddr, k.vport});
+      }
     }
   }
   return r.setSynproxy(c, svcs);

@@ -68,6 +68,7 @@ void DataplaneImpl::housekeepingLoop() {
         last_sweep = now;
       runFlowOffload(*cfg->snap, sweep);
 #endif
+      runSyncookies(*cfg->snap, now);
       if (now - last_defense >= millis(kDefensePeriodMs)) {
         last_defense = now;
         uint64_t r = 0;
@@ -79,6 +80,57 @@ void DataplaneImpl::housekeepingLoop() {
     }
     lock.lock();
   }
+}
+
+// Housekeeping thread, every full tick (kHousekeepingTickMs): feeds the SYN-cookie governor the
+// table's embryonic TCP conns and the cookies sent (the pipelines' and the tc program's) and
+// returned, and on a change publishes the state to the pipelines (through the conn table) and
+// gives the tc program the services it now answers SYNs for (updateSynproxyFastPath). A cookie
+// the program sent also opens syncookiesAccept's window (ConnTable::noteCookieSent).
+void DataplaneImpl::runSyncookies(const ServiceSnapshot& snap, MonoTime now) {
+  SyncookieGovernor::Sample s;
+  s.embryonic = conns_->embryonicTcp();
+  for (const auto& w : workers_) {
+    s.cookies_sent += w->pipeline->counters().synproxy_syn_answered.value();
+    s.cookies_returned += w->pipeline->counters().synproxy_conns_opened.value();
+  }
+#ifdef LB_HAVE_BPF
+  uint64_t bpf = bpf_cookies_seen_;
+  {
+    std::lock_guard<std::mutex> klock(kernel_mu_);
+    if (redirect_ != nullptr) {
+      if (auto c = redirect_->synproxyCounters(); c.ok())
+        bpf = c->synack;
+    }
+  }
+  if (bpf != bpf_cookies_seen_) {
+    bpf_cookies_seen_ = bpf;
+    conns_->noteCookieSent(now);
+  }
+  s.cookies_sent += bpf;
+#endif
+  const SyncookieGovernor::Change c =
+      syncookies_.update(snap.sysctls(), s, snap.timeouts().tcp[kTcpSynRecv], now);
+  if (c == SyncookieGovernor::Change::kNone)
+    return;
+  const bool on = c == SyncookieGovernor::Change::kOn;
+  conns_->setSyncookiesActive(on);
+  if (on) {
+    LB_LOG_EVERY_N_SEC(kWarn, 5,
+                       "SYN cookies on for NAT services (syncookies=%u): %u embryonic TCP conns, "
+                       "threshold %u",
+                       snap.sysctls().syncookies, s.embryonic, snap.sysctls().syncookies_threshold);
+  } else {
+    LB_LOG_EVERY_N_SEC(kInfo, 5, "SYN cookies off (syncookies=%u): %u embryonic TCP conns",
+                       snap.sysctls().syncookies, s.embryonic);
+  }
+#ifdef LB_HAVE_BPF
+  std::lock_guard<std::mutex> klock(kernel_mu_);
+  if (redirect_ != nullptr && !stopped_) {
+    if (absl::Status st = updateSynproxyFastPath(*redirect_); !st.ok())
+      LB_LOG_EVERY_N_SEC(kWarn, 60, "tc program's SYN cookie services: %s", st.ToString());
+  }
+#endif
 }
 
 // Housekeeping thread, once per new snapshot. With expire_nodest_conn=1 the kernel flushes

@@ -435,7 +435,9 @@ constexpr char kDefaultSysctls[] =
     "net.ipv4.vs.sync_retries = 0\n"
     "net.ipv4.vs.sync_sock_size = 0\n"
     "net.ipv4.vs.sync_threshold = 3\n"
-    "net.ipv4.vs.sync_version = 1\n";
+    "net.ipv4.vs.sync_version = 1\n"
+    "net.ipv4.vs.syncookies = 1\n"
+    "net.ipv4.vs.syncookies_threshold = 4096\n";
 
 TEST_F(ControlPlaneTest, Sysctls) {
   EXPECT_EQ(run("--sysctl").out, kDefaultSysctls);
@@ -458,6 +460,14 @@ TEST_F(ControlPlaneTest, Sysctls) {
   EXPECT_EQ(table_->config().sysctls.am_droprate, 10u);  // untouched
   Result json = run("--sysctl --output=json");
   EXPECT_NE(json.out.find("\"drop_entry\": 2"), std::string::npos) << json.out;
+  // lbd's SYN cookies (core/pipeline/syncookies.h) travel like the kernel's knobs.
+  EXPECT_EQ(run("--sysctl syncookies=0 syncookies_threshold=100").rc, 0);
+  EXPECT_EQ(table_->config().sysctls.syncookies, 0u);
+  EXPECT_EQ(table_->config().sysctls.syncookies_threshold, 100u);
+  EXPECT_EQ(run("--sysctl syncookies syncookies_threshold").out,
+            "net.ipv4.vs.syncookies = 0\nnet.ipv4.vs.syncookies_threshold = 100\n");
+  EXPECT_EQ(run("--sysctl syncookies=3").err, "illegal value `3' for sysctl syncookies (0..2)\n");
+  EXPECT_EQ(run("--sysctl syncookies=1 syncookies_threshold=4096").rc, 0);
 
   // Refusals change nothing: lbd's range check (255 + lbd's reason), lbctl's own checks (2).
   const std::string before = run("--sysctl").out;
