@@ -320,8 +320,24 @@ static __always_inline void flowFinish(const struct lb_bpf_flow_key* k,
   count(LB_BPF_CNT_FLOW_DONE);
 }
 
-// The packet is rewritten: MAC header, the entry's counters and TCP flags, the conn finished if
-// this was its last segment (flowFinish), out of the egress device.
+// After the rewrite: the entry's counters and TCP flags, the conn finished if this was its last
+// segment (flowFinish). `ip_bytes`: the packet's IP length.
+static __always_inline void flowAccount(const struct lb_bpf_flow_key* k,
+                                        struct lb_bpf_flow* f,
+                                        __u8 tcp_flags,
+                                        __u32 ip_bytes) {
+  __sync_fetch_and_add(&f->packets, 1);
+  __sync_fetch_and_add(&f->bytes, ip_bytes);
+  f->last_ns = bpf_ktime_get_ns();
+  const __u64 bits = flowTcpBits(tcp_flags);
+  if (bits) {
+    flowSetFlags(f, bits);
+    flowFinish(k, f, tcp_flags);
+  }
+  count(LB_BPF_CNT_FLOW_FWD);
+}
+
+// The packet is rewritten: MAC header, flowAccount, out of the egress device.
 static __always_inline int flowTransmit(struct __sk_buff* skb,
                                         const struct lb_bpf_flow_key* k,
                                         struct lb_bpf_flow* f,
@@ -332,15 +348,7 @@ static __always_inline int flowTransmit(struct __sk_buff* skb,
   __builtin_memcpy(macs + ETH_ALEN, fib->smac, ETH_ALEN);
   if (bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0))
     return flowDrop();
-  __sync_fetch_and_add(&f->packets, 1);
-  __sync_fetch_and_add(&f->bytes, skb->len - ETH_HLEN);
-  f->last_ns = bpf_ktime_get_ns();
-  const __u64 bits = flowTcpBits(tcp_flags);
-  if (bits) {
-    flowSetFlags(f, bits);
-    flowFinish(k, f, tcp_flags);
-  }
-  count(LB_BPF_CNT_FLOW_FWD);
+  flowAccount(k, f, tcp_flags, skb->len - ETH_HLEN);
   return bpf_redirect(fib->ifindex, 0);
 }
 
@@ -351,11 +359,19 @@ static __always_inline __u32 flowCsumOff(__u32 l4_off, __u8 proto) {
                                         : __builtin_offsetof(struct udphdr, check));
 }
 
-// IPv4 without options, not a fragment, TCP or UDP: 1 when the flows entry decided the
+// Who runs a flows entry: a constant at each call site, so that each gets its own copy.
+#define LB_FLOW_GATEWAY 0     // lb_ingress_redirect at a gateway: out of the FIB's device
+#define LB_FLOW_SC_INGRESS 1  // lb_ingress_redirect in a sidecar: a reply, into lbd0's ingress
+#define LB_FLOW_SC_EGRESS 2   // lb_sidecar_egress: the app's packet, out of the FIB's device
+
+#include "io/bpf/sidecar_offload.bpf.h"
+
+// IPv4 without options, not a fragment, TCP or UDP, its header at ETH_HLEN (or at 0 for
+// LB_FLOW_SC_EGRESS, until scPushL2 makes room): 1 when the flows entry decided the
 // packet's fate (*verdict), 0 when the dsts/replies logic decides. (A verdict-or-sentinel
 // return would not do: the verifier cannot tell bpf_redirect's result from the sentinel.)
 static __always_inline int flowV4(
-    struct __sk_buff* skb, struct iphdr* iph, void* end, __u32 tot, int* verdict) {
+    struct __sk_buff* skb, struct iphdr* iph, void* end, __u32 tot, const int mode, int* verdict) {
   const __u8 proto = iph->protocol;
   __be16* ports = (void*)(iph + 1);
   __u8 tcp_flags = 0;
@@ -374,14 +390,16 @@ static __always_inline int flowV4(
   __builtin_memcpy(&addrs[2], f->new_saddr, 4);
   __builtin_memcpy(&addrs[3], f->new_daddr, 4);
   struct bpf_fib_lookup fib = {.family = LB_AF_INET, .l4_protocol = proto};
-  fib.sport = f->new_sport;
-  fib.dport = f->new_dport;
-  fib.tos = iph->tos;
-  fib.ipv4_src = addrs[2];
-  fib.ipv4_dst = addrs[3];
-  if (!flowRoute(skb, &fib, tot, sizeof(*iph) + l4_hlen)) {
-    count(LB_BPF_CNT_FLOW_SLOW);
-    return 0;
+  if (mode != LB_FLOW_SC_INGRESS) {  // a sidecar's reply goes to lbd0's ingress: no route
+    fib.sport = f->new_sport;
+    fib.dport = f->new_dport;
+    fib.tos = iph->tos;
+    fib.ipv4_src = addrs[2];
+    fib.ipv4_dst = addrs[3];
+    if (!flowRoute(skb, &fib, tot, sizeof(*iph) + l4_hlen)) {
+      count(LB_BPF_CNT_FLOW_SLOW);
+      return 0;
+    }
   }
   __be32 old_ports = *(__be32*)ports;
   __be32 new_ports;
@@ -390,8 +408,14 @@ static __always_inline int flowV4(
   __be16 new_ttl = old_ttl - bpf_htons(0x0100);    // ttl > 1 was checked
   const __u32 csum_off = flowCsumOff(ETH_HLEN + sizeof(*iph), proto);
   const __u64 mangled = proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
-  if (!flowPrepare(skb, tot, csum_off + 2)) {
+  if (!scPushL2(skb, mode == LB_FLOW_SC_EGRESS)) {
     *verdict = flowSlowToKernel();
+    return 1;
+  }
+  // From here on a sidecar's outgoing packet is no longer what the TUN device expects at
+  // egress: a failure drops it (TCP retransmits) rather than hand lbd a half-made frame.
+  if (!flowPrepare(skb, tot, csum_off + 2)) {
+    *verdict = mode == LB_FLOW_SC_EGRESS ? flowDrop() : flowSlowToKernel();
     return 1;
   }
   const __s64 diff = bpf_csum_diff(&addrs[0], 8, &addrs[2], 8, 0);
@@ -407,13 +431,19 @@ static __always_inline int flowV4(
     *verdict = flowDrop();
     return 1;
   }
-  *verdict = flowTransmit(skb, &k, f, &fib, tcp_flags);
+  *verdict = mode == LB_FLOW_GATEWAY ? flowTransmit(skb, &k, f, &fib, tcp_flags)
+                                     : scTransmit(skb, &k, f, &fib, tcp_flags, tot,
+                                                  mode == LB_FLOW_SC_EGRESS, bpf_htons(ETH_P_IP));
   return 1;
 }
 
 // IPv6 with TCP or UDP right after the fixed header: as flowV4.
-static __always_inline int flowV6(
-    struct __sk_buff* skb, struct ipv6hdr* ip6, void* end, __u32 tot, int* verdict) {
+static __always_inline int flowV6(struct __sk_buff* skb,
+                                  struct ipv6hdr* ip6,
+                                  void* end,
+                                  __u32 tot,
+                                  const int mode,
+                                  int* verdict) {
   const __u8 proto = ip6->nexthdr;
   __be16* ports = (void*)(ip6 + 1);
   __u8 tcp_flags = 0;
@@ -432,14 +462,16 @@ static __always_inline int flowV6(
   __builtin_memcpy(&addrs[0], &ip6->saddr, 32);
   __builtin_memcpy(&addrs[8], f->new_saddr, 32);  // new_saddr, new_daddr
   struct bpf_fib_lookup fib = {.family = LB_AF_INET6, .l4_protocol = proto};
-  fib.sport = f->new_sport;
-  fib.dport = f->new_dport;
-  fib.flowinfo = *(__be32*)ip6 & bpf_htonl(0x0fffffff);  // IPV6_FLOWINFO_MASK
-  __builtin_memcpy(fib.ipv6_src, &addrs[8], 16);
-  __builtin_memcpy(fib.ipv6_dst, &addrs[12], 16);
-  if (!flowRoute(skb, &fib, tot, sizeof(*ip6) + l4_hlen)) {
-    count(LB_BPF_CNT_FLOW_SLOW);
-    return 0;
+  if (mode != LB_FLOW_SC_INGRESS) {  // a sidecar's reply goes to lbd0's ingress: no route
+    fib.sport = f->new_sport;
+    fib.dport = f->new_dport;
+    fib.flowinfo = *(__be32*)ip6 & bpf_htonl(0x0fffffff);  // IPV6_FLOWINFO_MASK
+    __builtin_memcpy(fib.ipv6_src, &addrs[8], 16);
+    __builtin_memcpy(fib.ipv6_dst, &addrs[12], 16);
+    if (!flowRoute(skb, &fib, tot, sizeof(*ip6) + l4_hlen)) {
+      count(LB_BPF_CNT_FLOW_SLOW);
+      return 0;
+    }
   }
   __be32 old_ports = *(__be32*)ports;
   __be32 new_ports;
@@ -448,8 +480,14 @@ static __always_inline int flowV6(
   __be16 new_hop = old_hop - bpf_htons(0x0001);    // hop_limit > 1 was checked
   const __u32 csum_off = flowCsumOff(ETH_HLEN + sizeof(*ip6), proto);
   const __u64 mangled = proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
-  if (!flowPrepare(skb, tot, csum_off + 2)) {
+  if (!scPushL2(skb, mode == LB_FLOW_SC_EGRESS)) {
     *verdict = flowSlowToKernel();
+    return 1;
+  }
+  // From here on a sidecar's outgoing packet is no longer what the TUN device expects at
+  // egress: a failure drops it (TCP retransmits) rather than hand lbd a half-made frame.
+  if (!flowPrepare(skb, tot, csum_off + 2)) {
+    *verdict = mode == LB_FLOW_SC_EGRESS ? flowDrop() : flowSlowToKernel();
     return 1;
   }
   const __s64 diff = bpf_csum_diff(&addrs[0], 32, &addrs[8], 32, 0);
@@ -471,11 +509,12 @@ static __always_inline int flowV6(
     *verdict = flowDrop();
     return 1;
   }
-  *verdict = flowTransmit(skb, &k, f, &fib, tcp_flags);
+  *verdict = mode == LB_FLOW_GATEWAY ? flowTransmit(skb, &k, f, &fib, tcp_flags)
+                                     : scTransmit(skb, &k, f, &fib, tcp_flags, tot,
+                                                  mode == LB_FLOW_SC_EGRESS, bpf_htons(ETH_P_IPV6));
   return 1;
 }
 
-#include "io/bpf/sidecar_offload.bpf.h"
 #include "io/bpf/synproxy.bpf.h"
 
 // ---- VIPs and NAT replies to the TUN device ------------------------------------------------
@@ -498,8 +537,8 @@ static __always_inline int handleV4(struct __sk_buff* skb, void* l3, void* end) 
   if (hlen == sizeof(*iph) && !(bpf_ntohs(iph->frag_off) & LB_IP_MF_OFFSET) &&
       (iph->protocol == IPPROTO_TCP || iph->protocol == IPPROTO_UDP)) {
     int verdict;
-    if (cfg.sidecar ? scFlowV4(skb, iph, end, tot, 0, &verdict)
-                    : flowV4(skb, iph, end, tot, &verdict))
+    if (cfg.sidecar ? flowV4(skb, iph, end, tot, LB_FLOW_SC_INGRESS, &verdict)
+                    : flowV4(skb, iph, end, tot, LB_FLOW_GATEWAY, &verdict))
       return verdict;
   }
   if (hlen == sizeof(*iph) && !(bpf_ntohs(iph->frag_off) & LB_IP_MF_OFFSET) &&
@@ -550,8 +589,8 @@ static __always_inline int handleV6(struct __sk_buff* skb, void* l3, void* end) 
     return pass();
   if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
     int verdict;
-    if (cfg.sidecar ? scFlowV6(skb, ip6, end, tot, 0, &verdict)
-                    : flowV6(skb, ip6, end, tot, &verdict))
+    if (cfg.sidecar ? flowV6(skb, ip6, end, tot, LB_FLOW_SC_INGRESS, &verdict)
+                    : flowV6(skb, ip6, end, tot, LB_FLOW_GATEWAY, &verdict))
       return verdict;
   }
   if (proto == IPPROTO_TCP) {
@@ -617,8 +656,8 @@ int lb_ingress_redirect(struct __sk_buff* skb) {
 }
 
 // lbd's TUN device's egress, sidecar mode: the app's packets to a VIP. An offloaded conn's
-// packet is rewritten and sent out of the app's veth (scFlowV4/V6); everything else
-// (TC_ACT_UNSPEC, and no counter: these are not the ingress program's packets) goes on to the
+// packet is rewritten and sent out of the app's veth (flowV4/V6, LB_FLOW_SC_EGRESS); everything
+// else (TC_ACT_UNSPEC, and no counter: these are not the ingress program's packets) goes on to the
 // TUN device and lbd as before. The device has no L2 header: the IP header is at 0.
 SEC("tc")
 
@@ -644,7 +683,7 @@ int lb_sidecar_egress(struct __sk_buff* skb) {
       tot = skb->len;
     else if (tot < sizeof(*iph) || tot > skb->len)
       return TC_ACT_UNSPEC;
-    if (scFlowV4(skb, iph, end, tot, 1, &verdict))
+    if (flowV4(skb, iph, end, tot, LB_FLOW_SC_EGRESS, &verdict))
       return verdict;
   } else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
     struct ipv6hdr* ip6 = data;
@@ -656,7 +695,7 @@ int lb_sidecar_egress(struct __sk_buff* skb) {
       tot = skb->len;
     else if (tot == sizeof(*ip6) || tot > skb->len)
       return TC_ACT_UNSPEC;
-    if (scFlowV6(skb, ip6, end, tot, 1, &verdict))
+    if (flowV6(skb, ip6, end, tot, LB_FLOW_SC_EGRESS, &verdict))
       return verdict;
   }
   return TC_ACT_UNSPEC;
