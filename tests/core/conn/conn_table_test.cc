@@ -345,23 +345,27 @@ TEST(ConnTableTest, EarlyDropNeverTakesEstablishedAssuredOrTemplates) {
   EXPECT_TRUE(t.findIn(ConnTuple{Af::kInet, L4Proto::kUdp, kClient, kVip, 3, 80}));
 }
 
-// An unassured UDP conn (no reply seen) is taken like a half-open TCP one; assured conns at
-// the head of the list are skipped (and leave it).
+// An unassured UDP conn (no reply seen) is taken like a half-open TCP one; a conn assured
+// under a guard leaves the list when the guard is released, and with it the embryonic TCP
+// count (the SYN-cookie trigger).
 TEST(ConnTableTest, EarlyDropTakesUnassuredUdpAndSkipsAssuredOnes) {
   FakeClock clock;
   CountingEvents ev;
   ConnTable t(opts(4, 1), &ev);
   {
     ConnGuard g = t.create(natParams(1), clock.now());
+    EXPECT_EQ(t.stats().early_droppable, 1u);
     g->state = 1;
-    g->flags |= kConnFAssured;  // assured after creation: still on the list, skipped lazily
+    g->flags |= kConnFAssured;  // assured after creation: leaves the list with the guard
   }
+  EXPECT_EQ(t.stats().early_droppable, 0u);
   ConnParams u = natParams(2);
   u.proto = L4Proto::kUdp;
   ASSERT_TRUE(t.create(u, clock.now()));
   ASSERT_TRUE(t.create(natParams(3, kConnFAssured), clock.now()));
   createHalfOpen(t, 4, clock.now());
-  EXPECT_EQ(t.stats().early_droppable, 3u);  // 1 (not yet met), 2 and 4
+  EXPECT_EQ(t.stats().early_droppable, 2u);  // 2 and 4
+  EXPECT_EQ(t.embryonicTcp(), 1u);           // 4 (2 is UDP)
   createHalfOpen(t, 5, clock.now());
   EXPECT_EQ(ev.last_cport.load(), 2);
   EXPECT_TRUE(t.findIn(inTuple(1)));
