@@ -365,6 +365,7 @@ static __always_inline __u32 flowCsumOff(__u32 l4_off, __u8 proto) {
 #define LB_FLOW_SC_EGRESS 2   // lb_sidecar_egress: the app's packet, out of the FIB's device
 
 #include "io/bpf/sidecar_offload.bpf.h"
+#include "io/bpf/tunnel_offload.bpf.h"
 
 // IPv4 without options, not a fragment, TCP or UDP, its header at ETH_HLEN (or at 0 for
 // LB_FLOW_SC_EGRESS, until scPushL2 makes room): 1 when the flows entry decided the
@@ -386,6 +387,12 @@ static __always_inline int flowV4(
   struct lb_bpf_flow* f = flowMatch(&k, tcp_flags);
   if (!f)
     return 0;
+  if (f->encap != LB_BPF_ENCAP_NONE) {  // a tunnel conn: gateway mode only
+    if (mode == LB_FLOW_GATEWAY)
+      return tunGueV4(skb, iph, tot, l4_hlen, &k, f, tcp_flags, verdict);
+    count(LB_BPF_CNT_FLOW_SLOW);
+    return 0;
+  }
   __be32 addrs[4] = {iph->saddr, iph->daddr};  // old saddr, daddr; new saddr, daddr
   __builtin_memcpy(&addrs[2], f->new_saddr, 4);
   __builtin_memcpy(&addrs[3], f->new_daddr, 4);
@@ -458,6 +465,10 @@ static __always_inline int flowV6(struct __sk_buff* skb,
   struct lb_bpf_flow* f = flowMatch(&k, tcp_flags);
   if (!f)
     return 0;
+  if (f->encap != LB_BPF_ENCAP_NONE) {  // tunnel entries are IPv4 only
+    count(LB_BPF_CNT_FLOW_SLOW);
+    return 0;
+  }
   __be32 addrs[16];  // old saddr, daddr; new saddr, daddr
   __builtin_memcpy(&addrs[0], &ip6->saddr, 32);
   __builtin_memcpy(&addrs[8], f->new_saddr, 32);  // new_saddr, new_daddr

@@ -122,7 +122,9 @@ void fillFlow(const FlowRewrite& rw,
   std::memcpy(v.new_daddr, rw.daddr.data(), rw.daddr.size());
   v.new_sport = htobe16(rw.sport);
   v.new_dport = htobe16(rw.dport);
-  fillFlowKey(reverse, v.reverse);
+  v.encap = static_cast<uint8_t>(rw.encap);
+  if (rw.encap == FlowEncap::kNone)
+    fillFlowKey(reverse, v.reverse);  // a tunnel entry's stays zero: no other direction
 }
 
 // Keys as raw bytes, so one sync routine serves both maps.
@@ -488,8 +490,15 @@ absl::Status IngressRedirect::addFlow(const FlowKey& key,
                                       bool reply) {
   if (absl::Status s = checkFlowKey(key, "key", Af::kUnspec); !s.ok())
     return s;
-  if (absl::Status s = checkFlowKey(reverse, "reverse key", key.saddr.af()); !s.ok())
+  if (rw.encap != FlowEncap::kNone) {
+    if (!key.saddr.isV4() || reply || rw.encap > FlowEncap::kGue4NoPmtu) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "bpf flow ", formatAddrPort(key.saddr, key.sport), " -> ",
+          formatAddrPort(key.daddr, key.dport), ": a tunnel entry is IPv4, client -> VIP"));
+    }
+  } else if (absl::Status s = checkFlowKey(reverse, "reverse key", key.saddr.af()); !s.ok()) {
     return s;
+  }
   if (rw.saddr.af() != key.saddr.af() || rw.daddr.af() != key.saddr.af()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "bpf flow ", formatAddrPort(key.saddr, key.sport), " -> ",

@@ -77,7 +77,13 @@ struct lb_bpf_flow {
   // 1: this entry is the real server -> client direction; 0: client -> VIP. Tells the `done`
   // record's `in` from its `out`.
   __u8 reply;
-  __u8 pad[3];                     // zero
+  // LB_BPF_ENCAP_*: 0 for a NAT or full-NAT entry (rewritten as above). Otherwise a tunnel
+  // conn's only entry (client -> VIP, reply 0; the real server answers the client directly):
+  // the packet is encapsulated as is (inner TTL decremented), new_saddr / new_daddr are the
+  // outer source (lbd's tunnel source) and the real server, new_sport / new_dport the outer
+  // UDP ports (the flow hash's port, the dest's tunnel port); `reverse` is all zero.
+  __u8 encap;
+  __u8 pad[2];                     // zero
   struct lb_bpf_flow_key reverse;  // the other direction's key: closed and finished together
   // LB_BPF_FLOW_F_*. 64 bits because the program ORs bits in with an atomic, and clang's BPF
   // target (without -mcpu=v3) has only the 64-bit form.
@@ -85,6 +91,16 @@ struct lb_bpf_flow {
   __u64 packets, bytes, last_ns;  // IP bytes (a GSO skb counts once); bpf_ktime_get_ns()
   __u64 cookie;                   // the loader's, opaque: copied into the `done` record
 };
+
+// struct lb_bpf_flow's `encap`: IPv4 outer, IPv4 inner, GUE (UDP + a 4-byte GUE header,
+// version 0, proto_ctype 4, UDP checksum 0), as core's tunnel forwarder writes it: outer DS
+// field from the inner one (ECN CE as ECT(0)), TTL the inner one after its decrement. DF and ID:
+// GUE4 copies the inner DF (ID 0 with DF, else the inner ID; sysctl pmtu_disc 1), GUE4_NOPMTU
+// never sets DF and always copies the ID (pmtu_disc 0). A non-GSO packet whose outer packet
+// exceeds the route MTU, and anything the program cannot encapsulate, takes the slow path.
+#define LB_BPF_ENCAP_NONE 0
+#define LB_BPF_ENCAP_GUE4 1
+#define LB_BPF_ENCAP_GUE4_NOPMTU 2
 
 // One direction's program-written part, as the `done` record carries it.
 struct lb_bpf_flow_counts {

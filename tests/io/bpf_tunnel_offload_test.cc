@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: Apache-2.0
+// A tunnel conn's flows entry (io/bpf/tunnel_offload.bpf.h, FlowRewrite::encap): the client's
+// packet, sent from C, must reach S as exactly the GUE packet core's tunnel forwarder
+// (core/xmit/tunnel.cc) makes of it for the same conn: outer IPv4 header (DS field with ECN,
+// ID, DF, TTL, checksum), UDP ports and length, GUE header, outer UDP checksum 0, the inner
+// packet with its TTL decremented and nothing else changed. A packet whose outer packet
+// exceeds the route MTU takes the old path (the TUN device), as does the entry in a v6 flow.
+// Same fixture as bpf_flow_offload_test.cc (real namespaces, root: label integration).
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/conn/conn.h"
+#include "core/packet/packet_buffer.h"
+#include "core/packet/parse.h"
+#include "core/service/snapshot.h"
+#include "core/xmit/forwarder.h"
+#include "core/xmit/xmit_util.h"
+#include "tests/io/bpf_flow_offload_fixture.h"
+
+namespace lb::io::flow_offload_test {
+namespace {
+
+constexpr uint16_t kTunPort = 6080;
+constexpr uint32_t kFlowHash = 0x12345678;
+
+class TunnelOffloadTest : public FlowOffloadTest {
+ protected:
+  // A socket on S's tunnel port, so that S answers no GUE packet with an ICMP error (which
+  // would reach B's TUN device: kLip is in dsts).
+  void SetUp() override {
+    FlowOffloadTest::SetUp();
+    if (IsSkipped() || HasFatalFailure())
+      return;
+    sink_ = net_.socketIn(Ns::kServer, AF_INET, SOCK_DGRAM);
+    socklen_t len = 0;
+    sockaddr_storage ss = sockAddr(ip(kRip), kTunPort, &len);
+    ASSERT_GE(sink_, 0);
+    ASSERT_EQ(bind(sink_, reinterpret_cast<sockaddr*>(&ss), len), 0) << strerror(errno);
+  }
+
+  void TearDown() override {
+    if (sink_ >= 0)
+      close(sink_);
+    FlowOffloadTest::TearDown();
+  }
+
+  static ParsedPacket parse(const Bytes& p) {
+    auto b = std::make_unique<PacketBuffer>();
+    ParsedPacket pp;
+    EXPECT_TRUE(b->assign(p));
+    EXPECT_EQ(parsePacket(b->span(), pp), DropReason::kNone);
+    return pp;
+  }
+
+  // Core's GUE encapsulation of `inner` for the conn kFarClient:cport -> VIP:vport, real server
+  // kRip, tunnel source kLip (B's address towards S), pmtu_disc as given.
+  static Bytes coreGue(const Bytes& inner, bool pmtu_disc) {
+    Conn c;
+    const ParsedPacket probe = parse(inner);
+    c.af = Af::kInet;
+    c.daf = Af::kInet;
+    c.proto = probe.outer.proto;
+    c.caddr = probe.outer.src;
+    c.cport = probe.outer.sport;
+    c.vaddr = probe.outer.dst;
+    c.vport = probe.outer.dport;
+    c.daddr = ip(kRip);
+    c.dport = probe.outer.dport;
+    c.flags = static_cast<uint32_t>(FwdMethod::kTunnel);
+    SnapDest d;
+    d.config.addr = ip(kRip);
+    d.config.port = c.dport;
+    d.config.fwd = FwdMethod::kTunnel;
+    d.config.tun_type = TunType::kGue;
+    d.config.tun_csum = TunCsum::kNoCsum;
+    d.config.tun_port = kTunPort;
+    XmitContext ctx;
+    ctx.dest = &d;
+    ctx.mtu = 1500;
+    ctx.pmtu_disc = pmtu_disc;
+    ctx.flow_hash = kFlowHash;
+    ctx.tunnel_src = ip(kLip);
+    auto buf = std::make_unique<PacketBuffer>();
+    ParsedPacket pp;
+    EXPECT_TRUE(buf->assign(inner));
+    EXPECT_EQ(parsePacket(buf->span(), pp), DropReason::kNone);
+    Forwarder* f = findForwarder(FwdMethod::kTunnel);
+    EXPECT_NE(f, nullptr);
+    if (f == nullptr)
+      return {};
+    XmitResult r = f->forward(*buf, pp, c, Direction::kToRealServer, ctx);
+    EXPECT_EQ(r.verdict, Verdict::kForward);
+    return Bytes(buf->data(), buf->data() + buf->size());
+  }
+
+  // The tunnel entry for `inner`'s tuple (client -> VIP), as lbd installs it.
+  FlowKey addTunnel(const Bytes& inner, FlowEncap encap = FlowEncap::kGue4) {
+    const ParsedPacket pp = parse(inner);
+    const FlowKey k{pp.outer.proto, pp.outer.src, pp.outer.dst, pp.outer.sport, pp.outer.dport};
+    FlowRewrite rw{ip(kLip), ip(kRip), xmit::udpFlowSrcPort(kFlowHash), kTunPort, encap};
+    absl::Status s = redirect_->addFlow(k, rw, FlowKey{}, 7, false);
+    EXPECT_TRUE(s.ok()) << s;
+    return k;
+  }
+
+  // Sends `inner` from C and returns what S captured on the tunnel port (nullopt: nothing).
+  std::optional<Bytes> sendAndCapture(const Bytes& inner) {
+    if (!net_.sendFrame(inner))
+      return std::nullopt;
+    return BpfNetns::nextCaptured(cap_s_, kWait, toPort(IPPROTO_UDP, kTunPort));
+  }
+
+  void expectEncapsulated(const Bytes& inner, bool pmtu_disc) {
+    const Bytes want = coreGue(inner, pmtu_disc);
+    ASSERT_EQ(want.size(), inner.size() + 32);
+    auto got = sendAndCapture(inner);
+    ASSERT_TRUE(got.has_value()) << "S saw no GUE packet";
+    EXPECT_EQ(*got, want) << "got  " << hexDump(got->data(), got->size()) << "\nwant "
+                          << hexDump(want.data(), want.size());
+    EXPECT_TRUE(checksumsValid(*got));
+  }
+
+  int sink_ = -1;
+};
+
+// Sets the IPv4 DS field and fixes the header checksum.
+Bytes withTos(Bytes p, uint8_t tos) {
+  p[1] = tos;
+  p[10] = p[11] = 0;
+  uint32_t sum = 0;
+  for (size_t i = 0; i < 20; i += 2)
+    sum += static_cast<uint32_t>(p[i] << 8 | p[i + 1]);
+  while (sum >> 16)
+    sum = (sum & 0xffff) + (sum >> 16);
+  p[10] = static_cast<uint8_t>(~sum >> 8);
+  p[11] = static_cast<uint8_t>(~sum);
+  return p;
+}
+
+TEST_F(TunnelOffloadTest, TcpAndUdpEncapsulatedAsCoreDoes) {
+  const Bytes tcp = withTos(PacketBuilder::tcp(kFarClient, 40000, kVip, 80, 0x18)
+                                .df(true)
+                                .ipId(0x1234)
+                                .ttl(64)
+                                .payload("tunnelled segment")
+                                .build(),
+                            0x2b);  // DSCP with CE: the outer gets ECT(0)
+  const FlowKey tk = addTunnel(tcp);
+  expectEncapsulated(tcp, true);
+  // No DF: the outer keeps the inner ID.
+  const Bytes udp = PacketBuilder::udp(kFarClient, 40001, kVip, 53)
+                        .df(false)
+                        .ipId(0x4321)
+                        .ttl(20)
+                        .payloadSize(700)
+                        .build();
+  const FlowKey uk = addTunnel(udp);
+  expectEncapsulated(udp, true);
+  EXPECT_EQ(counters().flow_forwarded, 2u);
+  EXPECT_EQ(counters().flow_slow, 0u);
+  FlowState ts = state(tk);
+  EXPECT_EQ(ts.packets, 1u);
+  EXPECT_EQ(ts.bytes, tcp.size()) << "the inner packet's bytes";
+  EXPECT_TRUE(ts.ack);
+  EXPECT_EQ(state(uk).packets, 1u);
+}
+
+TEST_F(TunnelOffloadTest, WithoutPmtuDiscTheOuterHasNoDf) {
+  const Bytes tcp = PacketBuilder::tcp(kFarClient, 40002, kVip, 80, 0x10)
+                        .df(true)
+                        .ipId(0x5555)
+                        .payload("x")
+                        .build();
+  addTunnel(tcp, FlowEncap::kGue4NoPmtu);
+  expectEncapsulated(tcp, false);
+}
+
+// The FIN and RST a tunnel entry forwards are recorded; it has no reverse, so the program
+// finishes nothing (lbd's reads do).
+TEST_F(TunnelOffloadTest, FlagsRecordedNothingFinished) {
+  const Bytes fin = PacketBuilder::tcp(kFarClient, 40003, kVip, 80, 0x11).build();
+  const FlowKey k = addTunnel(fin);
+  ASSERT_TRUE(sendAndCapture(fin).has_value());
+  const Bytes ack = PacketBuilder::tcp(kFarClient, 40003, kVip, 80, 0x10).build();
+  ASSERT_TRUE(sendAndCapture(ack).has_value());
+  const Bytes rst = PacketBuilder::tcp(kFarClient, 40003, kVip, 80, 0x14).build();
+  ASSERT_TRUE(sendAndCapture(rst).has_value());
+  FlowState s = state(k);
+  EXPECT_TRUE(s.fin && s.ack && s.rst);
+  EXPECT_EQ(s.packets, 3u);
+  EXPECT_EQ(counters().flow_done, 0u);
+  EXPECT_TRUE(done().empty());
+  // A new SYN on the tuple closes it: the old path from then on.
+  expectOldPath(PacketBuilder::tcp(kFarClient, 40003, kVip, 80, 0x02).build());
+  EXPECT_TRUE(state(k).closed);
+}
+
+// A non-GSO packet that fits the egress MTU but not with the 32 outer bytes takes the old
+// path (lbd answers FRAG_NEEDED there); one 32 bytes smaller is encapsulated.
+TEST_F(TunnelOffloadTest, TooBigForTheOuterTakesTheOldPath) {
+  ASSERT_TRUE(net_.ipInB("link set vbs mtu 1000"));
+  const Bytes big =
+      PacketBuilder::udp(kFarClient, 40004, kVip, 53).df(true).payloadSize(1000 - 28 - 16).build();
+  ASSERT_EQ(big.size(), 984u);  // 984 + 32 > 1000
+  const FlowKey k = addTunnel(big);
+  expectOldPath(big);
+  EXPECT_EQ(counters().flow_slow, 1u);
+  EXPECT_EQ(state(k).packets, 0u);
+  const Bytes fits =
+      PacketBuilder::udp(kFarClient, 40004, kVip, 53).df(true).payloadSize(1000 - 32 - 28).build();
+  expectEncapsulated(fits, true);
+  EXPECT_EQ(state(k).packets, 1u);
+}
+
+TEST_F(TunnelOffloadTest, AddFlowRejectsV6AndReplyTunnelEntries) {
+  const FlowRewrite rw{ip(kLip), ip(kRip), 1, kTunPort, FlowEncap::kGue4};
+  const FlowKey v4{L4Proto::kTcp, ip(kFarClient), ip(kVip), 1, 80};
+  const FlowKey v6{L4Proto::kTcp, ip(kFarClient6), ip(kVip6), 1, 80};
+  EXPECT_EQ(redirect_->addFlow(v6, rw, FlowKey{}, 0, false).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(redirect_->addFlow(v4, rw, FlowKey{}, 0, true).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(redirect_->addFlow(v4, rw, FlowKey{}, 0, false).ok());
+}
+
+}  // namespace
+}  // namespace lb::io::flow_offload_test
