@@ -167,6 +167,12 @@ bool Pipeline::syncookieAnswer(Packet& p, const SnapService& svc) noexcept {
 // is a valid cookie for its tuple and the conn is one a SYN would reschedule
 // (shouldReschedule), to a service with the SYN proxy on. A pending conn (its client's ACK
 // again) is synproxyResend's.
+// A service answering with SYN cookies on its own (syncookies.h) has conns made before the state
+// went on: when the client's SYN or the real server's SYN-ACK was lost, the client's SYN again
+// is answered with a cookie (by the tc program, which sees no conn), and its ACK returning that
+// cookie would reach the real server on numbers it never sent (a reset). So there the ACK also
+// stands for a SYN on a conn that never got past its handshake (not ESTABLISHED, not assured,
+// not a cookie conn): the old conn goes and the cookie opens a new one.
 bool Pipeline::synproxyReusesTuple(const Packet& p, const Conn& conn) const noexcept {
   const L3L4& o = p.pp.outer;
   if (o.proto != L4Proto::kTcp ||
@@ -175,13 +181,23 @@ bool Pipeline::synproxyReusesTuple(const Packet& p, const Conn& conn) const noex
     return false;
   }
   const SnapService* svc = p.snap.service(conn.svc);
-  if (svc == nullptr || !shouldReschedule(p, conn))
+  if (svc == nullptr)
     return false;
-  // A service without --synproxy answers with cookies only while syncookies.h says so.
-  const Sysctls& sys = p.snap.sysctls();
-  if (!svc->synproxy() && !(syncookiesAccept(sys, syncookies_on_, conns_.lastCookieSent(), p.now) &&
-                            syncookieEligible(p.snap, *svc))) {
-    return false;
+  if (svc->synproxy()) {
+    if (!shouldReschedule(p, conn))
+      return false;
+  } else {
+    // A service without --synproxy answers with cookies only while syncookies.h says so.
+    const Sysctls& sys = p.snap.sysctls();
+    if (!syncookiesAccept(sys, syncookies_on_, conns_.lastCookieSent(), p.now) ||
+        !syncookieEligible(p.snap, *svc)) {
+      return false;
+    }
+    const bool handshaking = (conn.flags & (kConnFSynproxy | kConnFAssured)) == 0 &&
+                             conn.state != kTcpEstablished &&
+                             conn.n_control.load(std::memory_order_relaxed) == 0;
+    if (!handshaking && !shouldReschedule(p, conn))
+      return false;
   }
   const uint32_t isn = synproxy::tcpSeq(p.pkt, o) - 1;
   const uint32_t cookie = synproxy::tcpAck(p.pkt, o) - 1;

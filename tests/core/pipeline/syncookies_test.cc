@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/pipeline/pipeline.h"
+#include "core/pipeline/synproxy.h"
 #include "tests/core/pipeline/pipeline_fixture.h"
 
 namespace lb::testing {
@@ -171,6 +172,31 @@ TEST_F(SyncookiesPipelineTest, AutoAnswersOnlyWhileOnAndAcceptsCookiesAfter) {
   // Off again: SYNs are scheduled.
   EXPECT_FALSE(answered(syn(kClient, 40003)));
   EXPECT_EQ(stateOf(kClient, 40003), "SYN_RECV");
+}
+
+TEST_F(SyncookiesPipelineTest, CookieAckReplacesAConnStillInItsHandshake) {
+  // A conn made before the state went on; the client's SYN again is answered by the tc
+  // program with a cookie (it sees no conn), and the client's ACK returns that cookie.
+  setSysctls(mode(1));
+  EXPECT_FALSE(answered(syn(kClient, 40010)));
+  EXPECT_EQ(stateOf(kClient, 40010), "SYN_RECV");
+  conns_->setSyncookiesActive(true);
+  const uint32_t cookie = synproxy::makeCookie(
+      synproxy::secretOf(conns_->seed()), synproxy::CookieFlow{ip(kClient), ip(kVip), 40010, 80},
+      1000, 0, clock_.now());
+  Result r =
+      send(PacketBuilder::tcp(kClient, 40010, kVip, 80, kTcpAck).seq(1001).ack(cookie + 1).build());
+  ASSERT_EQ(r.verdict, Verdict::kForward);
+  EXPECT_EQ(r.out[33], kTcpSyn);  // the cookie conn's SYN to the real server, not the ACK
+  EXPECT_NE(connFrom(kClient, 40010).flags & kConnFSynproxy, 0u);
+  EXPECT_EQ(pipe_->counters().conns_reused.value(), 1u);
+  // A handshake's own last ACK (no cookie) goes through its conn as always.
+  conns_->setSyncookiesActive(false);
+  (void)syn(kClient, 40012);
+  EXPECT_EQ(
+      send(PacketBuilder::tcp(kClient, 40012, kVip, 80, kTcpAck).seq(1001).ack(1).build()).verdict,
+      Verdict::kForward);
+  EXPECT_EQ(stateOf(kClient, 40012), "ESTABLISHED");
 }
 
 TEST_F(SyncookiesPipelineTest, PipelineSeesTheThresholdBeforeTheGovernor) {
