@@ -5,18 +5,32 @@
 
 namespace lb {
 
-bool offloadEligible(const Conn& c, uint32_t min_in_pkts) noexcept {
+namespace {
+
+bool eligibleConn(const Conn& c, uint32_t min_in_pkts) noexcept {
   // SYN proxy conns stay on the slow path: the tc program does not translate sequence numbers.
   constexpr uint32_t kNever = kConnFTemplate | kConnFOnePacket | kConnFOffloaded | kConnFSynproxy;
   if ((c.flags & kNever) != 0 || c.in_pkts < min_in_pkts || c.af != c.daf)
-    return false;
-  const FwdMethod m = connFwd(c);
-  if (m != FwdMethod::kMasq && m != FwdMethod::kFullNat)
     return false;
   if (c.proto == L4Proto::kTcp)
     return c.state == kTcpSynRecv || c.state == kTcpEstablished;
   // A one-datagram exchange (DNS) would pay two map updates and the bookkeeping for nothing.
   return c.proto == L4Proto::kUdp && c.in_pkts >= 2;
+}
+
+}  // namespace
+
+bool offloadEligible(const Conn& c, uint32_t min_in_pkts) noexcept {
+  const FwdMethod m = connFwd(c);
+  if (m != FwdMethod::kMasq && m != FwdMethod::kFullNat)
+    return false;
+  return eligibleConn(c, min_in_pkts);
+}
+
+bool tunnelOffloadEligible(const Conn& c, uint32_t min_in_pkts) noexcept {
+  if (connFwd(c) != FwdMethod::kTunnel || c.af != Af::kInet)
+    return false;
+  return eligibleConn(c, min_in_pkts);
 }
 
 void commitStateChange(ConnGuard& g,

@@ -3,7 +3,10 @@
 // the tc program's flow map (io/bpf), which then rewrites and forwards the conn's packets in the
 // kernel. A TCP conn is offered as soon as its client's SYN is scheduled (with the default
 // threshold of one client packet), so the handshake's second half, the data and the teardown
-// all stay in the kernel and lbd sees one packet per connection. The pipeline keeps the conn:
+// all stay in the kernel and lbd sees one packet per connection. A GUE tunnel conn (IPv4 in
+// IPv4) is offered too (offerTunnel): only its client's direction crosses the balancer, so the
+// fast path encapsulates that one direction and its states follow the client's packets alone
+// (the DR / tunnel input-only table). The pipeline keeps the conn:
 // whoever takes the offer reports what the fast path forwarded back into it
 // (applyFastPathFlags below, the stats, the timer) and gives the conn back to the slow path
 // when the fast path saw a new SYN on the tuple, the conn is over, or its dest goes away.
@@ -23,6 +26,15 @@
 
 namespace lb {
 
+// How a GUE tunnel conn's client packets are encapsulated, as core's tunnel forwarder
+// (core/xmit/tunnel.cc) would: the outer source, UDP ports and whether DF is copied.
+struct TunnelOffer {
+  IpAddr src;             // the outer source (the pipeline's tunnel source)
+  uint16_t sport = 0;     // udpFlowSrcPort of the conn's flow hash
+  uint16_t dport = 0;     // the dest's tunnel port
+  bool pmtu_disc = true;  // sysctl pmtu_disc: the inner DF is copied to the outer header
+};
+
 class FlowOffloader {
  public:
   virtual ~FlowOffloader() = default;
@@ -31,6 +43,15 @@ class FlowOffloader {
   // conn.generation) finds it later). True: taken; the pipeline sets kConnFOffloaded and never
   // offers the conn again. False: not now (a full queue); offered again with its next packet.
   virtual bool offer(const Conn& conn, uint32_t index) noexcept = 0;
+
+  // The same for a GUE tunnel conn (tunnelOffloadEligible): one direction only, the client's,
+  // encapsulated as `t` says. Default: not taken.
+  virtual bool offerTunnel(const Conn& conn, uint32_t index, const TunnelOffer& t) noexcept {
+    (void)conn;
+    (void)index;
+    (void)t;
+    return false;
+  }
 };
 
 // Whether the pipeline offers `c` after one of its packets: NAT or full NAT, one address
@@ -38,6 +59,11 @@ class FlowOffloader {
 // client datagrams, not a template, one-packet or SYN proxy conn, not taken before, and at least
 // `min_in_pkts` client packets seen. Pure.
 bool offloadEligible(const Conn& c, uint32_t min_in_pkts) noexcept;
+
+// The same for a tunnel conn (offered with offerTunnel): IPv4 in IPv4, TCP or UDP, the same
+// states and packet counts; whether its dest is GUE without a UDP checksum is the caller's to
+// check (the conn does not say). Pure.
+bool tunnelOffloadEligible(const Conn& c, uint32_t min_in_pkts) noexcept;
 
 // TCP flags the fast path forwarded in one direction since it last reported them.
 struct FastPathFlags {

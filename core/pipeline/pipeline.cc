@@ -12,6 +12,7 @@
 #include "core/pipeline/sync_bind.h"
 #include "core/proto/proto.h"
 #include "core/service/runtime.h"
+#include "core/xmit/xmit_util.h"
 
 namespace lb {
 
@@ -181,7 +182,7 @@ bool Pipeline::handleReply(Packet& p) noexcept {
   applyState(p, cp, ConnDir::kOutput);
   if ((cp->flags & kConnFPickedUp) != 0 && (o.tcp_flags & kTcpRst) == 0)
     assurePickedUp(cp);  // the real server knows the flow: it was a real client's
-  maybeOffload(cp);
+  maybeOffload(p, cp);
   Conn conn = *cp;  // a copy, so the shard lock is not held while the packet is rewritten
   p.seq_delta = cp.seqDelta();
   const uint32_t index = cp.index();
@@ -307,7 +308,7 @@ void Pipeline::inbound(Packet& p, ConnGuard& cp) noexcept {
   if ((cp->flags & (kConnFPickedUp | kConnFNoOutput)) == (kConnFPickedUp | kConnFNoOutput) &&
       cp->in_pkts >= 2)
     assurePickedUp(cp);
-  maybeOffload(cp);
+  maybeOffload(p, cp);
   Conn conn = *cp;
   p.seq_delta = cp.seqDelta();
   const uint32_t index = cp.index();
@@ -333,8 +334,11 @@ void Pipeline::applyState(Packet& p, ConnGuard& cp, ConnDir dir) noexcept {
 
 // Offers a conn that just became eligible to the offloader (offload.h). Only this worker's
 // packets reach here with the conn's lock held, so the flag is set once.
-void Pipeline::maybeOffload(ConnGuard& cp) noexcept {
-  if (offloader_ == nullptr || !offloadEligible(*cp, offload_min_in_pkts_))
+void Pipeline::maybeOffload(const Packet& p, ConnGuard& cp) noexcept {
+  if (offloader_ == nullptr)
+    return;
+  const bool tunnel = tunnelOffloadEligible(*cp, offload_min_in_pkts_);
+  if (!tunnel && !offloadEligible(*cp, offload_min_in_pkts_))
     return;
   // An FTP control conn's payload is read and its numbers may be adjusted: never offloaded.
   if (ftpApplies(*cp))
@@ -344,7 +348,25 @@ void Pipeline::maybeOffload(ConnGuard& cp) noexcept {
   // of polling and two removals, and take map room from real conns.
   if (!table_roomy_ && cp->proto == L4Proto::kTcp && (cp->flags & kConnFAssured) == 0)
     return;
-  if (offloader_->offer(*cp, cp.index())) {
+  bool taken = false;
+  if (tunnel) {
+    // GUE without a UDP checksum, IPv4 outer: what the tc program encapsulates (xmit()'s
+    // context, as the tunnel forwarder would use it).
+    const SnapDest* d = p.snap.dest(cp->dest);
+    if (d == nullptr || d->config.tun_type != TunType::kGue ||
+        d->config.tun_csum != TunCsum::kNoCsum || d->config.tun_port == 0 || !cp->daddr.isV4())
+      return;
+    TunnelOffer t;
+    t.src = tunnel_src_v4_.isUnspecified() ? cp->vaddr : tunnel_src_v4_;
+    t.sport = xmit::udpFlowSrcPort(
+        pipeline_internal::flowHash(cp->caddr, cp->cport, cp->vaddr, cp->vport, cp->proto));
+    t.dport = d->config.tun_port;
+    t.pmtu_disc = p.snap.sysctls().pmtu_disc;
+    taken = offloader_->offerTunnel(*cp, cp.index(), t);
+  } else {
+    taken = offloader_->offer(*cp, cp.index());
+  }
+  if (taken) {
     cp->flags |= kConnFOffloaded;
     counters_.conns_offloaded.add();
   }

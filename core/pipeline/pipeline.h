@@ -259,7 +259,7 @@ class Pipeline {
   uint16_t ftpDataConn(Packet& p, const Conn& conn, uint32_t index, ConnParams& d) noexcept;
   void inbound(Packet& p, ConnGuard& cp) noexcept;
   void applyState(Packet& p, ConnGuard& cp, ConnDir dir) noexcept;
-  void maybeOffload(ConnGuard& cp) noexcept;
+  void maybeOffload(const Packet& p, ConnGuard& cp) noexcept;
   void xmit(Packet& p, const Conn& conn, Direction dir) noexcept;
   void handleIcmp(Packet& p) noexcept;
   void handleIcmpError(Packet& p) noexcept;

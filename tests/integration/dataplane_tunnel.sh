@@ -18,7 +18,7 @@
 #   c (198.18.2.2)   l (198.18.2.1)   s1 (198.18.2.11)   s2 (198.18.2.12)   all on br0
 source "$(dirname "$0")/dataplane_lib.sh"
 dp_init tunnel
-dp_need ethtool iperf3 curl
+dp_need ethtool iperf3 curl socat
 
 VIP=198.18.2.100
 
@@ -154,9 +154,10 @@ open(sys.argv[3], "w").write("%s %d\n" % (h.hexdigest(), n))
   dp_wait 10 listening s2 tcp "$port" || dp_fail "$name sink did not start"
   lbctl lb -A -t "$VIP:$port" -s rr
   lbctl lb -a -t "$VIP:$port" -r "198.18.2.12:$port" -i "$@"
-  local split0 tap0
+  local split0 tap0 fwd0
   split0=$(metric lb_dataplane_tunnel_gso_split_total)
   tap0=$(tap_rx)
+  fwd0=$(metric lb_dataplane_bpf_flow_forwarded_total)
   ip netns exec "$(n c)" timeout 60 python3 -c '
 import socket, sys
 c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
@@ -168,14 +169,17 @@ c.shutdown(socket.SHUT_WR); c.recv(1)
   local got
   got=$(cat "$DP_TMP/sink-$name.txt" 2>/dev/null)
   [[ $got == "$want_sum 16777216" ]] || dp_fail "$name upload arrived as '$got', want '$want_sum 16777216'"
-  local split1 tap1
+  local split1 tap1 fwd1
   split1=$(metric lb_dataplane_tunnel_gso_split_total)
   tap1=$(tap_rx)
-  if [[ $name == gue && -n $tap0 ]]; then
-    # GUE super-packets went to the LB's kernel whole (lbd0g) and reached the decap lbd as one
-    # datagram each (adoptPartialTcp); none was cut by lbd.
-    echo "$name: 16 MB byte-exact; super-packets handed to the kernel whole: $((tap1 - tap0)), cut by lbd: $((split1 - split0))"
-    ((tap1 > tap0)) || dp_fail "$name: nothing went through lbd0g ($tap0 -> $tap1)"
+  fwd1=$(metric lb_dataplane_bpf_flow_forwarded_total)
+  if [[ $name == gue ]]; then
+    # The GUE conn is offloaded from its SYN: the tc program encapsulates the client's packets
+    # (super-packets whole, UDP-tunnel GSO) and sends them to the real server itself; lbd (and
+    # its TAP device lbd0g) sees the SYN and what follows the client's FIN.
+    echo "$name: 16 MB byte-exact; forwarded by the tc program: $((fwd1 - fwd0)), through lbd0g: $((${tap1:-0} - ${tap0:-0})), cut by lbd: $((split1 - split0))"
+    ((fwd1 - fwd0 > 100)) || dp_fail "$name: the tc program forwarded $((fwd1 - fwd0)) packets of the upload"
+    ((${tap1:-0} - ${tap0:-0} < 20)) || dp_fail "$name: $((tap1 - tap0)) super-packets went through lbd0g"
     ((split1 == split0)) || dp_fail "$name: lbd cut $((split1 - split0)) super-packets itself"
     return
   fi
@@ -195,6 +199,38 @@ else
 fi
 upload ipip 9001
 upload gue 9002 --tun-type gue --tun-port 5555
+
+# --- a held GUE conn: the tc program forwards it, and -Lnc follows the client's packets (lbd's
+# housekeeping feeds the flags the program recorded into the conn's input-only TCP states):
+# ESTABLISHED while open, then a closing state with a closing timeout after the client's FIN.
+ip netns exec "$(n s2)" socat TCP-LISTEN:9003,bind=$VIP,fork,reuseaddr PIPE >/dev/null 2>&1 &
+DP_PIDS+=($!)
+dp_wait 10 listening s2 tcp 9003 || dp_fail "echo server on s2 did not start"
+lbctl lb -A -t $VIP:9003 -s rr
+lbctl lb -a -t $VIP:9003 -r 198.18.2.12:9003 -i --tun-type gue --tun-port 5555
+fwd0=$(metric lb_dataplane_bpf_flow_forwarded_total)
+coproc SESS { exec ip netns exec "$(n c)" socat -T60 - "TCP4:$VIP:9003"; }
+DP_PIDS+=("$SESS_PID")
+for i in 1 2 3; do
+  echo "hello $i" >&"${SESS[1]}"
+  read -t 15 -r reply <&"${SESS[0]}" || dp_fail "GUE session: no echo $i in 15 s"
+  [[ $reply == "hello $i" ]] || dp_fail "GUE session echoed '$reply'"
+done
+gue_re="^TCP +[0-9:]+ +%s +198\\.18\\.2\\.2:[0-9]+ +198\\.18\\.2\\.100:9003 +198\\.18\\.2\\.12:9003"
+gue_line() {  # gue_line STATE-REGEX: the session's -Lnc line in that state
+  lbctl lb -Lnc | grep -E "$(printf "$gue_re" "$1")"
+}
+dp_poll 10 "the GUE session's -Lnc entry in ESTABLISHED" gue_line ESTABLISHED
+fwd1=$(metric lb_dataplane_bpf_flow_forwarded_total)
+((fwd1 - fwd0 >= 3)) || dp_fail "GUE session: the tc program forwarded $((fwd1 - fwd0)) packets"
+echo "GUE session: $(gue_line ESTABLISHED); forwarded by the tc program: $((fwd1 - fwd0))"
+exec {SESS[1]}>&-  # the client's FIN
+closing() {  # the entry in a closing state with at most TIME_WAIT's 2:00 left
+  gue_line '(CLOSE_WAIT|TIME_WAIT|CLOSE|LAST_ACK|FIN_WAIT)' |
+    awk '{ split($2, t, ":"); if (t[1] * 60 + t[2] <= 120) { print; ok = 1 } } END { exit !ok }'
+}
+dp_poll 10 "the GUE session's -Lnc entry expiring after the close" closing
+echo "GUE session closed: $(closing)"
 # How many runs s2's decap lbd joined back into super-packets depends on how many segments
 # were queued at once (timing): printed, not asserted. The joining is unit-tested
 # (TcpCoalesceTest); the byte-exact uploads cover the joined writes end to end.

@@ -42,6 +42,18 @@ bool FlowOffloadPort::offer(const Conn& conn, uint32_t index) noexcept {
   o.dest = conn.dest;
   o.half_open = conn.proto == L4Proto::kTcp && conn.state == kTcpSynRecv;
   o.err = 0;
+  o.encap = io::FlowEncap::kNone;
+  return true;
+}
+
+bool FlowOffloadPort::offerTunnel(const Conn& conn, uint32_t index, const TunnelOffer& t) noexcept {
+  if (!offer(conn, index))
+    return false;
+  OffloadOffer& o = pending_[npending_ - 1];
+  o.encap = t.pmtu_disc ? io::FlowEncap::kGue4 : io::FlowEncap::kGue4NoPmtu;
+  o.tunnel_src = t.src;
+  o.tunnel_sport = t.sport;
+  o.tunnel_dport = t.dport;
   return true;
 }
 
@@ -60,8 +72,9 @@ void FlowOffloadPort::flush() noexcept {
       }
       const io::FlowKey in = FlowOffload::inKey(p), out = FlowOffload::outKey(p);
       const uint64_t cookie = FlowOffload::cookie(p);
-      o.err = inst->add(in, FlowOffload::inRewrite(p), out, cookie, false);
-      if (o.err == 0) {
+      o.err = inst->add(in, FlowOffload::inRewrite(p),
+                        FlowOffload::oneEntry(p) ? io::FlowKey{} : out, cookie, false);
+      if (o.err == 0 && !FlowOffload::oneEntry(p)) {
         o.err = inst->add(out, FlowOffload::outRewrite(p), in, cookie, true);
         if (o.err != 0)
           (void)inst->remove(in);
@@ -115,6 +128,8 @@ io::FlowKey FlowOffload::outKey(const OffloadOffer& o) {
 }
 
 io::FlowRewrite FlowOffload::inRewrite(const OffloadOffer& o) {
+  if (oneEntry(o))  // GUE: tunnel source -> RS, the outer UDP ports
+    return io::FlowRewrite{o.tunnel_src, o.daddr, o.tunnel_sport, o.tunnel_dport, o.encap};
   if (o.full_nat)
     return io::FlowRewrite{o.laddr, o.daddr, o.lport, o.dport};
   return io::FlowRewrite{o.caddr, o.daddr, o.cport, o.dport};
@@ -140,7 +155,8 @@ void FlowOffload::adopt(FlowMap& map) {
         // The slab entry was reused: the old conn is over. Its map entries are gone unless they
         // are the new conn's (the same tuple: the worker's add would have failed otherwise).
         Entry& old = it->second;
-        if (inKey(old.offer) != inKey(o) || outKey(old.offer) != outKey(o)) {
+        if (inKey(old.offer) != inKey(o) || oneEntry(old.offer) != oneEntry(o) ||
+            (!oneEntry(o) && outKey(old.offer) != outKey(o))) {
           removeEntry(map, old);
         } else {
           counters_.removed.add();
@@ -180,15 +196,17 @@ void FlowOffload::removeEntry(FlowMap& map,
                               const io::FlowState* in,
                               const io::FlowState* out) {
   const io::FlowKey ik = inKey(e.offer), ok = outKey(e.offer);
+  const bool one = oneEntry(e.offer);
   if (in == nullptr || out == nullptr) {
     auto si = map.state(ik);
-    auto so = map.state(ok);
+    auto so = one ? absl::StatusOr<io::FlowState>(e.out) : map.state(ok);
     fold(e, si.ok() ? *si : e.in, so.ok() ? *so : e.out);
   } else {
     fold(e, *in, *out);
   }
   (void)map.remove(ik);
-  (void)map.remove(ok);
+  if (!one)
+    (void)map.remove(ok);
   counters_.removed.add();
   in_map_.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -253,12 +271,17 @@ bool FlowOffload::update(Entry& e,
     over = true;
   }
   const SnapDest* d = snap.dest(e.offer.dest);
-  return over || d == nullptr || !d->available || in.rst || out.rst || (in.fin && out.fin);
+  // A tunnel conn's client is done with its FIN: the slow path takes its last ACKs, as lbd
+  // takes a NAT conn's once both FINs went by.
+  const bool closed = oneEntry(e.offer) ? in.fin : in.fin && out.fin;
+  return over || d == nullptr || !d->available || in.rst || out.rst || closed;
 }
 
 bool FlowOffload::refresh(FlowMap& map, Entry& e, const ServiceSnapshot& snap, bool secure_tcp) {
   auto si = map.state(inKey(e.offer));
-  auto so = map.state(outKey(e.offer));
+  // A tunnel conn's other direction never crosses the balancer: nothing to read.
+  auto so = oneEntry(e.offer) ? absl::StatusOr<io::FlowState>(io::FlowState{})
+                              : map.state(outKey(e.offer));
   if (!si.ok() || !so.ok()) {
     removeEntry(map, e);  // one is gone: give the conn back whole
     return true;

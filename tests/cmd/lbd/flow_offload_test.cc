@@ -666,5 +666,102 @@ TEST_F(FlowOffloadTest, ForwardedUdpReplyAssuresTheConn) {
   EXPECT_NE(connFrom(5353).flags & kConnFAssured, 0u);
 }
 
+// A GUE tunnel conn (offerTunnel): ONE entry, client -> VIP, rewritten to the tunnel source,
+// the real server and the outer UDP ports, with no reverse; its state follows the client's
+// flags only (the input-only table), its stats are the in direction's, and it goes back to the
+// slow path at the client's FIN with one map removal.
+TEST_F(FlowOffloadTest, TunnelConnHasOneEntryFedByTheClientOnly) {
+  ConnParams p;
+  p.proto = L4Proto::kTcp;
+  p.flags = static_cast<uint32_t>(FwdMethod::kTunnel) | kConnFNoOutput | kConnFInactive;
+  p.caddr = ip(kClient);
+  p.cport = 41000;
+  p.vaddr = ip(kVip);
+  p.vport = 80;
+  p.daddr = ip(kRs);
+  p.dport = 80;
+  p.svc = svc_;
+  p.dest = dest_;
+  p.timeout = seconds(900);
+  ConnGuard g = conns_->create(p, now_);
+  ASSERT_TRUE(g);
+  g->state = kTcpSynRecv;
+  TunnelOffer t;
+  t.src = ip(kLaddr);
+  t.sport = 50000;
+  t.dport = 6080;
+  t.pmtu_disc = true;
+  ASSERT_TRUE(offload_->port(0).offerTunnel(*g, g.index(), t));
+  g.release();
+  offload_->port(0).flush();
+  const io::FlowKey in = key(kClient, 41000, kVip, 80);
+  ASSERT_EQ(map_.flows.size(), 1u);
+  ASSERT_TRUE(map_.flows.contains(in));
+  const auto& v = map_.flows[in];
+  EXPECT_EQ(v.rw.saddr, ip(kLaddr));
+  EXPECT_EQ(v.rw.daddr, ip(kRs));
+  EXPECT_EQ(v.rw.sport, 50000);
+  EXPECT_EQ(v.rw.dport, 6080);
+  EXPECT_EQ(v.rw.encap, io::FlowEncap::kGue4);
+  EXPECT_EQ(v.reverse, io::FlowKey{});
+  EXPECT_FALSE(v.reply);
+  EXPECT_EQ(offload_->inMap(), 1);
+  tick();
+  EXPECT_EQ(offload_->active(), 1u);
+  EXPECT_EQ(offload_->counters().installed.value(), 1u);
+  EXPECT_EQ(map_.flows.size(), 1u) << "nothing forwarded: still in, no reverse looked for";
+  EXPECT_EQ(offload_->counters().removed.value(), 0u);
+
+  inState(41000) = io::FlowState{.packets = 5, .bytes = 500, .last_ns = now_.ns, .ack = true};
+  tick();
+  EXPECT_EQ(connFrom(41000).state, kTcpEstablished);
+  EXPECT_EQ(destStats().inpkts, 5u);
+  EXPECT_EQ(destStats().outpkts, 0u);
+  EXPECT_EQ(map_.flows.size(), 1u);
+
+  inState(41000).fin = true;
+  inState(41000).packets = 6;
+  inState(41000).last_ns = (now_ + seconds(1)).ns;
+  tick();
+  EXPECT_TRUE(map_.flows.empty());
+  EXPECT_EQ(offload_->counters().removed.value(), 1u);
+  EXPECT_EQ(offload_->active(), 0u);
+  EXPECT_EQ(offload_->inMap(), 0);
+  EXPECT_EQ(destStats().inpkts, 6u);
+  EXPECT_NE(connFrom(41000).state, kTcpEstablished);
+}
+
+// pmtu_disc 0: the entry's encapsulation leaves DF clear.
+TEST_F(FlowOffloadTest, TunnelConnWithoutPmtuDisc) {
+  ConnParams p;
+  p.proto = L4Proto::kUdp;
+  p.flags = static_cast<uint32_t>(FwdMethod::kTunnel) | kConnFNoOutput;
+  p.caddr = ip(kClient);
+  p.cport = 41001;
+  p.vaddr = ip(kVip);
+  p.vport = 80;
+  p.daddr = ip(kRs);
+  p.dport = 80;
+  p.svc = svc_;
+  p.dest = dest_;
+  p.timeout = seconds(300);
+  ConnGuard g = conns_->create(p, now_);
+  ASSERT_TRUE(g);
+  TunnelOffer t;
+  t.src = ip(kLaddr);
+  t.sport = 50001;
+  t.dport = 6080;
+  t.pmtu_disc = false;
+  ASSERT_TRUE(offload_->port(0).offerTunnel(*g, g.index(), t));
+  g.release();
+  offload_->port(0).flush();
+  const io::FlowKey in{L4Proto::kUdp, ip(kClient), ip(kVip), 41001, 80};
+  ASSERT_EQ(map_.flows.size(), 1u);
+  EXPECT_EQ(map_.flows[in].rw.encap, io::FlowEncap::kGue4NoPmtu);
+  tick();
+  EXPECT_EQ(offload_->active(), 1u);
+  EXPECT_EQ(map_.flows.size(), 1u);
+}
+
 }  // namespace
 }  // namespace lb::lbd

@@ -301,5 +301,35 @@ TEST(OffloadEligible, Rules) {
   EXPECT_FALSE(offloadEligible(c, 1));
 }
 
+// Tunnel conns are offered through offerTunnel: IPv4 in IPv4 only, the same states and counts;
+// offloadEligible (the two-entry methods) never takes them.
+TEST(OffloadEligibleTest, TunnelConnsAreTheirOwnKind) {
+  Conn c;
+  c.af = Af::kInet;
+  c.daf = Af::kInet;
+  c.proto = L4Proto::kTcp;
+  c.state = kTcpSynRecv;
+  c.in_pkts = 1;
+  c.flags = static_cast<uint32_t>(FwdMethod::kTunnel) | kConnFNoOutput;
+  EXPECT_TRUE(tunnelOffloadEligible(c, 1));
+  EXPECT_FALSE(offloadEligible(c, 1));
+  c.state = kTcpCloseWait;
+  EXPECT_FALSE(tunnelOffloadEligible(c, 1));
+  c.state = kTcpEstablished;
+  c.af = c.daf = Af::kInet6;
+  EXPECT_FALSE(tunnelOffloadEligible(c, 1));
+  c.af = c.daf = Af::kInet;
+  c.proto = L4Proto::kUdp;
+  EXPECT_FALSE(tunnelOffloadEligible(c, 1));  // one datagram so far
+  c.in_pkts = 2;
+  EXPECT_TRUE(tunnelOffloadEligible(c, 1));
+  c.flags |= kConnFOffloaded;
+  EXPECT_FALSE(tunnelOffloadEligible(c, 1));
+  c.flags = static_cast<uint32_t>(FwdMethod::kDirectRoute) | kConnFNoOutput;
+  EXPECT_FALSE(tunnelOffloadEligible(c, 1));
+  c.flags = static_cast<uint32_t>(FwdMethod::kMasq);
+  EXPECT_FALSE(tunnelOffloadEligible(c, 1));
+}
+
 }  // namespace
 }  // namespace lb::testing
