@@ -31,7 +31,9 @@ static __always_inline int tunGueV4(struct __sk_buff* skb,
                                     __u8 tcp_flags,
                                     int* verdict) {
   const __u32 outer_tot = tot + LB_GUE_OUTER_LEN;
-  if (outer_tot > 0xffff ||
+  // A UDP GSO super-datagram stays with lbd: lowering its gso_size would cut the sender's
+  // datagrams at other boundaries (for TCP any segment size is valid).
+  if (outer_tot > 0xffff || (iph->protocol == IPPROTO_UDP && skb->gso_size != 0) ||
       (f->encap != LB_BPF_ENCAP_GUE4 && f->encap != LB_BPF_ENCAP_GUE4_NOPMTU)) {
     count(LB_BPF_CNT_FLOW_SLOW);
     return 0;
@@ -82,18 +84,20 @@ static __always_inline int tunGueV4(struct __sk_buff* skb,
     *verdict = flowSlowToKernel();
     return 1;
   }
-  const __u32 l3_csum = ETH_HLEN + __builtin_offsetof(struct iphdr, check);
-  if (bpf_l3_csum_replace(skb, l3_csum, old_ttl, new_ttl, 2) ||
-      bpf_skb_store_bytes(skb, ETH_HLEN + __builtin_offsetof(struct iphdr, ttl), &new_ttl, 2, 0)) {
-    *verdict = flowDrop();
-    return 1;
-  }
   // The GUE header sits between the UDP header and the inner packet: for GSO it is the inner
-  // "MAC" header (__skb_udp_tunnel_segment cuts after it).
+  // "MAC" header (__skb_udp_tunnel_segment cuts after it). A failure changes nothing: lbd
+  // takes the packet.
   if (bpf_skb_adjust_room(skb, LB_GUE_OUTER_LEN, BPF_ADJ_ROOM_MAC,
                           BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_UDP |
                               BPF_F_ADJ_ROOM_ENCAP_L2(4))) {
-    *verdict = flowDrop();  // the inner TTL is already decremented
+    *verdict = flowSlowToKernel();
+    return 1;
+  }
+  const __u32 inner = ETH_HLEN + LB_GUE_OUTER_LEN;
+  if (bpf_l3_csum_replace(skb, inner + __builtin_offsetof(struct iphdr, check), old_ttl, new_ttl,
+                          2) ||
+      bpf_skb_store_bytes(skb, inner + __builtin_offsetof(struct iphdr, ttl), &new_ttl, 2, 0)) {
+    *verdict = flowDrop();
     return 1;
   }
   __u8 macs[2 * ETH_ALEN];
