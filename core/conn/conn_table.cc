@@ -299,11 +299,29 @@ size_t ConnTable::embryonicTcp() const noexcept {
   return impl_->embryonic_tcp.load(std::memory_order_relaxed);
 }
 
-void ConnTable::setSyncookiesActive(bool on) noexcept {
-  impl_->syncookies_on.store(on, std::memory_order_relaxed);
+size_t ConnTable::embryonicTcp(ServiceId svc) const noexcept {
+  if (svc >= impl_->max_services)
+    return 0;
+  return impl_->svc_cookies[svc].embryonic.load(std::memory_order_relaxed);
 }
 
-bool ConnTable::syncookiesActive() const noexcept {
+void ConnTable::setSyncookiesActive(ServiceId svc, bool on) noexcept {
+  if (svc >= impl_->max_services)
+    return;
+  if (impl_->svc_cookies[svc].on.exchange(on, std::memory_order_relaxed) == on)
+    return;
+  if (on) {
+    impl_->syncookies_on.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    impl_->syncookies_on.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+bool ConnTable::syncookiesActive(ServiceId svc) const noexcept {
+  return svc < impl_->max_services && impl_->svc_cookies[svc].on.load(std::memory_order_relaxed);
+}
+
+size_t ConnTable::syncookiesServices() const noexcept {
   return impl_->syncookies_on.load(std::memory_order_relaxed);
 }
 

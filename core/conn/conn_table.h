@@ -111,6 +111,9 @@ class ConnTable {
     // Where the slab and the bucket arrays live; nullptr: defaultPageProvider(). Must outlive
     // the table.
     PageProvider* pages = nullptr;
+    // Service ids below this have their own embryonic TCP count and SYN-cookie state
+    // (embryonicTcp(svc), syncookiesActive(svc)); lbd passes ServiceRuntime::maxServices().
+    size_t max_services = 65536;
   };
 
   // Reserves address space for every entry and bucket; pages become resident as conns are
@@ -208,10 +211,16 @@ class ConnTable {
   // ASSURED nor ESTABLISHED, no template; the SYN-cookie trigger, core/pipeline/syncookies.h).
   // A conn leaves the count when the guard it became assured under is released, or when freed.
   size_t embryonicTcp() const noexcept;
-  // Any thread, no lock: the SYN-cookie state the dataplane's housekeeping thread publishes
-  // (SyncookieGovernor) and the pipelines read per SYN. Off until set.
-  void setSyncookiesActive(bool on) noexcept;
-  bool syncookiesActive() const noexcept;
+  // Any thread, one atomic load: the same for one service's conns (Conn::svc; 0 for ids at or
+  // above Options::max_services). The SYN-cookie trigger is per service, as the kernel's is per
+  // listener (core/pipeline/syncookies.h).
+  size_t embryonicTcp(ServiceId svc) const noexcept;
+  // Any thread, no lock: a service's SYN-cookie state the dataplane's housekeeping thread
+  // publishes (SyncookieGovernor) and the pipelines read per SYN. Off until set; ids at or
+  // above Options::max_services are never on. syncookiesServices: how many are on.
+  void setSyncookiesActive(ServiceId svc, bool on) noexcept;
+  bool syncookiesActive(ServiceId svc) const noexcept;
+  size_t syncookiesServices() const noexcept;
   // Any thread. Hot path: records that a SYN was answered with a cookie at `now` (one store a
   // second at most). lastCookieSent: the last such time (to within a second), nullopt if none.
   void noteCookieSent(MonoTime now) noexcept;

@@ -209,7 +209,9 @@ struct ConnTable::Impl {
         capacity(o.capacity),
         shard_count(o.shards),
         shard_mask(o.shards - 1),
-        shards(o.shards) {
+        shards(o.shards),
+        max_services(o.max_services),
+        svc_cookies(o.max_services) {
     LB_CHECK(o.shards > 0 && (o.shards & (o.shards - 1)) == 0 && o.shards <= 65536);
     LB_CHECK(o.capacity > 0 && o.capacity < kNil - kChunkEntries);
     size_t per = 1;
@@ -387,8 +389,11 @@ struct ConnTable::Impl {
     s.early_tail = idx;
     e.bits |= kEarlyLinked;
     early_count.fetch_add(1, std::memory_order_relaxed);
-    if (e.conn.proto == L4Proto::kTcp)
+    if (e.conn.proto == L4Proto::kTcp) {
       embryonic_tcp.fetch_add(1, std::memory_order_relaxed);
+      if (e.conn.svc < max_services)
+        svc_cookies[e.conn.svc].embryonic.fetch_add(1, std::memory_order_relaxed);
+    }
   }
 
   void earlyUnlink(ConnShard& s, uint32_t idx) noexcept {
@@ -408,8 +413,11 @@ struct ConnTable::Impl {
     e.early_prev = e.early_next = kNil;
     e.bits &= static_cast<uint8_t>(~kEarlyLinked);
     early_count.fetch_sub(1, std::memory_order_relaxed);
-    if (e.conn.proto == L4Proto::kTcp)
+    if (e.conn.proto == L4Proto::kTcp) {
       embryonic_tcp.fetch_sub(1, std::memory_order_relaxed);
+      if (e.conn.svc < max_services)
+        svc_cookies[e.conn.svc].embryonic.fetch_sub(1, std::memory_order_relaxed);
+    }
   }
 
   // Unlinks the entry everywhere it is reachable from its home shard, reports it and bumps its
@@ -538,9 +546,19 @@ struct ConnTable::Impl {
   // TCP entries on the early-drop lists: embryonic TCP conns (a guard's release takes a conn
   // off its list once it is no longer early-droppable, so the count follows assurance).
   std::atomic<size_t> embryonic_tcp{0};
-  // The SYN-cookie state (ConnTable::publishSyncookies): on, and the last second cookies
-  // were sent in (nanoseconds of MonoTime; INT64_MIN: never).
-  std::atomic<bool> syncookies_on{false};
+
+  // Per service (index ServiceId < max_services): its embryonic TCP conns (as embryonic_tcp)
+  // and its SYN-cookie state (ConnTable::setSyncookiesActive); syncookies_on: how many are on.
+  // From the default page provider, not Options::pages (not conn memory: a fixed 8 B per id).
+  struct SvcCookies {
+    std::atomic<uint32_t> embryonic{0};
+    std::atomic<bool> on{false};
+  };
+
+  size_t max_services;
+  ZeroedArray<SvcCookies> svc_cookies;
+  std::atomic<size_t> syncookies_on{0};
+  // The last second cookies were sent in (nanoseconds of MonoTime; INT64_MIN: never).
   std::atomic<int64_t> cookie_sent_ns{INT64_MIN};
   std::atomic<uint64_t> early_drops{0};
   std::atomic<size_t> expire_rotor{0};

@@ -65,11 +65,6 @@ void Pipeline::process(const ServiceSnapshot& snap,
     attachRuntime(snap.runtime());
   updateDefense(snap.sysctls(), now);
   noteEarlyDrops(now);
-  // SYN cookies (syncookies.h): the housekeeping thread's state, or, before its next tick, the
-  // table already past the threshold (so a flood's conns stop at the threshold plus a batch).
-  const Sysctls& sys = snap.sysctls();
-  syncookies_on_ = conns_.syncookiesActive() ||
-                   (sys.syncookies == 1 && conns_.embryonicTcp() > sys.syncookies_threshold);
   if (offloader_ != nullptr) {
     const ConnTableStats st = conns_.stats();
     table_roomy_ =

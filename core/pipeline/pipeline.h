@@ -245,6 +245,10 @@ class Pipeline {
   void synproxyAnswerSyn(Packet& p) noexcept;
   bool synproxyCookieAck(Packet& p) noexcept;
   bool syncookieAnswer(Packet& p, const SnapService& svc) noexcept;
+  // SYN cookies are on for `svc` (without --synproxy, syncookies 1, syncookies.h): the
+  // housekeeping thread's state for it, or, before its next tick, the service already past the
+  // threshold (so a flood's conns stop at the threshold plus a batch). Two atomic loads.
+  bool syncookiesOn(const Sysctls& sys, ServiceId svc) const noexcept;
   void synproxyOpen(Packet& p, ConnGuard& cp) noexcept;
   void synproxyResend(Packet& p, ConnGuard& cp) noexcept;
   void synproxyReply(Packet& p, ConnGuard& cp) noexcept;
@@ -298,8 +302,6 @@ class Pipeline {
   // a mid-stream TCP packet with no conn may make one.
   uint64_t early_drops_seen_ = 0;
   MonoTime pickup_until_{};
-  // SYN cookies for services without --synproxy are on for this batch (syncookies.h).
-  bool syncookies_on_ = false;
 };
 
 }  // namespace lb

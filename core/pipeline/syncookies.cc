@@ -32,10 +32,11 @@ bool syncookiesAccept(const Sysctls& sys,
   return last_sent.has_value() && now >= *last_sent && now - *last_sent < kCookieAckWindow;
 }
 
-SyncookieGovernor::Change SyncookieGovernor::update(const Sysctls& sys,
-                                                    const Sample& s,
-                                                    Duration syn_recv,
-                                                    MonoTime now) noexcept {
+SyncookieGovernor::SyncookieGovernor(size_t max_services)
+    : state_(max_services), active_ids_(max_services) {}
+
+void SyncookieGovernor::tick(const Sample& s, MonoTime now) noexcept {
+  ++tick_;
   if (!started_ || now < window_start_) {
     started_ = true;
     window_start_ = now;
@@ -52,24 +53,42 @@ SyncookieGovernor::Change SyncookieGovernor::update(const Sysctls& sys,
     sent_at_start_ = s.cookies_sent;
     returned_at_start_ = s.cookies_returned;
   }
-  bool want = active_;
+}
+
+SyncookieGovernor::Change SyncookieGovernor::update(
+    const Sysctls& sys, ServiceId svc, size_t embryonic, Duration syn_recv, MonoTime now) noexcept {
+  if (svc >= state_.size())
+    return Change::kNone;
+  State& st = state_[svc];
+  st.seen = tick_;
+  bool want = st.active;
   if (sys.syncookies != 1) {
     want = sys.syncookies == 2;
-  } else if (!active_) {
-    want = s.embryonic > sys.syncookies_threshold;
+  } else if (!st.active) {
+    want = embryonic > sys.syncookies_threshold;
     if (want)
-      last_busy_ = now;
+      st.last_busy = now;
   } else {
     const uint64_t half = sys.syncookies_threshold / 2;
     const int64_t secs = std::chrono::duration_cast<std::chrono::seconds>(syn_recv).count();
     const uint64_t projected = unreturned_rate_ * static_cast<uint64_t>(secs > 0 ? secs : 1);
-    if (s.embryonic > half || projected > half)
-      last_busy_ = now;
-    want = now - last_busy_ < kSyncookiesQuietPeriod;
+    if (embryonic > half || projected > half)
+      st.last_busy = now;
+    want = now - st.last_busy < kSyncookiesQuietPeriod;
   }
-  if (want == active_)
+  if (want == st.active)
     return Change::kNone;
-  active_ = want;
+  st.active = want;
+  if (want) {
+    active_ids_[active_n_++] = svc;
+  } else {
+    for (size_t i = 0; i < active_n_; ++i) {
+      if (active_ids_[i] == svc) {
+        active_ids_[i] = active_ids_[--active_n_];
+        break;
+      }
+    }
+  }
   return want ? Change::kOn : Change::kOff;
 }
 

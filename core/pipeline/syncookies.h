@@ -4,17 +4,20 @@
 // tcp_syn_flood_action; 2: always) applied to lbd's conn table, with the SYN proxy's cookies
 // (synproxy.h) and its pipeline steps (synproxy_pipeline.cc). The sysctl `syncookies`:
 //   0  only --synproxy services answer SYNs with cookies (before lbd 17),
-//   1  (default) every eligible service too while the governor below is on,
+//   1  (default) every eligible service too while the governor below has it on,
 //   2  every eligible service always.
-// "Under a SYN flood" is the conn table's count of embryonic TCP conns (never ASSURED,
-// ConnTable::embryonicTcp), the kernel's SYN queue: a flood fills it with half-open conns that
-// live their SYN_RECV timeout, real clients leave it within a round trip.
+// "Under a SYN flood" is a service's count of embryonic TCP conns in the conn table (never
+// ASSURED, ConnTable::embryonicTcp(svc)), the kernel's SYN queue of that listener: a flood fills
+// it with half-open conns that live their SYN_RECV timeout, real clients leave it within a
+// round trip. Only the flooded service answers with cookies.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <vector>
 
+#include "core/base/ids.h"
 #include "core/base/time.h"
 #include "core/service/config.h"
 #include "core/service/snapshot.h"
@@ -50,42 +53,95 @@ bool syncookiesAccept(const Sysctls& sys,
                       std::optional<MonoTime> last_sent,
                       MonoTime now) noexcept;
 
-// The automatic state (syncookies 1). Housekeeping thread: fed a sample of the table and the
-// cookie counters every tick, it says when the state changes; the caller publishes it
-// (ConnTable::setSyncookiesActive) and updates the tc program's map. Pure, no allocation.
+// The automatic state (syncookies 1), per service as the kernel's is per listener
+// (tcp_syn_flood_action: only the listener whose SYN queue overflowed sends cookies; a cookie
+// conn has no window scaling, SACK or timestamps, so the other services keep their own
+// handshakes). Housekeeping thread: once per tick tick() with the cookie counters, then update()
+// for each eligible service with its own embryonic TCP conns (ConnTable::embryonicTcp(svc));
+// it says when that service's state changes; the caller publishes it
+// (ConnTable::setSyncookiesActive(svc, ...)) and updates the tc program's map. sweep() then
+// turns off the services that were on but were not updated this tick (removed, or no longer
+// eligible). Pure; allocates only in the constructor.
 //
-// On when the table holds more than syncookies_threshold embryonic TCP conns. While on, no
-// spoofed SYN makes a conn, so that count drains within a SYN_RECV timeout even under a steady
-// flood; the state therefore stays on while either sign holds:
-//   - embryonic conns above threshold / 2, or
+// A service goes on when it holds more than syncookies_threshold embryonic TCP conns. While
+// on, no spoofed SYN to it makes a conn, so its count drains within a SYN_RECV timeout even
+// under a steady flood; it therefore stays on while either sign holds:
+//   - its embryonic conns above threshold / 2, or
 //   - cookies nobody returned: (cookies sent - conns opened from cookies) per second over the
 //     last kSyncookiesRateWindow, times the SYN_RECV timeout, above threshold / 2: the embryonic
-//     conns those SYNs would make if they were scheduled (a real client returns its cookie
-//     within a round trip; a spoofed source never does).
-// It goes off after kSyncookiesQuietPeriod with neither. With syncookies 0 it is off, with 2 on.
+//     conns those SYNs would make if they were scheduled.
+// The second sign is global: the pipelines' synproxy counters and the tc program's synproxy_cnt
+// count all services together (the program has one counter array, not one per map entry, and
+// its SYN-ACK path would need a per-service slot to count per service). So unreturned cookies
+// only keep a service on that is already on (it can never turn one on: that takes the service's
+// own embryonic count), and while several services are on, or a --synproxy service is flooded,
+// a service whose own flood stopped may stay on as long as the others' cookies go unreturned.
+// Without it a steady flood would take the state off after each SYN_RECV timeout and let
+// threshold spoofed conns in again.
+// It goes off after kSyncookiesQuietPeriod with neither. With syncookies 0 every service is off,
+// with 2 on. kCookieAckWindow (ConnTable::lastCookieSent) stays global: an ACK without a conn
+// to any eligible service is checked for a cookie within it, which costs a hash for a stray
+// ACK and opens nothing a SYN-ACK of that service did not carry.
 class SyncookieGovernor {
  public:
   struct Sample {
-    size_t embryonic = 0;           // ConnTable::embryonicTcp()
     uint64_t cookies_sent = 0;      // SYN-ACKs with a cookie so far (pipelines + tc program)
     uint64_t cookies_returned = 0;  // conns opened from a valid cookie so far
   };
   enum class Change : uint8_t { kNone, kOn, kOff };
 
-  Change update(const Sysctls& sys, const Sample& s, Duration syn_recv, MonoTime now) noexcept;
+  // Service ids below `max_services` are governed (others are never on). May allocate.
+  explicit SyncookieGovernor(size_t max_services = 65536);
 
-  bool active() const { return active_; }
+  // Once per tick, before the update() calls: the rate window.
+  void tick(const Sample& s, MonoTime now) noexcept;
+
+  // Service `svc` (eligible, not --synproxy) with `embryonic` TCP conns of its own.
+  Change update(const Sysctls& sys,
+                ServiceId svc,
+                size_t embryonic,
+                Duration syn_recv,
+                MonoTime now) noexcept;
+
+  // After the update() calls of a tick: `off(svc)` for each service on that had none; they
+  // are off afterwards.
+  template <typename Fn>
+  void sweep(Fn&& off) {
+    for (size_t i = 0; i < active_n_;) {
+      const ServiceId id = active_ids_[i];
+      if (state_[id].seen == tick_) {
+        ++i;
+        continue;
+      }
+      state_[id].active = false;
+      active_ids_[i] = active_ids_[--active_n_];
+      off(id);
+    }
+  }
+
+  bool active(ServiceId svc) const { return svc < state_.size() && state_[svc].active; }
+
+  // Services on.
+  size_t activeCount() const { return active_n_; }
 
   // The last window's unreturned cookies per second (for the transition's log line).
   uint64_t unreturnedRate() const { return unreturned_rate_; }
 
  private:
-  bool active_ = false;
+  struct State {
+    bool active = false;
+    uint64_t seen = 0;  // the tick_ of its last update()
+    MonoTime last_busy{};
+  };
+
+  std::vector<State> state_;
+  std::vector<ServiceId> active_ids_;  // active_n_ of them; sized max_services
+  size_t active_n_ = 0;
+  uint64_t tick_ = 0;
   bool started_ = false;
   MonoTime window_start_{};
   uint64_t sent_at_start_ = 0, returned_at_start_ = 0;
   uint64_t unreturned_rate_ = 0;
-  MonoTime last_busy_{};
 };
 
 }  // namespace lb

@@ -135,6 +135,11 @@ bool Pipeline::synproxyAnswer(Packet& p) noexcept {
 // while syncookiesAccept does (even after the state went off: the cookie is still valid). True
 // only when the SYN was answered; anything else (a SYN while cookies are off, an ACK without a
 // valid cookie) goes on as without cookies (scheduling, the flood pickup, kNotNewConn).
+bool Pipeline::syncookiesOn(const Sysctls& sys, ServiceId svc) const noexcept {
+  return conns_.syncookiesActive(svc) ||
+         (sys.syncookies == 1 && conns_.embryonicTcp(svc) > sys.syncookies_threshold);
+}
+
 bool Pipeline::syncookieAnswer(Packet& p, const SnapService& svc) noexcept {
   const L3L4& o = p.pp.outer;
   const Sysctls& sys = p.snap.sysctls();
@@ -148,12 +153,13 @@ bool Pipeline::syncookieAnswer(Packet& p, const SnapService& svc) noexcept {
   }
   const uint8_t f = o.tcp_flags & (kTcpSyn | kTcpAck | kTcpRst | kTcpFin);
   if (f == kTcpSyn) {
-    if (!syncookiesAnswer(sys, syncookies_on_) || !syncookieEligible(p.snap, svc))
+    if (!syncookiesAnswer(sys, syncookiesOn(sys, svc.id)) || !syncookieEligible(p.snap, svc))
       return false;
     synproxyAnswerSyn(p);
     return true;
   }
-  if (f == kTcpAck && syncookiesAccept(sys, syncookies_on_, conns_.lastCookieSent(), p.now) &&
+  if (f == kTcpAck &&
+      syncookiesAccept(sys, syncookiesOn(sys, svc.id), conns_.lastCookieSent(), p.now) &&
       syncookieEligible(p.snap, svc)) {
     (void)synproxyCookieAck(p);
   }
@@ -189,7 +195,7 @@ bool Pipeline::synproxyReusesTuple(const Packet& p, const Conn& conn) const noex
   } else {
     // A service without --synproxy answers with cookies only while syncookies.h says so.
     const Sysctls& sys = p.snap.sysctls();
-    if (!syncookiesAccept(sys, syncookies_on_, conns_.lastCookieSent(), p.now) ||
+    if (!syncookiesAccept(sys, syncookiesOn(sys, svc->id), conns_.lastCookieSent(), p.now) ||
         !syncookieEligible(p.snap, *svc)) {
       return false;
     }

@@ -108,6 +108,8 @@ absl::Status DataplaneImpl::init(bool adopting) {
   if (getrandom(&seed, sizeof(seed), 0) != static_cast<ssize_t>(sizeof(seed)))
     seed = 0x5bd1e995;
   copts.seed = seed;
+  copts.max_services = table_.runtime().maxServices();
+  syncookies_ = SyncookieGovernor(copts.max_services);
   conns_ = std::make_unique<ConnTable>(copts, Pipeline::connEvents(table_.runtime()));
   ftp_ = std::make_unique<ftp::StateTable>(kFtpControlConns);
   for (size_t i = 0; i < n; ++i) {
@@ -336,9 +338,10 @@ std::vector<std::pair<std::string, uint64_t>> DataplaneImpl::metrics() const {
     out.emplace_back("lb_conn_capacity", cs.capacity);
     out.emplace_back("lb_conn_table_full_total", cs.table_full);
     out.emplace_back("lb_conn_early_drops_total", cs.early_drops);
-    // SYN cookies for NAT services (core/pipeline/syncookies.h): the governor's input and state.
+    // SYN cookies for NAT services (core/pipeline/syncookies.h): the governor's input (all
+    // services' embryonic TCP conns; it goes by each service's own) and the services it has on.
     out.emplace_back("lb_conn_embryonic_tcp", cs.embryonic_tcp);
-    out.emplace_back("lb_dataplane_syncookies_active", conns_->syncookiesActive() ? 1 : 0);
+    out.emplace_back("lb_dataplane_syncookies_active", conns_->syncookiesServices());
   }
 #define LB_EMIT_PL(name)                          \
   out.emplace_back("lb_pipeline_" #name "_total", \

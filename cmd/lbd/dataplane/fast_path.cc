@@ -97,11 +97,11 @@ constexpr size_t kMaxBpfSynproxyServices = 4096;
 
 // The SYN proxy's services the program answers SYNs for: each synproxy service's exact VIP:port
 // that the pipeline's own lookup (classify, then findService) gives to that service, so a
-// fwmark service or another one in front of it keeps its SYNs; while SYN cookies are on for
-// other services (core/pipeline/syncookies.h: syncookies 2, or 1 with the housekeeping
-// thread's governor on) every eligible one too, after the synproxy services and within the
-// map's size. The cookie's key and MSS are the pipeline's (its conn table, its MTU). Gateway
-// mode only; before the workers exist (the first call, at start), none. Control or
+// fwmark service or another one in front of it keeps its SYNs; and each eligible service SYN
+// cookies are on for (core/pipeline/syncookies.h: syncookies 2, or 1 with the housekeeping
+// thread's governor on for that service, the one flooded), after the synproxy services and
+// within the map's size. The cookie's key and MSS are the pipeline's (its conn table, its MTU).
+// Gateway mode only; before the workers exist (the first call, at start), none. Control or
 // housekeeping thread, kernel_mu_ held.
 absl::Status DataplaneImpl::updateSynproxyFastPath(io::IngressRedirect& r) {
   std::vector<io::SynproxyService> svcs;
@@ -113,14 +113,18 @@ absl::Status DataplaneImpl::updateSynproxyFastPath(io::IngressRedirect& r) {
     c.mss4 = synproxy::synAckMss(mtu, Af::kInet);
     c.mss6 = synproxy::synAckMss(mtu, Af::kInet6);
     c.window = synproxy::kSynAckWindow;
-    const bool cookies = syncookiesAnswer(snap->sysctls(), conns_->syncookiesActive());
+    const Sysctls& sys = snap->sysctls();
+    const bool cookies = sys.syncookies == 2 || conns_->syncookiesServices() > 0;
     for (int pass = 0; pass < (cookies ? 2 : 1); ++pass) {
       for (const SnapService& sv : snap->services()) {
         const ServiceKey& k = sv.config.key;
         if (k.isFwmark() || k.proto != L4Proto::kTcp || k.vport == 0)
           continue;
-        if (pass == 0 ? !sv.synproxy() : (sv.synproxy() || !syncookieEligible(*snap, sv)))
+        if (pass == 0 ? !sv.synproxy()
+                      : (sv.synproxy() || !syncookiesAnswer(sys, conns_->syncookiesActive(sv.id)) ||
+                         !syncookieEligible(*snap, sv))) {
           continue;
+        }
         const auto& ftp = options_.ftp_ports;
         if (pass == 1 && std::find(ftp.begin(), ftp.end(), k.vport) != ftp.end())
           continue;  // the FTP helper's control conns are never cookie conns

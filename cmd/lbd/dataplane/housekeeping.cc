@@ -3,7 +3,9 @@
 // flow offload's ticks and attaching the fast path to new devices.
 #include <sys/random.h>
 
+#include <algorithm>
 #include <chrono>
+#include <string>
 
 #include "cmd/lbd/dataplane/dataplane_impl.h"
 
@@ -82,14 +84,14 @@ void DataplaneImpl::housekeepingLoop() {
   }
 }
 
-// Housekeeping thread, every full tick (kHousekeepingTickMs): feeds the SYN-cookie governor the
-// table's embryonic TCP conns and the cookies sent (the pipelines' and the tc program's) and
-// returned, and on a change publishes the state to the pipelines (through the conn table) and
-// gives the tc program the services it now answers SYNs for (updateSynproxyFastPath). A cookie
-// the program sent also opens syncookiesAccept's window (ConnTable::noteCookieSent).
+// Housekeeping thread, every full tick (kHousekeepingTickMs): feeds the SYN-cookie governor
+// the cookies sent (the pipelines' and the tc program's) and returned, then each eligible
+// service's own embryonic TCP conns; on a change publishes that service's state to the
+// pipelines (through the conn table) and, once per tick with any change, gives the tc program
+// the services it now answers SYNs for (updateSynproxyFastPath). A cookie the program sent also
+// opens syncookiesAccept's window (ConnTable::noteCookieSent).
 void DataplaneImpl::runSyncookies(const ServiceSnapshot& snap, MonoTime now) {
   SyncookieGovernor::Sample s;
-  s.embryonic = conns_->embryonicTcp();
   for (const auto& w : workers_) {
     s.cookies_sent += w->pipeline->counters().synproxy_syn_answered.value();
     s.cookies_returned += w->pipeline->counters().synproxy_conns_opened.value();
@@ -109,21 +111,41 @@ void DataplaneImpl::runSyncookies(const ServiceSnapshot& snap, MonoTime now) {
   }
   s.cookies_sent += bpf;
 #endif
-  const SyncookieGovernor::Change c =
-      syncookies_.update(snap.sysctls(), s, snap.timeouts().tcp[kTcpSynRecv], now);
-  if (c == SyncookieGovernor::Change::kNone)
-    return;
-  const bool on = c == SyncookieGovernor::Change::kOn;
-  conns_->setSyncookiesActive(on);
-  if (on) {
-    LB_LOG_EVERY_N_SEC(kWarn, 5,
-                       "SYN cookies on for NAT services (syncookies=%u): %u embryonic TCP conns, "
-                       "threshold %u",
-                       snap.sysctls().syncookies, s.embryonic, snap.sysctls().syncookies_threshold);
-  } else {
-    LB_LOG_EVERY_N_SEC(kInfo, 5, "SYN cookies off (syncookies=%u): %u embryonic TCP conns",
-                       snap.sysctls().syncookies, s.embryonic);
+  syncookies_.tick(s, now);
+  const Sysctls& sys = snap.sysctls();
+  const Duration syn_recv = snap.timeouts().tcp[kTcpSynRecv];
+  const auto& ftp = options_.ftp_ports;
+  bool changed = false;
+  for (const SnapService& sv : snap.services()) {
+    if (sv.synproxy() || !syncookieEligible(snap, sv) ||
+        std::find(ftp.begin(), ftp.end(), sv.config.key.vport) != ftp.end()) {
+      continue;
+    }
+    const size_t embryonic = conns_->embryonicTcp(sv.id);
+    const SyncookieGovernor::Change c = syncookies_.update(sys, sv.id, embryonic, syn_recv, now);
+    if (c == SyncookieGovernor::Change::kNone)
+      continue;
+    changed = true;
+    const bool on = c == SyncookieGovernor::Change::kOn;
+    conns_->setSyncookiesActive(sv.id, on);
+    const std::string name = sv.config.key.toString();
+    if (on) {
+      LB_LOG_EVERY_N_SEC(kWarn, 5,
+                         "SYN cookies on for %s (syncookies=%u): %u embryonic TCP conns, "
+                         "threshold %u",
+                         name, sys.syncookies, embryonic, sys.syncookies_threshold);
+    } else {
+      LB_LOG_EVERY_N_SEC(kInfo, 5, "SYN cookies off for %s (syncookies=%u): %u embryonic TCP conns",
+                         name, sys.syncookies, embryonic);
+    }
   }
+  syncookies_.sweep([&](ServiceId id) {
+    changed = true;
+    conns_->setSyncookiesActive(id, false);
+    LB_LOG_EVERY_N_SEC(kInfo, 5, "SYN cookies off for service id %u (removed or not eligible)", id);
+  });
+  if (!changed)
+    return;
 #ifdef LB_HAVE_BPF
   std::lock_guard<std::mutex> klock(kernel_mu_);
   if (redirect_ != nullptr && !stopped_) {

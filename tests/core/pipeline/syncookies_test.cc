@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/pipeline/pipeline.h"
 #include "core/pipeline/synproxy.h"
@@ -29,65 +30,106 @@ Sysctls mode(uint32_t syncookies, uint32_t threshold = 100) {
 using Change = SyncookieGovernor::Change;
 using Sample = SyncookieGovernor::Sample;
 
+constexpr ServiceId kA = 3, kB = 7;
+
 TEST(SyncookieGovernorTest, OnAboveTheThresholdOffWithHysteresis) {
+  // A flood on service A: A goes on and off with hysteresis; B (another eligible service, a
+  // few real clients' embryonic conns) never comes on.
   FakeClock clock;
-  SyncookieGovernor g;
+  SyncookieGovernor g(16);
   const Sysctls s = mode(1);
-  EXPECT_EQ(g.update(s, Sample{100, 0, 0}, kSynRecv, clock.now()), Change::kNone);
-  EXPECT_FALSE(g.active());
-  EXPECT_EQ(g.update(s, Sample{101, 0, 0}, kSynRecv, clock.now()), Change::kOn);
-  EXPECT_TRUE(g.active());
+  auto tick = [&](size_t a, size_t b, Change want_a) {
+    g.tick(Sample{}, clock.now());
+    EXPECT_EQ(g.update(s, kA, a, kSynRecv, clock.now()), want_a);
+    EXPECT_EQ(g.update(s, kB, b, kSynRecv, clock.now()), Change::kNone);
+    g.sweep([](ServiceId id) { ADD_FAILURE() << "swept " << id; });
+  };
+  tick(100, 3, Change::kNone);
+  EXPECT_FALSE(g.active(kA));
+  tick(101, 3, Change::kOn);
+  EXPECT_TRUE(g.active(kA));
+  EXPECT_FALSE(g.active(kB));
+  EXPECT_EQ(g.activeCount(), 1u);
   // Above half the threshold it stays on, however long.
   for (int i = 0; i < 60; ++i) {
     clock.advance(seconds(1));
-    EXPECT_EQ(g.update(s, Sample{51, 0, 0}, kSynRecv, clock.now()), Change::kNone);
+    tick(51, 5, Change::kNone);
   }
   // Below half: on for the quiet period still, then off.
   clock.advance(seconds(1));
-  EXPECT_EQ(g.update(s, Sample{50, 0, 0}, kSynRecv, clock.now()), Change::kNone);
+  tick(50, 5, Change::kNone);
   clock.advance(kSyncookiesQuietPeriod - seconds(2));
-  EXPECT_EQ(g.update(s, Sample{0, 0, 0}, kSynRecv, clock.now()), Change::kNone);
-  EXPECT_TRUE(g.active());
+  tick(0, 0, Change::kNone);
+  EXPECT_TRUE(g.active(kA));
   clock.advance(seconds(2));
-  EXPECT_EQ(g.update(s, Sample{0, 0, 0}, kSynRecv, clock.now()), Change::kOff);
-  EXPECT_FALSE(g.active());
+  tick(0, 0, Change::kOff);
+  EXPECT_FALSE(g.active(kA));
+  EXPECT_FALSE(g.active(kB));
+  EXPECT_EQ(g.activeCount(), 0u);
   // Off, half the threshold is not enough to go on again.
-  EXPECT_EQ(g.update(s, Sample{100, 0, 0}, kSynRecv, clock.now()), Change::kNone);
+  tick(100, 0, Change::kNone);
 }
 
 TEST(SyncookieGovernorTest, StaysOnWhileCookiesGoUnreturned) {
-  // A steady flood: once on, the embryonic conns expire (no new one is made), but the SYNs
-  // answered with cookies that nobody returns say the flood goes on: no flapping every
-  // SYN_RECV timeout.
+  // A steady flood on A: once on, A's embryonic conns expire (no new one is made), but the
+  // SYNs answered with cookies that nobody returns say the flood goes on: no flapping every
+  // SYN_RECV timeout. They do not put B on (that takes B's own embryonic conns).
   FakeClock clock;
-  SyncookieGovernor g;
+  SyncookieGovernor g(16);
   const Sysctls s = mode(1);
-  EXPECT_EQ(g.update(s, Sample{101, 0, 0}, kSynRecv, clock.now()), Change::kOn);
+  g.tick(Sample{}, clock.now());
+  EXPECT_EQ(g.update(s, kA, 101, kSynRecv, clock.now()), Change::kOn);
   uint64_t sent = 0, returned = 0;
   for (int i = 0; i < 300; ++i) {  // 5 minutes at 1,000 spoofed and 10 real SYNs a second
     clock.advance(millis(500));
     sent += 505;
     returned += 5;
-    ASSERT_EQ(g.update(s, Sample{0, sent, returned}, kSynRecv, clock.now()), Change::kNone) << i;
+    g.tick(Sample{sent, returned}, clock.now());
+    ASSERT_EQ(g.update(s, kA, 0, kSynRecv, clock.now()), Change::kNone) << i;
+    ASSERT_EQ(g.update(s, kB, 60, kSynRecv, clock.now()), Change::kNone) << i;
   }
   EXPECT_GT(g.unreturnedRate(), 900u);
+  EXPECT_FALSE(g.active(kB));
   // Real clients alone (every cookie returned): off after the quiet period.
-  for (int i = 0; i < 30 && g.active(); ++i) {
+  for (int i = 0; i < 30 && g.active(kA); ++i) {
     clock.advance(millis(500));
     sent += 5;
     returned += 5;
-    (void)g.update(s, Sample{0, sent, returned}, kSynRecv, clock.now());
+    g.tick(Sample{sent, returned}, clock.now());
+    (void)g.update(s, kA, 0, kSynRecv, clock.now());
   }
-  EXPECT_FALSE(g.active());
+  EXPECT_FALSE(g.active(kA));
 }
 
 TEST(SyncookieGovernorTest, ModesZeroAndTwo) {
   FakeClock clock;
-  SyncookieGovernor g;
-  EXPECT_EQ(g.update(mode(0), Sample{100000, 0, 0}, kSynRecv, clock.now()), Change::kNone);
-  EXPECT_FALSE(g.active());
-  EXPECT_EQ(g.update(mode(2), Sample{0, 0, 0}, kSynRecv, clock.now()), Change::kOn);
-  EXPECT_EQ(g.update(mode(0), Sample{0, 0, 0}, kSynRecv, clock.now()), Change::kOff);
+  SyncookieGovernor g(16);
+  g.tick(Sample{}, clock.now());
+  EXPECT_EQ(g.update(mode(0), kA, 100000, kSynRecv, clock.now()), Change::kNone);
+  EXPECT_FALSE(g.active(kA));
+  EXPECT_EQ(g.update(mode(2), kA, 0, kSynRecv, clock.now()), Change::kOn);
+  EXPECT_EQ(g.update(mode(2), kB, 0, kSynRecv, clock.now()), Change::kOn);
+  EXPECT_EQ(g.activeCount(), 2u);
+  EXPECT_EQ(g.update(mode(0), kA, 0, kSynRecv, clock.now()), Change::kOff);
+  EXPECT_EQ(g.activeCount(), 1u);
+}
+
+TEST(SyncookieGovernorTest, SweepTurnsOffServicesNotUpdated) {
+  // A service on that is removed or no longer eligible (not updated in a tick) goes off.
+  FakeClock clock;
+  SyncookieGovernor g(16);
+  g.tick(Sample{}, clock.now());
+  EXPECT_EQ(g.update(mode(1), kA, 101, kSynRecv, clock.now()), Change::kOn);
+  EXPECT_EQ(g.update(mode(1), kB, 101, kSynRecv, clock.now()), Change::kOn);
+  g.sweep([](ServiceId id) { ADD_FAILURE() << "swept " << id; });
+  g.tick(Sample{}, clock.now());
+  EXPECT_EQ(g.update(mode(1), kB, 101, kSynRecv, clock.now()), Change::kNone);
+  std::vector<ServiceId> off;
+  g.sweep([&](ServiceId id) { off.push_back(id); });
+  EXPECT_EQ(off, std::vector<ServiceId>{kA});
+  EXPECT_FALSE(g.active(kA));
+  EXPECT_TRUE(g.active(kB));
+  EXPECT_EQ(g.activeCount(), 1u);
 }
 
 TEST(SyncookiesAcceptTest, WindowAfterTheLastCookie) {
@@ -150,7 +192,7 @@ TEST_F(SyncookiesPipelineTest, AutoAnswersOnlyWhileOnAndAcceptsCookiesAfter) {
   EXPECT_FALSE(answered(r));
   EXPECT_EQ(stateOf(kClient, 40000), "SYN_RECV");
   // On: answered with a cookie, no conn.
-  conns_->setSyncookiesActive(true);
+  conns_->setSyncookiesActive(svcId(tcpKey(kVip, 80)), true);
   r = syn(kClient, 40001);
   ASSERT_TRUE(answered(r));
   EXPECT_TRUE(checksumsValid(r.out));
@@ -158,7 +200,7 @@ TEST_F(SyncookiesPipelineTest, AutoAnswersOnlyWhileOnAndAcceptsCookiesAfter) {
   EXPECT_EQ(pipe_->counters().synproxy_syn_answered.value(), 1u);
   const uint32_t cookie = cookieOf(r);
   // The state goes off before the client's ACK comes: the cookie still opens the conn.
-  conns_->setSyncookiesActive(false);
+  conns_->setSyncookiesActive(svcId(tcpKey(kVip, 80)), false);
   clock_.advance(seconds(5));
   r = send(PacketBuilder::tcp(kClient, 40001, kVip, 80, kTcpAck).seq(1001).ack(cookie + 1).build());
   ASSERT_EQ(r.verdict, Verdict::kForward);
@@ -180,7 +222,7 @@ TEST_F(SyncookiesPipelineTest, CookieAckReplacesAConnStillInItsHandshake) {
   setSysctls(mode(1));
   EXPECT_FALSE(answered(syn(kClient, 40010)));
   EXPECT_EQ(stateOf(kClient, 40010), "SYN_RECV");
-  conns_->setSyncookiesActive(true);
+  conns_->setSyncookiesActive(svcId(tcpKey(kVip, 80)), true);
   const uint32_t cookie = synproxy::makeCookie(
       synproxy::secretOf(conns_->seed()), synproxy::CookieFlow{ip(kClient), ip(kVip), 40010, 80},
       1000, 0, clock_.now());
@@ -191,7 +233,7 @@ TEST_F(SyncookiesPipelineTest, CookieAckReplacesAConnStillInItsHandshake) {
   EXPECT_NE(connFrom(kClient, 40010).flags & kConnFSynproxy, 0u);
   EXPECT_EQ(pipe_->counters().conns_reused.value(), 1u);
   // A handshake's own last ACK (no cookie) goes through its conn as always.
-  conns_->setSyncookiesActive(false);
+  conns_->setSyncookiesActive(svcId(tcpKey(kVip, 80)), false);
   (void)syn(kClient, 40012);
   EXPECT_EQ(
       send(PacketBuilder::tcp(kClient, 40012, kVip, 80, kTcpAck).seq(1001).ack(1).build()).verdict,
@@ -200,24 +242,47 @@ TEST_F(SyncookiesPipelineTest, CookieAckReplacesAConnStillInItsHandshake) {
 }
 
 TEST_F(SyncookiesPipelineTest, PipelineSeesTheThresholdBeforeTheGovernor) {
-  // Between two housekeeping ticks the pipeline goes by the table's count itself.
+  // Between two housekeeping ticks the pipeline goes by the service's own count itself: a flood
+  // on port 80 leaves port 5201 (another eligible NAT service) scheduling SYNs.
+  addService(tcpKey(kVip, 5201));
+  addDest(tcpKey(kVip, 5201), dest(kRs, 5201, FwdMethod::kMasq));
   setSysctls(mode(1, 3));
+  EXPECT_FALSE(answered(syn(kClient, 39999, 5201)));
   for (uint16_t port = 40000; port < 40004; ++port)
     EXPECT_FALSE(answered(syn(kClient, port)));
-  EXPECT_EQ(conns_->embryonicTcp(), 4u);
+  EXPECT_EQ(conns_->embryonicTcp(), 5u);
+  EXPECT_EQ(conns_->embryonicTcp(svcId(tcpKey(kVip, 80))), 4u);
+  EXPECT_EQ(conns_->embryonicTcp(svcId(tcpKey(kVip, 5201))), 1u);
   EXPECT_TRUE(answered(syn(kClient, 40004)));
   EXPECT_EQ(stateOf(kClient, 40004), "<none>");
+  EXPECT_FALSE(answered(syn(kClient, 40005, 5201)));
+  EXPECT_EQ(stateOf(kClient, 40005), "SYN_RECV");
   setSysctls(mode(0, 3));
-  EXPECT_FALSE(answered(syn(kClient, 40005)));
+  EXPECT_FALSE(answered(syn(kClient, 40006)));
+}
+
+TEST_F(SyncookiesPipelineTest, OnlyTheServiceOnAnswersWithCookies) {
+  // The governor's state is per service: port 80 on, port 5201 (eligible NAT) scheduling.
+  addService(tcpKey(kVip, 5201));
+  addDest(tcpKey(kVip, 5201), dest(kRs, 5201, FwdMethod::kMasq));
+  setSysctls(mode(1));
+  conns_->setSyncookiesActive(svcId(tcpKey(kVip, 80)), true);
+  EXPECT_EQ(conns_->syncookiesServices(), 1u);
+  EXPECT_TRUE(answered(syn(kClient, 40000)));
+  EXPECT_EQ(stateOf(kClient, 40000), "<none>");
+  EXPECT_FALSE(answered(syn(kClient, 40001, 5201)));
+  EXPECT_EQ(stateOf(kClient, 40001), "SYN_RECV");
+  conns_->setSyncookiesActive(svcId(tcpKey(kVip, 80)), false);
+  EXPECT_EQ(conns_->syncookiesServices(), 0u);
 }
 
 TEST_F(SyncookiesPipelineTest, ModeZeroNeverModeTwoAlways) {
   setSysctls(mode(0));
-  conns_->setSyncookiesActive(true);
+  conns_->setSyncookiesActive(svcId(tcpKey(kVip, 80)), true);
   EXPECT_FALSE(answered(syn(kClient, 40000)));
   EXPECT_EQ(stateOf(kClient, 40000), "SYN_RECV");
   setSysctls(mode(2));
-  conns_->setSyncookiesActive(false);
+  conns_->setSyncookiesActive(svcId(tcpKey(kVip, 80)), false);
   EXPECT_TRUE(answered(syn(kClient, 40001)));
   EXPECT_EQ(stateOf(kClient, 40001), "<none>");
 }
