@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # A spoofed SYN flood against a NAT VIP must not lock clients out (issue 17). The flooder
 # (synflood.c) sends SYNs from random sources in 198.19.0.0/16 as fast as one core sends them
-# for FLOOD_SECONDS (default 27; three phases) while a client opens a new HTTP connection through the VIP
+# for FLOOD_SECONDS (default 40, each of three phases) while a client opens a new HTTP connection through the VIP
 # every 100 ms and an iperf3 stream runs. lbd's conn table is small (--conn_capacity, default
 # 16384) so that the flood fills it within a fraction of a second; from then on every new conn
 # must take an early-dropped half-open entry's place.
@@ -13,6 +13,10 @@
 # than syncookies_threshold (4096) embryonic conns; from then on the flood's SYNs are answered
 # with cookies (by the tc program where it runs), so no more than about the threshold of
 # spoofed conns are ever in the table, early drop never runs, and every client gets its answer.
+# The state is per service, as the kernel's per listener: it is on for port 80 only (one
+# service in lb_dataplane_syncookies_active, the log line names it), a new connection to port
+# 80 then is a cookie conn (no window scaling) and one to the iperf3 service (port 5201, plain
+# NAT, eligible, not flooded) has window scaling (it is not in the tc program's synproxy map).
 # Then the same with the SYN proxy (--synproxy on the VIP): the SYNs are answered with cookies,
 # no conn from a spoofed source is ever in the table, and every client still gets its answer.
 # With the tc fast path on (the default, where BPF is permitted) the program answers the SYNs
@@ -31,7 +35,7 @@ if [[ -z "${SYNFLOOD_BIN:-}" ]]; then
   cc -O2 -o "$SYNFLOOD_BIN" "$(dirname "$0")/synflood.c" || dp_fail "synflood.c did not build"
 fi
 
-FLOOD_SECONDS=${FLOOD_SECONDS:-27}
+FLOOD_SECONDS=${FLOOD_SECONDS:-40}
 CONN_CAPACITY=${CONN_CAPACITY:-16384}
 VIP=198.18.1.100
 
@@ -84,6 +88,18 @@ metric() {
     awk -v m="$1" '$1 == m { print $2 }'
 }
 
+# wscale_of PORT: "wscale" when a new connection from the client to VIP:PORT has TCP window
+# scaling (TCP_INFO's tcpi_options & TCPI_OPT_WSCALE), "none" when not: a SYN answered with a
+# SYN cookie (lbd's or the tc program's SYN-ACK) carries no window scale.
+wscale_of() {
+  ip netns exec "$(n c)" timeout 30 python3 -c '
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=20)
+info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+print("wscale" if info[5] & 4 else "none")
+' $VIP "$1" 2>&1 || echo failed
+}
+
 # flood_phase TAG [lbctl -A flags...]: one lbd, one flood, the client and the stream; checks.
 # PHASE_SYSCTLS: lbctl --sysctl settings for the phase. MID_COOKIES, MID_EMBRYONIC: the SYN
 # cookie state and the table's embryonic TCP conns 3 s into the client's run.
@@ -122,6 +138,14 @@ flood_phase() {
   MID_COOKIES=$(metric lb_dataplane_syncookies_active)
   MID_EMBRYONIC=$(metric lb_conn_embryonic_tcp)
   echo "$tag: during the flood: lb_dataplane_syncookies_active ${MID_COOKIES:-none}, lb_conn_embryonic_tcp ${MID_EMBRYONIC:-none}"
+  if [[ $tag == cookies ]]; then
+    # New connections while the state is on: the flooded service's (port 80) is a cookie conn,
+    # the iperf3 service's (port 5201, plain NAT too) is not.
+    MID_WSCALE_80=$(wscale_of 80)
+    MID_WSCALE_5201=$(wscale_of 5201)
+    MID_COOKIES_AFTER=$(metric lb_dataplane_syncookies_active)
+    echo "$tag: during the flood: new connection to port 80: $MID_WSCALE_80, to port 5201: $MID_WSCALE_5201 (lb_dataplane_syncookies_active ${MID_COOKIES_AFTER:-none})"
+  fi
   local client_rc=0
   dp_wait_pid $client_pid $((FLOOD_SECONDS + 90)) || dp_fail "$tag: the client did not finish"
   wait $client_pid || client_rc=$?
@@ -168,7 +192,13 @@ dp_lbd_stop nat
 
 # --- NAT with the defaults (syncookies=1) and no --synproxy: cookies come on by themselves.
 flood_phase cookies
-[[ $MID_COOKIES == 1 ]] || dp_fail "cookies: SYN cookies were not on during the flood"
+# On for exactly one service, the flooded one (port 80), as the kernel's per listener.
+[[ $MID_COOKIES == 1 ]] || dp_fail "cookies: SYN cookies on for ${MID_COOKIES:-no} services during the flood (want 1: port 80)"
+[[ $MID_COOKIES_AFTER == 1 ]] || dp_fail "cookies: SYN cookies on for ${MID_COOKIES_AFTER:-no} services after the probes (want 1)"
+[[ $MID_WSCALE_80 == none ]] || dp_fail "cookies: a new connection to the flooded port 80 was not a cookie conn ($MID_WSCALE_80)"
+[[ $MID_WSCALE_5201 == wscale ]] || dp_fail "cookies: a new connection to port 5201 (not flooded) had no window scaling ($MID_WSCALE_5201): SYN cookies on for it"
+grep -q "SYN cookies on for TCP $VIP:80 " "$DP_TMP/lbd-cookies.log" || dp_fail "cookies: no log line naming the flooded service"
+! grep -q "SYN cookies on for TCP $VIP:5201 " "$DP_TMP/lbd-cookies.log" || dp_fail "cookies: SYN cookies went on for port 5201"
 answered=$(metric lb_pipeline_synproxy_syn_answered_total)
 opened=$(metric lb_pipeline_synproxy_conns_opened_total)
 bpf_answered=$(metric lb_dataplane_bpf_synproxy_synack_total)
