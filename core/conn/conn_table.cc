@@ -264,7 +264,13 @@ void ConnTable::expireNow(ConnGuard& g) noexcept {
   }
   uint32_t deferred = kNil;
   m.freeLocked(s, g.index_, &deferred);
-  g.release();
+  // The slot may be back on the free list and already another thread's new conn (create()
+  // writes it before taking any lock): unlock without release()'s look at the entry, which
+  // freeLocked has already taken off the early-drop list.
+  s.lock.unlock();
+  g.conn_ = nullptr;
+  g.table_ = nullptr;
+  g.index_ = kNoConn;
   m.finishDeferred(deferred);
 }
 
