@@ -170,6 +170,38 @@ class FlowOffloadTest : public ::testing::Test {
     return index;
   }
 
+  // A tunnel conn from kClient:cport (TCP: just past its SYN, inactive), offered through
+  // worker 0's port with an outer source kLaddr, UDP source port cport + 9000 and the GUE port
+  // 6080, and installed by its flush().
+  void offerTunnelConn(uint16_t cport, L4Proto proto, bool pmtu_disc) {
+    const bool tcp = proto == L4Proto::kTcp;
+    ConnParams p;
+    p.proto = proto;
+    p.flags =
+        static_cast<uint32_t>(FwdMethod::kTunnel) | kConnFNoOutput | (tcp ? kConnFInactive : 0);
+    p.caddr = ip(kClient);
+    p.cport = cport;
+    p.vaddr = ip(kVip);
+    p.vport = 80;
+    p.daddr = ip(kRs);
+    p.dport = 80;
+    p.svc = svc_;
+    p.dest = dest_;
+    p.timeout = seconds(tcp ? 900 : 300);
+    ConnGuard g = conns_->create(p, now_);
+    ASSERT_TRUE(g);
+    if (tcp)
+      g->state = kTcpSynRecv;
+    TunnelOffer t;
+    t.src = ip(kLaddr);
+    t.sport = static_cast<uint16_t>(cport + 9000);
+    t.dport = 6080;
+    t.pmtu_disc = pmtu_disc;
+    ASSERT_TRUE(offload_->port(0).offerTunnel(*g, g.index(), t));
+    g.release();
+    offload_->port(0).flush();
+  }
+
   void tick(bool sweep = false) { offload_->tick(map_, *table_->snapshot(), sweep); }
 
   io::FlowState& inState(uint16_t cport) { return map_.flows[key(kClient, cport, kVip, 80)].state; }
@@ -671,29 +703,7 @@ TEST_F(FlowOffloadTest, ForwardedUdpReplyAssuresTheConn) {
 // flags only (the input-only table), its stats are the in direction's, and it goes back to the
 // slow path at the client's FIN with one map removal.
 TEST_F(FlowOffloadTest, TunnelConnHasOneEntryFedByTheClientOnly) {
-  ConnParams p;
-  p.proto = L4Proto::kTcp;
-  p.flags = static_cast<uint32_t>(FwdMethod::kTunnel) | kConnFNoOutput | kConnFInactive;
-  p.caddr = ip(kClient);
-  p.cport = 41000;
-  p.vaddr = ip(kVip);
-  p.vport = 80;
-  p.daddr = ip(kRs);
-  p.dport = 80;
-  p.svc = svc_;
-  p.dest = dest_;
-  p.timeout = seconds(900);
-  ConnGuard g = conns_->create(p, now_);
-  ASSERT_TRUE(g);
-  g->state = kTcpSynRecv;
-  TunnelOffer t;
-  t.src = ip(kLaddr);
-  t.sport = 50000;
-  t.dport = 6080;
-  t.pmtu_disc = true;
-  ASSERT_TRUE(offload_->port(0).offerTunnel(*g, g.index(), t));
-  g.release();
-  offload_->port(0).flush();
+  ASSERT_NO_FATAL_FAILURE(offerTunnelConn(41000, L4Proto::kTcp, true));
   const io::FlowKey in = key(kClient, 41000, kVip, 80);
   ASSERT_EQ(map_.flows.size(), 1u);
   ASSERT_TRUE(map_.flows.contains(in));
@@ -733,28 +743,7 @@ TEST_F(FlowOffloadTest, TunnelConnHasOneEntryFedByTheClientOnly) {
 
 // pmtu_disc 0: the entry's encapsulation leaves DF clear.
 TEST_F(FlowOffloadTest, TunnelConnWithoutPmtuDisc) {
-  ConnParams p;
-  p.proto = L4Proto::kUdp;
-  p.flags = static_cast<uint32_t>(FwdMethod::kTunnel) | kConnFNoOutput;
-  p.caddr = ip(kClient);
-  p.cport = 41001;
-  p.vaddr = ip(kVip);
-  p.vport = 80;
-  p.daddr = ip(kRs);
-  p.dport = 80;
-  p.svc = svc_;
-  p.dest = dest_;
-  p.timeout = seconds(300);
-  ConnGuard g = conns_->create(p, now_);
-  ASSERT_TRUE(g);
-  TunnelOffer t;
-  t.src = ip(kLaddr);
-  t.sport = 50001;
-  t.dport = 6080;
-  t.pmtu_disc = false;
-  ASSERT_TRUE(offload_->port(0).offerTunnel(*g, g.index(), t));
-  g.release();
-  offload_->port(0).flush();
+  ASSERT_NO_FATAL_FAILURE(offerTunnelConn(41001, L4Proto::kUdp, false));
   const io::FlowKey in{L4Proto::kUdp, ip(kClient), ip(kVip), 41001, 80};
   ASSERT_EQ(map_.flows.size(), 1u);
   EXPECT_EQ(map_.flows[in].rw.encap, io::FlowEncap::kGue4NoPmtu);
