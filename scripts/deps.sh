@@ -4,7 +4,7 @@
 LB_DEPS_build="cmake g++ make pkg-config libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
   protobuf-compiler libabsl-dev libboost-dev libgtest-dev libgmock-dev libbenchmark-dev
   libnl-route-3-dev libmnl-dev libspdlog-dev nlohmann-json3-dev libbpf-dev clang
-  libssl-dev libyaml-dev"
+  libssl-dev libyaml-dev ccache"
 LB_DEPS_test="clang clang-format libclang-rt-14-dev iproute2 socat iperf3 curl python3 nftables procps kmod
   ethtool nginx-light dnsmasq-base openssl iptables python3-grpcio python3-protobuf tshark
   sip-tester vsftpd keepalived"

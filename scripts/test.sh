@@ -39,6 +39,17 @@ skip_layer() {
 source "$ROOT/scripts/deps.sh"
 install_deps build test e2e || { echo "dependency installation failed"; exit 1; }
 
+# Compiler cache outside the work tree (as the Kubernetes binaries' cache, /var/cache/lbd-k8s):
+# a clean clone anywhere on a machine that built lbd once recompiles only what changed. Keyed by
+# content (base dir = this checkout, its path left out of the hash), so results are those of a
+# cold build. CMake (>= 3.17) reads the launcher from the environment at configure time.
+if command -v ccache >/dev/null; then
+  export CCACHE_DIR=${CCACHE_DIR:-/var/cache/lbd-ccache} CCACHE_BASEDIR=$ROOT CCACHE_NOHASHDIR=1
+  export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-8G}
+  export CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache
+  mkdir -p "$CCACHE_DIR" 2>/dev/null || unset CCACHE_DIR
+fi
+
 # --- helpers ---------------------------------------------------------------------------------
 # run_ctest <builddir> <label> <name>: runs one label, adds its counts to the totals.
 run_ctest() {
