@@ -2,11 +2,14 @@
 // STYLE.md §5's proof: after warm-up, Pipeline::process allocates nothing, whatever the mix:
 // new conns and hits, NAT / full NAT / DR / GUE tunnel / one-packet UDP / persistence, replies,
 // drops of several reasons, ICMP errors generated into the sink, echo replies, the defences
-// (drop_packet, secure_tcp, runDefenseTick's drop_entry) and conns scheduled from ICMP errors.
+// (drop_packet, secure_tcp, runDefenseTick's drop_entry) and conns scheduled from ICMP errors;
+// and SYN cookies: the answers, the conns a returned cookie opens, their translated segments.
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "core/pipeline/pe_sip.h"
+#include "core/pipeline/synproxy.h"
 #include "tests/core/pipeline/pipeline_fixture.h"
 #include "tests/testlib/alloc_counter.h"
 
@@ -128,6 +131,88 @@ TEST_F(PipelineNoAllocTest, ProcessDoesNotAllocateAfterWarmUp) {
   EXPECT_GT(drops(DropReason::kDefense), 100u);
   EXPECT_TRUE(pipe_->defense().secure_tcp);
   EXPECT_GT(dropped_, 100u);
+}
+
+// SYN cookies (syncookies=2 on a plain NAT service, --synproxy on a full NAT one): answering a
+// SYN, opening the conn a returned cookie proves, the real server's handshake and the translated
+// data both ways allocate nothing either (the cookies are computed up front, as the client's
+// stack would from lbd's SYN-ACKs).
+TEST_F(PipelineNoAllocTest, SynCookiesAndTheConnsTheyOpenDoNotAllocate) {
+  const char* vip = "198.18.100.1";
+  const char* rs = "198.18.1.10";
+  const char* c = "198.18.0.1";
+  addService(tcpKey(vip, 80));
+  addDest(tcpKey(vip, 80), dest(rs, 8080, FwdMethod::kMasq));
+  addService(tcpKey(vip, 90), "rr", kSvcSynproxy, 0, {ip("198.18.1.1")});
+  addDest(tcpKey(vip, 90), dest(rs, 9090, FwdMethod::kFullNat));
+  Sysctls sys;
+  sys.syncookies = 2;
+  setSysctls(sys);
+  const uint64_t secret = synproxy::secretOf(conns_->seed());
+  auto flow = [&](std::vector<Bytes>& out, uint16_t p) {
+    const uint32_t ck80 = synproxy::makeCookie(secret, synproxy::CookieFlow{ip(c), ip(vip), p, 80},
+                                               1000, 0, clock_.now());
+    const uint32_t ck90 = synproxy::makeCookie(secret, synproxy::CookieFlow{ip(c), ip(vip), p, 90},
+                                               1000, 0, clock_.now());
+    out.push_back(PacketBuilder::tcp(c, p, vip, 80, kTcpSyn).seq(1000).build());
+    out.push_back(PacketBuilder::tcp(c, p, vip, 80, kTcpAck).seq(1001).ack(ck80 + 1).build());
+    out.push_back(
+        PacketBuilder::tcp(rs, 8080, c, p, kTcpSyn | kTcpAck).seq(5000).ack(1001).build());
+    out.push_back(PacketBuilder::tcp(c, p, vip, 80, kTcpAck | kTcpPsh)
+                      .seq(1001)
+                      .ack(ck80 + 1)
+                      .payload("GET /")
+                      .build());
+    out.push_back(PacketBuilder::tcp(rs, 8080, c, p, kTcpAck | kTcpPsh)
+                      .seq(5001)
+                      .ack(1006)
+                      .payload("HTTP/1.0 200")
+                      .build());
+    out.push_back(
+        PacketBuilder::tcp(c, p, vip, 80, kTcpAck | kTcpFin).seq(1006).ack(ck80 + 13).build());
+    out.push_back(PacketBuilder::tcp(c, p, vip, 90, kTcpSyn).seq(1000).build());
+    out.push_back(PacketBuilder::tcp(c, p, vip, 90, kTcpAck).seq(1001).ack(ck90 + 1).build());
+    // A spoofed ACK returning no cookie.
+    out.push_back(PacketBuilder::tcp(c, static_cast<uint16_t>(p + 20000), vip, 80, kTcpAck)
+                      .seq(1001)
+                      .ack(77)
+                      .build());
+  };
+  std::vector<Bytes> warm, measured;
+  for (uint16_t p = 1000; p < 1100; ++p)
+    flow(warm, p);
+  for (uint16_t p = 2000; p < 2800; ++p)
+    flow(measured, p);
+  std::vector<std::unique_ptr<PacketBuffer>> bufs;
+  std::vector<PacketBuffer*> ptrs;
+  for (int i = 0; i < 32; ++i) {
+    bufs.push_back(std::make_unique<PacketBuffer>());
+    ptrs.push_back(bufs.back().get());
+  }
+  SnapshotPtr snap = table_->snapshot();
+  run(warm, snap, bufs, ptrs);
+  const PipelineCounters& k = pipe_->counters();
+  const uint64_t answered = k.synproxy_syn_answered.value();
+  const uint64_t opened = k.synproxy_conns_opened.value();
+  const uint64_t before = threadAllocations();
+  run(measured, snap, bufs, ptrs);
+  const uint64_t after = threadAllocations();
+  EXPECT_EQ(after - before, 0u);
+  // Every SYN of the measured flows was answered with a cookie and every cookie opened its conn.
+  EXPECT_EQ(k.synproxy_syn_answered.value() - answered, 1600u);
+  EXPECT_EQ(k.synproxy_conns_opened.value() - opened, 1600u);
+  EXPECT_GT(drops(DropReason::kNotNewConn), 800u);
+  // The plain NAT conns went through the real server's handshake to the client's FIN (IPVS's
+  // input FIN: CLOSE_WAIT); the synproxy ones wait for their real server's SYN-ACK.
+  size_t closing = 0, syn_recv = 0;
+  for (const Conn& conn : conns()) {
+    if (conn.cport >= 2000 && conn.cport < 2800 && (conn.flags & kConnFSynproxy) != 0) {
+      closing += conn.vport == 80 && std::string(connStateName(conn)) == "CLOSE_WAIT";
+      syn_recv += conn.vport == 90 && std::string(connStateName(conn)) == "SYN_RECV";
+    }
+  }
+  EXPECT_EQ(closing, 800u);
+  EXPECT_EQ(syn_recv, 800u);
 }
 
 // --pe sip: a worker's first SIP request allocates nothing (nor takes the store registry's
