@@ -345,17 +345,23 @@ void Pipeline::maybeOffload(const Packet& p, ConnGuard& cp) noexcept {
     return;
   bool taken = false;
   if (tunnel) {
-    // GUE without a UDP checksum, IPv4 outer: what the tc program encapsulates (xmit()'s
-    // context, as the tunnel forwarder would use it).
+    // IPIP, or GUE without a UDP checksum, IPv4 outer: what the tc program encapsulates
+    // (xmit()'s context, as the tunnel forwarder would use it).
     const SnapDest* d = p.snap.dest(cp->dest);
-    if (d == nullptr || d->config.tun_type != TunType::kGue ||
-        d->config.tun_csum != TunCsum::kNoCsum || d->config.tun_port == 0 || !cp->daddr.isV4())
+    if (d == nullptr || !cp->daddr.isV4())
+      return;
+    const bool ipip = d->config.tun_type == TunType::kIpip;
+    if (!ipip && (d->config.tun_type != TunType::kGue || d->config.tun_csum != TunCsum::kNoCsum ||
+                  d->config.tun_port == 0))
       return;
     TunnelOffer t;
     t.src = tunnel_src_v4_.isUnspecified() ? cp->vaddr : tunnel_src_v4_;
-    t.sport = xmit::udpFlowSrcPort(
-        pipeline_internal::flowHash(cp->caddr, cp->cport, cp->vaddr, cp->vport, cp->proto));
-    t.dport = d->config.tun_port;
+    t.ipip = ipip;
+    if (!ipip) {
+      t.sport = xmit::udpFlowSrcPort(
+          pipeline_internal::flowHash(cp->caddr, cp->cport, cp->vaddr, cp->vport, cp->proto));
+      t.dport = d->config.tun_port;
+    }
     t.pmtu_disc = p.snap.sysctls().pmtu_disc;
     taken = offloader_->offerTunnel(*cp, cp.index(), t);
   } else {

@@ -389,7 +389,7 @@ static __always_inline int flowV4(
     return 0;
   if (f->encap != LB_BPF_ENCAP_NONE) {  // a tunnel conn: gateway mode only
     if (mode == LB_FLOW_GATEWAY)
-      return tunGueV4(skb, iph, tot, l4_hlen, &k, f, tcp_flags, verdict);
+      return tunEncapV4(skb, iph, tot, l4_hlen, &k, f, tcp_flags, verdict);
     count(LB_BPF_CNT_FLOW_SLOW);
     return 0;
   }

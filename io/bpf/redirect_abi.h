@@ -81,7 +81,8 @@ struct lb_bpf_flow {
   // conn's only entry (client -> VIP, reply 0; the real server answers the client directly):
   // the packet is encapsulated as is (inner TTL decremented), new_saddr / new_daddr are the
   // outer source (lbd's tunnel source) and the real server, new_sport / new_dport the outer
-  // UDP ports (the flow hash's port, the dest's tunnel port); `reverse` is all zero.
+  // UDP ports (GUE: the flow hash's port, the dest's tunnel port; IPIP: 0); `reverse` is all
+  // zero.
   __u8 encap;
   __u8 pad[2];                     // zero
   struct lb_bpf_flow_key reverse;  // the other direction's key: closed and finished together
@@ -98,9 +99,12 @@ struct lb_bpf_flow {
 // GUE4 copies the inner DF (ID 0 with DF, else the inner ID; sysctl pmtu_disc 1), GUE4_NOPMTU
 // never sets DF and always copies the ID (pmtu_disc 0). A non-GSO packet whose outer packet
 // exceeds the route MTU, and anything the program cannot encapsulate, takes the slow path.
+// IPIP4 / IPIP4_NOPMTU: the same with the outer IPv4 header alone (protocol 4, RFC 2003).
 #define LB_BPF_ENCAP_NONE 0
 #define LB_BPF_ENCAP_GUE4 1
 #define LB_BPF_ENCAP_GUE4_NOPMTU 2
+#define LB_BPF_ENCAP_IPIP4 3
+#define LB_BPF_ENCAP_IPIP4_NOPMTU 4
 
 // One direction's program-written part, as the `done` record carries it.
 struct lb_bpf_flow_counts {

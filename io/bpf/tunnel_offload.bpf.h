@@ -3,15 +3,17 @@
 // (struct lb_bpf_flow's `encap`), gateway mode. The client's packet is encapsulated in the
 // tc program, as core's tunnel forwarder (core/xmit/tunnel.cc) would have done it in lbd:
 // the inner TTL is decremented (its header checksum follows), bpf_skb_adjust_room makes room
-// for the outer IPv4 + UDP + GUE headers after the Ethernet header (for a GSO skb it also sets
-// skb->encapsulation, the inner headers and SKB_GSO_UDP_TUNNEL, and shrinks gso_size by the
-// 32 added bytes so every wire segment keeps its size), the outer headers are written, and the
-// packet leaves through the device bpf_fib_lookup picks for the real server. Only one direction
-// exists: the real server answers the client directly (as DR).
+// for the outer headers after the Ethernet header (IPv4 + UDP + GUE, or IPv4 alone for IPIP;
+// for a GSO skb it also sets skb->encapsulation, the inner headers and SKB_GSO_UDP_TUNNEL or
+// SKB_GSO_IPXIP4, and shrinks gso_size by the added bytes so every wire segment keeps its
+// size), the outer headers are written, and the packet leaves through the device
+// bpf_fib_lookup picks for the real server. Only one direction exists: the real server answers
+// the client directly (as DR).
 
 #define LB_GUE_OUTER_LEN (sizeof(struct iphdr) + sizeof(struct udphdr) + 4)
+#define LB_IPIP_OUTER_LEN sizeof(struct iphdr)
 
-// The outer headers as core's writeOuterV4 + writeGue make them.
+// The outer headers as core's writeOuterV4 + writeGue make them (IPIP: `ip` alone).
 struct lb_gue4_hdr {
   struct iphdr ip;
   struct udphdr udp;
@@ -21,20 +23,24 @@ struct lb_gue4_hdr {
 _Static_assert(sizeof(struct lb_gue4_hdr) == LB_GUE_OUTER_LEN, "no padding in the outer headers");
 
 // flowV4's tunnel branch, after flowMatch found an entry with `encap` set: 1 (*verdict set)
-// when the entry decided, 0 for the slow path (nothing written yet).
-static __always_inline int tunGueV4(struct __sk_buff* skb,
-                                    struct iphdr* iph,
-                                    __u32 tot,
-                                    __u32 l4_hlen,
-                                    const struct lb_bpf_flow_key* k,
-                                    struct lb_bpf_flow* f,
-                                    __u8 tcp_flags,
-                                    int* verdict) {
-  const __u32 outer_tot = tot + LB_GUE_OUTER_LEN;
+// when the entry decided, 0 for the slow path (nothing written yet). GUE and IPIP differ only
+// in the outer headers' length and kind (LB_BPF_ENCAP_*).
+static __always_inline int tunEncapV4(struct __sk_buff* skb,
+                                      struct iphdr* iph,
+                                      __u32 tot,
+                                      __u32 l4_hlen,
+                                      const struct lb_bpf_flow_key* k,
+                                      struct lb_bpf_flow* f,
+                                      __u8 tcp_flags,
+                                      int* verdict) {
+  const int gue = f->encap == LB_BPF_ENCAP_GUE4 || f->encap == LB_BPF_ENCAP_GUE4_NOPMTU;
+  const int ipip = f->encap == LB_BPF_ENCAP_IPIP4 || f->encap == LB_BPF_ENCAP_IPIP4_NOPMTU;
+  const __u32 outer_len = gue ? LB_GUE_OUTER_LEN : LB_IPIP_OUTER_LEN;
+  const __u32 outer_tot = tot + outer_len;
   // A UDP GSO super-datagram stays with lbd: lowering its gso_size would cut the sender's
   // datagrams at other boundaries (for TCP any segment size is valid).
   if (outer_tot > 0xffff || (iph->protocol == IPPROTO_UDP && skb->gso_size != 0) ||
-      (f->encap != LB_BPF_ENCAP_GUE4 && f->encap != LB_BPF_ENCAP_GUE4_NOPMTU)) {
+      (!gue && !ipip)) {
     count(LB_BPF_CNT_FLOW_SLOW);
     return 0;
   }
@@ -44,11 +50,12 @@ static __always_inline int tunGueV4(struct __sk_buff* skb,
   // ecnEncapsulate: the inner DS field, CE carried as ECT(0).
   h.ip.tos = (iph->tos & 3) == 3 ? (iph->tos & ~3) | 2 : iph->tos;
   h.ip.tot_len = bpf_htons(outer_tot);
-  const int df = f->encap == LB_BPF_ENCAP_GUE4 && (iph->frag_off & bpf_htons(0x4000));
+  const int df = (f->encap == LB_BPF_ENCAP_GUE4 || f->encap == LB_BPF_ENCAP_IPIP4) &&
+                 (iph->frag_off & bpf_htons(0x4000));
   h.ip.id = df ? 0 : iph->id;
   h.ip.frag_off = df ? bpf_htons(0x4000) : 0;
   h.ip.ttl = iph->ttl - 1;  // ttl > 1 was checked
-  h.ip.protocol = IPPROTO_UDP;
+  h.ip.protocol = gue ? IPPROTO_UDP : IPPROTO_IPIP;
   __builtin_memcpy(&h.ip.saddr, f->new_saddr, 4);
   __builtin_memcpy(&h.ip.daddr, f->new_daddr, 4);
   h.udp.source = f->new_sport;
@@ -65,9 +72,11 @@ static __always_inline int tunGueV4(struct __sk_buff* skb,
   s = (s & 0xffff) + (s >> 16);
   h.ip.check = (__u16)~s;
 
-  struct bpf_fib_lookup fib = {.family = LB_AF_INET, .l4_protocol = IPPROTO_UDP};
-  fib.sport = h.udp.source;
-  fib.dport = h.udp.dest;
+  struct bpf_fib_lookup fib = {.family = LB_AF_INET, .l4_protocol = h.ip.protocol};
+  if (gue) {
+    fib.sport = h.udp.source;
+    fib.dport = h.udp.dest;
+  }
   fib.tos = h.ip.tos;
   fib.ipv4_src = h.ip.saddr;
   fib.ipv4_dst = h.ip.daddr;
@@ -84,16 +93,17 @@ static __always_inline int tunGueV4(struct __sk_buff* skb,
     *verdict = flowSlowToKernel();
     return 1;
   }
-  // The GUE header sits between the UDP header and the inner packet: for GSO it is the inner
-  // "MAC" header (__skb_udp_tunnel_segment cuts after it). A failure changes nothing: lbd
-  // takes the packet.
-  if (bpf_skb_adjust_room(skb, LB_GUE_OUTER_LEN, BPF_ADJ_ROOM_MAC,
-                          BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_UDP |
-                              BPF_F_ADJ_ROOM_ENCAP_L2(4))) {
+  // GUE: the GUE header sits between the UDP header and the inner packet, for GSO the inner
+  // "MAC" header (__skb_udp_tunnel_segment cuts after it). IPIP: the inner IPv4 header follows
+  // the outer one (SKB_GSO_IPXIP4). A failure changes nothing: lbd takes the packet.
+  const __u64 room =
+      gue ? BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_UDP | BPF_F_ADJ_ROOM_ENCAP_L2(4)
+          : BPF_F_ADJ_ROOM_ENCAP_L3_IPV4;
+  if (bpf_skb_adjust_room(skb, outer_len, BPF_ADJ_ROOM_MAC, room)) {
     *verdict = flowSlowToKernel();
     return 1;
   }
-  const __u32 inner = ETH_HLEN + LB_GUE_OUTER_LEN;
+  const __u32 inner = ETH_HLEN + outer_len;
   if (bpf_l3_csum_replace(skb, inner + __builtin_offsetof(struct iphdr, check), old_ttl, new_ttl,
                           2) ||
       bpf_skb_store_bytes(skb, inner + __builtin_offsetof(struct iphdr, ttl), &new_ttl, 2, 0)) {
@@ -103,7 +113,7 @@ static __always_inline int tunGueV4(struct __sk_buff* skb,
   __u8 macs[2 * ETH_ALEN];
   __builtin_memcpy(macs, fib.dmac, ETH_ALEN);
   __builtin_memcpy(macs + ETH_ALEN, fib.smac, ETH_ALEN);
-  if (bpf_skb_store_bytes(skb, ETH_HLEN, &h, sizeof(h), 0) ||
+  if (bpf_skb_store_bytes(skb, ETH_HLEN, &h, gue ? LB_GUE_OUTER_LEN : LB_IPIP_OUTER_LEN, 0) ||
       bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0)) {
     *verdict = flowDrop();
     return 1;

@@ -68,6 +68,13 @@ absl::StatusOr<std::unique_ptr<DecapReceiver>> DecapReceiver::create(uint16_t gu
     d->fds_.push_back(fd);
     d->kinds_.push_back(r.kind);
     growReceiveBuffer(fd);
+    // As for GUE below: an LB's tc program encapsulates a GSO skb whole (SKB_GSO_IPXIP4), and
+    // a veth carries it whole, so an IPIP packet larger than any wire reaches this socket.
+    int one = 1;
+    if (r.af == AF_INET)
+      setsockopt(fd, IPPROTO_IP, IP_RECVFRAGSIZE, &one, sizeof(one));
+    else
+      setsockopt(fd, IPPROTO_IPV6, IPV6_RECVFRAGSIZE, &one, sizeof(one));
   }
   int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0)
@@ -111,29 +118,24 @@ DecapReceiver::~DecapReceiver() {
 int DecapReceiver::readOne(int fd, int kind, PacketBuffer& pkt) noexcept {
   pkt.reset();
   last_unwired_ = false;
-  ssize_t n = 0;
-  if (kind == kGue) {
-    iovec iov{pkt.data(), pkt.tailroom()};
-    alignas(cmsghdr) uint8_t control[CMSG_SPACE(sizeof(int)) * 2];
-    msghdr m{};
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    m.msg_control = control;
-    m.msg_controllen = sizeof(control);
-    n = recvmsg(fd, &m, MSG_DONTWAIT);
-    if (n <= 0)
-      return 0;
-    bool reassembled = (m.msg_flags & MSG_CTRUNC) != 0;  // unknown: take it as reassembled
-    for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
-      if ((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVFRAGSIZE) ||
-          (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVFRAGSIZE))
-        reassembled = true;
-    }
-    last_unwired_ = !reassembled && static_cast<size_t>(n) > kWholeMin;
-  } else {
-    n = recv(fd, pkt.data(), pkt.tailroom(), MSG_DONTWAIT);
-    if (n <= 0)
-      return 0;
+  // Every socket reports a reassembled datagram's largest fragment (IP_RECVFRAGSIZE /
+  // IPV6_RECVFRAGSIZE, ip_cmsg_recv_fragsize; raw sockets too): a large packet without it came
+  // whole from the sending kernel.
+  iovec iov{pkt.data(), pkt.tailroom()};
+  alignas(cmsghdr) uint8_t control[CMSG_SPACE(sizeof(int)) * 2];
+  msghdr m{};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = control;
+  m.msg_controllen = sizeof(control);
+  const ssize_t n = recvmsg(fd, &m, MSG_DONTWAIT);
+  if (n <= 0)
+    return 0;
+  bool reassembled = (m.msg_flags & MSG_CTRUNC) != 0;  // unknown: take it as reassembled
+  for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
+    if ((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVFRAGSIZE) ||
+        (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVFRAGSIZE))
+      reassembled = true;
   }
   pkt.setSize(static_cast<size_t>(n));
   bool ok = false;
@@ -150,6 +152,8 @@ int DecapReceiver::readOne(int fd, int kind, PacketBuffer& pkt) noexcept {
     ++dropped_;
     return 0;
   }
+  // The inner packet's size: an IPv4 raw socket's outer header was pulled above.
+  last_unwired_ = !reassembled && pkt.size() > kWholeMin;
   ++received_;
   return 1;
 }

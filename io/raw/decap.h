@@ -37,10 +37,11 @@ class DecapReceiver {
 
   uint64_t received() const { return received_; }
 
-  // Whether the packet receive() last returned came whole from a GUE datagram that was not
-  // reassembled from IP fragments (no IP_RECVFRAGSIZE / IPV6_RECVFRAGSIZE size with it) and is
-  // larger than any link carries (kWholeMin): then it never crossed a wire as one piece, it is
-  // a GSO super-packet of the sending kernel (docs/tunnel-speed.md). Decap thread.
+  // Whether the packet receive() last returned came whole from a GUE datagram or an IPIP /
+  // IPv6-in-IP packet that was not reassembled from IP fragments (no IP_RECVFRAGSIZE /
+  // IPV6_RECVFRAGSIZE size with it) and whose inner packet is larger than any link carries
+  // (kWholeMin): then it never crossed a wire as one piece, it is a GSO super-packet of the
+  // sending kernel (docs/tunnel-speed.md). Decap thread.
   bool lastUnwired() const { return last_unwired_; }
 
   static constexpr size_t kWholeMin = 16384;

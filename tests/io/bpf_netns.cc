@@ -336,10 +336,10 @@ bool BpfNetns::addServer() {
   return true;
 }
 
-int BpfNetns::socketIn(Ns ns, int domain, int type) {
+int BpfNetns::socketIn(Ns ns, int domain, int type, int protocol) {
   if (!enter(ns == Ns::kClient ? ns_c_ : ns_s_))
     return -1;
-  int s = socket(domain, type | SOCK_CLOEXEC, 0);
+  int s = socket(domain, type | SOCK_CLOEXEC, protocol);
   if (!enter(ns_b_)) {
     if (s >= 0)
       close(s);

@@ -72,7 +72,7 @@ class BpfNetns {
 
   enum class Ns { kClient, kServer };
   // A socket made in C or S; the calling thread stays in B. -1 on error.
-  int socketIn(Ns ns, int domain, int type);
+  int socketIn(Ns ns, int domain, int type, int protocol = 0);
   // An AF_PACKET socket on C's vc or S's vs (every protocol, PACKET_AUXDATA on); -1 on error.
   int captureSocket(Ns ns);
   // The next IP packet `fd` received (not sent) within `timeout` that `match` accepts, without

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // A tunnel conn's flows entry (io/bpf/tunnel_offload.bpf.h, FlowRewrite::encap): the client's
-// packet, sent from C, must reach S as exactly the GUE packet core's tunnel forwarder
+// packet, sent from C, must reach S as exactly the GUE or IPIP packet core's tunnel forwarder
 // (core/xmit/tunnel.cc) makes of it for the same conn: outer IPv4 header (DS field with ECN,
-// ID, DF, TTL, checksum), UDP ports and length, GUE header, outer UDP checksum 0, the inner
-// packet with its TTL decremented and nothing else changed. A packet whose outer packet
-// exceeds the route MTU takes the old path (the TUN device), as does the entry in a v6 flow.
-// Same fixture as bpf_flow_offload_test.cc (real namespaces, root: label integration).
+// ID, DF, TTL, protocol, checksum), for GUE the UDP ports and length, GUE header, outer UDP
+// checksum 0, the inner packet with its TTL decremented and nothing else changed. A packet whose
+// outer packet exceeds the route MTU takes the old path (the TUN device), as does the entry in a v6
+// flow. Same fixture as bpf_flow_offload_test.cc (real namespaces, root: label integration).
 #include <memory>
 #include <optional>
 #include <string>
@@ -27,8 +27,8 @@ constexpr uint32_t kFlowHash = 0x12345678;
 
 class TunnelOffloadTest : public FlowOffloadTest {
  protected:
-  // A socket on S's tunnel port, so that S answers no GUE packet with an ICMP error (which
-  // would reach B's TUN device: kLip is in dsts).
+  // A socket on S's tunnel port and a raw IPIP socket, so that S answers no GUE or IPIP
+  // packet with an ICMP error (which would reach B's TUN device: kLip is in dsts).
   void SetUp() override {
     FlowOffloadTest::SetUp();
     if (IsSkipped() || HasFatalFailure())
@@ -38,13 +38,19 @@ class TunnelOffloadTest : public FlowOffloadTest {
     sockaddr_storage ss = sockAddr(ip(kRip), kTunPort, &len);
     ASSERT_GE(sink_, 0);
     ASSERT_EQ(bind(sink_, reinterpret_cast<sockaddr*>(&ss), len), 0) << strerror(errno);
+    ipip_sink_ = net_.socketIn(Ns::kServer, AF_INET, SOCK_RAW, IPPROTO_IPIP);
+    ASSERT_GE(ipip_sink_, 0) << strerror(errno);
   }
 
   void TearDown() override {
     if (sink_ >= 0)
       close(sink_);
+    if (ipip_sink_ >= 0)
+      close(ipip_sink_);
     FlowOffloadTest::TearDown();
   }
+
+  static bool isIpip(FlowEncap e) { return e == FlowEncap::kIpip4 || e == FlowEncap::kIpip4NoPmtu; }
 
   static ParsedPacket parse(const Bytes& p) {
     auto b = std::make_unique<PacketBuffer>();
@@ -54,9 +60,9 @@ class TunnelOffloadTest : public FlowOffloadTest {
     return pp;
   }
 
-  // Core's GUE encapsulation of `inner` for the conn kFarClient:cport -> VIP:vport, real server
-  // kRip, tunnel source kLip (B's address towards S), pmtu_disc as given.
-  static Bytes coreGue(const Bytes& inner, bool pmtu_disc) {
+  // Core's GUE (or IPIP) encapsulation of `inner` for the conn kFarClient:cport -> VIP:vport,
+  // real server kRip, tunnel source kLip (B's address towards S), pmtu_disc as given.
+  static Bytes coreTunnel(const Bytes& inner, bool pmtu_disc, TunType type = TunType::kGue) {
     Conn c;
     const ParsedPacket probe = parse(inner);
     c.af = Af::kInet;
@@ -73,7 +79,7 @@ class TunnelOffloadTest : public FlowOffloadTest {
     d.config.addr = ip(kRip);
     d.config.port = c.dport;
     d.config.fwd = FwdMethod::kTunnel;
-    d.config.tun_type = TunType::kGue;
+    d.config.tun_type = type;
     d.config.tun_csum = TunCsum::kNoCsum;
     d.config.tun_port = kTunPort;
     XmitContext ctx;
@@ -100,29 +106,38 @@ class TunnelOffloadTest : public FlowOffloadTest {
     const ParsedPacket pp = parse(inner);
     const FlowKey k{pp.outer.proto, pp.outer.src, pp.outer.dst, pp.outer.sport, pp.outer.dport};
     FlowRewrite rw{ip(kLip), ip(kRip), xmit::udpFlowSrcPort(kFlowHash), kTunPort, encap};
+    if (isIpip(encap))
+      rw.sport = rw.dport = 0;  // as FlowOffload::inRewrite makes it
     absl::Status s = redirect_->addFlow(k, rw, FlowKey{}, 7, false);
     EXPECT_TRUE(s.ok()) << s;
     return k;
   }
 
-  // Sends `inner` from C and returns what S captured on the tunnel port (nullopt: nothing).
-  std::optional<Bytes> sendAndCapture(const Bytes& inner) {
+  // Sends `inner` from C and returns what S captured on the tunnel port, or with `ipip` the
+  // IPIP packet (nullopt: nothing).
+  std::optional<Bytes> sendAndCapture(const Bytes& inner, bool ipip = false) {
     if (!net_.sendFrame(inner))
       return std::nullopt;
+    if (ipip)
+      return BpfNetns::nextCaptured(cap_s_, kWait,
+                                    [](const Bytes& p) { return l4Proto(p) == IPPROTO_IPIP; });
     return BpfNetns::nextCaptured(cap_s_, kWait, toPort(IPPROTO_UDP, kTunPort));
   }
 
-  void expectEncapsulated(const Bytes& inner, bool pmtu_disc) {
-    const Bytes want = coreGue(inner, pmtu_disc);
-    ASSERT_EQ(want.size(), inner.size() + 32);
-    auto got = sendAndCapture(inner);
-    ASSERT_TRUE(got.has_value()) << "S saw no GUE packet";
+  void expectEncapsulated(const Bytes& inner, bool pmtu_disc, bool ipip = false) {
+    const Bytes want = coreTunnel(inner, pmtu_disc, ipip ? TunType::kIpip : TunType::kGue);
+    ASSERT_EQ(want.size(), inner.size() + (ipip ? 20 : 32));
+    auto got = sendAndCapture(inner, ipip);
+    ASSERT_TRUE(got.has_value()) << "S saw no " << (ipip ? "IPIP" : "GUE") << " packet";
     EXPECT_EQ(*got, want) << "got  " << hexDump(got->data(), got->size()) << "\nwant "
                           << hexDump(want.data(), want.size());
     EXPECT_TRUE(checksumsValid(*got));
+    if (ipip && got->size() > 20)
+      EXPECT_TRUE(checksumsValid(got->data() + 20, got->size() - 20)) << "the inner packet";
   }
 
   int sink_ = -1;
+  int ipip_sink_ = -1;
 };
 
 // Sets the IPv4 DS field and fixes the header checksum.
@@ -223,6 +238,65 @@ TEST_F(TunnelOffloadTest, AddFlowRejectsV6AndReplyTunnelEntries) {
   EXPECT_EQ(redirect_->addFlow(v4, rw, FlowKey{}, 0, true).code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(redirect_->addFlow(v4, rw, FlowKey{}, 0, false).ok());
+}
+
+// IPIP (ipvsadm -i): the outer IPv4 header alone, protocol 4, the same DS / ID / DF / TTL rules.
+TEST_F(TunnelOffloadTest, IpipTcpAndUdpEncapsulatedAsCoreDoes) {
+  const Bytes tcp = withTos(PacketBuilder::tcp(kFarClient, 40010, kVip, 80, 0x18)
+                                .df(true)
+                                .ipId(0x1234)
+                                .ttl(64)
+                                .payload("ipip segment")
+                                .build(),
+                            0x2b);  // DSCP with CE: the outer gets ECT(0)
+  const FlowKey tk = addTunnel(tcp, FlowEncap::kIpip4);
+  expectEncapsulated(tcp, true, true);
+  const Bytes udp = PacketBuilder::udp(kFarClient, 40011, kVip, 53)
+                        .df(false)
+                        .ipId(0x4321)
+                        .ttl(20)
+                        .payloadSize(700)
+                        .build();
+  const FlowKey uk = addTunnel(udp, FlowEncap::kIpip4);
+  expectEncapsulated(udp, true, true);
+  EXPECT_EQ(counters().flow_forwarded, 2u);
+  EXPECT_EQ(counters().flow_slow, 0u);
+  FlowState ts = state(tk);
+  EXPECT_EQ(ts.packets, 1u);
+  EXPECT_EQ(ts.bytes, tcp.size()) << "the inner packet's bytes";
+  EXPECT_EQ(state(uk).packets, 1u);
+}
+
+TEST_F(TunnelOffloadTest, IpipWithoutPmtuDiscTheOuterHasNoDf) {
+  const Bytes tcp = PacketBuilder::tcp(kFarClient, 40012, kVip, 80, 0x10)
+                        .df(true)
+                        .ipId(0x5555)
+                        .payload("x")
+                        .build();
+  addTunnel(tcp, FlowEncap::kIpip4NoPmtu);
+  expectEncapsulated(tcp, false, true);
+  const Bytes udp =
+      PacketBuilder::udp(kFarClient, 40013, kVip, 53).df(true).ipId(0x6666).payloadSize(9).build();
+  addTunnel(udp, FlowEncap::kIpip4NoPmtu);
+  expectEncapsulated(udp, false, true);
+}
+
+// IPIP adds 20 bytes: with an egress MTU of 1000 a 981-byte packet (1001 outer) takes the old
+// path, a 980-byte one (1000 outer) is encapsulated.
+TEST_F(TunnelOffloadTest, IpipTooBigForTheOuterTakesTheOldPath) {
+  ASSERT_TRUE(net_.ipInB("link set vbs mtu 1000"));
+  const Bytes big =
+      PacketBuilder::udp(kFarClient, 40014, kVip, 53).df(true).payloadSize(1000 - 28 - 19).build();
+  ASSERT_EQ(big.size(), 981u);  // 981 + 20 > 1000
+  const FlowKey k = addTunnel(big, FlowEncap::kIpip4);
+  expectOldPath(big);
+  EXPECT_EQ(counters().flow_slow, 1u);
+  EXPECT_EQ(state(k).packets, 0u);
+  const Bytes fits =
+      PacketBuilder::udp(kFarClient, 40014, kVip, 53).df(true).payloadSize(1000 - 20 - 28).build();
+  ASSERT_EQ(fits.size(), 980u);  // 980 + 20 = 1000
+  expectEncapsulated(fits, true, true);
+  EXPECT_EQ(state(k).packets, 1u);
 }
 
 }  // namespace

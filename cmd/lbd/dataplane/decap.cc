@@ -2,9 +2,9 @@
 // Decap mode: a thread writing the decapsulated packets to the TUN device. Consecutive TCP
 // segments of one flow that are already waiting are joined first (core/xmit/tunnel_gso.h's
 // tcpCoalesce, software GRO) and written as one GSO super-packet: the local stack then takes
-// 64 KB per TUN write instead of one MTU-sized packet. A GUE super-packet that the LB's kernel
-// carried whole (its UDP-tunnel GSO path, docs/tunnel-speed.md) arrives as one datagram with a
-// partial inner checksum and is written on as one GSO packet (adoptPartialTcp).
+// 64 KB per TUN write instead of one MTU-sized packet. A GUE or IPIP super-packet that the LB's
+// kernel carried whole (its UDP-tunnel or IPXIP4 GSO path, docs/tunnel-speed.md) arrives as one
+// datagram with a partial inner checksum and is written on as one GSO packet (adoptPartialTcp).
 #include <cerrno>
 #include <utility>
 

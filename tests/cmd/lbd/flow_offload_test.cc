@@ -173,7 +173,7 @@ class FlowOffloadTest : public ::testing::Test {
   // A tunnel conn from kClient:cport (TCP: just past its SYN, inactive), offered through
   // worker 0's port with an outer source kLaddr, UDP source port cport + 9000 and the GUE port
   // 6080, and installed by its flush().
-  void offerTunnelConn(uint16_t cport, L4Proto proto, bool pmtu_disc) {
+  void offerTunnelConn(uint16_t cport, L4Proto proto, bool pmtu_disc, bool ipip = false) {
     const bool tcp = proto == L4Proto::kTcp;
     ConnParams p;
     p.proto = proto;
@@ -194,8 +194,11 @@ class FlowOffloadTest : public ::testing::Test {
       g->state = kTcpSynRecv;
     TunnelOffer t;
     t.src = ip(kLaddr);
-    t.sport = static_cast<uint16_t>(cport + 9000);
-    t.dport = 6080;
+    t.ipip = ipip;
+    if (!ipip) {
+      t.sport = static_cast<uint16_t>(cport + 9000);
+      t.dport = 6080;
+    }
     t.pmtu_disc = pmtu_disc;
     ASSERT_TRUE(offload_->port(0).offerTunnel(*g, g.index(), t));
     g.release();
@@ -750,6 +753,44 @@ TEST_F(FlowOffloadTest, TunnelConnWithoutPmtuDisc) {
   tick();
   EXPECT_EQ(offload_->active(), 1u);
   EXPECT_EQ(map_.flows.size(), 1u);
+}
+
+// An IPIP conn (ipvsadm -i): the same one entry, no outer ports, its own encap kind; fed by the
+// client's packets only and given back at the client's FIN.
+TEST_F(FlowOffloadTest, IpipTunnelConnHasOneEntryFedByTheClientOnly) {
+  ASSERT_NO_FATAL_FAILURE(offerTunnelConn(41002, L4Proto::kTcp, true, true));
+  ASSERT_NO_FATAL_FAILURE(offerTunnelConn(41003, L4Proto::kUdp, false, true));
+  const io::FlowKey in = key(kClient, 41002, kVip, 80);
+  const io::FlowKey udp{L4Proto::kUdp, ip(kClient), ip(kVip), 41003, 80};
+  ASSERT_EQ(map_.flows.size(), 2u) << "one entry per conn";
+  ASSERT_TRUE(map_.flows.contains(in));
+  ASSERT_TRUE(map_.flows.contains(udp));
+  const auto& v = map_.flows[in];
+  EXPECT_EQ(v.rw.saddr, ip(kLaddr));
+  EXPECT_EQ(v.rw.daddr, ip(kRs));
+  EXPECT_EQ(v.rw.sport, 0);
+  EXPECT_EQ(v.rw.dport, 0);
+  EXPECT_EQ(v.rw.encap, io::FlowEncap::kIpip4);
+  EXPECT_EQ(v.reverse, io::FlowKey{});
+  EXPECT_FALSE(v.reply);
+  EXPECT_EQ(map_.flows[udp].rw.encap, io::FlowEncap::kIpip4NoPmtu);
+  tick();
+  EXPECT_EQ(offload_->active(), 2u);
+  EXPECT_EQ(offload_->counters().installed.value(), 2u);
+
+  inState(41002) = io::FlowState{.packets = 4, .bytes = 400, .last_ns = now_.ns, .ack = true};
+  tick();
+  EXPECT_EQ(connFrom(41002).state, kTcpEstablished);
+  EXPECT_EQ(map_.flows.size(), 2u);
+  inState(41002).fin = true;
+  inState(41002).packets = 5;
+  inState(41002).last_ns = (now_ + seconds(1)).ns;
+  tick();
+  EXPECT_FALSE(map_.flows.contains(in)) << "the client's FIN gives the conn back";
+  EXPECT_TRUE(map_.flows.contains(udp));
+  EXPECT_EQ(offload_->counters().removed.value(), 1u);
+  EXPECT_EQ(destStats().inpkts, 5u);
+  EXPECT_EQ(destStats().outpkts, 0u);
 }
 
 }  // namespace
