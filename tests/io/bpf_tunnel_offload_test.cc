@@ -132,8 +132,9 @@ class TunnelOffloadTest : public FlowOffloadTest {
     EXPECT_EQ(*got, want) << "got  " << hexDump(got->data(), got->size()) << "\nwant "
                           << hexDump(want.data(), want.size());
     EXPECT_TRUE(checksumsValid(*got));
-    if (ipip && got->size() > 20)
+    if (ipip && got->size() > 20) {
       EXPECT_TRUE(checksumsValid(got->data() + 20, got->size() - 20)) << "the inner packet";
+    }
   }
 
   int sink_ = -1;
