@@ -7,12 +7,12 @@
 # TUN device, so the local stack delivers it to the VIP; replies go straight to the client.
 # rr over IPIP (10/10, alternating) and GUE (`--tun-type gue --tun-port 5555`, 5/5); each real
 # server saw the client's own address; the LB's --stats shows 0 OutPkts; a 5 s iperf3 over
-# IPIP; a 16 MB upload through IPIP and through GUE arrives byte-exact (sha256), carried as
-# TCP super-packets the LB cut into wire packets itself (lb_dataplane_tunnel_gso_split_total
-# grows: TSO stays on on the LB's TUN with tunnel dests), and the decap lbd joins queued
-# segments back into super-packets; on Linux 6.17+ the GUE ones instead go to the LB's kernel
-# whole through its TAP device lbd0g (its rx_packets grow, nothing is cut) and reach the decap
-# lbd as one datagram each (docs/tunnel-speed.md); nothing left after stop. (GRE: the
+# IPIP; a 16 MB upload through IPIP and through GUE arrives byte-exact (sha256): both conns
+# are offloaded to the LB's tc program, which encapsulates the client's TCP super-packets whole
+# (lb_dataplane_bpf_flow_forwarded_total grows, lbd reads a few packets from lbd0 and cuts
+# none), so the decap lbd receives up to 64 KB IPIP packets / GUE datagrams and writes them on
+# as GSO packets (docs/tunnel-speed.md); on Linux 6.17+ lbd has the GUE TAP device lbd0g
+# (TSO stays on on the LB's TUN with tunnel dests); nothing left after stop. (GRE: the
 # decap lbd has no GRE receiver; tunnel_gso_test covers its segments.)
 #
 #   c (198.18.2.2)   l (198.18.2.1)   s1 (198.18.2.11)   s2 (198.18.2.12)   all on br0
@@ -129,8 +129,8 @@ print(f"iperf3 through lbd (IPIP to a decap lbd, 1 stream): {bps / 1e9:.2f} Gbit
 sys.exit(0 if secs >= 4.5 and bps > 0 else 1)
 PY
 
-# --- bulk uploads through IPIP and GUE, byte-exact. The client's 64 KB super-packets reach lbd
-# whole (TSO on) and leave as MTU-sized IPIP/GUE packets lbd cut itself; each sink records the
+# --- bulk uploads through IPIP and GUE, byte-exact. The client's 64 KB super-packets reach the
+# LB whole (TSO on) and leave it whole, encapsulated by the tc program; each sink records the
 # sha256 and length of what it received.
 tso on || dp_fail "TSO off on lbd0 with tunnel dests"
 head -c 16777216 /dev/urandom >"$DP_TMP/bulk.bin"
@@ -154,10 +154,11 @@ open(sys.argv[3], "w").write("%s %d\n" % (h.hexdigest(), n))
   dp_wait 10 listening s2 tcp "$port" || dp_fail "$name sink did not start"
   lbctl lb -A -t "$VIP:$port" -s rr
   lbctl lb -a -t "$VIP:$port" -r "198.18.2.12:$port" -i "$@"
-  local split0 tap0 fwd0
+  local split0 tap0 fwd0 tun0
   split0=$(metric lb_dataplane_tunnel_gso_split_total)
   tap0=$(tap_rx)
   fwd0=$(metric lb_dataplane_bpf_flow_forwarded_total)
+  tun0=$(tun_tx)
   ip netns exec "$(n c)" timeout 60 python3 -c '
 import socket, sys
 c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
@@ -169,22 +170,22 @@ c.shutdown(socket.SHUT_WR); c.recv(1)
   local got
   got=$(cat "$DP_TMP/sink-$name.txt" 2>/dev/null)
   [[ $got == "$want_sum 16777216" ]] || dp_fail "$name upload arrived as '$got', want '$want_sum 16777216'"
-  local split1 tap1 fwd1
+  local split1 tap1 fwd1 tun1
   split1=$(metric lb_dataplane_tunnel_gso_split_total)
   tap1=$(tap_rx)
   fwd1=$(metric lb_dataplane_bpf_flow_forwarded_total)
-  if [[ $name == gue ]]; then
-    # The GUE conn is offloaded from its SYN: the tc program encapsulates the client's packets
-    # (super-packets whole, UDP-tunnel GSO) and sends them to the real server itself; lbd (and
-    # its TAP device lbd0g) sees the SYN and what follows the client's FIN.
-    echo "$name: 16 MB byte-exact; forwarded by the tc program: $((fwd1 - fwd0)), through lbd0g: $((${tap1:-0} - ${tap0:-0})), cut by lbd: $((split1 - split0))"
-    ((fwd1 - fwd0 > 100)) || dp_fail "$name: the tc program forwarded $((fwd1 - fwd0)) packets of the upload"
-    ((${tap1:-0} - ${tap0:-0} < 20)) || dp_fail "$name: $((tap1 - tap0)) super-packets went through lbd0g"
-    ((split1 == split0)) || dp_fail "$name: lbd cut $((split1 - split0)) super-packets itself"
-    return
-  fi
-  echo "$name: 16 MB byte-exact; super-packets cut by lbd: $((split1 - split0))"
-  ((split1 > split0)) || dp_fail "$name: no TCP super-packet was cut (lb_dataplane_tunnel_gso_split_total $split0 -> $split1)"
+  tun1=$(tun_tx)
+  # The conn is offloaded from its SYN: the tc program encapsulates the client's packets
+  # (super-packets whole: UDP-tunnel GSO for GUE, IPXIP4 for IPIP) and sends them to the real
+  # server itself; lbd (and its TAP device lbd0g) sees the SYN and what follows the client's FIN.
+  echo "$name: 16 MB byte-exact; forwarded by the tc program: $((fwd1 - fwd0)), read by lbd from lbd0: $((tun1 - tun0)), through lbd0g: $((${tap1:-0} - ${tap0:-0})), cut by lbd: $((split1 - split0))"
+  ((fwd1 - fwd0 > 100)) || dp_fail "$name: the tc program forwarded $((fwd1 - fwd0)) packets of the upload"
+  ((tun1 - tun0 < 50)) || dp_fail "$name: $((tun1 - tun0)) packets of the upload went through lbd"
+  ((${tap1:-0} - ${tap0:-0} < 20)) || dp_fail "$name: $((tap1 - tap0)) super-packets went through lbd0g"
+  ((split1 == split0)) || dp_fail "$name: lbd cut $((split1 - split0)) super-packets itself"
+}
+tun_tx() {  # packets the LB's kernel handed lbd on its TUN device (the tc program's included)
+  ip netns exec "$(n l)" cat /sys/class/net/lbd0/statistics/tx_packets
 }
 tap_rx() {  # packets the LB's GUE TAP device took from lbd; empty without the device
   ip netns exec "$(n l)" cat /sys/class/net/lbd0g/statistics/rx_packets 2>/dev/null
