@@ -25,6 +25,8 @@ namespace {
 constexpr uint16_t kTunPort = 6080;
 constexpr uint32_t kFlowHash = 0x12345678;
 
+Bytes withTos(Bytes p, uint8_t tos);  // below
+
 class TunnelOffloadTest : public FlowOffloadTest {
  protected:
   // A socket on S's tunnel port and a raw IPIP socket, so that S answers no GUE or IPIP
@@ -137,6 +139,50 @@ class TunnelOffloadTest : public FlowOffloadTest {
     }
   }
 
+  // A TCP segment with DF and ECN CE from `cport` and a UDP datagram without DF from cport + 1,
+  // each its own conn with an entry of kind `encap` (pmtu_disc 1): both reach S as core makes
+  // them, and the entries count the inner packets.
+  void expectTcpAndUdpAsCore(uint16_t cport, FlowEncap encap) {
+    const bool ipip = isIpip(encap);
+    const Bytes tcp = withTos(PacketBuilder::tcp(kFarClient, cport, kVip, 80, 0x18)
+                                  .df(true)
+                                  .ipId(0x1234)
+                                  .ttl(64)
+                                  .payload("tunnelled segment")
+                                  .build(),
+                              0x2b);  // DSCP with CE: the outer gets ECT(0)
+    const FlowKey tk = addTunnel(tcp, encap);
+    expectEncapsulated(tcp, true, ipip);
+    // No DF: the outer keeps the inner ID.
+    const Bytes udp = PacketBuilder::udp(kFarClient, static_cast<uint16_t>(cport + 1), kVip, 53)
+                          .df(false)
+                          .ipId(0x4321)
+                          .ttl(20)
+                          .payloadSize(700)
+                          .build();
+    const FlowKey uk = addTunnel(udp, encap);
+    expectEncapsulated(udp, true, ipip);
+    EXPECT_EQ(counters().flow_forwarded, 2u);
+    EXPECT_EQ(counters().flow_slow, 0u);
+    FlowState ts = state(tk);
+    EXPECT_EQ(ts.packets, 1u);
+    EXPECT_EQ(ts.bytes, tcp.size()) << "the inner packet's bytes";
+    EXPECT_TRUE(ts.ack);
+    EXPECT_EQ(state(uk).packets, 1u);
+  }
+
+  // A TCP segment with DF from `cport`, an entry of kind `encap` (pmtu_disc 0): no outer DF,
+  // the inner ID kept.
+  void expectNoDfWithoutPmtuDisc(uint16_t cport, FlowEncap encap) {
+    const Bytes tcp = PacketBuilder::tcp(kFarClient, cport, kVip, 80, 0x10)
+                          .df(true)
+                          .ipId(0x5555)
+                          .payload("x")
+                          .build();
+    addTunnel(tcp, encap);
+    expectEncapsulated(tcp, false, isIpip(encap));
+  }
+
   int sink_ = -1;
   int ipip_sink_ = -1;
 };
@@ -156,41 +202,11 @@ Bytes withTos(Bytes p, uint8_t tos) {
 }
 
 TEST_F(TunnelOffloadTest, TcpAndUdpEncapsulatedAsCoreDoes) {
-  const Bytes tcp = withTos(PacketBuilder::tcp(kFarClient, 40000, kVip, 80, 0x18)
-                                .df(true)
-                                .ipId(0x1234)
-                                .ttl(64)
-                                .payload("tunnelled segment")
-                                .build(),
-                            0x2b);  // DSCP with CE: the outer gets ECT(0)
-  const FlowKey tk = addTunnel(tcp);
-  expectEncapsulated(tcp, true);
-  // No DF: the outer keeps the inner ID.
-  const Bytes udp = PacketBuilder::udp(kFarClient, 40001, kVip, 53)
-                        .df(false)
-                        .ipId(0x4321)
-                        .ttl(20)
-                        .payloadSize(700)
-                        .build();
-  const FlowKey uk = addTunnel(udp);
-  expectEncapsulated(udp, true);
-  EXPECT_EQ(counters().flow_forwarded, 2u);
-  EXPECT_EQ(counters().flow_slow, 0u);
-  FlowState ts = state(tk);
-  EXPECT_EQ(ts.packets, 1u);
-  EXPECT_EQ(ts.bytes, tcp.size()) << "the inner packet's bytes";
-  EXPECT_TRUE(ts.ack);
-  EXPECT_EQ(state(uk).packets, 1u);
+  expectTcpAndUdpAsCore(40000, FlowEncap::kGue4);
 }
 
 TEST_F(TunnelOffloadTest, WithoutPmtuDiscTheOuterHasNoDf) {
-  const Bytes tcp = PacketBuilder::tcp(kFarClient, 40002, kVip, 80, 0x10)
-                        .df(true)
-                        .ipId(0x5555)
-                        .payload("x")
-                        .build();
-  addTunnel(tcp, FlowEncap::kGue4NoPmtu);
-  expectEncapsulated(tcp, false);
+  expectNoDfWithoutPmtuDisc(40002, FlowEncap::kGue4NoPmtu);
 }
 
 // The FIN and RST a tunnel entry forwards are recorded; it has no reverse, so the program
@@ -243,39 +259,11 @@ TEST_F(TunnelOffloadTest, AddFlowRejectsV6AndReplyTunnelEntries) {
 
 // IPIP (ipvsadm -i): the outer IPv4 header alone, protocol 4, the same DS / ID / DF / TTL rules.
 TEST_F(TunnelOffloadTest, IpipTcpAndUdpEncapsulatedAsCoreDoes) {
-  const Bytes tcp = withTos(PacketBuilder::tcp(kFarClient, 40010, kVip, 80, 0x18)
-                                .df(true)
-                                .ipId(0x1234)
-                                .ttl(64)
-                                .payload("ipip segment")
-                                .build(),
-                            0x2b);  // DSCP with CE: the outer gets ECT(0)
-  const FlowKey tk = addTunnel(tcp, FlowEncap::kIpip4);
-  expectEncapsulated(tcp, true, true);
-  const Bytes udp = PacketBuilder::udp(kFarClient, 40011, kVip, 53)
-                        .df(false)
-                        .ipId(0x4321)
-                        .ttl(20)
-                        .payloadSize(700)
-                        .build();
-  const FlowKey uk = addTunnel(udp, FlowEncap::kIpip4);
-  expectEncapsulated(udp, true, true);
-  EXPECT_EQ(counters().flow_forwarded, 2u);
-  EXPECT_EQ(counters().flow_slow, 0u);
-  FlowState ts = state(tk);
-  EXPECT_EQ(ts.packets, 1u);
-  EXPECT_EQ(ts.bytes, tcp.size()) << "the inner packet's bytes";
-  EXPECT_EQ(state(uk).packets, 1u);
+  expectTcpAndUdpAsCore(40010, FlowEncap::kIpip4);
 }
 
 TEST_F(TunnelOffloadTest, IpipWithoutPmtuDiscTheOuterHasNoDf) {
-  const Bytes tcp = PacketBuilder::tcp(kFarClient, 40012, kVip, 80, 0x10)
-                        .df(true)
-                        .ipId(0x5555)
-                        .payload("x")
-                        .build();
-  addTunnel(tcp, FlowEncap::kIpip4NoPmtu);
-  expectEncapsulated(tcp, false, true);
+  expectNoDfWithoutPmtuDisc(40012, FlowEncap::kIpip4NoPmtu);
   const Bytes udp =
       PacketBuilder::udp(kFarClient, 40013, kVip, 53).df(true).ipId(0x6666).payloadSize(9).build();
   addTunnel(udp, FlowEncap::kIpip4NoPmtu);

@@ -173,6 +173,23 @@ class FlowOffloadTest : public ::testing::Test {
   // A tunnel conn from kClient:cport (TCP: just past its SYN, inactive), offered through
   // worker 0's port with an outer source kLaddr, UDP source port cport + 9000 and the GUE port
   // 6080, and installed by its flush().
+  // The one entry offerTunnelConn installed under `in`: tunnel source -> the real server, the
+  // outer ports and kind given, no reverse.
+  void expectTunnelEntry(const io::FlowKey& in,
+                         uint16_t sport,
+                         uint16_t dport,
+                         io::FlowEncap encap) {
+    ASSERT_TRUE(map_.flows.contains(in));
+    const auto& v = map_.flows[in];
+    EXPECT_EQ(v.rw.saddr, ip(kLaddr));
+    EXPECT_EQ(v.rw.daddr, ip(kRs));
+    EXPECT_EQ(v.rw.sport, sport);
+    EXPECT_EQ(v.rw.dport, dport);
+    EXPECT_EQ(v.rw.encap, encap);
+    EXPECT_EQ(v.reverse, io::FlowKey{});
+    EXPECT_FALSE(v.reply);
+  }
+
   void offerTunnelConn(uint16_t cport, L4Proto proto, bool pmtu_disc, bool ipip = false) {
     const bool tcp = proto == L4Proto::kTcp;
     ConnParams p;
@@ -709,15 +726,7 @@ TEST_F(FlowOffloadTest, TunnelConnHasOneEntryFedByTheClientOnly) {
   ASSERT_NO_FATAL_FAILURE(offerTunnelConn(41000, L4Proto::kTcp, true));
   const io::FlowKey in = key(kClient, 41000, kVip, 80);
   ASSERT_EQ(map_.flows.size(), 1u);
-  ASSERT_TRUE(map_.flows.contains(in));
-  const auto& v = map_.flows[in];
-  EXPECT_EQ(v.rw.saddr, ip(kLaddr));
-  EXPECT_EQ(v.rw.daddr, ip(kRs));
-  EXPECT_EQ(v.rw.sport, 50000);
-  EXPECT_EQ(v.rw.dport, 6080);
-  EXPECT_EQ(v.rw.encap, io::FlowEncap::kGue4);
-  EXPECT_EQ(v.reverse, io::FlowKey{});
-  EXPECT_FALSE(v.reply);
+  ASSERT_NO_FATAL_FAILURE(expectTunnelEntry(in, 50000, 6080, io::FlowEncap::kGue4));
   EXPECT_EQ(offload_->inMap(), 1);
   tick();
   EXPECT_EQ(offload_->active(), 1u);
@@ -763,17 +772,8 @@ TEST_F(FlowOffloadTest, IpipTunnelConnHasOneEntryFedByTheClientOnly) {
   const io::FlowKey in = key(kClient, 41002, kVip, 80);
   const io::FlowKey udp{L4Proto::kUdp, ip(kClient), ip(kVip), 41003, 80};
   ASSERT_EQ(map_.flows.size(), 2u) << "one entry per conn";
-  ASSERT_TRUE(map_.flows.contains(in));
-  ASSERT_TRUE(map_.flows.contains(udp));
-  const auto& v = map_.flows[in];
-  EXPECT_EQ(v.rw.saddr, ip(kLaddr));
-  EXPECT_EQ(v.rw.daddr, ip(kRs));
-  EXPECT_EQ(v.rw.sport, 0);
-  EXPECT_EQ(v.rw.dport, 0);
-  EXPECT_EQ(v.rw.encap, io::FlowEncap::kIpip4);
-  EXPECT_EQ(v.reverse, io::FlowKey{});
-  EXPECT_FALSE(v.reply);
-  EXPECT_EQ(map_.flows[udp].rw.encap, io::FlowEncap::kIpip4NoPmtu);
+  ASSERT_NO_FATAL_FAILURE(expectTunnelEntry(in, 0, 0, io::FlowEncap::kIpip4));
+  ASSERT_NO_FATAL_FAILURE(expectTunnelEntry(udp, 0, 0, io::FlowEncap::kIpip4NoPmtu));
   tick();
   EXPECT_EQ(offload_->active(), 2u);
   EXPECT_EQ(offload_->counters().installed.value(), 2u);
