@@ -4,6 +4,7 @@
 // (core/pipeline/offload.h).
 #include "core/pipeline/offload.h"
 
+#include <utility>
 #include <vector>
 
 #include "tests/core/pipeline/pipeline_fixture.h"
@@ -24,9 +25,16 @@ class RecordingOffloader : public FlowOffloader {
     return accept;
   }
 
+  bool offerTunnel(const Conn& conn, uint32_t index, const TunnelOffer& t) noexcept override {
+    (void)index;
+    tunnel_offers.push_back({conn, t});
+    return accept;
+  }
+
   bool accept = true;
   std::vector<Conn> offers;
   std::vector<uint32_t> indexes;
+  std::vector<std::pair<Conn, TunnelOffer>> tunnel_offers;
 };
 
 class OffloadTest : public PipelineFixture {
@@ -234,7 +242,7 @@ TEST_F(OffloadTest, FullNatIsOfferedWithItsLocalAddress) {
   EXPECT_NE(off_.offers[0].flags & kConnFFullNat, 0u);
 }
 
-TEST_F(OffloadTest, DirectRoutingAndTunnelsAreNotOffered) {
+TEST_F(OffloadTest, DirectRoutingIsNotOffered) {
   ServiceKey key = tcpKey(kVip, 80);
   addService(key);
   addDest(key, dest(kRs, 80, FwdMethod::kDirectRoute));
@@ -244,6 +252,49 @@ TEST_F(OffloadTest, DirectRoutingAndTunnelsAreNotOffered) {
   ASSERT_EQ(in(kTcpAck, 40000, "x"), Verdict::kForward);
   EXPECT_EQ(stateOf(kClient, 40000), "ESTABLISHED");
   EXPECT_TRUE(off_.offers.empty());
+}
+
+// IPIP and checksum-less GUE dests are offered through offerTunnel with what the tc program
+// needs to encapsulate as core's tunnel forwarder does; a GUE dest with UDP checksums is not
+// (the program writes checksum 0), nor is any tunnel conn through offer().
+TEST_F(OffloadTest, IpipAndGueTunnelConnsAreOfferedAsTunnels) {
+  auto tunnelService = [&](uint16_t port, TunType type, TunCsum csum) {
+    addService(tcpKey(kVip, port));
+    DestConfig d = dest(kRs, port, FwdMethod::kTunnel);
+    d.tun_type = type;
+    d.tun_port = type == TunType::kGue ? 6080 : 0;
+    d.tun_csum = csum;
+    addDest(tcpKey(kVip, port), d);
+  };
+  tunnelService(81, TunType::kIpip, TunCsum::kNoCsum);
+  tunnelService(82, TunType::kGue, TunCsum::kNoCsum);
+  tunnelService(83, TunType::kGue, TunCsum::kCsum);
+  Sysctls sys;
+  sys.pmtu_disc = false;
+  setSysctls(sys);
+  pipe_->setOffloader(&off_, 1);
+  for (uint16_t port : {81, 82, 83}) {
+    ASSERT_EQ(send(PacketBuilder::tcp(kClient, port, kVip, port, kTcpSyn).build()).verdict,
+              Verdict::kForward);
+    ASSERT_EQ(send(PacketBuilder::tcp(kClient, port, kVip, port, kTcpAck).build()).verdict,
+              Verdict::kForward);
+  }
+  EXPECT_TRUE(off_.offers.empty());
+  ASSERT_EQ(off_.tunnel_offers.size(), 2u);
+  const auto& [ipip_conn, ipip] = off_.tunnel_offers[0];
+  EXPECT_EQ(ipip_conn.vport, 81);
+  EXPECT_TRUE(ipip.ipip);
+  EXPECT_EQ(ipip.src, ip(kVip));  // no tunnel source configured: the VIP
+  EXPECT_EQ(ipip.sport, 0);
+  EXPECT_EQ(ipip.dport, 0);
+  EXPECT_FALSE(ipip.pmtu_disc);
+  const auto& [gue_conn, gue] = off_.tunnel_offers[1];
+  EXPECT_EQ(gue_conn.vport, 82);
+  EXPECT_FALSE(gue.ipip);
+  EXPECT_NE(gue.sport, 0);
+  EXPECT_EQ(gue.dport, 6080);
+  EXPECT_NE(connFrom(kClient, 81).flags & kConnFOffloaded, 0u);
+  EXPECT_EQ(connFrom(kClient, 83).flags & kConnFOffloaded, 0u);
 }
 
 TEST_F(OffloadTest, UdpIsOfferedFromItsSecondDatagramTemplatesNever) {
