@@ -62,6 +62,15 @@ fail() {
   for p in $(kc -n "$sysns" get pods -o name 2>/dev/null); do
     echo "--- logs $p"; kc -n "$sysns" logs "$p" --all-containers --tail=30
   done
+  # The injected sidecar (section 3 on): its lbd and controller, and its conns.
+  if [ -n "${app:-}" ]; then
+    echo "--- logs pod/$app (lbd, lbd-controller)"
+    kc -n "$ns" logs "$app" -c lbd --tail=40
+    kc -n "$ns" logs "$app" -c lbd-controller --tail=40
+    echo "--- lbctl -Ln / -Lnc in pod/$app"
+    kc -n "$ns" exec "$app" -c lbd -- lbctl -Ln
+    kc -n "$ns" exec "$app" -c lbd -- lbctl -Lnc | tail -30
+  fi
   exit 1
 }
 
