@@ -74,17 +74,21 @@ class PipelineNoAllocTest : public PipelineFixture {
   }
 
   // Runs `pkts` through the pipeline in batches of 32 with preallocated buffers.
-  void run(const std::vector<Bytes>& pkts,
-           const SnapshotPtr& snap,
-           std::vector<std::unique_ptr<PacketBuffer>>& bufs,
-           std::vector<PacketBuffer*>& ptrs) {
+  void run(const std::vector<Bytes>& pkts, const SnapshotPtr& snap) {
+    // The batch's buffers, made once (before any measurement).
+    if (bufs_.empty()) {
+      for (int i = 0; i < 32; ++i) {
+        bufs_.push_back(std::make_unique<PacketBuffer>());
+        ptrs_.push_back(bufs_.back().get());
+      }
+    }
     for (size_t i = 0; i < pkts.size(); i += 32) {
       size_t n = std::min<size_t>(32, pkts.size() - i);
       for (size_t k = 0; k < n; ++k) {
-        ASSERT_TRUE(bufs[k]->assign(pkts[i + k]));
+        ASSERT_TRUE(bufs_[k]->assign(pkts[i + k]));
       }
       sink_.clear();
-      pipe_->process(*snap, absl::MakeConstSpan(ptrs.data(), n), sink_, clock_.now());
+      pipe_->process(*snap, absl::MakeConstSpan(ptrs_.data(), n), sink_, clock_.now());
       clock_.advance(millis(1));
       conns_->expire(clock_.now());
       // The housekeeping thread's once-a-second drop_entry call, here once a batch.
@@ -93,6 +97,8 @@ class PipelineNoAllocTest : public PipelineFixture {
   }
 
   size_t dropped_ = 0;
+  std::vector<std::unique_ptr<PacketBuffer>> bufs_;
+  std::vector<PacketBuffer*> ptrs_;
 };
 
 TEST_F(PipelineNoAllocTest, ProcessDoesNotAllocateAfterWarmUp) {
@@ -104,16 +110,10 @@ TEST_F(PipelineNoAllocTest, ProcessDoesNotAllocateAfterWarmUp) {
     addFlow(measured, p);  // ~10k packets
   for (uint16_t p = 1000; p < 1100; ++p)
     addFlow(measured, p);  // and hits on warm conns
-  std::vector<std::unique_ptr<PacketBuffer>> bufs;
-  std::vector<PacketBuffer*> ptrs;
-  for (int i = 0; i < 32; ++i) {
-    bufs.push_back(std::make_unique<PacketBuffer>());
-    ptrs.push_back(bufs.back().get());
-  }
   SnapshotPtr snap = table_->snapshot();
-  run(warm, snap, bufs, ptrs);
+  run(warm, snap);
   uint64_t before = threadAllocations();
-  run(measured, snap, bufs, ptrs);
+  run(measured, snap);
   uint64_t after = threadAllocations();
   EXPECT_EQ(after - before, 0u);
   // The mix really exercised the paths it claims to.
@@ -183,19 +183,13 @@ TEST_F(PipelineNoAllocTest, SynCookiesAndTheConnsTheyOpenDoNotAllocate) {
     flow(warm, p);
   for (uint16_t p = 2000; p < 2800; ++p)
     flow(measured, p);
-  std::vector<std::unique_ptr<PacketBuffer>> bufs;
-  std::vector<PacketBuffer*> ptrs;
-  for (int i = 0; i < 32; ++i) {
-    bufs.push_back(std::make_unique<PacketBuffer>());
-    ptrs.push_back(bufs.back().get());
-  }
   SnapshotPtr snap = table_->snapshot();
-  run(warm, snap, bufs, ptrs);
+  run(warm, snap);
   const PipelineCounters& k = pipe_->counters();
   const uint64_t answered = k.synproxy_syn_answered.value();
   const uint64_t opened = k.synproxy_conns_opened.value();
   const uint64_t before = threadAllocations();
-  run(measured, snap, bufs, ptrs);
+  run(measured, snap);
   const uint64_t after = threadAllocations();
   EXPECT_EQ(after - before, 0u);
   // Every SYN of the measured flows was answered with a cookie and every cookie opened its conn.
