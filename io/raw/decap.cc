@@ -12,12 +12,25 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 
+#include "core/packet/checksum.h"
+
 namespace lb::io {
 namespace {
 
-constexpr int kRawV4 = 0;
+constexpr int kRawV4 = 0;  // IP-in-IP; an IPv4 raw socket delivers the outer header too
 constexpr int kRawV6 = 1;
 constexpr int kGue = 2;
+constexpr int kGreV4 = 3;
+constexpr int kGreV6 = 4;
+
+// GRE flags and version word (include/net/gre.h, RFC 2784 / 2890).
+constexpr uint16_t kGreCsum = 0x8000;
+constexpr uint16_t kGreRouting = 0x4000;
+constexpr uint16_t kGreKey = 0x2000;
+constexpr uint16_t kGreSeq = 0x1000;
+constexpr uint16_t kGreVersion = 0x0007;
+constexpr uint16_t kEthPIp = 0x0800;
+constexpr uint16_t kEthPIpv6 = 0x86dd;
 
 absl::Status errnoStatus(absl::string_view what, int err) {
   return absl::InternalError(absl::StrCat(what, ": ", strerror(err)));
@@ -51,15 +64,38 @@ bool stripGue(PacketBuffer& pkt) noexcept {
   return innerIsIp(pkt);
 }
 
+GreResult stripGre(PacketBuffer& pkt) noexcept {
+  if (pkt.size() < 4)
+    return GreResult::kMalformed;
+  const uint8_t* p = pkt.data();
+  const auto flags = static_cast<uint16_t>(p[0] << 8 | p[1]);
+  const auto proto = static_cast<uint16_t>(p[2] << 8 | p[3]);
+  // gre_parse_header: a version other than 0 (1 is PPTP, not ip_gre's) or a routing header is
+  // refused; the strict-route and recursion bits are ignored.
+  if ((flags & (kGreVersion | kGreRouting)) != 0)
+    return GreResult::kMalformed;
+  const size_t hlen = 4 + ((flags & kGreCsum) != 0 ? 4 : 0) + ((flags & kGreKey) != 0 ? 4 : 0) +
+                      ((flags & kGreSeq) != 0 ? 4 : 0);  // gre_calc_hlen
+  if (pkt.size() < hlen)
+    return GreResult::kMalformed;
+  // The checksum covers the GRE header and the payload (skb_checksum_simple_validate from the
+  // GRE header on): their sum including the field is 0xffff.
+  if ((flags & kGreCsum) != 0 && csumFold(csumPartial({p, pkt.size()}, 0)) != 0)
+    return GreResult::kBadChecksum;
+  const int version = proto == kEthPIp ? 4 : proto == kEthPIpv6 ? 6 : 0;
+  if (version == 0 || !pkt.pull(hlen) || !innerIsIp(pkt) || (pkt.data()[0] >> 4) != version)
+    return GreResult::kMalformed;
+  return GreResult::kOk;
+}
+
 absl::StatusOr<std::unique_ptr<DecapReceiver>> DecapReceiver::create(uint16_t gue_port) {
   std::unique_ptr<DecapReceiver> d(new DecapReceiver());
 
   const struct {
     int af, proto, kind;
-  } raws[] = {{AF_INET, IPPROTO_IPIP, kRawV4},
-              {AF_INET, IPPROTO_IPV6, kRawV4},
-              {AF_INET6, IPPROTO_IPIP, kRawV6},
-              {AF_INET6, IPPROTO_IPV6, kRawV6}};
+  } raws[] = {{AF_INET, IPPROTO_IPIP, kRawV4},  {AF_INET, IPPROTO_IPV6, kRawV4},
+              {AF_INET6, IPPROTO_IPIP, kRawV6}, {AF_INET6, IPPROTO_IPV6, kRawV6},
+              {AF_INET, IPPROTO_GRE, kGreV4},   {AF_INET6, IPPROTO_GRE, kGreV6}};
 
   for (const auto& r : raws) {
     int fd = socket(r.af, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, r.proto);
@@ -68,8 +104,9 @@ absl::StatusOr<std::unique_ptr<DecapReceiver>> DecapReceiver::create(uint16_t gu
     d->fds_.push_back(fd);
     d->kinds_.push_back(r.kind);
     growReceiveBuffer(fd);
-    // As for GUE below: an LB's tc program encapsulates a GSO skb whole (SKB_GSO_IPXIP4), and
-    // a veth carries it whole, so an IPIP packet larger than any wire reaches this socket.
+    // As for GUE below: an LB's tc program encapsulates a GSO skb whole (SKB_GSO_IPXIP4 or
+    // SKB_GSO_GRE), and a veth carries it whole, so an IPIP or GRE packet larger than any wire
+    // reaches this socket.
     int one = 1;
     if (r.af == AF_INET)
       setsockopt(fd, IPPROTO_IP, IP_RECVFRAGSIZE, &one, sizeof(one));
@@ -138,15 +175,18 @@ int DecapReceiver::readOne(int fd, int kind, PacketBuffer& pkt) noexcept {
       reassembled = true;
   }
   pkt.setSize(static_cast<size_t>(n));
-  bool ok = false;
-  if (kind == kRawV4) {
+  bool ok = true;
+  if (kind == kRawV4 || kind == kGreV4) {
     // IPv4 raw sockets deliver the outer header too.
     size_t ihl = static_cast<size_t>(pkt.data()[0] & 0x0f) * 4;
-    ok = ihl >= 20 && pkt.pull(ihl) && innerIsIp(pkt);
-  } else if (kind == kRawV6) {
-    ok = innerIsIp(pkt);
-  } else {
-    ok = stripGue(pkt);
+    ok = ihl >= 20 && pkt.pull(ihl);
+  }
+  if (ok && (kind == kGreV4 || kind == kGreV6)) {
+    const GreResult g = stripGre(pkt);
+    csum_errors_ += g == GreResult::kBadChecksum ? 1 : 0;
+    ok = g == GreResult::kOk;
+  } else if (ok) {
+    ok = kind == kGue ? stripGue(pkt) : innerIsIp(pkt);
   }
   if (!ok) {
     ++dropped_;

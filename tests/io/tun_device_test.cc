@@ -21,9 +21,11 @@
 #include <functional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "gtest/gtest.h"
 
+#include "core/packet/checksum.h"
 #include "io/raw/decap.h"
 #include "io/tun/udp_tunnel_tap.h"
 #include "tests/testlib/skip.h"
@@ -42,6 +44,16 @@ void inFreshNetns(const std::function<void()>& body) {
     body();
   });
   t.join();
+}
+
+// Sets lo up through `fd` (any socket); returns its ifreq (for an MTU change).
+ifreq loUp(int fd) {
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  EXPECT_EQ(::ioctl(fd, SIOCGIFFLAGS, &ifr), 0);
+  ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+  EXPECT_EQ(::ioctl(fd, SIOCSIFFLAGS, &ifr), 0);
+  return ifr;
 }
 
 class TunDeviceTest : public ::testing::Test {
@@ -154,11 +166,7 @@ TEST_F(TunDeviceTest, DecapTellsWholeDatagramsFromReassembledOnes) {
   inFreshNetns([] {
     int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     ASSERT_GE(s, 0);
-    ifreq ifr{};
-    std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
-    ASSERT_EQ(::ioctl(s, SIOCGIFFLAGS, &ifr), 0);
-    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
-    ASSERT_EQ(::ioctl(s, SIOCSIFFLAGS, &ifr), 0);
+    ifreq ifr = loUp(s);
     auto d = DecapReceiver::create(5555);
     ASSERT_TRUE(d.ok()) << d.status();
     sockaddr_in dst{};
@@ -195,6 +203,87 @@ TEST_F(TunDeviceTest, DecapTellsWholeDatagramsFromReassembledOnes) {
     EXPECT_EQ(p.size(), 30000U - 4);
     EXPECT_FALSE((*d)->lastUnwired());
     ::close(s);
+  });
+}
+
+// GRE through the decap's raw sockets, IPv4 and IPv6 outer, over lo: a packet ip_gre would take
+// comes out as its inner packet (a 30,000-byte one marked unwired: larger than any link, not
+// reassembled); a failed checksum, GRE version 1 and a non-IP payload are read, dropped and
+// counted (dropped(), and csumErrors() for the checksum).
+TEST_F(TunDeviceTest, DecapReceivesGreAndCountsWhatItDrops) {
+  inFreshNetns([] {
+    const int s4 = ::socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_GRE);
+    const int s6 = ::socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_GRE);
+    ASSERT_GE(s4, 0);
+    ASSERT_GE(s6, 0);
+    loUp(s4);
+    auto d = DecapReceiver::create(5555);
+    ASSERT_TRUE(d.ok()) << d.status();
+    // A GRE header (flags, protocol 0x0800 unless given; with the C bit the checksum over it
+    // and the inner packet made valid, then `flip` XORed into the last byte) and an inner
+    // IPv4 header followed by zeros, n bytes in all.
+    auto gre = [](uint16_t flags, size_t n, uint16_t proto = 0x0800, uint8_t flip = 0) {
+      std::vector<uint8_t> b((flags & 0x8000) != 0 ? 8 : 4, 0);
+      b[0] = static_cast<uint8_t>(flags >> 8);
+      b[1] = static_cast<uint8_t>(flags);
+      b[2] = static_cast<uint8_t>(proto >> 8);
+      b[3] = static_cast<uint8_t>(proto);
+      const size_t at = b.size();
+      b.resize(at + n);
+      b[at] = 0x45;
+      if ((flags & 0x8000) != 0) {
+        const uint16_t c = csumFold(csumPartial({b.data(), b.size()}, 0));
+        std::memcpy(&b[4], &c, 2);
+      }
+      b.back() ^= flip;
+      return b;
+    };
+    auto send4 = [&](const std::vector<uint8_t>& b) {
+      sockaddr_in dst{};
+      dst.sin_family = AF_INET;
+      dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      ASSERT_EQ(::sendto(s4, b.data(), b.size(), 0, reinterpret_cast<sockaddr*>(&dst), sizeof(dst)),
+                static_cast<ssize_t>(b.size()));
+    };
+    PacketBuffer p;
+    auto next = [&] {
+      for (int i = 0; i < 20; ++i) {
+        if ((*d)->receive(p, 100) == 1)
+          return true;
+      }
+      return false;
+    };
+    send4(gre(0, 100));
+    ASSERT_TRUE(next());
+    EXPECT_EQ(p.size(), 100U);
+    EXPECT_EQ(p.data()[0], 0x45);
+    EXPECT_FALSE((*d)->lastUnwired());
+    send4(gre(0x8000, 30000));  // lo's MTU is 65536: whole
+    ASSERT_TRUE(next());
+    EXPECT_EQ(p.size(), 30000U);
+    EXPECT_TRUE((*d)->lastUnwired());
+    sockaddr_in6 dst6{};
+    dst6.sin6_family = AF_INET6;
+    dst6.sin6_addr = in6addr_loopback;
+    const std::vector<uint8_t> v6 = gre(0x8000, 60);
+    ASSERT_EQ(
+        ::sendto(s6, v6.data(), v6.size(), 0, reinterpret_cast<sockaddr*>(&dst6), sizeof(dst6)),
+        static_cast<ssize_t>(v6.size()));
+    ASSERT_TRUE(next()) << "GRE over IPv6";
+    EXPECT_EQ(p.size(), 60U);
+    EXPECT_EQ((*d)->received(), 3U);
+    EXPECT_EQ((*d)->dropped(), 0U);
+
+    send4(gre(0x8000, 100, 0x0800, 1));  // checksum off by one bit
+    send4(gre(0x0001, 100));             // version 1
+    send4(gre(0, 100, 0x6558));          // transparent Ethernet
+    for (int i = 0; i < 20 && (*d)->dropped() < 3; ++i)
+      EXPECT_EQ((*d)->receive(p, 100), 0);
+    EXPECT_EQ((*d)->dropped(), 3U);
+    EXPECT_EQ((*d)->csumErrors(), 1U);
+    EXPECT_EQ((*d)->received(), 3U);
+    ::close(s4);
+    ::close(s6);
   });
 }
 

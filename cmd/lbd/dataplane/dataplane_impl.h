@@ -58,7 +58,8 @@ constexpr size_t kFtpControlConns = 16384;
 #define LB_DATAPLANE_COUNTERS(C) \
   C(rx_unsupported) C(rx_gso) C(tx_gso) C(tx_tun) C(tx_l2) C(tx_errors) C(to_host_delivered) \
   C(to_host_dropped) C(l2_no_neigh) C(tunnel_gso_dropped) C(decap_packets) C(defense_dropped) \
-  C(nodest_expired) C(tx_direct) C(direct_fallback) C(tunnel_gso_split) C(tunnel_gso_segments)
+  C(nodest_expired) C(tx_direct) C(direct_fallback) C(tunnel_gso_split) C(tunnel_gso_segments) \
+  C(decap_dropped) C(decap_csum_errors)
 
 // clang-format on
 

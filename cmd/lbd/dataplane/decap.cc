@@ -2,9 +2,11 @@
 // Decap mode: a thread writing the decapsulated packets to the TUN device. Consecutive TCP
 // segments of one flow that are already waiting are joined first (core/xmit/tunnel_gso.h's
 // tcpCoalesce, software GRO) and written as one GSO super-packet: the local stack then takes
-// 64 KB per TUN write instead of one MTU-sized packet. A GUE or IPIP super-packet that the LB's
-// kernel carried whole (its UDP-tunnel or IPXIP4 GSO path, docs/tunnel-speed.md) arrives as one
-// datagram with a partial inner checksum and is written on as one GSO packet (adoptPartialTcp).
+// 64 KB per TUN write instead of one MTU-sized packet. A GUE, IPIP or GRE super-packet that the
+// LB's kernel carried whole (its UDP-tunnel, IPXIP4 or GRE GSO path, docs/tunnel-speed.md)
+// arrives as one datagram with a partial inner checksum and is written on as one GSO packet
+// (adoptPartialTcp). What the receiver could not decapsulate is counted in decap_dropped (and a
+// failed GRE checksum also in decap_csum_errors).
 #include <cerrno>
 #include <utility>
 
@@ -34,9 +36,18 @@ void DataplaneImpl::decapLoop() {
     if (p.offload.gso != OffloadInfo::Gso::kNone)
       c.tx_gso.add();  // a joined run
   };
+  uint64_t dropped = 0, csum_errors = 0;  // the receiver's counts already added
+  auto countDrops = [&] {
+    c.decap_dropped.add(decap_->dropped() - dropped);
+    c.decap_csum_errors.add(decap_->csumErrors() - csum_errors);
+    dropped = decap_->dropped();
+    csum_errors = decap_->csumErrors();
+  };
   while (running_.load(std::memory_order_relaxed)) {
-    if (decap_->receive(*head, 100) != 1)
+    if (decap_->receive(*head, 100) != 1) {
+      countDrops();
       continue;
+    }
     c.decap_packets.add();
     xmit::adoptPartialTcp(*head, kInnerMtu, decap_->lastUnwired());
     // What is already queued joins the head or follows it; the head leaves once the sockets
@@ -49,6 +60,7 @@ void DataplaneImpl::decapLoop() {
       flush(*head);
       std::swap(head, next);
     }
+    countDrops();
     flush(*head);
   }
 }
