@@ -3,10 +3,10 @@
 // the tc program's flow map (io/bpf), which then rewrites and forwards the conn's packets in the
 // kernel. A TCP conn is offered as soon as its client's SYN is scheduled (with the default
 // threshold of one client packet), so the handshake's second half, the data and the teardown
-// all stay in the kernel and lbd sees one packet per connection. A GUE or IPIP tunnel conn
-// (IPv4 in IPv4) is offered too (offerTunnel): only its client's direction crosses the balancer, so
-// the fast path encapsulates that one direction and its states follow the client's packets alone
-// (the DR / tunnel input-only table). The pipeline keeps the conn:
+// all stay in the kernel and lbd sees one packet per connection. A GUE, IPIP or GRE tunnel conn
+// (IPv4 in IPv4) is offered too (offerTunnel): only its client's direction crosses the balancer,
+// so the fast path encapsulates that one direction and its states follow the client's packets
+// alone (the DR / tunnel input-only table). The pipeline keeps the conn:
 // whoever takes the offer reports what the fast path forwarded back into it
 // (applyFastPathFlags below, the stats, the timer) and gives the conn back to the slow path
 // when the fast path saw a new SYN on the tuple, the conn is over, or its dest goes away.
@@ -22,18 +22,21 @@
 #include "core/conn/conn.h"
 #include "core/conn/conn_table.h"
 #include "core/proto/proto.h"
+#include "core/service/config.h"
 #include "core/service/runtime.h"
 
 namespace lb {
 
-// How a GUE or IPIP tunnel conn's client packets are encapsulated, as core's tunnel forwarder
-// (core/xmit/tunnel.cc) would: the kind, the outer source, UDP ports and whether DF is copied.
+// How a GUE, IPIP or GRE tunnel conn's client packets are encapsulated, as core's tunnel
+// forwarder (core/xmit/tunnel.cc) would: the kind, the outer source, UDP ports and whether DF is
+// copied. Only kinds without a checksum in the tunnel header are offered (GUE without a UDP
+// checksum, GRE without a GRE checksum).
 struct TunnelOffer {
-  IpAddr src;             // the outer source (the pipeline's tunnel source)
-  bool ipip = false;      // IPIP (protocol 4, no ports); false: GUE
-  uint16_t sport = 0;     // GUE: udpFlowSrcPort of the conn's flow hash
-  uint16_t dport = 0;     // GUE: the dest's tunnel port
-  bool pmtu_disc = true;  // sysctl pmtu_disc: the inner DF is copied to the outer header
+  IpAddr src;                    // the outer source (the pipeline's tunnel source)
+  TunType type = TunType::kGue;  // IPIP and GRE have no ports
+  uint16_t sport = 0;            // GUE: udpFlowSrcPort of the conn's flow hash
+  uint16_t dport = 0;            // GUE: the dest's tunnel port
+  bool pmtu_disc = true;         // sysctl pmtu_disc: the inner DF is copied to the outer header
 };
 
 class FlowOffloader {
@@ -45,8 +48,8 @@ class FlowOffloader {
   // offers the conn again. False: not now (a full queue); offered again with its next packet.
   virtual bool offer(const Conn& conn, uint32_t index) noexcept = 0;
 
-  // The same for a GUE or IPIP tunnel conn (tunnelOffloadEligible): one direction only, the
-  // client's, encapsulated as `t` says. Default: not taken.
+  // The same for a GUE, IPIP or GRE tunnel conn (tunnelOffloadEligible): one direction only,
+  // the client's, encapsulated as `t` says. Default: not taken.
   virtual bool offerTunnel(const Conn& conn, uint32_t index, const TunnelOffer& t) noexcept {
     (void)conn;
     (void)index;
@@ -62,8 +65,8 @@ class FlowOffloader {
 bool offloadEligible(const Conn& c, uint32_t min_in_pkts) noexcept;
 
 // The same for a tunnel conn (offered with offerTunnel): IPv4 in IPv4, TCP or UDP, the same
-// states and packet counts; whether its dest is IPIP or GUE without a UDP checksum is the caller's
-// to check (the conn does not say). Pure.
+// states and packet counts; whether its dest is IPIP, GUE without a UDP checksum or GRE without
+// a GRE checksum is the caller's to check (the conn does not say). Pure.
 bool tunnelOffloadEligible(const Conn& c, uint32_t min_in_pkts) noexcept;
 
 // TCP flags the fast path forwarded in one direction since it last reported them.

@@ -345,19 +345,23 @@ void Pipeline::maybeOffload(const Packet& p, ConnGuard& cp) noexcept {
     return;
   bool taken = false;
   if (tunnel) {
-    // IPIP, or GUE without a UDP checksum, IPv4 outer: what the tc program encapsulates
-    // (xmit()'s context, as the tunnel forwarder would use it).
+    // IPIP, GUE without a UDP checksum or GRE without a GRE checksum, IPv4 outer: what the tc
+    // program encapsulates (xmit()'s context, as the tunnel forwarder would use it). A checksum
+    // in the tunnel header covers the whole inner packet, which the program cannot sum for a GSO
+    // super-packet (the kernel would have to finish it per segment: SKB_GSO_UDP_TUNNEL_CSUM /
+    // SKB_GSO_GRE_CSUM, which bpf_skb_adjust_room does not set), so those dests keep lbd's path.
     const SnapDest* d = p.snap.dest(cp->dest);
     if (d == nullptr || !cp->daddr.isV4())
       return;
-    const bool ipip = d->config.tun_type == TunType::kIpip;
-    if (!ipip && (d->config.tun_type != TunType::kGue || d->config.tun_csum != TunCsum::kNoCsum ||
-                  d->config.tun_port == 0))
+    const TunType type = d->config.tun_type;
+    if (type != TunType::kIpip && d->config.tun_csum != TunCsum::kNoCsum)
+      return;
+    if (type == TunType::kGue && d->config.tun_port == 0)
       return;
     TunnelOffer t;
     t.src = tunnel_src_v4_.isUnspecified() ? cp->vaddr : tunnel_src_v4_;
-    t.ipip = ipip;
-    if (!ipip) {
+    t.type = type;
+    if (type == TunType::kGue) {
       t.sport = xmit::udpFlowSrcPort(
           pipeline_internal::flowHash(cp->caddr, cp->cport, cp->vaddr, cp->vport, cp->proto));
       t.dport = d->config.tun_port;

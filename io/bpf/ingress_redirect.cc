@@ -491,7 +491,7 @@ absl::Status IngressRedirect::addFlow(const FlowKey& key,
   if (absl::Status s = checkFlowKey(key, "key", Af::kUnspec); !s.ok())
     return s;
   if (rw.encap != FlowEncap::kNone) {
-    if (!key.saddr.isV4() || reply || rw.encap > FlowEncap::kIpip4NoPmtu) {
+    if (!key.saddr.isV4() || reply || rw.encap > FlowEncap::kGre4NoPmtu) {
       return absl::InvalidArgumentError(absl::StrCat(
           "bpf flow ", formatAddrPort(key.saddr, key.sport), " -> ",
           formatAddrPort(key.daddr, key.dport), ": a tunnel entry is IPv4, client -> VIP"));

@@ -95,13 +95,15 @@ enum class FlowEncap : uint8_t {
   kGue4NoPmtu = 2,   // the same without DF (pmtu_disc 0)
   kIpip4 = 3,        // IPv4 in IPv4 IPIP (protocol 4), DF copied (pmtu_disc 1)
   kIpip4NoPmtu = 4,  // the same without DF (pmtu_disc 0)
+  kGre4 = 5,         // IPv4 in IPv4 GRE (protocol 47, no GRE checksum), DF copied (pmtu_disc 1)
+  kGre4NoPmtu = 6,   // the same without DF (pmtu_disc 0)
 };
 
 // What the packet leaves with (same family as the key). With `encap` set (a tunnel conn's one
 // entry, client -> VIP, IPv4 only) the packet is encapsulated unchanged but for its TTL:
 // saddr / daddr are the outer source and the real server, sport / dport the outer UDP ports
-// (GUE: udpFlowSrcPort of the conn's flow hash, the dest's tunnel port; IPIP: 0); the entry
-// has no reverse.
+// (GUE: udpFlowSrcPort of the conn's flow hash, the dest's tunnel port; IPIP and GRE: 0); the
+// entry has no reverse.
 struct FlowRewrite {
   IpAddr saddr, daddr;
   uint16_t sport = 0, dport = 0;

@@ -81,8 +81,8 @@ struct lb_bpf_flow {
   // conn's only entry (client -> VIP, reply 0; the real server answers the client directly):
   // the packet is encapsulated as is (inner TTL decremented), new_saddr / new_daddr are the
   // outer source (lbd's tunnel source) and the real server, new_sport / new_dport the outer
-  // UDP ports (GUE: the flow hash's port, the dest's tunnel port; IPIP: 0); `reverse` is all
-  // zero.
+  // UDP ports (GUE: the flow hash's port, the dest's tunnel port; IPIP and GRE: 0); `reverse`
+  // is all zero.
   __u8 encap;
   __u8 pad[2];                     // zero
   struct lb_bpf_flow_key reverse;  // the other direction's key: closed and finished together
@@ -100,11 +100,16 @@ struct lb_bpf_flow {
 // never sets DF and always copies the ID (pmtu_disc 0). A non-GSO packet whose outer packet
 // exceeds the route MTU, and anything the program cannot encapsulate, takes the slow path.
 // IPIP4 / IPIP4_NOPMTU: the same with the outer IPv4 header alone (protocol 4, RFC 2003).
+// GRE4 / GRE4_NOPMTU: the outer IPv4 header (protocol 47) and a 4-byte GRE header (RFC 2784:
+// no checksum, key or sequence number, version 0, protocol 0x0800), as ipvs_gre_encap writes it
+// for a dest without --tun-csum.
 #define LB_BPF_ENCAP_NONE 0
 #define LB_BPF_ENCAP_GUE4 1
 #define LB_BPF_ENCAP_GUE4_NOPMTU 2
 #define LB_BPF_ENCAP_IPIP4 3
 #define LB_BPF_ENCAP_IPIP4_NOPMTU 4
+#define LB_BPF_ENCAP_GRE4 5
+#define LB_BPF_ENCAP_GRE4_NOPMTU 6
 
 // One direction's program-written part, as the `done` record carries it.
 struct lb_bpf_flow_counts {

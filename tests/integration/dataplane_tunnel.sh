@@ -7,13 +7,15 @@
 # TUN device, so the local stack delivers it to the VIP; replies go straight to the client.
 # rr over IPIP (10/10, alternating) and GUE (`--tun-type gue --tun-port 5555`, 5/5); each real
 # server saw the client's own address; the LB's --stats shows 0 OutPkts; a 5 s iperf3 over
-# IPIP; a 16 MB upload through IPIP and through GUE arrives byte-exact (sha256): both conns
-# are offloaded to the LB's tc program, which encapsulates the client's TCP super-packets whole
+# IPIP; a 16 MB upload through IPIP, GUE and GRE arrives byte-exact (sha256): the conns are
+# offloaded to the LB's tc program, which encapsulates the client's TCP super-packets whole
 # (lb_dataplane_bpf_flow_forwarded_total grows, lbd reads a few packets from lbd0 and cuts
-# none), so the decap lbd receives up to 64 KB IPIP packets / GUE datagrams and writes them on
-# as GSO packets (docs/tunnel-speed.md); on Linux 6.17+ lbd has the GUE TAP device lbd0g
-# (TSO stays on on the LB's TUN with tunnel dests); nothing left after stop. (GRE: the
-# decap lbd has no GRE receiver; tunnel_gso_test covers its segments.)
+# none), so the decap lbd receives up to 64 KB IPIP / GRE packets and GUE datagrams and writes
+# them on as GSO packets (docs/tunnel-speed.md); the same upload through GRE with checksums
+# (--tun-csum) is cut by lbd and every checksum verified by the decap lbd; a GRE packet with a
+# bad checksum and one of GRE version 1 are dropped and counted by the decap lbd; on Linux
+# 6.17+ lbd has the GUE TAP device lbd0g (TSO stays on on the LB's TUN with tunnel dests);
+# nothing left after stop.
 #
 #   c (198.18.2.2)   l (198.18.2.1)   s1 (198.18.2.11)   s2 (198.18.2.12)   all on br0
 source "$(dirname "$0")/dataplane_lib.sh"
@@ -135,9 +137,10 @@ PY
 tso on || dp_fail "TSO off on lbd0 with tunnel dests"
 head -c 16777216 /dev/urandom >"$DP_TMP/bulk.bin"
 want_sum=$(sha256sum <"$DP_TMP/bulk.bin" | cut -d' ' -f1)
-upload() {  # upload NAME PORT DEST-FLAGS...: one upload through a tunnel dest on PORT
-  local name=$1 port=$2
-  shift 2
+upload() {  # upload NAME PORT PATH DEST-FLAGS...: one upload through a tunnel dest on PORT
+  # PATH offload: the tc program encapsulates it; lbd: lbd cuts it (a dest it does not offer)
+  local name=$1 port=$2 path=$3
+  shift 3
   ip netns exec "$(n s2)" timeout 60 python3 -c '
 import hashlib, socket, sys
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -179,6 +182,11 @@ c.shutdown(socket.SHUT_WR); c.recv(1)
   # (super-packets whole: UDP-tunnel GSO for GUE, IPXIP4 for IPIP) and sends them to the real
   # server itself; lbd (and its TAP device lbd0g) sees the SYN and what follows the client's FIN.
   echo "$name: 16 MB byte-exact; forwarded by the tc program: $((fwd1 - fwd0)), read by lbd from lbd0: $((tun1 - tun0)), through lbd0g: $((${tap1:-0} - ${tap0:-0})), cut by lbd: $((split1 - split0))"
+  if [[ $path == lbd ]]; then
+    ((fwd1 - fwd0 < 10)) || dp_fail "$name: the tc program forwarded $((fwd1 - fwd0)) packets"
+    ((split1 - split0 > 100)) || dp_fail "$name: lbd cut $((split1 - split0)) super-packets"
+    return
+  fi
   ((fwd1 - fwd0 > 100)) || dp_fail "$name: the tc program forwarded $((fwd1 - fwd0)) packets of the upload"
   ((tun1 - tun0 < 50)) || dp_fail "$name: $((tun1 - tun0)) packets of the upload went through lbd"
   ((${tap1:-0} - ${tap0:-0} < 20)) || dp_fail "$name: $((tap1 - tap0)) super-packets went through lbd0g"
@@ -198,8 +206,49 @@ if ((kv >= 6017)); then
 else
   [[ -z $(tap_rx) ]] || dp_fail "kernel $(uname -r) < 6.17 but lbd0g exists"
 fi
-upload ipip 9001
-upload gue 9002 --tun-type gue --tun-port 5555
+s2_metric() {  # s2_metric NAME: one sample of s2's decap lbd's /metrics
+  ip netns exec "$(n s2)" curl -s --max-time 5 http://127.0.0.1:9479/metrics |
+    awk -v n="$1" '$1 == n { print $2; found = 1 } END { if (!found) print 0 }'
+}
+upload ipip 9001 offload
+upload gue 9002 offload --tun-type gue --tun-port 5555
+upload gre 9004 offload --tun-type gre
+# A GRE checksum covers the whole inner packet: such a dest is not offered to the tc program;
+# lbd cuts the super-packets and sums each segment, the decap lbd verifies every sum.
+upload gre-csum 9005 lbd --tun-type gre --tun-csum
+decap_drops=$(s2_metric lb_dataplane_decap_dropped_total)
+[[ $decap_drops == 0 && $(s2_metric lb_dataplane_decap_csum_errors_total) == 0 ]] ||
+  dp_fail "s2's decap lbd dropped $decap_drops packets of the uploads"
+
+# --- malformed GRE to s2's decap lbd: a bad checksum and GRE version 1 are dropped and
+# counted (a good one beside them is the control: decap_packets grows by one).
+pkts0=$(s2_metric lb_dataplane_decap_packets_total)
+ip netns exec "$(n c)" python3 - 198.18.2.12 <<'PY' || dp_fail "sending GRE packets failed"
+import socket, struct, sys
+def csum(b):
+    if len(b) % 2: b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+inner = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28, 1, 0, 64, 17, 0,
+                              socket.inet_aton("198.18.2.2"), socket.inet_aton("198.18.2.100")))
+inner[10:12] = struct.pack("!H", csum(bytes(inner)))
+inner += struct.pack("!HHHH", 9, 9, 8, 0)  # UDP to a closed port, no checksum
+def with_csum(flip):
+    g = bytearray(struct.pack("!HHHH", 0x8000, 0x0800, 0, 0)) + inner
+    g[4:6] = struct.pack("!H", csum(bytes(g)) ^ flip)
+    return bytes(g)
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_GRE)
+for pkt in (with_csum(1), struct.pack("!HH", 0x0001, 0x0800) + inner, with_csum(0)):
+    s.sendto(pkt, (sys.argv[1], 0))
+PY
+decap_counts() {
+  [[ $(s2_metric lb_dataplane_decap_dropped_total) == 2 &&
+    $(s2_metric lb_dataplane_decap_csum_errors_total) == 1 &&
+    $(s2_metric lb_dataplane_decap_packets_total) == $((pkts0 + 1)) ]]
+}
+dp_poll 10 "s2's decap lbd counting 2 malformed GRE packets (1 checksum) and 1 good" decap_counts
+echo "malformed GRE: s2 decap dropped=$(s2_metric lb_dataplane_decap_dropped_total) csum_errors=$(s2_metric lb_dataplane_decap_csum_errors_total)"
 
 # --- a held GUE conn: the tc program forwards it, and -Lnc follows the client's packets (lbd's
 # housekeeping feeds the flags the program recorded into the conn's input-only TCP states):

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // A tunnel conn's flows entry (io/bpf/tunnel_offload.bpf.h, FlowRewrite::encap): the client's
-// packet, sent from C, must reach S as exactly the GUE or IPIP packet core's tunnel forwarder
-// (core/xmit/tunnel.cc) makes of it for the same conn: outer IPv4 header (DS field with ECN,
-// ID, DF, TTL, protocol, checksum), for GUE the UDP ports and length, GUE header, outer UDP
-// checksum 0, the inner packet with its TTL decremented and nothing else changed. A packet whose
+// packet, sent from C, must reach S as exactly the GUE, IPIP or GRE packet core's tunnel
+// forwarder (core/xmit/tunnel.cc) makes of it for the same conn: outer IPv4 header (DS field
+// with ECN, ID, DF, TTL, protocol, checksum), for GUE the UDP ports and length, GUE header,
+// outer UDP checksum 0, for GRE the 4-byte header without checksum, the inner packet with its TTL
+// decremented and nothing else changed. A packet whose
 // outer packet exceeds the route MTU takes the old path (the TUN device), as does the entry in a v6
 // flow. Same fixture as bpf_flow_offload_test.cc (real namespaces, root: label integration).
 #include <memory>
@@ -11,13 +12,11 @@
 #include <string>
 #include <vector>
 
-#include "core/conn/conn.h"
 #include "core/packet/packet_buffer.h"
 #include "core/packet/parse.h"
-#include "core/service/snapshot.h"
-#include "core/xmit/forwarder.h"
 #include "core/xmit/xmit_util.h"
 #include "tests/io/bpf_flow_offload_fixture.h"
+#include "tests/io/core_tunnel.h"
 
 namespace lb::io::flow_offload_test {
 namespace {
@@ -29,7 +28,7 @@ Bytes withTos(Bytes p, uint8_t tos);  // below
 
 class TunnelOffloadTest : public FlowOffloadTest {
  protected:
-  // A socket on S's tunnel port and a raw IPIP socket, so that S answers no GUE or IPIP
+  // A socket on S's tunnel port and raw IPIP and GRE sockets, so that S answers no tunnel
   // packet with an ICMP error (which would reach B's TUN device: kLip is in dsts).
   void SetUp() override {
     FlowOffloadTest::SetUp();
@@ -42,6 +41,8 @@ class TunnelOffloadTest : public FlowOffloadTest {
     ASSERT_EQ(bind(sink_, reinterpret_cast<sockaddr*>(&ss), len), 0) << strerror(errno);
     ipip_sink_ = net_.socketIn(Ns::kServer, AF_INET, SOCK_RAW, IPPROTO_IPIP);
     ASSERT_GE(ipip_sink_, 0) << strerror(errno);
+    gre_sink_ = net_.socketIn(Ns::kServer, AF_INET, SOCK_RAW, IPPROTO_GRE);
+    ASSERT_GE(gre_sink_, 0) << strerror(errno);
   }
 
   void TearDown() override {
@@ -49,10 +50,27 @@ class TunnelOffloadTest : public FlowOffloadTest {
       close(sink_);
     if (ipip_sink_ >= 0)
       close(ipip_sink_);
+    if (gre_sink_ >= 0)
+      close(gre_sink_);
     FlowOffloadTest::TearDown();
   }
 
-  static bool isIpip(FlowEncap e) { return e == FlowEncap::kIpip4 || e == FlowEncap::kIpip4NoPmtu; }
+  static TunType typeOf(FlowEncap e) {
+    if (e == FlowEncap::kIpip4 || e == FlowEncap::kIpip4NoPmtu)
+      return TunType::kIpip;
+    if (e == FlowEncap::kGre4 || e == FlowEncap::kGre4NoPmtu)
+      return TunType::kGre;
+    return TunType::kGue;
+  }
+
+  // The bytes core's forwarder puts before the inner packet, and the outer protocol.
+  static size_t outerLen(TunType t) {
+    return t == TunType::kGue ? 32 : t == TunType::kGre ? 24 : 20;
+  }
+
+  static uint8_t outerProto(TunType t) {
+    return t == TunType::kGue ? IPPROTO_UDP : t == TunType::kGre ? IPPROTO_GRE : IPPROTO_IPIP;
+  }
 
   static ParsedPacket parse(const Bytes& p) {
     auto b = std::make_unique<PacketBuffer>();
@@ -62,45 +80,16 @@ class TunnelOffloadTest : public FlowOffloadTest {
     return pp;
   }
 
-  // Core's GUE (or IPIP) encapsulation of `inner` for the conn kFarClient:cport -> VIP:vport,
-  // real server kRip, tunnel source kLip (B's address towards S), pmtu_disc as given.
+  // Core's GUE (or IPIP, or GRE without checksum) encapsulation of `inner` for the conn
+  // kFarClient:cport -> VIP:vport, real server kRip, tunnel source kLip (B's address towards S),
+  // pmtu_disc as given.
   static Bytes coreTunnel(const Bytes& inner, bool pmtu_disc, TunType type = TunType::kGue) {
-    Conn c;
-    const ParsedPacket probe = parse(inner);
-    c.af = Af::kInet;
-    c.daf = Af::kInet;
-    c.proto = probe.outer.proto;
-    c.caddr = probe.outer.src;
-    c.cport = probe.outer.sport;
-    c.vaddr = probe.outer.dst;
-    c.vport = probe.outer.dport;
-    c.daddr = ip(kRip);
-    c.dport = probe.outer.dport;
-    c.flags = static_cast<uint32_t>(FwdMethod::kTunnel);
-    SnapDest d;
-    d.config.addr = ip(kRip);
-    d.config.port = c.dport;
-    d.config.fwd = FwdMethod::kTunnel;
-    d.config.tun_type = type;
-    d.config.tun_csum = TunCsum::kNoCsum;
-    d.config.tun_port = kTunPort;
-    XmitContext ctx;
-    ctx.dest = &d;
-    ctx.mtu = 1500;
-    ctx.pmtu_disc = pmtu_disc;
-    ctx.flow_hash = kFlowHash;
-    ctx.tunnel_src = ip(kLip);
-    auto buf = std::make_unique<PacketBuffer>();
-    ParsedPacket pp;
-    EXPECT_TRUE(buf->assign(inner));
-    EXPECT_EQ(parsePacket(buf->span(), pp), DropReason::kNone);
-    Forwarder* f = findForwarder(FwdMethod::kTunnel);
-    EXPECT_NE(f, nullptr);
-    if (f == nullptr)
-      return {};
-    XmitResult r = f->forward(*buf, pp, c, Direction::kToRealServer, ctx);
-    EXPECT_EQ(r.verdict, Verdict::kForward);
-    return Bytes(buf->data(), buf->data() + buf->size());
+    return testing::coreTunnel(inner, {.type = type,
+                                       .src = ip(kLip),
+                                       .dst = ip(kRip),
+                                       .port = kTunPort,
+                                       .flow_hash = kFlowHash,
+                                       .pmtu_disc = pmtu_disc});
   }
 
   // The tunnel entry for `inner`'s tuple (client -> VIP), as lbd installs it.
@@ -108,34 +97,37 @@ class TunnelOffloadTest : public FlowOffloadTest {
     const ParsedPacket pp = parse(inner);
     const FlowKey k{pp.outer.proto, pp.outer.src, pp.outer.dst, pp.outer.sport, pp.outer.dport};
     FlowRewrite rw{ip(kLip), ip(kRip), xmit::udpFlowSrcPort(kFlowHash), kTunPort, encap};
-    if (isIpip(encap))
+    if (typeOf(encap) != TunType::kGue)
       rw.sport = rw.dport = 0;  // as FlowOffload::inRewrite makes it
     absl::Status s = redirect_->addFlow(k, rw, FlowKey{}, 7, false);
     EXPECT_TRUE(s.ok()) << s;
     return k;
   }
 
-  // Sends `inner` from C and returns what S captured on the tunnel port, or with `ipip` the
-  // IPIP packet (nullopt: nothing).
-  std::optional<Bytes> sendAndCapture(const Bytes& inner, bool ipip = false) {
+  // Sends `inner` from C and returns what S captured on the tunnel port, or for IPIP and GRE
+  // the packet of that protocol (nullopt: nothing).
+  std::optional<Bytes> sendAndCapture(const Bytes& inner, TunType type = TunType::kGue) {
     if (!net_.sendFrame(inner))
       return std::nullopt;
-    if (ipip)
+    if (type != TunType::kGue) {
+      const uint8_t proto = outerProto(type);
       return BpfNetns::nextCaptured(cap_s_, kWait,
-                                    [](const Bytes& p) { return l4Proto(p) == IPPROTO_IPIP; });
+                                    [proto](const Bytes& p) { return l4Proto(p) == proto; });
+    }
     return BpfNetns::nextCaptured(cap_s_, kWait, toPort(IPPROTO_UDP, kTunPort));
   }
 
-  void expectEncapsulated(const Bytes& inner, bool pmtu_disc, bool ipip = false) {
-    const Bytes want = coreTunnel(inner, pmtu_disc, ipip ? TunType::kIpip : TunType::kGue);
-    ASSERT_EQ(want.size(), inner.size() + (ipip ? 20 : 32));
-    auto got = sendAndCapture(inner, ipip);
-    ASSERT_TRUE(got.has_value()) << "S saw no " << (ipip ? "IPIP" : "GUE") << " packet";
+  void expectEncapsulated(const Bytes& inner, bool pmtu_disc, TunType type = TunType::kGue) {
+    const Bytes want = coreTunnel(inner, pmtu_disc, type);
+    const size_t outer = outerLen(type);
+    ASSERT_EQ(want.size(), inner.size() + outer);
+    auto got = sendAndCapture(inner, type);
+    ASSERT_TRUE(got.has_value()) << "S saw no packet of protocol " << int{outerProto(type)};
     EXPECT_EQ(*got, want) << "got  " << hexDump(got->data(), got->size()) << "\nwant "
                           << hexDump(want.data(), want.size());
     EXPECT_TRUE(checksumsValid(*got));
-    if (ipip && got->size() > 20) {
-      EXPECT_TRUE(checksumsValid(got->data() + 20, got->size() - 20)) << "the inner packet";
+    if (type != TunType::kGue && got->size() > outer) {
+      EXPECT_TRUE(checksumsValid(got->data() + outer, got->size() - outer)) << "the inner packet";
     }
   }
 
@@ -143,7 +135,7 @@ class TunnelOffloadTest : public FlowOffloadTest {
   // each its own conn with an entry of kind `encap` (pmtu_disc 1): both reach S as core makes
   // them, and the entries count the inner packets.
   void expectTcpAndUdpAsCore(uint16_t cport, FlowEncap encap) {
-    const bool ipip = isIpip(encap);
+    const TunType type = typeOf(encap);
     const Bytes tcp = withTos(PacketBuilder::tcp(kFarClient, cport, kVip, 80, 0x18)
                                   .df(true)
                                   .ipId(0x1234)
@@ -152,7 +144,7 @@ class TunnelOffloadTest : public FlowOffloadTest {
                                   .build(),
                               0x2b);  // DSCP with CE: the outer gets ECT(0)
     const FlowKey tk = addTunnel(tcp, encap);
-    expectEncapsulated(tcp, true, ipip);
+    expectEncapsulated(tcp, true, type);
     // No DF: the outer keeps the inner ID.
     const Bytes udp = PacketBuilder::udp(kFarClient, static_cast<uint16_t>(cport + 1), kVip, 53)
                           .df(false)
@@ -161,7 +153,7 @@ class TunnelOffloadTest : public FlowOffloadTest {
                           .payloadSize(700)
                           .build();
     const FlowKey uk = addTunnel(udp, encap);
-    expectEncapsulated(udp, true, ipip);
+    expectEncapsulated(udp, true, type);
     EXPECT_EQ(counters().flow_forwarded, 2u);
     EXPECT_EQ(counters().flow_slow, 0u);
     FlowState ts = state(tk);
@@ -180,11 +172,33 @@ class TunnelOffloadTest : public FlowOffloadTest {
                           .payload("x")
                           .build();
     addTunnel(tcp, encap);
-    expectEncapsulated(tcp, false, isIpip(encap));
+    expectEncapsulated(tcp, false, typeOf(encap));
+  }
+
+  // An egress MTU of 1000: a UDP packet one byte too big for the outer headers of `encap`
+  // takes the old path (lbd answers FRAG_NEEDED there), one that makes an outer packet of
+  // exactly 1000 bytes is encapsulated.
+  void expectTooBigTakesTheOldPath(uint16_t cport, FlowEncap encap) {
+    ASSERT_TRUE(net_.ipInB("link set vbs mtu 1000"));
+    const TunType type = typeOf(encap);
+    const size_t room = 1000 - outerLen(type) - 28;  // UDP payload making a 1000-byte outer
+    const Bytes big =
+        PacketBuilder::udp(kFarClient, cport, kVip, 53).df(true).payloadSize(room + 1).build();
+    ASSERT_EQ(big.size() + outerLen(type), 1001u);
+    const FlowKey k = addTunnel(big, encap);
+    expectOldPath(big);
+    EXPECT_EQ(counters().flow_slow, 1u);
+    EXPECT_EQ(state(k).packets, 0u);
+    const Bytes fits =
+        PacketBuilder::udp(kFarClient, cport, kVip, 53).df(true).payloadSize(room).build();
+    ASSERT_EQ(fits.size() + outerLen(type), 1000u);
+    expectEncapsulated(fits, true, type);
+    EXPECT_EQ(state(k).packets, 1u);
   }
 
   int sink_ = -1;
   int ipip_sink_ = -1;
+  int gre_sink_ = -1;
 };
 
 // Sets the IPv4 DS field and fixes the header checksum.
@@ -229,21 +243,10 @@ TEST_F(TunnelOffloadTest, FlagsRecordedNothingFinished) {
   EXPECT_TRUE(state(k).closed);
 }
 
-// A non-GSO packet that fits the egress MTU but not with the 32 outer bytes takes the old
-// path (lbd answers FRAG_NEEDED there); one 32 bytes smaller is encapsulated.
+// GUE adds 32 bytes: with an egress MTU of 1000 a 969-byte packet (1001 outer) takes the old
+// path, a 968-byte one (1000 outer) is encapsulated.
 TEST_F(TunnelOffloadTest, TooBigForTheOuterTakesTheOldPath) {
-  ASSERT_TRUE(net_.ipInB("link set vbs mtu 1000"));
-  const Bytes big =
-      PacketBuilder::udp(kFarClient, 40004, kVip, 53).df(true).payloadSize(1000 - 28 - 16).build();
-  ASSERT_EQ(big.size(), 984u);  // 984 + 32 > 1000
-  const FlowKey k = addTunnel(big);
-  expectOldPath(big);
-  EXPECT_EQ(counters().flow_slow, 1u);
-  EXPECT_EQ(state(k).packets, 0u);
-  const Bytes fits =
-      PacketBuilder::udp(kFarClient, 40004, kVip, 53).df(true).payloadSize(1000 - 32 - 28).build();
-  expectEncapsulated(fits, true);
-  EXPECT_EQ(state(k).packets, 1u);
+  expectTooBigTakesTheOldPath(40004, FlowEncap::kGue4);
 }
 
 TEST_F(TunnelOffloadTest, AddFlowRejectsV6AndReplyTunnelEntries) {
@@ -267,25 +270,29 @@ TEST_F(TunnelOffloadTest, IpipWithoutPmtuDiscTheOuterHasNoDf) {
   const Bytes udp =
       PacketBuilder::udp(kFarClient, 40013, kVip, 53).df(true).ipId(0x6666).payloadSize(9).build();
   addTunnel(udp, FlowEncap::kIpip4NoPmtu);
-  expectEncapsulated(udp, false, true);
+  expectEncapsulated(udp, false, TunType::kIpip);
 }
 
 // IPIP adds 20 bytes: with an egress MTU of 1000 a 981-byte packet (1001 outer) takes the old
 // path, a 980-byte one (1000 outer) is encapsulated.
 TEST_F(TunnelOffloadTest, IpipTooBigForTheOuterTakesTheOldPath) {
-  ASSERT_TRUE(net_.ipInB("link set vbs mtu 1000"));
-  const Bytes big =
-      PacketBuilder::udp(kFarClient, 40014, kVip, 53).df(true).payloadSize(1000 - 28 - 19).build();
-  ASSERT_EQ(big.size(), 981u);  // 981 + 20 > 1000
-  const FlowKey k = addTunnel(big, FlowEncap::kIpip4);
-  expectOldPath(big);
-  EXPECT_EQ(counters().flow_slow, 1u);
-  EXPECT_EQ(state(k).packets, 0u);
-  const Bytes fits =
-      PacketBuilder::udp(kFarClient, 40014, kVip, 53).df(true).payloadSize(1000 - 20 - 28).build();
-  ASSERT_EQ(fits.size(), 980u);  // 980 + 20 = 1000
-  expectEncapsulated(fits, true, true);
-  EXPECT_EQ(state(k).packets, 1u);
+  expectTooBigTakesTheOldPath(40014, FlowEncap::kIpip4);
+}
+
+// GRE (--tun-type gre, no --tun-csum): the outer IPv4 header (protocol 47) and a 4-byte GRE
+// header (flags 0, protocol 0x0800), the same DS / ID / DF / TTL rules.
+TEST_F(TunnelOffloadTest, GreTcpAndUdpEncapsulatedAsCoreDoes) {
+  expectTcpAndUdpAsCore(40020, FlowEncap::kGre4);
+}
+
+TEST_F(TunnelOffloadTest, GreWithoutPmtuDiscTheOuterHasNoDf) {
+  expectNoDfWithoutPmtuDisc(40022, FlowEncap::kGre4NoPmtu);
+}
+
+// GRE adds 24 bytes: a 977-byte packet (1001 outer) takes the old path, a 976-byte one is
+// encapsulated.
+TEST_F(TunnelOffloadTest, GreTooBigForTheOuterTakesTheOldPath) {
+  expectTooBigTakesTheOldPath(40024, FlowEncap::kGre4);
 }
 
 }  // namespace

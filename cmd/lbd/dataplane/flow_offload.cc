@@ -50,10 +50,17 @@ bool FlowOffloadPort::offerTunnel(const Conn& conn, uint32_t index, const Tunnel
   if (!offer(conn, index))
     return false;
   OffloadOffer& o = pending_[npending_ - 1];
-  if (t.ipip)
-    o.encap = t.pmtu_disc ? io::FlowEncap::kIpip4 : io::FlowEncap::kIpip4NoPmtu;
-  else
-    o.encap = t.pmtu_disc ? io::FlowEncap::kGue4 : io::FlowEncap::kGue4NoPmtu;
+  switch (t.type) {
+    case TunType::kIpip:
+      o.encap = t.pmtu_disc ? io::FlowEncap::kIpip4 : io::FlowEncap::kIpip4NoPmtu;
+      break;
+    case TunType::kGre:
+      o.encap = t.pmtu_disc ? io::FlowEncap::kGre4 : io::FlowEncap::kGre4NoPmtu;
+      break;
+    case TunType::kGue:
+      o.encap = t.pmtu_disc ? io::FlowEncap::kGue4 : io::FlowEncap::kGue4NoPmtu;
+      break;
+  }
   o.tunnel_src = t.src;
   o.tunnel_sport = t.sport;
   o.tunnel_dport = t.dport;
@@ -131,7 +138,7 @@ io::FlowKey FlowOffload::outKey(const OffloadOffer& o) {
 }
 
 io::FlowRewrite FlowOffload::inRewrite(const OffloadOffer& o) {
-  if (oneEntry(o))  // tunnel source -> RS, the outer UDP ports (GUE; IPIP: 0)
+  if (oneEntry(o))  // tunnel source -> RS, the outer UDP ports (GUE; IPIP, GRE: 0)
     return io::FlowRewrite{o.tunnel_src, o.daddr, o.tunnel_sport, o.tunnel_dport, o.encap};
   if (o.full_nat)
     return io::FlowRewrite{o.laddr, o.daddr, o.lport, o.dport};

@@ -93,11 +93,11 @@ struct OffloadOffer {
   DestId dest = kNoDest;
   int err = 0;             // the worker's install: 0, or the errno of the entry that failed
   bool half_open = false;  // TCP in SYN_RECV when offered
-  // A GUE or IPIP tunnel conn (offerTunnel): ONE entry, client -> VIP, encapsulated towards daddr;
-  // the real server answers the client directly. kNone: NAT or full NAT, two entries.
+  // A GUE, IPIP or GRE tunnel conn (offerTunnel): ONE entry, client -> VIP, encapsulated towards
+  // daddr; the real server answers the client directly. kNone: NAT or full NAT, two entries.
   io::FlowEncap encap = io::FlowEncap::kNone;
   IpAddr tunnel_src;                            // the outer source
-  uint16_t tunnel_sport = 0, tunnel_dport = 0;  // the outer UDP ports (GUE; IPIP: 0)
+  uint16_t tunnel_sport = 0, tunnel_dport = 0;  // the outer UDP ports (GUE; IPIP, GRE: 0)
 };
 
 // One worker's end: the conns offered in the current batch, and a single-producer ring of
@@ -125,7 +125,7 @@ class FlowOffloadPort final : public FlowOffloader {
   // or the ring is full, or the map has no room for it (see above; counted in held()): the conn
   // is offered again with its next packet.
   bool offer(const Conn& conn, uint32_t index) noexcept override;
-  // A GUE or IPIP tunnel conn: as offer(), one entry.
+  // A GUE, IPIP or GRE tunnel conn: as offer(), one entry.
   bool offerTunnel(const Conn& conn, uint32_t index, const TunnelOffer& t) noexcept override;
   // Worker thread, no lock held, after the pipeline processed a batch and before it is sent:
   // installs each queued conn's two entries and hands the conn to the housekeeping thread.

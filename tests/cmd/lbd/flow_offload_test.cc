@@ -190,7 +190,10 @@ class FlowOffloadTest : public ::testing::Test {
     EXPECT_FALSE(v.reply);
   }
 
-  void offerTunnelConn(uint16_t cport, L4Proto proto, bool pmtu_disc, bool ipip = false) {
+  void offerTunnelConn(uint16_t cport,
+                       L4Proto proto,
+                       bool pmtu_disc,
+                       TunType type = TunType::kGue) {
     const bool tcp = proto == L4Proto::kTcp;
     ConnParams p;
     p.proto = proto;
@@ -211,8 +214,8 @@ class FlowOffloadTest : public ::testing::Test {
       g->state = kTcpSynRecv;
     TunnelOffer t;
     t.src = ip(kLaddr);
-    t.ipip = ipip;
-    if (!ipip) {
+    t.type = type;
+    if (type == TunType::kGue) {
       t.sport = static_cast<uint16_t>(cport + 9000);
       t.dport = 6080;
     }
@@ -220,6 +223,40 @@ class FlowOffloadTest : public ::testing::Test {
     ASSERT_TRUE(offload_->port(0).offerTunnel(*g, g.index(), t));
     g.release();
     offload_->port(0).flush();
+  }
+
+  // An IPIP or GRE tunnel: a TCP conn from cport (pmtu_disc 1) and a UDP conn from cport + 1
+  // (pmtu_disc 0) get one entry each, without outer ports, of kind `df` / `no_df`; the TCP one
+  // follows the client's packets and is given back at the client's FIN.
+  void expectPortlessTunnelConns(uint16_t cport,
+                                 TunType type,
+                                 io::FlowEncap df,
+                                 io::FlowEncap no_df) {
+    const auto uport = static_cast<uint16_t>(cport + 1);
+    ASSERT_NO_FATAL_FAILURE(offerTunnelConn(cport, L4Proto::kTcp, true, type));
+    ASSERT_NO_FATAL_FAILURE(offerTunnelConn(uport, L4Proto::kUdp, false, type));
+    const io::FlowKey in = key(kClient, cport, kVip, 80);
+    const io::FlowKey udp{L4Proto::kUdp, ip(kClient), ip(kVip), uport, 80};
+    ASSERT_EQ(map_.flows.size(), 2u) << "one entry per conn";
+    ASSERT_NO_FATAL_FAILURE(expectTunnelEntry(in, 0, 0, df));
+    ASSERT_NO_FATAL_FAILURE(expectTunnelEntry(udp, 0, 0, no_df));
+    tick();
+    EXPECT_EQ(offload_->active(), 2u);
+    EXPECT_EQ(offload_->counters().installed.value(), 2u);
+
+    inState(cport) = io::FlowState{.packets = 4, .bytes = 400, .last_ns = now_.ns, .ack = true};
+    tick();
+    EXPECT_EQ(connFrom(cport).state, kTcpEstablished);
+    EXPECT_EQ(map_.flows.size(), 2u);
+    inState(cport).fin = true;
+    inState(cport).packets = 5;
+    inState(cport).last_ns = (now_ + seconds(1)).ns;
+    tick();
+    EXPECT_FALSE(map_.flows.contains(in)) << "the client's FIN gives the conn back";
+    EXPECT_TRUE(map_.flows.contains(udp));
+    EXPECT_EQ(offload_->counters().removed.value(), 1u);
+    EXPECT_EQ(destStats().inpkts, 5u);
+    EXPECT_EQ(destStats().outpkts, 0u);
   }
 
   void tick(bool sweep = false) { offload_->tick(map_, *table_->snapshot(), sweep); }
@@ -767,30 +804,13 @@ TEST_F(FlowOffloadTest, TunnelConnWithoutPmtuDisc) {
 // An IPIP conn (ipvsadm -i): the same one entry, no outer ports, its own encap kind; fed by the
 // client's packets only and given back at the client's FIN.
 TEST_F(FlowOffloadTest, IpipTunnelConnHasOneEntryFedByTheClientOnly) {
-  ASSERT_NO_FATAL_FAILURE(offerTunnelConn(41002, L4Proto::kTcp, true, true));
-  ASSERT_NO_FATAL_FAILURE(offerTunnelConn(41003, L4Proto::kUdp, false, true));
-  const io::FlowKey in = key(kClient, 41002, kVip, 80);
-  const io::FlowKey udp{L4Proto::kUdp, ip(kClient), ip(kVip), 41003, 80};
-  ASSERT_EQ(map_.flows.size(), 2u) << "one entry per conn";
-  ASSERT_NO_FATAL_FAILURE(expectTunnelEntry(in, 0, 0, io::FlowEncap::kIpip4));
-  ASSERT_NO_FATAL_FAILURE(expectTunnelEntry(udp, 0, 0, io::FlowEncap::kIpip4NoPmtu));
-  tick();
-  EXPECT_EQ(offload_->active(), 2u);
-  EXPECT_EQ(offload_->counters().installed.value(), 2u);
+  expectPortlessTunnelConns(41002, TunType::kIpip, io::FlowEncap::kIpip4,
+                            io::FlowEncap::kIpip4NoPmtu);
+}
 
-  inState(41002) = io::FlowState{.packets = 4, .bytes = 400, .last_ns = now_.ns, .ack = true};
-  tick();
-  EXPECT_EQ(connFrom(41002).state, kTcpEstablished);
-  EXPECT_EQ(map_.flows.size(), 2u);
-  inState(41002).fin = true;
-  inState(41002).packets = 5;
-  inState(41002).last_ns = (now_ + seconds(1)).ns;
-  tick();
-  EXPECT_FALSE(map_.flows.contains(in)) << "the client's FIN gives the conn back";
-  EXPECT_TRUE(map_.flows.contains(udp));
-  EXPECT_EQ(offload_->counters().removed.value(), 1u);
-  EXPECT_EQ(destStats().inpkts, 5u);
-  EXPECT_EQ(destStats().outpkts, 0u);
+// A GRE conn (--tun-type gre without --tun-csum): the same as IPIP, with GRE's encap kinds.
+TEST_F(FlowOffloadTest, GreTunnelConnHasOneEntryFedByTheClientOnly) {
+  expectPortlessTunnelConns(41004, TunType::kGre, io::FlowEncap::kGre4, io::FlowEncap::kGre4NoPmtu);
 }
 
 }  // namespace

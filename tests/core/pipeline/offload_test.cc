@@ -254,10 +254,11 @@ TEST_F(OffloadTest, DirectRoutingIsNotOffered) {
   EXPECT_TRUE(off_.offers.empty());
 }
 
-// IPIP and checksum-less GUE dests are offered through offerTunnel with what the tc program
-// needs to encapsulate as core's tunnel forwarder does; a GUE dest with UDP checksums is not
-// (the program writes checksum 0), nor is any tunnel conn through offer().
-TEST_F(OffloadTest, IpipAndGueTunnelConnsAreOfferedAsTunnels) {
+// IPIP and checksum-less GUE and GRE dests are offered through offerTunnel with what the tc
+// program needs to encapsulate as core's tunnel forwarder does; a GUE dest with UDP checksums or
+// a GRE dest with GRE checksums is not (the program writes none), nor is any tunnel conn
+// through offer().
+TEST_F(OffloadTest, TunnelConnsWithoutChecksumsAreOfferedAsTunnels) {
   auto tunnelService = [&](uint16_t port, TunType type, TunCsum csum) {
     addService(tcpKey(kVip, port));
     DestConfig d = dest(kRs, port, FwdMethod::kTunnel);
@@ -269,32 +270,43 @@ TEST_F(OffloadTest, IpipAndGueTunnelConnsAreOfferedAsTunnels) {
   tunnelService(81, TunType::kIpip, TunCsum::kNoCsum);
   tunnelService(82, TunType::kGue, TunCsum::kNoCsum);
   tunnelService(83, TunType::kGue, TunCsum::kCsum);
+  tunnelService(84, TunType::kGre, TunCsum::kNoCsum);
+  tunnelService(85, TunType::kGre, TunCsum::kCsum);
   Sysctls sys;
   sys.pmtu_disc = false;
   setSysctls(sys);
   pipe_->setOffloader(&off_, 1);
-  for (uint16_t port : {81, 82, 83}) {
+  for (uint16_t port : {81, 82, 83, 84, 85}) {
     ASSERT_EQ(send(PacketBuilder::tcp(kClient, port, kVip, port, kTcpSyn).build()).verdict,
               Verdict::kForward);
     ASSERT_EQ(send(PacketBuilder::tcp(kClient, port, kVip, port, kTcpAck).build()).verdict,
               Verdict::kForward);
   }
   EXPECT_TRUE(off_.offers.empty());
-  ASSERT_EQ(off_.tunnel_offers.size(), 2u);
+  ASSERT_EQ(off_.tunnel_offers.size(), 3u);
   const auto& [ipip_conn, ipip] = off_.tunnel_offers[0];
   EXPECT_EQ(ipip_conn.vport, 81);
-  EXPECT_TRUE(ipip.ipip);
+  EXPECT_EQ(ipip.type, TunType::kIpip);
   EXPECT_EQ(ipip.src, ip(kVip));  // no tunnel source configured: the VIP
   EXPECT_EQ(ipip.sport, 0);
   EXPECT_EQ(ipip.dport, 0);
   EXPECT_FALSE(ipip.pmtu_disc);
   const auto& [gue_conn, gue] = off_.tunnel_offers[1];
   EXPECT_EQ(gue_conn.vport, 82);
-  EXPECT_FALSE(gue.ipip);
+  EXPECT_EQ(gue.type, TunType::kGue);
   EXPECT_NE(gue.sport, 0);
   EXPECT_EQ(gue.dport, 6080);
+  const auto& [gre_conn, gre] = off_.tunnel_offers[2];
+  EXPECT_EQ(gre_conn.vport, 84);
+  EXPECT_EQ(gre.type, TunType::kGre);
+  EXPECT_EQ(gre.src, ip(kVip));
+  EXPECT_EQ(gre.sport, 0);
+  EXPECT_EQ(gre.dport, 0);
+  EXPECT_FALSE(gre.pmtu_disc);
   EXPECT_NE(connFrom(kClient, 81).flags & kConnFOffloaded, 0u);
   EXPECT_EQ(connFrom(kClient, 83).flags & kConnFOffloaded, 0u);
+  EXPECT_NE(connFrom(kClient, 84).flags & kConnFOffloaded, 0u);
+  EXPECT_EQ(connFrom(kClient, 85).flags & kConnFOffloaded, 0u);
 }
 
 TEST_F(OffloadTest, UdpIsOfferedFromItsSecondDatagramTemplatesNever) {
