@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # The whole-system benchmark (issue 6): lbd against plain routing, the kernel's nftables DNAT and
 # HAProxy in TCP mode, in one run, on one namespace topology. Not part of CI's pass/fail.
-#   scripts/bench.sh [--quick] [--contenders=routing,nft,haproxy,lbd-nat,...]
+#   scripts/bench.sh [--quick] [--contenders=routing,nft,haproxy,lbd-nat,lbd-nat-nobpf,
+#     lbd-synproxy,lbd-fullnat,lbd-dr,lbd-tunnel,lbd-tunnel-gue,lbd-tunnel-gre,lbd-sidecar]
 # Installs what is missing (iperf3 wrk nginx-light haproxy nftables), builds lbd if needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."

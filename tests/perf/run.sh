@@ -7,8 +7,11 @@ set -uo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 LBD=${LBD_BIN:-$src/build/bin/lbd}
 LBCTL=${LBCTL_BIN:-$src/build/bin/lbctl}
+# The tunnel contenders' decapsulating lbd on the server (default: the same binary), so that a
+# balancer built before a change can be measured against a decap that receives its tunnel kind.
+DECAP_LBD=${LBD_DECAP_BIN:-$LBD}
 quick=0
-contenders="routing nft haproxy lbd-nat lbd-nat-nobpf lbd-synproxy lbd-fullnat lbd-dr lbd-tunnel lbd-tunnel-gue lbd-sidecar"
+contenders="routing nft haproxy lbd-nat lbd-nat-nobpf lbd-synproxy lbd-fullnat lbd-dr lbd-tunnel lbd-tunnel-gue lbd-tunnel-gre lbd-sidecar"
 for a in "$@"; do
   case $a in
     --quick) quick=1 ;;
@@ -213,7 +216,7 @@ setup_lbd-tunnel() {
   ip -n "$S" addr add $VIP/32 dev lo
   ip netns exec "$S" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
   ip netns exec "$S" iperf3 -s -D -B $VIP -p 5202 --pidfile "$tmp/iperf-dr.pid" >/dev/null
-  ip netns exec "$S" setsid "$LBD" --tun=lbdperfd0 --mode=decap --listen="unix://$tmp/decap.sock" \
+  ip netns exec "$S" setsid "$DECAP_LBD" --tun=lbdperfd0 --mode=decap --listen="unix://$tmp/decap.sock" \
     --log-level=warn >"$tmp/decap.log" 2>&1 &
   DECAP_PID=$!
   pids+=("$DECAP_PID")
@@ -228,17 +231,22 @@ setup_lbd-tunnel() {
     lbctl -A -u $VIP:5202 -s rr && lbctl -a -u $VIP:5202 -r $SRV:5202 $TUN_FLAGS || return 1
   TARGET=$VIP; UDP_PORT=5202
 }
-# The same with GUE dests (--tun-type gue, port 5555, the decap's default): on a 6.17+ kernel
-# the LB hands each GUE super-packet to its kernel whole through the TAP device lbdperf0g
-# (docs/tunnel-speed.md), which the server's decap reads as one datagram.
-setup_lbd-tunnel-gue() {
-  TUN_FLAGS="-i --tun-type gue --tun-port 5555"
+setup_tunnel_kind() {  # setup_tunnel_kind DEST-FLAGS: setup_lbd-tunnel with other dest flags
+  TUN_FLAGS=$1
   setup_lbd-tunnel
   local rc=$?
   TUN_FLAGS="-i"
   return $rc
 }
+# The same with GUE dests (--tun-type gue, port 5555, the decap's default): on a 6.17+ kernel
+# the LB hands each GUE super-packet to its kernel whole through the TAP device lbdperf0g
+# (docs/tunnel-speed.md), which the server's decap reads as one datagram.
+setup_lbd-tunnel-gue() { setup_tunnel_kind "-i --tun-type gue --tun-port 5555"; }
 teardown_lbd-tunnel-gue() { teardown_lbd-tunnel; }
+# The same with GRE dests (--tun-type gre, no GRE checksum): an established conn is
+# encapsulated by the tc program (SKB_GSO_GRE), the server's decap reads it on a raw GRE socket.
+setup_lbd-tunnel-gre() { setup_tunnel_kind "-i --tun-type gre"; }
+teardown_lbd-tunnel-gre() { teardown_lbd-tunnel; }
 tun_drops() {  # tun_drops <ns> <dev>: rx_dropped/tx_dropped
   ip netns exec "$1" sh -c "cat /sys/class/net/$2/statistics/rx_dropped /sys/class/net/$2/statistics/tx_dropped" 2>/dev/null | paste -sd/
 }
