@@ -12,7 +12,8 @@
 # (lb_dataplane_bpf_flow_forwarded_total grows, lbd reads a few packets from lbd0 and cuts
 # none), so the decap lbd receives up to 64 KB IPIP / GRE packets and GUE datagrams and writes
 # them on as GSO packets (docs/tunnel-speed.md); the same upload through GRE with checksums
-# (--tun-csum) is cut by lbd and every checksum verified by the decap lbd; a GRE packet with a
+# (--tun-csum) is cut by lbd and every checksum verified by the decap lbd, and with GRE
+# segmentation offload off on the LB's egress the kernel cuts the program's GRE super-packets; a GRE packet with a
 # bad checksum and one of GRE version 1 are dropped and counted by the decap lbd; on Linux
 # 6.17+ lbd has the GUE TAP device lbd0g (TSO stays on on the LB's TUN with tunnel dests);
 # nothing left after stop.
@@ -213,6 +214,18 @@ s2_metric() {  # s2_metric NAME: one sample of s2's decap lbd's /metrics
 upload ipip 9001 offload
 upload gue 9002 offload --tun-type gue --tun-port 5555
 upload gre 9004 offload --tun-type gre
+# The LB's egress without GRE segmentation offload (as a NIC without it): the kernel cuts the
+# program's GRE super-packets itself at l1 (gre_gso_segment, from the SKB_GSO_GRE and inner
+# headers bpf_skb_adjust_room set); the upload still arrives byte-exact, as wire-sized packets.
+l1_tx() { ip netns exec "$(n l)" cat /sys/class/net/l1/statistics/tx_packets; }
+ip netns exec "$(n l)" ethtool -K l1 tx-gre-segmentation off >/dev/null ||
+  dp_fail "cannot turn off tx-gre-segmentation on l1"
+l1_0=$(l1_tx)
+upload gre-segmented 9006 offload --tun-type gre
+l1_1=$(l1_tx)
+ip netns exec "$(n l)" ethtool -K l1 tx-gre-segmentation on >/dev/null
+echo "gre-segmented: l1 sent $((l1_1 - l1_0)) packets"
+((l1_1 - l1_0 > 11000)) || dp_fail "gre-segmented: l1 sent $((l1_1 - l1_0)) packets, want wire-sized ones"
 # A GRE checksum covers the whole inner packet: such a dest is not offered to the tc program;
 # lbd cuts the super-packets and sums each segment, the decap lbd verifies every sum.
 upload gre-csum 9005 lbd --tun-type gre --tun-csum
