@@ -10,16 +10,13 @@
 #include <string>
 
 #include "core/service/service_table.h"
+#include "tests/testlib/temp_dir.h"
 
 namespace lb::lbd {
 namespace {
 
-std::string tempDir() {
-  char tmpl[] = "/tmp/lbd_config_test.XXXXXX";
-  const char* d = mkdtemp(tmpl);
-  EXPECT_NE(d, nullptr);
-  return d;
-}
+using lb::testing::TempDir;
+constexpr char kTmp[] = "lbd_config_test";
 
 ConfigValidator validator(ServiceTable& t) {
   return [&t](const FullConfig& c) { return t.validate(c); };
@@ -162,7 +159,9 @@ TEST(ConfigFileTest, ReadsWhatLbctlSaveWrites) {
 }
 
 TEST(ConfigFileTest, CorruptStateFileIsRefusedNamingIt) {
-  const std::string dir = tempDir();
+  const TempDir tmp(kTmp);
+  ASSERT_FALSE(tmp.path().empty());
+  const std::string dir = tmp.path();
   const std::string path = dir + "/state";
   // Missing: NotFound (a first start).
   EXPECT_EQ(readStateFile(path).status(),
@@ -193,7 +192,9 @@ TEST(ConfigFileTest, CorruptStateFileIsRefusedNamingIt) {
 }
 
 TEST(ConfigFileTest, StateFileRoundTripAndAtomicWrite) {
-  const std::string dir = tempDir();
+  const TempDir tmp(kTmp);
+  ASSERT_FALSE(tmp.path().empty());
+  const std::string dir = tmp.path();
   const std::string path = dir + "/state";
   ServiceTable table;
   absl::StatusOr<FullConfig> cfg = parseConfigText(

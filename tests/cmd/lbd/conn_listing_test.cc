@@ -23,6 +23,7 @@
 #include "cmd/lbd/control/control_plane.h"
 #include "core/pipeline/pe_sip.h"
 #include "core/proto/proto.h"
+#include "tests/testlib/temp_dir.h"
 
 namespace lb::lbd {
 namespace {
@@ -71,8 +72,7 @@ struct ConnSpec {
 class ConnListingTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/lbd_conn_listing.XXXXXX";
-    dir_ = mkdtemp(tmpl);
+    dir_ = tmp_.path();
     server_ = "unix://" + dir_ + "/lbd.sock";
     ConnTable::Options to;
     to.capacity = 64;
@@ -117,7 +117,8 @@ class ConnListingTest : public ::testing::Test {
     return out.str();
   }
 
-  MonoTime now_ = kListAt;  // the dataplane clock the listing reads
+  MonoTime now_ = kListAt;                        // the dataplane clock the listing reads
+  lb::testing::TempDir tmp_{"lbd_conn_listing"};  // removed last, with what the test left in it
   std::string dir_, server_;
   NoEvents events_;
   std::unique_ptr<ConnTable> conns_;

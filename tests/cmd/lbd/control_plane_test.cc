@@ -23,6 +23,7 @@
 
 #include "cmd/lbctl/lbctl.h"
 #include "cmd/lbd/control/metrics_server.h"
+#include "tests/testlib/temp_dir.h"
 
 namespace lb::lbd {
 namespace {
@@ -55,8 +56,7 @@ struct Result {
 class ControlPlaneTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/lbd_control_test.XXXXXX";
-    dir_ = mkdtemp(tmpl);
+    dir_ = tmp_.path();
     server_ = "unix://" + dir_ + "/run/lbd.sock";  // the server creates run/
     startServer();
   }
@@ -88,6 +88,7 @@ class ControlPlaneTest : public ::testing::Test {
 
   std::unique_ptr<lbctl::Stub> stub() { return *lbctl::makeStub({server_, "", "", ""}); }
 
+  lb::testing::TempDir tmp_{"lbd_control_test"};  // removed last, with what the test left in it
   std::string dir_, server_;
   CountingHooks hooks_;
   std::unique_ptr<ServiceTable> table_;

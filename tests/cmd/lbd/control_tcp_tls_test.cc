@@ -28,6 +28,7 @@
 #include "cmd/lbctl/lbctl.h"
 #include "cmd/lbd/control/control_plane.h"
 #include "tests/cmd/lbd/test_pki.h"
+#include "tests/testlib/temp_dir.h"
 
 namespace lb::lbd {
 namespace {
@@ -39,23 +40,18 @@ struct Result {
   std::string out, err;
 };
 
-std::string tempDir() {
-  char tmpl[] = "/tmp/lbd_tls_test.XXXXXX";
-  const char* d = mkdtemp(tmpl);
-  EXPECT_NE(d, nullptr);
-  return d;
-}
-
 class TcpControlTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new std::string(tempDir());
+    tmp_ = new lb::testing::TempDir("lbd_tls_test");
+    dir_ = new std::string(tmp_->path());
     pki_ = new testing::TestPki(testing::makeTestPki(*dir_));
   }
 
   static void TearDownTestSuite() {
     delete pki_;
     delete dir_;
+    delete tmp_;  // the directory and the test PKI in it
   }
 
   // Starts lbd's control plane on 127.0.0.1:<free port>; returns "HOST:PORT".
@@ -88,12 +84,14 @@ class TcpControlTest : public ::testing::Test {
     EXPECT_EQ(r.out, "") << line;
   }
 
+  static lb::testing::TempDir* tmp_;
   static std::string* dir_;
   static testing::TestPki* pki_;
   ServiceTable table_;
   std::unique_ptr<ControlPlane> plane_;
 };
 
+lb::testing::TempDir* TcpControlTest::tmp_ = nullptr;
 std::string* TcpControlTest::dir_ = nullptr;
 testing::TestPki* TcpControlTest::pki_ = nullptr;
 

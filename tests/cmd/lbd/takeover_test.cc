@@ -13,18 +13,17 @@
 
 #include "cmd/lbd/takeover/handover_socket.h"
 #include "cmd/lbd/takeover/owner_lock.h"
+#include "tests/testlib/temp_dir.h"
 
 namespace lb::lbd {
 namespace {
 
-std::string tempDir() {
-  char tmpl[] = "/tmp/lbd-takeover-test.XXXXXX";
-  const char* d = mkdtemp(tmpl);
-  return d == nullptr ? std::string() : std::string(d);
-}
+using lb::testing::TempDir;
+constexpr char kTmp[] = "lbd-takeover-test";
 
 TEST(OwnerLockTest, SecondOwnerIsRefusedNamingTheFirst) {
-  const std::string dir = tempDir() + "/run";  // created by acquire()
+  const TempDir tmp(kTmp);
+  const std::string dir = tmp.path() + "/run";  // created by acquire()
   OwnerInfo me{4242, "lbd0", "gateway", "unix:///run/lbd/lbd.sock"};
   auto first = OwnerLock::acquire(dir, me);
   ASSERT_TRUE(first.ok()) << first.status();
@@ -45,7 +44,8 @@ TEST(OwnerLockTest, SecondOwnerIsRefusedNamingTheFirst) {
 }
 
 TEST(OwnerLockTest, StaleFdOfARemovedFileDoesNotBlock) {
-  const std::string dir = tempDir();
+  const TempDir tmp(kTmp);
+  const std::string dir = tmp.path();
   auto first = OwnerLock::acquire(dir, OwnerInfo{1, "lbd0", "gateway", "unix:///a"});
   ASSERT_TRUE(first.ok());
   // An fd opened on the file before its owner removed it: locking it proves nothing.
@@ -69,7 +69,8 @@ TEST(OwnerLockTest, RecordRoundTrips) {
 }
 
 TEST(OwnerLockTest, AdoptedFdKeepsTheLock) {
-  const std::string dir = tempDir();
+  const TempDir tmp(kTmp);
+  const std::string dir = tmp.path();
   auto first = OwnerLock::acquire(dir, OwnerInfo{1, "lbd0", "gateway", "unix:///a"});
   ASSERT_TRUE(first.ok());
   // What SCM_RIGHTS does: another fd of the same open file description.
