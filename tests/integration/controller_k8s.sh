@@ -202,7 +202,12 @@ LONG_PID=$!
 DP_PIDS+=($LONG_PID)
 wait_for 10 "long connection open" test -e "$DP_TMP/connected"
 active_dest() { lbctl sc -Ln -t $VIP | awk '$1 == "->" && $5 == "1" {print $2}'; }
-wait_for 10 "a real server with one active connection" test -n "$(active_dest)"
+# A function, so that every retry lists again (the listing was taken once, before the first try,
+# and CI at 22076af timed out here). connect() returns at the SYN-ACK; lbd counts the conn active
+# only once the client's ACK is in its state machine (in sidecar mode with the flow offload, at
+# the offload's next tick), so the first listing can still show it inactive.
+one_active() { [ -n "$(active_dest)" ]; }
+wait_for 10 "a real server with one active connection" one_active
 X=$(active_dest)
 XIP=${X%:*}
 idx=$(k8s_kubectl get endpointslice web-1 -o jsonpath='{range .endpoints[*]}{.addresses[0]}{"\n"}{end}' | grep -n "^$XIP\$" | cut -d: -f1)
